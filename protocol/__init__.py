@@ -1,0 +1,1 @@
+"""kefu.protocol: the sans-IO core."""

@@ -1,0 +1,326 @@
+"""The connection: one state machine per role, driven by bytes and time (spec/PROTOCOL.md section 7).
+
+Theory of operation — the five verbs:
+
+- ``receive_data(b)`` feeds bytes from the socket (``b""`` = end of stream). It never raises for anything
+  the peer sent: a bad input becomes a ``ConnectionTerminated`` event and an ERROR frame queued for the peer.
+- ``events_received()`` returns and clears the events since the last call.
+- ``data_to_send()`` returns and clears the bytes to write: every frame queued since the last call, sealed
+  into as few records as possible (one AEAD seal per batch).
+- ``get_timer()`` / ``handle_timer(now)``: the deadline the adapter must arm, and what happens when it fires
+  (handshake deadline, keepalive).
+
+Every (role, state, frame type) the machine accepts is a row of `TRANSITIONS`; anything else is answered
+with UNEXPECTED_FRAME naming all three. A frame that changes the receive key (SERVER_FINISHED,
+CLIENT_FINISHED, KEY_UPDATE) must be the last frame of its record.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+
+from .codes import FATAL_CODES
+from .crypto import SUITES, Suite
+from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from .events import ConnectionClosed, ConnectionTerminated, Event, HandshakeComplete, TicketReceived
+from .frames import (
+    MAX_RECORD_PLAINTEXT, Close, Error, Frame, FrameDecoder, FrameType, KeyUpdate, Ping, Pong, RawFrame,
+    decode_frame, encode, split_inner,
+)  # fmt: skip
+from .records import Direction
+
+HANDSHAKE_TIMEOUT_S = 10.0
+"""A handshake not finished in 10 s is dropped: generous for a far client, short enough that half-open
+handshakes cannot pile up."""
+
+MAX_EVENTS_BUFFERED = 100_000
+"""Bound on events held between two events_received() calls (an adapter drains after every chunk)."""
+
+
+class Role(Enum):
+    """Which end of the connection this is."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class State(Enum):
+    """Connection states (section 7.1)."""
+
+    START = "start"
+    WAIT_SERVER_HELLO = "wait-server-hello"
+    WAIT_SERVER_FINISHED = "wait-server-finished"
+    WAIT_CLIENT_FINISHED = "wait-client-finished"
+    CONNECTED = "connected"
+    CLOSING = "closing"
+    """This side sent CLOSE; frames from the peer are still read until its CLOSE or the end."""
+    CLOSED = "closed"
+
+
+CLIENT_SENDS = frozenset(
+    {FrameType.SEND, FrameType.DELIVER_ACK, FrameType.SYNC, FrameType.PING, FrameType.PONG,
+     FrameType.ERROR, FrameType.CLOSE}
+)  # fmt: skip
+SERVER_SENDS = frozenset(
+    {FrameType.SEND_ACK, FrameType.DELIVER, FrameType.SYNC_DONE, FrameType.PING, FrameType.PONG,
+     FrameType.ERROR, FrameType.GOAWAY, FrameType.CLOSE, FrameType.NEW_TICKET, FrameType.KEY_UPDATE}
+)  # fmt: skip
+SENDS = {Role.CLIENT: CLIENT_SENDS | {FrameType.KEY_UPDATE}, Role.SERVER: SERVER_SENDS}
+"""What each role may send once connected; the other role accepts exactly these."""
+
+PLAINTEXT_TYPES = frozenset({FrameType.CLIENT_HELLO, FrameType.SERVER_HELLO, FrameType.ERROR})
+"""The only frames that travel outside records (and ERROR only before the handshake completes)."""
+
+_HANDSHAKE_ROWS = {
+    (Role.SERVER, State.START, FrameType.CLIENT_HELLO): "_on_client_hello",
+    (Role.CLIENT, State.WAIT_SERVER_HELLO, FrameType.SERVER_HELLO): "_on_server_hello",
+    (Role.CLIENT, State.WAIT_SERVER_FINISHED, FrameType.SERVER_FINISHED): "_on_server_finished",
+    (Role.SERVER, State.WAIT_CLIENT_FINISHED, FrameType.CLIENT_FINISHED): "_on_client_finished",
+}
+_SPECIAL = {
+    FrameType.ERROR: "_on_error",
+    FrameType.CLOSE: "_on_close",
+    FrameType.PING: "_on_ping",
+    FrameType.KEY_UPDATE: "_on_key_update",
+    FrameType.NEW_TICKET: "_on_new_ticket",
+}
+
+
+def _build_transitions() -> dict[tuple[Role, State, int], str]:
+    table: dict[tuple[Role, State, int], str] = dict(_HANDSHAKE_ROWS)
+    handshaking = (State.START, State.WAIT_SERVER_HELLO, State.WAIT_SERVER_FINISHED, State.WAIT_CLIENT_FINISHED)
+    for role in Role:
+        for state in handshaking:
+            table[(role, state, FrameType.ERROR)] = "_on_error"
+        peer = Role.SERVER if role is Role.CLIENT else Role.CLIENT
+        for state in (State.CONNECTED, State.CLOSING):
+            for frame_type in SENDS[peer]:
+                table[(role, state, frame_type)] = _SPECIAL.get(frame_type, "_on_app_frame")
+    return table
+
+
+TRANSITIONS = _build_transitions()
+"""(role, state, frame type) -> handler: the whole state machine in one table."""
+
+
+class Connection:
+    """State shared by both roles: decoding, records, the event queue, timers and closing."""
+
+    role: Role
+
+    def __init__(self, *, now: float) -> None:
+        self.state = State.START
+        self._decoder = FrameDecoder()
+        self._events: list[Event] = []
+        self._out: list[bytes] = []
+        self._pending: list[bytes] = []
+        self._pending_len = 0
+        self._send: Direction | None = None
+        self._recv: Direction | None = None
+        self._timer: float | None = now + HANDSHAKE_TIMEOUT_S
+        self._keepalive_s = 0.0
+        self._idle_ticks = 0
+        self._activity = False
+        self._sent_close = False
+        self.suite: Suite | None = None
+
+    # --- the five verbs ---------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes received from the peer; ``b""`` means the peer closed its end."""
+        if self.state is State.CLOSED:
+            return
+        self._activity = True
+        if not data:
+            self._on_eof()
+            return
+        try:
+            for raw in self._decoder.feed(data):
+                self._dispatch_outer(raw)
+                if self.state is State.CLOSED:
+                    return
+        except RemoteProtocolError as exc:
+            self._fail(exc.code, exc.reason)
+
+    def events_received(self) -> list[Event | Frame]:
+        """Events since the last call, oldest first."""
+        events, self._events = self._events, []
+        return events  # type: ignore[return-value]
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the socket: everything queued, sealed into records."""
+        self._flush()
+        out, self._out = self._out, []
+        return b"".join(out)
+
+    def get_timer(self) -> float | None:
+        """When handle_timer must next be called, or None."""
+        return self._timer
+
+    def handle_timer(self, now: float) -> None:
+        """Handshake deadline and keepalive (section 7.3)."""
+        if self._timer is None or now < self._timer or self.state is State.CLOSED:
+            return
+        if self.state not in (State.CONNECTED, State.CLOSING):
+            self._fail(ErrorCode.HANDSHAKE_TIMEOUT, "handshake deadline passed")
+            return
+        self._idle_ticks = 0 if self._activity else self._idle_ticks + 1
+        self._activity = False
+        self._timer = now + self._keepalive_s / 2
+        if self._idle_ticks >= 3:
+            self._fail(ErrorCode.KEEPALIVE_TIMEOUT, "no traffic for 1.5 keepalive intervals")
+        elif self._idle_ticks == 2 and self.role is Role.CLIENT:
+            self.send(Ping(int.from_bytes(os.urandom(8), "big")))
+
+    # --- sending ----------------------------------------------------------------------------------------
+
+    def send(self, frame: Frame) -> None:
+        """Queue an application frame; it is sealed with the others at the next data_to_send()."""
+        if self.state is not State.CONNECTED:
+            raise LocalProtocolError(f"{self.role.value} cannot send {frame.TYPE.name} in state {self.state.value}")
+        if frame.TYPE not in SENDS[self.role]:
+            raise LocalProtocolError(f"{self.role.value} never sends {frame.TYPE.name}")
+        self._queue(encode(frame))
+
+    def close(self, code: ErrorCode = ErrorCode.OK, reason: str = "") -> None:
+        """Send CLOSE; the connection reads on until the peer's CLOSE or the end of the stream."""
+        if self.state is State.CONNECTED:
+            self._queue(encode(Close(code, reason)))
+            self._sent_close = True
+            self.state = State.CLOSING
+        elif self.state is not State.CLOSING:
+            self.state = State.CLOSED
+
+    @property
+    def buffered_incomplete(self) -> int:
+        """Bytes held for an incomplete frame (what the adapter may bound)."""
+        return self._decoder.buffered
+
+    def _queue(self, encoded: bytes) -> None:
+        if self._pending_len + len(encoded) > MAX_RECORD_PLAINTEXT:
+            self._flush()
+        self._pending.append(encoded)
+        self._pending_len += len(encoded)
+
+    def _queue_plain(self, encoded: bytes) -> None:
+        self._flush()
+        self._out.append(encoded)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        assert self._send is not None
+        plaintext = b"".join(self._pending)
+        self._pending, self._pending_len = [], 0
+        if self._send.needs_update(len(plaintext)):
+            self._out.append(self._send.seal(encode(KeyUpdate(0))))
+            self._send.update()
+        self._out.append(self._send.seal(plaintext))
+
+    def _set_send(self, secret: bytes) -> None:
+        self._flush()
+        assert self.suite is not None
+        self._send = Direction(SUITES[self.suite], secret)
+
+    def _set_recv(self, secret: bytes) -> None:
+        assert self.suite is not None
+        self._recv = Direction(SUITES[self.suite], secret)
+
+    # --- receiving --------------------------------------------------------------------------------------
+
+    def _dispatch_outer(self, raw: RawFrame) -> None:
+        if raw.frame_type == FrameType.RECORD:
+            if self._recv is None:
+                raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, "RECORD before keys are established")
+            inner = split_inner(self._recv.open(raw.header, raw.body))
+            for index, frame in enumerate(inner):
+                recv_before = self._recv
+                self._dispatch(frame, frame.header + frame.body)
+                if self.state is State.CLOSED:
+                    return
+                if self._recv is not recv_before and index != len(inner) - 1:
+                    raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, "key change not at a record end")
+            return
+        if raw.frame_type not in PLAINTEXT_TYPES or (
+            raw.frame_type == FrameType.ERROR and self._recv is not None
+        ):
+            self._unexpected(raw.frame_type, "in plaintext")
+        self._dispatch(raw, raw.header + raw.body)
+
+    def _dispatch(self, raw: RawFrame, encoded: bytes) -> None:
+        frame = decode_frame(raw)
+        if frame is None:
+            return
+        handler = TRANSITIONS.get((self.role, self.state, frame.TYPE))
+        if handler is None:
+            self._unexpected(frame.TYPE, f"in state {self.state.value}")
+        getattr(self, handler)(frame, encoded)
+
+    def _unexpected(self, frame_type: int, where: str) -> None:
+        name = FrameType(frame_type).name if frame_type in FrameType._value2member_map_ else hex(frame_type)
+        raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, f"{self.role.value} got {name} {where}")
+
+    def _on_app_frame(self, frame: Frame, _encoded: bytes) -> None:
+        if len(self._events) >= MAX_EVENTS_BUFFERED:
+            raise RemoteProtocolError(ErrorCode.OVERLOADED, "events not drained")
+        self._events.append(frame)  # type: ignore[arg-type]
+
+    def _on_ping(self, frame: Ping, _encoded: bytes) -> None:
+        if self.state is State.CONNECTED:
+            self._queue(encode(Pong(frame.opaque, request_id=frame.request_id)))
+
+    def _on_key_update(self, frame: KeyUpdate, _encoded: bytes) -> None:
+        assert self._recv is not None
+        self._recv.update()
+        if frame.update_requested and self._send is not None and self.state is State.CONNECTED:
+            self._queue(encode(KeyUpdate(0)))
+            self._flush()
+            self._send.update()
+
+    def _on_new_ticket(self, frame: Frame, encoded: bytes) -> None:
+        raise NotImplementedError  # ClientConnection overrides; the table routes it to clients only
+
+    def _on_error(self, frame: Error, _encoded: bytes) -> None:
+        code = ErrorCode(frame.code) if frame.code in ErrorCode._value2member_map_ else ErrorCode.INTERNAL_ERROR
+        if code in FATAL_CODES or self.state not in (State.CONNECTED, State.CLOSING):
+            self._events.append(ConnectionTerminated(code, frame.reason, by_peer=True))
+            self.state = State.CLOSED
+            self._timer = None
+        else:
+            self._events.append(frame)  # type: ignore[arg-type]
+
+    def _on_close(self, frame: Close, _encoded: bytes) -> None:
+        if not self._sent_close:
+            self._queue(encode(Close(ErrorCode.OK, "")))
+            self._sent_close = True
+        code = ErrorCode(frame.code) if frame.code in ErrorCode._value2member_map_ else ErrorCode.OK
+        self._events.append(ConnectionClosed(code, frame.reason))
+        self.state = State.CLOSED
+        self._timer = None
+
+    def _on_eof(self) -> None:
+        if self.state is State.CLOSING:
+            self._events.append(ConnectionClosed(ErrorCode.OK, "peer ended the stream after our CLOSE"))
+        else:
+            self._events.append(ConnectionTerminated(ErrorCode.TRUNCATED, "stream ended without CLOSE", True))
+        self.state = State.CLOSED
+        self._timer = None
+
+    def _fail(self, code: ErrorCode, reason: str) -> None:
+        """Report `code` to the peer (encrypted if keys exist) and close."""
+        frame = encode(Error(code, reason[:200]))
+        if self._send is not None:
+            self._pending, self._pending_len = [], 0
+            self._queue(frame)
+            self._flush()
+        else:
+            self._out.append(frame)
+        self._events.append(ConnectionTerminated(code, reason, by_peer=False))
+        self.state = State.CLOSED
+        self._timer = None
+
+    def _handshake_done(self, event: HandshakeComplete, now_keepalive_ms: int) -> None:
+        self.state = State.CONNECTED
+        self._keepalive_s = now_keepalive_ms / 1000
+        self._events.append(event)

@@ -1,0 +1,359 @@
+"""Cipher suites and the primitives they are made of (spec/PROTOCOL.md section 6).
+
+Theory of operation: a suite is a row of `SUITES`: its hash (for HKDF, HMAC, transcript and fingerprints),
+its AEAD, its key-exchange group and its signature scheme. Everything above this module asks the suite
+row for a primitive and never names an algorithm itself, so adding a suite is adding a row.
+
+- national (RFC 8998): SM3, SM4-GCM, ECDHE on curveSM2, SM2-with-SM3 signatures (signer ID of RFC 8998);
+- international (RFC 8446): SHA-256, AES-128-GCM, X25519, Ed25519.
+
+SM2 runs in C (GmSSL for signatures, OpenSSL's EC_POINT_mul for ECDH) through `sm2`, which checks itself
+against GB/T 32918 vectors at import. HMAC runs through OpenSSL's one-shot `hmac.digest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from . import sm2
+from .errors import CryptoError, ErrorCode, LocalProtocolError
+
+__all__ = [
+    "SUITES",
+    "Aead",
+    "KeyType",
+    "SigningKey",
+    "Suite",
+    "SuiteSpec",
+    "VerifyKey",
+    "fingerprint",
+    "hash_digest",
+    "hkdf_expand",
+    "hkdf_extract",
+]
+
+TAG_LEN = 16
+"""Every suite's AEAD appends a 16-byte tag (full-length GCM tags; RFC 8998 and RFC 8446)."""
+
+NONCE_LEN = 12
+"""Every suite's AEAD takes a 96-bit nonce (GCM's native size)."""
+
+
+class Suite(IntEnum):
+    """Cipher suite identifiers, numbered as their TLS 1.3 counterparts (spec section 6.1)."""
+
+    NATIONAL = 0x00C6
+    """TLS_SM4_GCM_SM3 of RFC 8998 with curveSM2 and sm2sig_sm3."""
+    INTERNATIONAL = 0x1301
+    """TLS_AES_128_GCM_SHA256 of RFC 8446 with X25519 and Ed25519."""
+
+
+class KeyType(IntEnum):
+    """Long-term signing key types (spec section 6.4)."""
+
+    SM2 = 1
+    ED25519 = 2
+
+
+# --- hashes and HMAC ------------------------------------------------------------------------------------
+
+HASH_LEN = 32
+"""SM3 and SHA-256 both give 32 bytes; the key schedule relies on it."""
+
+
+def _openssl_hash_name(name: str) -> str:
+    if name not in ("sm3", "sha256"):
+        raise LocalProtocolError(f"unknown hash {name!r}")
+    return name
+
+
+def hash_digest(hash_name: str, data: bytes) -> bytes:
+    """Return the digest of `data` with `hash_name` ("sm3" or "sha256")."""
+    return hashlib.new(_openssl_hash_name(hash_name), data).digest()
+
+
+def hmac_digest(hash_name: str, key: bytes, msg: bytes) -> bytes:
+    """Return HMAC(key, msg) with `hash_name`."""
+    return hmac.digest(key, msg, _openssl_hash_name(hash_name))
+
+
+def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
+    """HKDF-Extract of RFC 5869: HMAC(salt or zeros, ikm)."""
+    return hmac_digest(hash_name, salt or bytes(HASH_LEN), ikm)
+
+
+def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-Expand of RFC 5869."""
+    if not 0 < length <= 255 * HASH_LEN:
+        raise LocalProtocolError(f"HKDF-Expand length {length} out of range")
+    out = b""
+    block = b""
+    counter = 1
+    while len(out) < length:
+        block = hmac_digest(hash_name, prk, block + info + bytes((counter,)))
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def hash_ctx(hash_name: str) -> hashlib._Hash:
+    """A running hash of `hash_name`, for transcripts."""
+    return hashlib.new(_openssl_hash_name(hash_name))
+
+
+# --- AEAD -----------------------------------------------------------------------------------------------
+
+
+class Aead:
+    """One AEAD key: "aes-gcm" (16- or 32-byte key) or "sm4-gcm" (16-byte key); 12-byte nonces, 16-byte tags.
+
+    `open` raises CryptoError(BAD_RECORD_MAC) on any authentication failure.
+    """
+
+    __slots__ = ("_aes", "_cipher", "_key")
+
+    def __init__(self, cipher: str, key: bytes) -> None:
+        self._cipher = cipher
+        self._key = key
+        if cipher == "aes-gcm":
+            self._aes: AESGCM | None = AESGCM(key)
+        elif cipher == "sm4-gcm":
+            if len(key) != 16:
+                raise LocalProtocolError("SM4 keys are 16 bytes")
+            self._aes = None
+        else:
+            raise LocalProtocolError(f"unknown AEAD {cipher!r}")
+
+    def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt and authenticate; returns ciphertext || tag."""
+        if self._aes is not None:
+            return self._aes.encrypt(nonce, plaintext, aad)
+        enc = Cipher(algorithms.SM4(self._key), modes.GCM(nonce)).encryptor()
+        enc.authenticate_additional_data(aad)
+        body = enc.update(plaintext) + enc.finalize()
+        return body + enc.tag
+
+    def open(self, nonce: bytes, data: bytes, aad: bytes) -> bytes:
+        """Authenticate and decrypt ciphertext || tag; raises CryptoError if it does not authenticate."""
+        if len(data) < TAG_LEN:
+            raise CryptoError(ErrorCode.BAD_RECORD_MAC, "record shorter than its tag")
+        try:
+            if self._aes is not None:
+                return self._aes.decrypt(nonce, data, aad)
+            split = len(data) - TAG_LEN
+            dec = Cipher(algorithms.SM4(self._key), modes.GCM(nonce, data[split:])).decryptor()
+            dec.authenticate_additional_data(aad)
+            return dec.update(data[:split]) + dec.finalize()
+        except InvalidTag:
+            raise CryptoError(ErrorCode.BAD_RECORD_MAC, "record failed authentication") from None
+
+
+# --- key exchange ---------------------------------------------------------------------------------------
+
+
+class KeyShare(Protocol):
+    """An ephemeral key-exchange private key of one group."""
+
+    def public_bytes(self) -> bytes:
+        """The encoded public share sent on the wire."""
+        ...
+
+    def exchange(self, peer_public: bytes) -> bytes:
+        """The shared secret with the peer's encoded share; CryptoError(BAD_KEY_SHARE) if it is invalid."""
+        ...
+
+
+class X25519Share:
+    """An X25519 ephemeral key (RFC 7748); public shares are 32 bytes."""
+
+    PUBLIC_LEN = 32
+    __slots__ = ("_key",)
+
+    def __init__(self, key: x25519.X25519PrivateKey) -> None:
+        self._key = key
+
+    @classmethod
+    def generate(cls) -> X25519Share:
+        """A fresh random key."""
+        return cls(x25519.X25519PrivateKey.generate())
+
+    @classmethod
+    def from_private_bytes(cls, data: bytes) -> X25519Share:
+        """A key from its 32-byte scalar (test vectors use fixed scalars)."""
+        return cls(x25519.X25519PrivateKey.from_private_bytes(data))
+
+    def public_bytes(self) -> bytes:
+        """The 32-byte public share."""
+        return self._key.public_key().public_bytes_raw()
+
+    def exchange(self, peer_public: bytes) -> bytes:
+        """The 32-byte shared secret; rejects bad lengths and the all-zero result (RFC 7748 section 6.1)."""
+        if len(peer_public) != self.PUBLIC_LEN:
+            raise CryptoError(ErrorCode.BAD_KEY_SHARE, "X25519 share must be 32 bytes")
+        try:
+            return self._key.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
+        except ValueError:
+            raise CryptoError(ErrorCode.BAD_KEY_SHARE, "X25519 share gives a zero secret") from None
+
+
+class SM2Share:
+    """A curveSM2 ephemeral key (RFC 8998 ECDHE); public shares are 65-byte uncompressed points."""
+
+    PUBLIC_LEN = 65
+    __slots__ = ("_key",)
+
+    def __init__(self, key: sm2.SM2PrivateKey) -> None:
+        self._key = key
+
+    @classmethod
+    def generate(cls) -> SM2Share:
+        """A fresh random key."""
+        return cls(sm2.SM2PrivateKey.generate())
+
+    @classmethod
+    def from_private_bytes(cls, data: bytes) -> SM2Share:
+        """A key from its 32-byte scalar (test vectors use fixed scalars)."""
+        return cls(sm2.SM2PrivateKey.from_bytes(data))
+
+    def public_bytes(self) -> bytes:
+        """The 65-byte public point 04 || x || y."""
+        return self._key.public_key().public_bytes()
+
+    def exchange(self, peer_public: bytes) -> bytes:
+        """The 32-byte x-coordinate of the shared point; rejects points not on curveSM2."""
+        try:
+            peer = sm2.SM2PublicKey.from_bytes(peer_public)
+        except ValueError:
+            raise CryptoError(ErrorCode.BAD_KEY_SHARE, "not a point of curveSM2") from None
+        return self._key.exchange(peer)
+
+
+# --- signatures -----------------------------------------------------------------------------------------
+
+
+class VerifyKey:
+    """A long-term public key of either type; `verify` returns False rather than raising."""
+
+    __slots__ = ("key_type", "public_bytes", "_ed", "_sm2")
+
+    def __init__(self, key_type: KeyType, public: bytes) -> None:
+        self.key_type = key_type
+        self.public_bytes = public
+        self._ed: ed25519.Ed25519PublicKey | None = None
+        self._sm2: sm2.SM2PublicKey | None = None
+        try:
+            if key_type is KeyType.ED25519:
+                self._ed = ed25519.Ed25519PublicKey.from_public_bytes(public)
+            else:
+                self._sm2 = sm2.SM2PublicKey.from_bytes(public)
+        except ValueError:
+            raise CryptoError(ErrorCode.BAD_SIGNATURE, f"invalid {key_type.name} public key") from None
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        """True when `signature` is this key's signature over `message`."""
+        if self._sm2 is not None:
+            return self._sm2.verify(signature, message, signer_id=sm2.SIGNER_ID_RFC8998)
+        assert self._ed is not None
+        try:
+            self._ed.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+    def fingerprint(self) -> str:
+        """The pin of this key, as `fingerprint` computes it."""
+        return fingerprint(self.key_type, self.public_bytes)
+
+
+class SigningKey:
+    """A long-term private key: SM2 (signs with SM3 and the RFC 8998 signer ID) or Ed25519."""
+
+    __slots__ = ("_ed", "_sm2", "key_type", "verify_key")
+
+    def __init__(self, key_type: KeyType, private: bytes) -> None:
+        self.key_type = key_type
+        self._ed: ed25519.Ed25519PrivateKey | None = None
+        self._sm2: sm2.SM2PrivateKey | None = None
+        if key_type is KeyType.ED25519:
+            self._ed = ed25519.Ed25519PrivateKey.from_private_bytes(private)
+            public = self._ed.public_key().public_bytes_raw()
+        else:
+            self._sm2 = sm2.SM2PrivateKey.from_bytes(private)
+            public = self._sm2.public_key().public_bytes()
+        self.verify_key = VerifyKey(key_type, public)
+
+    @classmethod
+    def generate(cls, key_type: KeyType) -> SigningKey:
+        """A fresh random long-term key."""
+        if key_type is KeyType.ED25519:
+            raw = ed25519.Ed25519PrivateKey.generate().private_bytes_raw()
+        else:
+            raw = sm2.SM2PrivateKey.generate().private_bytes()
+        return cls(key_type, raw)
+
+    def private_bytes(self) -> bytes:
+        """The raw 32-byte private key (store it in a 0600 file)."""
+        if self._ed is not None:
+            return self._ed.private_bytes_raw()
+        assert self._sm2 is not None
+        return self._sm2.private_bytes()
+
+    def sign(self, message: bytes, *, sm2_k: int | None = None) -> bytes:
+        """Sign `message`. `sm2_k` fixes the SM2 nonce: only for reproducible test vectors."""
+        if self._ed is not None:
+            return self._ed.sign(message)
+        assert self._sm2 is not None
+        return self._sm2.sign(message, signer_id=sm2.SIGNER_ID_RFC8998, k=sm2_k)
+
+
+def fingerprint(key_type: KeyType, public: bytes) -> str:
+    """The pin of a public key: "sm2:" + hex(SM3(public)) or "ed25519:" + hex(SHA-256(public))."""
+    if key_type is KeyType.SM2:
+        return "sm2:" + hash_digest("sm3", public).hex()
+    return "ed25519:" + hash_digest("sha256", public).hex()
+
+
+# --- the suite table ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteSpec:
+    """One row of the suite table."""
+
+    suite: Suite
+    name: str
+    hash_name: str
+    cipher: str
+    key_len: int
+    key_type: KeyType
+    share_len: int
+
+    def new_share(self) -> KeyShare:
+        """A fresh ephemeral key of this suite's group."""
+        return SM2Share.generate() if self.key_type is KeyType.SM2 else X25519Share.generate()
+
+    def share_from_private(self, private: bytes) -> KeyShare:
+        """An ephemeral key from a fixed scalar (test vectors)."""
+        if self.key_type is KeyType.SM2:
+            return SM2Share.from_private_bytes(private)
+        return X25519Share.from_private_bytes(private)
+
+
+SUITES: dict[Suite, SuiteSpec] = {
+    Suite.NATIONAL: SuiteSpec(
+        Suite.NATIONAL, "national", "sm3", "sm4-gcm", 16, KeyType.SM2, SM2Share.PUBLIC_LEN
+    ),
+    Suite.INTERNATIONAL: SuiteSpec(
+        Suite.INTERNATIONAL, "international", "sha256", "aes-gcm", 16, KeyType.ED25519,
+        X25519Share.PUBLIC_LEN,
+    ),
+}

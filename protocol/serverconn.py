@@ -1,0 +1,205 @@
+"""The server role of the handshake (spec/PROTOCOL.md section 5, server steps)."""
+
+from __future__ import annotations
+
+import os
+
+from . import crypto
+from .connection import Connection, Role, State
+from .crypto import SUITES, KeyType, Suite
+from .errors import CryptoError, ErrorCode, RemoteProtocolError
+from .events import HandshakeComplete
+from .frames import AuthMode, ClientFinished, ClientHello, NewTicket, PskMode, ServerFinished, ServerHello, encode
+from .handshake import (
+    CLIENT_SIGNATURE_CONTEXT, SERVER_SIGNATURE_CONTEXT, ServerConfig, Transcript, check_app_proof, check_mac,
+    choose_suite, clamp_keepalive, new_share, prefix16, random_bytes, server_signed_prefix, verify_signature,
+)  # fmt: skip
+from .keyschedule import KeySchedule
+from .tickets import TICKET_VERSION, TicketState
+
+
+class ServerConnection(Connection):
+    """A server connection, created when a client connects; `now` is the accept time (ticket ages)."""
+
+    role = Role.SERVER
+
+    def __init__(self, config: ServerConfig, *, now: float) -> None:
+        super().__init__(now=now)
+        self.config = config
+        self._now = now
+        self._schedule: KeySchedule | None = None
+        self._transcript: Transcript | None = None
+        self._c_ap = b""
+        self._ticket_state: TicketState | None = None
+        self._keepalive_ms = 0
+        self.app_id = ""
+        self.client_key = ""
+
+    # --- CLIENT_HELLO -----------------------------------------------------------------------------------
+
+    def _on_client_hello(self, hello: ClientHello, encoded: bytes) -> None:
+        suite = self._pick_suite(hello)
+        spec = SUITES[suite]
+        self.suite = suite
+        state = self._resume(hello, suite, encoded) if hello.ticket else None
+        self._ticket_state = state
+        psk = state.psk if state else None
+        share_bytes, shared = b"", None
+        if state is None or hello.psk_mode == PskMode.PSK_WITH_ECDHE:
+            share_bytes, shared = self._key_exchange(hello, spec)
+        self._keepalive_ms = clamp_keepalive(hello.keepalive_ms, self.config)
+        reply = encode(ServerHello(random_bytes(self.config.fixed), suite, share_bytes, int(psk is not None),
+                                   self._keepalive_ms))
+        transcript = Transcript(spec.hash_name)
+        transcript.add(encoded)
+        transcript.add(reply)
+        schedule = KeySchedule(spec.hash_name, psk)
+        schedule.add_shared_secret(shared)
+        c_hs, s_hs = schedule.handshake_traffic(transcript.digest())
+        self._transcript, self._schedule = transcript, schedule
+        self._queue_plain(reply)
+        self._set_send(s_hs)
+        self._set_recv(c_hs)
+        self._send_server_finished(spec, transcript, schedule, resumed=state is not None)
+        self.state = State.WAIT_CLIENT_FINISHED
+
+    def _pick_suite(self, hello: ClientHello) -> Suite:
+        if hello.ticket:
+            # A ticket's suite wins when the client still offers it, so that resumption can succeed.
+            ticket_suite = next((s for s in self.config.suites if s in hello.suites and self._opens(hello, s)), None)
+            if ticket_suite is not None:
+                return ticket_suite
+        return choose_suite(hello.suites, self.config.suites)
+
+    def _opens(self, hello: ClientHello, suite: Suite) -> bool:
+        keys = self.config.ticket_keys
+        return keys is not None and keys.open(hello.ticket, suite) is not None
+
+    def _key_exchange(self, hello: ClientHello, spec: crypto.SuiteSpec) -> tuple[bytes, bytes]:
+        entry = next((e for e in hello.key_shares if e.suite == spec.suite), None)
+        if entry is None:
+            raise RemoteProtocolError(ErrorCode.BAD_KEY_SHARE, f"no key share for {spec.name}")
+        share = new_share(spec, self.config.fixed)
+        return share.public_bytes(), share.exchange(entry.key)
+
+    def _resume(self, hello: ClientHello, suite: Suite, encoded: bytes) -> TicketState | None:
+        """The ticket's state if it is valid, unused and its binder verifies; None to do a full handshake."""
+        keys = self.config.ticket_keys
+        state = keys.open(hello.ticket, suite) if keys else None
+        if state is None or hello.psk_mode not in (PskMode.PSK_ONLY, PskMode.PSK_WITH_ECDHE):
+            return self._no_resumption(hello, "ticket unreadable")
+        spec = SUITES[suite]
+        covered = encoded[12 : -(1 + len(hello.binder))]
+        binder_key = KeySchedule(spec.hash_name, state.psk).binder_key()
+        expected = crypto.hmac_digest(spec.hash_name, binder_key, crypto.hash_digest(spec.hash_name, covered))
+        check_mac(expected, hello.binder, ErrorCode.BAD_BINDER, "resumption binder")
+        age_ms = (hello.obfuscated_age - state.age_add) % (1 << 32)
+        issued = state.issued_at_ms / 1000
+        expires = issued + state.lifetime_s
+        if self._now >= expires or age_ms > state.lifetime_s * 1000:
+            return self._no_resumption(hello, "ticket expired")
+        if state.app_id not in self.config.apps:
+            return self._no_resumption(hello, "ticket's app is revoked")
+        if not self.config.ticket_guard.claim(state.ticket_id, expires, now=self._now):
+            return self._no_resumption(hello, "ticket already used")
+        return state
+
+    def _no_resumption(self, hello: ClientHello, why: str) -> None:
+        if hello.psk_mode == PskMode.PSK_ONLY and not hello.key_shares:
+            raise RemoteProtocolError(ErrorCode.TICKET_REJECTED, why)
+        return None
+
+    def _send_server_finished(
+        self, spec: crypto.SuiteSpec, transcript: Transcript, schedule: KeySchedule, *, resumed: bool
+    ) -> None:
+        key_type, public, signature = 0, b"", b""
+        if not resumed:
+            key = self.config.keys.get(spec.key_type)
+            if key is None:
+                raise RemoteProtocolError(ErrorCode.NO_COMMON_SUITE, f"server has no {spec.key_type.name} key")
+            key_type, public = int(key.key_type), key.verify_key.public_bytes
+            signed = transcript.digest(server_signed_prefix(key_type, public))
+            k = self.config.fixed.sm2_k if self.config.fixed else None
+            signature = key.sign(SERVER_SIGNATURE_CONTEXT + signed, sm2_k=k)
+        covered = server_signed_prefix(key_type, public) + prefix16(signature)
+        assert self._send is not None
+        mac = crypto.hmac_digest(spec.hash_name, schedule.finished_key(self._send.secret), transcript.digest(covered))
+        encoded = encode(ServerFinished(key_type, public, signature, mac))
+        self._queue(encoded)
+        transcript.add(encoded)
+        c_ap, s_ap = schedule.application_traffic(transcript.digest())
+        self._c_ap = c_ap
+        self._set_send(s_ap)
+
+    # --- CLIENT_FINISHED --------------------------------------------------------------------------------
+
+    def _on_client_finished(self, finished: ClientFinished, encoded: bytes) -> None:
+        assert self._transcript is not None and self._schedule is not None and self.suite is not None
+        assert self._recv is not None
+        spec = SUITES[self.suite]
+        transcript = self._transcript
+        prefix = encoded[12 : -(1 + len(finished.verify_data))]
+        expected = crypto.hmac_digest(
+            spec.hash_name, self._schedule.finished_key(self._recv.secret), transcript.digest(prefix)
+        )
+        check_mac(expected, finished.verify_data, ErrorCode.BAD_FINISHED, "client Finished")
+        proof_prefix = encoded[12 : -(1 + len(finished.verify_data) + 2 + len(finished.proof))]
+        self._authenticate(finished, spec, transcript.digest(proof_prefix))
+        transcript.add(encoded)
+        resumption = self._schedule.resumption_secret(transcript.digest())
+        self._set_recv(self._c_ap)
+        self._handshake_done(
+            HandshakeComplete(
+                self.suite, self._ticket_state is not None, self.app_id, self._keepalive_ms, "", self.client_key
+            ),
+            self._keepalive_ms,
+        )
+        if self.config.issue_tickets and self.config.ticket_keys is not None:
+            self._issue_ticket(spec, resumption)
+
+    def _authenticate(self, finished: ClientFinished, spec: crypto.SuiteSpec, covered: bytes) -> None:
+        state = self._ticket_state
+        if state is not None:
+            if finished.auth_mode != AuthMode.RESUMED:
+                raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "resumed handshake must use auth mode RESUMED")
+            self.app_id, self.client_key = state.app_id, state.client_key
+            return
+        app = self.config.apps.get(finished.app_id)
+        if app is None:
+            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "unknown app")
+        if finished.auth_mode == AuthMode.APP_SECRET:
+            stored = app.stored_keys.get(spec.hash_name)
+            if stored is None or not check_app_proof(spec.hash_name, stored, finished.proof, covered):
+                raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "app proof does not verify")
+        elif finished.auth_mode == AuthMode.CLIENT_KEY:
+            self.client_key = self._check_client_key(finished, app.client_keys, covered)
+        else:
+            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, f"auth mode {finished.auth_mode}")
+        self.app_id = app.app_id
+
+    @staticmethod
+    def _check_client_key(finished: ClientFinished, allowed: frozenset[str], covered: bytes) -> str:
+        if finished.key_type not in (KeyType.SM2, KeyType.ED25519):
+            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "unknown client key type")
+        pin = crypto.fingerprint(KeyType(finished.key_type), finished.public_key)
+        if pin not in allowed:
+            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "client key not registered for this app")
+        try:
+            verify_signature(finished.key_type, finished.public_key, finished.proof, CLIENT_SIGNATURE_CONTEXT + covered)
+        except CryptoError:
+            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "client signature does not verify") from None
+        return pin
+
+    def _issue_ticket(self, spec: crypto.SuiteSpec, resumption: bytes) -> None:
+        assert self._schedule is not None and self.config.ticket_keys is not None and self.suite is not None
+        fixed = self.config.fixed
+        nonce = fixed.ticket_nonce if fixed else os.urandom(12)
+        ticket_id = fixed.ticket_id if fixed else os.urandom(16)
+        age_add = fixed.age_add if fixed else int.from_bytes(os.urandom(4), "big")
+        lifetime = self.config.ticket_lifetime_s
+        state = TicketState(
+            TICKET_VERSION, self.suite, int(self._now * 1000), lifetime, age_add, ticket_id, self.app_id,
+            self.client_key, self._schedule.ticket_psk(resumption, nonce),
+        )
+        ticket = self.config.ticket_keys.seal(state, nonce)
+        self._queue(encode(NewTicket(lifetime, age_add, nonce, ticket)))
