@@ -8,12 +8,28 @@ from .crypto import SUITES, Suite
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from .events import HandshakeComplete, TicketReceived
 from .frames import (
-    AuthMode, ClientFinished, ClientHello, KeyShareEntry, NewTicket, PskMode, ServerFinished, ServerHello,
+    AuthMode,
+    ClientFinished,
+    ClientHello,
+    KeyShareEntry,
+    NewTicket,
+    PskMode,
+    ServerFinished,
+    ServerHello,
     encode,
 )  # fmt: skip
 from .handshake import (
-    CLIENT_SIGNATURE_CONTEXT, SERVER_SIGNATURE_CONTEXT, ClientConfig, Transcript, app_proof, check_mac,
-    new_share, prefix16, random_bytes, server_signed_prefix, verify_signature,
+    CLIENT_SIGNATURE_CONTEXT,
+    SERVER_SIGNATURE_CONTEXT,
+    ClientConfig,
+    Transcript,
+    app_proof,
+    check_mac,
+    new_share,
+    prefix16,
+    random_bytes,
+    server_signed_prefix,
+    verify_signature,
 )  # fmt: skip
 from .keyschedule import KeySchedule
 from .tickets import SessionTicket
@@ -146,7 +162,12 @@ class ClientConnection(Connection):
         self._set_send(c_ap)
         self._set_recv(s_ap)
         event = HandshakeComplete(
-            self.suite, self._resumed, self.config.app_id, self._keepalive_ms, server_key, self._client_key_pin()
+            self.suite,
+            self._resumed,
+            self.config.app_id,
+            self._keepalive_ms,
+            server_key,
+            self._client_key_pin(),
         )
         self._handshake_done(event, self._keepalive_ms)
 
@@ -154,7 +175,10 @@ class ClientConnection(Connection):
         if finished.key_type != spec.key_type:
             raise RemoteProtocolError(ErrorCode.BAD_SIGNATURE, "server key type does not match the suite")
         key = verify_signature(
-            finished.key_type, finished.public_key, finished.signature, SERVER_SIGNATURE_CONTEXT + covered_hash
+            finished.key_type,
+            finished.public_key,
+            finished.signature,
+            SERVER_SIGNATURE_CONTEXT + covered_hash,
         )
         pin = key.fingerprint()
         if pin not in self.config.server_pins:
@@ -179,7 +203,11 @@ class ClientConnection(Connection):
         else:
             assert config.client_key is not None
             key = config.client_key
-            mode, key_type, public = AuthMode.CLIENT_KEY, int(key.key_type), key.verify_key.public_bytes
+            mode, key_type, public = (
+                AuthMode.CLIENT_KEY,
+                int(key.key_type),
+                key.verify_key.public_bytes,
+            )
             covered = transcript.digest(self._cf_prefix(app_id, mode, key_type, public))
             k = config.fixed.sm2_k if config.fixed else None
             proof = key.sign(CLIENT_SIGNATURE_CONTEXT + covered, sm2_k=k)

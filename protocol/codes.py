@@ -1,4 +1,7 @@
-"""Wire error codes (spec/PROTOCOL.md section 9). GENERATED from spec/errors.toml by spec/gen_codes.py: do not edit."""
+"""Wire error codes (spec/PROTOCOL.md section 9).
+
+GENERATED from spec/errors.toml by spec/gen_codes.py: do not edit.
+"""
 
 from __future__ import annotations
 

@@ -19,14 +19,26 @@ from __future__ import annotations
 
 import os
 from enum import Enum
+from typing import NoReturn
 
 from .codes import FATAL_CODES
 from .crypto import SUITES, Suite
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
-from .events import ConnectionClosed, ConnectionTerminated, Event, HandshakeComplete, TicketReceived
+from .events import ConnectionClosed, ConnectionTerminated, Event, HandshakeComplete
 from .frames import (
-    MAX_RECORD_PLAINTEXT, Close, Error, Frame, FrameDecoder, FrameType, KeyUpdate, Ping, Pong, RawFrame,
-    decode_frame, encode, split_inner,
+    MAX_RECORD_PLAINTEXT,
+    Close,
+    Error,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    KeyUpdate,
+    Ping,
+    Pong,
+    RawFrame,
+    decode_frame,
+    encode,
+    split_inner,
 )  # fmt: skip
 from .records import Direction
 
@@ -72,7 +84,7 @@ SENDS = {Role.CLIENT: CLIENT_SENDS | {FrameType.KEY_UPDATE}, Role.SERVER: SERVER
 PLAINTEXT_TYPES = frozenset({FrameType.CLIENT_HELLO, FrameType.SERVER_HELLO, FrameType.ERROR})
 """The only frames that travel outside records (and ERROR only before the handshake completes)."""
 
-_HANDSHAKE_ROWS = {
+_HANDSHAKE_ROWS: dict[tuple[Role, State, int], str] = {
     (Role.SERVER, State.START, FrameType.CLIENT_HELLO): "_on_client_hello",
     (Role.CLIENT, State.WAIT_SERVER_HELLO, FrameType.SERVER_HELLO): "_on_server_hello",
     (Role.CLIENT, State.WAIT_SERVER_FINISHED, FrameType.SERVER_FINISHED): "_on_server_finished",
@@ -89,7 +101,12 @@ _SPECIAL = {
 
 def _build_transitions() -> dict[tuple[Role, State, int], str]:
     table: dict[tuple[Role, State, int], str] = dict(_HANDSHAKE_ROWS)
-    handshaking = (State.START, State.WAIT_SERVER_HELLO, State.WAIT_SERVER_FINISHED, State.WAIT_CLIENT_FINISHED)
+    handshaking = (
+        State.START,
+        State.WAIT_SERVER_HELLO,
+        State.WAIT_SERVER_FINISHED,
+        State.WAIT_CLIENT_FINISHED,
+    )
     for role in Role:
         for state in handshaking:
             table[(role, state, FrameType.ERROR)] = "_on_error"
@@ -138,7 +155,7 @@ class Connection:
         try:
             for raw in self._decoder.feed(data):
                 self._dispatch_outer(raw)
-                if self.state is State.CLOSED:
+                if self.closed:
                     return
         except RemoteProtocolError as exc:
             self._fail(exc.code, exc.reason)
@@ -193,6 +210,11 @@ class Connection:
             self.state = State.CLOSED
 
     @property
+    def closed(self) -> bool:
+        """True once the connection is over (closed cleanly or failed): nothing more is processed."""
+        return self.state is State.CLOSED
+
+    @property
     def buffered_incomplete(self) -> int:
         """Bytes held for an incomplete frame (what the adapter may bound)."""
         return self._decoder.buffered
@@ -242,9 +264,7 @@ class Connection:
                 if self._recv is not recv_before and index != len(inner) - 1:
                     raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, "key change not at a record end")
             return
-        if raw.frame_type not in PLAINTEXT_TYPES or (
-            raw.frame_type == FrameType.ERROR and self._recv is not None
-        ):
+        if raw.frame_type not in PLAINTEXT_TYPES or (raw.frame_type == FrameType.ERROR and self._recv is not None):
             self._unexpected(raw.frame_type, "in plaintext")
         self._dispatch(raw, raw.header + raw.body)
 
@@ -257,7 +277,7 @@ class Connection:
             self._unexpected(frame.TYPE, f"in state {self.state.value}")
         getattr(self, handler)(frame, encoded)
 
-    def _unexpected(self, frame_type: int, where: str) -> None:
+    def _unexpected(self, frame_type: int, where: str) -> NoReturn:
         name = FrameType(frame_type).name if frame_type in FrameType._value2member_map_ else hex(frame_type)
         raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, f"{self.role.value} got {name} {where}")
 
@@ -277,9 +297,6 @@ class Connection:
             self._queue(encode(KeyUpdate(0)))
             self._flush()
             self._send.update()
-
-    def _on_new_ticket(self, frame: Frame, encoded: bytes) -> None:
-        raise NotImplementedError  # ClientConnection overrides; the table routes it to clients only
 
     def _on_error(self, frame: Error, _encoded: bytes) -> None:
         code = ErrorCode(frame.code) if frame.code in ErrorCode._value2member_map_ else ErrorCode.INTERNAL_ERROR

@@ -243,7 +243,7 @@ class SM2Share:
 class VerifyKey:
     """A long-term public key of either type; `verify` returns False rather than raising."""
 
-    __slots__ = ("key_type", "public_bytes", "_ed", "_sm2")
+    __slots__ = ("_ed", "_sm2", "key_type", "public_bytes")
 
     def __init__(self, key_type: KeyType, public: bytes) -> None:
         self.key_type = key_type
@@ -349,11 +349,14 @@ class SuiteSpec:
 
 
 SUITES: dict[Suite, SuiteSpec] = {
-    Suite.NATIONAL: SuiteSpec(
-        Suite.NATIONAL, "national", "sm3", "sm4-gcm", 16, KeyType.SM2, SM2Share.PUBLIC_LEN
-    ),
+    Suite.NATIONAL: SuiteSpec(Suite.NATIONAL, "national", "sm3", "sm4-gcm", 16, KeyType.SM2, SM2Share.PUBLIC_LEN),
     Suite.INTERNATIONAL: SuiteSpec(
-        Suite.INTERNATIONAL, "international", "sha256", "aes-gcm", 16, KeyType.ED25519,
+        Suite.INTERNATIONAL,
+        "international",
+        "sha256",
+        "aes-gcm",
+        16,
+        KeyType.ED25519,
         X25519Share.PUBLIC_LEN,
     ),
 }

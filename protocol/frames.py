@@ -23,8 +23,22 @@ from typing import Annotated, ClassVar, NamedTuple
 
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from .wire import (
-    U8, U16, U32, U64, Bytes8, Bytes16, Bytes32, Fixed16, Fixed32, Int, Seq, Str8, Str16, Truncated,
-    WireStruct, wire_struct,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bytes8,
+    Bytes16,
+    Bytes32,
+    Fixed16,
+    Fixed32,
+    Int,
+    Seq,
+    Str8,
+    Str16,
+    Truncated,
+    WireStruct,
+    wire_struct,
 )  # fmt: skip
 
 PROTOCOL_VERSION = 1
@@ -398,7 +412,7 @@ BODY_LIMITS: tuple[int, ...] = tuple(_body_limit(t) for t in range(256))
 def encode(frame: Frame) -> bytes:
     """The header and body of `frame`."""
     try:
-        body = frame._wire_build(frame)
+        body: bytes = frame._wire_build(frame)
         return HEADER.pack(len(body), PROTOCOL_VERSION, frame.TYPE, frame.flags, frame.request_id) + body
     except struct.error as exc:
         raise LocalProtocolError(f"cannot encode {type(frame).__name__}: {exc}") from None
@@ -406,7 +420,8 @@ def encode(frame: Frame) -> bytes:
 
 def encode_body(frame: Frame) -> bytes:
     """The body of `frame` alone."""
-    return frame._wire_build(frame)  # type: ignore[no-any-return]
+    body: bytes = frame._wire_build(frame)
+    return body
 
 
 def parse_body(frame_type: int, body: bytes, *, flags: int = 0, request_id: int = 0) -> Frame:
@@ -415,9 +430,7 @@ def parse_body(frame_type: int, body: bytes, *, flags: int = 0, request_id: int 
     try:
         frame, _ = cls._wire_parse(body, 0, len(body), request_id=request_id, flags=flags)
     except Truncated:
-        raise RemoteProtocolError(
-            ErrorCode.MALFORMED_FRAME, f"{cls.__name__} body does not parse"
-        ) from None
+        raise RemoteProtocolError(ErrorCode.MALFORMED_FRAME, f"{cls.__name__} body does not parse") from None
     return frame  # type: ignore[no-any-return]
 
 
@@ -436,9 +449,7 @@ def check_header(length: int, version: int, frame_type: int) -> None:
     if version != PROTOCOL_VERSION:
         raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"version {version}")
     if length > BODY_LIMITS[frame_type]:
-        raise RemoteProtocolError(
-            ErrorCode.FRAME_TOO_LARGE, f"type 0x{frame_type:02x} declares {length} bytes"
-        )
+        raise RemoteProtocolError(ErrorCode.FRAME_TOO_LARGE, f"type 0x{frame_type:02x} declares {length} bytes")
 
 
 class FrameDecoder:

@@ -52,7 +52,7 @@ def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: 
 class KeySchedule:
     """The secrets of one handshake, advanced stage by stage."""
 
-    __slots__ = ("_empty", "hash_name", "handshake_secret", "master_secret", "early_secret")
+    __slots__ = ("_empty", "early_secret", "handshake_secret", "hash_name", "master_secret")
 
     def __init__(self, hash_name: str, psk: bytes | None = None) -> None:
         self.hash_name = hash_name

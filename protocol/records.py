@@ -34,7 +34,7 @@ UPDATE_MARGIN = 64
 class Direction:
     """The keys and counters of one direction of a connection."""
 
-    __slots__ = ("_aead", "_iv", "bytes", "hash_name", "secret", "seq", "cipher", "key_len")
+    __slots__ = ("_aead", "_iv", "bytes", "cipher", "hash_name", "key_len", "secret", "seq")
 
     def __init__(self, spec: crypto.SuiteSpec, secret: bytes) -> None:
         self.hash_name = spec.hash_name

@@ -9,10 +9,30 @@ from .connection import Connection, Role, State
 from .crypto import SUITES, KeyType, Suite
 from .errors import CryptoError, ErrorCode, RemoteProtocolError
 from .events import HandshakeComplete
-from .frames import AuthMode, ClientFinished, ClientHello, NewTicket, PskMode, ServerFinished, ServerHello, encode
+from .frames import (
+    AuthMode,
+    ClientFinished,
+    ClientHello,
+    NewTicket,
+    PskMode,
+    ServerFinished,
+    ServerHello,
+    encode,
+)
 from .handshake import (
-    CLIENT_SIGNATURE_CONTEXT, SERVER_SIGNATURE_CONTEXT, ServerConfig, Transcript, check_app_proof, check_mac,
-    choose_suite, clamp_keepalive, new_share, prefix16, random_bytes, server_signed_prefix, verify_signature,
+    CLIENT_SIGNATURE_CONTEXT,
+    SERVER_SIGNATURE_CONTEXT,
+    ServerConfig,
+    Transcript,
+    check_app_proof,
+    check_mac,
+    choose_suite,
+    clamp_keepalive,
+    new_share,
+    prefix16,
+    random_bytes,
+    server_signed_prefix,
+    verify_signature,
 )  # fmt: skip
 from .keyschedule import KeySchedule
 from .tickets import TICKET_VERSION, TicketState
@@ -48,8 +68,15 @@ class ServerConnection(Connection):
         if state is None or hello.psk_mode == PskMode.PSK_WITH_ECDHE:
             share_bytes, shared = self._key_exchange(hello, spec)
         self._keepalive_ms = clamp_keepalive(hello.keepalive_ms, self.config)
-        reply = encode(ServerHello(random_bytes(self.config.fixed), suite, share_bytes, int(psk is not None),
-                                   self._keepalive_ms))
+        reply = encode(
+            ServerHello(
+                random_bytes(self.config.fixed),
+                suite,
+                share_bytes,
+                int(psk is not None),
+                self._keepalive_ms,
+            )
+        )
         transcript = Transcript(spec.hash_name)
         transcript.add(encoded)
         transcript.add(reply)
@@ -87,7 +114,8 @@ class ServerConnection(Connection):
         keys = self.config.ticket_keys
         state = keys.open(hello.ticket, suite) if keys else None
         if state is None or hello.psk_mode not in (PskMode.PSK_ONLY, PskMode.PSK_WITH_ECDHE):
-            return self._no_resumption(hello, "ticket unreadable")
+            self._no_resumption(hello, "ticket unreadable")
+            return None
         spec = SUITES[suite]
         covered = encoded[12 : -(1 + len(hello.binder))]
         binder_key = KeySchedule(spec.hash_name, state.psk).binder_key()
@@ -97,20 +125,29 @@ class ServerConnection(Connection):
         issued = state.issued_at_ms / 1000
         expires = issued + state.lifetime_s
         if self._now >= expires or age_ms > state.lifetime_s * 1000:
-            return self._no_resumption(hello, "ticket expired")
+            self._no_resumption(hello, "ticket expired")
+            return None
         if state.app_id not in self.config.apps:
-            return self._no_resumption(hello, "ticket's app is revoked")
+            self._no_resumption(hello, "ticket's app is revoked")
+            return None
         if not self.config.ticket_guard.claim(state.ticket_id, expires, now=self._now):
-            return self._no_resumption(hello, "ticket already used")
+            self._no_resumption(hello, "ticket already used")
+            return None
         return state
 
-    def _no_resumption(self, hello: ClientHello, why: str) -> None:
-        if hello.psk_mode == PskMode.PSK_ONLY and not hello.key_shares:
+    @staticmethod
+    def _no_resumption(hello: ClientHello, why: str) -> None:
+        """Refuse the ticket: go on with a full handshake, or fail when the hello has no key share."""
+        if not hello.key_shares:
             raise RemoteProtocolError(ErrorCode.TICKET_REJECTED, why)
-        return None
 
     def _send_server_finished(
-        self, spec: crypto.SuiteSpec, transcript: Transcript, schedule: KeySchedule, *, resumed: bool
+        self,
+        spec: crypto.SuiteSpec,
+        transcript: Transcript,
+        schedule: KeySchedule,
+        *,
+        resumed: bool,
     ) -> None:
         key_type, public, signature = 0, b"", b""
         if not resumed:
@@ -140,7 +177,9 @@ class ServerConnection(Connection):
         transcript = self._transcript
         prefix = encoded[12 : -(1 + len(finished.verify_data))]
         expected = crypto.hmac_digest(
-            spec.hash_name, self._schedule.finished_key(self._recv.secret), transcript.digest(prefix)
+            spec.hash_name,
+            self._schedule.finished_key(self._recv.secret),
+            transcript.digest(prefix),
         )
         check_mac(expected, finished.verify_data, ErrorCode.BAD_FINISHED, "client Finished")
         proof_prefix = encoded[12 : -(1 + len(finished.verify_data) + 2 + len(finished.proof))]
@@ -150,7 +189,12 @@ class ServerConnection(Connection):
         self._set_recv(self._c_ap)
         self._handshake_done(
             HandshakeComplete(
-                self.suite, self._ticket_state is not None, self.app_id, self._keepalive_ms, "", self.client_key
+                self.suite,
+                self._ticket_state is not None,
+                self.app_id,
+                self._keepalive_ms,
+                "",
+                self.client_key,
             ),
             self._keepalive_ms,
         )
@@ -185,7 +229,12 @@ class ServerConnection(Connection):
         if pin not in allowed:
             raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "client key not registered for this app")
         try:
-            verify_signature(finished.key_type, finished.public_key, finished.proof, CLIENT_SIGNATURE_CONTEXT + covered)
+            verify_signature(
+                finished.key_type,
+                finished.public_key,
+                finished.proof,
+                CLIENT_SIGNATURE_CONTEXT + covered,
+            )
         except CryptoError:
             raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "client signature does not verify") from None
         return pin
@@ -198,8 +247,15 @@ class ServerConnection(Connection):
         age_add = fixed.age_add if fixed else int.from_bytes(os.urandom(4), "big")
         lifetime = self.config.ticket_lifetime_s
         state = TicketState(
-            TICKET_VERSION, self.suite, int(self._now * 1000), lifetime, age_add, ticket_id, self.app_id,
-            self.client_key, self._schedule.ticket_psk(resumption, nonce),
+            TICKET_VERSION,
+            self.suite,
+            int(self._now * 1000),
+            lifetime,
+            age_add,
+            ticket_id,
+            self.app_id,
+            self.client_key,
+            self._schedule.ticket_psk(resumption, nonce),
         )
         ticket = self.config.ticket_keys.seal(state, nonce)
         self._queue(encode(NewTicket(lifetime, age_add, nonce, ticket)))

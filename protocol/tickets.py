@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from . import crypto
 from .errors import CryptoError
 from .keyschedule import expand_label
-from .wire import U8, U16, U32, U64, Bytes8, Fixed16, Str8, WireStruct, Truncated, wire_struct
+from .wire import U8, U16, U32, U64, Bytes8, Fixed16, Str8, Truncated, WireStruct, wire_struct
 
 DEFAULT_TICKET_LIFETIME_S = 600
 """Ten minutes: long enough to ride out a server restart or a network blip (the reconnect storm tickets

@@ -24,8 +24,24 @@ from typing import Annotated, Any, ClassVar, TypeVar
 import construct as c
 
 __all__ = [
-    "U8", "U16", "U32", "U64", "Bytes8", "Bytes16", "Bytes32", "Fixed16", "Fixed32", "Str8", "Str16",
-    "Int", "Fixed", "Var", "Text", "Seq", "Truncated", "wire_struct",
+    "U8",
+    "U16",
+    "U32",
+    "U64",
+    "Bytes8",
+    "Bytes16",
+    "Bytes32",
+    "Fixed",
+    "Fixed16",
+    "Fixed32",
+    "Int",
+    "Seq",
+    "Str8",
+    "Str16",
+    "Text",
+    "Truncated",
+    "Var",
+    "wire_struct",
 ]  # fmt: skip
 
 
@@ -153,7 +169,10 @@ class _Gen:
 
     def prefixed(self, prefix: int) -> str:
         p = self.name("p", _PREFIX[prefix])
-        self.parse += [f"if o + {prefix} > end: raise _Truncated", f"(n,) = {p}.unpack_from(b, o); o += {prefix}"]
+        self.parse += [
+            f"if o + {prefix} > end: raise _Truncated",
+            f"(n,) = {p}.unpack_from(b, o); o += {prefix}",
+        ]
         return p
 
     def field(self, name: str, kind: Any) -> None:
@@ -167,7 +186,10 @@ class _Gen:
                 p = self.prefixed(prefix)
                 conv = "bytes" if isinstance(kind, Var) else "_text"
                 self.env["_text"] = _text
-                self.parse += ["if o + n > end: raise _Truncated", f"{name} = {conv}(b[o:o + n]); o += n"]
+                self.parse += [
+                    "if o + n > end: raise _Truncated",
+                    f"{name} = {conv}(b[o:o + n]); o += n",
+                ]
                 value = f"f.{name}" if isinstance(kind, Var) else f"f.{name}.encode()"
                 self.build += [f"v = {value}", f"parts.append({p}.pack(len(v)))", "parts.append(v)"]
             case Seq(prefix, item):

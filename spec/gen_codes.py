@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "spec" / "errors.toml"
 TARGET = ROOT / "protocol" / "codes.py"
 
-HEADER = '''"""Wire error codes (spec/PROTOCOL.md section 9). GENERATED from spec/errors.toml by spec/gen_codes.py: do not edit."""
+HEADER = '''"""Wire error codes (spec/PROTOCOL.md section 9).
+
+GENERATED from spec/errors.toml by spec/gen_codes.py: do not edit.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,182 @@
+"""The connection state machine: its table, closing, truncation, timers, and misuse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from kefu.protocol import frames
+from kefu.protocol.connection import TRANSITIONS, Role, State
+from kefu.protocol.crypto import SUITES, Suite
+from kefu.protocol.errors import ErrorCode, LocalProtocolError
+from kefu.protocol.events import ConnectionClosed, ConnectionTerminated
+from kefu.protocol.frames import FrameType
+from kefu.protocol.records import Direction
+
+from .pairs import Pair, client_config, server_config
+
+
+def connected(suite: Suite = Suite.INTERNATIONAL) -> Pair:
+    pair = Pair(client_config(suite), server_config()).handshake()
+    pair.client_events.clear()
+    pair.server_events.clear()
+    return pair
+
+
+def test_core_does_no_io() -> None:
+    code = (
+        "import sys, kefu.protocol.clientconn, kefu.protocol.serverconn, kefu.protocol.frames\n"
+        "bad = {'asyncio', 'socket', 'lmdb', 'prometheus_client', 'uvloop', 'ssl'} & set(sys.modules)\n"
+        "print(sorted(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_table_covers_both_directions_of_every_application_frame() -> None:
+    assert TRANSITIONS[(Role.SERVER, State.CONNECTED, FrameType.SEND)] == "_on_app_frame"
+    assert TRANSITIONS[(Role.CLIENT, State.CONNECTED, FrameType.DELIVER)] == "_on_app_frame"
+    assert (Role.CLIENT, State.CONNECTED, FrameType.SEND) not in TRANSITIONS
+    assert (Role.SERVER, State.CONNECTED, FrameType.DELIVER) not in TRANSITIONS
+
+
+def test_an_illegal_frame_names_role_state_and_type() -> None:
+    pair = connected()
+    # A server may not receive DELIVER: smuggle one into a client record.
+    pair.client._queue(frames.encode(frames.Deliver(1, 1, 1, 0, b"x" * 16, 1, "a", b"")))
+    pair.server.receive_data(pair.client.data_to_send())
+    (event,) = pair.server.events_received()
+    assert isinstance(event, ConnectionTerminated)
+    assert event.code is ErrorCode.UNEXPECTED_FRAME
+    assert "server" in event.reason and "DELIVER" in event.reason and "connected" in event.reason
+
+
+def test_plaintext_frames_after_the_handshake_are_refused() -> None:
+    pair = connected()
+    pair.server.receive_data(frames.encode(frames.Ping(1)))
+    assert pair.server.events_received()[0].code is ErrorCode.UNEXPECTED_FRAME
+    pair = connected()
+    pair.client.receive_data(frames.encode(frames.Error(400, "plaintext error after keys")))
+    assert pair.client.events_received()[0].code is ErrorCode.UNEXPECTED_FRAME
+
+
+def test_record_before_keys_and_hello_inside_a_record_are_refused() -> None:
+    pair = Pair(client_config(), server_config())
+    pair.server.receive_data(frames.HEADER.pack(20, 1, FrameType.RECORD, 0, 0) + bytes(20))
+    assert pair.server.events_received()[0].code is ErrorCode.UNEXPECTED_FRAME
+    pair = connected()
+    pair.client._queue(frames.encode(frames.ServerHello(b"r" * 32, 1, b"", 0, 1000)))
+    pair.server.receive_data(pair.client.data_to_send())
+    assert pair.server.events_received()[0].code is ErrorCode.UNEXPECTED_FRAME
+
+
+def test_replayed_server_hello_is_refused() -> None:
+    pair = connected(Suite.NATIONAL)
+    pair.client.receive_data(pair.wire_to_client[0])
+    (event,) = pair.client.events_received()
+    assert event.code is ErrorCode.UNEXPECTED_FRAME
+
+
+def test_key_change_must_end_its_record() -> None:
+    pair = Pair(client_config(Suite.NATIONAL), server_config())
+    pair.start()
+    pair.server.receive_data(pair.client.data_to_send())
+    pair.client.receive_data(pair.server.data_to_send())
+    (record, *_) = frames.FrameDecoder().feed(pair.client.data_to_send())
+    # Re-seal CLIENT_FINISHED under the client handshake key with a PING after it in the same record:
+    # that PING would be read under a key the client had already left.
+    assert pair.server._recv is not None
+    secret = pair.server._recv.secret
+    (finished,) = frames.split_inner(Direction(SUITES[Suite.NATIONAL], secret).open(record.header, record.body))
+    resealed = Direction(SUITES[Suite.NATIONAL], secret).seal(
+        finished.header + finished.body + frames.encode(frames.Ping(1))
+    )
+    pair.server.receive_data(resealed)
+    assert pair.server.events_received()[-1].code is ErrorCode.UNEXPECTED_FRAME
+
+
+def test_clean_close_both_ways() -> None:
+    pair = connected()
+    pair.client.close()
+    assert pair.client.state is State.CLOSING
+    pair.pump()
+    assert pair.of("server", ConnectionClosed) == [ConnectionClosed(ErrorCode.OK, "")]
+    assert pair.of("client", ConnectionClosed) == [ConnectionClosed(ErrorCode.OK, "")]
+    assert pair.client.state is pair.server.state is State.CLOSED
+
+
+def test_end_of_stream_without_close_is_truncation() -> None:
+    pair = connected()
+    pair.server.receive_data(b"")
+    (event,) = pair.server.events_received()
+    assert event == ConnectionTerminated(ErrorCode.TRUNCATED, event.reason, True)
+
+
+def test_fatal_error_from_peer_terminates_and_a_request_error_does_not() -> None:
+    pair = connected()
+    pair.server.send(frames.Error(ErrorCode.RATE_LIMITED, "slow down", request_id=5))
+    pair.pump()
+    assert pair.of("client", frames.Error) == [frames.Error(429, "slow down", request_id=5)]
+    assert pair.client.state is State.CONNECTED
+    pair.server.send(frames.Error(ErrorCode.INTERNAL_ERROR, "boom"))
+    pair.pump()
+    assert pair.of("client", ConnectionTerminated)[0].code is ErrorCode.INTERNAL_ERROR
+    assert pair.client.state is State.CLOSED
+
+
+def test_misuse_is_a_local_error() -> None:
+    pair = Pair(client_config(), server_config())
+    with pytest.raises(LocalProtocolError):
+        pair.client.send(frames.Ping(1))
+    pair = connected()
+    with pytest.raises(LocalProtocolError, match="never sends DELIVER"):
+        pair.client.send(frames.Deliver(1, 1, 1, 0, b"x" * 16, 1, "a", b""))
+    with pytest.raises(LocalProtocolError):
+        pair.client.connect(now=0)
+
+
+def test_keepalive_pings_then_times_out() -> None:
+    pair = connected()
+    client = pair.client
+    keepalive = 30.0
+    first = client.get_timer()
+    assert first is not None
+    client.handle_timer(first)  # the handshake deadline turns into the keepalive tick
+    assert client.data_to_send() == b""
+    now = first
+    for _ in range(2):
+        now += keepalive / 2
+        client.handle_timer(now)
+    ping = client.data_to_send()
+    assert ping, "one idle interval: the client pings"
+    pair.server.receive_data(ping)
+    pong = pair.server.data_to_send()
+    client.receive_data(pong)  # traffic resets the idle count
+    now += keepalive / 2
+    client.handle_timer(now)
+    assert client.state is State.CONNECTED
+    for _ in range(3):
+        now += keepalive / 2
+        client.handle_timer(now)
+    assert client.state is State.CLOSED
+    assert client.events_received()[-1].code is ErrorCode.KEEPALIVE_TIMEOUT
+
+
+def test_keepalive_is_negotiated_within_server_bounds() -> None:
+    pair = Pair(client_config(keepalive_ms=1), server_config()).handshake()
+    assert pair.client_events[0].keepalive_ms == 5000
+    pair = Pair(client_config(keepalive_ms=10**9), server_config()).handshake()
+    assert pair.client_events[0].keepalive_ms == 300_000
+
+
+def test_nothing_is_processed_after_a_failure() -> None:
+    pair = connected()
+    pair.client.send(frames.Send(b"a" * 16, 1, 1, b"1"))
+    good = pair.client.data_to_send()
+    pair.server.receive_data(b"\x00\x00\x00\x00\x09" + bytes(7) + good)
+    events = pair.server.events_received()
+    assert [type(e) for e in events] == [ConnectionTerminated]
+    pair.server.receive_data(good)
+    assert pair.server.events_received() == []
