@@ -20,6 +20,8 @@ from .frames import (
 )  # fmt: skip
 from .handshake import (
     CLIENT_SIGNATURE_CONTEXT,
+    MAX_KEEPALIVE_MS,
+    MIN_KEEPALIVE_MS,
     SERVER_SIGNATURE_CONTEXT,
     ClientConfig,
     Transcript,
@@ -32,7 +34,7 @@ from .handshake import (
     verify_signature,
 )  # fmt: skip
 from .keyschedule import KeySchedule
-from .tickets import SessionTicket
+from .tickets import MAX_TICKET_LIFETIME_S, SessionTicket
 
 _BINDER_PLACEHOLDER = bytes(crypto.HASH_LEN)
 
@@ -46,8 +48,8 @@ class ClientConnection(Connection):
         super().__init__(now=now)
         if not config.suites:
             raise LocalProtocolError("a client must offer at least one suite")
-        if config.app_secret is None and config.client_key is None and config.ticket is None:
-            raise LocalProtocolError("a client needs an app secret, a client key or a ticket")
+        if config.app_secret is None and config.client_key is None:
+            raise LocalProtocolError("a client needs an app secret or a client key (tickets can be refused)")
         self.config = config
         self._shares: dict[Suite, crypto.KeyShare] = {}
         self._ticket: SessionTicket | None = None
@@ -124,6 +126,8 @@ class ClientConnection(Connection):
         self._schedule.add_shared_secret(shared)
         self._c_hs, s_hs = self._schedule.handshake_traffic(self._transcript.digest())
         self._set_recv(s_hs)
+        if not MIN_KEEPALIVE_MS <= hello.keepalive_ms <= MAX_KEEPALIVE_MS:
+            raise RemoteProtocolError(ErrorCode.HANDSHAKE_FAILURE, f"keepalive {hello.keepalive_ms} ms out of bounds")
         self._keepalive_ms = hello.keepalive_ms
         self.state = State.WAIT_SERVER_FINISHED
 
@@ -227,6 +231,8 @@ class ClientConnection(Connection):
 
     def _on_new_ticket(self, frame: NewTicket, _encoded: bytes) -> None:
         assert self.suite is not None and self._schedule is not None
+        if not 0 < frame.lifetime_s <= MAX_TICKET_LIFETIME_S:
+            return  # section 5.6: a ticket with an out-of-range lifetime is ignored
         psk = self._schedule.ticket_psk(self._resumption, frame.nonce)
         ticket = SessionTicket(self.suite, frame.ticket, psk, frame.lifetime_s, frame.age_add)
         self._events.append(TicketReceived(ticket))

@@ -15,7 +15,7 @@ class ErrorCode(IntEnum):
     """Success; also the code of a clean CLOSE."""
 
     MALFORMED_FRAME = 100
-    """A frame body does not parse as its type's structure, or a field is out of range."""
+    """A frame body does not parse as its type's structure (too short, a length past the end, bad UTF-8)."""
 
     FRAME_TOO_LARGE = 101
     """A frame header declares a body longer than the limit for its type (rejected before the body is read)."""
@@ -33,7 +33,7 @@ class ErrorCode(IntEnum):
     """A record's plaintext ends inside a frame, is empty, or a RECORD frame appears inside a record."""
 
     TRUNCATED = 106
-    """The stream ended in the middle of a frame, or without a CLOSE after the handshake."""
+    """The stream ended in the middle of a frame, during the handshake, or without a CLOSE after it."""
 
     HANDSHAKE_FAILURE = 200
     """The handshake failed for a reason without a more specific code."""
@@ -66,7 +66,7 @@ class ErrorCode(IntEnum):
     """The server chose a suite the client did not offer."""
 
     HANDSHAKE_TIMEOUT = 210
-    """The handshake did not complete before the server's deadline."""
+    """The handshake did not complete before the deadline (either side enforces one)."""
 
     BAD_RECORD_MAC = 300
     """A record failed authentication (wrong key, tampered, replayed or reordered)."""

@@ -76,10 +76,18 @@ CLIENT_SENDS = frozenset(
 )  # fmt: skip
 SERVER_SENDS = frozenset(
     {FrameType.SEND_ACK, FrameType.DELIVER, FrameType.SYNC_DONE, FrameType.PING, FrameType.PONG,
-     FrameType.ERROR, FrameType.GOAWAY, FrameType.CLOSE, FrameType.NEW_TICKET, FrameType.KEY_UPDATE}
+     FrameType.ERROR, FrameType.GOAWAY, FrameType.CLOSE, FrameType.NEW_TICKET}
 )  # fmt: skip
-SENDS = {Role.CLIENT: CLIENT_SENDS | {FrameType.KEY_UPDATE}, Role.SERVER: SERVER_SENDS}
-"""What each role may send once connected; the other role accepts exactly these."""
+SENDS = {Role.CLIENT: CLIENT_SENDS, Role.SERVER: SERVER_SENDS}
+"""What each role may send with `send()` once connected."""
+
+RECEIVES = {Role.CLIENT: SERVER_SENDS | {FrameType.KEY_UPDATE}, Role.SERVER: CLIENT_SENDS | {FrameType.KEY_UPDATE}}
+"""What each role accepts once connected: what the peer may send, plus KEY_UPDATE (sent by the core itself)."""
+
+KEEPALIVE_TICKS = 4
+"""Keepalive checks per interval. A check that saw traffic resets the count, so silence is measured to a
+quarter interval: the client pings after between 0.75 and 1 interval without sending, and either side
+fails after between 1.25 and 1.5 intervals without receiving."""
 
 PLAINTEXT_TYPES = frozenset({FrameType.CLIENT_HELLO, FrameType.SERVER_HELLO, FrameType.ERROR})
 """The only frames that travel outside records (and ERROR only before the handshake completes)."""
@@ -110,9 +118,8 @@ def _build_transitions() -> dict[tuple[Role, State, int], str]:
     for role in Role:
         for state in handshaking:
             table[(role, state, FrameType.ERROR)] = "_on_error"
-        peer = Role.SERVER if role is Role.CLIENT else Role.CLIENT
         for state in (State.CONNECTED, State.CLOSING):
-            for frame_type in SENDS[peer]:
+            for frame_type in RECEIVES[role]:
                 table[(role, state, frame_type)] = _SPECIAL.get(frame_type, "_on_app_frame")
     return table
 
@@ -135,10 +142,13 @@ class Connection:
         self._pending_len = 0
         self._send: Direction | None = None
         self._recv: Direction | None = None
+        self._started = now
         self._timer: float | None = now + HANDSHAKE_TIMEOUT_S
         self._keepalive_s = 0.0
-        self._idle_ticks = 0
-        self._activity = False
+        self._recv_idle = 0
+        self._send_idle = 0
+        self._received = False
+        self._sent = False
         self._sent_close = False
         self.suite: Suite | None = None
 
@@ -148,7 +158,7 @@ class Connection:
         """Feed bytes received from the peer; ``b""`` means the peer closed its end."""
         if self.state is State.CLOSED:
             return
-        self._activity = True
+        self._received = True
         if not data:
             self._on_eof()
             return
@@ -169,6 +179,8 @@ class Connection:
         """Bytes to write to the socket: everything queued, sealed into records."""
         self._flush()
         out, self._out = self._out, []
+        if out:
+            self._sent = True
         return b"".join(out)
 
     def get_timer(self) -> float | None:
@@ -182,12 +194,16 @@ class Connection:
         if self.state not in (State.CONNECTED, State.CLOSING):
             self._fail(ErrorCode.HANDSHAKE_TIMEOUT, "handshake deadline passed")
             return
-        self._idle_ticks = 0 if self._activity else self._idle_ticks + 1
-        self._activity = False
-        self._timer = now + self._keepalive_s / 2
-        if self._idle_ticks >= 3:
+        self._recv_idle = 0 if self._received else self._recv_idle + 1
+        self._send_idle = 0 if self._sent else self._send_idle + 1
+        self._received = self._sent = False
+        self._timer = now + self._keepalive_s / KEEPALIVE_TICKS
+        if self._recv_idle >= KEEPALIVE_TICKS * 3 // 2 - 1:
             self._fail(ErrorCode.KEEPALIVE_TIMEOUT, "no traffic for 1.5 keepalive intervals")
-        elif self._idle_ticks == 2 and self.role is Role.CLIENT:
+        elif self.role is Role.CLIENT and self._send_idle >= KEEPALIVE_TICKS - 1 and self.state is State.CONNECTED:
+            # The client speaks at least once per interval, so the server always hears it; the PONG
+            # answers keep the client's own receive side alive.
+            self._send_idle = 0
             self.send(Ping(int.from_bytes(os.urandom(8), "big")))
 
     # --- sending ----------------------------------------------------------------------------------------
@@ -198,7 +214,18 @@ class Connection:
             raise LocalProtocolError(f"{self.role.value} cannot send {frame.TYPE.name} in state {self.state.value}")
         if frame.TYPE not in SENDS[self.role]:
             raise LocalProtocolError(f"{self.role.value} never sends {frame.TYPE.name}")
-        self._queue(encode(frame))
+        encoded = encode(frame)
+        if len(encoded) > MAX_RECORD_PLAINTEXT:
+            raise LocalProtocolError(f"{frame.TYPE.name} body exceeds {MAX_RECORD_PLAINTEXT - 12} bytes")
+        self._queue(encoded)
+
+    def update_keys(self, *, request_peer: bool = False) -> None:
+        """Send KEY_UPDATE and move to the next sending key (section 6.4); optionally ask the peer to do the same."""
+        if self.state is not State.CONNECTED or self._send is None:
+            raise LocalProtocolError(f"cannot update keys in state {self.state.value}")
+        self._queue(encode(KeyUpdate(int(request_peer))))
+        self._flush()
+        self._send.update()
 
     def close(self, code: ErrorCode = ErrorCode.OK, reason: str = "") -> None:
         """Send CLOSE; the connection reads on until the peer's CLOSE or the end of the stream."""
@@ -257,14 +284,16 @@ class Connection:
                 raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, "RECORD before keys are established")
             inner = split_inner(self._recv.open(raw.header, raw.body))
             for index, frame in enumerate(inner):
-                recv_before = self._recv
+                key_before = (self._recv, self._recv.secret)
                 self._dispatch(frame, frame.header + frame.body)
                 if self.state is State.CLOSED:
                     return
-                if self._recv is not recv_before and index != len(inner) - 1:
+                if key_before != (self._recv, self._recv.secret) and index != len(inner) - 1:
                     raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, "key change not at a record end")
             return
-        if raw.frame_type not in PLAINTEXT_TYPES or (raw.frame_type == FrameType.ERROR and self._recv is not None):
+        if raw.frame_type not in PLAINTEXT_TYPES or (raw.frame_type == FrameType.ERROR and self._handshake_over):
+            # A peer that fails before it has a sending key reports in plaintext, even when we already have
+            # a receiving key (a client that rejects SERVER_FINISHED); after the handshake, never.
             self._unexpected(raw.frame_type, "in plaintext")
         self._dispatch(raw, raw.header + raw.body)
 
@@ -298,9 +327,16 @@ class Connection:
             self._flush()
             self._send.update()
 
+    @property
+    def _handshake_over(self) -> bool:
+        return self.state in (State.CONNECTED, State.CLOSING, State.CLOSED)
+
     def _on_error(self, frame: Error, _encoded: bytes) -> None:
-        code = ErrorCode(frame.code) if frame.code in ErrorCode._value2member_map_ else ErrorCode.INTERNAL_ERROR
-        if code in FATAL_CODES or self.state not in (State.CONNECTED, State.CLOSING):
+        known = frame.code in ErrorCode._value2member_map_
+        # Section 3.5: an unknown code in the request range (4xx) is a request error; any other is fatal.
+        fatal = ErrorCode(frame.code) in FATAL_CODES if known else not 400 <= frame.code < 500
+        if fatal or not self._handshake_over:
+            code = ErrorCode(frame.code) if known else ErrorCode.INTERNAL_ERROR
             self._events.append(ConnectionTerminated(code, frame.reason, by_peer=True))
             self.state = State.CLOSED
             self._timer = None
@@ -325,9 +361,11 @@ class Connection:
         self._timer = None
 
     def _fail(self, code: ErrorCode, reason: str) -> None:
-        """Report `code` to the peer (encrypted if keys exist) and close."""
+        """Report `code` to the peer (encrypted if keys exist, nothing after our own CLOSE) and close."""
         frame = encode(Error(code, reason[:200]))
-        if self._send is not None:
+        if self._sent_close:
+            pass
+        elif self._send is not None:
             self._pending, self._pending_len = [], 0
             self._queue(frame)
             self._flush()
@@ -340,4 +378,5 @@ class Connection:
     def _handshake_done(self, event: HandshakeComplete, now_keepalive_ms: int) -> None:
         self.state = State.CONNECTED
         self._keepalive_s = now_keepalive_ms / 1000
+        self._timer = self._started  # due at once: the next handle_timer(now) starts keepalive from now
         self._events.append(event)

@@ -35,7 +35,7 @@ from .handshake import (
     verify_signature,
 )  # fmt: skip
 from .keyschedule import KeySchedule
-from .tickets import TICKET_VERSION, TicketState
+from .tickets import MAX_TICKET_LIFETIME_S, TICKET_VERSION, TicketState
 
 
 class ServerConnection(Connection):
@@ -204,7 +204,7 @@ class ServerConnection(Connection):
     def _authenticate(self, finished: ClientFinished, spec: crypto.SuiteSpec, covered: bytes) -> None:
         state = self._ticket_state
         if state is not None:
-            if finished.auth_mode != AuthMode.RESUMED:
+            if finished.auth_mode != AuthMode.RESUMED or finished.app_id or finished.proof:
                 raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "resumed handshake must use auth mode RESUMED")
             self.app_id, self.client_key = state.app_id, state.client_key
             return
@@ -216,15 +216,18 @@ class ServerConnection(Connection):
             if stored is None or not check_app_proof(spec.hash_name, stored, finished.proof, covered):
                 raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "app proof does not verify")
         elif finished.auth_mode == AuthMode.CLIENT_KEY:
-            self.client_key = self._check_client_key(finished, app.client_keys, covered)
+            self.client_key = self._check_client_key(finished, app.client_keys, covered, spec)
         else:
             raise RemoteProtocolError(ErrorCode.AUTH_FAILED, f"auth mode {finished.auth_mode}")
         self.app_id = app.app_id
 
     @staticmethod
-    def _check_client_key(finished: ClientFinished, allowed: frozenset[str], covered: bytes) -> str:
-        if finished.key_type not in (KeyType.SM2, KeyType.ED25519):
-            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "unknown client key type")
+    def _check_client_key(
+        finished: ClientFinished, allowed: frozenset[str], covered: bytes, spec: crypto.SuiteSpec
+    ) -> str:
+        if finished.key_type != spec.key_type:
+            # A national session is national end to end: an SM2 client key, never an Ed25519 one (and vice versa).
+            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, f"client key type must be {spec.key_type.name}")
         pin = crypto.fingerprint(KeyType(finished.key_type), finished.public_key)
         if pin not in allowed:
             raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "client key not registered for this app")
@@ -245,7 +248,7 @@ class ServerConnection(Connection):
         nonce = fixed.ticket_nonce if fixed else os.urandom(12)
         ticket_id = fixed.ticket_id if fixed else os.urandom(16)
         age_add = fixed.age_add if fixed else int.from_bytes(os.urandom(4), "big")
-        lifetime = self.config.ticket_lifetime_s
+        lifetime = min(self.config.ticket_lifetime_s, MAX_TICKET_LIFETIME_S)
         state = TicketState(
             TICKET_VERSION,
             self.suite,

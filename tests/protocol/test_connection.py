@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from kefu.protocol import frames
-from kefu.protocol.connection import TRANSITIONS, Role, State
+from kefu.protocol.connection import KEEPALIVE_TICKS, TRANSITIONS, Role, State
 from kefu.protocol.crypto import SUITES, Suite
 from kefu.protocol.errors import ErrorCode, LocalProtocolError
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated
@@ -140,28 +140,95 @@ def test_misuse_is_a_local_error() -> None:
 def test_keepalive_pings_then_times_out() -> None:
     pair = connected()
     client = pair.client
-    keepalive = 30.0
-    first = client.get_timer()
-    assert first is not None
-    client.handle_timer(first)  # the handshake deadline turns into the keepalive tick
-    assert client.data_to_send() == b""
-    now = first
-    for _ in range(2):
-        now += keepalive / 2
+    interval = 30.0
+    tick = interval / KEEPALIVE_TICKS
+    now = client.get_timer()
+    assert now is not None
+    client.handle_timer(now)  # right after the handshake: keepalive ticks start from here
+    client.data_to_send()
+    for _ in range(KEEPALIVE_TICKS - 2):
+        now += tick
         client.handle_timer(now)
-    ping = client.data_to_send()
-    assert ping, "one idle interval: the client pings"
-    pair.server.receive_data(ping)
-    pong = pair.server.data_to_send()
-    client.receive_data(pong)  # traffic resets the idle count
-    now += keepalive / 2
+        assert client.data_to_send() == b"", "less than one interval without sending: no PING yet"
+    now += tick
     client.handle_timer(now)
-    assert client.state is State.CONNECTED
-    for _ in range(3):
-        now += keepalive / 2
+    ping = client.data_to_send()
+    assert ping, "one interval without sending: the client pings"
+    pair.server.receive_data(ping)
+    client.receive_data(pair.server.data_to_send())  # the PONG resets the receive side
+    for _ in range(KEEPALIVE_TICKS * 3 // 2 - 1):
+        now += tick
         client.handle_timer(now)
-    assert client.state is State.CLOSED
+        client.data_to_send()
+    assert client.state is State.CONNECTED
+    now += tick
+    client.handle_timer(now)
+    assert client.state is State.CLOSED, "1.5 intervals without hearing anything"
     assert client.events_received()[-1].code is ErrorCode.KEEPALIVE_TIMEOUT
+
+
+def test_server_times_out_a_silent_client_but_never_pings() -> None:
+    pair = connected()
+    server = pair.server
+    now = server.get_timer()
+    assert now is not None
+    for _ in range(KEEPALIVE_TICKS * 3 // 2 - 1):
+        server.handle_timer(now)
+        assert FrameType.PING not in [r.frame_type for r in frames.FrameDecoder().feed(server.data_to_send())]
+        now += 30.0 / KEEPALIVE_TICKS
+    server.handle_timer(now)
+    assert server.state is State.CLOSED
+
+
+def test_client_failing_before_it_has_keys_reports_in_plaintext() -> None:
+    pair = Pair(client_config(server_pins=frozenset({"sm2:00"})), server_config())
+    pair.handshake()
+    (event,) = pair.of("server", ConnectionTerminated)
+    assert event.code is ErrorCode.SERVER_KEY_NOT_PINNED and event.by_peer
+
+
+def test_key_update_must_end_its_record() -> None:
+    pair = connected()
+    pair.client._queue(frames.encode(frames.KeyUpdate(0)) + frames.encode(frames.Ping(1)))
+    pair.server.receive_data(pair.client.data_to_send())
+    assert pair.server.events_received()[-1].code is ErrorCode.UNEXPECTED_FRAME
+
+
+def test_update_keys_both_ways() -> None:
+    pair = connected()
+    assert pair.client._send is not None and pair.server._send is not None
+    client_secret, server_secret = pair.client._send.secret, pair.server._send.secret
+    pair.client.update_keys(request_peer=True)
+    pair.pump()
+    assert pair.client._send.secret != client_secret and pair.server._send.secret != server_secret
+    send = frames.Send(b"u" * 16, 1, 1, b"after")
+    pair.client.send(send)
+    pair.pump()
+    assert pair.of("server", frames.Send) == [send]
+    with pytest.raises(LocalProtocolError):
+        pair.client.send(frames.KeyUpdate(0))
+
+
+def test_oversize_send_is_a_local_error() -> None:
+    pair = connected()
+    with pytest.raises(LocalProtocolError):
+        pair.client.send(frames.Send(b"o" * 16, 1, 1, b"x" * frames.MAX_BODY))
+
+
+def test_server_hello_keepalive_is_validated() -> None:
+    pair = Pair(client_config(), server_config(min_keepalive_ms=0))
+    pair.client = type(pair.client)(client_config(keepalive_ms=0), now=0.0)
+    pair.handshake()
+    assert pair.of("client", ConnectionTerminated)[0].code is ErrorCode.HANDSHAKE_FAILURE
+
+
+def test_unknown_request_error_code_is_not_fatal() -> None:
+    pair = connected()
+    pair.server.send(frames.Error(499, "future request error"))
+    pair.server.send(frames.Error(777, "future fatal error"))
+    pair.pump()
+    assert pair.of("client", frames.Error) == [frames.Error(499, "future request error")]
+    assert pair.of("client", ConnectionTerminated)[0].code is ErrorCode.INTERNAL_ERROR
 
 
 def test_keepalive_is_negotiated_within_server_bounds() -> None:

@@ -49,8 +49,12 @@ def test_full_handshake_and_frames_both_ways(suite: Suite) -> None:
 @pytest.mark.parametrize("key_type", list(KeyType), ids=lambda k: k.name)
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
 def test_client_key_authentication(suite: Suite, key_type: KeyType) -> None:
+    """A client key of the suite's own type authenticates; the other type is refused (no mixed sessions)."""
     config = client_config(suite, app_secret=None, client_key=CLIENT_KEYS[key_type])
     pair = Pair(config, server_config()).handshake()
+    if key_type is not (KeyType.SM2 if suite is Suite.NATIONAL else KeyType.ED25519):
+        assert terminated(pair, "server").code is ErrorCode.AUTH_FAILED
+        return
     (s_done,) = pair.of("server", HandshakeComplete)
     assert s_done.client_key == CLIENT_KEYS[key_type].verify_key.fingerprint()
     assert s_done.app_id == APP_ID
