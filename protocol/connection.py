@@ -133,7 +133,7 @@ class Connection:
 
     role: Role
 
-    def __init__(self, *, now: float) -> None:
+    def __init__(self, *, now: float, handshake_timeout: float = HANDSHAKE_TIMEOUT_S) -> None:
         self.state = State.START
         self._decoder = FrameDecoder()
         self._events: list[Event] = []
@@ -143,7 +143,7 @@ class Connection:
         self._send: Direction | None = None
         self._recv: Direction | None = None
         self._started = now
-        self._timer: float | None = now + HANDSHAKE_TIMEOUT_S
+        self._timer: float | None = now + handshake_timeout
         self._keepalive_s = 0.0
         self._recv_idle = 0
         self._send_idle = 0

@@ -140,6 +140,8 @@ class ServerConfig:
     issue_tickets: bool = True
     min_keepalive_ms: int = MIN_KEEPALIVE_MS
     max_keepalive_ms: int = MAX_KEEPALIVE_MS
+    handshake_timeout_s: float = 10.0
+    """A handshake not finished by then is dropped with HANDSHAKE_TIMEOUT (section 7.3)."""
     fixed: FixedRandoms | None = None
 
 

@@ -1,1 +1,62 @@
-"""kefu.client"""
+"""kefu.client: the asyncio client of the kefu protocol, and a blocking facade for scripts.
+
+::
+
+    async with Client("chat.bank.example", 7420, app_id="visitor-1", app_secret=secret,
+                      server_pins=pins) as client:
+        receipt = await client.send(new_conversation_id(), "您好", to=["agent-7"])
+        async for message in client.deliveries():
+            ...
+
+The client runs the sans-IO core of kefu.protocol over asyncio (the default loop or uvloop, neither
+required). It imports neither uvloop nor any server dependency.
+"""
+
+from kefu.protocol.crypto import SigningKey, Suite
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.frames import ContentType
+
+from .backoff import Backoff
+from .client import Client
+from .errors import (
+    AuthFailed,
+    ClientClosed,
+    ClientError,
+    ConnectError,
+    ConnectionLost,
+    ConnectTimeout,
+    NoCommonSuite,
+    RequestRefused,
+    SendRefused,
+    SendTimeout,
+    ServerNotTrusted,
+    Timeout,
+)
+from .messages import Message, SendReceipt, new_client_msg_id, new_conversation_id
+from .sync import BlockingClient
+
+__all__ = [
+    "AuthFailed",
+    "Backoff",
+    "BlockingClient",
+    "Client",
+    "ClientClosed",
+    "ClientError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "ContentType",
+    "ErrorCode",
+    "Message",
+    "NoCommonSuite",
+    "RequestRefused",
+    "SendReceipt",
+    "SendRefused",
+    "SendTimeout",
+    "ServerNotTrusted",
+    "SigningKey",
+    "Suite",
+    "Timeout",
+    "new_client_msg_id",
+    "new_conversation_id",
+]

@@ -1,0 +1,131 @@
+"""What the client library raises, split by cause.
+
+::
+
+    ProtocolError (kefu.protocol.errors)
+    └── ClientError                   anything kefu.client raises on its own
+        ├── ConnectError              no connection: refused, unreachable or failed handshake; `code` is the
+        │   │                         wire code (None when the failure was below the protocol, e.g. TCP)
+        │   ├── AuthFailed            AUTH_FAILED: unknown app id, wrong secret or key, revoked app
+        │   ├── ServerNotTrusted      the server failed to prove a pinned key (SERVER_KEY_NOT_PINNED,
+        │   │                         BAD_SIGNATURE, BAD_FINISHED, DOWNGRADE_DETECTED)
+        │   ├── NoCommonSuite         NO_COMMON_SUITE: the server accepts none of the configured suites
+        │   └── ConnectTimeout        TCP connect and handshake took longer than `connect_timeout`
+        ├── ConnectionLost            the connection ended and the client will not reconnect
+        ├── ClientClosed              the client was closed while the operation waited
+        ├── RequestRefused            the server answered a request with an error code (`code`)
+        │   └── SendRefused           a SEND_ACK with a nonzero status: FORBIDDEN, NOT_FOUND, ...
+        └── Timeout                   an operation's own `timeout` passed (also a TimeoutError)
+            └── SendTimeout           carries `client_msg_id`, to retry the very same message later
+
+Protocol violations by the server never reach the caller directly: the core answers them with ERROR and
+closes, and the client treats that like any other connection loss (reconnecting when it may).
+"""
+
+from __future__ import annotations
+
+from kefu.protocol.errors import ErrorCode, ProtocolError
+
+__all__ = [
+    "AuthFailed",
+    "ClientClosed",
+    "ClientError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "NoCommonSuite",
+    "RequestRefused",
+    "SendRefused",
+    "SendTimeout",
+    "ServerNotTrusted",
+    "Timeout",
+    "connect_error",
+]
+
+
+class ClientError(ProtocolError):
+    """Root of the errors raised by kefu.client."""
+
+
+class ConnectError(ClientError):
+    """A connection could not be established. `code` is the wire error code, or None below the protocol."""
+
+    def __init__(self, code: ErrorCode | None, reason: str) -> None:
+        label = f"{code.name} ({int(code)})" if code is not None else "connect failed"
+        super().__init__(f"{label}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class AuthFailed(ConnectError):
+    """The server refused the app's credentials (AUTH_FAILED)."""
+
+
+class ServerNotTrusted(ConnectError):
+    """The server did not prove a pinned key, or tampering with the handshake was detected."""
+
+
+class NoCommonSuite(ConnectError):
+    """The server supports none of the offered suites (the client never offers weaker ones on its own)."""
+
+
+class Timeout(ClientError, TimeoutError):
+    """An operation's timeout passed."""
+
+
+class ConnectTimeout(ConnectError, Timeout):
+    """The TCP connect plus handshake took longer than the client's `connect_timeout`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(None, reason)
+
+
+class SendTimeout(Timeout):
+    """send() gave up waiting; the message may or may not be stored. Retry with the same `client_msg_id`."""
+
+    def __init__(self, client_msg_id: bytes) -> None:
+        super().__init__(f"no SEND_ACK for client_msg_id {client_msg_id.hex()} in time")
+        self.client_msg_id = client_msg_id
+
+
+class ConnectionLost(ClientError):
+    """The connection ended and the client will not reconnect (reconnect=False, or a fatal refusal)."""
+
+
+class ClientClosed(ClientError):
+    """close() was called (or the client was never connected) while the operation waited."""
+
+
+class RequestRefused(ClientError):
+    """The server refused a request; `code` is its wire error code."""
+
+    def __init__(self, code: ErrorCode | int, reason: str = "") -> None:
+        known = ErrorCode(code) if code in ErrorCode._value2member_map_ else None
+        name = known.name if known is not None else "UNKNOWN"
+        super().__init__(f"{name} ({int(code)}){': ' + reason if reason else ''}")
+        self.code: ErrorCode | int = known if known is not None else int(code)
+        self.reason = reason
+
+
+class SendRefused(RequestRefused):
+    """The server refused a SEND (SEND_ACK status); the message was not stored."""
+
+
+_CONNECT_ERRORS: dict[ErrorCode, type[ConnectError]] = {
+    ErrorCode.AUTH_FAILED: AuthFailed,
+    ErrorCode.SERVER_KEY_NOT_PINNED: ServerNotTrusted,
+    ErrorCode.BAD_SIGNATURE: ServerNotTrusted,
+    ErrorCode.BAD_FINISHED: ServerNotTrusted,
+    ErrorCode.DOWNGRADE_DETECTED: ServerNotTrusted,
+    ErrorCode.NO_COMMON_SUITE: NoCommonSuite,
+}
+"""Handshake failures with a class of their own; any other code is a plain ConnectError."""
+
+NOT_RETRIED = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.NO_COMMON_SUITE, ErrorCode.SERVER_KEY_NOT_PINNED})
+"""Handshake failures that reconnecting cannot cure (configuration, not weather): the client stops."""
+
+
+def connect_error(code: ErrorCode | None, reason: str) -> ConnectError:
+    """The ConnectError subclass for a handshake that ended with `code`."""
+    cls = _CONNECT_ERRORS.get(code, ConnectError) if code is not None else ConnectError
+    return cls(code, reason)

@@ -1,0 +1,93 @@
+"""What the application sees: received messages and send receipts (spec/PROTOCOL.md sections 4.2, 4.3)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kefu.protocol.frames import Deliver, Flag, SendAck
+
+MEMBERS_KEY = "kefu.to"
+"""SEND metadata key naming the other members (comma-separated user ids) of the conversation it creates."""
+
+CONVERSATION_ID_BITS = 63
+"""New conversation ids are random 63-bit numbers: collisions are negligible, and they stay positive in
+every language's signed 64-bit integer."""
+
+
+def new_conversation_id() -> int:
+    """A random, nonzero 63-bit conversation id for a conversation this client opens."""
+    return int.from_bytes(os.urandom(8), "big") >> (64 - CONVERSATION_ID_BITS) or 1
+
+
+def new_client_msg_id() -> bytes:
+    """A random 16-byte client message id (the idempotency key of a SEND)."""
+    return os.urandom(16)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of a conversation, as delivered by the server."""
+
+    conversation_id: int
+    seq: int
+    """Position in the conversation: gapless, starting at 1."""
+    sender: str
+    """User id (app id) of the sender; may be this client's own user (sent from this or another device)."""
+    body: bytes
+    content_type: int
+    client_msg_id: bytes
+    """The sender's idempotency key: compare it with your own sends to recognise them."""
+    server_msg_id: int
+    timestamp_ms: int
+    """Server time of storage, milliseconds since the Unix epoch."""
+    metadata: Mapping[str, bytes] = field(default_factory=dict, hash=False)
+    redelivery: bool = False
+    """The server flagged this DELIVER as possibly sent before (a retry or a SYNC fetch)."""
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (invalid bytes replaced)."""
+        return self.body.decode("utf-8", "replace")
+
+    @classmethod
+    def from_deliver(cls, frame: Deliver) -> Message:
+        """The message a DELIVER frame carries."""
+        return cls(
+            frame.conversation_id,
+            frame.seq,
+            frame.sender,
+            frame.body,
+            frame.content_type,
+            frame.client_msg_id,
+            frame.server_msg_id,
+            frame.timestamp_ms,
+            {entry.key: entry.value for entry in frame.metadata},
+            bool(frame.flags & Flag.REDELIVERY),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    """The server's acknowledgement that a message is durable."""
+
+    client_msg_id: bytes
+    conversation_id: int
+    seq: int
+    server_msg_id: int
+    timestamp_ms: int
+    duplicate: bool
+    """The server had already stored this client_msg_id: this is the original receipt, stored once."""
+
+    @classmethod
+    def from_ack(cls, ack: SendAck) -> SendReceipt:
+        """The receipt a successful SEND_ACK carries."""
+        return cls(
+            ack.client_msg_id,
+            ack.conversation_id,
+            ack.seq,
+            ack.server_msg_id,
+            ack.timestamp_ms,
+            bool(ack.flags & Flag.DUPLICATE),
+        )

@@ -1,0 +1,175 @@
+"""Wiring and lifecycle of one server process: `kefu serve` ends up in `serve(config)`.
+
+Start: uvloop, the store (recovery is O(1)), keys and apps, the group committer, the hub, the listening
+socket, the metrics endpoint. SIGTERM/SIGINT: GOAWAY to every client, stop accepting, finish the commits in
+flight, close, exit — bounded by [server] drain_timeout_s. SIGHUP: reload the reloadable settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kefu.protocol.handshake import ServerConfig
+from kefu.protocol.tickets import TicketGuard
+
+from . import keys as keymod
+from . import log as logmod
+from .gateway import Session
+from .hub import Hub
+from .metrics import Metrics, MetricsServer
+from .store import GroupCommitter, Store
+
+LISTEN_BACKLOG = 4096
+"""Accept queue depth: a reconnect storm of thousands of clients must not see refused SYNs (the kernel caps it
+at net.core.somaxconn; the sysctl drop-in raises that)."""
+
+
+class Server:
+    """One running server: everything `serve` starts, and how to stop it."""
+
+    def __init__(self, config: Any, loop: asyncio.AbstractEventLoop, log: Any, metrics: Any) -> None:
+        self.config = config
+        self.loop = loop
+        self.log = log
+        self.metrics = metrics
+        data_dir = Path(config.server.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        storage = config.storage
+        self.store = Store(
+            config.store_path,
+            map_size=storage.map_size_mb << 20,
+            max_map_size=storage.max_map_size_gb << 30,
+            idempotency_window_s=storage.idempotency_window_s,
+        )
+        self.keyring = keymod.load_or_create(data_dir, self.store)
+        pins = config.keys_path / "pins.txt"
+        pins.write_text("".join(f"{pin}\n" for pin in self.keyring.pins), encoding="utf-8")  # public: what clients pin
+        self.committer = GroupCommitter(
+            self.store,
+            loop,
+            window_s=config.delivery.commit_window_ms / 1000,
+            max_batch=config.delivery.max_batch,
+            observer=metrics.observe_commit if metrics is not None else None,
+        )
+        self.server_config = ServerConfig(
+            keys=self.keyring.signing_keys(),
+            apps=self.keyring.apps,
+            suites=config.server.suite_ids(),
+            ticket_keys=self.keyring.ticket_keys,
+            ticket_guard=TicketGuard(),
+            ticket_lifetime_s=config.server.ticket_lifetime_s,
+            min_keepalive_ms=int(config.server.keepalive_min_s * 1000),
+            max_keepalive_ms=int(config.server.keepalive_max_s * 1000),
+            handshake_timeout_s=config.server.handshake_timeout_s,
+        )
+        self.hub = Hub(
+            config=config,
+            server_config=self.server_config,
+            store=self.store,
+            committer=self.committer,
+            loop=loop,
+            metrics=metrics,
+            log=log,
+        )
+        self.listener: asyncio.AbstractServer | None = None
+        self.stopped = asyncio.Event()
+        self.started = time.time()
+
+    async def start(self) -> None:
+        """Listen and serve."""
+        self.committer.start()
+        s = self.config.server
+        self.listener = await self.loop.create_server(
+            lambda: Session(self.hub), s.host, s.port, backlog=LISTEN_BACKLOG, reuse_address=True
+        )
+        port = self.listener.sockets[0].getsockname()[1]
+        self.log("server.listening", host=s.host, port=port)
+        print(f"kefu: listening on {s.host}:{port}", flush=True)
+
+    async def stop(self) -> None:
+        """Graceful drain: GOAWAY, stop accepting, finish commits, close; bounded by drain_timeout_s."""
+        if self.stopped.is_set():
+            return
+        deadline = self.config.server.drain_timeout_s
+        self.log("server.draining", connections=len(self.hub.sessions))
+        self.hub.goaway_all()
+        if self.listener is not None:
+            self.listener.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.committer.stop(), timeout=deadline * 0.8)
+        self.hub.close_all()
+        await asyncio.sleep(0.05)
+        self.store.close()
+        self.log("server.stopped")
+        self.stopped.set()
+
+    def reload(self, new_config: Any) -> None:
+        """SIGHUP: apply the settings that are safe to change while running; re-read app credentials."""
+        self.config = self.config.reload_from(new_config)
+        self.hub.reconfigure(self.config)
+        self.keyring.apps.invalidate()
+        logmod.set_level(self.config.log.level)
+        self.log("server.reloaded")
+
+    def health(self) -> dict[str, Any]:
+        """The /healthz payload."""
+        return {
+            "status": "draining" if self.hub.draining else "ok",
+            "connections": len(self.hub.sessions),
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+
+async def run(config: Any, reload: Callable[[], Any] | None = None) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP calls `reload()` for a fresh configuration and applies it."""
+    loop = asyncio.get_running_loop()
+    metrics = Metrics() if config.metrics.enabled else None
+    server = Server(config, loop, logmod.event, metrics)
+    await server.start()
+    exporter = None
+    lag_task = None
+    if metrics is not None:
+        exporter = MetricsServer(metrics, config.metrics.host, config.metrics.port, server.health).start()
+        lag_task = loop.create_task(metrics.watch_loop_lag())
+        print(f"kefu: metrics on http://{config.metrics.host}:{exporter.port}/metrics", flush=True)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(server, reload))
+    gc.freeze()  # everything allocated at start-up is long-lived: keep the collector off it
+    await stop.wait()
+    await server.stop()
+    if lag_task is not None:
+        lag_task.cancel()
+    if exporter is not None:
+        exporter.stop()
+
+
+def _reload(server: Server, reload: Callable[[], Any]) -> None:
+    try:
+        server.reload(reload())
+    except Exception as exc:
+        logmod.error("server.reload_failed", reason=str(exc))
+
+
+def serve(config: Any, reload: Callable[[], Any] | None = None) -> int:
+    """`kefu serve`: run the server on uvloop until signalled; returns the exit status."""
+    try:
+        import uvloop  # noqa: PLC0415 - only the server needs it, and it is an optional extra
+    except ImportError:
+        print("kefu serve needs the server extra: pip install 'kefu[server]'", file=sys.stderr)
+        return 2
+    uvloop.run(run(config, reload))
+    return 0
+
+
+__all__ = ["Server", "run", "serve"]

@@ -1,0 +1,366 @@
+"""The `kefu` command: serve, check-config, keygen, app add/list/revoke, backup, status.
+
+Theory of operation: every subcommand loads the configuration the same way (defaults <- --config file <-
+KEFU_* environment <- flags), so `kefu check-config` shows exactly what `kefu serve` would run with. This
+module imports only the standard library and kefu.server.config/log at import time: the server's
+dependencies (uvloop, lmdb, prometheus-client; the `kefu[server]` extra) and the crypto are imported by the
+subcommand that needs them, so `kefu --help` works on a plain `pip install kefu`.
+
+Exit status: 0 success, 1 failure (bad configuration, refused operation, unhealthy server), 2 usage error
+or missing server extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import log
+from .config import CONFIG_ENV, Config, ConfigError, describe_settings, load_config, render_example_toml, render_toml
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["build_parser", "main"]
+
+SERVER_EXTRA = ("uvloop", "lmdb", "prometheus_client")
+STORE_EXTRA = ("lmdb",)
+EXTRA_HINT = "pip install 'kefu[server]'"
+STATUS_TIMEOUT_S = 5.0
+
+_SERVE_EPILOG = """\
+Every setting below can be set in the TOML file given by --config (or $KEFU_CONFIG), overridden by its
+environment variable, and the flags above override both. Lists in the environment are comma-separated;
+booleans accept 1/0/true/false. `kefu check-config` prints the effective configuration.
+
+"""
+
+
+class CliError(Exception):
+    """A failure to report on stderr as `kefu: <message>` with exit status 1."""
+
+
+# --- the parser -----------------------------------------------------------------------------------------
+
+
+def _config_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", metavar="PATH", help="TOML configuration file (default: $KEFU_CONFIG, else none)")
+    p.add_argument("--data-dir", metavar="DIR", help="override [server] data_dir")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="override [log] level")
+    p.add_argument("--log-json", action="store_true", default=None, help="log JSON lines ([log] json = true)")
+    return p
+
+
+def _listen_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--host", help="override [server] host")
+    p.add_argument("--port", type=int, help="override [server] port")
+    p.add_argument("--metrics-port", type=int, help="override [metrics] port")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of the `kefu` command."""
+    parser = argparse.ArgumentParser(prog="kefu", description="kefu customer-service messaging server.")
+    parser.add_argument("--version", action="version", version=f"kefu {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cfg, listen = _config_parent(), _listen_parent()
+    raw = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("serve", parents=[cfg, listen], help="run the server", formatter_class=raw,
+                       description="Run the server until SIGTERM/SIGINT; SIGHUP reloads [limits] and [log] level.",
+                       epilog=_SERVE_EPILOG + describe_settings())  # fmt: skip
+    p.set_defaults(run=_cmd_serve)
+    p = sub.add_parser("check-config", parents=[cfg, listen], help="validate the configuration and print it",
+                       formatter_class=raw, epilog=describe_settings())  # fmt: skip
+    p.add_argument("--example", action="store_true", help="print the commented example file (every key, defaults)")
+    p.set_defaults(run=_cmd_check_config)
+    p = sub.add_parser("keygen", parents=[cfg], help="add a server signing key (rotation)")
+    p.add_argument("--type", choices=("sm2", "ed25519", "both"), default="both", help="key type (default: both)")
+    p.set_defaults(run=_cmd_keygen)
+    p = sub.add_parser("backup", parents=[cfg], help="copy the store consistently, even while serving")
+    p.add_argument("dest", metavar="DEST", help="directory to create for the copy (must not exist)")
+    p.set_defaults(run=_cmd_backup)
+    p = sub.add_parser("status", parents=[cfg, listen], help="ask a running server's metrics port how it is")
+    p.add_argument("--timeout", type=float, default=STATUS_TIMEOUT_S, help="seconds to wait (default: 5)")
+    p.set_defaults(run=_cmd_status)
+    _add_app_parsers(sub, cfg)
+    return parser
+
+
+def _add_app_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser) -> None:
+    app = sub.add_parser("app", help="manage app credentials").add_subparsers(
+        dest="app_command", required=True, metavar="ACTION"
+    )
+    p = app.add_parser("add", parents=[cfg], help="register an app and print its secret (once)")
+    p.add_argument("name", metavar="NAME", help="the app id clients present")
+    p.add_argument("--client-key-pin", action="append", default=[], metavar="PIN",
+                   help="require a client signature by this key (sm2:<hex> or ed25519:<hex>); repeatable")  # fmt: skip
+    p.add_argument("--role", default="app", help="role (default: app)")
+    p.add_argument("--tenant", default="", help="tenant (default: none)")
+    p.set_defaults(run=_cmd_app_add)
+    p = app.add_parser("list", parents=[cfg], help="list apps")
+    p.set_defaults(run=_cmd_app_list)
+    p = app.add_parser("revoke", parents=[cfg], help="delete an app's credentials")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(run=_cmd_app_revoke)
+
+
+def _version() -> str:
+    from importlib import metadata  # noqa: PLC0415 - only for --version
+
+    try:
+        return metadata.version("kefu")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+# --- shared steps ---------------------------------------------------------------------------------------
+
+_FLAGS = {
+    "data_dir": "server.data_dir",
+    "host": "server.host",
+    "port": "server.port",
+    "metrics_port": "metrics.port",
+    "log_level": "log.level",
+    "log_json": "log.json",
+}
+
+
+def _load(args: argparse.Namespace) -> Config:
+    overrides = {name: getattr(args, attr) for attr, name in _FLAGS.items() if getattr(args, attr, None) is not None}
+    return load_config(args.config, overrides=overrides)
+
+
+def _require(modules: Sequence[str], what: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise CliError(f"{what} needs the server extra (missing {', '.join(missing)}): {EXTRA_HINT}")
+
+
+@contextmanager
+def _open_store(config: Config) -> Iterator[Store]:
+    _require(STORE_EXTRA, "this command")
+    from .store import Store  # noqa: PLC0415 - lmdb is an optional extra
+
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    store = Store(
+        config.store_path,
+        map_size=config.storage.map_size_mb << 20,
+        max_map_size=config.storage.max_map_size_gb << 30,
+        idempotency_window_s=config.storage.idempotency_window_s,
+    )
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+# --- subcommands ----------------------------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    try:
+        _require(SERVER_EXTRA, "kefu serve")
+    except CliError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
+    from .app import serve  # noqa: PLC0415 - the server and its dependencies load only to serve
+
+    return serve(config, reload=lambda: _load(args))
+
+
+def _cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    if args.example:
+        print(render_example_toml(), end="")
+        return 0
+    source = args.config or os.environ.get(CONFIG_ENV) or "no file"
+    print(f"# kefu effective configuration ({source}, environment and flags applied)")
+    print(render_toml(config, comments=False), end="")
+    print(f"kefu: configuration OK ({source})", file=sys.stderr)
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace, config: Config) -> int:
+    from kefu.protocol.crypto import KeyType  # noqa: PLC0415 - keeps --help free of the crypto import
+
+    from .keys import add_key  # noqa: PLC0415
+
+    types = [KeyType.SM2, KeyType.ED25519] if args.type == "both" else [KeyType[args.type.upper()]]
+    for key_type in types:
+        added = add_key(config.data_path, key_type)
+        print(f"{added.path.name}  {added.pin}")
+    print(
+        "kefu: give these pins to clients before restarting the server: from its next start, the newest key of\n"
+        "each type signs. Older keys stay pinned until their files are removed.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_app_add(args: argparse.Namespace, config: Config) -> int:
+    from .keys import AppError, create_app, encode_secret  # noqa: PLC0415 - crypto loads only when needed
+
+    with _open_store(config) as store:
+        try:
+            record, secret = create_app(
+                store, args.name, client_key_pins=args.client_key_pin, role=args.role, tenant=args.tenant
+            )
+        except AppError as exc:
+            raise CliError(str(exc)) from None
+    print(
+        f"kefu: app {record.app_id!r} created (role {record.role}). Its secret, shown only this once:", file=sys.stderr
+    )
+    print(encode_secret(secret))
+    return 0
+
+
+def _cmd_app_list(args: argparse.Namespace, config: Config) -> int:
+    import datetime as dt  # noqa: PLC0415
+
+    from .keys import list_app_records  # noqa: PLC0415
+
+    with _open_store(config) as store:
+        records = list_app_records(store)
+    print(f"{'APP':<24} {'ROLE':<10} {'TENANT':<16} {'CREATED (UTC)':<20} CLIENT KEY PINS")
+    for r in records:
+        created = dt.datetime.fromtimestamp(r.created_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{r.app_id:<24} {r.role:<10} {r.tenant or '-':<16} {created:<20} {','.join(r.pins) or '-'}")
+    return 0
+
+
+def _cmd_app_revoke(args: argparse.Namespace, config: Config) -> int:
+    from .keys import APP_CACHE_TTL_S, revoke_app  # noqa: PLC0415
+
+    with _open_store(config) as store:
+        if not revoke_app(store, args.name):
+            raise CliError(f"no app {args.name!r}")
+    print(
+        f"kefu: app {args.name!r} revoked. A running server refuses new handshakes for it within "
+        f"{APP_CACHE_TTL_S:g} s, or at once after SIGHUP (systemctl reload kefu).",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    dest = Path(args.dest)
+    if dest.exists():
+        raise CliError(f"{dest} exists: a backup goes to a new directory")
+    with _open_store(config) as store:
+        store.backup(dest)
+    print(f"kefu: store copied to {dest}")
+    print(
+        f"kefu: the server keys in {config.keys_path} are not in this copy: back them up separately, as secrets.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# --- status ---------------------------------------------------------------------------------------------
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every sample in Prometheus text exposition format."""
+    out = []
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if m and not line.startswith("#"):
+            labels = dict(_LABEL.findall(m.group(2) or ""))
+            out.append((m.group(1), labels, float(m.group(3))))
+    return out
+
+
+def _fetch(url: str, timeout: float) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - an http URL we built
+            return int(resp.status), bytes(resp.read())
+    except urllib.error.HTTPError as exc:  # 503 while draining still carries the JSON payload
+        return exc.code, exc.read()
+
+
+def _summarise(samples: list[tuple[str, dict[str, str], float]]) -> list[str]:
+    def total(name: str, pred: Callable[[dict[str, str]], bool] = lambda _: True) -> float:
+        return sum(v for n, labels, v in samples if n == name and pred(labels))
+
+    def by(name: str, label: str) -> str:
+        values: dict[str, float] = {}
+        for n, labels, v in samples:
+            if n == name and v:
+                values[labels.get(label, "")] = values.get(labels.get(label, ""), 0) + v
+        return ", ".join(f"{k} {v:g}" for k, v in sorted(values.items())) or "none"
+
+    count = total("kefu_send_ack_latency_seconds_count")
+    ack = f"{1000 * total('kefu_send_ack_latency_seconds_sum') / count:.2f} ms" if count else "n/a"
+    return [
+        f"connections: {total('kefu_connections'):g} ({by('kefu_connections', 'state')})",
+        f"handshakes: {by('kefu_handshakes_total', 'result')}",
+        f"frames in/out: {total('kefu_frames_total', lambda x: x.get('direction') == 'in'):g}"
+        f" / {total('kefu_frames_total', lambda x: x.get('direction') == 'out'):g}",
+        f"mean SEND->SEND_ACK: {ack}; retries: {total('kefu_retries_total'):g}",
+        f"errors: {by('kefu_errors_total', 'code')}",
+        f"commit queue: {total('kefu_queue_depth', lambda x: x.get('queue') == 'commit'):g};"
+        f" outbound buffered: {total('kefu_queue_depth', lambda x: x.get('queue') == 'outbound_bytes'):g} bytes",
+        f"event loop lag: {1000 * total('kefu_event_loop_lag_last_seconds'):.1f} ms",
+    ]
+
+
+def _cmd_status(args: argparse.Namespace, config: Config) -> int:
+    if not config.metrics.enabled:
+        raise CliError("status reads the metrics endpoint, and [metrics] enabled is false")
+    host = config.metrics.host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - mapping a wildcard to loopback
+    base = f"http://[{host}]:{config.metrics.port}" if ":" in host else f"http://{host}:{config.metrics.port}"
+    try:
+        code, body = _fetch(base + "/healthz", args.timeout)
+        health = json.loads(body)
+        _, metrics = _fetch(base + "/metrics", args.timeout)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"no answer from {base}: {exc}") from None
+    uptime = float(health.get("uptime_s", 0))
+    print(f"kefu {health.get('version', '?')} at {base}: {health.get('status', '?')}, up {uptime:.0f} s")
+    for line in _summarise(parse_exposition(metrics.decode("utf-8", "replace"))):
+        print("  " + line)
+    return 0 if code == 200 else 1
+
+
+# --- entry point ----------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `kefu` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        print("kefu: configuration error:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    # serve logs at the configured level; one-shot commands only warnings unless --log-level asks for more
+    level = config.log.level if args.run is _cmd_serve or args.log_level else "warning"
+    log.configure(level, json_lines=config.log.json)
+    try:
+        status: int = args.run(args, config)
+    except CliError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

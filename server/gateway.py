@@ -1,0 +1,264 @@
+"""The gateway: one asyncio.Protocol per connection driving the sans-IO core (no task per connection).
+
+Theory of operation: `data_received` feeds the whole chunk to the core, which returns every event in it;
+the session handles them all and schedules one flush for the end of the loop iteration, so a burst of
+frames in and of replies out costs one `transport.write` and one record seal per connection per iteration.
+
+Backpressure: when the transport's buffer passes its high-water mark, asyncio calls `pause_writing`; the
+session then stops reading from that client and stops pulling deliveries for it, so what the server
+buffers for a slow reader is bounded by the high-water mark plus one batch. Every deadline of a session
+(handshake, keepalive, delivery retries) lives in the hub's single timer wheel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+from kefu.protocol.connection import State
+from kefu.protocol.delivery import DeliveryWindow, Stream
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
+from kefu.protocol.frames import Deliver, DeliverAck, Flag, Frame, MetaEntry, Send, Sync
+from kefu.protocol.serverconn import ServerConnection
+
+from .ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .store import StoredMessage
+
+
+class Session(asyncio.Protocol):
+    """One client connection."""
+
+    __slots__ = (
+        "_bytes",
+        "_flush_pending",
+        "_frames",
+        "_read_paused_until",
+        "conn",
+        "hub",
+        "peer",
+        "ready",
+        "transport",
+        "user",
+        "window",
+        "write_paused",
+    )
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.transport: asyncio.Transport | None = None
+        self.conn: ServerConnection | None = None
+        self.user = ""
+        self.peer = ""
+        self.ready = False
+        self.write_paused = False
+        self.window: DeliveryWindow | None = None
+        self._flush_pending = False
+        self._read_paused_until = 0.0
+        self._frames: TokenBucket | None = None
+        self._bytes: TokenBucket | None = None
+
+    # --- asyncio.Protocol -------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's TCPTransport is not a subclass
+        transport = self.transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        hub = self.hub
+        if not hub.admit(self, peer[0] if peer else "?"):
+            transport.abort()
+            return
+        now = hub.now()
+        limits = hub.config.limits
+        transport.set_write_buffer_limits(high=limits.write_high_water, low=limits.write_low_water)
+        self.conn = ServerConnection(hub.server_config, now=now)
+        self._frames = TokenBucket(limits.conn_frames_per_s, limits.conn_frames_burst, now)
+        self._bytes = TokenBucket(limits.conn_bytes_per_s, limits.conn_bytes_burst, now)
+        self._rearm()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None or conn.closed:
+            return
+        now = self.hub.now()
+        assert self._bytes is not None
+        delay = self._bytes.force(len(data), now)
+        conn.receive_data(data)
+        self._handle_events(now)
+        self._schedule_flush()
+        if delay > 0 and not conn.closed:
+            self._pause_reading_for(delay)
+
+    def eof_received(self) -> bool | None:
+        if self.conn is not None:
+            self.conn.receive_data(b"")
+            self._handle_events(self.hub.now())
+            self._schedule_flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.hub.forget(self)
+        self.conn = None
+        self.window = None
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.transport is not None and self.hub.now() >= self._read_paused_until:
+            self.transport.resume_reading()
+        self.pump_all()
+
+    # --- timers -----------------------------------------------------------------------------------------
+
+    def on_timer(self, now: float) -> None:
+        """Keepalive, handshake deadline, delivery retries, end of a read pause."""
+        conn = self.conn
+        if conn is None:
+            return
+        now = self.hub.now()
+        if self._read_paused_until and now >= self._read_paused_until:
+            self._read_paused_until = 0.0
+            if self.transport is not None and not self.write_paused:
+                self.transport.resume_reading()
+        conn.handle_timer(now)
+        if self.window is not None and self.ready:
+            for retry in self.window.due(now=now):
+                self.hub.resend(self, retry.conversation_id, retry.first, retry.last)
+        self._handle_events(now)
+        self._schedule_flush()
+
+    def _rearm(self) -> None:
+        deadlines = [d for d in (self.conn.get_timer() if self.conn else None, self._retry_deadline()) if d]
+        if self._read_paused_until:
+            deadlines.append(self._read_paused_until)
+        self.hub.wheel_schedule(self, min(deadlines) if deadlines else None)
+
+    def _retry_deadline(self) -> float | None:
+        return self.window.next_deadline() if self.window is not None else None
+
+    def _pause_reading_for(self, delay: float) -> None:
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self._read_paused_until = self.hub.now() + delay
+        self._rearm()
+
+    # --- events -----------------------------------------------------------------------------------------
+
+    def _handle_events(self, now: float) -> None:
+        assert self.conn is not None
+        hub = self.hub
+        for event in self.conn.events_received():
+            match event:
+                case Send():
+                    if self._allow_frame(now):
+                        hub.on_send(self, event, now)
+                    else:
+                        hub.refuse_send(self, event, ErrorCode.RATE_LIMITED)
+                case DeliverAck():
+                    hub.on_deliver_ack(self, event, now)
+                case Sync():
+                    if self._allow_frame(now):
+                        hub.on_sync(self, event, now)
+                    else:
+                        hub.refuse(self, event, ErrorCode.RATE_LIMITED)
+                case HandshakeComplete():
+                    self.user = event.app_id
+                    self.ready = True
+                    self.window = hub.new_window()
+                    hub.on_ready(self, event)
+                case ConnectionTerminated() | ConnectionClosed():
+                    hub.on_closed(self, event)
+                case _:
+                    pass  # PONG, a non-fatal ERROR from a client: nothing to do
+
+    def _allow_frame(self, now: float) -> bool:
+        assert self._frames is not None
+        return self._frames.take(1, now) and self.hub.allow_app_frame(self.user, now)
+
+    # --- sending ----------------------------------------------------------------------------------------
+
+    def send(self, frame: Frame) -> None:
+        """Queue a frame for this client (sealed and written at the end of the iteration)."""
+        conn = self.conn
+        if conn is not None and conn.state is State.CONNECTED:
+            conn.send(frame)
+            self._schedule_flush()
+
+    def deliver(self, message: StoredMessage, *, redelivery: bool = False, request_id: int = 0) -> None:
+        """Queue one DELIVER (`request_id` echoes the SYNC that fetched it, 0 for live and retried ones)."""
+        self.send(
+            Deliver(
+                message.conversation_id,
+                message.seq,
+                message.server_msg_id,
+                message.timestamp_ms,
+                message.client_msg_id,
+                message.content_type,
+                message.sender,
+                message.body,
+                tuple(MetaEntry(k, v) for k, v in message.metadata),
+                flags=Flag.REDELIVERY if redelivery else 0,
+                request_id=request_id,
+            )
+        )
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.hub.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        conn, transport = self.conn, self.transport
+        if conn is None or transport is None:
+            return
+        data = conn.data_to_send()
+        if data:
+            transport.write(data)
+            self.hub.count_out(len(data))
+        if conn.closed:
+            self.hub.wheel_schedule(self, None)
+            transport.close()
+            return
+        self._rearm()
+
+    # --- deliveries -------------------------------------------------------------------------------------
+
+    def offer(self, message: StoredMessage, acked: int, t0: float) -> None:
+        """A new message of a conversation this session's user belongs to; send it if it is next in line."""
+        window = self.window
+        if window is None or self.conn is None:
+            return
+        stream = window.stream(message.conversation_id, acked)
+        if self.write_paused:
+            return
+        if stream.next_seq == message.seq and window.room > 0:
+            window.take(stream, message.seq, now=self.hub.now())
+            self.deliver(message)
+            self.hub.observe_delivery(t0)
+        elif stream.next_seq <= message.seq:
+            self.pump(stream, message.seq)
+
+    def pump(self, stream: Stream, last_seq: int) -> None:
+        """Send what the window allows of `stream` up to `last_seq`, reading from the store."""
+        if self.window is None or self.write_paused:
+            return
+        seqs = self.window.take(stream, last_seq, now=self.hub.now())
+        if seqs:
+            for message in self.hub.store.read_range(stream.conversation_id, seqs.start - 1, seqs[-1], len(seqs)):
+                self.deliver(message)
+
+    def pump_all(self) -> None:
+        """After a pause: catch every stream up."""
+        if self.window is None:
+            return
+        for stream in list(self.window.streams.values()):
+            self.pump(stream, self.hub.last_seq(stream.conversation_id))

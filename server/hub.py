@@ -1,0 +1,337 @@
+"""The hub: who is online, what each SEND becomes, and who gets which DELIVER (spec section 4.10).
+
+Theory of operation:
+
+- SEND: checked (size, rate), handed to the group committer; the SEND_ACK goes out only from the commit
+  callback, i.e. after the batch holding the message is fsync'd. A repeated (sender, client_msg_id) gets the
+  original acknowledgement with the DUPLICATE flag and is not delivered again.
+- After a commit, the message is offered to every online device of every member of its conversation
+  except the device that sent it. A device's stream sends it at once if it is next in sequence and the
+  window has room; otherwise the stream catches up from the store as acknowledgements free the window.
+- DELIVER_ACK advances the device's stream and the user's stored cursor (batched into the next commit).
+- SYNC with until_seq = 0 resumes a conversation's stream after `after_seq` (conversation 0: every
+  conversation whose stored cursor is behind); with until_seq > 0 it fetches a range once, untracked.
+- Conversations are created by the first SEND that names its other members in the metadata key
+  "kefu.to" (comma-separated user ids). Only members may send to or read a conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kefu.protocol.delivery import DeliveryWindow
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
+from kefu.protocol.frames import DeliverAck, Error, Flag, Frame, Goaway, Send, SendAck, Sync, SyncDone
+
+from .ratelimit import BucketTable
+from .store import CursorUpdate, SendRequest, SendResult, Store, StoredMessage
+from .timers import TimerWheel
+
+if TYPE_CHECKING:
+    from kefu.protocol.handshake import ServerConfig
+
+    from .gateway import Session
+
+MEMBERS_KEY = "kefu.to"
+"""SEND metadata key naming the other members of a conversation the SEND creates."""
+
+
+class Hub:
+    """Shared state of one server process: sessions by user, limits, the committer and the timer wheel."""
+
+    def __init__(
+        self,
+        *,
+        config: Any,
+        server_config: ServerConfig,
+        store: Store,
+        committer: Any,
+        loop: asyncio.AbstractEventLoop,
+        metrics: Any = None,
+        log: Callable[..., None] | None = None,
+    ) -> None:
+        self.config = config
+        self.server_config = server_config
+        self.store = store
+        self.committer = committer
+        self.loop = loop
+        self.metrics = metrics
+        self.log = log or (lambda *a, **k: None)
+        self.wheel = TimerWheel(loop)
+        self.sessions: set[Session] = set()
+        self.users: dict[str, set[Session]] = {}
+        self.draining = False
+        self._offset = time.time() - loop.time()
+        self._last_seq: dict[int, int] = {}
+        limits = config.limits
+        self._app_frames = BucketTable(limits.app_frames_per_s, limits.app_frames_burst)
+        self._new_conns = BucketTable(limits.new_conns_per_ip_per_s, limits.new_conns_per_ip_burst)
+        self.handshaking = 0
+
+    def reconfigure(self, config: Any) -> None:
+        """SIGHUP: adopt new limits for existing and future connections' shared buckets."""
+        self.config = config
+        limits = config.limits
+        self._app_frames.configure(limits.app_frames_per_s, limits.app_frames_burst)
+        self._new_conns.configure(limits.new_conns_per_ip_per_s, limits.new_conns_per_ip_burst)
+
+    # --- clock and timers -------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Wall-clock seconds, read from the loop's monotonic clock (tickets and deadlines share it)."""
+        return self.loop.time() + self._offset
+
+    def wheel_schedule(self, session: Session, when: float | None) -> None:
+        """Arm `session`'s single deadline (wall-clock seconds) in the timer wheel."""
+        self.wheel.schedule(session, None if when is None else when - self._offset)
+
+    # --- admission --------------------------------------------------------------------------------------
+
+    def admit(self, session: Session, address: str) -> bool:
+        """Connection limit and per-address rate of new connections."""
+        limits = self.config.limits
+        if self.draining or len(self.sessions) >= self.config.server.max_connections:
+            self._count("refused_connections")
+            return False
+        if not self._new_conns.take(address, 1, self.now()):
+            self._count("refused_connections")
+            return False
+        if self.handshaking >= limits.max_handshakes_in_progress:
+            self._count("refused_connections")
+            return False
+        self.sessions.add(session)
+        self.handshaking += 1
+        return True
+
+    def allow_app_frame(self, user: str, now: float) -> bool:
+        """The per-app frame bucket."""
+        return self._app_frames.take(user, 1, now)
+
+    def new_window(self) -> DeliveryWindow:
+        """A delivery window with the configured bounds."""
+        d = self.config.delivery
+        return DeliveryWindow(d.inflight_window, d.retry_initial_ms / 1000, d.retry_max_ms / 1000)
+
+    def on_ready(self, session: Session, event: HandshakeComplete) -> None:
+        """Handshake done: the session now belongs to its user."""
+        self.handshaking -= 1
+        self.users.setdefault(session.user, set()).add(session)
+        self.log(
+            "conn.ready", peer=session.peer, app=session.user, suite=event.suite.name.lower(), resumed=event.resumed
+        )
+
+    def on_closed(self, session: Session, event: ConnectionClosed | ConnectionTerminated) -> None:
+        """The core closed the connection (cleanly or not); the flush writes what is left and closes."""
+        if isinstance(event, ConnectionTerminated) and not event.by_peer:
+            self.log("conn.error", peer=session.peer, app=session.user, code=event.code.name, reason=event.reason)
+
+    def forget(self, session: Session) -> None:
+        """The transport is gone."""
+        if session in self.sessions:
+            self.sessions.discard(session)
+            if not session.ready:
+                self.handshaking -= 1
+        devices = self.users.get(session.user)
+        if devices is not None:
+            devices.discard(session)
+            if not devices:
+                del self.users[session.user]
+        self.wheel.cancel(session)
+
+    # --- SEND -------------------------------------------------------------------------------------------
+
+    def on_send(self, session: Session, send: Send, now: float) -> None:
+        """Validate and submit for durable commit; the ack waits for the fsync."""
+        if len(send.body) > self.config.server.max_message_bytes:
+            self.refuse_send(session, send, ErrorCode.MESSAGE_TOO_LARGE)
+            return
+        metadata = tuple((m.key, m.value) for m in send.metadata)
+        members = self._members_from(metadata)
+        request = SendRequest(
+            session.user, send.client_msg_id, send.conversation_id, send.content_type, send.body, metadata, members
+        )
+        t0 = self.loop.time()
+        self.committer.submit(request, lambda result: self._committed(session, send, result, t0))
+
+    @staticmethod
+    def _members_from(metadata: tuple[tuple[str, bytes], ...]) -> tuple[str, ...]:
+        for key, value in metadata:
+            if key == MEMBERS_KEY:
+                try:
+                    return tuple(m for m in value.decode().split(",") if m)
+                except UnicodeDecodeError:
+                    return ()
+        return ()
+
+    def refuse_send(self, session: Session, send: Send, code: ErrorCode) -> None:
+        """A SEND_ACK carrying an error instead of a sequence number."""
+        session.send(SendAck(send.client_msg_id, code, 0, send.conversation_id, 0, 0, request_id=send.request_id))
+        self._count_error(code)
+
+    def refuse(self, session: Session, frame: Frame, code: ErrorCode, reason: str = "") -> None:
+        """A non-fatal ERROR answering `frame`."""
+        session.send(Error(code, reason or code.name.lower(), request_id=frame.request_id))
+        self._count_error(code)
+
+    def _committed(self, session: Session, send: Send, result: SendResult, t0: float) -> None:
+        message = result.message
+        if result.status != ErrorCode.OK or message is None:
+            self.refuse_send(session, send, ErrorCode(result.status))
+            return
+        flags = Flag.DUPLICATE if result.duplicate else 0
+        session.send(
+            SendAck(
+                send.client_msg_id,
+                0,
+                message.server_msg_id,
+                message.conversation_id,
+                message.seq,
+                message.timestamp_ms,
+                request_id=send.request_id,
+                flags=flags,
+            )
+        )
+        self._observe("send_ack", self.loop.time() - t0)
+        if result.duplicate:
+            return
+        self._last_seq[message.conversation_id] = max(self._last_seq.get(message.conversation_id, 0), message.seq)
+        self._delivered_by_ack(session, message)
+        self.fanout(message, result.members, session, t0)
+
+    def _delivered_by_ack(self, session: Session, message: StoredMessage) -> None:
+        """The sending device has its own message (the SEND_ACK told it the seq): if its stream is caught up,
+        count the message as delivered and acknowledged there instead of echoing it back."""
+        window = session.window
+        if window is None:
+            return
+        stream = window.stream(message.conversation_id, self.store.cursor(session.user, message.conversation_id))
+        if stream.acked == stream.next_seq - 1 == message.seq - 1:
+            stream.acked = message.seq
+            stream.next_seq = message.seq + 1
+            self.committer.submit_cursor(CursorUpdate(session.user, message.conversation_id, message.seq))
+
+    def fanout(self, message: StoredMessage, members: tuple[str, ...], origin: Session | None, t0: float) -> None:
+        """Offer a committed message to every online device of every member except the origin device."""
+        for member in members:
+            devices = self.users.get(member)
+            if not devices:
+                continue
+            acked = None
+            for device in devices:
+                if device is origin:
+                    continue
+                if acked is None:
+                    acked = self.store.cursor(member, message.conversation_id)
+                device.offer(message, acked, t0)
+
+    def observe_delivery(self, t0: float) -> None:
+        """A DELIVER left for a device: the server-side delivery latency of the message."""
+        self._observe("delivery", self.loop.time() - t0)
+
+    def last_seq(self, conversation_id: int) -> int:
+        """The conversation's last sequence number (cached from commits, else from the store)."""
+        seq = self._last_seq.get(conversation_id)
+        if seq is None:
+            seq = self._last_seq[conversation_id] = self.store.last_seq(conversation_id)
+        return seq
+
+    # --- DELIVER_ACK, retries and SYNC ------------------------------------------------------------------
+
+    def on_deliver_ack(self, session: Session, ack: DeliverAck, now: float) -> None:
+        """Advance streams and stored cursors; continue any catch-up the ack made room for."""
+        window = session.window
+        if window is None:
+            return
+        for entry in ack.acks:
+            stream = window.ack(entry.conversation_id, entry.seq, now=now)
+            if stream is not None:
+                self.committer.submit_cursor(CursorUpdate(session.user, entry.conversation_id, stream.acked))
+        for stream in list(window.streams.values()):
+            if window.room <= 0:
+                break
+            session.pump(stream, self.last_seq(stream.conversation_id))
+
+    def resend(self, session: Session, conversation_id: int, first: int, last: int) -> None:
+        """Retry unacknowledged DELIVERs in order."""
+        for message in self.store.read_range(conversation_id, first - 1, last, last - first + 1):
+            session.deliver(message, redelivery=True)
+        self._count("retries", last - first + 1)
+
+    def on_sync(self, session: Session, sync: Sync, now: float) -> None:
+        """Resume a stream (until_seq 0) or fetch a range once (until_seq > 0)."""
+        window = session.window
+        assert window is not None
+        if sync.conversation_id == 0:
+            pending = self.store.pending(session.user)
+            for conversation_id, cursor, last_seq in pending:
+                self._last_seq[conversation_id] = max(self._last_seq.get(conversation_id, 0), last_seq)
+                stream = window.rewind(conversation_id, cursor)
+                session.pump(stream, last_seq)
+            session.send(SyncDone(0, len(pending), 0, request_id=sync.request_id))
+            return
+        members = self.store.members(sync.conversation_id)
+        if members is None or session.user not in members:
+            self.refuse(session, sync, ErrorCode.FORBIDDEN if members is not None else ErrorCode.NOT_FOUND)
+            return
+        last_seq = self.last_seq(sync.conversation_id)
+        if sync.until_seq == 0:
+            stream = window.rewind(sync.conversation_id, min(sync.after_seq, last_seq))
+            session.pump(stream, last_seq)
+            session.send(
+                SyncDone(sync.conversation_id, last_seq, int(stream.next_seq <= last_seq), request_id=sync.request_id)
+            )
+            return
+        limit = min(sync.limit or self.config.delivery.sync_max_limit, self.config.delivery.sync_max_limit)
+        until = min(sync.until_seq, last_seq)
+        messages = self.store.read_range(sync.conversation_id, sync.after_seq, until, limit)
+        for message in messages:
+            session.deliver(message, redelivery=True, request_id=sync.request_id)
+        last = messages[-1].seq if messages else sync.after_seq
+        session.send(SyncDone(sync.conversation_id, last, int(last < until), request_id=sync.request_id))
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+
+    def goaway_all(self, reason: str = "server shutting down") -> None:
+        """Tell every client to go away (with the configured reconnect advice) and stop admitting."""
+        self.draining = True
+        s = self.config.server
+        frame = Goaway(
+            ErrorCode.SHUTTING_DOWN,
+            s.goaway_reconnect_delay_ms,
+            s.goaway_backoff_initial_ms,
+            s.goaway_backoff_max_ms,
+            s.goaway_jitter_permille,
+            reason,
+        )
+        for session in list(self.sessions):
+            session.send(frame)
+
+    def close_all(self) -> None:
+        """Close every connection cleanly (CLOSE, then the transport)."""
+        for session in list(self.sessions):
+            if session.conn is not None:
+                session.conn.close(ErrorCode.SHUTTING_DOWN, "server stopped")
+                session._schedule_flush()
+
+    # --- metrics ----------------------------------------------------------------------------------------
+
+    def count_out(self, nbytes: int) -> None:
+        """Bytes written to clients."""
+        if self.metrics is not None:
+            self.metrics.bytes_out(nbytes)
+
+    def _count(self, what: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.count(what, n)
+
+    def _count_error(self, code: ErrorCode) -> None:
+        if self.metrics is not None:
+            self.metrics.error(code.name)
+
+    def _observe(self, what: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(what, seconds)

@@ -1,0 +1,284 @@
+"""Prometheus metrics and the /metrics + /healthz HTTP endpoint.
+
+Theory of operation: `Metrics` owns a private CollectorRegistry (never the global default, so tests and
+embedded servers do not collide) and binds the label children of every hot-path series once, at start:
+counting a received DELIVER_ACK is ``metrics.frame_in(FrameType.DELIVER_ACK)``, one dict lookup and one
+``Counter.inc``. Label values come from closed sets (suites, frame types, error codes, a few results) so
+the series count is bounded.
+
+`MetricsServer` serves the registry from a stdlib ThreadingHTTPServer on daemon threads: scraping never runs
+on the event loop, and a stuck scraper cannot stall message traffic. The /healthz payload comes from a
+callable the app provides (`Server.health`), merged over {status, connections, uptime_s, version}; it
+answers 200 while the status is "ok" and 503 otherwise, so a load balancer stops routing to a draining node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from kefu.protocol.codes import ErrorCode
+from kefu.protocol.frames import FrameType
+
+from . import log
+
+__all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsServer", "version"]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""0.5 ms to 5 s: a SEND_ACK within a group-commit window is ~1-3 ms; beyond 5 s a client has retried."""
+FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+"""0.1 ms (NVMe with a write cache) to 1 s (a disk in trouble)."""
+BATCH_BUCKETS = tuple(float(1 << i) for i in range(14))
+"""1 to 8192 writes per commit: powers of two up past [delivery] max_batch's default of 4096."""
+SUITES = ("national", "international", "none")
+"""Suite label values; "none" while a connection has not finished its handshake."""
+HANDSHAKE_RESULTS = ("ok", "resumed", "failed", "timeout")
+CONNECTION_STATES = ("handshake", "open", "draining")
+HTTP_TIMEOUT_S = 10.0
+"""A scraper that sends nothing for this long is dropped, so idle sockets cannot pin handler threads."""
+
+
+def version() -> str:
+    """The installed kefu version."""
+    try:
+        return metadata.version("kefu")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class Metrics:
+    """Every kefu series, on one registry, with hot-path label children bound up front."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, process: bool = True) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        if process:
+            ProcessCollector(registry=r)
+        self.connections = Gauge("kefu_connections", "Open connections.", ["suite", "state"], registry=r)
+        self.handshakes_total = Counter("kefu_handshakes", "Handshakes finished.", ["suite", "result"], registry=r)
+        self.frames_total = Counter("kefu_frames", "Frames received and sent.", ["direction", "type"], registry=r)
+        self.bytes_total = Counter(
+            "kefu_bytes", "Bytes received and sent on client sockets.", ["direction"], registry=r
+        )
+        self.send_ack_latency = Histogram(
+            "kefu_send_ack_latency_seconds", "SEND received to SEND_ACK written.", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.delivery_latency = Histogram(
+            "kefu_delivery_latency_seconds",
+            "Message stored to DELIVER_ACK received.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.commit_batch_size = Histogram(
+            "kefu_commit_batch_size", "Writes per group commit.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.fsync_seconds = Histogram(
+            "kefu_fsync_seconds", "Duration of a durable commit (write and fsync).", buckets=FSYNC_BUCKETS, registry=r
+        )
+        self.retries_total = Counter("kefu_retries", "DELIVERs sent again for want of an ACK.", registry=r)
+        self.refused_total = Counter("kefu_refused_connections", "Connections refused by a limit.", registry=r)
+        self.queue_depth = Gauge(
+            "kefu_queue_depth", "Work waiting: writes to commit, bytes buffered to clients.", ["queue"], registry=r
+        )
+        self.errors_total = Counter("kefu_errors", "Protocol errors, by wire code name.", ["code"], registry=r)
+        self.loop_lag = Histogram(
+            "kefu_event_loop_lag_seconds",
+            "Lateness of a periodic event loop callback.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_last = Gauge("kefu_event_loop_lag_last_seconds", "The last event loop lag measured.", registry=r)
+        Gauge("kefu_build_info", "Always 1; the version is a label.", ["version"], registry=r).labels(version()).set(1)
+        Gauge("kefu_start_time_seconds", "Unix time the process started serving.", registry=r).set(time.time())
+        self._bind()
+
+    def _bind(self) -> None:
+        frames = self.frames_total
+        self._frames_in = {int(t): frames.labels("in", t.name.lower()) for t in FrameType}
+        self._frames_out = {int(t): frames.labels("out", t.name.lower()) for t in FrameType}
+        self._frames_in_unknown = frames.labels("in", "unknown")
+        self._bytes_in = self.bytes_total.labels("in")
+        self._bytes_out = self.bytes_total.labels("out")
+        self._errors = {c.name: self.errors_total.labels(c.name) for c in ErrorCode}
+        self._handshakes = {(s, r): self.handshakes_total.labels(s, r) for s in SUITES for r in HANDSHAKE_RESULTS}
+        self._conns = {(s, st): self.connections.labels(s, st) for s in SUITES for st in CONNECTION_STATES}
+        self.commit_queue = self.queue_depth.labels("commit")
+        self.outbound_buffered_bytes = self.queue_depth.labels("outbound_bytes")
+        self._counts = {"retries": self.retries_total, "refused_connections": self.refused_total}
+        self._latencies = {
+            "send_ack": self.send_ack_latency,
+            "delivery": self.delivery_latency,
+            "fsync": self.fsync_seconds,
+            "loop_lag": self.loop_lag,
+        }
+
+    # --- hot path -------------------------------------------------------------------------------------
+
+    def frame_in(self, frame_type: int) -> None:
+        """One frame received."""
+        self._frames_in.get(frame_type, self._frames_in_unknown).inc()
+
+    def frame_out(self, frame_type: int) -> None:
+        """One frame sent."""
+        self._frames_out[frame_type].inc()
+
+    def bytes_in(self, n: int) -> None:
+        """Bytes read from a client socket."""
+        self._bytes_in.inc(n)
+
+    def bytes_out(self, n: int) -> None:
+        """Bytes written to a client socket."""
+        self._bytes_out.inc(n)
+
+    def error(self, code_name: str) -> None:
+        """One protocol error, by ErrorCode name."""
+        child = self._errors.get(code_name)
+        (child if child is not None else self.errors_total.labels(code_name)).inc()
+
+    def handshake(self, suite: str, result: str) -> None:
+        """One finished handshake: suite in SUITES, result in HANDSHAKE_RESULTS."""
+        self._handshakes[(suite, result)].inc()
+
+    def connection_gauge(self, suite: str, state: str) -> Any:
+        """The gauge child of (suite, state): hold it per connection and inc()/dec() it on transitions."""
+        return self._conns[(suite, state)]
+
+    def count(self, what: str, n: int = 1) -> None:
+        """Increment a named counter: "retries" or "refused_connections"."""
+        self._counts[what].inc(n)
+
+    def observe(self, what: str, seconds: float) -> None:
+        """Observe a named duration: "send_ack", "delivery", "fsync" or "loop_lag"."""
+        self._latencies[what].observe(seconds)
+
+    def observe_commit(self, batch_size: int, fsync_seconds: float) -> None:
+        """One group commit: how many writes it held and how long its fsync took."""
+        self.commit_batch_size.observe(batch_size)
+        self.fsync_seconds.observe(fsync_seconds)
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        """How late a periodic event loop callback ran."""
+        self.loop_lag.observe(seconds)
+        self.loop_lag_last.set(seconds)
+
+    async def watch_loop_lag(self, interval_s: float = 0.5) -> None:
+        """Run forever (as a task on the loop being measured), observing how late each wake-up comes."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + interval_s
+            await asyncio.sleep(interval_s)
+            self.observe_loop_lag(max(0.0, loop.time() - due))
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+# --- the HTTP endpoint ----------------------------------------------------------------------------------
+
+HealthFn = Callable[[], Mapping[str, object]]
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    metrics: Metrics
+    health: HealthFn
+    started: float
+
+
+class _HttpServer6(_HttpServer):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HttpServer
+    timeout = HTTP_TIMEOUT_S
+    server_version = "kefu-metrics"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._reply(200, CONTENT_TYPE_LATEST, self.server.metrics.exposition())
+        elif path == "/healthz":
+            status, payload = self._health()
+            self._reply(status, "application/json", json.dumps(payload, default=str).encode() + b"\n")
+        else:
+            self._reply(404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n")
+
+    def _health(self) -> tuple[int, dict[str, object]]:
+        payload: dict[str, object] = {
+            "status": "ok",
+            "connections": 0,
+            "uptime_s": round(time.monotonic() - self.server.started, 1),
+            "version": version(),
+        }
+        try:
+            payload.update(self.server.health())
+        except Exception as exc:  # a broken health callback must answer, not hang the probe
+            log.exception("metrics.health_failed", error=exc)
+            return 500, {"status": "error", "error": type(exc).__name__}
+        return (200 if payload["status"] == "ok" else 503), payload
+
+    def _reply(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("metrics.http", peer=self.client_address[0], request=format % args)
+
+
+class MetricsServer:
+    """/metrics and /healthz on a daemon thread. `start()` binds; `port` is the bound port (useful with 0)."""
+
+    def __init__(
+        self, metrics: Metrics, host: str, port: int, health: HealthFn | None = None, *, poll_interval_s: float = 0.5
+    ) -> None:
+        server_class = _HttpServer6 if ":" in host else _HttpServer
+        self._httpd = server_class((host, port), _Handler, bind_and_activate=False)
+        self._httpd.metrics = metrics
+        self._httpd.health = health or dict
+        self._httpd.started = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self._poll_interval_s = poll_interval_s  # how soon stop() is noticed; serve_forever's own default
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        port: int = self._httpd.server_address[1]
+        return port
+
+    def start(self) -> MetricsServer:
+        """Bind, listen and serve on a daemon thread."""
+        try:
+            self._httpd.server_bind()
+            self._httpd.server_activate()
+        except OSError:
+            self._httpd.server_close()
+            raise
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(self._poll_interval_s,), name="kefu-metrics", daemon=True
+        )
+        self._thread.start()
+        host, port = self._httpd.server_address[:2]
+        log.event("metrics.listening", host=host, port=port)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=HTTP_TIMEOUT_S)
+            self._thread = None
+        self._httpd.server_close()

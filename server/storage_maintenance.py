@@ -1,0 +1,216 @@
+"""Retention, backup and statistics of the message store (`kefu.server.store`).
+
+Theory of operation
+-------------------
+Retention never scans the messages: the ``expiry`` index is ordered by (timestamp_ms, conv, seq), so the oldest
+messages are its first keys. `expire_messages` works in batches of at most `EXPIRE_BATCH_MESSAGES` messages (and
+`EXPIRE_BATCH_BYTES` of stored values): it reads a batch in a read transaction, writes it to an archive file
+(gzip JSON Lines, fsync'd, then linked into place under a name holding the batch's time range, then the directory
+fsync'd), and only then deletes those messages and index keys in one write transaction. A crash between the two
+steps leaves the messages stored and archived; the next run archives them again into a new file, so an archive
+reader deduplicates by ``server_msg_id``. The writer thread waits for at most one batch's write transaction.
+
+The byte budget counts live pages (``used_bytes`` in `store_stats`), which shrink as messages are deleted; the
+file itself never shrinks (LMDB reuses its free pages), a compacting `backup` does. Idempotency entries are
+purged in the same batched way through ``idem_expiry``; an entry is deleted only if its timestamp is the one the
+index key names (a later message may have reused the client_msg_id after the window).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import itertools
+import json
+import math
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import lmdb
+
+from .store import StoredMessage, decode_idempotency, decode_message, message_key
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["backup", "expire_messages", "purge_idempotency", "read_archive", "store_stats", "write_archive"]
+
+EXPIRE_BATCH_MESSAGES: Final = 10_000  # deleted per write transaction: tens of ms of the writer's time
+EXPIRE_BATCH_BYTES: Final = 32 << 20  # stored values held in memory for one archive file
+PURGE_BATCH: Final = 10_000  # idempotency entries deleted per write transaction
+_TS_CONV_SEQ = struct.Struct("!QQQ")
+_TS = struct.Struct("!Q")
+
+
+def expire_messages(
+    store: Store, now_ms: int, max_age_s: int | None, max_bytes: int | None, archive_dir: Path
+) -> tuple[int, tuple[Path, ...]]:
+    """Archive then delete old messages; returns (messages expired, archive files written)."""
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    before_ms = now_ms - max_age_s * 1000 if max_age_s is not None else -1  # -1: nothing is too old
+    expired, archives = 0, list[Path]()
+    while True:
+        keys, messages = _oldest(store, before_ms, EXPIRE_BATCH_MESSAGES)
+        if not keys and max_bytes is not None:
+            stats = store_stats(store)
+            if (excess := stats["used_bytes"] - max_bytes) > 0:
+                per_message = stats["used_bytes"] / max(1, stats["messages_entries"])
+                keys, messages = _oldest(store, None, min(EXPIRE_BATCH_MESSAGES, math.ceil(excess / per_message)))
+        if not keys:
+            return expired, tuple(archives)
+        if messages:
+            archives.append(write_archive(archive_dir, messages))
+        store._write(lambda txn: _delete(store, txn, keys))  # noqa: B023 - called before the next iteration
+        expired += len(messages)
+
+
+def _oldest(store: Store, before_ms: int | None, limit: int) -> tuple[list[bytes], list[StoredMessage]]:
+    """The first `limit` expiry keys (older than before_ms, if given) and their messages."""
+    keys: list[bytes] = []
+    messages: list[StoredMessage] = []
+    size = 0
+    with store._read() as txn, txn.cursor(store._db["expiry"]) as cur:
+        for key in cur.iternext(values=False):
+            ts, conv, seq = _TS_CONV_SEQ.unpack(key)
+            if (before_ms is not None and ts >= before_ms) or len(keys) >= limit or size >= EXPIRE_BATCH_BYTES:
+                break
+            keys.append(key)
+            raw = txn.get(message_key(conv, seq), db=store._db["messages"])
+            if raw is not None:
+                messages.append(decode_message(raw))
+                size += len(raw)
+    return keys, messages
+
+
+def _delete(store: Store, txn: lmdb.Transaction[bytes], keys: Sequence[bytes]) -> None:
+    messages, expiry = store._db["messages"], store._db["expiry"]
+    for key in keys:
+        txn.delete(key[8:], db=messages)  # the expiry key ends with the messages key
+        txn.delete(key, db=expiry)
+
+
+def purge_idempotency(store: Store, before_ms: int) -> int:
+    """Delete idempotency entries with timestamp_ms <= before_ms; returns how many."""
+    total = 0
+    while True:
+        seen, purged = store._write(lambda txn: _purge_batch(store, txn, before_ms))
+        total += purged
+        if seen < PURGE_BATCH:
+            return total
+
+
+def _purge_batch(store: Store, txn: lmdb.Transaction[bytes], before_ms: int) -> tuple[int, int]:
+    idempotency, index = store._db["idempotency"], store._db["idem_expiry"]
+    with txn.cursor(index) as cur:
+        keys = list(itertools.islice(itertools.takewhile(
+            lambda k: _TS.unpack_from(k)[0] <= before_ms, cur.iternext(values=False)), PURGE_BATCH))  # fmt: skip
+    purged = 0
+    for key in keys:
+        raw = txn.get(key[8:], db=idempotency)
+        if raw is not None and decode_idempotency(raw).timestamp_ms == _TS.unpack_from(key)[0]:
+            txn.delete(key[8:], db=idempotency)
+            purged += 1
+        txn.delete(key, db=index)
+    return len(keys), purged
+
+
+# --- archives --------------------------------------------------------------------------------------------
+
+
+def write_archive(archive_dir: Path, messages: Sequence[StoredMessage]) -> Path:
+    """Write messages (oldest first) as gzip JSON Lines, durably, under a new name holding their time range."""
+    stem = f"messages-{_stamp(messages[0].timestamp_ms)}-{_stamp(messages[-1].timestamp_ms)}"
+    tmp = archive_dir / f".{stem}.{os.getpid()}.tmp"
+    with tmp.open("wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            gz.writelines(json.dumps(_as_json(m), separators=(",", ":")).encode() + b"\n" for m in messages)
+        raw.flush()
+        os.fsync(raw.fileno())
+    try:
+        for n in itertools.count():
+            path = archive_dir / f"{stem}{f'-{n}' if n else ''}.jsonl.gz"
+            try:
+                os.link(tmp, path)  # never replaces an earlier archive
+                break
+            except FileExistsError:
+                continue
+    finally:
+        tmp.unlink()
+    fsync_path(archive_dir)
+    return path
+
+
+def read_archive(path: Path) -> Iterator[StoredMessage]:
+    """The messages of an archive file, in file order."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            o = json.loads(line)
+            yield StoredMessage(
+                o["conversation_id"], o["seq"], o["server_msg_id"], o["timestamp_ms"], o["sender"],
+                bytes.fromhex(o["client_msg_id"]), o["content_type"], base64.b64decode(o["body"]),
+                tuple((k, base64.b64decode(v)) for k, v in o["metadata"]),
+            )  # fmt: skip
+
+
+def _as_json(m: StoredMessage) -> dict[str, Any]:
+    return {
+        "conversation_id": m.conversation_id,
+        "seq": m.seq,
+        "server_msg_id": m.server_msg_id,
+        "timestamp_ms": m.timestamp_ms,
+        "sender": m.sender,
+        "client_msg_id": m.client_msg_id.hex(),
+        "content_type": m.content_type,
+        "body": base64.b64encode(m.body).decode(),
+        "metadata": [[k, base64.b64encode(v).decode()] for k, v in m.metadata],
+    }
+
+
+def _stamp(ms: int) -> str:
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y%m%dT%H%M%S") + f".{ms % 1000:03d}Z"
+
+
+# --- backup and statistics -------------------------------------------------------------------------------
+
+
+def backup(store: Store, dest: Path) -> None:
+    """A consistent compacted copy in ``dest.partial``, fsync'd, then renamed to `dest` (which must not exist)."""
+    if dest.exists():
+        raise FileExistsError(dest)
+    partial = dest.with_name(dest.name + ".partial")
+    partial.mkdir(parents=True)
+    with store._guard.shared(long=True):
+        store._env.copy(str(partial), compact=True)
+    fsync_path(partial / "data.mdb")
+    fsync_path(partial)
+    partial.rename(dest)
+    fsync_path(dest.parent)
+
+
+def store_stats(store: Store) -> dict[str, int]:
+    """map_size_bytes, high_water_bytes (file pages ever used), used_bytes (live pages), readers, <db>_entries."""
+    psize = store._psize
+    info = store._env.info()
+    out = {"map_size_bytes": info["map_size"], "high_water_bytes": (info["last_pgno"] + 1) * psize}
+    out["readers"] = info["num_readers"]
+    pages = 0
+    with store._read() as txn:
+        for name, stat in [("", store._env.stat()), *((name, txn.stat(db)) for name, db in store._db.items())]:
+            pages += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+            if name:
+                out[f"{name}_entries"] = stat["entries"]
+    out["used_bytes"] = pages * psize
+    return out
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by path."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

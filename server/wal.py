@@ -1,0 +1,191 @@
+"""Group commit: the asyncio side of the write path, one writer thread, one fsync per batch.
+
+Theory of operation
+-------------------
+The event loop calls `GroupCommitter.submit` for each SEND (and `submit_cursor` for each cumulative ack). That
+appends to a deque; no task, future or lock is created per message. A single writer thread sleeps until the first
+item arrives, then gathers more until `window_s` has passed since that item's arrival or `max_batch` SENDs are
+queued, and hands the whole batch to `Store.commit` (one write transaction, one fdatasync). Everything that arrives
+while a commit runs waits in the deque and forms the next batch, whose window has usually already expired: under
+load, one commit serves every SEND that arrived during the previous one, and no item waits more than `window_s`
+for its commit to start (plus the commit in progress when it arrived).
+
+After the commit, one ``loop.call_soon_threadsafe`` per batch runs every callback, in submission order, and then
+`on_committed`. If the commit raises (a disk error, the map at its cap), every SEND of the batch gets
+STORAGE_UNAVAILABLE, the batch's cursor updates are dropped (a later ack repeats them) and the committer carries on.
+
+Waking the writer costs an Event.set only when the writer waits for that item: `_signal_at` is the queue length
+at which `submit` must wake it (1 when idle, `max_batch` while gathering, never while committing). Because the
+writer sets `_signal_at` before it re-checks the queue, and `submit` appends before it reads `_signal_at`, one of
+the two always sees the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from kefu.protocol.errors import ErrorCode
+
+from .store import CursorUpdate, SendRequest, SendResult, Store
+
+__all__ = ["GroupCommitter"]
+
+log = logging.getLogger(__name__)
+
+_NEVER: Final = 1 << 62
+_UNAVAILABLE: Final = SendResult(int(ErrorCode.STORAGE_UNAVAILABLE), False, None, ())
+
+Callback = Callable[[SendResult], None]
+Committed = Callable[[list[tuple[SendRequest | CursorUpdate, SendResult | None]]], None]
+
+
+class GroupCommitter:
+    """Batches SENDs and cursor updates from the event loop into durable `Store.commit` calls on one thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        window_s: float = 0.002,
+        max_batch: int = 4096,
+        on_committed: Committed | None = None,
+        clock: Callable[[], float] = time.time,
+        observer: Callable[[int, float], None] | None = None,
+    ) -> None:
+        """`clock` gives the messages' timestamps (seconds); `observer(writes, commit_seconds)` runs per batch."""
+        self._store, self._loop = store, loop
+        self._window, self._max_batch = window_s, max(1, max_batch)
+        self._on_committed, self._clock, self._observer = on_committed, clock, observer
+        self._sends: deque[tuple[SendRequest, Callback, float]] = deque()
+        self._cursors: deque[CursorUpdate] = deque()
+        self._wake = threading.Event()
+        self._signal_at = _NEVER
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._finished: asyncio.Future[None] | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        """SENDs and cursor updates submitted and not yet in a commit."""
+        return len(self._sends) + len(self._cursors)
+
+    def submit(self, request: SendRequest, callback: Callback) -> None:
+        """Queue a SEND (loop thread). `callback(result)` runs on the loop once the batch is durable (or failed)."""
+        if self._stopping:
+            raise RuntimeError("GroupCommitter is stopped")
+        self._sends.append((request, callback, time.monotonic()))
+        if len(self._sends) >= self._signal_at:
+            self._wake.set()
+
+    def submit_cursor(self, update: CursorUpdate) -> None:
+        """Queue a cursor update for the next commit (loop thread); no callback."""
+        if self._stopping:
+            raise RuntimeError("GroupCommitter is stopped")
+        self._cursors.append(update)
+        if self._signal_at == 1:
+            self._wake.set()
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        if self._thread is not None:
+            raise RuntimeError("GroupCommitter already started")
+        self._finished = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, name="kefu-group-commit", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Refuse new items, commit and deliver every submitted one, then join the writer thread."""
+        if self._thread is None:
+            self.start()  # items submitted before start() are finished too
+        assert self._thread is not None and self._finished is not None
+        self._stopping = True
+        self._wake.set()
+        await self._finished
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+
+    # --- the writer thread ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while self._gather():
+                sends = [self._sends.popleft() for _ in range(min(len(self._sends), self._max_batch))]
+                cursors = [self._cursors.popleft() for _ in range(len(self._cursors))]
+                self._commit(sends, cursors)
+        except BaseException:
+            log.exception("group commit writer thread failed")
+            raise
+        finally:
+            with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting in stop()
+                self._loop.call_soon_threadsafe(self._set_finished)
+
+    def _gather(self) -> bool:
+        """Wait for a batch to be due; False when stopping with nothing left."""
+        while not (self._sends or self._cursors):
+            if self._stopping:
+                return False
+            self._sleep(1, None)
+        deadline = (self._sends[0][2] if self._sends else time.monotonic()) + self._window
+        while len(self._sends) < self._max_batch and not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._sleep(self._max_batch, remaining)
+        return True
+
+    def _sleep(self, signal_at: int, timeout: float | None) -> None:
+        """Sleep until `signal_at` SENDs (or, when 1, any item) are queued, stop() is called, or `timeout`."""
+        self._wake.clear()
+        self._signal_at = signal_at
+        queued = len(self._sends) + (len(self._cursors) if signal_at == 1 else 0)
+        if queued < signal_at and not self._stopping:
+            self._wake.wait(timeout)
+        self._signal_at = _NEVER
+
+    def _commit(self, sends: list[tuple[SendRequest, Callback, float]], cursors: list[CursorUpdate]) -> None:
+        requests = [item[0] for item in sends]
+        t0 = time.perf_counter()
+        try:
+            results = self._store.commit(requests, cursors, now_ms=int(self._clock() * 1000))
+        except Exception:
+            log.exception("group commit of %d sends and %d cursor updates failed", len(requests), len(cursors))
+            results = [_UNAVAILABLE] * len(requests)
+            cursors = []
+        elapsed = time.perf_counter() - t0
+        if self._observer is not None:
+            try:
+                self._observer(len(requests) + len(cursors), elapsed)
+            except Exception:
+                log.exception("group commit observer failed")
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, sends, results, cursors)
+        except RuntimeError:  # the loop is closed: nobody is waiting for these callbacks any more
+            log.warning("event loop closed; %d commit callbacks dropped", len(sends))
+
+    # --- back on the loop ----------------------------------------------------------------------------------
+
+    def _deliver(
+        self, sends: list[tuple[SendRequest, Callback, float]], results: list[SendResult], cursors: list[CursorUpdate]
+    ) -> None:
+        for (_, callback, _), result in zip(sends, results, strict=True):
+            try:
+                callback(result)
+            except Exception as exc:
+                self._loop.call_exception_handler({"message": "commit callback failed", "exception": exc})
+        if self._on_committed is not None:
+            done: list[tuple[SendRequest | CursorUpdate, SendResult | None]] = [
+                (item[0], result) for item, result in zip(sends, results, strict=True)
+            ]
+            done.extend((update, None) for update in cursors)
+            self._on_committed(done)
+
+    def _set_finished(self) -> None:
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(None)

@@ -1,0 +1,178 @@
+"""The receiving side without a socket: duplicate filter, ack coalescing, the bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kefu.client.inbox import AckCoalescer, Cursors, Inbox, Verdict
+from kefu.client.messages import Message
+from kefu.protocol.frames import AckEntry, Deliver, Flag, MetaEntry
+
+
+def message(conversation_id: int, seq: int, size: int = 1) -> Message:
+    return Message(conversation_id, seq, "agent", b"x" * size, 1, bytes(16), seq, 0)
+
+
+# --- duplicate filter ---------------------------------------------------------------------------------
+
+
+def test_in_order_messages_are_new_and_repeats_are_not() -> None:
+    cursors = Cursors()
+    assert [cursors.admit(7, s) for s in (1, 2, 3)] == [Verdict.NEW] * 3
+    assert cursors.admit(7, 2) is Verdict.QUEUED  # not handled yet: its ack comes when the app is done
+    cursors.mark_handled(7, 2)
+    assert cursors.admit(7, 1) is Verdict.HANDLED
+    assert cursors.admit(7, 2) is Verdict.HANDLED
+    assert cursors.admit(7, 3) is Verdict.QUEUED
+    assert cursors.admit(7, 4) is Verdict.NEW
+
+
+def test_conversations_are_independent() -> None:
+    cursors = Cursors()
+    assert cursors.admit(1, 5) is Verdict.NEW  # first seen mid-stream (resumed from the server's cursor)
+    assert cursors.admit(2, 1) is Verdict.NEW
+    assert cursors.admit(1, 5) is Verdict.QUEUED
+    assert cursors.admit(2, 2) is Verdict.NEW
+
+
+def test_handled_never_goes_back() -> None:
+    cursors = Cursors()
+    cursors.admit(1, 3)
+    cursors.mark_handled(1, 3)
+    cursors.mark_handled(1, 2)
+    assert cursors.handled(1) == 3
+    assert cursors.handled(99) == 0
+
+
+def test_resume_points_are_the_handled_seqs_most_recent_first() -> None:
+    cursors = Cursors()
+    for conv in (1, 2, 3):
+        cursors.admit(conv, 4)
+        cursors.mark_handled(conv, conv)
+    cursors.admit(1, 5)
+    assert cursors.resume_points() == [(1, 1), (3, 3), (2, 2)]
+
+
+def test_extends_means_duplicate_or_next() -> None:
+    cursors = Cursors()
+    assert cursors.extends(1, 1) and not cursors.extends(1, 2)
+    cursors.admit(1, 1)
+    assert cursors.extends(1, 1) and cursors.extends(1, 2) and not cursors.extends(1, 3)
+
+
+def test_bounded_least_recent_forgotten() -> None:
+    cursors = Cursors(limit=3)
+    for conv in (1, 2, 3):
+        cursors.admit(conv, 1)
+    cursors.admit(1, 2)  # 1 is now the most recent
+    cursors.admit(4, 1)  # evicts 2
+    assert len(cursors) == 3
+    assert {c for c, _ in cursors.resume_points()} == {1, 3, 4}
+
+
+def test_forget() -> None:
+    cursors = Cursors()
+    cursors.admit(1, 1)
+    cursors.forget(1)
+    assert cursors.resume_points() == []
+    assert cursors.admit(1, 1) is Verdict.NEW
+
+
+# --- ack coalescing -----------------------------------------------------------------------------------
+
+
+def test_acks_coalesce_to_the_highest_seq_per_conversation() -> None:
+    acks = AckCoalescer()
+    for seq in (1, 2, 3):
+        acks.add(10, seq)
+    acks.add(20, 5)
+    acks.add(10, 2)  # lower: ignored, acks are cumulative
+    assert len(acks) == 2
+    assert acks.take() == (AckEntry(10, 3), AckEntry(20, 5))
+    assert acks.take() == () and len(acks) == 0
+
+
+def test_ack_take_is_chunked() -> None:
+    acks = AckCoalescer()
+    for conv in range(1, 11):
+        acks.add(conv, conv)
+    first = acks.take(limit=4)
+    assert [e.conversation_id for e in first] == [1, 2, 3, 4]
+    rest = acks.take(limit=100)
+    assert [e.conversation_id for e in rest] == list(range(5, 11))
+
+
+# --- the queue ----------------------------------------------------------------------------------------
+
+
+def test_water_marks_on_count_and_bytes() -> None:
+    inbox = Inbox(high_messages=4, low_messages=2, high_bytes=100, low_bytes=50)
+    for seq in range(1, 4):
+        inbox.put(message(1, seq))
+    assert not inbox.above_high
+    inbox.put(message(1, 4))
+    assert inbox.above_high and not inbox.below_low
+
+    big = Inbox(high_messages=100, low_messages=50, high_bytes=100, low_bytes=50)
+    big.put(message(1, 1, size=60))
+    assert not big.above_high and not big.below_low
+    big.put(message(1, 2, size=40))
+    assert big.above_high
+
+
+def test_get_in_order_then_close_ends() -> None:
+    async def scenario() -> None:
+        inbox = Inbox()
+        inbox.put(message(1, 1))
+        inbox.put(message(1, 2))
+        first = await inbox.get()
+        assert first is not None and first.seq == 1
+        assert len(inbox) == 1 and inbox.below_low
+        inbox.close()
+        assert await inbox.get() is None
+
+    asyncio.run(scenario())
+
+
+def test_get_waits_and_cancelling_loses_nothing() -> None:
+    async def scenario() -> None:
+        inbox = Inbox()
+        waiter = asyncio.ensure_future(inbox.get())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        inbox.put(message(1, 1))
+        later = asyncio.ensure_future(inbox.get())
+        got = await asyncio.wait_for(later, 1)
+        assert got is not None and got.seq == 1
+
+    asyncio.run(scenario())
+
+
+def test_fail_raises_after_the_queue_drains() -> None:
+    async def scenario() -> None:
+        inbox = Inbox()
+        inbox.put(message(1, 1))
+        inbox.fail(RuntimeError("gone"))
+        got = await inbox.get()
+        assert got is not None and got.seq == 1
+        with pytest.raises(RuntimeError, match="gone"):
+            await inbox.get()
+
+    asyncio.run(scenario())
+
+
+def test_message_from_deliver() -> None:
+    frame = Deliver(5, 2, 77, 123, b"\x01" * 16, 2, "agent", b"{}", (MetaEntry("k", b"v"),), flags=Flag.REDELIVERY)
+    msg = Message.from_deliver(frame)
+    assert (msg.conversation_id, msg.seq, msg.server_msg_id, msg.timestamp_ms) == (5, 2, 77, 123)
+    assert (msg.sender, msg.text, msg.content_type, msg.metadata, msg.redelivery) == (
+        "agent",
+        "{}",
+        2,
+        {"k": b"v"},
+        True,
+    )

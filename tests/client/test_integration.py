@@ -1,0 +1,258 @@
+"""The client against the real server: `kefu serve` as a subprocess on 127.0.0.1 (fixture in conftest.py).
+
+Skipped when the server cannot start. Every wait is bounded; the server is stopped by PID after each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kefu.client
+from kefu.client import AuthFailed, BlockingClient, Client, Message, SendRefused, Suite, new_conversation_id
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.events import ConnectionClosed
+
+from .conftest import KefuServer
+
+pytestmark = pytest.mark.slow
+
+WAIT_S = 10.0
+EXAMPLES = Path(kefu.client.__file__).parent / "examples"
+
+
+async def from_others(client: Client, count: int, timeout: float = WAIT_S) -> list[Message]:
+    """The next `count` messages not sent by the client's own user (its own come back too, by design)."""
+    got: list[Message] = []
+    async with asyncio.timeout(timeout):
+        while len(got) < count:
+            message = await client.receive()
+            assert message is not None
+            if message.sender != client.app_id:
+                got.append(message)
+    return got
+
+
+async def reconnected(client: Client, count: int = 1) -> None:
+    """Wait until the client has reconnected `count` times and is connected."""
+    async with asyncio.timeout(WAIT_S):
+        while client.reconnects < count or not client.connected:
+            await asyncio.sleep(0.02)
+
+
+async def quiet(client: Client, timeout: float = 0.5) -> list[Message]:
+    """Whatever else arrives (from others) until `timeout` of silence."""
+    extra = []
+    while (message := await client.receive(timeout)) is not None:
+        if message.sender != client.app_id:
+            extra.append(message)
+    return extra
+
+
+@pytest.mark.parametrize("suite", [Suite.NATIONAL, Suite.INTERNATIONAL])
+def test_visitor_and_agent_talk_in_order(kefu_server: KefuServer, run: Any, suite: Suite) -> None:
+    async def scenario() -> None:
+        async with (
+            kefu_server.client("visitor", suites=(suite,)) as visitor,
+            kefu_server.client("agent", suites=(suite,)) as agent,
+        ):
+            assert visitor.suite is suite and agent.suite is suite
+            conversation = new_conversation_id()
+            receipts = [await visitor.send(conversation, f"问题 {i}", to=["agent"]) for i in range(1, 6)]
+            assert [r.seq for r in receipts] == [1, 2, 3, 4, 5]
+            assert len({r.server_msg_id for r in receipts}) == 5 and not any(r.duplicate for r in receipts)
+            got = await from_others(agent, 5)
+            assert [(m.conversation_id, m.seq, m.text, m.sender) for m in got] == [
+                (conversation, i, f"问题 {i}", "visitor") for i in range(1, 6)
+            ]
+            assert [m.client_msg_id for m in got] == [r.client_msg_id for r in receipts]
+            reply = await agent.send(conversation, "您好，请稍等")
+            assert reply.seq == 6
+            (answer,) = await from_others(visitor, 1)
+            assert (answer.seq, answer.text, answer.sender) == (6, "您好，请稍等", "agent")
+            assert await quiet(agent) == []
+
+    run(scenario())
+
+
+def test_repeated_client_msg_id_returns_the_original_receipt(kefu_server: KefuServer, run: Any) -> None:
+    async def scenario() -> None:
+        async with kefu_server.client("visitor") as visitor, kefu_server.client("agent") as agent:
+            conversation = new_conversation_id()
+            first = await visitor.send(conversation, "once", to=["agent"], timeout=WAIT_S)
+            again = await visitor.send(conversation, "once", client_msg_id=first.client_msg_id, timeout=WAIT_S)
+            assert again.duplicate and not first.duplicate
+            assert (again.seq, again.server_msg_id, again.timestamp_ms) == (first.seq, first.server_msg_id,
+                                                                            first.timestamp_ms)  # fmt: skip
+            assert [m.seq for m in await from_others(agent, 1)] == [1]
+            assert await quiet(agent) == []  # stored and delivered once
+
+    run(scenario())
+
+
+def test_messages_sent_while_offline_arrive_in_order_on_connect(kefu_server: KefuServer, run: Any) -> None:
+    async def scenario() -> None:
+        conversation = new_conversation_id()
+        async with kefu_server.client("visitor") as visitor:
+            for i in range(1, 21):
+                await visitor.send(conversation, f"m{i}", to=["agent2"], timeout=WAIT_S)
+        async with kefu_server.client("agent2") as agent:
+            got = await from_others(agent, 20)
+            assert [m.seq for m in got] == list(range(1, 21))
+            assert [m.text for m in got] == [f"m{i}" for i in range(1, 21)]
+            history = await agent.sync(conversation, 0, 20, limit=20, timeout=WAIT_S)
+            assert [m.seq for m in history] == list(range(1, 21)) and all(m.redelivery for m in history)
+            assert await quiet(agent) == []
+
+    run(scenario())
+
+
+def test_server_restart_send_keeps_working_and_nothing_is_duplicated(kefu_server: KefuServer, run: Any) -> None:
+    async def scenario() -> None:
+        async with kefu_server.client("visitor") as visitor, kefu_server.client("agent") as agent:
+            conversation = new_conversation_id()
+            first = await visitor.send(conversation, "before", to=["agent"], timeout=WAIT_S)
+            assert [m.seq for m in await from_others(agent, 1)] == [1]
+
+            await asyncio.to_thread(kefu_server.stop)  # SIGTERM: GOAWAY, drain, exit
+            async with asyncio.timeout(WAIT_S):
+                while visitor.connected or agent.connected:
+                    await asyncio.sleep(0.05)
+            during = asyncio.ensure_future(visitor.send(conversation, "during", timeout=30))
+            repeat = asyncio.ensure_future(visitor.send(conversation, "before", client_msg_id=first.client_msg_id))
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(kefu_server.start)
+
+            second = await during
+            assert second.seq == 2 and not second.duplicate
+            again = await asyncio.wait_for(repeat, WAIT_S)
+            assert again.duplicate and again.seq == 1
+            got = await from_others(agent, 1, timeout=30)
+            assert [(m.seq, m.text) for m in got] == [(2, "during")]
+            assert await quiet(agent, 1.0) == []
+            assert visitor.reconnects >= 1 and agent.reconnects >= 1
+
+    run(scenario(), timeout=90)
+
+
+def test_reconnect_resumes_the_session(kefu_server: KefuServer, run: Any) -> None:
+    async def scenario() -> None:
+        async with kefu_server.client("visitor") as visitor, kefu_server.client("agent") as agent:
+            assert not visitor.resumed
+            conversation = new_conversation_id()
+            await visitor.send(conversation, "hello", to=["agent"], timeout=WAIT_S)
+            assert visitor._link is not None
+            visitor._link.abort()  # the network drops us
+            await reconnected(visitor)
+            assert visitor.resumed and visitor.reconnects == 1
+            assert (await visitor.send(conversation, "again", timeout=WAIT_S)).seq == 2
+            assert [m.seq for m in await from_others(agent, 2)] == [1, 2]
+
+    run(scenario())
+
+
+def test_psk_with_ecdhe_resumption(kefu_server: KefuServer, run: Any) -> None:
+    async def scenario() -> None:
+        async with kefu_server.client("visitor", psk_with_ecdhe=True, suites=(Suite.INTERNATIONAL,)) as visitor:
+            assert visitor._link is not None
+            visitor._link.abort()
+            await reconnected(visitor)
+            assert visitor.resumed
+
+    run(scenario())
+
+
+def test_close_is_clean(kefu_server: KefuServer, run: Any) -> None:
+    async def scenario() -> None:
+        visitor = kefu_server.client("visitor")
+        await visitor.connect()
+        link = visitor._link
+        assert link is not None
+        started = time.monotonic()
+        await visitor.close()
+        assert time.monotonic() - started < 1.5  # the server's CLOSE came back; no timeout
+        assert isinstance(link.end, ConnectionClosed) and link.end.code is ErrorCode.OK
+        assert not visitor.connected
+
+    run(scenario())
+
+
+def test_refusals(kefu_server: KefuServer, run: Any) -> None:
+    async def scenario() -> None:
+        with pytest.raises(AuthFailed) as denied:
+            await Client(
+                "127.0.0.1", kefu_server.port, app_id="visitor", app_secret=b"\x00" * 32, server_pins=kefu_server.pins
+            ).connect()
+        assert denied.value.code is ErrorCode.AUTH_FAILED
+        async with kefu_server.client("visitor") as visitor, kefu_server.client("agent2") as outsider:
+            conversation = new_conversation_id()
+            await visitor.send(conversation, "private", to=["agent"], timeout=WAIT_S)
+            with pytest.raises(SendRefused) as refused:
+                await outsider.send(conversation, "let me in", timeout=WAIT_S)
+            assert refused.value.code is ErrorCode.FORBIDDEN
+
+    run(scenario())
+
+
+def test_blocking_client_round_trip(kefu_server: KefuServer) -> None:
+    options: dict[str, Any] = {"server_pins": kefu_server.pins, "connect_timeout": 5}
+    with (
+        BlockingClient("127.0.0.1", kefu_server.port, app_id="script", app_secret=kefu_server.secrets["script"],
+                       **options) as script,
+        BlockingClient("127.0.0.1", kefu_server.port, app_id="agent", app_secret=kefu_server.secrets["agent"],
+                       **options) as agent,
+    ):  # fmt: skip
+        assert script.connected and script.suite is Suite.NATIONAL
+        conversation = new_conversation_id()
+        receipt = script.send(conversation, "blocking hello", to=["agent"], timeout=WAIT_S)
+        assert receipt.seq == 1
+        message = agent.receive(WAIT_S)
+        assert message is not None and (message.seq, message.text) == (1, "blocking hello")
+        agent.send(conversation, "blocking reply", timeout=WAIT_S)
+        replies = [m for m in iter(lambda: script.receive(2.0), None) if m.sender == "agent"]
+        assert [m.text for m in replies] == ["blocking reply"]
+        assert script.sync(conversation, 0, 5, timeout=WAIT_S)[0].text == "blocking hello"
+    assert not script.connected and not agent.connected
+
+
+def test_examples_exchange_a_message_and_exit(kefu_server: KefuServer, tmp_path: Path) -> None:
+    pins = tmp_path / "pins.txt"
+    pins.write_text("\n".join(kefu_server.pins) + "\n")
+
+    def command(script: str, app_id: str, *extra: str) -> list[str]:
+        secret = base64.urlsafe_b64encode(kefu_server.secrets[app_id]).rstrip(b"=").decode()
+        return [
+            sys.executable, str(EXAMPLES / script), "--port", str(kefu_server.port), "--app-id", app_id,
+            "--secret", secret, "--pins-file", str(pins), "--timeout", "30", *extra,
+        ]  # fmt: skip
+
+    agent = subprocess.Popen(command("agent.py", "agent", "--count", "1"), stdout=subprocess.PIPE, text=True)
+    try:
+        assert agent.stdout is not None
+        ready, _, _ = select.select([agent.stdout], [], [], 30)
+        assert ready, "the agent example did not get ready in 30 s"
+        assert agent.stdout.readline().startswith("agent: ready")
+        visitor = subprocess.run(
+            command("visitor.py", "visitor", "--agent", "agent", "你好"),
+            capture_output=True,
+            text=True,
+            timeout=45,
+            check=False,
+        )
+        assert visitor.returncode == 0, visitor.stderr
+        assert "visitor: agent replied: 您好 visitor，已收到：你好" in visitor.stdout
+        out, _ = agent.communicate(timeout=45)
+        assert agent.returncode == 0
+        assert "agent: visitor says: 你好" in out
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(10)

@@ -1,0 +1,151 @@
+"""Bad input of any kind: a specific error code, a clean close, and no effect on other connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kefu.protocol import frames
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.frames import HEADER, FrameType
+
+from .conftest import ServerProcess, _server
+from .peer import Peer
+
+pytestmark = pytest.mark.asyncio
+
+READ_TIMEOUT = 10.0
+
+
+@pytest.fixture
+def quick_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server with a 1 s handshake deadline."""
+    yield from _server(tmp_path, {"KEFU_SERVER_HANDSHAKE_TIMEOUT_S": "1.0"})
+
+
+async def raw(server: ServerProcess) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", server.port)
+
+
+async def shut(writer: asyncio.StreamWriter) -> None:
+    """Close our end and wait for it (the server may already have reset it)."""
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+
+
+async def error_then_close(reader: asyncio.StreamReader) -> int:
+    """Read until EOF; the server's last words must be one plaintext ERROR frame. Returns its code."""
+    data = await asyncio.wait_for(reader.read(), READ_TIMEOUT)
+    (raw_frame,) = frames.FrameDecoder().feed(data)
+    error = frames.decode_frame(raw_frame)
+    assert isinstance(error, frames.Error)
+    return error.code
+
+
+async def healthy_exchange(server: ServerProcess, conversation: int) -> None:
+    """Two well-behaved clients still get through, promptly."""
+    alice = await Peer.connect(server.port, "alice", server.secrets["alice"], server.pins)
+    bob = await Peer.connect(server.port, "bob", server.secrets["bob"], server.pins)
+    alice.send(conversation, b"still fine", to=("bob",))
+    assert (await bob.next(frames.Deliver, timeout=5)).body == b"still fine"
+    alice.close()
+    bob.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: kefu\r\n\r\n", ErrorCode.UNSUPPORTED_VERSION),
+        (HEADER.pack(100 << 20, 1, FrameType.CLIENT_HELLO, 0, 0), ErrorCode.FRAME_TOO_LARGE),
+        (HEADER.pack(2 << 20, 1, FrameType.SEND, 0, 0), ErrorCode.FRAME_TOO_LARGE),
+        (HEADER.pack(4, 1, 0x7E, 0, 0) + b"abcd", ErrorCode.UNEXPECTED_FRAME),  # section 3.1: plaintext check first
+        (HEADER.pack(4, 1, FrameType.SEND, 0, 0) + b"abcd", ErrorCode.UNEXPECTED_FRAME),
+        (HEADER.pack(3, 1, FrameType.CLIENT_HELLO, 0, 0) + b"abc", ErrorCode.MALFORMED_FRAME),
+        (HEADER.pack(20, 1, FrameType.RECORD, 0, 0) + bytes(20), ErrorCode.UNEXPECTED_FRAME),
+    ],
+    ids=["http", "oversize-hello", "oversize-send", "unknown-type", "send-before-handshake", "bad-hello", "record"],
+)
+async def test_garbage_gets_a_specific_code_and_a_clean_close(server: ServerProcess, payload: bytes, code: int) -> None:
+    reader, writer = await raw(server)
+    writer.write(payload)
+    await writer.drain()
+    assert await error_then_close(reader) == code
+    await shut(writer)
+    await healthy_exchange(server, 1)
+
+
+async def test_random_noise_never_crashes_the_server(server: ServerProcess) -> None:
+    for _ in range(30):
+        reader, writer = await raw(server)
+        writer.write(os.urandom(int.from_bytes(os.urandom(1), "big") + 1))
+        await writer.drain()
+        writer.write_eof()
+        await asyncio.wait_for(reader.read(), READ_TIMEOUT)
+        await shut(writer)
+    assert server.proc is not None and server.proc.poll() is None
+    await healthy_exchange(server, 2)
+
+
+async def test_truncated_handshake_times_out(quick_server: ServerProcess) -> None:
+    server = quick_server
+    loop = asyncio.get_running_loop()
+    hello = frames.encode(frames.ClientHello(bytes(32), (0x00C6,), (), 30000, 0, b"", 0, b""))
+    reader, writer = await raw(server)
+    writer.write(hello[: len(hello) // 2])
+    await writer.drain()
+    started = loop.time()
+    assert await error_then_close(reader) == ErrorCode.HANDSHAKE_TIMEOUT
+    assert loop.time() - started < 5
+    await shut(writer)
+    await healthy_exchange(server, 3)
+
+
+async def test_slow_writer_trickling_a_valid_handshake_succeeds(server: ServerProcess) -> None:
+    """One byte at a time is legal: only the deadline bounds it."""
+    peer = Peer(Peer.connect.__self__ and _config(server))  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    reader, writer = await raw(server)
+    peer.conn.connect(now=loop.time())
+    hello = peer.conn.data_to_send()
+    for i in range(0, len(hello), 7):
+        writer.write(hello[i : i + 7])
+        await writer.drain()
+        await asyncio.sleep(0.005)
+    data = await asyncio.wait_for(reader.read(2000), READ_TIMEOUT)
+    peer.conn.receive_data(data)
+    assert any(type(e).__name__ == "HandshakeComplete" for e in peer.conn.events_received())
+    await shut(writer)
+
+
+def _config(server: ServerProcess) -> object:
+    from kefu.protocol.crypto import Suite  # noqa: PLC0415
+    from kefu.protocol.handshake import ClientConfig  # noqa: PLC0415
+
+    return ClientConfig("alice", server.pins, (Suite.NATIONAL,), app_secret=server.secrets["alice"])
+
+
+async def test_slow_reader_is_bounded_and_isolated(loaded_server: ServerProcess) -> None:
+    """A client that asks for much and never reads: the server stops reading it; others are unaffected."""
+    server = loaded_server
+    writer_peer = await Peer.connect(server.port, "alice", server.secrets["alice"], server.pins)
+    big = os.urandom(60_000)
+    for i in range(40):
+        writer_peer.send(77, big, to=("bob",) if i == 0 else ())
+    for _ in range(40):
+        assert (await writer_peer.next(frames.SendAck)).status == 0
+    hog = await Peer.connect(server.port, "bob", server.secrets["bob"], server.pins)
+    assert hog.transport is not None
+    hog.transport.pause_reading()  # never reads again
+    for _ in range(50):
+        hog.send_frame(frames.Sync(77, 0, 40, 40, request_id=1))  # each asks for 2.4 MB
+    await asyncio.sleep(1.0)
+    await healthy_exchange(server, 4)
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()  # type: ignore[union-attr]
+    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+    assert rss_kb < 400_000, "the server did not buffer 120 MB for a client that does not read"

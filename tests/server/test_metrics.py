@@ -1,0 +1,155 @@
+"""kefu.server.metrics: series on a private registry, and the /metrics + /healthz endpoint on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+
+import prometheus_client
+import pytest
+
+from kefu.protocol.codes import ErrorCode
+from kefu.protocol.frames import FrameType
+from kefu.server.metrics import Metrics, MetricsServer
+
+TIMEOUT = 5.0
+
+
+def sample(m: Metrics, name: str, **labels: str) -> float:
+    value = m.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_own_registry_not_the_global_one() -> None:
+    a, b = Metrics(process=False), Metrics(process=False)  # two instances: no duplicate-registration error
+    a.bytes_in(10)
+    assert sample(a, "kefu_bytes_total", direction="in") == 10
+    assert sample(b, "kefu_bytes_total", direction="in") == 0
+    assert prometheus_client.REGISTRY.get_sample_value("kefu_bytes_total", {"direction": "in"}) is None
+
+
+def test_hot_path_helpers() -> None:
+    m = Metrics(process=False)
+    m.frame_in(FrameType.SEND)
+    m.frame_in(FrameType.SEND)
+    m.frame_in(0x99)  # an ignorable unknown type
+    m.frame_out(FrameType.SEND_ACK)
+    m.bytes_out(100)
+    m.error(ErrorCode.MALFORMED_FRAME.name)
+    m.handshake("national", "ok")
+    m.count("retries", 3)
+    m.count("refused_connections")
+    m.observe("send_ack", 0.002)
+    m.observe_commit(17, 0.0004)
+    m.observe_loop_lag(0.01)
+    gauge = m.connection_gauge("international", "open")
+    gauge.inc()
+    m.outbound_buffered_bytes.set(4096)
+    assert sample(m, "kefu_frames_total", direction="in", type="send") == 2
+    assert sample(m, "kefu_frames_total", direction="in", type="unknown") == 1
+    assert sample(m, "kefu_frames_total", direction="out", type="send_ack") == 1
+    assert sample(m, "kefu_bytes_total", direction="out") == 100
+    assert sample(m, "kefu_errors_total", code="MALFORMED_FRAME") == 1
+    assert sample(m, "kefu_handshakes_total", suite="national", result="ok") == 1
+    assert sample(m, "kefu_retries_total") == 3
+    assert sample(m, "kefu_refused_connections_total") == 1
+    assert sample(m, "kefu_send_ack_latency_seconds_bucket", le="0.0025") == 1
+    assert sample(m, "kefu_send_ack_latency_seconds_bucket", le="0.001") == 0
+    assert sample(m, "kefu_commit_batch_size_sum") == 17
+    assert sample(m, "kefu_fsync_seconds_count") == 1
+    assert sample(m, "kefu_event_loop_lag_last_seconds") == 0.01
+    assert sample(m, "kefu_connections", suite="international", state="open") == 1
+    assert sample(m, "kefu_queue_depth", queue="outbound_bytes") == 4096
+    with pytest.raises(KeyError):
+        m.count("no such counter")
+
+
+def test_latency_buckets_span_half_a_millisecond_to_five_seconds() -> None:
+    m = Metrics(process=False)
+    m.observe("delivery", 0.0001)
+    assert sample(m, "kefu_delivery_latency_seconds_bucket", le="0.0005") == 1
+    assert sample(m, "kefu_delivery_latency_seconds_bucket", le="5.0") == 1
+
+
+def test_watch_loop_lag_observes() -> None:
+    m = Metrics(process=False)
+
+    async def run() -> None:
+        task = asyncio.create_task(m.watch_loop_lag(0.01))
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(run())
+    assert sample(m, "kefu_event_loop_lag_seconds_count") >= 1
+
+
+@pytest.fixture
+def health() -> dict[str, object]:
+    return {"status": "ok", "connections": 3}
+
+
+@pytest.fixture
+def server(health: dict[str, object]) -> Iterator[tuple[Metrics, str]]:
+    m = Metrics()
+    srv = MetricsServer(m, "127.0.0.1", 0, lambda: health, poll_interval_s=0.01).start()
+    yield m, f"http://127.0.0.1:{srv.port}"
+    srv.stop()
+
+
+def get(url: str) -> tuple[int, Mapping[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def test_metrics_endpoint(server: tuple[Metrics, str]) -> None:
+    m, base = server
+    m.frame_in(FrameType.PING)
+    status, headers, body = get(base + "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    text = body.decode()
+    assert 'kefu_frames_total{direction="in",type="ping"} 1.0' in text
+    assert "kefu_build_info" in text and "process_cpu_seconds_total" in text
+
+
+def test_healthz(server: tuple[Metrics, str], health: dict[str, object]) -> None:
+    _, base = server
+    status, headers, body = get(base + "/healthz")
+    payload = json.loads(body)
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert payload["status"] == "ok" and payload["connections"] == 3
+    assert isinstance(payload["uptime_s"], float) and payload["version"]
+    health["status"] = "draining"
+    status, _, body = get(base + "/healthz")
+    assert status == 503 and json.loads(body)["status"] == "draining"
+
+
+def test_health_callback_failure_is_a_500() -> None:
+    def broken() -> Mapping[str, object]:
+        raise RuntimeError("hub gone")
+
+    srv = MetricsServer(Metrics(process=False), "127.0.0.1", 0, broken, poll_interval_s=0.01).start()
+    try:
+        status, _, body = get(f"http://127.0.0.1:{srv.port}/healthz")
+    finally:
+        srv.stop()
+    assert status == 500 and json.loads(body) == {"status": "error", "error": "RuntimeError"}
+
+
+def test_unknown_path_is_404(server: tuple[Metrics, str]) -> None:
+    _, base = server
+    assert get(base + "/")[0] == 404
+
+
+def test_busy_port_raises_at_start() -> None:
+    first = MetricsServer(Metrics(process=False), "127.0.0.1", 0, poll_interval_s=0.01).start()
+    try:
+        with pytest.raises(OSError):
+            MetricsServer(Metrics(process=False), "127.0.0.1", first.port).start()
+    finally:
+        first.stop()
