@@ -109,7 +109,7 @@ class GroupCommitter:
         self._stopping = True
         self._wake.set()
         await self._finished
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._thread.join()  # it has scheduled _set_finished as its last act: this returns at once
 
     # --- the writer thread ---------------------------------------------------------------------------------
 

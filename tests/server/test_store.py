@@ -1,0 +1,558 @@
+"""The durable store and its group committer, on real LMDB environments in tmp_path (no mocks).
+
+Covers every Store method, map growth under concurrent reads, retention with archives, backups taken while
+writing, a kill -9 of a process in the middle of committing, and the GroupCommitter on a real event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from kefu.protocol.errors import ErrorCode
+from kefu.server import storage_maintenance
+from kefu.server.storage_maintenance import read_archive
+from kefu.server.store import (
+    ConversationRecord,
+    CursorUpdate,
+    SchemaError,
+    SendRequest,
+    SendResult,
+    StorageFull,
+    Store,
+    StoredMessage,
+)
+from kefu.server.wal import GroupCommitter
+
+NOW = 1_700_000_000_000
+OK, FORBIDDEN, NOT_FOUND, BAD_REQUEST = ErrorCode.OK, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.BAD_REQUEST
+
+
+def cmid(n: int) -> bytes:
+    return n.to_bytes(16, "big")
+
+
+def req(sender: str, n: int, conv: int, *, body: bytes = b"hi", create: tuple[str, ...] = ("agent",)) -> SendRequest:
+    return SendRequest(sender, cmid(n), conv, 1, body, (), create_members=create)
+
+
+def all_messages(store: Store, conv: int) -> list[StoredMessage]:
+    return store.read_range(conv, 0, 0, 1 << 30)
+
+
+def assert_gapless(store: Store, conv: int) -> list[StoredMessage]:
+    messages = all_messages(store, conv)
+    assert [m.seq for m in messages] == list(range(1, store.last_seq(conv) + 1))
+    assert all(m.conversation_id == conv for m in messages)
+    return messages
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "db")
+    yield s
+    s.close()
+
+
+# --- sending ----------------------------------------------------------------------------------------------
+
+
+def test_first_send_creates_the_conversation(store: Store) -> None:
+    meta = (("trace", b"\x00\xff"), ("语言", b"zh"))
+    [result] = store.commit([SendRequest("alice", cmid(1), 7, 2, b"{}", meta, ("agent", "alice"))], [], now_ms=NOW)
+    assert result == SendResult(
+        OK, False, StoredMessage(7, 1, 1, NOW, "alice", cmid(1), 2, b"{}", meta), result.members
+    )
+    assert result.members == ("alice", "agent"), "sender first, duplicates dropped"
+    assert store.members(7) == ("alice", "agent") and store.members(8) is None
+    assert store.last_seq(7) == 1 and store.last_seq(8) == 0
+    assert store.conversations_of("agent") == [7] == store.conversations_of("alice")
+    assert store.conversations_of("nobody") == [] and store.conversations_of("a\0b") == []
+    assert all_messages(store, 7) == [result.message]
+
+
+def test_sequences_are_gapless_and_server_ids_monotonic(store: Store) -> None:
+    ids = []
+    for batch in range(5):
+        requests = [req(f"user{c}", batch * 100 + i, c) for i in range(12) for c in [1 + i % 3]]
+        results = store.commit(requests, [], now_ms=NOW + batch)
+        assert [r.status for r in results] == [OK] * 12
+        ids += [r.message.server_msg_id for r in results if r.message]
+    assert ids == list(range(1, 61))
+    for conv in (1, 2, 3):
+        assert len(assert_gapless(store, conv)) == 20
+
+
+def test_refusals_take_no_sequence_number(store: Store) -> None:
+    store.commit([req("alice", 1, 1)], [], now_ms=NOW)
+    results = store.commit([req("bob", 2, 1), req("bob", 3, 2, create=())], [], now_ms=NOW)
+    assert results == [SendResult(FORBIDDEN, False, None, ()), SendResult(NOT_FOUND, False, None, ())]
+    [ok] = store.commit([req("agent", 4, 1)], [], now_ms=NOW)
+    assert ok.message is not None and (ok.message.seq, ok.message.server_msg_id) == (2, 2)
+    assert store.members(2) is None, "refused create_members leave nothing behind"
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        SendRequest("a\0b", cmid(1), 1, 1, b"x", ()),
+        SendRequest("", cmid(1), 1, 1, b"x", ()),
+        SendRequest("x" * 256, cmid(1), 1, 1, b"x", ()),
+        SendRequest("\ud800", cmid(1), 1, 1, b"x", ()),
+        SendRequest("alice", b"short", 1, 1, b"x", ()),
+        SendRequest("alice", cmid(1), -1, 1, b"x", ()),
+        SendRequest("alice", cmid(1), 1 << 64, 1, b"x", ()),
+        SendRequest("alice", cmid(1), 1, 1 << 16, b"x", ()),
+        SendRequest("alice", cmid(1), 1, 1, b"x", (("", b"v"),)),
+        SendRequest("alice", cmid(1), 1, 1, b"x", (("k", b"v" * 65536),)),
+        SendRequest("alice", cmid(1), 1, 1, b"x", tuple((f"k{i}", b"") for i in range(256))),
+        SendRequest("alice", cmid(1), 1, 1, b"x", (), create_members=("bob\0",)),
+    ],
+)
+def test_bad_requests(store: Store, request_: SendRequest) -> None:
+    assert store.commit([request_], [], now_ms=NOW) == [SendResult(BAD_REQUEST, False, None, ())]
+    assert store.stats()["messages_entries"] == 0 and store.members(1) is None
+
+
+def test_duplicates_within_and_across_batches(store: Store) -> None:
+    first, again, other_sender = store.commit(
+        [req("alice", 1, 1), req("alice", 1, 1), req("agent", 1, 1)], [], now_ms=NOW
+    )
+    assert again == SendResult(OK, True, first.message, ("alice", "agent"))
+    assert other_sender.message is not None and other_sender.message.seq == 2, "dedup is per sender"
+    [later] = store.commit([SendRequest("alice", cmid(1), 1, 3, b"changed", ())], [], now_ms=NOW + 5000)
+    assert later == SendResult(OK, True, first.message, ("alice", "agent")), "the ORIGINAL message"
+    assert store.last_seq(1) == 2 and store.stats()["idempotency_entries"] == 2
+
+
+def test_a_resend_after_the_window_is_a_new_message(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", idempotency_window_s=10)
+    [a] = store.commit([req("alice", 1, 1)], [], now_ms=NOW)
+    [b] = store.commit([req("alice", 1, 1)], [], now_ms=NOW + 9_999)
+    [c] = store.commit([req("alice", 1, 1)], [], now_ms=NOW + 10_000)
+    assert b.duplicate and not c.duplicate and c.message is not None and c.message.seq == 2
+    [d] = store.commit([req("alice", 1, 1)], [], now_ms=NOW + 10_001)
+    assert d.duplicate and d.message == c.message and a.message != c.message
+    store.close()
+
+
+def test_read_range_bounds(store: Store) -> None:
+    store.commit([req("alice", i, 1) for i in range(10)], [], now_ms=NOW)
+    seqs = lambda *args: [m.seq for m in store.read_range(1, *args)]  # noqa: E731
+    assert seqs(0, 0, 100) == list(range(1, 11))
+    assert seqs(3, 0, 2) == [4, 5]
+    assert seqs(3, 6, 100) == [4, 5, 6]
+    assert seqs(10, 0, 5) == [] and seqs(0, 0, 0) == [] and seqs(5, 5, 10) == []
+    assert store.read_range(2, 0, 0, 10) == [] and store.read_range(0, 0, 0, 10) == []
+
+
+def test_cursors_and_pending(store: Store) -> None:
+    store.commit([req("alice", i, 1) for i in range(5)] + [req("bob", 9, 2)], [], now_ms=NOW)
+    assert store.pending("agent") == [(1, 0, 5), (2, 0, 1)]
+    store.commit(
+        [],
+        [
+            CursorUpdate("agent", 1, 3),
+            CursorUpdate("agent", 1, 2),  # cumulative: never goes back
+            CursorUpdate("agent", 2, 99),  # clamped to last_seq
+            CursorUpdate("alice", 2, 1),  # not a member: ignored
+            CursorUpdate("agent", 3, 1),  # no such conversation: ignored
+            CursorUpdate("a\0", 1, 1),
+        ],
+        now_ms=NOW,
+    )
+    assert (store.cursor("agent", 1), store.cursor("agent", 2), store.cursor("alice", 2)) == (3, 1, 0)
+    assert store.pending("agent") == [(1, 3, 5)] and store.pending("alice") == [(1, 0, 5)]
+    assert store.pending("bob") == [(2, 0, 1)], "a sender's own messages count until its cursor covers them"
+    [sent] = store.commit([req("bob", 10, 2)], [CursorUpdate("agent", 2, 2)], now_ms=NOW)
+    assert sent.message is not None and store.cursor("agent", 2) == 2, "cursors apply after the batch's sends"
+
+
+def test_reopening_continues_every_counter(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.commit([req("alice", i, 1 + i % 2) for i in range(6)], [CursorUpdate("agent", 1, 2)], now_ms=NOW)
+    store.close()
+    store = Store(tmp_path / "db")
+    [dup, new] = store.commit([req("alice", 0, 1), req("alice", 100, 1)], [], now_ms=NOW + 1)
+    assert dup.duplicate and new.message is not None and (new.message.seq, new.message.server_msg_id) == (4, 7)
+    assert store.cursor("agent", 1) == 2 and store.members(2) == ("alice", "agent")
+    store.close()
+
+
+def test_schema_checks(tmp_path: Path) -> None:
+    Store(tmp_path / "new").close()
+    with lmdb.open(str(tmp_path / "new"), max_dbs=16) as env, env.begin(write=True) as txn:
+        txn.put(b"schema_version", struct.pack("!I", 2), db=env.open_db(b"meta", txn=txn))
+    with pytest.raises(SchemaError, match="newer"):
+        Store(tmp_path / "new")
+    with lmdb.open(str(tmp_path / "foreign"), max_dbs=16) as env, env.begin(write=True) as txn:
+        txn.put(b"k", b"v", db=env.open_db(b"messages", txn=txn))
+    with pytest.raises(SchemaError, match="not a kefu store"):
+        Store(tmp_path / "foreign")
+
+
+def test_layout_rewrites_only_last_seq() -> None:
+    encode = ConversationRecord._wire_build  # type: ignore[attr-defined]
+    assert encode(ConversationRecord(7, 1, ("a",)))[:8] == struct.pack("!Q", 7)
+
+
+# --- apps, stats ------------------------------------------------------------------------------------------
+
+
+def test_apps(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.put_app("web", b"r1")
+    store.put_app("ios", b"r2")
+    store.put_app("web", b"r3")
+    assert store.get_app("web") == b"r3" and store.get_app("none") is None
+    assert store.list_apps() == ["ios", "web"]
+    assert store.delete_app("ios") and not store.delete_app("ios")
+    for bad in ("a\0", "", "x" * 256):
+        with pytest.raises(ValueError, match="invalid app id"):
+            store.put_app(bad, b"")
+    store.close()
+    store = Store(tmp_path / "db")
+    assert store.list_apps() == ["web"] and store.get_app("web") == b"r3"
+    store.close()
+
+
+def test_stats(store: Store) -> None:
+    store.commit([req("alice", i, 1) for i in range(3)], [CursorUpdate("agent", 1, 1)], now_ms=NOW)
+    stats = store.stats()
+    assert stats["map_size_bytes"] == 64 << 20 and 0 < stats["used_bytes"] <= stats["high_water_bytes"]
+    expected = {"messages": 3, "conversations": 1, "cursors": 1, "user_convs": 2, "idempotency": 3, "expiry": 3}
+    assert {name: stats[f"{name}_entries"] for name in expected} == expected
+    assert stats["idem_expiry_entries"] == 3 and stats["apps_entries"] == 0 and stats["meta_entries"] == 2
+
+
+# --- map growth ---------------------------------------------------------------------------------------------
+
+
+def test_the_map_grows_under_concurrent_reads(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", map_size=256 << 10)
+    store.commit([req("alice", 0, 1)], [], now_ms=NOW)
+    stop, errors, reads = threading.Event(), list[BaseException](), [0]
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                messages = store.read_range(1, 0, 0, 50)
+                assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
+                store.pending("agent")
+                reads[0] += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    def app_writer() -> None:  # another thread's writes queue behind the writer's resize, never deadlock with it
+        try:
+            for i in range(100):
+                store.put_app(f"app{i % 7}", os.urandom(3000))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)] + [threading.Thread(target=app_writer)]
+    for t in threads:
+        t.start()
+    body = os.urandom(10_000)
+    for batch in range(40):  # 4 MB into a 256 KiB map
+        store.commit([req("alice", 1 + batch * 10 + i, 1, body=body) for i in range(10)], [], now_ms=NOW)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors and reads[0] > 0 and len(store.list_apps()) == 7
+    assert store.stats()["map_size_bytes"] >= 4 << 20
+    messages = assert_gapless(store, 1)
+    assert len(messages) == 401 and all(m.body == body for m in messages[1:])
+    store.close()
+
+
+def test_the_map_stops_at_its_cap(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", map_size=256 << 10, max_map_size=512 << 10)
+    with pytest.raises(StorageFull):
+        store.commit([req("alice", 0, 1, body=os.urandom(1 << 20))], [], now_ms=NOW)
+    [ok] = store.commit([req("alice", 1, 1)], [], now_ms=NOW)
+    assert ok.message is not None and ok.message.seq == 1, "the failed batch left nothing behind"
+    store.close()
+
+
+# --- retention and backup -----------------------------------------------------------------------------------
+
+
+def test_expire_by_age_archives_then_deletes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", idempotency_window_s=3600)
+    day = 86_400_000
+    old = [
+        r.message
+        for t in range(3)
+        for r in store.commit([req("alice", t * 10 + i, 1 + i) for i in range(2)], [], now_ms=NOW + t * day)
+    ]
+    stats = store.expire(now_ms=NOW + 10 * day, max_age_s=9 * 86400, max_bytes=None, archive_dir=tmp_path / "archive")
+    assert stats.messages_expired == 2 and len(stats.archives) == 1
+    assert stats.idempotency_purged == 6, "every entry is older than the window"
+    name = stats.archives[0].name
+    assert name == "messages-20231114T221320.000Z-20231114T221320.000Z.jsonl.gz"
+    assert list(read_archive(stats.archives[0])) == old[:2]
+    assert [m.seq for m in all_messages(store, 1)] == [2, 3] and store.last_seq(1) == 3, "last_seq is kept"
+    again = store.expire(now_ms=NOW + 12 * day, max_age_s=None, max_bytes=None, archive_dir=tmp_path / "archive")
+    assert (again.messages_expired, again.archives, again.idempotency_purged) == (0, (), 0)
+    assert not list((tmp_path / "archive").glob(".*")), "no temporary file left"
+    store.close()
+
+
+def test_expire_in_batches_and_duplicates_of_expired_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage_maintenance, "EXPIRE_BATCH_MESSAGES", 4)
+    store = Store(tmp_path / "db")
+    sent = [r.message for r in store.commit([req("alice", i, 1, body=bytes([i])) for i in range(10)], [], now_ms=NOW)]
+    stats = store.expire(now_ms=NOW + 1, max_age_s=0, max_bytes=None, archive_dir=tmp_path / "a")
+    assert stats.messages_expired == 10 and len(stats.archives) == 3 and stats.idempotency_purged == 0
+    assert [
+        p.name.endswith(s) for p, s in zip(stats.archives, ["Z.jsonl.gz", "-1.jsonl.gz", "-2.jsonl.gz"], strict=True)
+    ]
+    assert [m for p in stats.archives for m in read_archive(p)] == sent
+    assert store.stats()["expiry_entries"] == 0 and all_messages(store, 1) == []
+    [dup] = store.commit([req("alice", 3, 1, body=bytes([3]))], [], now_ms=NOW + 2)
+    assert dup == SendResult(OK, True, sent[3], ("alice", "agent")), "rebuilt from the idempotency record"
+    store.close()
+
+
+def test_expire_by_bytes_removes_the_oldest(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    body = os.urandom(2000)
+    for t in range(20):
+        store.commit([req("alice", t * 10 + i, 1 + i % 3, body=body) for i in range(10)], [], now_ms=NOW + t)
+    used = store.stats()["used_bytes"]
+    stats = store.expire(now_ms=NOW + 20, max_age_s=None, max_bytes=used // 2, archive_dir=tmp_path / "a")
+    assert store.stats()["used_bytes"] <= used // 2
+    assert 50 <= stats.messages_expired < 200
+    archived = [m for p in stats.archives for m in read_archive(p)]
+    kept = [m for conv in (1, 2, 3) for m in all_messages(store, conv)]
+    assert len(archived) + len(kept) == 200
+    assert max(m.timestamp_ms for m in archived) <= min(m.timestamp_ms for m in kept)
+    store.close()
+
+
+def test_backup_while_writing_is_consistent(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            store.commit([req(f"u{c}", n + i, c) for i in range(8) for c in [1 + (n + i) % 4]], [], now_ms=NOW)
+            n += 8
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(0.05)
+        store.backup(tmp_path / "b1")
+        time.sleep(0.05)
+        store.backup(tmp_path / "b2")
+    finally:
+        stop.set()
+        thread.join()
+    with pytest.raises(FileExistsError):
+        store.backup(tmp_path / "b1")
+    for name in ("b1", "b2"):
+        copy = Store(tmp_path / name)
+        ids = [m.server_msg_id for conv in copy.conversations_of("agent") for m in assert_gapless(copy, conv)]
+        assert ids and len(ids) == copy.stats()["idempotency_entries"]
+        [new] = copy.commit([req("u1", 1 << 40, 1)], [], now_ms=NOW)
+        assert new.message is not None and new.message.server_msg_id > max(ids)
+        copy.close()
+    store.close()
+
+
+# --- kill -9 ------------------------------------------------------------------------------------------------
+
+CHILD = r"""
+import sys, time
+from pathlib import Path
+from kefu.server.store import SendRequest, Store
+
+store = Store(Path(sys.argv[1]), map_size=256 << 10)  # small: the map grows while being killed, too
+i = int(sys.argv[2])
+while True:
+    batch = []
+    for _ in range(1 + i % 7):
+        conv = 1 + i % 5
+        batch.append(SendRequest(f"u{conv}", i.to_bytes(16, "big"), conv, 1, b"m" * (i % 500), (), ("agent",)))
+        i += 1
+    j = max(i - 5, 0)  # a resend of an earlier message: stored once, acknowledged again
+    batch.append(SendRequest(f"u{1 + j % 5}", j.to_bytes(16, "big"), 1 + j % 5, 1, b"", (), ("agent",)))
+    results = store.commit(batch, [], now_ms=int(time.time() * 1000))
+    sys.stdout.write("".join(
+        f"{m.sender} {m.client_msg_id.hex()} {m.conversation_id} {m.seq} {m.server_msg_id}\n"
+        for r in results for m in [r.message]
+    ))
+    sys.stdout.flush()
+"""
+
+
+def run_and_kill(path: Path, start: int, acked: dict[tuple[str, str], tuple[int, int, int]]) -> None:
+    """Run CHILD, read acknowledgements for a moment, SIGKILL it mid-load; add what it acknowledged."""
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), str(start)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        lines = [child.stdout.readline()]
+        deadline = time.monotonic() + 0.4
+        while time.monotonic() < deadline and len(lines) < 3000:
+            lines.append(child.stdout.readline())
+        time.sleep(random.uniform(0, 0.02))
+        child.send_signal(signal.SIGKILL)
+        lines += child.stdout.read().splitlines(keepends=True)
+    assert child.returncode == -signal.SIGKILL
+    for line in lines:
+        if line.endswith("\n"):  # a line cut by the kill was never fully acknowledged
+            sender, client_msg_id, conv, seq, server_msg_id = line.split()
+            ack = int(conv), int(seq), int(server_msg_id)
+            assert acked.setdefault((sender, client_msg_id), ack) == ack
+    assert len(acked) > 20
+
+
+def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
+    acked: dict[tuple[str, str], tuple[int, int, int]] = {}
+    for round_, start in enumerate((0, 1_000_000)):
+        run_and_kill(tmp_path / "db", start, acked)
+        store = Store(tmp_path / "db")
+        stored = {}
+        for conv in range(1, 6):
+            for m in assert_gapless(store, conv):
+                key = (m.sender, m.client_msg_id.hex())
+                assert key not in stored, "stored exactly once"
+                stored[key] = (m.conversation_id, m.seq, m.server_msg_id)
+        assert len(set(stored.values())) == len(stored)
+        missing = {k: v for k, v in acked.items() if stored.get(k) != v}
+        assert not missing, f"round {round_}: acknowledged but not stored as acknowledged: {list(missing.items())[:5]}"
+        [after] = store.commit([req("u1", (1 << 60) + round_, 1)], [], now_ms=NOW)
+        assert after.message is not None
+        assert after.message.server_msg_id > max(v[2] for v in stored.values())
+        assert after.message.seq == len(all_messages(store, 1))
+        store.close()
+
+
+# --- GroupCommitter -----------------------------------------------------------------------------------------
+
+
+class TimedStore(Store):
+    """A real Store that records when each commit starts and how big it is, and can fail on demand."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.starts: list[tuple[float, int]] = []
+        self.fail_next = False
+
+    def commit(self, requests, cursors, *, now_ms):  # type: ignore[no-untyped-def]
+        self.starts.append((time.monotonic(), len(requests)))
+        if self.fail_next:
+            self.fail_next = False
+            raise lmdb.DiskError("injected")
+        return super().commit(requests, cursors, now_ms=now_ms)
+
+
+@pytest.fixture
+def timed_store(tmp_path: Path) -> Iterator[TimedStore]:
+    s = TimedStore(tmp_path / "db")
+    yield s
+    s.close()
+
+
+@pytest.mark.asyncio
+async def test_group_commit_batches_in_order_with_one_wakeup_per_batch(
+    timed_store: TimedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = asyncio.get_running_loop()
+    wakeups, observed, committed = [0], list[tuple[int, float]](), []
+    real = loop.call_soon_threadsafe
+
+    def counting(callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+        wakeups[0] += getattr(callback, "__name__", "") == "_deliver"
+        return real(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    committer = GroupCommitter(
+        timed_store,
+        loop,
+        clock=lambda: NOW / 1000,
+        observer=lambda *a: observed.append(a),
+        on_committed=committed.extend,
+    )
+    results: list[tuple[int, SendResult]] = []
+    committer.submit(req("alice", 0, 1), lambda r: results.append((0, r)))
+    assert committer.queue_depth == 1, "items submitted before start() wait for it"
+    committer.start()
+    n = 2000
+    for i in range(1, n):
+        committer.submit(req("alice", i, 1), lambda r, i=i: results.append((i, r)))
+        if i % 100 == 99:
+            committer.submit_cursor(CursorUpdate("agent", 1, i))
+            await asyncio.sleep(0.003)  # longer than the window: the next items form another batch
+    await committer.stop()
+    assert [i for i, _ in results] == list(range(n)), "callbacks in submission order"
+    assert [r.message.seq for _, r in results if r.message] == list(range(1, n + 1))
+    assert all(r.message.timestamp_ms == NOW for _, r in results if r.message)
+    assert 1 < len(observed) < n / 10, "batching happened"
+    assert wakeups[0] == len(observed) == len(timed_store.starts)
+    assert sum(size for size, _ in observed) == n + 20
+    assert [item for item, _ in committed if isinstance(item, SendRequest)] == [req("alice", i, 1) for i in range(n)]
+    assert sum(result is None for _, result in committed) == 20
+    assert timed_store.cursor("agent", 1) == 1999 and committer.queue_depth == 0
+    with pytest.raises(RuntimeError):
+        committer.submit(req("alice", 0, 1), print)
+
+
+@pytest.mark.asyncio
+async def test_group_commit_window_and_max_batch(timed_store: TimedStore) -> None:
+    loop = asyncio.get_running_loop()
+    committer = GroupCommitter(timed_store, loop, window_s=0.2, max_batch=8)
+    committer.start()
+    done = asyncio.Event()
+    await asyncio.sleep(0.01)  # idle
+    submitted = time.monotonic()
+    committer.submit(req("alice", 0, 1), lambda r: done.set())
+    await done.wait()
+    started = timed_store.starts[0][0] - submitted
+    assert 0.19 <= started < 1.0, "an idle committer waits one window for company, and no longer"
+    done.clear()
+    submitted = time.monotonic()
+    for i in range(1, 9):
+        committer.submit(req("alice", i, 1), lambda r: done.set())
+    await done.wait()
+    assert timed_store.starts[1][1] == 8 and timed_store.starts[1][0] - submitted < 0.15, "max_batch cuts the window"
+    await committer.stop()
+
+
+@pytest.mark.asyncio
+async def test_group_commit_storage_failure_and_cursor_only_batches(timed_store: TimedStore) -> None:
+    loop = asyncio.get_running_loop()
+    committer = GroupCommitter(timed_store, loop, window_s=0.001)
+    committer.start()
+    timed_store.fail_next = True
+    first = [loop.create_future() for _ in range(3)]
+    for i, future in enumerate(first):
+        committer.submit(req("alice", i, 1), future.set_result)
+    assert [r.status for r in await asyncio.gather(*first)] == [ErrorCode.STORAGE_UNAVAILABLE] * 3
+    again = loop.create_future()
+    committer.submit(req("alice", 0, 1), again.set_result)
+    result = await again
+    assert result.status == OK and not result.duplicate, "the failed batch stored nothing; the committer goes on"
+    committer.submit_cursor(CursorUpdate("agent", 1, 1))
+    for _ in range(200):
+        if timed_store.cursor("agent", 1) == 1:
+            break
+        await asyncio.sleep(0.005)
+    assert timed_store.cursor("agent", 1) == 1, "a cursor alone wakes the writer"
+    await committer.stop()
