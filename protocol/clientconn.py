@@ -174,6 +174,8 @@ class ClientConnection(Connection):
             self._client_key_pin(),
         )
         self._handshake_done(event, self._keepalive_ms)
+        self._shares.clear()  # ephemeral keys and the transcript are not needed after the handshake
+        self._transcript = None
 
     def _check_server_key(self, finished: ServerFinished, spec: crypto.SuiteSpec, covered_hash: bytes) -> str:
         if finished.key_type != spec.key_type:

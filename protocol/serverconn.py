@@ -200,6 +200,9 @@ class ServerConnection(Connection):
         )
         if self.config.issue_tickets and self.config.ticket_keys is not None:
             self._issue_ticket(spec, resumption)
+        # An idle session keeps only its traffic keys: the handshake state goes (issue #3 counts bytes per session).
+        self._transcript = self._schedule = self._ticket_state = None
+        self._c_ap = b""
 
     def _authenticate(self, finished: ClientFinished, spec: crypto.SuiteSpec, covered: bytes) -> None:
         state = self._ticket_state
