@@ -242,6 +242,11 @@ class Connection:
         return self.state is State.CLOSED
 
     @property
+    def pending_bytes(self) -> int:
+        """Plaintext queued by send() and not yet sealed (what the adapter may bound)."""
+        return self._pending_len
+
+    @property
     def buffered_incomplete(self) -> int:
         """Bytes held for an incomplete frame (what the adapter may bound)."""
         return self._decoder.buffered

@@ -13,6 +13,7 @@ buffers for a slow reader is bounded by the high-water mark plus one batch. Ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, cast
 
 from kefu.protocol.connection import State
@@ -29,10 +30,15 @@ if TYPE_CHECKING:
     from .store import StoredMessage
 
 
+PUMP_BATCH = 16
+"""DELIVERs read from the store per step of a catch-up, so the buffer bound is checked every few messages."""
+
+
 class Session(asyncio.Protocol):
     """One client connection."""
 
     __slots__ = (
+        "_buffered",
         "_bytes",
         "_flush_pending",
         "_frames",
@@ -41,6 +47,7 @@ class Session(asyncio.Protocol):
         "hub",
         "peer",
         "ready",
+        "suite_name",
         "transport",
         "user",
         "window",
@@ -52,11 +59,13 @@ class Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn: ServerConnection | None = None
         self.user = ""
+        self.suite_name = ""
         self.peer = ""
         self.ready = False
         self.write_paused = False
         self.window: DeliveryWindow | None = None
         self._flush_pending = False
+        self._buffered = 0
         self._read_paused_until = 0.0
         self._frames: TokenBucket | None = None
         self._bytes: TokenBucket | None = None
@@ -81,12 +90,29 @@ class Session(asyncio.Protocol):
         self._rearm()
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._data_received(data)
+        except Exception as exc:  # a bug must cost one connection, never the server
+            self._internal_error(exc)
+
+    def _internal_error(self, exc: Exception) -> None:
+        """Last line of defence: log with the traceback, tell the client INTERNAL_ERROR, close this one only."""
+        self.hub.internal_error(self, exc)
+        conn, transport = self.conn, self.transport
+        if conn is not None and transport is not None and not transport.is_closing():
+            with contextlib.suppress(Exception):
+                conn._fail(ErrorCode.INTERNAL_ERROR, "internal error")
+                transport.write(conn.data_to_send())
+            transport.close()
+
+    def _data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn is None or conn.closed:
             return
         now = self.hub.now()
         assert self._bytes is not None
         delay = self._bytes.force(len(data), now)
+        self.hub.count_in(len(data))
         conn.receive_data(data)
         self._handle_events(now)
         self._schedule_flush()
@@ -101,6 +127,8 @@ class Session(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.hub.account_buffered(self, self._buffered, 0)
+        self._buffered = 0
         self.hub.forget(self)
         self.conn = None
         self.window = None
@@ -120,6 +148,12 @@ class Session(asyncio.Protocol):
 
     def on_timer(self, now: float) -> None:
         """Keepalive, handshake deadline, delivery retries, end of a read pause."""
+        try:
+            self._on_timer()
+        except Exception as exc:  # see data_received
+            self._internal_error(exc)
+
+    def _on_timer(self) -> None:
         conn = self.conn
         if conn is None:
             return
@@ -216,6 +250,12 @@ class Session(asyncio.Protocol):
             self.hub.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        try:
+            self._write_out()
+        except Exception as exc:  # see data_received
+            self._internal_error(exc)
+
+    def _write_out(self) -> None:
         self._flush_pending = False
         conn, transport = self.conn, self.transport
         if conn is None or transport is None:
@@ -224,6 +264,10 @@ class Session(asyncio.Protocol):
         if data:
             transport.write(data)
             self.hub.count_out(len(data))
+        buffered = transport.get_write_buffer_size()
+        if buffered != self._buffered:
+            self.hub.account_buffered(self, self._buffered, buffered)
+            self._buffered = buffered
         if conn.closed:
             self.hub.wheel_schedule(self, None)
             transport.close()
@@ -232,13 +276,27 @@ class Session(asyncio.Protocol):
 
     # --- deliveries -------------------------------------------------------------------------------------
 
+    def can_send_more(self) -> bool:
+        """Room for more DELIVERs: this client reads fast enough, and the server's total buffer has room.
+
+        What waits for a slow reader is bounded by [limits] write_high_water per connection (the transport's
+        buffer plus what is queued in the core this iteration) and by total_write_buffer_bytes in all.
+        """
+        if self.write_paused or self.conn is None:
+            return False
+        queued = self._buffered + self.conn.pending_bytes
+        if queued >= self.hub.config.limits.write_high_water:
+            return False
+        return queued == 0 or not self.hub.over_total_buffer()
+
     def offer(self, message: StoredMessage, acked: int, t0: float) -> None:
         """A new message of a conversation this session's user belongs to; send it if it is next in line."""
         window = self.window
         if window is None or self.conn is None:
             return
         stream = window.stream(message.conversation_id, acked)
-        if self.write_paused:
+        if not self.can_send_more():
+            self.hub.defer(self)
             return
         if stream.next_seq == message.seq and window.room > 0:
             window.take(stream, message.seq, now=self.hub.now())
@@ -249,12 +307,16 @@ class Session(asyncio.Protocol):
 
     def pump(self, stream: Stream, last_seq: int) -> None:
         """Send what the window allows of `stream` up to `last_seq`, reading from the store."""
-        if self.window is None or self.write_paused:
+        if self.window is None:
             return
-        seqs = self.window.take(stream, last_seq, now=self.hub.now())
-        if seqs:
+        while self.can_send_more():
+            seqs = self.window.take(stream, min(last_seq, stream.next_seq + PUMP_BATCH - 1), now=self.hub.now())
+            if not seqs:
+                return
             for message in self.hub.store.read_range(stream.conversation_id, seqs.start - 1, seqs[-1], len(seqs)):
                 self.deliver(message)
+        if stream.next_seq <= last_seq:
+            self.hub.defer(self)
 
     def pump_all(self) -> None:
         """After a pause: catch every stream up."""

@@ -27,6 +27,7 @@ from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
 from kefu.protocol.frames import DeliverAck, Error, Flag, Frame, Goaway, Send, SendAck, Sync, SyncDone
 
+from . import log as logmod
 from .ratelimit import BucketTable
 from .store import CursorUpdate, SendRequest, SendResult, Store, StoredMessage
 from .timers import TimerWheel
@@ -71,6 +72,9 @@ class Hub:
         self._app_frames = BucketTable(limits.app_frames_per_s, limits.app_frames_burst)
         self._new_conns = BucketTable(limits.new_conns_per_ip_per_s, limits.new_conns_per_ip_burst)
         self.handshaking = 0
+        self.buffered_total = 0
+        self.deferred: set[Session] = set()
+        self._connections: dict[tuple[str, str], Any] = {}
 
     def reconfigure(self, config: Any) -> None:
         """SIGHUP: adopt new limits for existing and future connections' shared buckets."""
@@ -120,14 +124,29 @@ class Hub:
         """Handshake done: the session now belongs to its user."""
         self.handshaking -= 1
         self.users.setdefault(session.user, set()).add(session)
+        suite = event.suite.name.lower()
+        session.suite_name = suite
+        if self.metrics is not None:
+            self.metrics.handshake(suite, "resumed" if event.resumed else "ok")
+            self._gauge(suite).inc()
         self.log(
             "conn.ready", peer=session.peer, app=session.user, suite=event.suite.name.lower(), resumed=event.resumed
         )
 
     def on_closed(self, session: Session, event: ConnectionClosed | ConnectionTerminated) -> None:
         """The core closed the connection (cleanly or not); the flush writes what is left and closes."""
-        if isinstance(event, ConnectionTerminated) and not event.by_peer:
-            self.log("conn.error", peer=session.peer, app=session.user, code=event.code.name, reason=event.reason)
+        if isinstance(event, ConnectionTerminated):
+            if not event.by_peer:
+                self.log("conn.error", peer=session.peer, app=session.user, code=event.code.name, reason=event.reason)
+                self._count_error(event.code)
+            if not session.ready and self.metrics is not None:
+                timeout = event.code is ErrorCode.HANDSHAKE_TIMEOUT
+                self.metrics.handshake("none", "timeout" if timeout else "failed")
+
+    def internal_error(self, session: Session, exc: Exception) -> None:
+        """An unexpected exception while serving one connection (a bug): log it with its traceback."""
+        logmod.exception("conn.internal_error", peer=session.peer, app=session.user, error=repr(exc))
+        self._count_error(ErrorCode.INTERNAL_ERROR)
 
     def forget(self, session: Session) -> None:
         """The transport is gone."""
@@ -135,6 +154,9 @@ class Hub:
             self.sessions.discard(session)
             if not session.ready:
                 self.handshaking -= 1
+            elif self.metrics is not None:
+                self._gauge(session.suite_name).dec()
+        self.deferred.discard(session)
         devices = self.users.get(session.user)
         if devices is not None:
             devices.discard(session)
@@ -156,6 +178,8 @@ class Hub:
         )
         t0 = self.loop.time()
         self.committer.submit(request, lambda result: self._committed(session, send, result, t0))
+        if self.metrics is not None:
+            self.metrics.commit_queue.set(self.committer.queue_depth)
 
     @staticmethod
     def _members_from(metadata: tuple[tuple[str, bytes], ...]) -> tuple[str, ...]:
@@ -317,7 +341,43 @@ class Hub:
                 session.conn.close(ErrorCode.SHUTTING_DOWN, "server stopped")
                 session._schedule_flush()
 
+    # --- buffers for slow readers ------------------------------------------------------------------------
+
+    def account_buffered(self, session: Session, before: int, after: int) -> None:
+        """A session's transport buffer changed size; resume deferred catch-ups once the total has room."""
+        self.buffered_total += after - before
+        if self.metrics is not None:
+            self.metrics.outbound_buffered_bytes.set(self.buffered_total)
+        if after < before and self.deferred and not self.over_total_buffer():
+            self.loop.call_soon(self._resume_deferred)
+
+    def over_total_buffer(self) -> bool:
+        """True while clients' unread bytes exceed [limits] total_write_buffer_bytes."""
+        limit: int = self.config.limits.total_write_buffer_bytes
+        return self.buffered_total >= limit
+
+    def defer(self, session: Session) -> None:
+        """`session` has more to deliver than it may buffer now: pump it again when buffers drain."""
+        self.deferred.add(session)
+
+    def _resume_deferred(self) -> None:
+        sessions, self.deferred = self.deferred, set()
+        for session in sessions:
+            if not session.write_paused:
+                session.pump_all()
+
     # --- metrics ----------------------------------------------------------------------------------------
+
+    def _gauge(self, suite: str) -> Any:
+        gauge = self._connections.get((suite, "open"))
+        if gauge is None and self.metrics is not None:
+            gauge = self._connections[(suite, "open")] = self.metrics.connection_gauge(suite, "open")
+        return gauge
+
+    def count_in(self, nbytes: int) -> None:
+        """Bytes read from clients."""
+        if self.metrics is not None:
+            self.metrics.bytes_in(nbytes)
 
     def count_out(self, nbytes: int) -> None:
         """Bytes written to clients."""
