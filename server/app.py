@@ -111,6 +111,37 @@ class Server:
         self.log("server.stopped")
         self.stopped.set()
 
+    async def sweep_forever(self) -> None:
+        """Retention ([storage] retention_*) and the idempotency purge, every sweep_interval_s, off the loop."""
+        while True:
+            await asyncio.sleep(self.config.storage.sweep_interval_s)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        """One retention pass in a worker thread (it archives, fsyncs and deletes in bounded batches)."""
+        storage = self.config.storage
+        max_age = storage.retention_max_age_days * 86400 or None
+        max_bytes = int(storage.retention_max_gb * (1 << 30)) or None
+        try:
+            stats = await self.loop.run_in_executor(
+                None,
+                lambda: self.store.expire(
+                    now_ms=int(time.time() * 1000),
+                    max_age_s=max_age,
+                    max_bytes=max_bytes,
+                    archive_dir=self.config.archive_path,
+                ),
+            )
+        except Exception as exc:  # a failed sweep is retried next interval; serving goes on
+            logmod.error("storage.sweep_failed", reason=repr(exc))
+            return
+        self.log(
+            "storage.swept",
+            expired=stats.messages_expired,
+            archives=len(stats.archives),
+            idempotency_purged=stats.idempotency_purged,
+        )
+
     def reload(self, new_config: Any) -> None:
         """SIGHUP: apply the settings that are safe to change while running; re-read app credentials."""
         self.config = self.config.reload_from(new_config)
@@ -145,8 +176,10 @@ async def run(config: Any, reload: Callable[[], Any] | None = None) -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     if reload is not None:
         loop.add_signal_handler(signal.SIGHUP, lambda: _reload(server, reload))
+    sweeper = loop.create_task(server.sweep_forever())
     gc.freeze()  # everything allocated at start-up is long-lived: keep the collector off it
     await stop.wait()
+    sweeper.cancel()
     await server.stop()
     if lag_task is not None:
         lag_task.cancel()

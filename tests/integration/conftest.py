@@ -74,6 +74,11 @@ class ServerProcess:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 20.0) -> int:
+        """Wait for the process to exit; returns its exit status."""
+        assert self.proc is not None
         code = self.proc.wait(timeout=timeout)
         if self.proc.stdout:
             self.proc.stdout.close()
