@@ -123,8 +123,10 @@ class ServerSection:
     handshake_timeout_s: float = setting(
         10.0, "Time a new connection has to complete its handshake before it is closed.", unit="seconds", lo=0.1
     )
-    keepalive_min_s: int = setting(5, "Shortest keepalive interval a client may ask for.", unit="seconds", lo=1)
-    keepalive_max_s: int = setting(300, "Longest keepalive interval a client may ask for.", unit="seconds", lo=1)
+    # Clients refuse a negotiated keepalive outside 5..300 s (protocol MIN/MAX_KEEPALIVE_MS), so the server's bounds
+    # must stay inside that range.
+    keepalive_min_s: int = setting(5, "Shortest keepalive a client may ask for.", unit="seconds", lo=5, hi=300)
+    keepalive_max_s: int = setting(300, "Longest keepalive a client may ask for.", unit="seconds", lo=5, hi=300)
     ticket_lifetime_s: int = setting(
         600, "Lifetime of session resumption tickets.", unit="seconds", lo=1, hi=MAX_TICKET_LIFETIME_S
     )

@@ -171,13 +171,21 @@ class Hub:
         if len(send.body) > self.config.server.max_message_bytes:
             self.refuse_send(session, send, ErrorCode.MESSAGE_TOO_LARGE)
             return
+        if not send.body or send.conversation_id == 0:
+            # Conversation 0 means "every conversation" in SYNC, so no conversation may have that id.
+            self.refuse_send(session, send, ErrorCode.BAD_REQUEST)
+            return
         metadata = tuple((m.key, m.value) for m in send.metadata)
         members = self._members_from(metadata)
         request = SendRequest(
             session.user, send.client_msg_id, send.conversation_id, send.content_type, send.body, metadata, members
         )
         t0 = self.loop.time()
-        self.committer.submit(request, lambda result: self._committed(session, send, result, t0))
+        try:
+            self.committer.submit(request, lambda result: self._committed(session, send, result, t0))
+        except RuntimeError:  # the committer has stopped: the server is draining
+            self.refuse_send(session, send, ErrorCode.SHUTTING_DOWN)
+            return
         if self.metrics is not None:
             self.metrics.commit_queue.set(self.committer.queue_depth)
 
@@ -236,7 +244,8 @@ class Hub:
         if stream.acked == stream.next_seq - 1 == message.seq - 1:
             stream.acked = message.seq
             stream.next_seq = message.seq + 1
-            self.committer.submit_cursor(CursorUpdate(session.user, message.conversation_id, message.seq))
+            if not self.draining:  # the committer takes no more work once draining starts
+                self.committer.submit_cursor(CursorUpdate(session.user, message.conversation_id, message.seq))
 
     def fanout(self, message: StoredMessage, members: tuple[str, ...], origin: Session | None, t0: float) -> None:
         """Offer a committed message to every online device of every member except the origin device."""
@@ -272,7 +281,7 @@ class Hub:
             return
         for entry in ack.acks:
             stream = window.ack(entry.conversation_id, entry.seq, now=now)
-            if stream is not None:
+            if stream is not None and not self.draining:
                 self.committer.submit_cursor(CursorUpdate(session.user, entry.conversation_id, stream.acked))
         for stream in list(window.streams.values()):
             if window.room <= 0:
@@ -315,7 +324,8 @@ class Hub:
         for message in messages:
             session.deliver(message, redelivery=True, request_id=sync.request_id)
         last = messages[-1].seq if messages else sync.after_seq
-        session.send(SyncDone(sync.conversation_id, last, int(last < until), request_id=sync.request_id))
+        more = bool(messages) and last < until  # nothing left in the range (expired): no point asking again
+        session.send(SyncDone(sync.conversation_id, last, int(more), request_id=sync.request_id))
 
     # --- lifecycle --------------------------------------------------------------------------------------
 

@@ -531,8 +531,22 @@ class Store:
 
     @contextmanager
     def _read(self) -> Iterator[lmdb.Transaction[bytes]]:
-        with self._guard.shared(), self._env.begin() as txn:
-            yield txn
+        while True:
+            with self._guard.shared():
+                try:
+                    txn = self._env.begin()
+                except lmdb.MapResizedError:
+                    pass
+                else:
+                    with txn:
+                        yield txn
+                    return
+            self._adopt_resize()
+
+    def _adopt_resize(self) -> None:
+        """Another process (`kefu app add`, `kefu backup`) grew the map: adopt its size (set_mapsize(0))."""
+        with self._guard.exclusive():
+            self._env.set_mapsize(0)
 
     def _write(self, work: Callable[[lmdb.Transaction[bytes]], T]) -> T:
         """Run `work` in one durable write transaction, growing the map and retrying while it does not fit.
@@ -546,17 +560,25 @@ class Store:
             while True:
                 map_size = self._env.info()["map_size"]
                 with self._guard.shared():
-                    txn = self._env.begin(write=True)
                     try:
-                        result = work(txn)
-                        txn.commit()
-                        break
-                    except BaseException as exc:
-                        error = exc
+                        txn = self._env.begin(write=True)
+                    except lmdb.MapResizedError:
+                        txn = None  # another process grew the map: adopt its size, then retry
+                    error: BaseException | None = None
+                    if txn is not None:
+                        try:
+                            result = work(txn)
+                            txn.commit()
+                            break
+                        except BaseException as exc:
+                            error = exc
+                if txn is None:
+                    self._adopt_resize()
+                    continue
                 with self._guard.exclusive():
                     txn.abort()
                     if not isinstance(error, lmdb.MapFullError):
-                        raise error
+                        raise error  # type: ignore[misc]
                     self._double_map(map_size, required=True)
             if (self._env.info()["last_pgno"] + 1) * self._psize > GROW_AT * map_size:
                 with self._guard.exclusive(wait=False) as held:

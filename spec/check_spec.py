@@ -41,7 +41,11 @@ REQUIRED_LIMITS = (
     "records.BYTE_LIMIT",
     "records.UPDATE_MARGIN",
     "connection.HANDSHAKE_TIMEOUT_S",
+    "connection.KEEPALIVE_TICKS",
     "connection.MAX_EVENTS_BUFFERED",
+    "delivery.DEFAULT_WINDOW",
+    "delivery.DEFAULT_RTO_INITIAL",
+    "delivery.DEFAULT_RTO_MAX",
     "handshake.DEFAULT_KEEPALIVE_MS",
     "handshake.MIN_KEEPALIVE_MS",
     "handshake.MAX_KEEPALIVE_MS",
@@ -49,7 +53,7 @@ REQUIRED_LIMITS = (
     "tickets.MAX_TICKET_LIFETIME_S",
     "tickets.TicketGuard.MAX_ENTRIES",
 )
-"""Limits section 8 must list (the brief's list); the table may list more."""
+"""Limits section 8 must list (the brief's list, plus the keepalive and delivery defaults); the table may list more."""
 
 _HEADING = re.compile(r"^(#{2,3}) (\d+(?:\.\d+)?)\.? ", re.MULTILINE)
 _CODE_SPAN = re.compile(r"`([^`]+)`")

@@ -556,3 +556,21 @@ async def test_group_commit_storage_failure_and_cursor_only_batches(timed_store:
         await asyncio.sleep(0.005)
     assert timed_store.cursor("agent", 1) == 1, "a cursor alone wakes the writer"
     await committer.stop()
+
+
+def test_a_map_grown_by_another_process_is_adopted(tmp_path: Path) -> None:
+    """`kefu app add` or `kefu backup` in another process may grow the map while the server serves."""
+    store = Store(tmp_path / "wal", map_size=256 << 10)
+    store.put_app("before", b"x")
+    script = (
+        "import sys; from pathlib import Path; from kefu.server.store import Store\n"
+        "s = Store(Path(sys.argv[1]), map_size=256 << 10)\n"
+        "for i in range(300): s.put_app(f'other-{i}', bytes(8000))\n"
+        "s.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "wal")], check=True, timeout=60)
+    assert store.get_app("other-299") == bytes(8000)
+    store.put_app("after", b"y")
+    results = store.commit([SendRequest("a", bytes(16), 1, 1, b"hi", (), ("b",))], [], now_ms=1)
+    assert results[0].status == 0
+    store.close()
