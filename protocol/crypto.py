@@ -76,14 +76,50 @@ def _openssl_hash_name(name: str) -> str:
     return name
 
 
+_BLOCK_LEN = 64
+"""SM3 and SHA-256 both hash 64-byte blocks: the HMAC pad length."""
+
+
+def _blank_hash(name: str) -> hashlib._Hash | None:
+    try:
+        blank = hashlib.new(name)
+    except ValueError:  # hashlib's libcrypto lacks the hash: the slow path then raises as before
+        return None
+    return blank if blank.block_size == _BLOCK_LEN and blank.digest_size == HASH_LEN else None
+
+
+_BLANK_HASHES = {name: blank for name in ("sm3", "sha256") if (blank := _blank_hash(name)) is not None}
+"""Fresh hash objects to copy: OpenSSL 3 looks a digest up by name on every hashlib.new or hmac.digest,
+and copying a blank object skips that lookup. Measured on 48 bytes (bench/RESULTS.md): SM3 0.5 us against
+0.9 us; HMAC-SM3 1.5 us against 2.1 us; HMAC-SHA256 0.7 us against 1.4 us. A resumed handshake computes
+thirty HMACs on the server."""
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
 def hash_digest(hash_name: str, data: bytes) -> bytes:
     """Return the digest of `data` with `hash_name` ("sm3" or "sha256")."""
-    return hashlib.new(_openssl_hash_name(hash_name), data).digest()
+    ctx = hash_ctx(hash_name)
+    ctx.update(data)
+    return ctx.digest()
 
 
 def hmac_digest(hash_name: str, key: bytes, msg: bytes) -> bytes:
-    """Return HMAC(key, msg) with `hash_name`."""
-    return hmac.digest(key, msg, _openssl_hash_name(hash_name))
+    """Return HMAC(key, msg) with `hash_name` (RFC 2104, composed from copies of a blank hash)."""
+    blank = _BLANK_HASHES.get(hash_name)
+    if blank is None:
+        return hmac.digest(key, msg, _openssl_hash_name(hash_name))
+    if len(key) > _BLOCK_LEN:
+        key = hash_digest(hash_name, key)
+    key = key.ljust(_BLOCK_LEN, b"\0")
+    inner = blank.copy()
+    inner.update(key.translate(_IPAD))
+    inner.update(msg)
+    outer = blank.copy()
+    outer.update(key.translate(_OPAD))
+    outer.update(inner.digest())
+    return outer.digest()
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
@@ -107,7 +143,8 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
 
 def hash_ctx(hash_name: str) -> hashlib._Hash:
     """A running hash of `hash_name`, for transcripts."""
-    return hashlib.new(_openssl_hash_name(hash_name))
+    blank = _BLANK_HASHES.get(hash_name)
+    return hashlib.new(_openssl_hash_name(hash_name)) if blank is None else blank.copy()
 
 
 # --- AEAD -----------------------------------------------------------------------------------------------
@@ -119,17 +156,19 @@ class Aead:
     `open` raises CryptoError(BAD_RECORD_MAC) on any authentication failure.
     """
 
-    __slots__ = ("_aes", "_cipher", "_key")
+    __slots__ = ("_aes", "_cipher", "_key", "_sm4")
 
     def __init__(self, cipher: str, key: bytes) -> None:
         self._cipher = cipher
         self._key = key
+        self._sm4: algorithms.SM4 | None = None
         if cipher == "aes-gcm":
             self._aes: AESGCM | None = AESGCM(key)
         elif cipher == "sm4-gcm":
             if len(key) != 16:
                 raise LocalProtocolError("SM4 keys are 16 bytes")
             self._aes = None
+            self._sm4 = algorithms.SM4(key)  # immutable; made once rather than per record
         else:
             raise LocalProtocolError(f"unknown AEAD {cipher!r}")
 
@@ -137,7 +176,8 @@ class Aead:
         """Encrypt and authenticate; returns ciphertext || tag."""
         if self._aes is not None:
             return self._aes.encrypt(nonce, plaintext, aad)
-        enc = Cipher(algorithms.SM4(self._key), modes.GCM(nonce)).encryptor()
+        assert self._sm4 is not None
+        enc = Cipher(self._sm4, modes.GCM(nonce)).encryptor()
         enc.authenticate_additional_data(aad)
         body = enc.update(plaintext) + enc.finalize()
         return body + enc.tag
@@ -150,7 +190,8 @@ class Aead:
             if self._aes is not None:
                 return self._aes.decrypt(nonce, data, aad)
             split = len(data) - TAG_LEN
-            dec = Cipher(algorithms.SM4(self._key), modes.GCM(nonce, data[split:])).decryptor()
+            assert self._sm4 is not None
+            dec = Cipher(self._sm4, modes.GCM(nonce, data[split:])).decryptor()
             dec.authenticate_additional_data(aad)
             return dec.update(data[:split]) + dec.finalize()
         except InvalidTag:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import partial
 from typing import Annotated, ClassVar, NamedTuple
 
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -426,9 +427,17 @@ def encode_body(frame: Frame) -> bytes:
 
 def parse_body(frame_type: int, body: bytes, *, flags: int = 0, request_id: int = 0) -> Frame:
     """Parse a body of a known type; MALFORMED_FRAME if it does not fit. Trailing bytes are ignored."""
-    cls = FRAME_CLASSES[frame_type]
+    return _parse(FRAME_CLASSES[frame_type], body, flags, request_id)
+
+
+def _parse(cls: type[Frame], body: bytes, flags: int, request_id: int) -> Frame:
     try:
-        frame, _ = cls._wire_parse(body, 0, len(body), request_id=request_id, flags=flags)
+        if flags or request_id:
+            frame, _ = cls._wire_parse(body, 0, len(body), request_id=request_id, flags=flags)
+        else:
+            # Both header fields are at their dataclass defaults: passing no keywords builds the same frame
+            # and skips the keyword dict (0.2 us of a DELIVER's 1.2 us parse).
+            frame, _ = cls._wire_parse(body, 0, len(body))
     except Truncated:
         raise RemoteProtocolError(ErrorCode.MALFORMED_FRAME, f"{cls.__name__} body does not parse") from None
     return frame  # type: ignore[no-any-return]
@@ -442,6 +451,10 @@ class RawFrame(NamedTuple):
     request_id: int
     header: bytes
     body: bytes
+
+
+_new_raw_frame = partial(tuple.__new__, RawFrame)
+"""RawFrame from one tuple of its five fields, without the generated Python __new__ (0.1 us a frame)."""
 
 
 def check_header(length: int, version: int, frame_type: int) -> None:
@@ -477,46 +490,53 @@ class FrameDecoder:
         else:
             view = data
         frames: list[RawFrame] = []
-        pos = self._split(view, frames)
+        pos, self._need = _split(view, frames)
         if buf:
             del buf[:pos]
         elif pos < len(data):
             buf += data[pos:]
         return frames
 
-    def _split(self, view: bytes | bytearray, frames: list[RawFrame]) -> int:
-        pos = 0
-        end = len(view)
-        unpack = HEADER.unpack_from
-        while end - pos >= HEADER_LEN:
-            length, version, frame_type, flags, request_id = unpack(view, pos)
+
+def _split(view: bytes | bytearray, frames: list[RawFrame]) -> tuple[int, int]:
+    """Append the whole frames at the start of `view` to `frames`.
+
+    Returns where the first incomplete frame starts and how many bytes from there complete it.
+    """
+    pos = 0
+    end = len(view)
+    unpack = HEADER.unpack_from
+    while end - pos >= HEADER_LEN:
+        length, version, frame_type, flags, request_id = unpack(view, pos)
+        if version != PROTOCOL_VERSION or length > BODY_LIMITS[frame_type]:
             check_header(length, version, frame_type)
-            stop = pos + HEADER_LEN + length
-            if stop > end:
-                self._need = stop - pos
-                return pos
-            header = bytes(view[pos : pos + HEADER_LEN])
-            frames.append(RawFrame(frame_type, flags, request_id, header, bytes(view[pos + HEADER_LEN : stop])))
-            pos = stop
-        self._need = HEADER_LEN
-        return pos
+        stop = pos + HEADER_LEN + length
+        if stop > end:
+            return pos, stop - pos
+        header = bytes(view[pos : pos + HEADER_LEN])
+        frames.append(_new_raw_frame((frame_type, flags, request_id, header, bytes(view[pos + HEADER_LEN : stop]))))
+        pos = stop
+    return pos, HEADER_LEN
 
 
 def split_inner(plaintext: bytes) -> list[RawFrame]:
     """The whole frames of a record's plaintext; RECORD_FRAGMENT if it ends inside one or nests a RECORD."""
-    decoder = FrameDecoder()
-    frames = decoder.feed(plaintext)
-    if decoder.buffered or not frames:
+    frames: list[RawFrame] = []
+    pos, _ = _split(plaintext, frames)
+    if pos != len(plaintext) or not frames:
         raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "record ends inside a frame or is empty")
-    if any(f.frame_type == FrameType.RECORD for f in frames):
-        raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "RECORD inside a record")
+    for frame in frames:
+        if frame.frame_type == FrameType.RECORD:
+            raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "RECORD inside a record")
     return frames
 
 
 def decode_frame(raw: RawFrame) -> Frame | None:
     """Parse a raw frame; None for an unknown ignorable type; UNKNOWN_FRAME_TYPE for an unknown critical one."""
-    if raw.frame_type in FRAME_CLASSES:
-        return parse_body(raw.frame_type, raw.body, flags=raw.flags, request_id=raw.request_id)
-    if raw.frame_type >= IGNORABLE_TYPE_MIN:
+    frame_type, flags, request_id, _, body = raw
+    cls = FRAME_CLASSES.get(frame_type)
+    if cls is not None:
+        return _parse(cls, body, flags, request_id)
+    if frame_type >= IGNORABLE_TYPE_MIN:
         return None
-    raise RemoteProtocolError(ErrorCode.UNKNOWN_FRAME_TYPE, f"frame type 0x{raw.frame_type:02x}")
+    raise RemoteProtocolError(ErrorCode.UNKNOWN_FRAME_TYPE, f"frame type 0x{frame_type:02x}")

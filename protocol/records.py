@@ -20,6 +20,11 @@ from .errors import ErrorCode, RemoteProtocolError
 from .frames import HEADER, PROTOCOL_VERSION, FrameType
 from .keyschedule import expand_label
 
+# Hot-path aliases: one global lookup instead of a module attribute or an enum member per record.
+_NONCE_LEN = crypto.NONCE_LEN
+_TAG_LEN = crypto.TAG_LEN
+_RECORD = int(FrameType.RECORD)
+
 RECORD_LIMIT = 1 << 20
 """Records under one key. GCM's confidentiality bound for 2^-57 advantage allows about 2^24.5 full-size
 records (RFC 8446 section 5.5); 2^20 leaves a wide margin and is still rare (once per million records)."""
@@ -56,7 +61,8 @@ class Direction:
         self._install(expand_label(self.hash_name, self.secret, b"traffic upd", b"", crypto.HASH_LEN))
 
     def _nonce(self) -> bytes:
-        return (self._iv ^ self.seq).to_bytes(crypto.NONCE_LEN, "big")
+        # seal and open inline this expression: a method call is a tenth of an AES-GCM open.
+        return (self._iv ^ self.seq).to_bytes(_NONCE_LEN, "big")
 
     def needs_update(self, plaintext_len: int) -> bool:
         """True when sealing `plaintext_len` more bytes must first be preceded by a KEY_UPDATE."""
@@ -64,18 +70,20 @@ class Direction:
 
     def seal(self, plaintext: bytes) -> bytes:
         """A whole RECORD frame (header and body) carrying `plaintext`."""
-        header = HEADER.pack(len(plaintext) + crypto.TAG_LEN, PROTOCOL_VERSION, FrameType.RECORD, 0, 0)
-        body = self._aead.seal(self._nonce(), plaintext, header)
-        self.seq += 1
+        header = HEADER.pack(len(plaintext) + _TAG_LEN, PROTOCOL_VERSION, _RECORD, 0, 0)
+        seq = self.seq
+        body = self._aead.seal((self._iv ^ seq).to_bytes(_NONCE_LEN, "big"), plaintext, header)
+        self.seq = seq + 1
         self.bytes += len(plaintext)
         return header + body
 
     def open(self, header: bytes, body: bytes) -> bytes:
         """The plaintext of a RECORD frame; CryptoError(BAD_RECORD_MAC) if it does not authenticate."""
-        if self.seq >= RECORD_LIMIT:
+        seq = self.seq
+        if seq >= RECORD_LIMIT:
             raise RemoteProtocolError(ErrorCode.KEY_LIMIT_EXCEEDED, "too many records under one key")
-        plaintext = self._aead.open(self._nonce(), body, header)
-        self.seq += 1
+        plaintext = self._aead.open((self._iv ^ seq).to_bytes(_NONCE_LEN, "big"), body, header)
+        self.seq = seq + 1
         self.bytes += len(plaintext)
         if self.bytes > BYTE_LIMIT:
             raise RemoteProtocolError(ErrorCode.KEY_LIMIT_EXCEEDED, "too many bytes under one key")
