@@ -8,8 +8,8 @@ What is measured, and why
 The issue sets per-operation budgets for the three things a kefu server does all day:
 
 1. **Receiving one message.** A RECORD frame holding one DELIVER with a 200-byte body goes through the
-   whole receive path a real peer runs: ``FrameDecoder.feed`` -> ``Direction.open`` -> ``split_inner``
-   -> ``decode_frame`` (a ``Deliver`` comes out). A record's nonce is its sequence number, so each run
+   whole receive path a real peer runs: ``FrameDecoder.feed`` -> ``Direction.open`` -> ``decode_inner``
+   (split and parse in one pass; a ``Deliver`` comes out). A record's nonce is its sequence number, so each run
    seals N records with a sender ``Direction`` beforehand (what a sending ``Connection`` does with one
    queued frame), and the timed loop opens them in order with a receiver ``Direction`` built from the
    same secret. A second row feeds the wire bytes of a real sending ``ServerConnection`` into a
@@ -70,6 +70,7 @@ from kefu.protocol.frames import (
     PskMode,
     RawFrame,
     decode_frame,
+    decode_inner,
     encode,
     split_inner,
 )
@@ -189,7 +190,10 @@ def sealed_records(suite: Suite, count: int) -> tuple[Direction, list[bytes]]:
 
 
 def receive_records(suite: Suite, count: int) -> Trial:
-    """feed -> open -> split_inner -> decode_frame, one record of one DELIVER at a time."""
+    """feed -> open -> decode_inner (split and parse in one pass), one record of one DELIVER at a time.
+
+    This is the path Connection.receive_data takes for a RECORD, without the state machine around it.
+    """
 
     def trial(watch: Stopwatch) -> int:
         receiver, wires = sealed_records(suite, count)
@@ -198,8 +202,7 @@ def receive_records(suite: Suite, count: int) -> Trial:
         with watch.timing():
             for wire in wires:
                 for raw in decoder.feed(wire):
-                    for inner in split_inner(receiver.open(raw.header, raw.body)):
-                        frame = decode_frame(inner)
+                    frame = decode_inner(receiver.open(raw.header, raw.body))[-1][0]
         assert isinstance(frame, Deliver) and frame.seq == count - 1 and len(frame.body) == BODY_LEN
         return count
 

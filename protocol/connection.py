@@ -37,8 +37,8 @@ from .frames import (
     Pong,
     RawFrame,
     decode_frame,
+    decode_inner,
     encode,
-    split_inner,
 )  # fmt: skip
 from .records import Direction
 
@@ -287,13 +287,17 @@ class Connection:
         if raw.frame_type == FrameType.RECORD:
             if self._recv is None:
                 raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, "RECORD before keys are established")
-            inner = split_inner(self._recv.open(raw.header, raw.body))
-            for index, frame in enumerate(inner):
+            plaintext = self._recv.open(raw.header, raw.body)
+            inner = decode_inner(plaintext)
+            last = len(inner) - 1
+            for index, (frame, start, stop) in enumerate(inner):
+                if frame is None:
+                    continue
                 key_before = (self._recv, self._recv.secret)
-                self._dispatch(frame, frame.header + frame.body)
+                self._handle(frame, plaintext[start:stop])
                 if self.state is State.CLOSED:
                     return
-                if key_before != (self._recv, self._recv.secret) and index != len(inner) - 1:
+                if index != last and key_before != (self._recv, self._recv.secret):
                     raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, "key change not at a record end")
             return
         if raw.frame_type not in PLAINTEXT_TYPES or (raw.frame_type == FrameType.ERROR and self._handshake_over):
@@ -304,8 +308,10 @@ class Connection:
 
     def _dispatch(self, raw: RawFrame, encoded: bytes) -> None:
         frame = decode_frame(raw)
-        if frame is None:
-            return
+        if frame is not None:
+            self._handle(frame, encoded)
+
+    def _handle(self, frame: Frame, encoded: bytes) -> None:
         handler = TRANSITIONS.get((self.role, self.state, frame.TYPE))
         if handler is None:
             self._unexpected(frame.TYPE, f"in state {self.state.value}")

@@ -531,6 +531,48 @@ def split_inner(plaintext: bytes) -> list[RawFrame]:
     return frames
 
 
+def decode_inner(plaintext: bytes) -> list[tuple[Frame | None, int, int]]:
+    """Split and parse a record's plaintext in one pass: (frame, start, stop) per frame, where frame is None for an
+    unknown ignorable type and plaintext[start:stop] is the whole encoded frame.
+
+    The same checks as split_inner then decode_frame, without the RawFrame objects or copies of each body: bodies
+    are parsed in place (this is the hot receive path).
+    """
+    out: list[tuple[Frame | None, int, int]] = []
+    pos = 0
+    end = len(plaintext)
+    unpack = HEADER.unpack_from
+    classes = FRAME_CLASSES
+    while end - pos >= HEADER_LEN:
+        length, version, frame_type, flags, request_id = unpack(plaintext, pos)
+        if version != PROTOCOL_VERSION or length > BODY_LIMITS[frame_type]:
+            check_header(length, version, frame_type)
+        body = pos + HEADER_LEN
+        stop = body + length
+        if stop > end:
+            break
+        cls = classes.get(frame_type)
+        if cls is None:
+            if frame_type == FrameType.RECORD:
+                raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "RECORD inside a record")
+            if frame_type < IGNORABLE_TYPE_MIN:
+                raise RemoteProtocolError(ErrorCode.UNKNOWN_FRAME_TYPE, f"frame type 0x{frame_type:02x}")
+            out.append((None, pos, stop))
+        else:
+            try:
+                if flags or request_id:
+                    frame, _ = cls._wire_parse(plaintext, body, stop, request_id=request_id, flags=flags)
+                else:
+                    frame, _ = cls._wire_parse(plaintext, body, stop)
+            except Truncated:
+                raise RemoteProtocolError(ErrorCode.MALFORMED_FRAME, f"{cls.__name__} body does not parse") from None
+            out.append((frame, pos, stop))
+        pos = stop
+    if pos != end or not out:
+        raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "record ends inside a frame or is empty")
+    return out
+
+
 def decode_frame(raw: RawFrame) -> Frame | None:
     """Parse a raw frame; None for an unknown ignorable type; UNKNOWN_FRAME_TYPE for an unknown critical one."""
     frame_type, flags, request_id, _, body = raw

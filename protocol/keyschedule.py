@@ -34,10 +34,23 @@ LABEL_PREFIX = b"kefu1 "
 _LEN16 = struct.Struct("!H")
 
 
+_BYTE = [bytes((i,)) for i in range(256)]
+
+_LABEL_HEADS: dict[tuple[bytes, int], bytes] = {}
+"""HkdfLabel up to the context, per (label, length): a handful of labels, built once each."""
+
+
+def _label_head(label: bytes, length: int) -> bytes:
+    head = _LABEL_HEADS.get((label, length))
+    if head is None:
+        full = LABEL_PREFIX + label
+        head = _LABEL_HEADS[(label, length)] = _LEN16.pack(length) + bytes((len(full),)) + full
+    return head
+
+
 def expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
     """HKDF-Expand-Label with the "kefu1 " prefix."""
-    full = LABEL_PREFIX + label
-    info = _LEN16.pack(length) + bytes((len(full),)) + full + bytes((len(context),)) + context
+    info = _label_head(label, length) + _BYTE[len(context)] + context
     if length <= crypto.HASH_LEN:
         # One HKDF-Expand block: T(1) = HMAC(secret, info || 0x01).
         return crypto.hmac_digest(hash_name, secret, info + b"\x01")[:length]

@@ -58,10 +58,10 @@ class ServerConnection(Connection):
     # --- CLIENT_HELLO -----------------------------------------------------------------------------------
 
     def _on_client_hello(self, hello: ClientHello, encoded: bytes) -> None:
-        suite = self._pick_suite(hello)
+        suite, opened = self._pick_suite(hello)
         spec = SUITES[suite]
         self.suite = suite
-        state = self._resume(hello, suite, encoded) if hello.ticket else None
+        state, schedule = self._resume(hello, opened, suite, encoded) if hello.ticket else (None, None)
         self._ticket_state = state
         psk = state.psk if state else None
         share_bytes, shared = b"", None
@@ -80,7 +80,7 @@ class ServerConnection(Connection):
         transcript = Transcript(spec.hash_name)
         transcript.add(encoded)
         transcript.add(reply)
-        schedule = KeySchedule(spec.hash_name, psk)
+        schedule = schedule or KeySchedule(spec.hash_name, None)
         schedule.add_shared_secret(shared)
         c_hs, s_hs = schedule.handshake_traffic(transcript.digest())
         self._transcript, self._schedule = transcript, schedule
@@ -90,17 +90,15 @@ class ServerConnection(Connection):
         self._send_server_finished(spec, transcript, schedule, resumed=state is not None)
         self.state = State.WAIT_CLIENT_FINISHED
 
-    def _pick_suite(self, hello: ClientHello) -> Suite:
-        if hello.ticket:
-            # A ticket's suite wins when the client still offers it, so that resumption can succeed.
-            ticket_suite = next((s for s in self.config.suites if s in hello.suites and self._opens(hello, s)), None)
-            if ticket_suite is not None:
-                return ticket_suite
-        return choose_suite(hello.suites, self.config.suites)
-
-    def _opens(self, hello: ClientHello, suite: Suite) -> bool:
+    def _pick_suite(self, hello: ClientHello) -> tuple[Suite, TicketState | None]:
+        """The suite, and the ticket's state if the ticket opens under it (each ticket is opened once)."""
         keys = self.config.ticket_keys
-        return keys is not None and keys.open(hello.ticket, suite) is not None
+        if hello.ticket and keys is not None:
+            # A ticket's suite wins when the client still offers it, so that resumption can succeed.
+            for suite in self.config.suites:
+                if suite in hello.suites and (state := keys.open(hello.ticket, suite)) is not None:
+                    return suite, state
+        return choose_suite(hello.suites, self.config.suites), None
 
     def _key_exchange(self, hello: ClientHello, spec: crypto.SuiteSpec) -> tuple[bytes, bytes]:
         entry = next((e for e in hello.key_shares if e.suite == spec.suite), None)
@@ -109,16 +107,18 @@ class ServerConnection(Connection):
         share = new_share(spec, self.config.fixed)
         return share.public_bytes(), share.exchange(entry.key)
 
-    def _resume(self, hello: ClientHello, suite: Suite, encoded: bytes) -> TicketState | None:
-        """The ticket's state if it is valid, unused and its binder verifies; None to do a full handshake."""
-        keys = self.config.ticket_keys
-        state = keys.open(hello.ticket, suite) if keys else None
+    def _resume(
+        self, hello: ClientHello, state: TicketState | None, suite: Suite, encoded: bytes
+    ) -> tuple[TicketState | None, KeySchedule | None]:
+        """The ticket's state and its key schedule if it is valid, unused and its binder verifies; else Nones."""
+        refused = (None, None)
         if state is None or hello.psk_mode not in (PskMode.PSK_ONLY, PskMode.PSK_WITH_ECDHE):
             self._no_resumption(hello, "ticket unreadable")
-            return None
+            return refused
         spec = SUITES[suite]
         covered = encoded[12 : -(1 + len(hello.binder))]
-        binder_key = KeySchedule(spec.hash_name, state.psk).binder_key()
+        schedule = KeySchedule(spec.hash_name, state.psk)
+        binder_key = schedule.binder_key()
         expected = crypto.hmac_digest(spec.hash_name, binder_key, crypto.hash_digest(spec.hash_name, covered))
         check_mac(expected, hello.binder, ErrorCode.BAD_BINDER, "resumption binder")
         age_ms = (hello.obfuscated_age - state.age_add) % (1 << 32)
@@ -126,14 +126,14 @@ class ServerConnection(Connection):
         expires = issued + state.lifetime_s
         if self._now >= expires or age_ms > state.lifetime_s * 1000:
             self._no_resumption(hello, "ticket expired")
-            return None
+            return refused
         if state.app_id not in self.config.apps:
             self._no_resumption(hello, "ticket's app is revoked")
-            return None
+            return refused
         if not self.config.ticket_guard.claim(state.ticket_id, expires, now=self._now):
             self._no_resumption(hello, "ticket already used")
-            return None
-        return state
+            return refused
+        return state, schedule
 
     @staticmethod
     def _no_resumption(hello: ClientHello, why: str) -> None:

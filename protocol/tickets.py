@@ -69,6 +69,7 @@ class TicketKeys:
 
     def __init__(self, current: bytes, previous: bytes | None = None) -> None:
         self._secrets = [current] + ([previous] if previous else [])
+        self._aeads: dict[tuple[bytes, crypto.Suite], tuple[bytes, crypto.Aead]] = {}
 
     @classmethod
     def generate(cls) -> TicketKeys:
@@ -76,6 +77,14 @@ class TicketKeys:
         return cls(os.urandom(32))
 
     def _aead(self, secret: bytes, suite: crypto.Suite) -> tuple[bytes, crypto.Aead]:
+        """(key id, AEAD) of `secret` for `suite`, derived once (a resumption would otherwise pay two HMACs)."""
+        cached = self._aeads.get((secret, suite))
+        if cached is None:
+            cached = self._aeads[(secret, suite)] = self._derive(secret, suite)
+        return cached
+
+    @staticmethod
+    def _derive(secret: bytes, suite: crypto.Suite) -> tuple[bytes, crypto.Aead]:
         spec = crypto.SUITES[suite]
         key_id = crypto.hash_digest(spec.hash_name, secret)[:_KEY_ID_LEN]
         key = expand_label(spec.hash_name, secret, b"ticket key", b"", spec.key_len)

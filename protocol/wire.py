@@ -9,7 +9,8 @@ Theory of operation: a frame body is a frozen dataclass whose fields are annotat
   `struct.Struct`), because the compiled construct parser costs about 3 us per frame and the record
   budget is 3 us in all.
 
-Big-endian throughout. Length prefixes count bytes (or items, for arrays). Bytes after the last known field
+Parsers take `bytes` (slices of it are bytes already, so opaque fields are not copied twice). Big-endian
+throughout. Length prefixes count bytes (or items, for arrays). Bytes after the last known field
 are ignored on parse: that is how later minor versions add optional fields (section 3.5).
 """
 
@@ -169,10 +170,13 @@ class _Gen:
 
     def prefixed(self, prefix: int) -> str:
         p = self.name("p", _PREFIX[prefix])
-        self.parse += [
-            f"if o + {prefix} > end: raise _Truncated",
-            f"(n,) = {p}.unpack_from(b, o); o += {prefix}",
-        ]
+        if prefix == 1:  # indexing bytes gives the int directly: cheaper than a struct call
+            self.parse += ["if o >= end: raise _Truncated", "n = b[o]; o += 1"]
+        else:
+            self.parse += [
+                f"if o + {prefix} > end: raise _Truncated",
+                f"(n,) = {p}.unpack_from(b, o); o += {prefix}",
+            ]
         return p
 
     def field(self, name: str, kind: Any) -> None:
@@ -184,11 +188,12 @@ class _Gen:
         match kind:
             case Var(prefix) | Text(prefix):
                 p = self.prefixed(prefix)
-                conv = "bytes" if isinstance(kind, Var) else "_text"
-                self.env["_text"] = _text
+                # `b` is bytes, so a slice is already bytes; text is decoded in place (UnicodeDecodeError is
+                # turned into Truncated around the whole parse).
+                conv = "" if isinstance(kind, Var) else ".decode()"
                 self.parse += [
                     "if o + n > end: raise _Truncated",
-                    f"{name} = {conv}(b[o:o + n]); o += n",
+                    f"{name} = b[o:o + n]{conv}; o += n",
                 ]
                 value = f"f.{name}" if isinstance(kind, Var) else f"f.{name}.encode()"
                 self.build += [f"v = {value}", f"parts.append({p}.pack(len(v)))", "parts.append(v)"]
@@ -200,7 +205,7 @@ class _Gen:
                     "for _ in range(n):",
                     f"    x, o = {item_parse}(b, o, end)",
                     f"    {name}.append(x)",
-                    f"{name} = tuple({name})",
+                    f"{name} = tuple({name}) if n else ()",
                 ]
                 self.build += [
                     f"parts.append({p}.pack(len(f.{name})))",
@@ -227,21 +232,15 @@ class _Gen:
             self.field(name, kind)
         self.flush()
         names = ", ".join(n for n, _ in fields)
-        src = "def parse(b, o, end, **header):\n"
-        src += "".join(f"    {line}\n" for line in self.parse)
+        src = "def parse(b, o, end, **header):\n    try:\n"
+        src += "".join(f"        {line}\n" for line in self.parse)
+        src += "    except UnicodeDecodeError:\n        raise _Truncated from None\n"
         src += f"    return _cls({names}{', ' if names else ''}**header), o\n"
         src += "def build(f):\n    parts = []\n"
         src += "".join(f"    {line}\n" for line in self.build)
         src += "    return b''.join(parts)\n"
         exec(compile(src, f"<wire {self.cls.__name__}>", "exec"), self.env)  # noqa: S102 - generated from our own declarations
         return self.env["parse"], self.env["build"]
-
-
-def _text(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Truncated from None
 
 
 def wire_struct(cls: type[T]) -> type[T]:
