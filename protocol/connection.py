@@ -18,14 +18,16 @@ CLIENT_FINISHED, KEY_UPDATE) must be the last frame of its record.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import Enum
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .codes import FATAL_CODES
 from .crypto import SUITES, Suite
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from .events import ConnectionClosed, ConnectionTerminated, Event, HandshakeComplete
 from .frames import (
+    FRAME_CLASSES,
     MAX_RECORD_PLAINTEXT,
     Close,
     Error,
@@ -127,6 +129,35 @@ def _build_transitions() -> dict[tuple[Role, State, int], str]:
 TRANSITIONS = _build_transitions()
 """(role, state, frame type) -> handler: the whole state machine in one table."""
 
+_SENDABLE: dict[type, frozenset[type[Frame]]] = {}
+
+
+def _sendable(cls: type[Connection]) -> frozenset[type[Frame]]:
+    """SENDS[role] as frame classes, per role class (shared by every connection: nothing per connection)."""
+    classes = _SENDABLE.get(cls)
+    if classes is None:
+        classes = _SENDABLE[cls] = frozenset(FRAME_CLASSES[t] for t in SENDS[cls.role])
+    return classes
+
+
+_Handler = Callable[[Any, Any, bytes], None]
+_ACCEPTS: dict[tuple[type, State], dict[type[Frame], _Handler]] = {}
+
+
+def _accepts(cls: type[Connection], state: State) -> dict[type[Frame], _Handler]:
+    """TRANSITIONS for one role class and state, keyed by frame class with the handler functions resolved.
+
+    The hot path then costs one dict lookup keyed by a class (hashed in C) instead of a tuple of Enums (hashed
+    in Python: 0.3 us a frame)."""
+    table = _ACCEPTS.get((cls, state))
+    if table is None:
+        table = _ACCEPTS[(cls, state)] = {
+            FRAME_CLASSES[frame_type]: getattr(cls, handler)
+            for (role, row_state, frame_type), handler in TRANSITIONS.items()
+            if role is cls.role and row_state is state
+        }
+    return table
+
 
 class Connection:
     """State shared by both roles: decoding, records, the event queue, timers and closing."""
@@ -212,7 +243,7 @@ class Connection:
         """Queue an application frame; it is sealed with the others at the next data_to_send()."""
         if self.state is not State.CONNECTED:
             raise LocalProtocolError(f"{self.role.value} cannot send {frame.TYPE.name} in state {self.state.value}")
-        if frame.TYPE not in SENDS[self.role]:
+        if type(frame) not in _sendable(type(self)):
             raise LocalProtocolError(f"{self.role.value} never sends {frame.TYPE.name}")
         encoded = encode(frame)
         if len(encoded) > MAX_RECORD_PLAINTEXT:
@@ -311,11 +342,21 @@ class Connection:
         if frame is not None:
             self._handle(frame, encoded)
 
+    @property
+    def state(self) -> State:
+        """The connection's state (section 7.1)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: State) -> None:
+        self._state = value
+        self._accept = _accepts(type(self), value)
+
     def _handle(self, frame: Frame, encoded: bytes) -> None:
-        handler = TRANSITIONS.get((self.role, self.state, frame.TYPE))
+        handler = self._accept.get(type(frame))
         if handler is None:
             self._unexpected(frame.TYPE, f"in state {self.state.value}")
-        getattr(self, handler)(frame, encoded)
+        handler(self, frame, encoded)
 
     def _unexpected(self, frame_type: int, where: str) -> NoReturn:
         name = FrameType(frame_type).name if frame_type in FrameType._value2member_map_ else hex(frame_type)
