@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from kefu.protocol.tickets import TicketGuard
 
 from . import keys as keymod
 from . import log as logmod
+from . import sdnotify
+from .datadir import DataDirBusy, lock_data_dir
 from .gateway import Session
 from .hub import Hub
 from .metrics import Metrics, MetricsServer
@@ -42,6 +45,9 @@ class Server:
         self.metrics = metrics
         data_dir = Path(config.server.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        # --- ops: one server per data directory (server/datadir.py); `kefu restore` takes the same lock -----
+        self.data_dir_lock = lock_data_dir(data_dir)
+        # ---
         storage = config.storage
         self.store = Store(
             config.store_path,
@@ -83,16 +89,20 @@ class Server:
         self.stopped = asyncio.Event()
         self.started = time.time()
 
-    async def start(self) -> None:
-        """Listen and serve."""
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen and serve; on `sock`, a listening socket systemd passed (socket activation), if given."""
         self.committer.start()
         s = self.config.server
-        self.listener = await self.loop.create_server(
-            lambda: Session(self.hub), s.host, s.port, backlog=LISTEN_BACKLOG, reuse_address=True
-        )
-        port = self.listener.sockets[0].getsockname()[1]
-        self.log("server.listening", host=s.host, port=port)
-        print(f"kefu: listening on {s.host}:{port}", flush=True)
+        # --- ops: socket activation (server/sdnotify.py listen_socket); [server] host/port then do not apply ---
+        if sock is not None:
+            self.listener = await self.loop.create_server(lambda: Session(self.hub), sock=sock, backlog=LISTEN_BACKLOG)
+        else:  # ---
+            self.listener = await self.loop.create_server(
+                lambda: Session(self.hub), s.host, s.port, backlog=LISTEN_BACKLOG, reuse_address=True
+            )
+        host, port = self.listener.sockets[0].getsockname()[:2]
+        self.log("server.listening", host=host, port=port, inherited=sock is not None)
+        print(f"kefu: listening on {host}:{port}", flush=True)
 
     async def stop(self) -> None:
         """Graceful drain: GOAWAY, stop accepting, finish commits, close; bounded by drain_timeout_s."""
@@ -108,6 +118,7 @@ class Server:
         self.hub.close_all()
         await asyncio.sleep(0.05)
         self.store.close()
+        self.data_dir_lock.release()  # ops: after the store is closed (server/datadir.py)
         self.log("server.stopped")
         self.stopped.set()
 
@@ -163,28 +174,48 @@ async def run(config: Any, reload: Callable[[], Any] | None = None) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP calls `reload()` for a fresh configuration and applies it."""
     loop = asyncio.get_running_loop()
     metrics = Metrics() if config.metrics.enabled else None
+    # --- ops: systemd (server/sdnotify.py): an inherited listener, READY/STATUS/WATCHDOG/STOPPING ---------
+    inherited = sdnotify.listen_socket()
+    notifier = sdnotify.Notifier.from_environment()
+    sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
+    # ---
     server = Server(config, loop, logmod.event, metrics)
-    await server.start()
+    # Signal handlers go in before the server says it is listening: a SIGTERM or SIGHUP that follows the
+    # "listening" line at once must not meet the default action (which kills the process).
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(server, reload))
+    await server.start(sock=inherited)  # ops: sock=
     exporter = None
     lag_task = None
     if metrics is not None:
         exporter = MetricsServer(metrics, config.metrics.host, config.metrics.port, server.health).start()
         lag_task = loop.create_task(metrics.watch_loop_lag())
         print(f"kefu: metrics on http://{config.metrics.host}:{exporter.port}/metrics", flush=True)
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    if reload is not None:
-        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(server, reload))
     sweeper = loop.create_task(server.sweep_forever())
     gc.freeze()  # everything allocated at start-up is long-lived: keep the collector off it
+    # --- ops: systemd readiness, then status and watchdog pings from this loop until the drain is over ----
+    notifier.ready(_status(server))
+    watchdog = loop.create_task(notifier.run(lambda: _status(server)))
+    # ---
     await stop.wait()
+    notifier.stopping(_status(server, "draining"))  # ops
     sweeper.cancel()
     await server.stop()
+    watchdog.cancel()  # ops
+    notifier.close()  # ops
     if lag_task is not None:
         lag_task.cancel()
     if exporter is not None:
         exporter.stop()
+
+
+def _status(server: Server, state: str | None = None) -> str:
+    """systemd's STATUS= line (ops): what `systemctl status kefu` shows."""
+    health = server.health()
+    return f"{state or health['status']}: {health['connections']} connections"
 
 
 def _reload(server: Server, reload: Callable[[], Any]) -> None:
@@ -201,7 +232,13 @@ def serve(config: Any, reload: Callable[[], Any] | None = None) -> int:
     except ImportError:
         print("kefu serve needs the server extra: pip install 'kefu[server]'", file=sys.stderr)
         return 2
-    uvloop.run(run(config, reload))
+    # --- ops: refusals that are the operator's to fix, reported as one line, not a traceback ---------------
+    try:
+        uvloop.run(run(config, reload))
+    except (DataDirBusy, sdnotify.ActivationError) as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 1
+    # ---
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The `kefu` command: serve, check-config, keygen, app add/list/revoke, backup, status.
+"""The `kefu` command: serve, check-config, keygen, key list/retire, app add/add-bulk/list/revoke, backup, restore,
+status.
 
 Theory of operation: every subcommand loads the configuration the same way (defaults <- --config file <-
 KEFU_* environment <- flags), so `kefu check-config` shows exactly what `kefu serve` would run with. This
@@ -92,11 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backup", parents=[cfg], help="copy the store consistently, even while serving")
     p.add_argument("dest", metavar="DEST", help="directory to create for the copy (must not exist)")
     p.set_defaults(run=_cmd_backup)
+    p = sub.add_parser("restore", parents=[cfg], help="replace the store by a backup (the server must be stopped)",
+                       description="Check BACKUP (made by kefu backup), set the current store aside as "
+                       "wal.before-restore-<time>, and copy BACKUP in. Refused while a server runs on the data "
+                       "directory. Keys are not in backups and are left as they are.")  # fmt: skip
+    p.add_argument("backup", metavar="BACKUP", help="a directory made by kefu backup")
+    p.set_defaults(run=_cmd_restore)
     p = sub.add_parser("status", parents=[cfg, listen], help="ask a running server's metrics port how it is")
     p.add_argument("--timeout", type=float, default=STATUS_TIMEOUT_S, help="seconds to wait (default: 5)")
     p.set_defaults(run=_cmd_status)
     _add_app_parsers(sub, cfg)
+    _add_key_parsers(sub, cfg)
     return parser
+
+
+def _add_key_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser) -> None:
+    key = sub.add_parser("key", help="list and retire server signing keys (see keygen)").add_subparsers(
+        dest="key_command", required=True, metavar="ACTION"
+    )
+    p = key.add_parser("list", parents=[cfg], help="list the server keys, their pins and which ones sign")
+    p.set_defaults(run=_cmd_key_list)
+    p = key.add_parser("retire", parents=[cfg], help="delete an old key once every client pins its successor")
+    p.add_argument("pin", metavar="PIN", help="the retired key's pin (sm2:<hex> or ed25519:<hex>, see key list)")
+    p.set_defaults(run=_cmd_key_retire)
 
 
 def _add_app_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser) -> None:
@@ -110,6 +129,15 @@ def _add_app_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], c
     p.add_argument("--role", default="app", help="role (default: app)")
     p.add_argument("--tenant", default="", help="tenant (default: none)")
     p.set_defaults(run=_cmd_app_add)
+    p = app.add_parser(
+        "add-bulk", parents=[cfg], help="benchmarking aid: register PREFIX0..PREFIX{COUNT-1} with derivable secrets"
+    )
+    p.add_argument("prefix", metavar="PREFIX", help="app ids are PREFIX followed by 0, 1, ... COUNT-1")
+    p.add_argument("count", metavar="COUNT", type=int, help="how many apps")
+    seed_help = "each secret is HMAC-SHA256(SEED, app id): anyone with SEED is every one of these apps"
+    p.add_argument("--secret-seed", required=True, metavar="SEED", help=seed_help)
+    p.add_argument("--role", default="app", help="role (default: app)")
+    p.set_defaults(run=_cmd_app_add_bulk)
     p = app.add_parser("list", parents=[cfg], help="list apps")
     p.set_defaults(run=_cmd_app_list)
     p = app.add_parser("revoke", parents=[cfg], help="delete an app's credentials")
@@ -203,7 +231,35 @@ def _cmd_keygen(args: argparse.Namespace, config: Config) -> int:
         print(f"{added.path.name}  {added.pin}")
     print(
         "kefu: give these pins to clients before restarting the server: from its next start, the newest key of\n"
-        "each type signs. Older keys stay pinned until their files are removed.",
+        "each type signs. Older keys stay pinned until `kefu key retire PIN` (see systemd/OPERATIONS.md).",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_key_list(args: argparse.Namespace, config: Config) -> int:
+    from .keys import load_keys  # noqa: PLC0415 - crypto loads only when needed
+
+    print(f"{'FILE':<18} {'STATUS':<7} PIN")
+    for files in load_keys(config.data_path).values():
+        for f in files:
+            print(f"{f.path.name:<18} {'signs' if f is files[-1] else 'pinned':<7} {f.pin}")
+    return 0
+
+
+def _cmd_key_retire(args: argparse.Namespace, config: Config) -> int:
+    from .datadir import holder  # noqa: PLC0415
+    from .keys import KeyRetireError, retire_key  # noqa: PLC0415 - crypto loads only when needed
+
+    running = holder(config.data_path)
+    try:
+        removed = retire_key(config.data_path, args.pin, server_started=running[1] if running else None)
+    except KeyRetireError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{removed.path.name}  {removed.pin}  retired")
+    print(
+        f"kefu: {removed.path.name} deleted; {config.keys_path / 'pins.txt'} no longer lists it. Copies in key\n"
+        "backups are still secrets: destroy them under your key-management procedure.",
         file=sys.stderr,
     )
     return 0
@@ -223,6 +279,21 @@ def _cmd_app_add(args: argparse.Namespace, config: Config) -> int:
         f"kefu: app {record.app_id!r} created (role {record.role}). Its secret, shown only this once:", file=sys.stderr
     )
     print(encode_secret(secret))
+    return 0
+
+
+def _cmd_app_add_bulk(args: argparse.Namespace, config: Config) -> int:
+    from .bulk import add_bulk  # noqa: PLC0415 - crypto loads only when needed
+    from .keys import AppError  # noqa: PLC0415
+
+    with _open_store(config) as store:
+        try:
+            created = add_bulk(store, args.prefix, args.count, args.secret_seed.encode(), role=args.role)
+        except (AppError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+    print(f"kefu: {created} new apps {args.prefix}0..{args.prefix}{args.count - 1} (secret = HMAC-SHA256(seed, id));"
+          " a benchmarking aid: never use derivable secrets for real apps", file=sys.stderr)  # fmt: skip
+    print(created)
     return 0
 
 
@@ -263,6 +334,26 @@ def _cmd_backup(args: argparse.Namespace, config: Config) -> int:
     print(f"kefu: store copied to {dest}")
     print(
         f"kefu: the server keys in {config.keys_path} are not in this copy: back them up separately, as secrets.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "kefu restore")
+    from .datadir import DataDirBusy, RestoreError, restore  # noqa: PLC0415 - lmdb is an optional extra
+
+    try:
+        info, aside = restore(Path(args.backup), config.data_path, config.store_path)
+    except (DataDirBusy, RestoreError) as exc:
+        raise CliError(str(exc)) from None
+    counts = ", ".join(f"{info.entries.get(db, 0)} {db}" for db in ("messages", "conversations", "apps"))
+    print(f"kefu: restored {info.path} into {config.store_path} (schema {info.schema_version}; {counts})")
+    if aside is not None:
+        print(f"kefu: the previous store is in {aside}: delete it once the restore is confirmed", file=sys.stderr)
+    print(
+        f"kefu: keys in {config.keys_path} were left as they are (backups do not hold keys). Messages stored after\n"
+        "the backup was made are not in the restored store; see systemd/OPERATIONS.md before starting the server.",
         file=sys.stderr,
     )
     return 0

@@ -137,7 +137,11 @@ class Hub:
         """The core closed the connection (cleanly or not); the flush writes what is left and closes."""
         if isinstance(event, ConnectionTerminated):
             if not event.by_peer:
-                self.log("conn.error", peer=session.peer, app=session.user, code=event.code.name, reason=event.reason)
+                fields = {"peer": session.peer, "app": session.user, "code": event.code.name, "reason": event.reason}
+                if event.code is ErrorCode.AUTH_FAILED:
+                    logmod.warning("conn.auth_failed", **fields)  # an operator wants failed logins to stand out
+                else:
+                    self.log("conn.error", **fields)
                 self._count_error(event.code)
             if not session.ready and self.metrics is not None:
                 timeout = event.code is ErrorCode.HANDSHAKE_TIMEOUT

@@ -10,6 +10,9 @@ file, fsync'd, then linked into place so that a key is never overwritten nor hal
 
 Rotation: `kefu keygen` adds key n+1 and prints its pin. Clients must pin it before the server restarts,
 because from then on it signs; every key on disk stays pinned (`Keyring.pins`) until its file is removed.
+Once every client pins the new key, `kefu key retire PIN` (`retire_key`) deletes the old one and rewrites
+pins.txt. It refuses the newest key of a type (it signs), and a key that a running server started before the
+newest existed still signs with (restart the server first).
 
 Apps live in the store's `apps` database as `AppRecord`s: verifiers derived from the secret (one per suite
 hash, as `AppCredential.from_secret` computes them), never the secret itself, which is shown once.
@@ -44,6 +47,7 @@ __all__ = [
     "AppRecord",
     "AppStore",
     "KeyFile",
+    "KeyRetireError",
     "Keyring",
     "add_key",
     "create_app",
@@ -53,7 +57,10 @@ __all__ = [
     "list_app_records",
     "load_keys",
     "load_or_create",
+    "pins_of",
+    "retire_key",
     "revoke_app",
+    "write_pins",
 ]
 
 KEYS_DIR = "keys"
@@ -61,6 +68,7 @@ KEY_NAMES = {KeyType.SM2: "sm2", KeyType.ED25519: "ed25519"}
 _KEY_FILE = re.compile(r"^(sm2|ed25519)-([1-9][0-9]{0,8})\.key$")
 PRIVATE_KEY_LEN = 32
 TICKET_FILE, PREVIOUS_TICKET_FILE = "ticket.key", "ticket-previous.key"
+PINS_FILE = "pins.txt"
 TICKET_SECRET_LEN = 32
 DEV_APP_ID = "dev"
 DEV_SECRET_FILE = "dev-app.secret"  # noqa: S105 - a file name, not a password
@@ -176,6 +184,47 @@ def add_key(data_dir: Path, key_type: KeyType) -> KeyFile:
             index += 1
             continue
         return KeyFile(key_type, index, path, key)
+
+
+class KeyRetireError(ValueError):
+    """`kefu key retire` was refused: no such key, or the key still signs."""
+
+
+def pins_of(keys: Mapping[KeyType, Sequence[KeyFile]]) -> list[str]:
+    """Every key's pin, newest first per type."""
+    return [f.pin for files in keys.values() for f in reversed(files)]
+
+
+def write_pins(data_dir: Path) -> Path:
+    """Rewrite keys/pins.txt (public: what clients pin) from the keys on disk."""
+    path = keys_dir(data_dir) / PINS_FILE
+    write_private_file(path, "".join(f"{pin}\n" for pin in pins_of(load_keys(data_dir))).encode(), replace=True)
+    return path
+
+
+def retire_key(data_dir: Path, pin: str, *, server_started: float | None = None) -> KeyFile:
+    """Delete the key with this pin after a rotation's overlap, and rewrite pins.txt; returns what was removed.
+
+    Refused (KeyRetireError) for the newest key of its type, which signs, and while a server that started at
+    `server_started` (the data directory lock's holder) predates that newest key: it still signs with an older.
+    """
+    for files in load_keys(data_dir).values():
+        for f in files:
+            if f.pin != pin:
+                continue
+            newest = files[-1]
+            if f is newest:
+                why = "add its successor first (kefu keygen), restart, then retire this one"
+                raise KeyRetireError(f"{f.path.name} is the newest {KEY_NAMES[f.key_type]} key and signs: {why}")
+            if server_started is not None and newest.path.stat().st_mtime > server_started:
+                why = "still signs with an older key: restart it first (systemctl restart kefu)"
+                raise KeyRetireError(f"the running server started before {newest.path.name} was added and {why}")
+            f.path.unlink()
+            _fsync_dir(f.path.parent)
+            write_pins(data_dir)
+            log.event("keys.retired", pin=pin, file=f.path.name)
+            return f
+    raise KeyRetireError(f"no server key with pin {pin!r} in {Path(data_dir) / KEYS_DIR}")
 
 
 def _rotate_ticket_keys(directory: Path) -> TicketKeys:
@@ -406,7 +455,7 @@ class Keyring:
     @property
     def pins(self) -> list[str]:
         """Every key's pin, newest first per type: what clients should accept."""
-        return [f.pin for files in self.keys.values() for f in reversed(files)]
+        return pins_of(self.keys)
 
 
 def load_or_create(data_dir: Path, store: AppStore, *, out: TextIO | None = None) -> Keyring:

@@ -15,12 +15,18 @@ Redaction happens when the event is created, before any handler sees it: a field
 `SENSITIVE_WORDS` as an underscore- or dot-separated part (``secret``, ``app_secret``, ``ticket_id``) is
 logged as "<redacted>", and bytes are never logged, only their length. Logs must never hold a secret, a key
 or a message body.
+
+Under systemd, stderr is a stream into journald, which reads a leading "<N>" as the line's syslog priority
+(sd-daemon(3)): when $JOURNAL_STREAM names the stream being written to, each line gets that prefix (<3> error,
+<4> warning, <6> info, <7> debug), so `journalctl -p warning -u kefu` filters by level. The line after the
+prefix is unchanged (logfmt or JSON).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -31,6 +37,7 @@ from typing import Any, TextIO
 __all__ = [
     "REDACTED",
     "SENSITIVE_WORDS",
+    "JournalPriorityFormatter",
     "JsonFormatter",
     "LogfmtFormatter",
     "RedactingFilter",
@@ -39,8 +46,10 @@ __all__ = [
     "error",
     "event",
     "exception",
+    "is_journal_stream",
     "redact",
     "set_level",
+    "syslog_priority",
     "warning",
 ]
 
@@ -183,17 +192,59 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+SYSLOG_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+"""(lowest stdlib level, syslog priority): crit, err, warning, info; anything below INFO is debug (7)."""
+JOURNAL_STREAM_ENV = "JOURNAL_STREAM"
+
+
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a stdlib level (sd-daemon(3)'s <N> prefixes)."""
+    return next((prio for lowest, prio in SYSLOG_PRIORITIES if levelno >= lowest), 7)
+
+
+class JournalPriorityFormatter(logging.Formatter):
+    """Another formatter's line, prefixed with "<N>", the syslog priority journald reads off a stream."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{syslog_priority(record.levelno)}>{self.inner.format(record)}"
+
+
+def is_journal_stream(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
+    """Whether `stream` is the journald stream systemd named in $JOURNAL_STREAM ("device:inode")."""
+    expected = (os.environ if env is None else env).get(JOURNAL_STREAM_ENV)
+    if not expected:
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
 class _KefuHandler(logging.StreamHandler[TextIO]):
     """The handler `configure` installs; marked so reconfiguring replaces it rather than adding another."""
 
 
-def configure(level: str = "info", *, json_lines: bool = False, stream: TextIO | None = None) -> None:
-    """Log events at `level` and above to `stream` (default stderr) as logfmt text or JSON lines."""
+def configure(
+    level: str = "info", *, json_lines: bool = False, stream: TextIO | None = None, journal: bool | None = None
+) -> None:
+    """Log events at `level` and above to `stream` (default stderr) as logfmt text or JSON lines.
+
+    `journal`: prefix each line with its syslog priority for journald; None (the default) decides by
+    $JOURNAL_STREAM, which systemd sets when the stream is connected to the journal.
+    """
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _KefuHandler)]:
         root.removeHandler(handler)
     handler = _KefuHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else LogfmtFormatter())
+    formatter: logging.Formatter = JsonFormatter() if json_lines else LogfmtFormatter()
+    if is_journal_stream(handler.stream) if journal is None else journal:
+        formatter = JournalPriorityFormatter(formatter)
+    handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     set_level(level)

@@ -1,0 +1,247 @@
+"""The data directory's owner lock, and restoring the store from a backup (`kefu restore`).
+
+Theory of operation
+-------------------
+`kefu serve` holds an exclusive flock(2) on data_dir/kefu.lock for as long as it runs; the kernel drops the lock
+when the process exits, however it exits, so a kill -9 leaves no stale lock. The file holds the pid of the holder
+(for messages only; the lock is the flock, not the file) and its mtime is when that server started. A second
+`kefu serve` and `kefu restore` try the same lock without waiting and refuse while it is held. The commands that
+are safe beside a running server (`app add`, `backup`, `keygen`, `key retire`) take no lock; `key retire` only
+peeks at it (`holder`).
+
+Restore, under the lock::
+
+    BACKUP/data.mdb --check--> data_dir/wal.restoring/data.mdb (copied, fsync'd, checked again)
+    data_dir/wal    --rename-> data_dir/wal.before-restore-<UTC time>    (nothing is deleted)
+    data_dir/wal.restoring --rename-> data_dir/wal, then data_dir fsync'd
+
+A crash before the first rename leaves the store untouched (and a wal.restoring the next restore replaces); a
+crash between the two renames leaves no wal, and running the restore again completes it. Run as root, the new
+files are given to the owner of the data directory, so the service user can still open them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "LOCK_FILE",
+    "BackupInfo",
+    "DataDirBusy",
+    "DataDirLock",
+    "RestoreError",
+    "holder",
+    "inspect_backup",
+    "lock_data_dir",
+    "restore",
+]
+
+LOCK_FILE = "kefu.lock"
+DATA_FILE = "data.mdb"
+"""The one file of an LMDB environment that `kefu backup` copies (lock.mdb is per-process state)."""
+
+
+class DataDirBusy(Exception):
+    """Another process (a running `kefu serve`, or a restore) holds the data directory."""
+
+
+class RestoreError(Exception):
+    """The backup cannot be restored: missing, unfinished, not a kefu store, or from a newer kefu."""
+
+
+# --- the lock -------------------------------------------------------------------------------------------
+
+
+def _give_to_owner_of(path: Path, like: Path) -> None:
+    """When running as root, chown `path` to the owner of `like` (the service user must open what root made)."""
+    if os.geteuid() == 0:
+        want, have = like.stat(), path.stat()
+        if (have.st_uid, have.st_gid) != (want.st_uid, want.st_gid):
+            os.chown(path, want.st_uid, want.st_gid)
+
+
+@dataclass(slots=True)
+class DataDirLock:
+    """A held lock on a data directory; `release()` (or exiting the process) lets it go."""
+
+    path: Path
+    fd: int | None
+
+    def release(self) -> None:
+        """Drop the lock (the file stays: unlinking lock files races with the next locker)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> DataDirLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> str:
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return text if text.isdigit() else "unknown"
+
+
+def lock_data_dir(data_dir: Path) -> DataDirLock:
+    """Take data_dir/kefu.lock exclusively, without waiting; DataDirBusy if another process holds it."""
+    data_dir = Path(data_dir)
+    path = data_dir / LOCK_FILE
+    created = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _read_pid(fd)
+        os.close(fd)
+        raise DataDirBusy(
+            f"{data_dir} is in use by another kefu process (pid {pid}): stop it first (systemctl stop kefu)"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    if created:
+        _give_to_owner_of(path, data_dir)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # also sets the mtime: when this holder started
+    return DataDirLock(path, fd)
+
+
+def holder(data_dir: Path) -> tuple[int | None, float] | None:
+    """(pid or None, start time) of the process holding data_dir's lock; None when nobody holds it."""
+    path = Path(data_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            return (int(pid) if pid.isdigit() else None), os.fstat(fd).st_mtime
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+# --- restore --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackupInfo:
+    """What `inspect_backup` found in a backup."""
+
+    path: Path
+    schema_version: int
+    entries: dict[str, int]
+    """Entries per database (messages, apps, ...)."""
+    size_bytes: int
+
+
+def inspect_backup(backup: Path) -> BackupInfo:
+    """Open `backup` read-only (creating nothing in it) and check that it is a kefu store this build can serve."""
+    import lmdb  # noqa: PLC0415 - the server extra, needed only here
+
+    from .store import _SCHEMA_KEY, DATABASES, SCHEMA_VERSION  # noqa: PLC0415
+
+    backup = Path(backup)
+    if backup.name.endswith(".partial"):
+        raise RestoreError(f"{backup} is an unfinished backup (kefu backup renames it when complete)")
+    data = backup / DATA_FILE
+    if not data.is_file():
+        raise RestoreError(f"{backup}: no {DATA_FILE}: not a directory made by kefu backup")
+    try:
+        env = lmdb.open(str(backup), readonly=True, lock=False, subdir=True, max_dbs=len(DATABASES))
+    except lmdb.Error as exc:
+        raise RestoreError(f"{backup}: not an LMDB environment: {exc}") from None
+    try:
+        with env.begin() as txn:
+            handles = {}
+            for name in DATABASES:
+                with contextlib.suppress(lmdb.NotFoundError):
+                    handles[name] = env.open_db(name.encode(), txn=txn, create=False)
+            raw = txn.get(_SCHEMA_KEY, db=handles["meta"]) if "meta" in handles else None
+            if raw is None or len(raw) != 4:
+                raise RestoreError(f"{backup}: no schema version: not a kefu store")
+            version = struct.unpack("!I", raw)[0]
+            if version > SCHEMA_VERSION:
+                raise RestoreError(f"{backup}: schema version {version}, newer than {SCHEMA_VERSION}: upgrade kefu")
+            entries = {name: int(txn.stat(db)["entries"]) for name, db in handles.items()}
+    except lmdb.Error as exc:
+        raise RestoreError(f"{backup}: cannot be read: {exc}") from None
+    finally:
+        env.close()
+    return BackupInfo(backup, version, entries, data.stat().st_size)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _set_aside_name(store_path: Path, now: float) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    candidates = (store_path.with_name(f"{store_path.name}.before-restore-{stamp}{s}") for s in _suffixes())
+    return next(p for p in candidates if not p.exists())
+
+
+def _suffixes() -> Iterator[str]:
+    yield ""
+    n = 1
+    while True:
+        yield f"-{n}"
+        n += 1
+
+
+def _stage(backup: Path, staging: Path, data_dir: Path) -> BackupInfo:
+    """Copy the backup's data file into `staging`, durably, give it to the data dir's owner, and check the copy."""
+    if staging.exists():
+        shutil.rmtree(staging)  # left by an interrupted restore
+    staging.mkdir(mode=0o700)
+    copy = staging / DATA_FILE
+    with (backup / DATA_FILE).open("rb") as src, copy.open("xb") as dst:  # "x": never clobber
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+    copy.chmod(0o600)
+    _fsync(staging)
+    for path in (copy, staging):
+        _give_to_owner_of(path, data_dir)
+    return inspect_backup(staging)
+
+
+def restore(
+    backup: Path, data_dir: Path, store_path: Path, *, now: float | None = None
+) -> tuple[BackupInfo, Path | None]:
+    """Replace the store at `store_path` by the backup; returns (what was restored, where the old store went).
+
+    Refuses (DataDirBusy) while a server holds the data directory, and (RestoreError) a backup that is not a
+    complete kefu store of a schema this build knows. The current store is renamed aside, never deleted.
+    """
+    data_dir, store_path = Path(data_dir), Path(store_path)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with lock_data_dir(data_dir):
+        inspect_backup(backup)
+        info = _stage(Path(backup), store_path.with_name(store_path.name + ".restoring"), data_dir)
+        aside = None
+        if store_path.exists():
+            aside = _set_aside_name(store_path, time.time() if now is None else now)
+            store_path.rename(aside)
+        store_path.with_name(store_path.name + ".restoring").rename(store_path)
+        _fsync(store_path.parent)
+    return BackupInfo(Path(backup), info.schema_version, info.entries, info.size_bytes), aside

@@ -1,0 +1,239 @@
+"""The real server as systemd would run it: a notify socket, the watchdog, an inherited listener, journald."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.integration.conftest import add_app
+from tests.integration.peer import Peer
+
+ROOT = Path(__file__).resolve().parents[2]
+UNITS = ROOT / "systemd"
+START_TIMEOUT = 20.0
+MAX_UNIX_PATH = 100  # sun_path holds 108 bytes; pytest's tmp_path can be longer
+
+
+class NotifyListener:
+    """An AF_UNIX datagram socket standing in for systemd's $NOTIFY_SOCKET; records (monotonic time, text)."""
+
+    def __init__(self, path: str) -> None:
+        self.address = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path if not path.startswith("@") else "\0" + path[1:])
+        self.sock.settimeout(0.05)
+        self.received: list[tuple[float, str]] = []
+        self.on_ready: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.received.append((time.monotonic(), data.decode()))
+
+    def lines(self, name: str) -> list[tuple[float, str]]:
+        """(time, value) of every `name=value` assignment received."""
+        return [(t, line.partition("=")[2]) for t, text in list(self.received) for line in text.split("\n")
+                if line.startswith(name + "=")]  # fmt: skip
+
+    def wait_for(self, name: str, value: str | None = None, timeout: float = 10.0, *, after: float = 0.0) -> float:
+        """Time at which `name`(=`value`) arrived (at or after `after`); fails after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, v in self.lines(name):
+                if t >= after and (value is None or re.fullmatch(value, v)):
+                    return t
+            time.sleep(0.01)
+        raise AssertionError(f"no {name}={value or '*'} within {timeout} s; got {self.received}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifyListener]:
+    """A notify socket bound in tmp_path (or a short temporary directory if tmp_path is too long for AF_UNIX)."""
+    short = None
+    path = tmp_path / "notify"
+    if len(str(path)) > MAX_UNIX_PATH:
+        short = Path(tempfile.mkdtemp(prefix="kefu-"))
+        path = short / "notify"
+    listener = NotifyListener(str(path))
+    yield listener
+    listener.close()
+    if short is not None:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+ACTIVATE = """\
+import os, sys
+fd, whose, *command = sys.argv[1:]
+os.dup2(int(fd), 3)
+os.environ.update(LISTEN_FDS="1", LISTEN_FDNAMES="kefu")
+os.environ["LISTEN_PID"] = str(os.getpid() if whose == "self" else os.getppid())
+os.execv(command[0], command)  # the same pid: LISTEN_PID names the server
+"""
+"""The part of systemd between fork and exec that socket activation needs (fd 3 is inheritable after dup2)."""
+
+
+class Served:
+    """A `kefu serve` subprocess, optionally wrapped (sh for LISTEN_PID) and passed descriptors."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+        notify: NotifyListener | None = None,
+        systemd: bool = True,
+    ) -> None:
+        self.data_dir = data_dir
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("KEFU_", "LISTEN_", "NOTIFY_"))}
+        self._own_notify: Path | None = None
+        if systemd and notify is None:  # start() waits for READY=1: signal handlers are installed by then
+            self._own_notify = Path(tempfile.mkdtemp(prefix="kefu-"))
+            notify = NotifyListener(str(self._own_notify / "notify"))
+        self.notify = notify
+        if notify is not None:
+            self.env["NOTIFY_SOCKET"] = notify.address
+        self.env |= env or {}
+        self.args = list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = self.metrics_port = 0
+        self.stdout: list[str] = []
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+        self.secrets: dict[str, bytes] = {}
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "kefu.server.cli", "serve", "--data-dir", str(self.data_dir),
+                "--metrics-port", "0", "--port", "0", *self.args]  # fmt: skip
+
+    def start(self, *, activate: socket.socket | None = None, listen_pid: str = "self") -> Served:
+        """Start and wait for the metrics line.
+
+        `activate`: pass this socket as systemd does, on fd 3 with LISTEN_FDS=1, LISTEN_FDNAMES=kefu and
+        LISTEN_PID set to the server's own pid ("self", as systemd does between fork and exec) or to its
+        parent's ("parent": sockets meant for another process).
+        """
+        started = time.monotonic()
+        cmd, fds = self.command(), ()
+        if activate is not None:
+            fds = (activate.fileno(),)
+            cmd = [sys.executable, "-c", ACTIVATE, str(fds[0]), listen_pid, *cmd]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=self.env, pass_fds=fds)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline().decode()
+            if not line:
+                self.proc.wait(10)
+                self.proc.stdout.close()
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            self.stdout.append(line)
+            if m := re.search(r"listening on [\d.]+:(\d+)", line):
+                self.port = int(m.group(1))
+            if m := re.search(r"metrics on http://[\d.]+:(\d+)", line):
+                self.metrics_port = int(m.group(1))
+                if self.notify is not None:
+                    assert self.notify.wait_for("READY", "1", after=started) >= started
+                return self
+        raise RuntimeError("server did not start in time")
+
+    @property
+    def pins(self) -> frozenset[str]:
+        return frozenset((self.data_dir / "keys" / "pins.txt").read_text().split())
+
+    def send(self, sig: int) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Signal the process by PID and wait; returns its exit status."""
+        assert self.proc is not None
+        self.send(sig)
+        code = self.proc.wait(timeout=timeout)
+        if self.proc.stdout is not None:
+            rest = self.proc.stdout.read().decode()
+            self.stdout += rest.splitlines(keepends=True)
+            self.proc.stdout.close()
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL if still running (by PID); release everything the test started."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(20)
+        finally:
+            if self.proc is not None and self.proc.stdout is not None:
+                self.proc.stdout.close()
+            if self._own_notify is not None and self.notify is not None:
+                self.notify.close()
+                shutil.rmtree(self._own_notify, ignore_errors=True)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[list[Served]]:
+    """Every Served a test starts is appended here and killed (by PID) at the end if still running."""
+    started: list[Served] = []
+    yield started
+    for s in started:
+        s.kill()
+
+
+def with_apps(s: Served, *names: str) -> Served:
+    """Register apps (before start, so that no development app is made) and keep their secrets."""
+    for name in names:
+        s.secrets[name] = add_app(s.data_dir, name)
+    return s
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def close_peers() -> AsyncIterator[None]:
+    """Abort every test peer's socket after the test."""
+    yield
+    for peer in Peer.open_peers:
+        peer.close()
+    Peer.open_peers.clear()
+    await asyncio.sleep(0.01)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run the server need the server extra; say so rather than fail obscurely."""
+    try:
+        import lmdb  # noqa: F401, PLC0415
+        import uvloop  # noqa: F401, PLC0415
+    except ImportError:
+        skip = pytest.mark.skip(reason="needs the server extra: pip install -e '.[server,test]'")
+        for item in items:
+            if "systemd" in str(item.fspath) and "served" in getattr(item, "fixturenames", ()):
+                item.add_marker(skip)
+
+
+__all__ = ["UNITS", "NotifyListener", "Served", "with_apps"]
