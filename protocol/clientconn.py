@@ -42,6 +42,19 @@ _BINDER_PLACEHOLDER = bytes(crypto.HASH_LEN)
 class ClientConnection(Connection):
     """A client connection: call `connect(now=...)`, then drive it with the five verbs."""
 
+    __slots__ = (
+        "_c_hs",
+        "_keepalive_ms",
+        "_resumed",
+        "_resumption",
+        "_schedule",
+        "_shares",
+        "_ticket",
+        "_transcript",
+        "_transcripts",
+        "config",
+    )
+
     role = Role.CLIENT
 
     def __init__(self, config: ClientConfig, *, now: float) -> None:

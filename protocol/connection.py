@@ -162,6 +162,27 @@ def _accepts(cls: type[Connection], state: State) -> dict[type[Frame], _Handler]
 class Connection:
     """State shared by both roles: decoding, records, the event queue, timers and closing."""
 
+    __slots__ = (
+        "_accept",
+        "_decoder",
+        "_events",
+        "_keepalive_s",
+        "_out",
+        "_pending",
+        "_pending_len",
+        "_received",
+        "_recv",
+        "_recv_idle",
+        "_send",
+        "_send_idle",
+        "_sent",
+        "_sent_close",
+        "_started",
+        "_state",
+        "_timer",
+        "suite",
+    )
+
     role: Role
 
     def __init__(self, *, now: float, handshake_timeout: float = HANDSHAKE_TIMEOUT_S) -> None:

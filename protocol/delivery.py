@@ -25,7 +25,7 @@ DEFAULT_RTO_MAX = 30.0
 class Stream:
     """One conversation's delivery state on one connection."""
 
-    __slots__ = ("acked", "conversation_id", "deadline", "next_seq", "rto")
+    __slots__ = ("acked", "conversation_id", "deadline", "next_seq", "own", "rto")
 
     def __init__(self, conversation_id: int, acked: int, rto: float) -> None:
         self.conversation_id = conversation_id
@@ -33,6 +33,8 @@ class Stream:
         self.next_seq = acked + 1
         self.deadline: float | None = None
         self.rto = rto
+        self.own: set[int] | None = None
+        """Sequence numbers this device sent itself: never delivered back to it, counted as acknowledged."""
 
     @property
     def in_flight(self) -> int:
@@ -90,17 +92,45 @@ class DeliveryWindow:
         stream.rto = self.rto_initial
         return stream
 
+    def mark_own(self, stream: Stream, seq: int) -> None:
+        """The device sent `seq` itself (its SEND_ACK carries the seq): never send it back to this device."""
+        if seq >= stream.next_seq:
+            if stream.own is None:
+                stream.own = set()
+            stream.own.add(seq)
+            if seq == stream.next_seq == stream.acked + 1:
+                stream.next_seq += 1
+                stream.acked += 1
+                stream.own.discard(seq)
+                if not stream.own:
+                    stream.own = None
+
     def take(self, stream: Stream, last_seq: int, *, now: float) -> range:
-        """The sequence numbers to send now on `stream`, up to `last_seq`, within the window; marks them sent."""
+        """The sequence numbers to send now on `stream`, up to `last_seq`, within the window; marks them sent.
+
+        Own sequence numbers are in the range (the caller skips them); those that follow the acknowledged
+        prefix are counted as acknowledged at once."""
         count = min(last_seq - stream.next_seq + 1, self.room)
         if count <= 0:
             return range(0)
         seqs = range(stream.next_seq, stream.next_seq + count)
         stream.next_seq += count
         self._in_flight += count
-        if stream.deadline is None:
+        self._absorb_own(stream)
+        if stream.deadline is None and stream.in_flight:
             stream.deadline = now + stream.rto
         return seqs
+
+    def _absorb_own(self, stream: Stream) -> None:
+        own = stream.own
+        while own and stream.acked + 1 in own and stream.acked + 1 < stream.next_seq:
+            own.discard(stream.acked + 1)
+            stream.acked += 1
+            self._in_flight -= 1
+        if own is not None and not own:
+            stream.own = None
+        if not stream.in_flight:
+            stream.deadline = None
 
     def ack(self, conversation_id: int, seq: int, *, now: float) -> Stream | None:
         """Apply a cumulative acknowledgement; returns the stream if it advanced, else None."""
@@ -112,6 +142,9 @@ class DeliveryWindow:
             return None
         self._in_flight -= seq - stream.acked
         stream.acked = seq
+        if stream.own:
+            stream.own = {s for s in stream.own if s > seq} or None
+            self._absorb_own(stream)
         stream.rto = self.rto_initial
         stream.deadline = now + stream.rto if stream.in_flight else None
         return stream

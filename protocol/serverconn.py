@@ -41,6 +41,18 @@ from .tickets import MAX_TICKET_LIFETIME_S, TICKET_VERSION, TicketState
 class ServerConnection(Connection):
     """A server connection, created when a client connects; `now` is the accept time (ticket ages)."""
 
+    __slots__ = (
+        "_c_ap",
+        "_keepalive_ms",
+        "_now",
+        "_schedule",
+        "_ticket_state",
+        "_transcript",
+        "app_id",
+        "client_key",
+        "config",
+    )
+
     role = Role.SERVER
 
     def __init__(self, config: ServerConfig, *, now: float) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from kefu.protocol.connection import State
@@ -22,8 +23,6 @@ from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
 from kefu.protocol.frames import Deliver, DeliverAck, Flag, Frame, MetaEntry, Send, Sync
 from kefu.protocol.serverconn import ServerConnection
-
-from .ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -37,15 +36,20 @@ PUMP_BATCH = 16
 class Session(asyncio.Protocol):
     """One client connection."""
 
+    # An idle session is counted in bytes (issue #3: <= 4 KB per idle session with its core connection and
+    # transport), so it holds plain slots: no per-session token-bucket objects (their four numbers are here),
+    # no delivery window until something is delivered, no peer string until something is logged.
     __slots__ = (
         "_buffered",
-        "_bytes",
+        "_byte_stamp",
+        "_byte_tokens",
         "_flush_pending",
-        "_frames",
+        "_frame_stamp",
+        "_frame_tokens",
         "_read_paused_until",
+        "_scheduled",
         "conn",
         "hub",
-        "peer",
         "ready",
         "suite_name",
         "transport",
@@ -60,15 +64,14 @@ class Session(asyncio.Protocol):
         self.conn: ServerConnection | None = None
         self.user = ""
         self.suite_name = ""
-        self.peer = ""
         self.ready = False
         self.write_paused = False
         self.window: DeliveryWindow | None = None
         self._flush_pending = False
         self._buffered = 0
         self._read_paused_until = 0.0
-        self._frames: TokenBucket | None = None
-        self._bytes: TokenBucket | None = None
+        self._scheduled: float | None = None
+        self._frame_tokens = self._frame_stamp = self._byte_tokens = self._byte_stamp = 0.0
 
     # --- asyncio.Protocol -------------------------------------------------------------------------------
 
@@ -76,7 +79,6 @@ class Session(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)  # uvloop's TCPTransport is not a subclass
         transport = self.transport
         peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         hub = self.hub
         if not hub.admit(self, peer[0] if peer else "?"):
             transport.abort()
@@ -85,9 +87,36 @@ class Session(asyncio.Protocol):
         limits = hub.config.limits
         transport.set_write_buffer_limits(high=limits.write_high_water, low=limits.write_low_water)
         self.conn = ServerConnection(hub.server_config, now=now)
-        self._frames = TokenBucket(limits.conn_frames_per_s, limits.conn_frames_burst, now)
-        self._bytes = TokenBucket(limits.conn_bytes_per_s, limits.conn_bytes_burst, now)
+        self._frame_tokens, self._byte_tokens = float(limits.conn_frames_burst), float(limits.conn_bytes_burst)
+        self._frame_stamp = self._byte_stamp = now
         self._rearm()
+
+    @property
+    def peer(self) -> str:
+        """The client's address, for logs (built only when something is logged)."""
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        return f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    def _spend_bytes(self, n: int, now: float) -> float:
+        """The per-connection byte bucket: spend `n` (into debt); seconds to pause reading, 0 if none."""
+        limits = self.hub.config.limits
+        refill = (now - self._byte_stamp) * limits.conn_bytes_per_s
+        tokens = min(float(limits.conn_bytes_burst), self._byte_tokens + refill)
+        self._byte_stamp = now
+        self._byte_tokens = tokens - n
+        return 0.0 if self._byte_tokens >= 0 else -self._byte_tokens / limits.conn_bytes_per_s
+
+    def _spend_frame(self, now: float) -> bool:
+        """The per-connection frame bucket: spend one frame if the budget allows."""
+        limits = self.hub.config.limits
+        refill = (now - self._frame_stamp) * limits.conn_frames_per_s
+        tokens = min(float(limits.conn_frames_burst), self._frame_tokens + refill)
+        self._frame_stamp = now
+        if tokens < 1:
+            self._frame_tokens = tokens
+            return False
+        self._frame_tokens = tokens - 1
+        return True
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -110,8 +139,7 @@ class Session(asyncio.Protocol):
         if conn is None or conn.closed:
             return
         now = self.hub.now()
-        assert self._bytes is not None
-        delay = self._bytes.force(len(data), now)
+        delay = self._spend_bytes(len(data), now)
         self.hub.count_in(len(data))
         conn.receive_data(data)
         self._handle_events(now)
@@ -148,6 +176,7 @@ class Session(asyncio.Protocol):
 
     def on_timer(self, now: float) -> None:
         """Keepalive, handshake deadline, delivery retries, end of a read pause."""
+        self._scheduled = None  # the wheel has dropped this session's entry
         try:
             self._on_timer()
         except Exception as exc:  # see data_received
@@ -164,8 +193,12 @@ class Session(asyncio.Protocol):
                 self.transport.resume_reading()
         conn.handle_timer(now)
         if self.window is not None and self.ready:
-            for retry in self.window.due(now=now):
-                self.hub.resend(self, retry.conversation_id, retry.first, retry.last)
+            retries = self.window.due(now=now)  # backs the timers off either way
+            if self._buffered == 0 and not self.write_paused:
+                # Only a connection that has drained what it was sent gets retries: resending to one that has
+                # not even read the first copies is what made retransmissions snowball under overload.
+                for retry in retries:
+                    self.hub.resend(self, retry.conversation_id, retry.first, retry.last)
         self._handle_events(now)
         self._schedule_flush()
 
@@ -173,7 +206,10 @@ class Session(asyncio.Protocol):
         deadlines = [d for d in (self.conn.get_timer() if self.conn else None, self._retry_deadline()) if d]
         if self._read_paused_until:
             deadlines.append(self._read_paused_until)
-        self.hub.wheel_schedule(self, min(deadlines) if deadlines else None)
+        when = min(deadlines) if deadlines else None
+        if when != self._scheduled:  # most flushes leave the deadline where it was: skip the wheel then
+            self._scheduled = when
+            self.hub.wheel_schedule(self, when)
 
     def _retry_deadline(self) -> float | None:
         return self.window.next_deadline() if self.window is not None else None
@@ -206,7 +242,6 @@ class Session(asyncio.Protocol):
                 case HandshakeComplete():
                     self.user = event.app_id
                     self.ready = True
-                    self.window = hub.new_window()
                     hub.on_ready(self, event)
                 case ConnectionTerminated() | ConnectionClosed():
                     hub.on_closed(self, event)
@@ -214,8 +249,7 @@ class Session(asyncio.Protocol):
                     pass  # PONG, a non-fatal ERROR from a client: nothing to do
 
     def _allow_frame(self, now: float) -> bool:
-        assert self._frames is not None
-        return self._frames.take(1, now) and self.hub.allow_app_frame(self.user, now)
+        return self._spend_frame(now) and self.hub.allow_app_frame(self.user, now)
 
     # --- sending ----------------------------------------------------------------------------------------
 
@@ -269,6 +303,7 @@ class Session(asyncio.Protocol):
             self.hub.account_buffered(self, self._buffered, buffered)
             self._buffered = buffered
         if conn.closed:
+            self._scheduled = None
             self.hub.wheel_schedule(self, None)
             transport.close()
             return
@@ -289,19 +324,26 @@ class Session(asyncio.Protocol):
             return False
         return queued == 0 or not self.hub.over_total_buffer()
 
-    def offer(self, message: StoredMessage, acked: int, t0: float) -> None:
+    def delivery_window(self) -> DeliveryWindow:
+        """The session's delivery window, created on first use (an idle session has none)."""
+        if self.window is None:
+            self.window = self.hub.new_window()
+        return self.window
+
+    def offer(self, message: StoredMessage, acked: Callable[[], int], t0: float) -> None:
         """A new message of a conversation this session's user belongs to; send it if it is next in line."""
-        window = self.window
-        if window is None or self.conn is None:
+        if self.conn is None or not self.ready:
             return
-        stream = window.stream(message.conversation_id, acked)
+        window = self.delivery_window()
+        stream = window.streams.get(message.conversation_id) or window.stream(message.conversation_id, acked())
         if not self.can_send_more():
             self.hub.defer(self)
             return
         if stream.next_seq == message.seq and window.room > 0:
             window.take(stream, message.seq, now=self.hub.now())
-            self.deliver(message)
-            self.hub.observe_delivery(t0)
+            if stream.own is None or message.seq not in stream.own:
+                self.deliver(message)
+                self.hub.observe_delivery(t0)
         elif stream.next_seq <= message.seq:
             self.pump(stream, message.seq)
 
@@ -314,7 +356,8 @@ class Session(asyncio.Protocol):
             if not seqs:
                 return
             for message in self.hub.store.read_range(stream.conversation_id, seqs.start - 1, seqs[-1], len(seqs)):
-                self.deliver(message)
+                if stream.own is None or message.seq not in stream.own:  # never echo a device's own message
+                    self.deliver(message)
         if stream.next_seq <= last_seq:
             self.hub.defer(self)
 

@@ -64,7 +64,9 @@ class Hub:
         self.log = log or (lambda *a, **k: None)
         self.wheel = TimerWheel(loop)
         self.sessions: set[Session] = set()
-        self.users: dict[str, set[Session]] = {}
+        self.users: dict[str, Session | set[Session]] = {}
+        """Online devices by user: the session itself for a user with one device (the common case: a set
+        costs 216 bytes), a set for several."""
         self.draining = False
         self._offset = time.time() - loop.time()
         self._last_seq: dict[int, int] = {}
@@ -123,7 +125,13 @@ class Hub:
     def on_ready(self, session: Session, event: HandshakeComplete) -> None:
         """Handshake done: the session now belongs to its user."""
         self.handshaking -= 1
-        self.users.setdefault(session.user, set()).add(session)
+        devices = self.users.get(session.user)
+        if devices is None:
+            self.users[session.user] = session
+        elif isinstance(devices, set):
+            devices.add(session)
+        else:
+            self.users[session.user] = {devices, session}
         suite = event.suite.name.lower()
         session.suite_name = suite
         if self.metrics is not None:
@@ -162,10 +170,12 @@ class Hub:
                 self._gauge(session.suite_name).dec()
         self.deferred.discard(session)
         devices = self.users.get(session.user)
-        if devices is not None:
+        if devices is session:
+            del self.users[session.user]
+        elif isinstance(devices, set):
             devices.discard(session)
-            if not devices:
-                del self.users[session.user]
+            if len(devices) == 1:
+                self.users[session.user] = next(iter(devices))
         self.wheel.cancel(session)
 
     # --- SEND -------------------------------------------------------------------------------------------
@@ -239,31 +249,32 @@ class Hub:
         self.fanout(message, result.members, session, t0)
 
     def _delivered_by_ack(self, session: Session, message: StoredMessage) -> None:
-        """The sending device has its own message (the SEND_ACK told it the seq): if its stream is caught up,
-        count the message as delivered and acknowledged there instead of echoing it back."""
+        """The sending device has its own message (its SEND_ACK carries the seq): it is never delivered back to
+        that device, and counts as acknowledged there once everything before it is."""
         window = session.window
-        if window is None:
-            return
-        stream = window.stream(message.conversation_id, self.store.cursor(session.user, message.conversation_id))
-        if stream.acked == stream.next_seq - 1 == message.seq - 1:
-            stream.acked = message.seq
-            stream.next_seq = message.seq + 1
-            if not self.draining:  # the committer takes no more work once draining starts
-                self.committer.submit_cursor(CursorUpdate(session.user, message.conversation_id, message.seq))
+        stream = window.streams.get(message.conversation_id) if window is not None else None
+        if stream is None:
+            cursor = self.store.cursor(session.user, message.conversation_id)
+            if cursor != message.seq - 1:
+                return  # the device is behind: its catch-up will carry the message like any other
+            stream = session.delivery_window().stream(message.conversation_id, cursor)
+        assert session.window is not None
+        before = stream.acked
+        session.window.mark_own(stream, message.seq)
+        if stream.acked > before and not self.draining:  # the committer takes no more work once draining
+            self.committer.submit_cursor(CursorUpdate(session.user, message.conversation_id, stream.acked))
 
     def fanout(self, message: StoredMessage, members: tuple[str, ...], origin: Session | None, t0: float) -> None:
         """Offer a committed message to every online device of every member except the origin device."""
+        conversation = message.conversation_id
         for member in members:
             devices = self.users.get(member)
-            if not devices:
+            if devices is None:
                 continue
-            acked = None
-            for device in devices:
-                if device is origin:
-                    continue
-                if acked is None:
-                    acked = self.store.cursor(member, message.conversation_id)
-                device.offer(message, acked, t0)
+            cursor = _LazyCursor(self.store, member, conversation)
+            for device in devices if isinstance(devices, set) else (devices,):
+                if device is not origin:
+                    device.offer(message, cursor, t0)
 
     def observe_delivery(self, t0: float) -> None:
         """A DELIVER left for a device: the server-side delivery latency of the message."""
@@ -282,7 +293,7 @@ class Hub:
         """Advance streams and stored cursors; continue any catch-up the ack made room for."""
         window = session.window
         if window is None:
-            return
+            return  # nothing was delivered to this session: nothing to acknowledge
         for entry in ack.acks:
             stream = window.ack(entry.conversation_id, entry.seq, now=now)
             if stream is not None and not self.draining:
@@ -294,14 +305,16 @@ class Hub:
 
     def resend(self, session: Session, conversation_id: int, first: int, last: int) -> None:
         """Retry unacknowledged DELIVERs in order."""
+        stream = session.window.streams.get(conversation_id) if session.window is not None else None
+        own = stream.own if stream is not None else None
         for message in self.store.read_range(conversation_id, first - 1, last, last - first + 1):
-            session.deliver(message, redelivery=True)
+            if own is None or message.seq not in own:
+                session.deliver(message, redelivery=True)
         self._count("retries", last - first + 1)
 
     def on_sync(self, session: Session, sync: Sync, now: float) -> None:
         """Resume a stream (until_seq 0) or fetch a range once (until_seq > 0)."""
-        window = session.window
-        assert window is not None
+        window = session.delivery_window()
         if sync.conversation_id == 0:
             pending = self.store.pending(session.user)
             for conversation_id, cursor, last_seq in pending:
@@ -409,3 +422,18 @@ class Hub:
     def _observe(self, what: str, seconds: float) -> None:
         if self.metrics is not None:
             self.metrics.observe(what, seconds)
+
+
+class _LazyCursor:
+    """A member's stored cursor, read from the store only if a device has no stream yet (once per fan-out)."""
+
+    __slots__ = ("_conversation", "_store", "_user", "_value")
+
+    def __init__(self, store: Store, user: str, conversation: int) -> None:
+        self._store, self._user, self._conversation = store, user, conversation
+        self._value: int | None = None
+
+    def __call__(self) -> int:
+        if self._value is None:
+            self._value = self._store.cursor(self._user, self._conversation)
+        return self._value

@@ -117,3 +117,19 @@ async def test_non_member_is_refused(server: ServerProcess) -> None:
     assert (await carol.next(frames.SendAck)).status == 403
     carol.send_frame(frames.Sync(14, 0, 10, 10, request_id=5))
     assert (await carol.next(frames.Error)).code == 403
+
+
+async def test_a_device_never_gets_its_own_messages_back(loaded_server: ServerProcess) -> None:
+    """Even when its own messages interleave with another member's that it has not acknowledged yet."""
+    server = loaded_server
+    alice, bob = await peer(server, "alice"), await peer(server, "bob")
+    alice.send(15, b"open", to=("bob",))
+    await alice.next(frames.SendAck)
+    for i in range(100):
+        alice.send(15, f"a{i}".encode())
+        bob.send(15, f"b{i}".encode())
+    got = [await alice.next(frames.Deliver) for _ in range(100)]
+    assert {d.sender for d in got} == {"bob"}, "alice received only bob's messages"
+    assert [d.seq for d in got] == sorted(d.seq for d in got)
+    with pytest.raises(TimeoutError):
+        await alice.next(frames.Deliver, timeout=2.5)  # and no echo turns up later (a retry would)

@@ -69,3 +69,28 @@ def test_in_flight_accounting_never_drifts(ops: list[tuple[str, int]]) -> None:
             window.rewind(n % 3, min(n, stream.next_seq - 1))
         assert window.in_flight == sum(s.in_flight for s in window.streams.values())
         assert 0 <= window.in_flight <= window.window
+
+
+def test_own_messages_are_skipped_and_count_as_acknowledged() -> None:
+    window = DeliveryWindow(window=10)
+    stream = window.stream(1, acked=0)
+    window.mark_own(stream, 1)  # caught up: absorbed at once
+    assert (stream.acked, stream.next_seq, window.in_flight) == (1, 2, 0)
+    assert list(window.take(stream, 3, now=0.0)) == [2, 3]  # another member's messages in flight
+    window.mark_own(stream, 4)  # sent while 2 and 3 are unacknowledged
+    assert list(window.take(stream, 5, now=0.0)) == [4, 5]
+    assert stream.own == {4}
+    window.ack(1, 3, now=1.0)  # the ack of 3 reaches the own message: it is acknowledged too
+    assert stream.acked == 4 and window.in_flight == 1 and stream.own is None
+    window.ack(1, 5, now=1.0)
+    assert window.in_flight == 0 and window.next_deadline() is None
+
+
+def test_a_trailing_own_message_never_waits_for_an_ack() -> None:
+    window = DeliveryWindow(window=10)
+    stream = window.stream(1, acked=0)
+    window.take(stream, 1, now=0.0)
+    window.mark_own(stream, 2)
+    window.take(stream, 2, now=0.0)
+    window.ack(1, 1, now=0.5)
+    assert stream.acked == 2 and window.in_flight == 0 and window.next_deadline() is None
