@@ -122,6 +122,12 @@ class Server:
         self.log("server.stopped")
         self.stopped.set()
 
+    async def publish_forever(self, interval_s: float = 1.0) -> None:
+        """Hand the hub's plain counters to Prometheus once a second."""
+        while True:
+            await asyncio.sleep(interval_s)
+            self.hub.publish_counters()
+
     async def sweep_forever(self) -> None:
         """Retention ([storage] retention_*) and the idempotency purge, every sweep_interval_s, off the loop."""
         while True:
@@ -195,6 +201,7 @@ async def run(config: Any, reload: Callable[[], Any] | None = None) -> None:
         lag_task = loop.create_task(metrics.watch_loop_lag())
         print(f"kefu: metrics on http://{config.metrics.host}:{exporter.port}/metrics", flush=True)
     sweeper = loop.create_task(server.sweep_forever())
+    publisher = loop.create_task(server.publish_forever())
     gc.freeze()  # everything allocated at start-up is long-lived: keep the collector off it
     # --- ops: systemd readiness, then status and watchdog pings from this loop until the drain is over ----
     notifier.ready(_status(server))
@@ -203,6 +210,7 @@ async def run(config: Any, reload: Callable[[], Any] | None = None) -> None:
     await stop.wait()
     notifier.stopping(_status(server, "draining"))  # ops
     sweeper.cancel()
+    publisher.cancel()
     await server.stop()
     watchdog.cancel()  # ops
     notifier.close()  # ops

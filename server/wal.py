@@ -117,7 +117,7 @@ class GroupCommitter:
         try:
             while self._gather():
                 sends = [self._sends.popleft() for _ in range(min(len(self._sends), self._max_batch))]
-                cursors = [self._cursors.popleft() for _ in range(len(self._cursors))]
+                cursors = _coalesce([self._cursors.popleft() for _ in range(len(self._cursors))])
                 self._commit(sends, cursors)
         except BaseException:
             log.exception("group commit writer thread failed")
@@ -189,3 +189,17 @@ class GroupCommitter:
     def _set_finished(self) -> None:
         if self._finished is not None and not self._finished.done():
             self._finished.set_result(None)
+
+
+def _coalesce(updates: list[CursorUpdate]) -> list[CursorUpdate]:
+    """One update per (user, conversation), the highest: a batch often holds many cumulative acks of one
+    conversation, and each would otherwise be its own LMDB put."""
+    if len(updates) < 2:
+        return updates
+    best: dict[tuple[str, int], CursorUpdate] = {}
+    for update in updates:
+        key = (update.user, update.conversation_id)
+        seen = best.get(key)
+        if seen is None or update.seq > seen.seq:
+            best[key] = update
+    return list(best.values())
