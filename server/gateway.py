@@ -340,8 +340,9 @@ class Session(asyncio.Protocol):
             self.hub.defer(self)
             return
         if stream.next_seq == message.seq and window.room > 0:
+            own = stream.own is not None and message.seq in stream.own  # before take(), which may absorb it
             window.take(stream, message.seq, now=self.hub.now())
-            if stream.own is None or message.seq not in stream.own:
+            if not own:
                 self.deliver(message)
                 self.hub.observe_delivery(t0)
         elif stream.next_seq <= message.seq:
@@ -352,11 +353,12 @@ class Session(asyncio.Protocol):
         if self.window is None:
             return
         while self.can_send_more():
+            own = set(stream.own) if stream.own else None  # before take(), which may absorb some of them
             seqs = self.window.take(stream, min(last_seq, stream.next_seq + PUMP_BATCH - 1), now=self.hub.now())
             if not seqs:
                 return
             for message in self.hub.store.read_range(stream.conversation_id, seqs.start - 1, seqs[-1], len(seqs)):
-                if stream.own is None or message.seq not in stream.own:  # never echo a device's own message
+                if own is None or message.seq not in own:  # never echo a device's own message
                     self.deliver(message)
         if stream.next_seq <= last_seq:
             self.hub.defer(self)
