@@ -220,11 +220,12 @@ class Aead:
 
     def open(self, nonce: bytes, data: bytes, aad: bytes) -> bytes:
         """Authenticate and decrypt ciphertext || tag; raises CryptoError if it does not authenticate."""
-        if len(data) < TAG_LEN:
-            raise CryptoError(ErrorCode.BAD_RECORD_MAC, "record shorter than its tag")
+        aes = self._aes
         try:
-            if self._aes is not None:
-                return self._aes.decrypt(nonce, data, aad)
+            if aes is not None:
+                return aes.decrypt(nonce, data, aad)  # raises InvalidTag for data shorter than the tag too
+            if len(data) < TAG_LEN:
+                raise InvalidTag
             split = len(data) - TAG_LEN
             assert self._sm4 is not None
             dec = Cipher(self._sm4, modes.GCM(nonce, data[split:])).decryptor()

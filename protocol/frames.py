@@ -513,8 +513,10 @@ def _split(view: bytes | bytearray, frames: list[RawFrame]) -> tuple[int, int]:
         stop = pos + HEADER_LEN + length
         if stop > end:
             return pos, stop - pos
-        header = bytes(view[pos : pos + HEADER_LEN])
-        frames.append(_new_raw_frame((frame_type, flags, request_id, header, bytes(view[pos + HEADER_LEN : stop]))))
+        header, body = view[pos : pos + HEADER_LEN], view[pos + HEADER_LEN : stop]
+        if type(view) is not bytes:  # slices of the bytearray buffer are copied out as bytes
+            header, body = bytes(header), bytes(body)
+        frames.append(_new_raw_frame((frame_type, flags, request_id, header, body)))
         pos = stop
     return pos, HEADER_LEN
 
@@ -539,35 +541,41 @@ def decode_inner(plaintext: bytes) -> list[tuple[Frame | None, int, int]]:
     are parsed in place (this is the hot receive path).
     """
     out: list[tuple[Frame | None, int, int]] = []
+    append = out.append
     pos = 0
     end = len(plaintext)
     unpack = HEADER.unpack_from
     classes = FRAME_CLASSES
-    while end - pos >= HEADER_LEN:
-        length, version, frame_type, flags, request_id = unpack(plaintext, pos)
-        if version != PROTOCOL_VERSION or length > BODY_LIMITS[frame_type]:
-            check_header(length, version, frame_type)
-        body = pos + HEADER_LEN
-        stop = body + length
-        if stop > end:
-            break
-        cls = classes.get(frame_type)
-        if cls is None:
-            if frame_type == FrameType.RECORD:
-                raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "RECORD inside a record")
-            if frame_type < IGNORABLE_TYPE_MIN:
-                raise RemoteProtocolError(ErrorCode.UNKNOWN_FRAME_TYPE, f"frame type 0x{frame_type:02x}")
-            out.append((None, pos, stop))
-        else:
-            try:
-                if flags or request_id:
-                    frame, _ = cls._wire_parse(plaintext, body, stop, request_id=request_id, flags=flags)
-                else:
-                    frame, _ = cls._wire_parse(plaintext, body, stop)
-            except Truncated:
-                raise RemoteProtocolError(ErrorCode.MALFORMED_FRAME, f"{cls.__name__} body does not parse") from None
-            out.append((frame, pos, stop))
-        pos = stop
+    cls: type[Frame] | None = None
+    try:  # one handler for the whole loop: a Truncated names the class being parsed
+        while end - pos >= HEADER_LEN:
+            length, version, frame_type, flags, request_id = unpack(plaintext, pos)
+            if version != PROTOCOL_VERSION or length > BODY_LIMITS[frame_type]:
+                check_header(length, version, frame_type)
+            stop = pos + HEADER_LEN + length
+            if stop > end:
+                break
+            cls = classes.get(frame_type)
+            if cls is None:
+                if frame_type == FrameType.RECORD:
+                    raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "RECORD inside a record")
+                if frame_type < IGNORABLE_TYPE_MIN:
+                    raise RemoteProtocolError(ErrorCode.UNKNOWN_FRAME_TYPE, f"frame type 0x{frame_type:02x}")
+                append((None, pos, stop))
+            elif flags or request_id:
+                append(
+                    (
+                        cls._wire_parse(plaintext, pos + HEADER_LEN, stop, request_id=request_id, flags=flags)[0],
+                        pos,
+                        stop,
+                    )
+                )
+            else:
+                append((cls._wire_parse(plaintext, pos + HEADER_LEN, stop)[0], pos, stop))
+            pos = stop
+    except Truncated:
+        name = cls.__name__ if cls is not None else "frame"
+        raise RemoteProtocolError(ErrorCode.MALFORMED_FRAME, f"{name} body does not parse") from None
     if pos != end or not out:
         raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "record ends inside a frame or is empty")
     return out
