@@ -69,10 +69,8 @@ from kefu.protocol.frames import (
     FrameDecoder,
     PskMode,
     RawFrame,
-    decode_frame,
     decode_inner,
     encode,
-    split_inner,
 )
 from kefu.protocol.handshake import SERVER_SIGNATURE_CONTEXT, AppCredential, ClientConfig, ServerConfig
 from kefu.protocol.records import Direction
@@ -248,21 +246,15 @@ def receive_step(suite: Suite, count: int, step: str) -> Trial:
                     receiver.open(raw.header, raw.body)
             return count
         plaintexts = [receiver.open(raw.header, raw.body) for raw in raws]
-        if step == "split_inner":
-            with watch.timing():
-                for plaintext in plaintexts:
-                    split_inner(plaintext)
-            return count
-        inners = [split_inner(plaintext)[0] for plaintext in plaintexts]
         with watch.timing():
-            for inner in inners:
-                decode_frame(inner)
+            for plaintext in plaintexts:
+                decode_inner(plaintext)
         return count
 
     return trial
 
 
-RECEIVE_STEPS = ("feed", "open", "split_inner", "decode_frame")
+RECEIVE_STEPS = ("feed", "open", "decode_inner")
 
 
 # --- 2. sealing a burst ---------------------------------------------------------------------------------
@@ -281,7 +273,7 @@ def seal_batches(suite: Suite, batches: int) -> Trial:
             for batch in frames:
                 out.append(sender.seal(b"".join([encode(frame) for frame in batch])))
         raw = FrameDecoder().feed(out[0])[0]
-        assert len(split_inner(Direction(spec, secret).open(raw.header, raw.body))) == BATCH
+        assert len(decode_inner(Direction(spec, secret).open(raw.header, raw.body))) == BATCH
         return batches * BATCH
 
     return trial
@@ -474,7 +466,7 @@ def plan(world: World, sizes: Sizes) -> list[Row]:
         tag, n, target = SUITE_TAG[suite], sizes.records, RECEIVE_TARGET_US[suite]
         aead = (f"{tag}_gcm_decrypt",)
         rows += [
-            Row(f"receive_{tag}", "receive", "feed+open+split_inner+decode_frame",
+            Row(f"receive_{tag}", "receive", "feed+open+decode_inner",
                 receive_records(suite, n), target, aead),
             Row(f"receive_{tag}_connection", "receive", "Connection.receive_data+events_received",
                 receive_connection(world, suite, n), target, aead),

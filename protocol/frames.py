@@ -521,24 +521,12 @@ def _split(view: bytes | bytearray, frames: list[RawFrame]) -> tuple[int, int]:
     return pos, HEADER_LEN
 
 
-def split_inner(plaintext: bytes) -> list[RawFrame]:
-    """The whole frames of a record's plaintext; RECORD_FRAGMENT if it ends inside one or nests a RECORD."""
-    frames: list[RawFrame] = []
-    pos, _ = _split(plaintext, frames)
-    if pos != len(plaintext) or not frames:
-        raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "record ends inside a frame or is empty")
-    for frame in frames:
-        if frame.frame_type == FrameType.RECORD:
-            raise RemoteProtocolError(ErrorCode.RECORD_FRAGMENT, "RECORD inside a record")
-    return frames
-
-
 def decode_inner(plaintext: bytes) -> list[tuple[Frame | None, int, int]]:
     """Split and parse a record's plaintext in one pass: (frame, start, stop) per frame, where frame is None for an
     unknown ignorable type and plaintext[start:stop] is the whole encoded frame.
 
-    The same checks as split_inner then decode_frame, without the RawFrame objects or copies of each body: bodies
-    are parsed in place (this is the hot receive path).
+    RECORD_FRAGMENT if the plaintext is empty, ends inside a frame or nests a RECORD. Bodies are parsed in place,
+    without RawFrame objects or copies (this is the hot receive path).
     """
     out: list[tuple[Frame | None, int, int]] = []
     append = out.append

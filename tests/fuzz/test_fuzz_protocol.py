@@ -101,7 +101,7 @@ def test_record_open_raises_only_documented_errors(data: bytes) -> None:
     for suite in Suite:
         receiver = Direction(SUITES[suite], b"\x07" * 32)
         try:
-            frames.split_inner(receiver.open(frames.HEADER.pack(len(data), 1, 0x0F, 0, 0), data))
+            frames.decode_inner(receiver.open(frames.HEADER.pack(len(data), 1, 0x0F, 0, 0), data))
         except RemoteProtocolError as exc:
             assert exc.code in DOCUMENTED
 

@@ -177,9 +177,9 @@ def test_invalid_utf8_is_malformed() -> None:
     assert info.value.code is ErrorCode.MALFORMED_FRAME
 
 
-def test_split_inner_rejects_fragments_nesting_and_empty() -> None:
+def test_decode_inner_rejects_fragments_nesting_and_empty() -> None:
     ping = frames.encode(frames.Ping(1))
     for bad in (b"", ping[:-1], ping + HEADER.pack(0, 1, FrameType.RECORD, 0, 0)):
         with pytest.raises(RemoteProtocolError) as info:
-            frames.split_inner(bad)
+            frames.decode_inner(bad)
         assert info.value.code is ErrorCode.RECORD_FRAGMENT

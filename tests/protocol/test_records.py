@@ -171,4 +171,4 @@ def test_direction_open_rejects_short_and_wrong() -> None:
     with pytest.raises(CryptoError):
         receiver.open(record[:12], b"short")
     assert isinstance(CryptoError(ErrorCode.BAD_RECORD_MAC, "x"), RemoteProtocolError)
-    assert frames.split_inner(receiver.open(record[:12], record[12:]))[0].frame_type == FrameType.PING
+    assert isinstance(frames.decode_inner(receiver.open(record[:12], record[12:]))[0][0], frames.Ping)
