@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -13,14 +12,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
-from tests.integration.conftest import add_app
-from tests.integration.peer import Peer
+from tests.integration.conftest import add_app, close_peers  # noqa: F401 - close_peers: the same autouse fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
@@ -212,16 +209,6 @@ def with_apps(s: Served, *names: str) -> Served:
     for name in names:
         s.secrets[name] = add_app(s.data_dir, name)
     return s
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def close_peers() -> AsyncIterator[None]:
-    """Abort every test peer's socket after the test."""
-    yield
-    for peer in Peer.open_peers:
-        peer.close()
-    Peer.open_peers.clear()
-    await asyncio.sleep(0.01)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
