@@ -1,0 +1,1 @@
+"""kefu.server.service: the customer-service layer (tenants, agents, routing, queues, transfer, AI plugins)."""
