@@ -29,6 +29,8 @@ from .events import ConnectionClosed, ConnectionTerminated, Event, HandshakeComp
 from .frames import (
     FRAME_CLASSES,
     MAX_RECORD_PLAINTEXT,
+    SERVICE_PUSHES,
+    SERVICE_REQUESTS,
     Close,
     Error,
     Frame,
@@ -75,10 +77,12 @@ class State(Enum):
 CLIENT_SENDS = frozenset(
     {FrameType.SEND, FrameType.DELIVER_ACK, FrameType.SYNC, FrameType.PING, FrameType.PONG,
      FrameType.ERROR, FrameType.CLOSE}
+    | {cls.TYPE for cls in SERVICE_REQUESTS}
 )  # fmt: skip
 SERVER_SENDS = frozenset(
     {FrameType.SEND_ACK, FrameType.DELIVER, FrameType.SYNC_DONE, FrameType.PING, FrameType.PONG,
      FrameType.ERROR, FrameType.GOAWAY, FrameType.CLOSE, FrameType.NEW_TICKET}
+    | {cls.TYPE for cls in SERVICE_PUSHES}
 )  # fmt: skip
 SENDS = {Role.CLIENT: CLIENT_SENDS, Role.SERVER: SERVER_SENDS}
 """What each role may send with `send()` once connected."""

@@ -89,6 +89,19 @@ class FrameType(IntEnum):
     ERROR = 0x30
     GOAWAY = 0x31
     CLOSE = 0x32
+    AGENT_STATUS = 0x40
+    OPEN_CONVERSATION = 0x41
+    OPENED = 0x42
+    TRANSFER = 0x43
+    END_CONVERSATION = 0x44
+    WATCH = 0x45
+    DRAFT_DECISION = 0x46
+    SEARCH = 0x47
+    SEARCH_RESULT = 0x48
+    QUEUE_POSITION = 0x49
+    SENTIMENT = 0x4A
+    CONVERSATION_INFO = 0x4B
+    RESULT = 0x4F
 
 
 class Flag:
@@ -123,6 +136,32 @@ class ContentType(IntEnum):
     JSON = 2
     BINARY = 3
     EVENT = 4
+
+
+class AgentState(IntEnum):
+    """AGENT_STATUS values (section 13.3)."""
+
+    ONLINE = 1
+    AWAY = 2
+    BUSY = 3
+    OFFLINE = 4
+
+
+class ConversationState(IntEnum):
+    """A service conversation's lifecycle state (section 13.2)."""
+
+    WAITING = 1
+    ASSIGNED = 2
+    TRANSFERRED = 3
+    CLOSED = 4
+
+
+class DraftAction(IntEnum):
+    """DRAFT_DECISION actions (section 13.8)."""
+
+    APPROVE = 1
+    EDIT = 2
+    REJECT = 3
 
 
 @dataclass(slots=True, kw_only=True)
@@ -385,14 +424,192 @@ class Close(Frame):
     reason: Str16
 
 
+# --- customer service (section 13) ---------------------------------------------------------------------
+
+
+@wire_struct
+@dataclass(slots=True)
+class AgentStatus(Frame):
+    """Section 13.3: an agent sets its own status (AgentState); answered by RESULT."""
+
+    TYPE = FrameType.AGENT_STATUS
+    status: U8
+
+
+@wire_struct
+@dataclass(slots=True)
+class OpenConversation(Frame):
+    """Section 13.4: a visitor (or an integration, for `customer`) asks for service; answered by OPENED.
+
+    Idempotent on (opener, customer, client_ref): a repeat gets the same conversation.
+    """
+
+    TYPE = FrameType.OPEN_CONVERSATION
+    client_ref: Fixed16
+    customer: Str8
+    group: Str8
+    attributes: MetaList
+    first_message: Bytes32
+
+
+@wire_struct
+@dataclass(slots=True)
+class Opened(Frame):
+    """Section 13.4: the conversation, its state, and its queue position (0 when assigned)."""
+
+    TYPE = FrameType.OPENED
+    conversation_id: U64
+    state: U8
+    group: Str8
+    agent: Str8
+    position: U32
+
+
+@wire_struct
+@dataclass(slots=True)
+class Transfer(Frame):
+    """Section 13.6: hand a conversation to an agent (`to_agent`) or a group (`to_group`); answered by RESULT.
+
+    `expect_owner`, when not empty, makes it a compare-and-set: refused with CONFLICT unless that agent owns the
+    conversation when the server handles the request (of two racing transfers, exactly one wins)."""
+
+    TYPE = FrameType.TRANSFER
+    conversation_id: U64
+    expect_owner: Str8
+    to_agent: Str8
+    to_group: Str8
+    note: Str16
+
+
+@wire_struct
+@dataclass(slots=True)
+class EndConversation(Frame):
+    """Section 13.2: close a service conversation; answered by RESULT."""
+
+    TYPE = FrameType.END_CONVERSATION
+    conversation_id: U64
+    reason: Str16
+
+
+@wire_struct
+@dataclass(slots=True)
+class Watch(Frame):
+    """Section 13.7: a supervisor starts (on=1) or stops (on=0) watching a conversation; answered by RESULT."""
+
+    TYPE = FrameType.WATCH
+    conversation_id: U64
+    on: U8
+
+
+@wire_struct
+@dataclass(slots=True)
+class DraftDecision(Frame):
+    """Section 13.8: the owning agent approves, edits (with `text`) or rejects an AI draft; answered by RESULT
+    whose seq is the visitor-visible message's (0 for a rejection)."""
+
+    TYPE = FrameType.DRAFT_DECISION
+    conversation_id: U64
+    draft_seq: U64
+    action: U8
+    text: Bytes32
+
+
+@wire_struct
+@dataclass(slots=True)
+class Search(Frame):
+    """Section 13.9: an agent searches the text of its past and present conversations; answered by SEARCH_RESULT."""
+
+    TYPE = FrameType.SEARCH
+    query: Str16
+    limit: U16
+
+
+@wire_struct
+@dataclass(slots=True)
+class SearchHit(WireStruct):
+    """One message that matched a SEARCH."""
+
+    conversation_id: U64
+    seq: U64
+    timestamp_ms: U64
+    snippet: Str16
+
+
+HitList = Annotated[tuple[SearchHit, ...], Seq(2, SearchHit)]
+
+
+@wire_struct
+@dataclass(slots=True)
+class SearchResult(Frame):
+    """Section 13.9: the hits, newest first; `more` = 1 when the limit or the scan bound cut it short."""
+
+    TYPE = FrameType.SEARCH_RESULT
+    hits: HitList
+    more: U8
+
+
+@wire_struct
+@dataclass(slots=True)
+class QueuePosition(Frame):
+    """Section 13.5: a waiting conversation's place in its group's queue (1 = next); 0 when it left the queue."""
+
+    TYPE = FrameType.QUEUE_POSITION
+    conversation_id: U64
+    group: Str8
+    position: U32
+    waiting: U32
+
+
+@wire_struct
+@dataclass(slots=True)
+class Sentiment(Frame):
+    """Section 13.10: the score of a visitor message, 0 (negative) to 1000 (positive), for the agents."""
+
+    TYPE = FrameType.SENTIMENT
+    conversation_id: U64
+    seq: U64
+    score_permille: U16
+
+
+@wire_struct
+@dataclass(slots=True)
+class ConversationInfo(Frame):
+    """Section 13.11: ask for a conversation's record (state, owner, participants, tags, routing trace)."""
+
+    TYPE = FrameType.CONVERSATION_INFO
+    conversation_id: U64
+
+
+@wire_struct
+@dataclass(slots=True)
+class Result(Frame):
+    """Section 13.1: the answer to a service request: status (an error code, 0 = OK), the conversation and a
+    seq where the request made a message, and `detail`, UTF-8 JSON described per request."""
+
+    TYPE = FrameType.RESULT
+    status: U16
+    conversation_id: U64
+    seq: U64
+    detail: Bytes32
+
+
 FRAME_CLASSES: dict[int, type[Frame]] = {
     cls.TYPE: cls
     for cls in (
         ClientHello, ServerHello, ServerFinished, ClientFinished, NewTicket, KeyUpdate, Send, SendAck,
         Deliver, DeliverAck, Sync, SyncDone, Ping, Pong, Error, Goaway, Close,
+        AgentStatus, OpenConversation, Opened, Transfer, EndConversation, Watch, DraftDecision, Search,
+        SearchResult, QueuePosition, Sentiment, ConversationInfo, Result,
     )
 }  # fmt: skip
 """Every frame type with a body structure (RECORD's body is ciphertext and has none)."""
+
+SERVICE_REQUESTS: frozenset[type[Frame]] = frozenset(
+    {AgentStatus, OpenConversation, Transfer, EndConversation, Watch, DraftDecision, Search, ConversationInfo}
+)
+"""Customer-service requests a client sends (section 13); each is answered with the same request_id."""
+SERVICE_PUSHES = frozenset({Opened, SearchResult, QueuePosition, Sentiment, Result})
+"""Customer-service frames the server sends."""
 
 
 def _body_limit(frame_type: int) -> int:

@@ -57,6 +57,28 @@ SAMPLE_FRAMES: list[tuple[str, str, frames.Frame]] = [
     ("error", "4.7", frames.Error(429, "rate limited", request_id=12)),
     ("goaway", "4.8", frames.Goaway(503, 2000, 500, 30000, 200, "upgrade")),
     ("close", "4.9", frames.Close(0, "")),
+    ("agent-status", "13.3", frames.AgentStatus(frames.AgentState.ONLINE, request_id=20)),
+    ("open-conversation", "13.4", frames.OpenConversation(
+        M16, "", "cards", (frames.MetaEntry("channel", b"app"), frames.MetaEntry("vip", b"3")),
+        "我的信用卡丢了".encode(), request_id=21)),
+    ("open-conversation-integration", "13.4", frames.OpenConversation(
+        M16, "cust-42", "", (), b"", request_id=22)),
+    ("opened", "13.4", frames.Opened((1 << 62) + 1, frames.ConversationState.WAITING, "cards", "", 3, request_id=21)),
+    ("transfer", "13.6", frames.Transfer((1 << 62) + 1, "agent-7", "", "senior", "needs approval", request_id=23)),
+    ("end-conversation", "13.2", frames.EndConversation((1 << 62) + 1, "resolved", request_id=24)),
+    ("watch", "13.7", frames.Watch((1 << 62) + 1, 1, request_id=25)),
+    ("draft-decision", "13.8", frames.DraftDecision((1 << 62) + 1, 4, frames.DraftAction.EDIT,
+                                                    "您好，已为您挂失。".encode(), request_id=26)),
+    ("search", "13.9", frames.Search("账单", 20, request_id=27)),
+    ("search-result", "13.9", frames.SearchResult(
+        (frames.SearchHit((1 << 62) + 1, 7, 1_764_000_000_000, "第7条 账单问题"),), 0, request_id=27)),
+    ("queue-position", "13.5", frames.QueuePosition((1 << 62) + 1, "cards", 2, 5)),
+    ("sentiment", "13.10", frames.Sentiment((1 << 62) + 1, 2, 67)),
+    ("conversation-info", "13.11", frames.ConversationInfo((1 << 62) + 1, request_id=28)),
+    ("result", "13.1", frames.Result(0, (1 << 62) + 1, 9, b'{"state":"transferred","owner":"agent-7"}',
+                                     request_id=23)),
+    ("result-refused", "13.1", frames.Result(403, (1 << 62) + 1, 0, b'{"reason":"not yours to read"}',
+                                             request_id=28)),
 ]  # fmt: skip
 
 
