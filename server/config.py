@@ -42,6 +42,7 @@ __all__ = [
     "LogSection",
     "MetricsSection",
     "ServerSection",
+    "ServiceSection",
     "Setting",
     "StorageSection",
     "describe_settings",
@@ -248,6 +249,32 @@ class LogSection:
     json: bool = setting(False, "Write JSON lines instead of `ts level event key=value` text.")
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceSection:
+    """[service]: the customer-service layer (directory, routing rules, sentiment, AI plugins)."""
+
+    directory: str = setting(
+        "", "The service directory (tenants, groups, agents, supervisors, plugins; TOML). Empty: one default "
+        "group 'general' that every agent serves. Relative paths are under data_dir. Re-read on SIGHUP.",
+    )  # fmt: skip
+    rule_instructions: int = setting(
+        1_000_000, "Lua VM instructions one routing-rule evaluation may run.", lo=1000, reloadable=True
+    )
+    rule_memory_mb: int = setting(16, "Memory one routing-rule evaluation may allocate.", unit="MiB", lo=1)
+    rule_timeout_ms: int = setting(
+        50, "Wall-clock time one routing-rule evaluation may take.", unit="milliseconds", lo=1, reloadable=True
+    )
+    sentiment: bool = setting(True, "Score every visitor message with SnowNLP in a worker process.")
+    sentiment_wait_ms: int = setting(
+        300, "How long routing waits for the first message's sentiment before deciding without it.",
+        unit="milliseconds", lo=0, reloadable=True,
+    )  # fmt: skip
+    queue_tick_ms: int = setting(
+        500, "How often queue overflow timeouts are checked.", unit="milliseconds", lo=10, reloadable=True
+    )
+    plugin_history: int = setting(20, "Recent messages given to AI plugins as context.", lo=1, hi=200)
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerSection,
     "metrics": MetricsSection,
@@ -255,6 +282,7 @@ SECTIONS: dict[str, type] = {
     "delivery": DeliverySection,
     "storage": StorageSection,
     "log": LogSection,
+    "service": ServiceSection,
 }
 
 
@@ -278,6 +306,7 @@ class Config:
     delivery: DeliverySection = field(default_factory=DeliverySection)
     storage: StorageSection = field(default_factory=StorageSection)
     log: LogSection = field(default_factory=LogSection)
+    service: ServiceSection = field(default_factory=ServiceSection)
 
     @property
     def data_path(self) -> Path:
@@ -293,6 +322,11 @@ class Config:
     def keys_path(self) -> Path:
         """Where the server's long-term keys live: data_dir/keys."""
         return self.data_path / "keys"
+
+    @property
+    def directory_path(self) -> Path | None:
+        """service.directory resolved against data_dir, or None for the embedded default."""
+        return self.data_path / self.service.directory if self.service.directory else None
 
     @property
     def archive_path(self) -> Path:

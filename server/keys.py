@@ -318,6 +318,8 @@ def decode_secret(text: str) -> bytes:
 def _check_app_id(app_id: str) -> None:
     if not app_id or len(app_id.encode()) > 255 or not app_id.isprintable() or any(c.isspace() for c in app_id):
         raise AppError(f"invalid app id {app_id!r}: 1-255 bytes of printable UTF-8 without spaces")
+    if app_id.startswith("#"):
+        raise AppError(f"invalid app id {app_id!r}: ids starting with '#' are the server's (system messages)")
 
 
 def create_app(

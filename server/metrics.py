@@ -97,6 +97,14 @@ class Metrics:
             registry=r,
         )
         self.loop_lag_last = Gauge("kefu_event_loop_lag_last_seconds", "The last event loop lag measured.", registry=r)
+        self.service_events_total = Counter(
+            "kefu_service_events",
+            "Customer-service events: assignments, queueing, transfers, overflows, closes, rule failures, "
+            "sentiment and AI plugin outcomes.",
+            ["event"],
+            registry=r,
+        )
+        self.waiting = Gauge("kefu_service_waiting", "Service conversations waiting in a queue.", registry=r)
         Gauge("kefu_build_info", "Always 1; the version is a label.", ["version"], registry=r).labels(version()).set(1)
         Gauge("kefu_start_time_seconds", "Unix time the process started serving.", registry=r).set(time.time())
         self._bind()
@@ -155,6 +163,10 @@ class Metrics:
     def count(self, what: str, n: int = 1) -> None:
         """Increment a named counter: "retries" or "refused_connections"."""
         self._counts[what].inc(n)
+
+    def service(self, event: str, n: int = 1) -> None:
+        """A customer-service event (a bounded set of names: see kefu.server.service.desk)."""
+        self.service_events_total.labels(event).inc(n)
 
     def observe(self, what: str, seconds: float) -> None:
         """Observe a named duration: "send_ack", "delivery", "fsync" or "loop_lag"."""

@@ -31,7 +31,17 @@ named db          key                                        value
 ``idem_expiry``   timestamp_ms u64 + idempotency key         empty: purge order of ``idempotency``
 ``expiry``        timestamp_ms u64 + conv u64 + seq u64      empty: retention order of ``messages``
 ``apps``          app_id                                     opaque record owned by the gateway
+``service``       conv u64                                   JSON record of a service conversation (state,
+                                                             owner, group, participants, tags, routing trace)
+``service_open``  conv u64                                   empty: the conversation is not closed (start-up
+                                                             reads only these)
+``visitors``      visitor key (UTF-8)                        JSON: conversations, last agent, sentiment sums
+``agent_convs``   agent + 0x00 + conv u64                    empty: the agent has owned the conversation
+``meta``          ``b"next_service_conversation"``           u64: the next service conversation id
 ================  =========================================  ==================================================
+
+The customer-service layer writes its records through `SendRequest.puts`, in the same transaction as the system
+message that announces the change, so a record and its announcement are durable together or not at all.
 
 Map growth and the resize guard
 -------------------------------
@@ -84,7 +94,10 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 DATABASES: Final = (
     "meta", "messages", "conversations", "cursors", "user_convs", "idempotency", "idem_expiry", "expiry", "apps",
+    "service", "service_open", "visitors", "agent_convs",
 )  # fmt: skip
+SERVICE_DATABASES: Final = frozenset({"meta", "service", "service_open", "visitors", "agent_convs"})
+"""The named dbs a SendRequest's `puts` may write (the customer-service layer's records, section 12.1)."""
 MAX_ID_BYTES: Final = 255  # user and app ids are utf8<u8> on the wire (DELIVER.sender, CLIENT_FINISHED.app_id)
 MAX_MEMBERS: Final = 0xFFFF  # the members list has a u16 count
 MAX_METADATA: Final = 0xFF  # MetaEntry list<u8>, as in SEND
@@ -241,7 +254,13 @@ def id_key(name: str) -> bytes | None:
 
 @dataclass(frozen=True, slots=True)
 class SendRequest:
-    """One SEND to store. `create_members`: if the conversation does not exist, create it with sender + these."""
+    """One SEND to store. `create_members`: if the conversation does not exist, create it with sender + these.
+
+    The customer-service layer adds: `system` (the sender need not be a member, and is not added by a
+    creation), `set_members` (replace the members after this message; the result's members, who get the
+    message, are the old and the new ones), and `puts` ((db, key, value or None to delete) in
+    SERVICE_DATABASES, written only if the message is).
+    """
 
     sender: str
     client_msg_id: bytes
@@ -250,6 +269,11 @@ class SendRequest:
     body: bytes
     metadata: tuple[tuple[str, bytes], ...]
     create_members: tuple[str, ...] = ()
+    system: bool = False
+    set_members: tuple[str, ...] | None = None
+    puts: tuple[tuple[str, bytes, bytes | None], ...] = ()
+    silent: bool = False
+    """Store no message: only `set_members` and `puts` (the conversation must exist); the result has no message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +320,8 @@ _OK: Final = int(ErrorCode.OK)
 def _valid_request(r: SendRequest) -> bool:
     """Whether the values fit the stored layout (the gateway checks the product rules, such as empty bodies)."""
     return (
-        len(r.client_msg_id) == 16
+        all(name in SERVICE_DATABASES for name, _, _ in r.puts)
+        and len(r.client_msg_id) == 16
         and 0 <= r.conversation_id < _U64_LIMIT
         and 0 <= r.content_type <= 0xFFFF
         and len(r.body) < 1 << 32
@@ -368,15 +393,16 @@ class _Batch:
             earlier = decode_idempotency(raw)
             if self.now_ms - earlier.timestamp_ms < self.window_ms:
                 return self.duplicate(r, earlier)
-        conv = self.conversation(r.conversation_id)
-        if conv is None:
-            if not r.create_members:
-                return _NOT_FOUND
-            conv = self.create(r.conversation_id, (r.sender, *r.create_members))
-            if conv is None:
+        if r.silent:
+            return self.silent(r, self.conversation(r.conversation_id))
+        conv = self.target(r)
+        if isinstance(conv, SendResult):
+            return conv
+        recipients = conv.members
+        if r.set_members is not None:
+            if not self.set_members(r.conversation_id, conv, r.set_members):
                 return _BAD_REQUEST
-        elif r.sender not in conv.members:
-            return _FORBIDDEN
+            recipients = tuple(dict.fromkeys((*recipients, *conv.members)))
         seq = conv.last_seq = conv.last_seq + 1
         self.dirty.add(r.conversation_id)
         msg = StoredMessage(
@@ -389,7 +415,54 @@ class _Batch:
         put(idem_key, _encode_idempotency(msg), db=db["idempotency"])
         put(self.ts_key + idem_key, b"", db=db["idem_expiry"])
         put(_TS_CONV_SEQ.pack(self.now_ms, r.conversation_id, seq), b"", db=db["expiry"])
-        return SendResult(_OK, False, msg, conv.members)
+        for name, key, value in r.puts:
+            if value is None:
+                self.txn.delete(key, db=db[name])
+            else:
+                put(key, value, db=db[name])
+        return SendResult(_OK, False, msg, recipients)
+
+    def target(self, r: SendRequest) -> _Conversation | SendResult:
+        """The conversation `r` posts to (created if asked), or the refusal."""
+        conv = self.conversation(r.conversation_id)
+        if conv is None:
+            if not r.create_members:
+                return _NOT_FOUND
+            conv = self.create(r.conversation_id, r.create_members if r.system else (r.sender, *r.create_members))
+            return _BAD_REQUEST if conv is None else conv
+        if r.sender not in conv.members and not r.system:
+            return _FORBIDDEN
+        return conv
+
+    def silent(self, r: SendRequest, conv: _Conversation | None) -> SendResult:
+        """A membership change and records without a message."""
+        if conv is None:
+            return _NOT_FOUND
+        if r.set_members is not None and not self.set_members(r.conversation_id, conv, r.set_members):
+            return _BAD_REQUEST
+        for name, key, value in r.puts:
+            if value is None:
+                self.txn.delete(key, db=self.db[name])
+            else:
+                self.txn.put(key, value, db=self.db[name])
+        return SendResult(_OK, False, None, conv.members)
+
+    def set_members(self, conversation_id: int, conv: _Conversation, names: tuple[str, ...]) -> bool:
+        """Replace the members (and their ``user_convs`` entries); the stored record is rebuilt by finish()."""
+        members = tuple(dict.fromkeys(names))
+        keys = [id_key(m) for m in members]
+        if len(members) > MAX_MEMBERS or None in keys:
+            return False
+        conv_key = _U64.pack(conversation_id)
+        for gone in set(conv.members) - set(members):
+            self.txn.delete(id_key(gone) + b"\0" + conv_key, db=self.db["user_convs"])  # type: ignore[operator]
+        for key in keys:
+            self.txn.put(key + b"\0" + conv_key, b"", db=self.db["user_convs"])  # type: ignore[operator]
+        created_ms = _U64.unpack_from(conv.tail)[0]
+        conv.tail = _encode_conversation(ConversationRecord(0, created_ms, members))[_U64.size :]
+        conv.members = self.cache_members(conversation_id, members)
+        self.dirty.add(conversation_id)
+        return True
 
     def duplicate(self, r: SendRequest, earlier: IdempotencyRecord) -> SendResult:
         """The original message; rebuilt from the idempotency record if retention already deleted it."""
@@ -703,6 +776,23 @@ class Store:
                     if not k.startswith(prefix):
                         break
                     yield _U64.unpack_from(k, len(prefix))[0]
+
+    def get_record(self, name: str, key: bytes) -> bytes | None:
+        """One value of a named db (the service layer's records), or None."""
+        with self._read() as txn:
+            return txn.get(key, db=self._db[name])
+
+    def scan(self, name: str, prefix: bytes = b"", *, limit: int = 1 << 62) -> list[tuple[bytes, bytes]]:
+        """The (key, value) pairs of a named db whose key starts with `prefix`, in key order, at most `limit`."""
+        out: list[tuple[bytes, bytes]] = []
+        with self._read() as txn, txn.cursor(self._db[name]) as cur:
+            if not cur.set_range(prefix):
+                return out
+            for key, value in cur:
+                if not key.startswith(prefix) or len(out) >= limit:
+                    break
+                out.append((key, value))
+        return out
 
     def get_app(self, app_id: str) -> bytes | None:
         """An app's record, or None."""
