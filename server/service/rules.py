@@ -526,8 +526,8 @@ class _Sandbox:
             "priority_min": PRIORITY_MIN,
             "priority_max": PRIORITY_MAX,
         }
-        setup = self.lua.compile(_SANDBOX_LUA, name="=kefu-sandbox", mode="t")
         try:
+            setup = self.lua.compile(_SANDBOX_LUA, name="=kefu-sandbox", mode="t")
             out = setup(time.monotonic, source, name, self.lua.table_from(FORBIDDEN), self.lua.table_from(constants))
         except lua54.LuaError as e:
             raise RuleError("memory" if isinstance(e, lua54.LuaMemoryError) else "compile", _first_line(e)) from None
@@ -614,8 +614,9 @@ class RuleEngine:
             raise RuleError("timeout", f"no answer within {self.limits.seconds + ASYNC_GRACE:g} s") from None
 
     def close(self) -> None:
-        """Stop the worker thread; a running evaluation finishes on its own budget, queued ones are cancelled."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Take no more `evaluate_async` calls and let the thread exit once those already queued have run (each
+        within its budget; cancelling them would surface in their callers as a CancelledError)."""
+        self._executor.shutdown(wait=False)
 
 
 __all__ = ["Decision", "Reason", "RuleEngine", "RuleError", "RuleLimits"]

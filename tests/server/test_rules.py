@@ -181,6 +181,12 @@ def test_bad_source_does_not_compile(source: str) -> None:
     assert caught.value.reason == "compile"
 
 
+def test_memory_cap_too_small_for_the_sandbox() -> None:
+    with pytest.raises(RuleError) as caught:
+        RuleEngine(ROUTE, limits=RuleLimits(memory_bytes=32 << 10))
+    assert caught.value.reason == "memory"
+
+
 def test_top_level_faults_surface_at_construction() -> None:
     with pytest.raises(RuleError) as caught:
         RuleEngine("os.exit(1) function route(v) end")
@@ -502,6 +508,16 @@ async def test_evaluate_async_gives_up_on_a_stuck_worker(monkeypatch: pytest.Mon
         release.set()
         engine.close()
     assert caught.value.reason == "timeout"
+
+
+@pytest.mark.asyncio
+async def test_close_lets_queued_evaluations_finish() -> None:
+    engine = RuleEngine(ROUTE)
+    tasks = [asyncio.create_task(engine.evaluate_async(visitor(vip=3))) for _ in range(20)]
+    await asyncio.sleep(0)  # all twenty are in the executor's queue
+    engine.close()
+    results = await asyncio.gather(*tasks)
+    assert all(r is not None and r.group == "vip" for r in results)
 
 
 @pytest.mark.asyncio
