@@ -74,13 +74,13 @@ def _worker_main(conn: Connection) -> None:
     from snownlp import SnowNLP  # noqa: PLC0415 - only the worker pays for the model
 
     _score_one(SnowNLP, "你好")  # the first score loads the model files
-    conn.send(os.getpid())
-    while True:
-        try:
+    try:
+        conn.send(os.getpid())
+        while True:
             texts = conn.recv()
-        except EOFError:
-            return
-        conn.send([_score_one(SnowNLP, text) for text in texts])
+            conn.send([_score_one(SnowNLP, text) for text in texts])
+    except (EOFError, OSError):  # the parent closed the pipe or died: nobody is waiting for scores
+        return
 
 
 class _Worker:
