@@ -28,6 +28,7 @@ from .datadir import DataDirBusy, lock_data_dir
 from .gateway import Session
 from .hub import Hub
 from .metrics import Metrics, MetricsServer
+from .service.setup import ServiceSetupError, build_desk, reload_desk, start_desk, tick_forever
 from .store import GroupCommitter, Store
 
 GC_FREEZE_INTERVAL_S = 10.0
@@ -95,6 +96,8 @@ class Server:
             metrics=metrics,
             log=log,
         )
+        self.desk = build_desk(self.hub, self.keyring.apps, config)
+        self.hub.desk = self.desk
         self.listener: asyncio.AbstractServer | None = None
         self.stopped = asyncio.Event()
         self.started = time.time()
@@ -102,6 +105,8 @@ class Server:
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen and serve; on `sock`, a listening socket systemd passed (socket activation), if given."""
         self.committer.start()
+        await start_desk(self.desk, self.config)
+        self._desk_tick = self.loop.create_task(tick_forever(self.desk))
         s = self.config.server
         # --- ops: socket activation (server/sdnotify.py listen_socket); [server] host/port then do not apply ---
         if sock is not None:
@@ -123,8 +128,11 @@ class Server:
         self.hub.goaway_all()
         if self.listener is not None:
             self.listener.close()
+        self._desk_tick.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.committer.stop(), timeout=deadline * 0.8)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.desk.aclose(), timeout=max(0.1, deadline * 0.1))
         self.hub.close_all()
         await asyncio.sleep(0.05)
         self.store.close()
@@ -181,6 +189,10 @@ class Server:
         self.config = self.config.reload_from(new_config)
         self.hub.reconfigure(self.config)
         self.keyring.apps.invalidate()
+        try:
+            reload_desk(self.desk, self.config)
+        except ServiceSetupError as exc:
+            logmod.error("service.reload_failed", reason=str(exc))
         logmod.set_level(self.config.log.level)
         self.log("server.reloaded")
 
@@ -263,7 +275,7 @@ def serve(config: Any, reload: Callable[[], Any] | None = None) -> int:
     # --- ops: refusals that are the operator's to fix, reported as one line, not a traceback ---------------
     try:
         uvloop.run(run(config, reload))
-    except (DataDirBusy, sdnotify.ActivationError) as exc:
+    except (DataDirBusy, sdnotify.ActivationError, ServiceSetupError) as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 1
     # ---

@@ -21,7 +21,7 @@ from kefu.protocol.connection import State
 from kefu.protocol.delivery import DeliveryWindow, Stream
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
-from kefu.protocol.frames import Deliver, DeliverAck, Flag, Frame, MetaEntry, Send, Sync
+from kefu.protocol.frames import SERVICE_REQUESTS, Deliver, DeliverAck, Flag, Frame, MetaEntry, Send, Sync
 from kefu.protocol.serverconn import ServerConnection
 
 if TYPE_CHECKING:
@@ -245,8 +245,19 @@ class Session(asyncio.Protocol):
                     hub.on_ready(self, event)
                 case ConnectionTerminated() | ConnectionClosed():
                     hub.on_closed(self, event)
+                case Frame() if type(event) in SERVICE_REQUESTS:
+                    self._service_request(event, now)
                 case _:
                     pass  # PONG, a non-fatal ERROR from a client: nothing to do
+
+    def _service_request(self, frame: Frame, now: float) -> None:
+        hub = self.hub
+        if hub.desk is None:
+            hub.refuse(self, frame, ErrorCode.NOT_FOUND, "no service desk")
+        elif self._allow_frame(now):
+            hub.desk.on_request(self, frame)
+        else:
+            hub.refuse(self, frame, ErrorCode.RATE_LIMITED)
 
     def _allow_frame(self, now: float) -> bool:
         return self._spend_frame(now) and self.hub.allow_app_frame(self.user, now)

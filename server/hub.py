@@ -29,6 +29,7 @@ from kefu.protocol.frames import DeliverAck, Error, Flag, Frame, Goaway, Send, S
 
 from . import log as logmod
 from .ratelimit import BucketTable
+from .service.model import SERVICE_BASE
 from .store import CursorUpdate, SendRequest, SendResult, Store, StoredMessage
 from .timers import TimerWheel
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from kefu.protocol.handshake import ServerConfig
 
     from .gateway import Session
+    from .service.desk import Desk
 
 MEMBERS_KEY = "kefu.to"
 """SEND metadata key naming the other members of a conversation the SEND creates."""
@@ -78,6 +80,8 @@ class Hub:
         self.bytes_in = self.bytes_out = 0
         self.deferred: set[Session] = set()
         self._connections: dict[tuple[str, str], Any] = {}
+        self.desk: Desk | None = None
+        """The customer-service layer (section 13), attached by the app."""
 
     def reconfigure(self, config: Any) -> None:
         """SIGHUP: adopt new limits for existing and future connections' shared buckets."""
@@ -141,6 +145,8 @@ class Hub:
         self.log(
             "conn.ready", peer=session.peer, app=session.user, suite=event.suite.name.lower(), resumed=event.resumed
         )
+        if self.desk is not None:
+            self.desk.connected(session)
 
     def on_closed(self, session: Session, event: ConnectionClosed | ConnectionTerminated) -> None:
         """The core closed the connection (cleanly or not); the flush writes what is left and closes."""
@@ -155,6 +161,11 @@ class Hub:
             if not session.ready and self.metrics is not None:
                 timeout = event.code is ErrorCode.HANDSHAKE_TIMEOUT
                 self.metrics.handshake("none", "timeout" if timeout else "failed")
+
+    def internal_error_background(self, exc: BaseException | None) -> None:
+        """An unexpected exception in background work (a bug): log it with its traceback."""
+        logmod.exception("server.internal_error", error=repr(exc))
+        self._count_error(ErrorCode.INTERNAL_ERROR)
 
     def internal_error(self, session: Session, exc: Exception) -> None:
         """An unexpected exception while serving one connection (a bug): log it with its traceback."""
@@ -171,6 +182,8 @@ class Hub:
                 self._gauge(session.suite_name).dec()
         self.deferred.discard(session)
         devices = self.users.get(session.user)
+        if self.desk is not None and session.ready and devices is not None:
+            self.desk.disconnected(session)
         if devices is session:
             del self.users[session.user]
         elif isinstance(devices, set):
@@ -192,6 +205,12 @@ class Hub:
             return
         metadata = tuple((m.key, m.value) for m in send.metadata)
         members = self._members_from(metadata)
+        if send.conversation_id >= SERVICE_BASE:
+            # The service range (section 13.2): created by the server only, written under the desk's rules.
+            code = self.desk.check_send(session.user, send.conversation_id) if self.desk is not None else None
+            if members or self.desk is None or code is not None:
+                self.refuse_send(session, send, ErrorCode.BAD_REQUEST if members or code is None else code)
+                return
         request = SendRequest(
             session.user, send.client_msg_id, send.conversation_id, send.content_type, send.body, metadata, members
         )
@@ -248,6 +267,14 @@ class Hub:
         self._last_seq[message.conversation_id] = max(self._last_seq.get(message.conversation_id, 0), message.seq)
         self._delivered_by_ack(session, message)
         self.fanout(message, result.members, session, t0)
+        if message.conversation_id >= SERVICE_BASE and self.desk is not None:
+            self.desk.committed(result)
+
+    def publish(self, message: StoredMessage, members: tuple[str, ...], t0: float) -> None:
+        """A message the server itself committed (a system message, an approved draft): deliver it to every
+        online device of every member."""
+        self._last_seq[message.conversation_id] = max(self._last_seq.get(message.conversation_id, 0), message.seq)
+        self.fanout(message, members, None, t0)
 
     def _delivered_by_ack(self, session: Session, message: StoredMessage) -> None:
         """The sending device has its own message (its SEND_ACK carries the seq): it is never delivered back to
@@ -326,8 +353,17 @@ class Hub:
             return
         members = self.store.members(sync.conversation_id)
         if members is None or session.user not in members:
-            self.refuse(session, sync, ErrorCode.FORBIDDEN if members is not None else ErrorCode.NOT_FOUND)
-            return
+            # A non-member may fetch ranges (not resume a stream) of a service conversation it may read.
+            readable = (
+                members is not None
+                and sync.until_seq > 0
+                and sync.conversation_id >= SERVICE_BASE
+                and self.desk is not None
+                and self.desk.can_read(session.user, sync.conversation_id)
+            )
+            if not readable:
+                self.refuse(session, sync, ErrorCode.FORBIDDEN if members is not None else ErrorCode.NOT_FOUND)
+                return
         last_seq = self.last_seq(sync.conversation_id)
         if sync.until_seq == 0:
             stream = window.rewind(sync.conversation_id, min(sync.after_seq, last_seq))

@@ -14,7 +14,7 @@ required). It imports neither uvloop nor any server dependency.
 
 from kefu.protocol.crypto import SigningKey, Suite
 from kefu.protocol.errors import ErrorCode
-from kefu.protocol.frames import ContentType
+from kefu.protocol.frames import AgentState, ContentType, ConversationState, DraftAction
 
 from .backoff import Backoff
 from .client import Client
@@ -33,9 +33,11 @@ from .errors import (
     Timeout,
 )
 from .messages import Message, SendReceipt, new_client_msg_id, new_conversation_id
+from .service import Outcome, ServiceApi, staff_channel
 from .sync import BlockingClient
 
 __all__ = [
+    "AgentState",
     "AuthFailed",
     "Backoff",
     "BlockingClient",
@@ -46,17 +48,22 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionLost",
     "ContentType",
+    "ConversationState",
+    "DraftAction",
     "ErrorCode",
     "Message",
     "NoCommonSuite",
+    "Outcome",
     "RequestRefused",
     "SendReceipt",
     "SendRefused",
     "SendTimeout",
     "ServerNotTrusted",
+    "ServiceApi",
     "SigningKey",
     "Suite",
     "Timeout",
     "new_client_msg_id",
     "new_conversation_id",
+    "staff_channel",
 ]

@@ -37,8 +37,13 @@ from kefu.protocol.frames import (
     Flag,
     Frame,
     Goaway,
+    Opened,
     PskMode,
+    QueuePosition,
+    Result,
+    SearchResult,
     SendAck,
+    Sentiment,
     Sync,
     SyncDone,
 )  # fmt: skip
@@ -61,6 +66,7 @@ from .fetches import Fetch, Resume
 from .inbox import AckCoalescer, Cursors, Inbox, Verdict
 from .messages import Message, SendReceipt
 from .outbox import Outbox, PendingSend, build_send
+from .service import ServiceApi
 
 CLOSE_TIMEOUT_S = 2.0
 """close() waits this long for the server's CLOSE before dropping the connection."""
@@ -138,6 +144,8 @@ class Client:
         self._in_hand: Message | None = None
         self._fetches: list[Fetch] = []
         self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
+        self.service = ServiceApi(self)
+        """Customer-service requests and events (section 13)."""
 
     # --- public state -----------------------------------------------------------------------------------
 
@@ -343,6 +351,8 @@ class Client:
                 self._on_goaway(link, event)
             case Error():
                 self._on_request_error(link, event)
+            case Opened() | Result() | SearchResult() | QueuePosition() | Sentiment():
+                self.service.on_frame(link, event)
             case _:
                 pass  # PONG; CLOSE and failures are handled when the transport goes (link_lost)
 
@@ -368,6 +378,7 @@ class Client:
 
     def link_lost(self, link: Link) -> None:
         """A connection is gone: reconnect (or fail everything when the client may not)."""
+        self.service.on_link_lost(link)
         if link is not self._link:
             return
         self._link = None
@@ -458,6 +469,8 @@ class Client:
 
     def _on_request_error(self, link: Link, error: Error) -> None:
         found = link.requests.pop(error.request_id, None) if error.request_id else None
+        if self.service.on_error(found, error.code, error.reason):
+            return
         retry = error.code == ErrorCode.RATE_LIMITED and self._clock is not None
         match found:
             case PendingSend():
@@ -536,6 +549,7 @@ class Client:
         """The client cannot go on: end every waiter with `error`."""
         self._failure = error
         self._fail_pending(error)
+        self.service.fail(error)
         self._inbox.fail(error)
 
     def _fail_pending(self, error: ClientError) -> None:
@@ -571,6 +585,7 @@ class Client:
             await self._wait_lost(link)
         self._link = None
         self._fail_pending(ClientClosed("the client was closed"))
+        self.service.fail(ClientClosed("the client was closed"))
         self._inbox.close()
 
     @staticmethod

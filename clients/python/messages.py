@@ -11,13 +11,14 @@ from kefu.protocol.frames import Deliver, Flag, SendAck
 MEMBERS_KEY = "kefu.to"
 """SEND metadata key naming the other members (comma-separated user ids) of the conversation it creates."""
 
-CONVERSATION_ID_BITS = 63
-"""New conversation ids are random 63-bit numbers: collisions are negligible, and they stay positive in
-every language's signed 64-bit integer."""
+CONVERSATION_ID_BITS = 62
+"""New conversation ids are random 62-bit numbers: collisions are negligible, they stay positive in every
+language's signed 64-bit integer, and they stay below 2^62, where the server's service conversations begin
+(spec section 13.2)."""
 
 
 def new_conversation_id() -> int:
-    """A random, nonzero 63-bit conversation id for a conversation this client opens."""
+    """A random, nonzero 62-bit conversation id for a conversation this client opens."""
     return int.from_bytes(os.urandom(8), "big") >> (64 - CONVERSATION_ID_BITS) or 1
 
 

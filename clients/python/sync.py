@@ -87,6 +87,11 @@ class BlockingClient:
         return self._client
 
     @property
+    def service(self) -> BlockingService:
+        """The customer-service requests of `Client.service`, as blocking calls (events() excepted)."""
+        return BlockingService(self)
+
+    @property
     def connected(self) -> bool:
         """See `Client.connected`."""
         return self._client.connected
@@ -176,3 +181,22 @@ class BlockingClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._shutdown(ack_in_hand=exc_type is None)
+
+
+class BlockingService:
+    """`ServiceApi` with every coroutine method made blocking: ``client.service.open(first_message="...")``."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: BlockingClient) -> None:
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._owner.client.service, name)
+        if name.startswith("_") or name == "events" or not asyncio.iscoroutinefunction(attribute):
+            raise AttributeError(f"BlockingService has no {name!r} (use client.client.service for it)")
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._owner._call(attribute(*args, **kwargs))
+
+        return call

@@ -169,13 +169,11 @@ def _check_references(d: Directory) -> None:
         if d.groups and t.default_group not in d.groups:
             raise DirectoryError(f"tenants.{t.name}.default_group names unknown group {t.default_group!r}")
     for a in d.agents.values():
-        for g in a.groups:
-            if g not in d.groups:
-                raise DirectoryError(f"agents.{a.name}.groups names unknown group {g!r}")
+        for name in a.groups - set(d.groups):
+            raise DirectoryError(f"agents.{a.name}.groups names unknown group {name!r}")
     for s, groups in d.supervisors.items():
-        for g in groups:
-            if g not in d.groups:
-                raise DirectoryError(f"supervisors.{s}.groups names unknown group {g!r}")
+        for name in groups - set(d.groups):
+            raise DirectoryError(f"supervisors.{s}.groups names unknown group {name!r}")
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:

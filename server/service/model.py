@@ -28,6 +28,7 @@ __all__ = [
     "STAFF_BIT",
     "SYSTEM_SENDER",
     "IllegalTransition",
+    "Refusal",
     "ServiceConversation",
     "is_service",
     "staff_channel",
@@ -62,6 +63,14 @@ TRANSITIONS: dict[tuple[ConversationState, str], ConversationState] = {
     (S.TRANSFERRED, "close"): S.CLOSED,
 }
 """(state, event) -> next state: the whole lifecycle."""
+
+
+class Refusal(Exception):
+    """A service request refused with a wire code and a reason (answered with RESULT; the connection stays open)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
 
 
 class IllegalTransition(Exception):

@@ -211,7 +211,7 @@ class Router:
 
     def overdue(self, now: float) -> list[tuple[str, int]]:
         """(group, id) of waiting conversations past their group's overflow time (with somewhere to go)."""
-        out = []
+        out: list[tuple[str, int]] = []
         for group_name, queue in self.queues.items():
             group = self.directory.group(group_name)
             if group is None or group.overflow_to is None:

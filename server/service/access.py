@@ -1,0 +1,153 @@
+"""Who may read and write which service conversation (section 13.12), and the read requests: SEARCH and
+CONVERSATION_INFO (sections 13.9, 13.11).
+
+Membership (section 4) already decides who receives a conversation; these rules decide who may *read* one it is
+not a member of (SYNC ranges, CONVERSATION_INFO) and who may SEND into one:
+
+- a visitor: its own conversations, never a staff channel;
+- an integration: its tenant's conversations, never a staff channel;
+- an agent: those it owns or owned, and those of the groups it serves, of its tenant;
+- a supervisor: those of the groups it oversees, of its tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import TYPE_CHECKING, Any
+
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.frames import ContentType, ConversationInfo, Search, SearchHit, SearchResult
+
+from .model import STAFF_BIT, ServiceConversation
+
+if TYPE_CHECKING:
+    from ..gateway import Session
+    from ..store import Store
+    from .desk import Desk
+
+__all__ = ["can_read", "check_send", "may_end", "on_info", "on_search", "search"]
+
+SEARCH_MAX_HITS = 50
+"""Hits one SEARCH returns at most (a page of results on an agent's screen)."""
+SEARCH_MAX_CONVERSATIONS = 200
+"""An agent's most recent conversations a SEARCH looks through."""
+SEARCH_MAX_MESSAGES = 20_000
+"""Messages one SEARCH reads at most, so that a search costs a bounded slice of a worker thread."""
+SNIPPET_CHARS = 80
+"""Characters of context returned around a hit."""
+VISITOR_FIELDS = ("id", "state", "group", "owner", "created_ms", "closed_ms")
+"""What CONVERSATION_INFO shows the visitor side (no tags, sentiment or routing trace)."""
+
+_U64 = struct.Struct("!Q")
+
+
+def can_read(desk: Desk, user: str, conversation_id: int) -> bool:  # noqa: PLR0911 - one answer per role
+    """Whether `user` may read a service conversation (or its staff channel) it is not a member of."""
+    conv = desk.find(conversation_id & ~STAFF_BIT)
+    if conv is None:
+        return False
+    staff = bool(conversation_id & STAFF_BIT)
+    profile = desk.profile(user)
+    directory = desk.directory
+    match profile.role:
+        case "visitor" | "app":
+            return not staff and conv.visitor == user and not conv.customer
+        case "integration":
+            return not staff and conv.tenant == profile.tenant
+        case "agent":
+            if user == conv.owner or user in conv.owners:
+                return True
+            entry = directory.agent(user)
+            groups = (directory.group(name) for name in conv.groups)
+            return profile.tenant == conv.tenant and any(
+                g is not None and directory.serves(entry, g, profile.tenant) for g in groups
+            )
+        case "supervisor":
+            return profile.tenant == conv.tenant and bool(set(conv.groups) & directory.supervised_groups(user))
+        case _:
+            return False
+
+
+def check_send(desk: Desk, user: str, conversation_id: int) -> ErrorCode | None:
+    """A SEND into the service range: None if allowed, else the refusal code."""
+    if conversation_id & STAFF_BIT:
+        return None  # the staff channel's members (owner, watchers) are checked by the store
+    conv = desk.open.get(conversation_id)
+    if conv is None:
+        return ErrorCode.CONFLICT if desk.find(conversation_id) is not None else ErrorCode.NOT_FOUND
+    if user not in (conv.visitor, conv.owner):
+        return ErrorCode.FORBIDDEN  # watchers read; they speak to the agent in the staff channel
+    return None
+
+
+def may_end(desk: Desk, user: str, conv: ServiceConversation) -> bool:
+    """The visitor side, the owner, or a supervisor of the conversation's group."""
+    if user in (conv.visitor, conv.owner):
+        return True
+    profile = desk.profile(user)
+    return (
+        profile.role == "supervisor"
+        and profile.tenant == conv.tenant
+        and (conv.group in desk.directory.supervised_groups(user))
+    )
+
+
+def on_info(desk: Desk, session: Session, frame: ConversationInfo) -> None:
+    """CONVERSATION_INFO: the record as this user may see it."""
+    from .desk import Refusal  # noqa: PLC0415 - desk imports this module
+
+    conv = desk.find(frame.conversation_id & ~STAFF_BIT)
+    if conv is None:
+        raise Refusal(ErrorCode.NOT_FOUND, "no such service conversation")
+    if not can_read(desk, session.user, frame.conversation_id):
+        raise Refusal(ErrorCode.FORBIDDEN, "not yours to read")
+    detail: dict[str, Any] = conv.public()
+    if desk.profile(session.user).role in ("visitor", "app", "integration"):
+        detail = {k: detail[k] for k in VISITOR_FIELDS}
+    detail["position"] = desk.router.position(conv.id)
+    desk.answer(session, frame, ErrorCode.OK, conversation_id=conv.id, detail=detail)
+
+
+def on_search(desk: Desk, session: Session, frame: Search) -> None:
+    """SEARCH: run in a worker thread; SEARCH_RESULT when done."""
+    from .desk import Refusal  # noqa: PLC0415 - desk imports this module
+
+    if desk.profile(session.user).role != "agent":
+        raise Refusal(ErrorCode.FORBIDDEN, "agents search their conversations")
+    query = frame.query.strip().casefold()
+    if not query:
+        raise Refusal(ErrorCode.BAD_REQUEST, "empty query")
+    limit = min(frame.limit or SEARCH_MAX_HITS, SEARCH_MAX_HITS)
+    found = desk.hub.loop.run_in_executor(None, search, desk.hub.store, session.user, query, limit)
+    desk.spawn(_send_hits(session, frame, found))
+
+
+async def _send_hits(session: Session, frame: Search, found: asyncio.Future[tuple[list[SearchHit], bool]]) -> None:
+    hits, more = await found
+    session.send(SearchResult(tuple(hits), int(more), request_id=frame.request_id))
+
+
+def search(store: Store, agent: str, query: str, limit: int) -> tuple[list[SearchHit], bool]:
+    """Messages of the agent's conversations containing `query` (case-folded): newest conversations first, newest
+    messages first; bounded by SEARCH_MAX_*. Runs in a worker thread (LMDB reads are thread-safe)."""
+    prefix = agent.encode() + b"\0"
+    conv_ids = sorted((_U64.unpack_from(k, len(prefix))[0] for k, _ in store.scan("agent_convs", prefix)), reverse=True)
+    hits: list[SearchHit] = []
+    budget = SEARCH_MAX_MESSAGES
+    for conv_id in conv_ids[:SEARCH_MAX_CONVERSATIONS]:
+        messages = store.read_range(conv_id, 0, 0, budget)
+        budget -= len(messages)
+        for message in reversed(messages):
+            if message.content_type != ContentType.TEXT:
+                continue
+            text = message.body.decode("utf-8", "replace")
+            at = text.casefold().find(query)
+            if at >= 0:
+                start = max(0, at - SNIPPET_CHARS // 2)
+                hits.append(SearchHit(conv_id, message.seq, message.timestamp_ms, text[start : start + SNIPPET_CHARS]))
+                if len(hits) >= limit:
+                    return hits, True
+        if budget <= 0:
+            return hits, True
+    return hits, len(conv_ids) > SEARCH_MAX_CONVERSATIONS

@@ -1,0 +1,655 @@
+"""The service desk: customer-service requests, routing, queues, transfer and AI assistance (section 13).
+
+Theory of operation
+-------------------
+Everything the desk decides, it decides on the event loop, synchronously, against its in-memory state (the open
+conversations, the router's agents and queues). So two racing transfers are two calls in some order, capacity is
+checked and taken in one step, and a queue position is never computed from stale data. Slow work happens
+elsewhere and comes back to the loop: Lua rules in the rule engine's thread, sentiment in the scorer's process,
+AI plugins as tasks with timeouts, searches in a worker thread.
+
+Every change is written through the group committer as a *system message* (sender SYSTEM_SENDER, content type
+EVENT, a JSON body) in the conversation it concerns, with the conversation's record, membership and indexes
+written in the same transaction (`SendRequest.puts`, `set_members`). Visitor-visible events (opened, queued,
+assigned, transferred, overflowed, closed) go to the conversation itself; staff-only ones (watching, drafts,
+tags) go to its staff channel, whose members are the owner and the watching supervisors. A watcher joins the
+visitor conversation silently (a membership write without a message), so the visitor is not told.
+
+A request is answered (RESULT, OPENED) only after the writes it caused are durable. If a commit fails, the
+requester gets STORAGE_UNAVAILABLE and the in-memory state is left as decided: the next successful write of that
+conversation stores it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.frames import (
+    AgentState,
+    AgentStatus,
+    ContentType,
+    ConversationInfo,
+    ConversationState,
+    DraftDecision,
+    EndConversation,
+    Frame,
+    OpenConversation,
+    Opened,
+    QueuePosition,
+    Result,
+    Search,
+    Transfer,
+    Watch,
+)
+
+from ..store import SendRequest, SendResult
+from . import access
+from .assist import Assistant
+from .directory import Directory, GroupEntry
+from .journal import Journal, event, key
+from .model import MAX_ATTRIBUTES, SERVICE_BASE, IllegalTransition, Refusal, ServiceConversation, is_service
+from .router import AgentRuntime, Router
+
+if TYPE_CHECKING:
+    from ..gateway import Session
+    from ..hub import Hub
+
+__all__ = ["Desk", "Profile", "Refusal"]
+
+_U64 = struct.Struct("!Q")
+_NEXT_ID_KEY = b"next_service_conversation"
+CLOSED_CACHE = 1024
+"""Closed conversations kept in memory for authorization checks (older ones are read from the store again)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """An app's service role and tenant (from its app record)."""
+
+    role: str
+    tenant: str
+
+
+class Desk:
+    """The customer-service layer of one server process."""
+
+    def __init__(self, hub: Hub, apps: Any, directory: Directory, *, now: Callable[[], float] = time.time) -> None:
+        self.hub = hub
+        self.apps = apps
+        self.directory = directory
+        self.router = Router(directory)
+        self.now = now
+        self.open: dict[int, ServiceConversation] = {}
+        self.closed: dict[int, ServiceConversation] = {}
+        self.refs: dict[bytes, int] = {}
+        self.rules: dict[str, Any] = {}
+        self.journal = Journal(hub)
+        self.assist = Assistant(self)
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._positions: dict[int, int] = {}
+        raw = hub.store.get_record("meta", _NEXT_ID_KEY)
+        self._next_id = _U64.unpack(raw)[0] if raw else SERVICE_BASE + 1
+        self._load()
+
+    # --- start-up ---------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Rebuild loads and queues from the open conversations (never from all data)."""
+        for open_key, _ in self.hub.store.scan("service_open"):
+            raw = self.hub.store.get_record("service", open_key)
+            if raw is None:
+                continue
+            conv = ServiceConversation.decode(raw)
+            self.open[conv.id] = conv
+            if conv.owner:
+                self.router.assign(self.router.agent(conv.owner, conv.tenant), conv.id, 0.0)
+            elif conv.state is ConversationState.WAITING:
+                self.router.enqueue(conv.group, conv.id, conv.priority, conv.waiting_since)
+
+    def profile(self, user: str) -> Profile:
+        """The user's role and tenant; apps without a record are plain "app"s of tenant ""."""
+        record = self.apps.record(user) if user else None
+        return Profile(record.role, record.tenant) if record is not None else Profile("app", "")
+
+    # --- sessions ---------------------------------------------------------------------------------------
+
+    def connected(self, session: Session) -> None:
+        """A device finished its handshake."""
+        profile = self.profile(session.user)
+        if profile.role == "agent":
+            self.router.agent(session.user, profile.tenant).devices += 1
+
+    def disconnected(self, session: Session) -> None:
+        """A ready device went away; an agent with no device left is offline for routing."""
+        runtime = self.router.agents.get(session.user)
+        if runtime is not None and runtime.devices > 0:
+            runtime.devices -= 1
+            if runtime.devices == 0:
+                runtime.status = AgentState.OFFLINE
+
+    # --- requests ---------------------------------------------------------------------------------------
+
+    def on_request(self, session: Session, frame: Frame) -> None:
+        """Dispatch a service request; a Refusal becomes a RESULT with its code."""
+        handler = self._handlers[type(frame)]
+        try:
+            handler(self, session, frame)
+        except Refusal as refusal:
+            self.answer(session, frame, refusal.code, detail={"reason": refusal.reason})
+        except IllegalTransition as exc:
+            self.answer(session, frame, ErrorCode.CONFLICT, detail={"reason": str(exc)})
+
+    def answer(
+        self, session: Session, frame: Frame, code: int, *, conversation_id: int = 0, seq: int = 0,
+        detail: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """RESULT for `frame`."""
+        body = json.dumps(detail or {}, ensure_ascii=False, separators=(",", ":")).encode()
+        session.send(Result(int(code), conversation_id, seq, body, request_id=frame.request_id))
+        if code != ErrorCode.OK:
+            self.hub._count_error(ErrorCode(code))
+
+    def _agent_status(self, session: Session, frame: AgentStatus) -> None:
+        profile = self.profile(session.user)
+        if profile.role != "agent":
+            raise Refusal(ErrorCode.FORBIDDEN, "only agents have a status")
+        if frame.status not in AgentState._value2member_map_:
+            raise Refusal(ErrorCode.BAD_REQUEST, f"unknown status {frame.status}")
+        runtime = self.router.agent(session.user, profile.tenant)
+        runtime.status = AgentState(frame.status)
+        self.hub.log("service.agent_status", agent=session.user, status=runtime.status.name.lower())
+        if runtime.available:
+            self._fill(runtime)
+        self.answer(session, frame, ErrorCode.OK, detail={"status": runtime.status.name.lower()})
+
+    # --- OPEN_CONVERSATION ------------------------------------------------------------------------------
+
+    def _open(self, session: Session, frame: OpenConversation) -> None:
+        profile = self.profile(session.user)
+        if profile.role == "integration":
+            if not frame.customer:
+                raise Refusal(ErrorCode.BAD_REQUEST, "an integration names the customer it acts for")
+        elif profile.role not in ("visitor", "app"):
+            raise Refusal(ErrorCode.FORBIDDEN, f"a {profile.role} cannot open a service conversation")
+        elif frame.customer:
+            raise Refusal(ErrorCode.FORBIDDEN, "only an integration acts for a customer")
+        ref = b"ref\0" + session.user.encode() + b"\0" + frame.customer.encode() + b"\0" + frame.client_ref
+        existing = self.refs.get(ref) or self._stored_ref(ref)
+        if existing is not None:
+            self._answer_opened(session, frame, self.find(existing))
+            return
+        tenant = self.directory.tenant(profile.tenant)
+        group_name = frame.group or tenant.default_group
+        group = self.directory.group(group_name)
+        if group is None or group.tenant != profile.tenant:
+            raise Refusal(ErrorCode.NOT_FOUND, f"no group {group_name!r}")
+        if len(frame.attributes) > MAX_ATTRIBUTES:
+            raise Refusal(ErrorCode.BAD_REQUEST, f"at most {MAX_ATTRIBUTES} attributes")
+        try:
+            attributes = {m.key: m.value.decode() for m in frame.attributes}
+            first = frame.first_message.decode()
+        except UnicodeDecodeError:
+            raise Refusal(ErrorCode.BAD_REQUEST, "attributes and first_message are UTF-8") from None
+        if len(frame.first_message) > self.hub.config.server.max_message_bytes:
+            raise Refusal(ErrorCode.MESSAGE_TOO_LARGE, "first_message is too large")
+        conv_id = self._next_id
+        self._next_id += 1
+        conv = ServiceConversation(
+            conv_id, profile.tenant, session.user, frame.customer, group.name, int(self.now() * 1000), attributes
+        )
+        self.open[conv_id] = conv
+        self.refs[ref] = conv_id
+        created = self.journal.write(
+            conv, event("opened", group=group.name, channel=attributes.get("channel", "")),
+            create=(conv.visitor,), extra=(("visitors", ref, _U64.pack(conv_id)),
+                                           ("meta", _NEXT_ID_KEY, _U64.pack(self._next_id))),
+        )  # fmt: skip
+        first_seq: asyncio.Future[SendResult] | None = None
+        if first:
+            msg_id = hashlib.sha256(b"first\0" + ref).digest()[:16]
+            first_seq = self.journal.submit(
+                SendRequest(conv.visitor, msg_id, conv_id, ContentType.TEXT, first.encode(), ())
+            )
+        self.hub.log("service.opened", conversation=conv_id, visitor=conv.visitor_key, group=group.name)
+        self.spawn(
+            self._route_new(session, frame, conv=conv, group=group, created=created, first=first, first_seq=first_seq)
+        )
+
+    def _stored_ref(self, ref: bytes) -> int | None:
+        raw = self.hub.store.get_record("visitors", ref)
+        return _U64.unpack(raw)[0] if raw else None
+
+    async def _route_new(
+        self, session: Session, frame: OpenConversation, *, conv: ServiceConversation, group: GroupEntry,
+        created: asyncio.Future[SendResult], first: str, first_seq: asyncio.Future[SendResult] | None,
+    ) -> None:  # fmt: skip
+        if first and self.assist.scorer is not None:
+            score = self.assist.scorer.score(first)
+            if score is not None:
+                wait = self.hub.config.service.sentiment_wait_ms / 1000
+                with contextlib.suppress(Exception):
+                    conv.sentiment = await asyncio.wait_for(asyncio.shield(score), wait)
+        decision = await self._evaluate_rule(conv)
+        if conv.state is ConversationState.CLOSED:  # closed while the rule ran
+            return
+        written = self._route(conv, group, decision, transition="assign")
+        results = [await created, *([await first_seq] if first_seq is not None else []), await written]
+        if first_seq is not None:
+            self.assist.committed(results[1])
+        failed = next((r for r in results if r.status != ErrorCode.OK), None)
+        if failed is not None:
+            self.answer(session, frame, ErrorCode(failed.status), conversation_id=conv.id)
+            return
+        self._answer_opened(session, frame, conv)
+
+    def _answer_opened(self, session: Session, frame: Frame, conv: ServiceConversation | None) -> None:
+        if conv is None:
+            raise Refusal(ErrorCode.NOT_FOUND, "conversation expired")
+        position = self.router.position(conv.id)
+        session.send(Opened(conv.id, conv.state, conv.group, conv.owner or "", position, request_id=frame.request_id))
+        if position:
+            self._tell_position(conv, position)
+
+    async def _evaluate_rule(self, conv: ServiceConversation) -> Any:
+        engine = self.rules.get(conv.tenant)
+        if engine is None:
+            return None
+        try:
+            decision = await engine.evaluate_async(self.visitor_view(conv))
+        except Exception as exc:  # RuleError or a timeout: route by default, and say so in the trace
+            reason = getattr(exc, "reason", type(exc).__name__)
+            conv.note({"step": "rule", "rule": getattr(engine, "name", ""), "error": reason})
+            self.metric(f"rule_{reason}")
+            self.hub.log("service.rule_failed", conversation=conv.id, reason=reason)
+            return None
+        conv.note({"step": "rule", "rule": getattr(engine, "name", ""), "result": _decision_dict(decision)})
+        return decision
+
+    def visitor_view(self, conv: ServiceConversation) -> dict[str, Any]:
+        """What a routing rule sees of the visitor."""
+        history = self._history(conv.visitor_key)
+        n = history.get("sentiment_n", 0)
+        view: dict[str, Any] = {**conv.attributes}
+        view.update(
+            tenant=conv.tenant,
+            channel=conv.attributes.get("channel", ""),
+            language=conv.attributes.get("language", ""),
+            vip=_int(conv.attributes.get("vip", "0")),
+            sentiment=conv.sentiment,
+            history={
+                "conversations": history.get("conversations", 0),
+                "last_agent": history.get("last_agent"),
+                "avg_sentiment": history["sentiment_sum"] / n if n else None,
+            },
+        )
+        return view
+
+    def _history(self, visitor_key: str) -> dict[str, Any]:
+        raw = self.hub.store.get_record("visitors", visitor_key.encode())
+        return dict(json.loads(raw)) if raw else {}
+
+    # --- routing ----------------------------------------------------------------------------------------
+
+    def _route(
+        self,
+        conv: ServiceConversation,
+        group: GroupEntry,
+        decision: Any,
+        *,
+        transition: str,
+        exclude: str | None = None,
+    ) -> asyncio.Future[SendResult]:
+        """Apply a rule decision (if any) and the default policy: assign now, or queue."""
+        if decision is not None:
+            if decision.group:
+                chosen = self.directory.group(decision.group)
+                if chosen is not None and chosen.tenant == conv.tenant:
+                    group = chosen
+                else:
+                    conv.note({"step": "rule", "ignored": f"group {decision.group!r} is not this tenant's"})
+            conv.priority = max(-1000, min(1000, int(decision.priority)))
+            conv.skills = sorted(set(decision.skills))
+            if decision.agent:
+                runtime = self.router.agents.get(decision.agent)
+                why = "unknown or offline" if runtime is None else self.router.eligible(runtime, group, conv.skills)
+                if runtime is not None and why is None and runtime.tenant == conv.tenant:
+                    conv.note({"step": "choose", "group": group.name, "result": runtime.name, "why": "rule"})
+                    return self._assign(conv, group, runtime, transition)
+                conv.note({"step": "rule", "ignored": f"agent {decision.agent!r}: {why}"})
+        sticky = self._history(conv.visitor_key).get("last_agent")
+        runtime, trace = self.router.choose(group, conv.skills, sticky, exclude=exclude)
+        conv.note(trace)
+        if runtime is not None:
+            return self._assign(conv, group, runtime, transition)
+        return self._enqueue(conv, group, "queued")
+
+    def _assign(
+        self, conv: ServiceConversation, group: GroupEntry, runtime: AgentRuntime, transition: str
+    ) -> asyncio.Future[SendResult]:
+        if conv.state is ConversationState.WAITING and transition == "assign" and conv.owners:
+            transition = "transfer_agent"  # waiting after a transfer to a group: the new owner is a transfer's
+        conv.apply(transition)
+        left = self.router.dequeue(conv.id)
+        self._positions.pop(conv.id, None)
+        conv.group = group.name
+        if group.name not in conv.groups:
+            conv.groups.append(group.name)
+        conv.owner = runtime.name
+        if runtime.name not in conv.owners:
+            conv.owners.append(runtime.name)
+        self.router.assign(runtime, conv.id, self.now())
+        self.hub.log("service.assigned", conversation=conv.id, agent=runtime.name, group=group.name)
+        kind = "assigned" if transition == "assign" else "transferred"
+        self.metric(kind)
+        self.journal.write_staff(conv, event(kind, agent=runtime.name, group=group.name))
+        written = self.journal.write(
+            conv, event(kind, agent=runtime.name, group=group.name), members=conv.members(),
+            extra=(("agent_convs", runtime.name.encode() + b"\0" + key(conv.id), b""),
+                   ("visitors", conv.visitor_key.encode(), self.visitor_record(conv, last_agent=runtime.name))),
+        )  # fmt: skip
+        if left is not None:
+            self._queue_changed(left)
+        return written
+
+    def _enqueue(self, conv: ServiceConversation, group: GroupEntry, kind: str) -> asyncio.Future[SendResult]:
+        if self.router.queue_length(group.name) >= group.max_queue and self.router.queued_group(conv.id) is None:
+            conv.note({"step": "queue", "group": group.name, "result": "queue full"})
+        conv.group = group.name
+        if group.name not in conv.groups:
+            conv.groups.append(group.name)
+        conv.waiting_since = self.now()
+        left = self.router.dequeue(conv.id)
+        self.router.enqueue(group.name, conv.id, conv.priority, conv.waiting_since)
+        written = self.journal.write(conv, event(kind, group=group.name), members=conv.members())
+        self.metric("queued")
+        if left is not None and left != group.name:
+            self._queue_changed(left)
+        self._queue_changed(group.name)
+        return written
+
+    def _fill(self, runtime: AgentRuntime) -> None:
+        """Give an agent with room the waiting conversations it may take."""
+        while runtime.available and self.router.has_room(runtime):
+            found = self.router.waiting_for(runtime, lambda cid: self.open[cid].skills if cid in self.open else ())
+            if found is None:
+                return
+            group_name, conv_id = found
+            conv = self.open[conv_id]
+            group = self.directory.group(group_name)
+            assert group is not None
+            conv.note({"step": "choose", "group": group_name, "result": runtime.name, "why": "agent became free"})
+            self._assign(conv, group, runtime, "assign")
+
+    def _queue_changed(self, group_name: str) -> None:
+        """Tell every waiting visitor of the group whose position changed."""
+        if self.hub.metrics is not None:
+            self.hub.metrics.waiting.set(sum(len(queue) for queue in self.router.queues.values()))
+        waiting = self.router.queue_length(group_name)
+        for conv_id, position in self.router.positions(group_name):
+            if self._positions.get(conv_id) != position:
+                conv = self.open.get(conv_id)
+                if conv is not None:
+                    self._tell_position(conv, position, waiting)
+
+    def _tell_position(self, conv: ServiceConversation, position: int, waiting: int | None = None) -> None:
+        self._positions[conv.id] = position
+        frame = QueuePosition(
+            conv.id, conv.group, position, waiting if waiting is not None else self.router.queue_length(conv.group)
+        )
+        for session in self.devices(conv.visitor):
+            session.send(frame)
+
+    def tick(self) -> None:
+        """Overflow: move conversations that waited too long to their group's overflow group."""
+        for group_name, conv_id in self.router.overdue(self.now()):
+            conv = self.open.get(conv_id)
+            group = self.directory.group(group_name)
+            target = self.directory.group(group.overflow_to) if group and group.overflow_to else None
+            if conv is None or target is None:
+                continue
+            conv.apply("overflow")
+            conv.note({"step": "overflow", "from": group_name, "to": target.name})
+            self.hub.log("service.overflow", conversation=conv_id, group=group_name, to=target.name)
+            self.metric("overflowed")
+            runtime, trace = self.router.choose(target, conv.skills, self._history(conv.visitor_key).get("last_agent"))
+            conv.note(trace)
+            self.journal.write(conv, event("overflowed", group=target.name), members=conv.members())
+            if runtime is not None:
+                self.router.dequeue(conv_id)
+                self._queue_changed(group_name)
+                self._assign(conv, target, runtime, "assign")
+            else:
+                self._enqueue(conv, target, "queued")
+                self._queue_changed(group_name)
+
+    # --- TRANSFER ---------------------------------------------------------------------------------------
+
+    def _transfer(self, session: Session, frame: Transfer) -> None:
+        conv = self.open_conversation(frame.conversation_id)
+        profile = self.profile(session.user)
+        supervisor = profile.role == "supervisor" and conv.group in self.directory.supervised_groups(session.user)
+        if conv.owner != session.user and not supervisor:
+            raise Refusal(ErrorCode.FORBIDDEN, "only the owner or a supervisor of its group transfers")
+        if frame.expect_owner and frame.expect_owner != (conv.owner or ""):
+            raise Refusal(ErrorCode.CONFLICT, f"the owner is now {conv.owner or 'nobody'}")
+        if bool(frame.to_agent) == bool(frame.to_group):
+            raise Refusal(ErrorCode.BAD_REQUEST, "name exactly one of to_agent and to_group")
+        previous = conv.owner
+        note = {"step": "transfer", "by": session.user, "from": previous, "note": frame.note[:200]}
+        if frame.to_agent:
+            written = self._transfer_to_agent(conv, frame.to_agent, note)
+        else:
+            written = self._transfer_to_group(conv, frame.to_group, note)
+        if previous and previous != conv.owner:
+            runtime = self.router.agents.get(previous)
+            if runtime is not None:
+                self._fill(runtime)
+        self.reply_when_written(session, frame, conv, written)
+
+    def _transfer_to_agent(self, conv: ServiceConversation, name: str, note: dict[str, Any]) -> Any:
+        if name == conv.owner:
+            raise Refusal(ErrorCode.CONFLICT, f"{name} already owns the conversation")
+        runtime = self.router.agents.get(name)
+        group = self.directory.group(conv.group)
+        if runtime is None or runtime.tenant != conv.tenant or group is None:
+            raise Refusal(ErrorCode.NOT_FOUND, f"no agent {name!r} connected")
+        if not runtime.available:
+            raise Refusal(ErrorCode.CONFLICT, f"{name} is {runtime.status.name.lower()}")
+        if not self.router.has_room(runtime):
+            raise Refusal(ErrorCode.CONFLICT, f"{name} is at capacity")
+        self.router.release(conv.owner, conv.id)
+        conv.note({**note, "to": name})
+        return self._assign(conv, group, runtime, "transfer_agent")
+
+    def _transfer_to_group(self, conv: ServiceConversation, name: str, note: dict[str, Any]) -> Any:
+        group = self.directory.group(name)
+        if group is None or group.tenant != conv.tenant:
+            raise Refusal(ErrorCode.NOT_FOUND, f"no group {name!r}")
+        previous = conv.owner
+        conv.apply("transfer_group")
+        self.router.release(previous, conv.id)
+        conv.owner = None
+        conv.note({**note, "to_group": name})
+        self.journal.write_staff(conv, event("transferred", group=name))  # the old owner's staff channel is told
+        runtime, trace = self.router.choose(group, conv.skills, None, exclude=previous)
+        conv.note(trace)
+        if runtime is not None:
+            return self._assign(conv, group, runtime, "transfer_agent")
+        return self._enqueue(conv, group, "queued")
+
+    # --- END, WATCH -------------------------------------------------------------------------------------
+
+    def _end(self, session: Session, frame: EndConversation) -> None:
+        conv = self.open_conversation(frame.conversation_id)
+        if not access.may_end(self, session.user, conv):
+            raise Refusal(ErrorCode.FORBIDDEN, "not a participant")
+        conv.apply("close")
+        owner = conv.owner
+        self.router.release(owner, conv.id)
+        left = self.router.dequeue(conv.id)
+        self._positions.pop(conv.id, None)
+        conv.closed_ms = int(self.now() * 1000)
+        conv.note({"step": "close", "by": session.user, "reason": frame.reason[:200]})
+        del self.open[conv.id]
+        self._remember_closed(conv)
+        visitor = ("visitors", conv.visitor_key.encode(), self._closed_history(conv, owner))
+        written = self.journal.write(conv, event("closed", by=session.user), members=conv.members(), extra=(visitor,))
+        self.hub.log("service.closed", conversation=conv.id, by=session.user)
+        self.metric("closed")
+        if left is not None:
+            self._queue_changed(left)
+        if owner and (runtime := self.router.agents.get(owner)) is not None:
+            self._fill(runtime)
+        self.reply_when_written(session, frame, conv, written)
+
+    def _closed_history(self, conv: ServiceConversation, owner: str | None) -> bytes:
+        """The visitor's history with this conversation added (sticky routing, the rules' `history`)."""
+        history = self._history(conv.visitor_key)
+        history["conversations"] = history.get("conversations", 0) + 1
+        if conv.sentiment is not None:
+            history["sentiment_sum"] = history.get("sentiment_sum", 0.0) + conv.sentiment
+            history["sentiment_n"] = history.get("sentiment_n", 0) + 1
+        if owner:
+            history["last_agent"] = owner
+        return json.dumps(history).encode()
+
+    def _watch(self, session: Session, frame: Watch) -> None:
+        conv = self.open_conversation(frame.conversation_id)
+        if conv.group not in self.directory.supervised_groups(session.user) or (
+            self.profile(session.user).role != "supervisor"
+        ):
+            raise Refusal(ErrorCode.FORBIDDEN, "only a supervisor of the conversation's group watches it")
+        if frame.on and session.user not in conv.watchers:
+            conv.watchers.append(session.user)
+        elif not frame.on and session.user in conv.watchers:
+            conv.watchers.remove(session.user)
+        self.journal.write(conv, None, members=conv.members())
+        written = self.journal.write_staff(
+            conv, event("watching" if frame.on else "unwatched", supervisor=session.user)
+        )
+        self.reply_when_written(session, frame, conv, written)
+
+    _handlers: dict[type, Callable[[Desk, Session, Any], None]] = {
+        AgentStatus: _agent_status,
+        OpenConversation: _open,
+        Transfer: _transfer,
+        EndConversation: _end,
+        Watch: _watch,
+        DraftDecision: lambda desk, session, frame: desk.assist.decide_draft(session, frame),
+        Search: access.on_search,
+        ConversationInfo: access.on_info,
+    }
+
+    # --- helpers -------------------------------------------------------------------------------------------
+
+    def find(self, conversation_id: int) -> ServiceConversation | None:
+        """An open or closed service conversation by id (closed ones may be read from the store)."""
+        conv = self.open.get(conversation_id) or self.closed.get(conversation_id)
+        if conv is None and is_service(conversation_id):
+            raw = self.hub.store.get_record("service", key(conversation_id))
+            if raw is not None:
+                conv = self._remember_closed(ServiceConversation.decode(raw))
+        return conv
+
+    def _remember_closed(self, conv: ServiceConversation) -> ServiceConversation:
+        self.closed[conv.id] = conv
+        if len(self.closed) > CLOSED_CACHE:
+            del self.closed[next(iter(self.closed))]
+        return conv
+
+    def open_conversation(self, conversation_id: int) -> ServiceConversation:
+        """The open conversation, or a Refusal (CONFLICT if it is closed, NOT_FOUND if it never was)."""
+        conv = self.open.get(conversation_id)
+        if conv is None:
+            found = self.find(conversation_id)
+            raise Refusal(ErrorCode.CONFLICT if found else ErrorCode.NOT_FOUND, "closed" if found else "not found")
+        return conv
+
+    def can_read(self, user: str, conversation_id: int) -> bool:
+        """The hub's SYNC check for non-members (section 13.12)."""
+        return access.can_read(self, user, conversation_id)
+
+    def check_send(self, user: str, conversation_id: int) -> ErrorCode | None:
+        """The hub's SEND check in the service range."""
+        return access.check_send(self, user, conversation_id)
+
+    def committed(self, result: SendResult) -> None:
+        """A client's message in the service range is durable and delivered."""
+        self.assist.committed(result)
+
+    def visitor_record(self, conv: ServiceConversation, *, last_agent: str) -> bytes:
+        """The visitor's history record with a new last agent."""
+        history = self._history(conv.visitor_key)
+        history["last_agent"] = last_agent
+        return json.dumps(history).encode()
+
+    def reply_when_written(
+        self, session: Session, frame: Frame, conv: ServiceConversation, written: asyncio.Future[SendResult],
+        *, with_seq: bool = False,
+    ) -> None:  # fmt: skip
+        """RESULT once `written` is durable: the state, owner and group; the message's seq if `with_seq`."""
+
+        def reply(future: asyncio.Future[SendResult]) -> None:
+            result = future.result()
+            seq = result.message.seq if with_seq and result.message is not None else 0
+            detail = {"state": conv.state.name.lower(), "owner": conv.owner, "group": conv.group}
+            self.answer(session, frame, ErrorCode(result.status), conversation_id=conv.id, seq=seq, detail=detail)
+
+        written.add_done_callback(reply)
+
+    def metric(self, name: str) -> None:
+        """Count a service event (kefu_service_events)."""
+        if self.hub.metrics is not None:
+            self.hub.metrics.service(name)
+
+    def devices(self, user: str) -> list[Session]:
+        devices = self.hub.users.get(user)
+        if devices is None:
+            return []
+        return list(devices) if isinstance(devices, set) else [devices]
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.hub.internal_error_background(task.exception())
+
+    async def aclose(self) -> None:
+        """Cancel background work and stop the workers."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.assist.aclose()
+        for engine in self.rules.values():
+            engine.close()
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
+def _decision_dict(decision: Any) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    return {
+        "group": decision.group,
+        "agent": decision.agent,
+        "priority": decision.priority,
+        "skills": list(decision.skills),
+        "note": decision.note,
+    }
