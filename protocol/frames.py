@@ -608,7 +608,7 @@ SERVICE_REQUESTS: frozenset[type[Frame]] = frozenset(
     {AgentStatus, OpenConversation, Transfer, EndConversation, Watch, DraftDecision, Search, ConversationInfo}
 )
 """Customer-service requests a client sends (section 13); each is answered with the same request_id."""
-SERVICE_PUSHES = frozenset({Opened, SearchResult, QueuePosition, Sentiment, Result})
+SERVICE_PUSHES: frozenset[type[Frame]] = frozenset({Opened, SearchResult, QueuePosition, Sentiment, Result})
 """Customer-service frames the server sends."""
 
 
