@@ -41,9 +41,10 @@ over a string near the memory cap (here, on 7 MB: ``s + 1`` coercing digits 2.5 
 deadline by at most ~80 ms.
 
 Runtime reuse, measured (``python -m bench.bench_service``, this 2-vCPU VM, CPython 3.11, lupa 2.8, medians of 7
-runs): a fresh ``LuaRuntime`` with the sandbox set up and the rule compiled for every evaluation costs 219 us for a
-trivial rule and 249 us for a typical one; reusing the engine's runtime costs 9.2 us and 13.2 us (visitor
-conversion, fresh environment, hook, result check included), and ``await evaluate_async`` 50 us (the thread hop).
+runs, two runs): a fresh ``LuaRuntime`` with the sandbox set up and the rule compiled for every evaluation costs
+219-225 us for a trivial rule and 246-249 us for a typical one; reusing the engine's runtime costs 9.2-9.3 us and
+13.2-13.6 us (visitor conversion, fresh environment, hook, result check included), and ``await evaluate_async``
+50 us (the thread hop).
 The runtime is reused. That is safe because nothing a script can reach outlives an evaluation: the environment,
 the library copies and the visitor tables are new each time; the shared pieces (the wrapped library functions, the
 string metatable's method table, the compiled chunk, whose ``_ENV`` is repointed) are unreachable or immutable from

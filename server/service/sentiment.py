@@ -23,12 +23,13 @@ waiting future with `ScorerError` and stops the worker: nothing is dropped silen
 Spawn re-imports the parent's ``__main__`` module in the worker, so a program using the scorer keeps its start-up
 code under ``if __name__ == "__main__":`` (kefu's CLI and the benchmarks do).
 
-Measured (``python -m bench.bench_service``, this 2-vCPU VM, medians of 7 runs, messages of 4 to 25 characters):
-1.20 ms per message through the worker with 2,000 messages submitted at once (8 batches), against 1.30 ms for
-SnowNLP in the calling process, and 3.6 us of the event loop's process CPU per message; 1.32 ms for one message
-at a time. A 1 ms ticker's worst lateness while those 2,000 messages are scored: 6.0 ms (3.2 to 26 ms over the
-runs), 99th percentile 0.75 ms; with nothing else running: 3.5 ms (2.5 to 4.6), 99th percentile 0.16 ms. Scored
-inline, each message would hold the loop for its whole 1.2 ms, and all 2,000 for 2.4 s.
+Measured (``python -m bench.bench_service``, this 2-vCPU VM, medians of 7 runs, messages of 4 to 25 characters; two
+runs, both sharing the CPUs with another session's test suite): 1.13-1.20 ms per message through the worker with
+2,000 messages submitted at once (8 batches), against 1.07-1.30 ms for SnowNLP in the calling process, and 3.5 us
+of the event loop's process CPU per message; 1.32-1.38 ms for one message at a time. A 1 ms ticker's worst
+lateness while those 2,000 messages are scored: 5.8-6.0 ms (single windows from 3.2 to 26 ms), 99th percentile
+0.40-0.75 ms; with nothing else running: 3.5-3.9 ms (2.4 to 7.3), 99th percentile 0.13-0.16 ms. Scored inline,
+each message would hold the loop for its whole ~1.1 ms, and 2,000 submitted together for over 2 s.
 """
 
 from __future__ import annotations
