@@ -131,8 +131,10 @@ class Server:
         self._desk_tick.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.committer.stop(), timeout=deadline * 0.8)
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(self.desk.aclose(), timeout=max(0.1, deadline * 0.1))
+        except Exception as exc:  # the service workers must not turn a clean drain into a failed exit
+            logmod.error("service.close_failed", reason=repr(exc))
         self.hub.close_all()
         await asyncio.sleep(0.05)
         self.store.close()

@@ -133,7 +133,10 @@ class _Worker:
                 if self.process.is_alive():
                     self.process.kill()
             self.process.join()
-            self.process.close()
+            # Another thread may have reaped it first (a concurrent join in _died): its exit code is then unknown
+            # here and close() would refuse; the process is gone either way.
+            if self.process.exitcode is not None:
+                self.process.close()
             self.conn.close()
 
 
