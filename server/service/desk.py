@@ -389,6 +389,12 @@ class Desk:
             conv.note({"step": "choose", "group": group_name, "result": runtime.name, "why": "agent became free"})
             self._assign(conv, group, runtime, "assign")
 
+    def refill(self) -> None:
+        """Offer waiting conversations to every available agent (after the directory changed)."""
+        for runtime in list(self.router.agents.values()):
+            if runtime.available:
+                self._fill(runtime)
+
     def _queue_changed(self, group_name: str) -> None:
         """Tell every waiting visitor of the group whose position changed."""
         if self.hub.metrics is not None:

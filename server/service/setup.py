@@ -64,6 +64,7 @@ def reload_desk(desk: Desk, config: Any) -> None:
         engine.close()
     desk.rules = engines
     desk.directory = desk.router.directory = directory
+    desk.refill()  # capacities or groups may have grown: waiting conversations go first, in queue order
 
 
 def build_desk(hub: Hub, apps: Any, config: Any) -> Desk:

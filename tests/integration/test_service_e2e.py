@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -426,3 +427,25 @@ async def test_queues_and_loads_survive_kill_9(desk_server: ServerProcess) -> No
         v2 = await connect("v2")
         assert (await v2.service.info(waiting.conversation_id))["owner"] == "a1"
         assert (await v3.service.info(third.conversation_id))["position"] == 1
+
+
+async def test_sighup_reloads_the_directory(desk_server: ServerProcess) -> None:
+    async with users(desk_server) as connect:
+        await connect("a2", status=AgentState.ONLINE)  # capacity 1
+        v1, v2 = await connect("v1"), await connect("v2")
+        assert (await v1.service.open()).agent == "a2"
+        waiting = await v2.service.open()
+        assert waiting.state == ConversationState.WAITING
+        directory = desk_server.data_dir / "service.toml"
+        directory.write_text(
+            directory.read_text().replace(
+                '[agents.a2]\ngroups = ["general"]\nmax_concurrent = 1',
+                '[agents.a2]\ngroups = ["general"]\nmax_concurrent = 2',
+            )
+        )
+        assert desk_server.proc is not None
+        desk_server.proc.send_signal(signal.SIGHUP)
+        # The waiting visitor is served first, in queue order, once the new capacity is read.
+        assert (await next_event(v2, "assigned", waiting.conversation_id))["agent"] == "a2"
+        v3 = await connect("v3")
+        assert (await v3.service.open()).state == ConversationState.WAITING, "a2 is at its new capacity, 2"
