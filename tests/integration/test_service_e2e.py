@@ -449,3 +449,15 @@ async def test_sighup_reloads_the_directory(desk_server: ServerProcess) -> None:
         assert (await next_event(v2, "assigned", waiting.conversation_id))["agent"] == "a2"
         v3 = await connect("v3")
         assert (await v3.service.open()).state == ConversationState.WAITING, "a2 is at its new capacity, 2"
+
+
+async def test_open_is_idempotent_on_client_ref(desk_server: ServerProcess) -> None:
+    async with users(desk_server) as connect:
+        v1 = await connect("v1")
+        ref = b"0123456789abcdef"
+        first = await v1.service.open(client_ref=ref, first_message="你好")
+        again = await v1.service.open(client_ref=ref, first_message="你好")
+        other = await v1.service.open(client_ref=b"fedcba9876543210")
+        assert again.conversation_id == first.conversation_id != other.conversation_id
+        history = await v1.sync(first.conversation_id, after_seq=0, until_seq=100)
+        assert [m.text for m in history if m.sender == "v1"] == ["你好"], "the first message is stored once"
