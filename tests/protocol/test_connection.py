@@ -42,6 +42,28 @@ def test_table_covers_both_directions_of_every_application_frame() -> None:
     assert (Role.SERVER, State.CONNECTED, FrameType.DELIVER) not in TRANSITIONS
 
 
+def test_service_frames_travel_one_way_each() -> None:
+    for cls in frames.SERVICE_REQUESTS:
+        assert TRANSITIONS[(Role.SERVER, State.CONNECTED, cls.TYPE)] == "_on_app_frame"
+        assert (Role.CLIENT, State.CONNECTED, cls.TYPE) not in TRANSITIONS
+    for cls in frames.SERVICE_PUSHES:
+        assert TRANSITIONS[(Role.CLIENT, State.CONNECTED, cls.TYPE)] == "_on_app_frame"
+        assert (Role.SERVER, State.CONNECTED, cls.TYPE) not in TRANSITIONS
+
+
+def test_a_client_sending_a_server_push_is_refused_and_a_request_reaches_the_server() -> None:
+    pair = connected()
+    pair.client.send(frames.OpenConversation(b"r" * 16, "", "", (), "你好".encode(), request_id=5))
+    pair.server.receive_data(pair.client.data_to_send())
+    (request,) = pair.server.events_received()
+    assert isinstance(request, frames.OpenConversation) and request.first_message == "你好".encode()
+    pair.client._queue(frames.encode(frames.Result(0, 1, 0, b"{}")))
+    pair.server.receive_data(pair.client.data_to_send())
+    (event,) = pair.server.events_received()
+    assert isinstance(event, ConnectionTerminated) and event.code is ErrorCode.UNEXPECTED_FRAME
+    assert "RESULT" in event.reason
+
+
 def test_an_illegal_frame_names_role_state_and_type() -> None:
     pair = connected()
     # A server may not receive DELIVER: smuggle one into a client record.
