@@ -461,3 +461,41 @@ async def test_open_is_idempotent_on_client_ref(desk_server: ServerProcess) -> N
         assert again.conversation_id == first.conversation_id != other.conversation_id
         history = await v1.sync(first.conversation_id, after_seq=0, until_seq=100)
         assert [m.text for m in history if m.sender == "v1"] == ["你好"], "the first message is stored once"
+
+
+async def test_bad_service_requests_get_codes_and_never_touch_others(desk_server: ServerProcess) -> None:
+    from kefu.protocol import frames  # noqa: PLC0415
+    from kefu.protocol.events import ConnectionTerminated  # noqa: PLC0415
+
+    from .peer import Peer  # noqa: PLC0415
+
+    async with users(desk_server) as connect:
+        await connect("a2", status=AgentState.ONLINE)
+        bystander = await connect("v2")
+        talk = await bystander.service.open()
+        hostile = await Peer.connect(desk_server.port, "v1", desk_server.secrets["v1"], desk_server.pins)
+        bad = [
+            frames.OpenConversation(b"x" * 16, "", "", (frames.MetaEntry("vip", b"\xff\xfe"),), b"", request_id=1),
+            frames.OpenConversation(b"y" * 16, "", "no-such-group", (), b"", request_id=2),
+            frames.AgentStatus(9, request_id=3),
+            frames.Transfer(1 << 62, "", "a2", "", "", request_id=4),
+            frames.DraftDecision(talk.conversation_id, 1, 1, b"", request_id=5),
+            frames.Watch(talk.conversation_id, 1, request_id=6),
+            frames.Search("", 10, request_id=7),
+            frames.ConversationInfo(talk.conversation_id, request_id=8),
+        ]
+        for frame in bad:
+            hostile.send_frame(frame)
+        codes = {}
+        for _ in bad:
+            result = await hostile.next(frames.Result)
+            codes[result.request_id] = result.status
+        assert codes == {1: 400, 2: 404, 3: 403, 4: 404, 5: 403, 6: 403, 7: 403, 8: 403}
+        # A body that does not parse is fatal for that connection only.
+        hostile.conn._queue(frames.HEADER.pack(2, 1, frames.FrameType.OPEN_CONVERSATION, 0, 9) + b"\x00\x01")
+        hostile.conn._flush()
+        hostile._flush()
+        ended = await hostile.next(ConnectionTerminated)
+        assert ended.code == ErrorCode.MALFORMED_FRAME
+        receipt = await bystander.send(talk.conversation_id, "still served")
+        assert receipt.seq > 0
