@@ -56,7 +56,15 @@ from . import access
 from .assist import Assistant
 from .directory import Directory, GroupEntry
 from .journal import Journal, event, key
-from .model import MAX_ATTRIBUTES, SERVICE_BASE, IllegalTransition, Refusal, ServiceConversation, is_service
+from .model import (
+    MAX_ATTRIBUTE_BYTES,
+    MAX_ATTRIBUTES,
+    SERVICE_BASE,
+    IllegalTransition,
+    Refusal,
+    ServiceConversation,
+    is_service,
+)
 from .router import AgentRuntime, Router
 
 if TYPE_CHECKING:
@@ -192,8 +200,10 @@ class Desk:
         group = self.directory.group(group_name)
         if group is None or group.tenant != profile.tenant:
             raise Refusal(ErrorCode.NOT_FOUND, f"no group {group_name!r}")
-        if len(frame.attributes) > MAX_ATTRIBUTES:
-            raise Refusal(ErrorCode.BAD_REQUEST, f"at most {MAX_ATTRIBUTES} attributes")
+        if len(frame.attributes) > MAX_ATTRIBUTES or any(len(m.value) > MAX_ATTRIBUTE_BYTES for m in frame.attributes):
+            raise Refusal(ErrorCode.BAD_REQUEST, f"at most {MAX_ATTRIBUTES} attributes of {MAX_ATTRIBUTE_BYTES} bytes")
+        if frame.customer and not frame.customer.isprintable():
+            raise Refusal(ErrorCode.BAD_REQUEST, "a customer id is printable text")
         try:
             attributes = {m.key: m.value.decode() for m in frame.attributes}
             first = frame.first_message.decode()
@@ -207,12 +217,13 @@ class Desk:
             conv_id, profile.tenant, session.user, frame.customer, group.name, int(self.now() * 1000), attributes
         )
         self.open[conv_id] = conv
-        self.refs[ref] = conv_id
+        self.refs[ref] = conv_id  # until the store has it: a repeat arriving before the commit finds it here
         created = self.journal.write(
             conv, event("opened", group=group.name, channel=attributes.get("channel", "")),
             create=(conv.visitor,), extra=(("visitors", ref, _U64.pack(conv_id)),
                                            ("meta", _NEXT_ID_KEY, _U64.pack(self._next_id))),
         )  # fmt: skip
+        created.add_done_callback(lambda _: self.refs.pop(ref, None))
         first_seq: asyncio.Future[SendResult] | None = None
         if first:
             msg_id = hashlib.sha256(b"first\0" + ref).digest()[:16]

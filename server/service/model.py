@@ -23,6 +23,9 @@ from typing import Any
 from kefu.protocol.frames import ConversationState
 
 __all__ = [
+    "MAX_ATTRIBUTES",
+    "MAX_ATTRIBUTE_BYTES",
+    "MAX_TAGS",
     "MAX_TRACE",
     "SERVICE_BASE",
     "STAFF_BIT",
@@ -45,7 +48,11 @@ MAX_TRACE = 64
 """Routing-trace entries kept per conversation (oldest dropped first): enough for every decision of a long
 conversation with several transfers, small enough to send in one RESULT."""
 MAX_ATTRIBUTES = 32
+"""Visitor attributes per OPEN_CONVERSATION: what a routing rule and the agent need, not a data store."""
+MAX_ATTRIBUTE_BYTES = 256
+"""Bytes per attribute value (a channel, a VIP level, a language, a customer segment): kept with the record."""
 MAX_TAGS = 32
+"""Tags kept per conversation (classify results beyond this are dropped)."""
 
 S = ConversationState
 
