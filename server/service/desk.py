@@ -104,6 +104,7 @@ class Desk:
         self.assist = Assistant(self)
         self._tasks: set[asyncio.Future[Any]] = set()
         self._positions: dict[int, int] = {}
+        self._dirty_groups: set[str] = set()
         raw = hub.store.get_record("meta", _NEXT_ID_KEY)
         self._next_id = _U64.unpack(raw)[0] if raw else SERVICE_BASE + 1
         self._load()
@@ -407,15 +408,24 @@ class Desk:
                 self._fill(runtime)
 
     def _queue_changed(self, group_name: str) -> None:
-        """Tell every waiting visitor of the group whose position changed."""
+        """The group's queue changed: positions go out once at the end of this loop iteration, however many
+        changes it made (a tick or a burst of assignments moves a long queue once, not once per change)."""
+        if not self._dirty_groups:
+            self.hub.loop.call_soon(self._send_positions)
+        self._dirty_groups.add(group_name)
+
+    def _send_positions(self) -> None:
+        """Tell every waiting visitor of the changed groups whose position changed."""
+        groups, self._dirty_groups = self._dirty_groups, set()
         if self.hub.metrics is not None:
             self.hub.metrics.waiting.set(sum(len(queue) for queue in self.router.queues.values()))
-        waiting = self.router.queue_length(group_name)
-        for conv_id, position in self.router.positions(group_name):
-            if self._positions.get(conv_id) != position:
-                conv = self.open.get(conv_id)
-                if conv is not None:
-                    self._tell_position(conv, position, waiting)
+        for group_name in groups:
+            waiting = self.router.queue_length(group_name)
+            for conv_id, position in self.router.positions(group_name):
+                if self._positions.get(conv_id) != position:
+                    conv = self.open.get(conv_id)
+                    if conv is not None:
+                        self._tell_position(conv, position, waiting)
 
     def _tell_position(self, conv: ServiceConversation, position: int, waiting: int | None = None) -> None:
         self._positions[conv.id] = position
