@@ -14,7 +14,7 @@ required). It imports neither uvloop nor any server dependency.
 
 from kefu.protocol.crypto import SigningKey, Suite
 from kefu.protocol.errors import ErrorCode
-from kefu.protocol.frames import AgentState, ContentType, ConversationState, DraftAction
+from kefu.protocol.frames import AgentState, ContentType, ConversationState, DraftAction, QueuePosition, Sentiment
 
 from .backoff import Backoff
 from .client import Client
@@ -54,10 +54,12 @@ __all__ = [
     "Message",
     "NoCommonSuite",
     "Outcome",
+    "QueuePosition",
     "RequestRefused",
     "SendReceipt",
     "SendRefused",
     "SendTimeout",
+    "Sentiment",
     "ServerNotTrusted",
     "ServiceApi",
     "SigningKey",

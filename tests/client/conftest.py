@@ -117,9 +117,9 @@ class KefuServer:
         cmd = [sys.executable, "-m", "kefu.server.cli", *args, "--data-dir", str(self.data_dir)]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
 
-    def add_app(self, name: str) -> bytes:
-        """Register an app (before start) and remember its secret."""
-        done = self.cli("app", "add", name)
+    def add_app(self, name: str, role: str = "app") -> bytes:
+        """Register an app and remember its secret (a running server finds it at once)."""
+        done = self.cli("app", "add", name, "--role", role)
         lines = [line for line in done.stdout.splitlines() if line.strip()]
         if done.returncode != 0 or not lines:
             raise RuntimeError(f"app add {name} failed ({done.returncode}): {done.stderr.strip()[-500:]}")

@@ -256,3 +256,40 @@ def test_examples_exchange_a_message_and_exit(kefu_server: KefuServer, tmp_path:
         if agent.poll() is None:
             agent.kill()
             agent.wait(10)
+
+
+def test_examples_in_service_mode(kefu_server: KefuServer, tmp_path: Path) -> None:
+    """The agent goes online at the desk; the visitor opens a service conversation and is routed to it."""
+    pins = tmp_path / "pins.txt"
+    pins.write_text("\n".join(kefu_server.pins) + "\n")
+    kefu_server.add_app("desk-agent", role="agent")
+    kefu_server.add_app("desk-visitor", role="visitor")
+
+    def command(script: str, app_id: str, *extra: str) -> list[str]:
+        secret = base64.urlsafe_b64encode(kefu_server.secrets[app_id]).rstrip(b"=").decode()
+        return [
+            sys.executable, str(EXAMPLES / script), "--port", str(kefu_server.port), "--app-id", app_id,
+            "--secret", secret, "--pins-file", str(pins), "--timeout", "30", "--service", *extra,
+        ]  # fmt: skip
+
+    agent = subprocess.Popen(command("agent.py", "desk-agent", "--count", "1"), stdout=subprocess.PIPE, text=True)
+    try:
+        assert agent.stdout is not None
+        ready, _, _ = select.select([agent.stdout], [], [], 30)
+        assert ready and agent.stdout.readline().startswith("agent: ready")
+        visitor = subprocess.run(
+            command("visitor.py", "desk-visitor", "请问营业时间"),
+            capture_output=True,
+            text=True,
+            timeout=45,
+            check=False,
+        )
+        assert visitor.returncode == 0, visitor.stderr
+        assert "in general: agent desk-agent" in visitor.stdout
+        assert "visitor: desk-agent replied: 您好 desk-visitor，已收到：请问营业时间" in visitor.stdout
+        out, _ = agent.communicate(timeout=45)
+        assert agent.returncode == 0 and "agent: desk-visitor says: 请问营业时间" in out
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(10)

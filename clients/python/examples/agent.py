@@ -5,7 +5,9 @@
     python clients/python/examples/agent.py --port 7420 --app-id agent --secret "$AGENT_SECRET" \\
         --pins-file data/keys/pins.txt --count 1
 
-Messages that arrived while the agent was offline are delivered when it connects. The agent prints
+Messages that arrived while the agent was offline are delivered when it connects. With --service, the agent
+(an app registered with --role agent) sets itself online at the customer-service desk and answers the visitors
+the server routes to it; system events and the staff channel are printed, not answered. The agent prints
 "agent: ready" once connected. Exit status: 0 after --count replies, 2 on --timeout, 1 on other errors.
 """
 
@@ -18,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from kefu.client import Client, ClientError, Suite
+from kefu.client import AgentState, Client, ClientError, ContentType, Suite
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pins-file", type=Path, help="file of server key pins, one per line")
     p.add_argument("--suite", action="append", choices=("national", "international"), help="suite to offer")
     p.add_argument("--count", type=int, default=1, help="replies to send before exiting")
+    p.add_argument("--service", action="store_true", help="go online at the service desk and take routed visitors")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to run at most")
     return p.parse_args(argv)
 
@@ -59,10 +62,15 @@ async def serve_visitors(args: argparse.Namespace) -> int:
     )  # fmt: skip
     replies = 0
     async with client:
+        if args.service:
+            await client.service.set_status(AgentState.ONLINE)
         print(f"agent: ready ({client.suite.name.lower() if client.suite else '?'})", flush=True)
         async for message in client.deliveries():
             if message.sender == args.app_id:
                 continue  # our own replies, echoed back to this device: nothing to answer
+            if message.content_type == ContentType.EVENT or message.conversation_id >> 63:
+                print(f"agent: {message.text}", flush=True)  # assigned, transferred, a whisper, a draft ...
+                continue
             print(f"agent: {message.sender} says: {message.text}", flush=True)
             await client.send(message.conversation_id, f"您好 {message.sender}，已收到：{message.text}")
             replies += 1

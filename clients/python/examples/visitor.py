@@ -5,6 +5,9 @@
     python clients/python/examples/visitor.py --port 7420 --app-id visitor --secret "$VISITOR_SECRET" \\
         --pins-file data/keys/pins.txt --agent agent "您好，我想查询信用卡账单"
 
+With --service, the visitor asks the customer-service desk instead of naming an agent: the server routes the
+conversation to an online agent (or queues it, printing the queue position) and the first agent to answer replies.
+
 Exit status: 0 once the agent replied, 2 if no reply came within --timeout seconds, 1 on other errors.
 """
 
@@ -17,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from kefu.client import Client, ClientError, Suite, new_conversation_id
+from kefu.client import Client, ClientError, ContentType, Suite, new_conversation_id
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pins-file", type=Path, help="file of server key pins, one per line")
     p.add_argument("--suite", action="append", choices=("national", "international"), help="suite to offer")
     p.add_argument("--agent", default="agent", help="the agent's app id")
+    p.add_argument("--service", action="store_true", help="open a service conversation; the server picks the agent")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the whole exchange")
     return p.parse_args(argv)
 
@@ -58,13 +62,23 @@ async def converse(args: argparse.Namespace) -> int:
         suites=suites,
     )  # fmt: skip
     async with client:
-        conversation = new_conversation_id()
-        receipt = await client.send(conversation, args.text, to=[args.agent])
-        print(f"visitor: sent #{receipt.seq} to {args.agent} in conversation {conversation}", flush=True)
+        if args.service:
+            opened = await client.service.open(first_message=args.text, attributes={"channel": "example"})
+            conversation = opened.conversation_id
+            where = f"agent {opened.agent}" if opened.agent else f"queue position {opened.position}"
+            print(f"visitor: opened conversation {conversation} in {opened.group}: {where}", flush=True)
+        else:
+            conversation = new_conversation_id()
+            receipt = await client.send(conversation, args.text, to=[args.agent])
+            print(f"visitor: sent #{receipt.seq} to {args.agent} in conversation {conversation}", flush=True)
         async for message in client.deliveries():
-            if message.conversation_id == conversation and message.sender != args.app_id:
-                print(f"visitor: {message.sender} replied: {message.text}", flush=True)
-                return 0
+            if message.conversation_id != conversation or message.sender == args.app_id:
+                continue
+            if message.content_type == ContentType.EVENT:
+                print(f"visitor: event {message.text}", flush=True)  # opened, queued, assigned, ...
+                continue
+            print(f"visitor: {message.sender} replied: {message.text}", flush=True)
+            return 0
     return 1
 
 
