@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from . import log
 from .config import CONFIG_ENV, Config, ConfigError, describe_settings, load_config, render_example_toml, render_toml
+from .service.roles import ROLES
 
 if TYPE_CHECKING:
     from .store import Store
@@ -126,8 +127,8 @@ def _add_app_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], c
     p.add_argument("name", metavar="NAME", help="the app id clients present")
     p.add_argument("--client-key-pin", action="append", default=[], metavar="PIN",
                    help="require a client signature by this key (sm2:<hex> or ed25519:<hex>); repeatable")  # fmt: skip
-    p.add_argument("--role", default="app", help="role (default: app)")
-    p.add_argument("--tenant", default="", help="tenant (default: none)")
+    p.add_argument("--role", default="app", choices=ROLES, help="what the app may do (spec section 13.1; default: app)")
+    p.add_argument("--tenant", default="", help="the tenant it belongs to (default: none)")
     p.set_defaults(run=_cmd_app_add)
     p = app.add_parser(
         "add-bulk", parents=[cfg], help="benchmarking aid: register PREFIX0..PREFIX{COUNT-1} with derivable secrets"
@@ -136,7 +137,7 @@ def _add_app_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], c
     p.add_argument("count", metavar="COUNT", type=int, help="how many apps")
     seed_help = "each secret is HMAC-SHA256(SEED, app id): anyone with SEED is every one of these apps"
     p.add_argument("--secret-seed", required=True, metavar="SEED", help=seed_help)
-    p.add_argument("--role", default="app", help="role (default: app)")
+    p.add_argument("--role", default="app", choices=ROLES, help="what the apps may do (default: app)")
     p.set_defaults(run=_cmd_app_add_bulk)
     p = app.add_parser("list", parents=[cfg], help="list apps")
     p.set_defaults(run=_cmd_app_list)

@@ -39,6 +39,7 @@ from kefu.protocol.tickets import TicketKeys
 from kefu.protocol.wire import U64, Bytes8, Seq, Str8, Truncated, WireStruct, wire_struct
 
 from . import log
+from .service.roles import ROLES
 
 __all__ = [
     "DEV_APP_ID",
@@ -79,7 +80,7 @@ APP_CACHE_SIZE = 4096
 APP_CACHE_TTL_S = 30.0
 """How long a cached app is trusted: the bound on how long `kefu app revoke` takes without a SIGHUP."""
 _PIN = re.compile(r"^(sm2|ed25519):[0-9a-f]{64}$")
-_ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
 DEV_WARNING = (
     "DEVELOPMENT {what} generated on this machine: fine for a trial, not for production. "
     "In production, generate keys under your key-management procedure and give clients the pins out of band."
@@ -336,8 +337,8 @@ def create_app(
     bad = [p for p in client_key_pins if not _PIN.match(p)]
     if bad:
         raise AppError(f"invalid client key pin {bad[0]!r}: expected sm2:<64 hex> or ed25519:<64 hex>")
-    if not _ROLE.match(role):
-        raise AppError(f"invalid role {role!r}: lowercase letters, digits, _ and -, at most 32")
+    if role not in ROLES:
+        raise AppError(f"invalid role {role!r}: one of {', '.join(ROLES)}")
     if len(tenant.encode()) > 255 or not tenant.isprintable():
         raise AppError(f"invalid tenant {tenant!r}")
     if store.get_app(app_id) is not None:

@@ -15,6 +15,7 @@ from kefu.protocol.crypto import KeyType, Suite
 from kefu.protocol.handshake import AppCredential
 from kefu.protocol.tickets import TicketState
 from kefu.server import keys
+from kefu.server.service.roles import ROLES
 from kefu.server.store import Store
 
 PIN = "ed25519:" + "ab" * 32
@@ -171,3 +172,10 @@ def test_no_dev_app_when_apps_exist(tmp_path: Path, store: Store) -> None:
     assert list(ring.apps) == ["prod"]
     assert not (tmp_path / "keys" / "dev-app.secret").exists()
     assert "secret" not in out.getvalue()
+
+
+def test_unknown_roles_are_refused(store: Store) -> None:
+    with pytest.raises(keys.AppError, match="invalid role 'agnet'"):
+        keys.create_app(store, "typo", role="agnet")
+    for role in ROLES:
+        assert keys.create_app(store, f"app-{role}", role=role)[0].role == role
