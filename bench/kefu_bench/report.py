@@ -79,6 +79,8 @@ class Report:
                                                             *sys.argv[1:]]))  # fmt: skip
     paths: dict[str, str] = field(default_factory=dict)
     server_metrics: dict[str, float] = field(default_factory=dict)
+    phase_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per measured phase: how much each of the server's counters and histogram buckets grew during it."""
 
     def document(self) -> dict[str, Any]:
         """The JSON document."""
@@ -97,6 +99,7 @@ class Report:
             "server_samples": [[round(s.t - t0, 3), s.rss_kb, round(s.cpu_s, 3)] for s in self.samples],
             "notes": self.notes,
             "server_metrics": self.server_metrics,
+            "phase_metrics": self.phase_metrics,
         }
 
     def save(self, out_dir: Path = OUT_DIR) -> dict[str, str]:

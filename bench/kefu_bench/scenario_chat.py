@@ -57,12 +57,17 @@ def open_phase(h: Harness, pool: Pool, phase: int, rate: float, duration: float)
     t0_ns = time.monotonic_ns() + int(START_DELAY_S * 1e9)
     t0 = t0_ns / 1e9
     pool.bar("sent", int(rate * duration), f"{rate:g} msg/s")
+    before = h.server.metrics()  # scraped before cpu0: the scrape's own CPU is not the phase's
     cpu0 = h.server.cpu_s()
     pool.send("open", phase=phase, t0_ns=t0_ns, rate=rate / len(pool), duration=duration)
     # Each worker gets rate/len(pool) only when pairs split evenly; partition() keeps them within one pair.
     done = pool.wait_phase(f"done{phase}", timeout=START_DELAY_S + duration + traffic.DRAIN_TIMEOUT_S + 30)
     pool.close_bars()
     cpu1 = h.server.cpu_s()
+    after = h.server.metrics()
+    h.report.phase_metrics[f"phase {phase}"] = {
+        k: v - before.get(k, 0.0) for k, v in after.items() if not k.endswith("_created") and v != before.get(k, 0.0)
+    }
     elapsed = max(time.monotonic() - t0, 1e-9)
     return merge_phase(list(done.values()), h.sampler.peak_rss_kb(since=t0), cpu1 - cpu0, elapsed, duration)
 

@@ -40,6 +40,13 @@ LOAD_ENV = {
 }
 """Limits out of the harness's way (the defaults are per client; the harness is thousands on few addresses)."""
 
+BUCKETS_KEPT = (
+    "kefu_fsync_seconds", "kefu_commit_batch_size", "kefu_event_loop_lag_seconds", "kefu_delivery_latency_seconds",
+    "kefu_send_ack_latency_seconds",
+)  # fmt: skip
+"""Histograms whose buckets the run keeps (commit time, batch size, loop lag, server-side latencies): they tell
+whether a latency tail comes from the commit or from the event loop."""
+
 
 def rss_kb(pid: int) -> int:
     """VmRSS of `pid` in KiB (0 if it is gone)."""
@@ -223,7 +230,10 @@ class Server:
             return {}
         totals: dict[str, float] = {}
         for name, labels, value in parse_exposition(text):
-            if name.startswith("kefu_") and not name.endswith("_bucket") and "le" not in labels:
+            if name.startswith(BUCKETS_KEPT) and name.endswith("_bucket") and "le" in labels:
+                key = f"{name}{{le={labels['le']}}}"  # cumulative counts: where the tail of each lies
+                totals[key] = totals.get(key, 0.0) + value
+            elif name.startswith("kefu_") and not name.endswith("_bucket") and "le" not in labels:
                 key = name + ("" if "code" not in labels else f"{{{labels['code']}}}")
                 totals[key] = totals.get(key, 0.0) + value
         return totals
