@@ -1,8 +1,9 @@
 """The gateway: one asyncio.Protocol per connection driving the sans-IO core (no task per connection).
 
 Theory of operation: `data_received` feeds the whole chunk to the core, which returns every event in it;
-the session handles them all and schedules one flush for the end of the loop iteration, so a burst of
-frames in and of replies out costs one `transport.write` and one record seal per connection per iteration.
+the session handles them all and marks itself for the hub's flush pass at the end of the loop iteration, so
+a burst of frames in and of replies out costs one `transport.write` and one record seal per connection per
+iteration, and an iteration that touched hundreds of connections costs one loop callback, not one each.
 
 Backpressure: when the transport's buffer passes its high-water mark, asyncio calls `pause_writing`; the
 session then stops reading from that client and stops pulling deliveries for it, so what the server
@@ -292,9 +293,10 @@ class Session(asyncio.Protocol):
     def _schedule_flush(self) -> None:
         if not self._flush_pending:
             self._flush_pending = True
-            self.hub.loop.call_soon(self._flush)
+            self.hub.flush_soon(self)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Seal and write what is queued, then re-arm the deadline (the hub's flush pass calls this)."""
         try:
             self._write_out()
         except Exception as exc:  # see data_received
