@@ -426,6 +426,24 @@ class Close(Frame):
 
 # --- customer service (section 13) ---------------------------------------------------------------------
 
+SERVICE_BASE = 1 << 62
+"""Section 13.2: service conversations get ids from here up; a client never creates one at or above it."""
+STAFF_BIT = 1 << 63
+"""Section 13.2: the staff channel of service conversation c (its owner and watching supervisors: whispers, AI
+drafts, tags) is conversation c | STAFF_BIT; the visitor is never a member of it."""
+SYSTEM_SENDER = "#kefu"
+"""Section 13.2: the sender of system messages; app ids cannot start with '#'."""
+
+
+def staff_channel(conversation_id: int) -> int:
+    """The staff channel of a service conversation (section 13.2)."""
+    return conversation_id | STAFF_BIT
+
+
+def is_staff_channel(conversation_id: int) -> bool:
+    """Whether `conversation_id` is a staff channel (section 13.2)."""
+    return bool(conversation_id & STAFF_BIT)
+
 
 @wire_struct
 @dataclass(slots=True)

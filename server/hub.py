@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any
 from kefu.protocol.delivery import DeliveryWindow
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
-from kefu.protocol.frames import DeliverAck, Error, Flag, Frame, Goaway, Send, SendAck, Sync, SyncDone
+from kefu.protocol.frames import SERVICE_BASE, DeliverAck, Error, Flag, Frame, Goaway, Send, SendAck, Sync, SyncDone
 
 from . import log as logmod
 from .ratelimit import BucketTable
-from .service.model import SERVICE_BASE
 from .store import CursorUpdate, SendRequest, SendResult, Store, StoredMessage
 from .timers import TimerWheel
 
@@ -298,7 +297,7 @@ class Hub:
     def fanout(self, message: StoredMessage, members: tuple[str, ...], origin: Session | None, t0: float) -> None:
         """Offer a committed message to every online device of every member except the origin device."""
         conversation = message.conversation_id
-        for member in members:
+        for member in members:  # inline rather than devices(): this loop runs per message and member
             devices = self.users.get(member)
             if devices is None:
                 continue
@@ -306,6 +305,13 @@ class Hub:
             for device in devices if isinstance(devices, set) else (devices,):
                 if device is not origin:
                     device.offer(message, cursor, t0)
+
+    def devices(self, user: str) -> tuple[Session, ...] | set[Session]:
+        """The user's online devices (empty if none); for the service layer's pushes."""
+        devices = self.users.get(user)
+        if devices is None:
+            return ()
+        return devices if isinstance(devices, set) else (devices,)
 
     def observe_delivery(self, t0: float) -> None:
         """A DELIVER left for a device: the server-side delivery latency of the message."""

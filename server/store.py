@@ -320,12 +320,12 @@ _OK: Final = int(ErrorCode.OK)
 def _valid_request(r: SendRequest) -> bool:
     """Whether the values fit the stored layout (the gateway checks the product rules, such as empty bodies)."""
     return (
-        all(name in SERVICE_DATABASES for name, _, _ in r.puts)
-        and len(r.client_msg_id) == 16
+        len(r.client_msg_id) == 16
         and 0 <= r.conversation_id < _U64_LIMIT
         and 0 <= r.content_type <= 0xFFFF
         and len(r.body) < 1 << 32
         and (not r.metadata or _valid_metadata(r.metadata))
+        and (not r.puts or all(name in SERVICE_DATABASES for name, _, _ in r.puts))
     )
 
 

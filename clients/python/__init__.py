@@ -33,7 +33,7 @@ from .errors import (
     Timeout,
 )
 from .messages import Message, SendReceipt, new_client_msg_id, new_conversation_id
-from .service import Outcome, ServiceApi, staff_channel
+from .service import Outcome, ServiceApi, is_staff_channel, staff_channel
 from .sync import BlockingClient
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "SigningKey",
     "Suite",
     "Timeout",
+    "is_staff_channel",
     "new_client_msg_id",
     "new_conversation_id",
     "staff_channel",

@@ -6,12 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kefu.protocol.frames import Deliver, Flag, SendAck
+from kefu.protocol.frames import SERVICE_BASE, Deliver, Flag, SendAck
 
 MEMBERS_KEY = "kefu.to"
 """SEND metadata key naming the other members (comma-separated user ids) of the conversation it creates."""
 
-CONVERSATION_ID_BITS = 62
+CONVERSATION_ID_BITS = SERVICE_BASE.bit_length() - 1
 """New conversation ids are random 62-bit numbers: collisions are negligible, they stay positive in every
 language's signed 64-bit integer, and they stay below 2^62, where the server's service conversations begin
 (spec section 13.2)."""

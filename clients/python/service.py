@@ -43,6 +43,8 @@ from kefu.protocol.frames import (
     Sentiment,
     Transfer,
     Watch,
+    is_staff_channel,
+    staff_channel,
 )
 
 from .errors import ClientError, ConnectionLost, RequestRefused, Timeout
@@ -51,16 +53,10 @@ if TYPE_CHECKING:
     from .client import Client
     from .connection import Link
 
-__all__ = ["Outcome", "ServiceApi", "ServiceRequest", "staff_channel"]
+__all__ = ["Outcome", "ServiceApi", "ServiceRequest", "is_staff_channel", "staff_channel"]
 
 MAX_EVENTS = 1000
 """QUEUE_POSITION/SENTIMENT frames kept for `events()`; older ones are dropped (each supersedes the last)."""
-STAFF_BIT = 1 << 63
-
-
-def staff_channel(conversation_id: int) -> int:
-    """The staff channel (owner agent and watching supervisors) of a service conversation."""
-    return conversation_id | STAFF_BIT
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,7 @@ class Assistant:
         conv.sentiment = score = future.result()
         frame = Sentiment(conv.id, message.seq, round(score * 1000))
         for user in conv.staff_members():
-            for session in self.desk.devices(user):
+            for session in self.desk.hub.devices(user):
                 session.send(frame)
 
     def _context(self, conv: ServiceConversation, message: StoredMessage, text: str) -> Context:

@@ -432,7 +432,7 @@ class Desk:
         frame = QueuePosition(
             conv.id, conv.group, position, waiting if waiting is not None else self.router.queue_length(conv.group)
         )
-        for session in self.devices(conv.visitor):
+        for session in self.hub.devices(conv.visitor):
             session.send(frame)
 
     def tick(self) -> None:
@@ -637,12 +637,6 @@ class Desk:
         """Count a service event (kefu_service_events)."""
         if self.hub.metrics is not None:
             self.hub.metrics.service(name)
-
-    def devices(self, user: str) -> list[Session]:
-        devices = self.hub.users.get(user)
-        if devices is None:
-            return []
-        return list(devices) if isinstance(devices, set) else [devices]
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -20,7 +20,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kefu.protocol.frames import ConversationState
+from kefu.protocol.frames import SERVICE_BASE, STAFF_BIT, SYSTEM_SENDER, ConversationState, staff_channel
 
 __all__ = [
     "MAX_ATTRIBUTES",
@@ -37,13 +37,6 @@ __all__ = [
     "staff_channel",
 ]
 
-SERVICE_BASE = 1 << 62
-"""Service conversations get ids from here up; a client may not create a conversation at or above it."""
-STAFF_BIT = 1 << 63
-"""The staff channel of service conversation c (owner agent and watching supervisors: whispers, AI drafts,
-tags) is conversation c | STAFF_BIT; the visitor is never a member of it."""
-SYSTEM_SENDER = "#kefu"
-"""The sender of system messages; app ids cannot start with '#'."""
 MAX_TRACE = 64
 """Routing-trace entries kept per conversation (oldest dropped first): enough for every decision of a long
 conversation with several transfers, small enough to send in one RESULT."""
@@ -91,11 +84,6 @@ class IllegalTransition(Exception):
 def is_service(conversation_id: int) -> bool:
     """Whether the id is in the service range (a conversation or its staff channel)."""
     return conversation_id >= SERVICE_BASE
-
-
-def staff_channel(conversation_id: int) -> int:
-    """The staff channel of a service conversation."""
-    return conversation_id | STAFF_BIT
 
 
 @dataclass(slots=True)

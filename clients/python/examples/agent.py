@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from kefu.client import AgentState, Client, ClientError, ContentType, Suite
+from kefu.client import AgentState, Client, ClientError, ContentType, Suite, is_staff_channel
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,7 +68,7 @@ async def serve_visitors(args: argparse.Namespace) -> int:
         async for message in client.deliveries():
             if message.sender == args.app_id:
                 continue  # our own replies, echoed back to this device: nothing to answer
-            if message.content_type == ContentType.EVENT or message.conversation_id >> 63:
+            if message.content_type == ContentType.EVENT or is_staff_channel(message.conversation_id):
                 print(f"agent: {message.text}", flush=True)  # assigned, transferred, a whisper, a draft ...
                 continue
             print(f"agent: {message.sender} says: {message.text}", flush=True)
