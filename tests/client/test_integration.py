@@ -231,7 +231,7 @@ def test_examples_exchange_a_message_and_exit(kefu_server: KefuServer, tmp_path:
         secret = base64.urlsafe_b64encode(kefu_server.secrets[app_id]).rstrip(b"=").decode()
         return [
             sys.executable, str(EXAMPLES / script), "--port", str(kefu_server.port), "--app-id", app_id,
-            "--secret", secret, "--pins-file", str(pins), "--timeout", "30", *extra,
+            f"--secret={secret}", "--pins-file", str(pins), "--timeout", "30", *extra,
         ]  # fmt: skip
 
     agent = subprocess.Popen(command("agent.py", "agent", "--count", "1"), stdout=subprocess.PIPE, text=True)
@@ -269,7 +269,7 @@ def test_examples_in_service_mode(kefu_server: KefuServer, tmp_path: Path) -> No
         secret = base64.urlsafe_b64encode(kefu_server.secrets[app_id]).rstrip(b"=").decode()
         return [
             sys.executable, str(EXAMPLES / script), "--port", str(kefu_server.port), "--app-id", app_id,
-            "--secret", secret, "--pins-file", str(pins), "--timeout", "30", "--service", *extra,
+            f"--secret={secret}", "--pins-file", str(pins), "--timeout", "30", "--service", *extra,
         ]  # fmt: skip
 
     agent = subprocess.Popen(command("agent.py", "desk-agent", "--count", "1"), stdout=subprocess.PIPE, text=True)
