@@ -53,12 +53,16 @@ def plugin_host(directory: Directory, on_outcome: Any) -> PluginHost | None:
     return host
 
 
-def reload_desk(desk: Desk, config: Any) -> None:
-    """SIGHUP: a new directory, rules and limits; on any error the old ones stay (ServiceSetupError)."""
+def _directory(config: Any) -> Directory:
     try:
-        directory = load_directory(config.directory_path)
+        return load_directory(config.directory_path)
     except DirectoryError as exc:
         raise ServiceSetupError(str(exc)) from None
+
+
+def reload_desk(desk: Desk, config: Any) -> None:
+    """SIGHUP: a new directory, rules and limits; on any error the old ones stay (ServiceSetupError)."""
+    directory = _directory(config)
     engines = rule_engines(directory, config)
     for engine in desk.rules.values():
         engine.close()
@@ -69,10 +73,7 @@ def reload_desk(desk: Desk, config: Any) -> None:
 
 def build_desk(hub: Hub, apps: Any, config: Any) -> Desk:
     """The desk with its directory, rules and plugins (the sentiment worker starts in `start_desk`)."""
-    try:
-        directory = load_directory(config.directory_path)
-    except DirectoryError as exc:
-        raise ServiceSetupError(str(exc)) from None
+    directory = _directory(config)
     desk = Desk(hub, apps, directory)
     desk.rules = rule_engines(directory, config)
 
