@@ -58,18 +58,20 @@ def open_phase(h: Harness, pool: Pool, phase: int, rate: float, duration: float)
     t0 = t0_ns / 1e9
     pool.bar("sent", int(rate * duration), f"{rate:g} msg/s")
     before = h.server.metrics()  # scraped before cpu0: the scrape's own CPU is not the phase's
-    cpu0 = h.server.cpu_s()
+    cpu0, disk0 = h.server.cpu_s(), h.server.disk_write_bytes()
     pool.send("open", phase=phase, t0_ns=t0_ns, rate=rate / len(pool), duration=duration)
     # Each worker gets rate/len(pool) only when pairs split evenly; partition() keeps them within one pair.
     done = pool.wait_phase(f"done{phase}", timeout=START_DELAY_S + duration + traffic.DRAIN_TIMEOUT_S + 30)
     pool.close_bars()
-    cpu1 = h.server.cpu_s()
+    cpu1, disk1 = h.server.cpu_s(), h.server.disk_write_bytes()
     after = h.server.metrics()
     h.report.phase_metrics[f"phase {phase}"] = {
         k: v - before.get(k, 0.0) for k, v in after.items() if not k.endswith("_created") and v != before.get(k, 0.0)
     }
     elapsed = max(time.monotonic() - t0, 1e-9)
-    return merge_phase(list(done.values()), h.sampler.peak_rss_kb(since=t0), cpu1 - cpu0, elapsed, duration)
+    result = merge_phase(list(done.values()), h.sampler.peak_rss_kb(since=t0), cpu1 - cpu0, elapsed, duration)
+    result["disk_bytes_per_message"] = (disk1 - disk0) / max(1, result["acked"])
+    return result
 
 
 def merge_phase(
@@ -81,10 +83,13 @@ def merge_phase(
         for k, v in p["errors"].items():
             errors[k] = errors.get(k, 0) + v
     sent = sum(p["sent"] for p in parts)
+    acked = sum(p["acked"] for p in parts)
     delivered = sum(p["delivered"] for p in parts)
+    if acked > delivered:  # every acknowledged message has one recipient device: a shortfall is a loss
+        errors["undelivered"] = errors.get("undelivered", 0) + acked - delivered
     return {
         "sent": sent,
-        "acked": sum(p["acked"] for p in parts),
+        "acked": acked,
         "delivered": delivered,
         "duplicates": sum(p["duplicates"] for p in parts),
         "own_echoes": sum(p["own_echoes"] for p in parts),

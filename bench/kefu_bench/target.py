@@ -73,6 +73,17 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def disk_write_bytes(pid: int) -> int:
+    """Bytes `pid` has caused to be sent to the storage layer (write_bytes of /proc/PID/io; 0 if unreadable)."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def start_ticks(pid: int) -> int:
     """The process's start time in clock ticks since boot (tells a restarted PID from the same one)."""
     try:
@@ -186,6 +197,10 @@ class Server:
     def cpu_s(self) -> float:
         """The server's CPU seconds so far."""
         return cpu_s(self.pid)
+
+    def disk_write_bytes(self) -> int:
+        """Bytes the server has written to the disk so far (its LMDB pages, /proc/PID/io write_bytes)."""
+        return disk_write_bytes(self.pid)
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
         """SIGTERM (graceful drain) and wait; SIGKILL if it does not exit in time. Spawned servers only."""
