@@ -24,7 +24,13 @@ from typing import Protocol
 import gmssl_pyx
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import (
+    AEADDecryptionContext,
+    AEADEncryptionContext,
+    Cipher,
+    algorithms,
+    modes,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import sm2
@@ -185,6 +191,31 @@ def hash_ctx(hash_name: str) -> hashlib._Hash:
 
 # --- AEAD -----------------------------------------------------------------------------------------------
 
+NewEncryptor = Callable[[algorithms.SM4, modes.GCM], AEADEncryptionContext]
+NewDecryptor = Callable[[algorithms.SM4, modes.GCM], AEADDecryptionContext]
+
+
+def _public_encryptor(algorithm: algorithms.SM4, mode: modes.GCM) -> AEADEncryptionContext:
+    return Cipher(algorithm, mode).encryptor()
+
+
+def _public_decryptor(algorithm: algorithms.SM4, mode: modes.GCM) -> AEADDecryptionContext:
+    return Cipher(algorithm, mode).decryptor()
+
+
+try:
+    # cryptography >= 43 builds cipher contexts in Rust, and Cipher() only checks its arguments before it calls
+    # these. SM4-GCM has no one-shot AEAD class (AESGCM's counterpart), so every record built a Cipher, and those
+    # checks (isinstance against ABCs, the key size of the mode, per record although the key never changes) were
+    # about a fifth of the server's event loop at 10,000 connections. Aead checks its key and mode once, in
+    # __init__, and then calls the constructors directly; older releases take the public path.
+    from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
+
+    _new_encryptor: NewEncryptor = _rust_openssl.ciphers.create_encryption_ctx
+    _new_decryptor: NewDecryptor = _rust_openssl.ciphers.create_decryption_ctx
+except (ImportError, AttributeError):  # pragma: no cover - depends on the installed cryptography
+    _new_encryptor, _new_decryptor = _public_encryptor, _public_decryptor
+
 
 class Aead:
     """One AEAD key: "aes-gcm" (16- or 32-byte key) or "sm4-gcm" (16-byte key); 12-byte nonces, 16-byte tags.
@@ -205,6 +236,7 @@ class Aead:
                 raise LocalProtocolError("SM4 keys are 16 bytes")
             self._aes = None
             self._sm4 = algorithms.SM4(key)  # immutable; made once rather than per record
+            Cipher(self._sm4, modes.GCM(bytes(NONCE_LEN)))  # what Cipher() checks, checked once: see _new_encryptor
         else:
             raise LocalProtocolError(f"unknown AEAD {cipher!r}")
 
@@ -213,7 +245,7 @@ class Aead:
         if self._aes is not None:
             return self._aes.encrypt(nonce, plaintext, aad)
         assert self._sm4 is not None
-        enc = Cipher(self._sm4, modes.GCM(nonce)).encryptor()
+        enc = _new_encryptor(self._sm4, modes.GCM(nonce))
         enc.authenticate_additional_data(aad)
         body = enc.update(plaintext) + enc.finalize()
         return body + enc.tag
@@ -228,7 +260,7 @@ class Aead:
                 raise InvalidTag
             split = len(data) - TAG_LEN
             assert self._sm4 is not None
-            dec = Cipher(self._sm4, modes.GCM(nonce, data[split:])).decryptor()
+            dec = _new_decryptor(self._sm4, modes.GCM(nonce, data[split:]))
             dec.authenticate_additional_data(aad)
             return dec.update(data[:split]) + dec.finalize()
         except InvalidTag:
