@@ -161,5 +161,9 @@ class DeliveryWindow:
 
     def next_deadline(self) -> float | None:
         """The earliest retry deadline, or None when nothing is in flight."""
-        deadlines = [s.deadline for s in self.streams.values() if s.deadline is not None and s.in_flight]
-        return min(deadlines) if deadlines else None
+        earliest = None
+        for s in self.streams.values():  # runs at every flush of a receiving connection: no list, no min()
+            deadline = s.deadline
+            if deadline is not None and s.in_flight and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest

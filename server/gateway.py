@@ -204,16 +204,14 @@ class Session(asyncio.Protocol):
         self._schedule_flush()
 
     def _rearm(self) -> None:
-        deadlines = [d for d in (self.conn.get_timer() if self.conn else None, self._retry_deadline()) if d]
-        if self._read_paused_until:
-            deadlines.append(self._read_paused_until)
-        when = min(deadlines) if deadlines else None
+        when = self.conn.get_timer() if self.conn else None  # runs at every flush: no lists, no min()
+        for deadline in (self.window.next_deadline() if self.window is not None else None, self._read_paused_until):
+            if deadline and (not when or deadline < when):
+                when = deadline
+        when = when or None
         if when != self._scheduled:  # most flushes leave the deadline where it was: skip the wheel then
             self._scheduled = when
             self.hub.wheel_schedule(self, when)
-
-    def _retry_deadline(self) -> float | None:
-        return self.window.next_deadline() if self.window is not None else None
 
     def _pause_reading_for(self, delay: float) -> None:
         assert self.transport is not None
@@ -284,7 +282,7 @@ class Session(asyncio.Protocol):
                 message.content_type,
                 message.sender,
                 message.body,
-                tuple(MetaEntry(k, v) for k, v in message.metadata),
+                tuple(MetaEntry(k, v) for k, v in message.metadata) if message.metadata else (),
                 flags=Flag.REDELIVERY if redelivery else 0,
                 request_id=request_id,
             )
