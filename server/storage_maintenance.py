@@ -43,7 +43,7 @@ EXPIRE_BATCH_MESSAGES: Final = 10_000  # deleted per write transaction: tens of 
 EXPIRE_BATCH_BYTES: Final = 32 << 20  # stored values held in memory for one archive file
 PURGE_BATCH: Final = 10_000  # idempotency entries deleted per write transaction
 _TS_CONV_SEQ = struct.Struct("!QQQ")
-_TS = struct.Struct("!Q")
+_TS = _U64 = struct.Struct("!Q")
 
 
 def expire_messages(
@@ -87,7 +87,15 @@ def _oldest(store: Store, before_ms: int | None, limit: int) -> tuple[list[bytes
 
 
 def _delete(store: Store, txn: lmdb.Transaction[bytes], keys: Sequence[bytes]) -> None:
-    messages, expiry = store._db["messages"], store._db["expiry"]
+    messages, expiry, conversations = store._db["messages"], store._db["expiry"], store._db["conversations"]
+    last: dict[int, int] = {}
+    for key in keys:
+        _, conv, seq = _TS_CONV_SEQ.unpack(key)
+        last[conv] = max(seq, last.get(conv, 0))
+    for conv, seq in last.items():  # a conversation's last seq outlives its last messages: raise the record's floor
+        raw = txn.get(_U64.pack(conv), db=conversations)
+        if raw is not None and _U64.unpack_from(raw)[0] < seq:
+            txn.put(_U64.pack(conv), _U64.pack(seq) + raw[_U64.size :], db=conversations)
     for key in keys:
         txn.delete(key[8:], db=messages)  # the expiry key ends with the messages key
         txn.delete(key, db=expiry)

@@ -8,7 +8,8 @@ every message, idempotency entry, sequence number and cursor of the batch, and i
 (``sync=True, metasync=True``) that makes them durable together. LMDB is copy-on-write with two meta pages, so a
 kill -9 or a power loss at any instant leaves either the previous or the new commit: start-up recovery is
 LMDB's own (nothing to replay) plus an O(1) check of the schema version. Nothing is ever scanned at start-up:
-the next `server_msg_id` and each conversation's `last_seq` are stored.
+the next `server_msg_id` is stored, and a conversation's `last_seq` is the larger of the floor in its record and the
+seq of its last stored message (one B-tree descent, when the conversation is first needed).
 
 Layout (schema version 1). Integers are unsigned big-endian; ``user`` and ``app_id`` are UTF-8 without 0x00, at
 most 255 bytes, so ``user + 0x00`` is an unambiguous key prefix. Values named like ``StoredMessage`` are the
@@ -22,8 +23,8 @@ named db          key                                        value
 ``messages``      conv u64 + seq u64                         `StoredMessage` (conv, seq, server_msg_id,
                                                              timestamp_ms, sender, client_msg_id, content_type,
                                                              body, metadata)
-``conversations`` conv u64                                   `ConversationRecord` (last_seq u64, created_ms u64,
-                                                             members: utf8<u8> list<u16>)
+``conversations`` conv u64                                   `ConversationRecord` (last_seq u64: a floor, see
+                                                             below; created_ms u64; members: utf8<u8> list<u16>)
 ``cursors``       user + 0x00 + conv u64                     u64: the user has received every seq <= this
 ``user_convs``    user + 0x00 + conv u64                     empty: the user is a member of the conversation
 ``idempotency``   sender + 0x00 + client_msg_id (16 bytes)   `IdempotencyRecord` (conv u64, seq u64,
@@ -39,6 +40,12 @@ named db          key                                        value
 ``agent_convs``   agent + 0x00 + conv u64                    empty: the agent has owned the conversation
 ``meta``          ``b"next_service_conversation"``           u64: the next service conversation id
 ================  =========================================  ==================================================
+
+A message does not rewrite its conversation's record: the record's `last_seq` is only a floor, written when the
+record is created or its members change, and raised by retention before it deletes a conversation's last messages.
+The last seq is max(that floor, the seq of the conversation's last key in ``messages``). Rewriting the record with
+every message cost one more randomly placed page per message in each commit, and a commit's fdatasync time grows
+with its pages (bench/RESULTS.md, "third attempt").
 
 The customer-service layer writes its records through `SendRequest.puts`, in the same transaction as the system
 message that announces the change, so a record and its announcement are durable together or not at all.
@@ -240,6 +247,20 @@ def message_key(conversation_id: int, seq: int) -> bytes:
     return _CONV_SEQ.pack(conversation_id, seq)
 
 
+def last_message_seq(cur: lmdb.Cursor[bytes], conversation_id: int) -> int:
+    """The seq of the conversation's last key in ``messages`` (`cur` is a cursor on it); 0 if it has none."""
+    if cur.set_range(_CONV_SEQ.pack(conversation_id, _U64_LIMIT - 1)):
+        found = cur.key()
+        if _CONV_SEQ.unpack(found)[0] == conversation_id:
+            return _U64_LIMIT - 1
+        if not cur.prev():
+            return 0
+    elif not cur.last():
+        return 0
+    conv, seq = _CONV_SEQ.unpack(cur.key())
+    return seq if conv == conversation_id else 0
+
+
 def id_key(name: str) -> bytes | None:
     """The UTF-8 key of a user or app id, or None if the id is empty, too long or holds 0x00."""
     try:
@@ -347,8 +368,8 @@ class _Conversation:
 class _Batch:
     """The work of one `Store.commit`, inside its write transaction (rebuilt from scratch on a retry).
 
-    `members_cache` maps conversation ids to members decoded by earlier commits. Members and created_ms never
-    change, so a commit rewrites only the leading `last_seq` of a ConversationRecord and keeps the rest (`tail`).
+    `members_cache` maps conversation ids to members decoded by earlier commits. created_ms never changes, so a
+    commit that rewrites a ConversationRecord (a new conversation, new members) keeps its `tail` after `last_seq`.
     A cached entry is used only once the record is found in this transaction.
     """
 
@@ -360,6 +381,7 @@ class _Batch:
         self.members_cache = members_cache
         self.conversations: dict[int, _Conversation | None] = {}
         self.dirty: set[int] = set()
+        self._messages: lmdb.Cursor[bytes] | None = None
         raw = txn.get(_NEXT_ID_KEY, db=db["meta"])
         self.next_id = _U64.unpack(raw)[0] if raw else 1
         self.ts_key = _U64.pack(now_ms)
@@ -373,7 +395,10 @@ class _Batch:
             members = self.members_cache.get(conversation_id)
             if members is None:
                 members = self.cache_members(conversation_id, _decode_conversation(raw).members)
-            conv = _Conversation(_U64.unpack_from(raw)[0], members, raw[_U64.size :])
+            if self._messages is None:
+                self._messages = self.txn.cursor(db=self.db["messages"])
+            last_seq = max(_U64.unpack_from(raw)[0], last_message_seq(self._messages, conversation_id))
+            conv = _Conversation(last_seq, members, raw[_U64.size :])
         self.conversations[conversation_id] = conv
         return conv
 
@@ -404,7 +429,6 @@ class _Batch:
                 return _BAD_REQUEST
             recipients = tuple(dict.fromkeys((*recipients, *conv.members)))
         seq = conv.last_seq = conv.last_seq + 1
-        self.dirty.add(r.conversation_id)
         msg = StoredMessage(
             r.conversation_id, seq, self.next_id, self.now_ms, r.sender, r.client_msg_id, r.content_type, r.body,
             r.metadata,
@@ -723,8 +747,15 @@ class Store:
 
     def last_seq(self, conversation_id: int) -> int:
         """The conversation's latest seq; 0 if it has none or does not exist."""
-        conv = self._conversation(conversation_id)
-        return conv.last_seq if conv else 0
+        with self._read() as txn:
+            raw = txn.get(_U64.pack(conversation_id), db=self._db["conversations"])
+            return self._last_seq(txn, conversation_id, raw)
+
+    def _last_seq(self, txn: lmdb.Transaction[bytes], conversation_id: int, record: bytes | None) -> int:
+        if record is None:
+            return 0
+        with txn.cursor(self._db["messages"]) as cur:
+            return max(int(_U64.unpack_from(record)[0]), last_message_seq(cur, conversation_id))
 
     def members(self, conversation_id: int) -> tuple[str, ...] | None:
         """The conversation's members; None if it does not exist."""
@@ -759,8 +790,7 @@ class Store:
                 key = _U64.pack(conversation_id)
                 raw = txn.get(prefix + b"\0" + key, db=self._db["cursors"])
                 acked = _U64.unpack(raw)[0] if raw else 0
-                conv = txn.get(key, db=self._db["conversations"])
-                last = _decode_conversation(conv).last_seq if conv else 0
+                last = self._last_seq(txn, conversation_id, txn.get(key, db=self._db["conversations"]))
                 if acked < last:
                     out.append((conversation_id, acked, last))
         return out

@@ -203,9 +203,23 @@ def test_schema_checks(tmp_path: Path) -> None:
         Store(tmp_path / "foreign")
 
 
-def test_layout_rewrites_only_last_seq() -> None:
+def test_messages_leave_the_conversation_record_alone(tmp_path: Path) -> None:
+    """last_seq is the record's floor or the last message key, whichever is larger: a message writes no record."""
     encode = ConversationRecord._wire_build  # type: ignore[attr-defined]
-    assert encode(ConversationRecord(7, 1, ("a",)))[:8] == struct.pack("!Q", 7)
+    assert encode(ConversationRecord(7, 1, ("a",)))[:8] == struct.pack("!Q", 7), "the floor leads the record"
+    store = Store(tmp_path / "db")
+    store.commit([req("alice", 0, 1)], [], now_ms=NOW)
+    record = store.get_record("conversations", struct.pack("!Q", 1))
+    for i in range(1, 5):
+        store.commit([req("alice", i, 1), req("alice", 100 + i, 2)], [], now_ms=NOW)
+    assert store.get_record("conversations", struct.pack("!Q", 1)) == record, "untouched by later messages"
+    assert (store.last_seq(1), store.last_seq(2), store.last_seq(3)) == (5, 4, 0), "neighbours do not leak"
+    store.close()
+    store = Store(tmp_path / "db")
+    [after] = store.commit([req("alice", 9, 1)], [], now_ms=NOW)
+    assert after.message is not None and after.message.seq == 6
+    assert store.pending("agent") == [(1, 0, 6), (2, 0, 4)]
+    store.close()
 
 
 # --- apps, stats ------------------------------------------------------------------------------------------
@@ -324,6 +338,9 @@ def test_expire_in_batches_and_duplicates_of_expired_messages(tmp_path: Path, mo
     assert store.stats()["expiry_entries"] == 0 and all_messages(store, 1) == []
     [dup] = store.commit([req("alice", 3, 1, body=bytes([3]))], [], now_ms=NOW + 2)
     assert dup == SendResult(OK, True, sent[3], ("alice", "agent")), "rebuilt from the idempotency record"
+    assert store.last_seq(1) == 10, "the last seq outlives the last message"
+    [new] = store.commit([req("alice", 50, 1)], [], now_ms=NOW + 3)
+    assert new.message is not None and new.message.seq == 11, "sequence numbers never restart"
     store.close()
 
 
