@@ -99,6 +99,7 @@ class Server:
             metrics=metrics,
             log=log,
         )
+        self.committer.on_committed = self.hub.cursors.committed
         self.desk = build_desk(self.hub, self.keyring.apps, config)
         self.hub.desk = self.desk
         self.listener: asyncio.AbstractServer | None = None
@@ -132,6 +133,7 @@ class Server:
         if self.listener is not None:
             self.listener.close()
         self._desk_tick.cancel()
+        self.hub.cursors.save_due(everything=True)  # before the committer stops taking work
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.committer.stop(), timeout=deadline * 0.8)
         try:
@@ -153,10 +155,12 @@ class Server:
             gc.freeze()
 
     async def publish_forever(self, interval_s: float = 1.0) -> None:
-        """Hand the hub's plain counters to Prometheus once a second."""
+        """Hand the hub's plain counters to Prometheus, and an idle server's due cursors to the store, once a
+        second."""
         while True:
             await asyncio.sleep(interval_s)
             self.hub.publish_counters()
+            self.hub.save_cursors()
 
     async def sweep_forever(self) -> None:
         """Retention ([storage] retention_*) and the idempotency purge, every sweep_interval_s, off the loop."""

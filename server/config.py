@@ -209,8 +209,17 @@ class DeliverySection:
     """[delivery]: group commit, acknowledgement windows and redelivery."""
 
     commit_window_ms: float = setting(
-        2.0, "How long writes are gathered into one fsync'd transaction (group commit).", unit="milliseconds", lo=0
-    )
+        2.0,
+        "Group commit: the shortest time between the starts of two fsync'd transactions; a SEND waits at most this"
+        " long for its transaction to start (after the one running), and a SEND to an idle store not at all.",
+        unit="milliseconds", lo=0,
+    )  # fmt: skip
+    cursor_save_delay_ms: int = setting(
+        5000,
+        "How long after a user's acknowledged position in a conversation first changes it is written (later"
+        " changes meanwhile share that write). After a crash, what was acknowledged in this time is delivered again.",
+        unit="milliseconds", lo=0,
+    )  # fmt: skip
     max_batch: int = setting(4096, "Most writes committed in one transaction.", lo=1)
     inflight_window: int = setting(256, "Messages delivered to one connection and not yet acknowledged.", lo=1)
     retry_initial_ms: int = setting(

@@ -8,7 +8,8 @@ Theory of operation:
 - After a commit, the message is offered to every online device of every member of its conversation
   except the device that sent it. A device's stream sends it at once if it is next in sequence and the
   window has room; otherwise the stream catches up from the store as acknowledgements free the window.
-- DELIVER_ACK advances the device's stream and the user's stored cursor (batched into the next commit).
+- DELIVER_ACK advances the device's stream and the user's stored cursor, which is written behind
+  (`kefu.server.cursors`: about once per [delivery] cursor_save_delay_ms per user and conversation).
 - SYNC with until_seq = 0 resumes a conversation's stream after `after_seq` (conversation 0: every
   conversation whose stored cursor is behind); with until_seq > 0 it fetches a range once, untracked.
 - Conversations are created by the first SEND that names its other members in the metadata key
@@ -28,8 +29,9 @@ from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, Handsha
 from kefu.protocol.frames import SERVICE_BASE, DeliverAck, Error, Flag, Frame, Goaway, Send, SendAck, Sync, SyncDone
 
 from . import log as logmod
+from .cursors import CursorWriteBehind
 from .ratelimit import BucketTable
-from .store import CursorUpdate, SendRequest, SendResult, Store, StoredMessage
+from .store import SendRequest, SendResult, Store, StoredMessage
 from .timers import TimerWheel
 
 if TYPE_CHECKING:
@@ -69,6 +71,8 @@ class Hub:
         """Online devices by user: the session itself for a user with one device (the common case: a set
         costs 216 bytes), a set for several."""
         self.draining = False
+        self.cursors = CursorWriteBehind(store, committer, config.delivery.cursor_save_delay_ms / 1000, loop.time)
+        """Stored cursors not yet durable; every cursor read goes through it."""
         self._offset = time.time() - loop.time()
         self._last_seq: dict[int, int] = {}
         limits = config.limits
@@ -91,6 +95,7 @@ class Hub:
         limits = config.limits
         self._app_frames.configure(limits.app_frames_per_s, limits.app_frames_burst)
         self._new_conns.configure(limits.new_conns_per_ip_per_s, limits.new_conns_per_ip_burst)
+        self.cursors.delay_s = config.delivery.cursor_save_delay_ms / 1000
 
     # --- clock and timers -------------------------------------------------------------------------------
 
@@ -284,15 +289,15 @@ class Hub:
         window = session.window
         stream = window.streams.get(message.conversation_id) if window is not None else None
         if stream is None:
-            cursor = self.store.cursor(session.user, message.conversation_id)
+            cursor = self.cursors.read(session.user, message.conversation_id)
             if cursor != message.seq - 1:
                 return  # the device is behind: its catch-up will carry the message like any other
             stream = session.delivery_window().stream(message.conversation_id, cursor)
         assert session.window is not None
         before = stream.acked
         session.window.mark_own(stream, message.seq)
-        if stream.acked > before and not self.draining:  # the committer takes no more work once draining
-            self.committer.submit_cursor(CursorUpdate(session.user, message.conversation_id, stream.acked))
+        if stream.acked > before:
+            self.cursors.advance(session.user, message.conversation_id, stream.acked)
 
     def fanout(self, message: StoredMessage, members: tuple[str, ...], origin: Session | None, t0: float) -> None:
         """Offer a committed message to every online device of every member except the origin device."""
@@ -301,7 +306,7 @@ class Hub:
             devices = self.users.get(member)
             if devices is None:
                 continue
-            cursor = _LazyCursor(self.store, member, conversation)
+            cursor = _LazyCursor(self.cursors, member, conversation)
             for device in devices if isinstance(devices, set) else (devices,):
                 if device is not origin:
                     device.offer(message, cursor, t0)
@@ -333,8 +338,8 @@ class Hub:
             return  # nothing was delivered to this session: nothing to acknowledge
         for entry in ack.acks:
             stream = window.ack(entry.conversation_id, entry.seq, now=now)
-            if stream is not None and not self.draining:
-                self.committer.submit_cursor(CursorUpdate(session.user, entry.conversation_id, stream.acked))
+            if stream is not None:
+                self.cursors.advance(session.user, entry.conversation_id, stream.acked)
         for stream in list(window.streams.values()):
             if window.room <= 0:
                 break
@@ -353,7 +358,7 @@ class Hub:
         """Resume a stream (until_seq 0) or fetch a range once (until_seq > 0)."""
         window = session.delivery_window()
         if sync.conversation_id == 0:
-            pending = self.store.pending(session.user)
+            pending = self.cursors.pending(session.user)
             for conversation_id, cursor, last_seq in pending:
                 self._last_seq[conversation_id] = max(self._last_seq.get(conversation_id, 0), last_seq)
                 stream = window.rewind(conversation_id, cursor)
@@ -432,6 +437,12 @@ class Hub:
         sessions, self._dirty = self._dirty, []
         for session in sessions:
             session.flush()  # catches its own errors: one session's bug never skips the others
+        self.save_cursors()
+
+    def save_cursors(self) -> None:
+        """Hand the committer the cursors due to be saved (each flush pass, and once a second from the app)."""
+        if not self.draining:  # the drain saves them all, once, before it stops the committer
+            self.cursors.save_due()
 
     # --- buffers for slow readers ------------------------------------------------------------------------
 
@@ -498,15 +509,15 @@ class Hub:
 
 
 class _LazyCursor:
-    """A member's stored cursor, read from the store only if a device has no stream yet (once per fan-out)."""
+    """A member's cursor, read only if a device has no stream yet (once per fan-out)."""
 
-    __slots__ = ("_conversation", "_store", "_user", "_value")
+    __slots__ = ("_conversation", "_cursors", "_user", "_value")
 
-    def __init__(self, store: Store, user: str, conversation: int) -> None:
-        self._store, self._user, self._conversation = store, user, conversation
+    def __init__(self, cursors: CursorWriteBehind, user: str, conversation: int) -> None:
+        self._cursors, self._user, self._conversation = cursors, user, conversation
         self._value: int | None = None
 
     def __call__(self) -> int:
         if self._value is None:
-            self._value = self._store.cursor(self._user, self._conversation)
+            self._value = self._cursors.read(self._user, self._conversation)
         return self._value

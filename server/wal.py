@@ -3,16 +3,25 @@
 Theory of operation
 -------------------
 The event loop calls `GroupCommitter.submit` for each SEND (and `submit_cursor` for each cumulative ack). That
-appends to a deque; no task, future or lock is created per message. A single writer thread sleeps until the first
-item arrives, then gathers more until `window_s` has passed since that item's arrival or `max_batch` SENDs are
-queued, and hands the whole batch to `Store.commit` (one write transaction, one fdatasync). Everything that arrives
-while a commit runs waits in the deque and forms the next batch, whose window has usually already expired: under
-load, one commit serves every SEND that arrived during the previous one, and no item waits more than `window_s`
-for its commit to start (plus the commit in progress when it arrived).
+appends to a deque; no task, future or lock is created per message. A single writer thread sleeps until an item
+arrives and hands everything queued to `Store.commit` (one write transaction, one fdatasync), but commits start at
+most once per `window_s`: an item that arrives less than `window_s` after the previous commit started waits, with
+whatever joins it, until that much has passed (or until `max_batch` SENDs are queued). So an idle store commits a
+lone SEND at once, a busy one commits every `window_s` (or back to back, when a commit takes longer than that),
+everything that arrived during a commit goes into the next one, and no item waits more than `window_s` for its
+commit to start (plus the commit in progress when it arrived).
+
+Why the spacing is measured from the previous commit's start, not from the first waiting item's arrival (the
+first design): the items of the next batch start arriving just after a commit starts, so a window counted from
+them added the commit's own duration to every cycle. At 5,000 SENDs/s over 10,000 connections that meant a commit
+every ~3.2 ms with a 2 ms window, and committing at once instead (no spacing) tripled the commits and their fixed
+cost (about 150 us of CPU each, two fdatasyncs) on a CPU the event loop needs. Counting from the start bounds the
+commit rate at 1/`window_s` and adds no wait at all when the store is idle (bench/RESULTS.md, "third attempt").
 
 After the commit, one ``loop.call_soon_threadsafe`` per batch runs every callback, in submission order, and then
 `on_committed`. If the commit raises (a disk error, the map at its cap), every SEND of the batch gets
-STORAGE_UNAVAILABLE, the batch's cursor updates are dropped (a later ack repeats them) and the committer carries on.
+STORAGE_UNAVAILABLE, the batch's cursor updates go to `on_committed` with that result too (the hub's write-behind,
+`kefu.server.cursors`, saves them again) and the committer carries on.
 
 Waking the writer costs an Event.set only when the writer waits for that item: `_signal_at` is the queue length
 at which `submit` must wake it (1 when idle, `max_batch` while gathering, never while committing). Because the
@@ -63,12 +72,14 @@ class GroupCommitter:
         """`clock` gives the messages' timestamps (seconds); `observer(writes, commit_seconds)` runs per batch."""
         self._store, self._loop = store, loop
         self._window, self._max_batch = window_s, max(1, max_batch)
-        self._on_committed, self._clock, self._observer = on_committed, clock, observer
+        self.on_committed, self._clock, self._observer = on_committed, clock, observer
+        """`on_committed(done)` runs on the loop after each batch's callbacks (settable after construction)."""
         self._sends: deque[tuple[SendRequest, Callback, float]] = deque()
         self._cursors: deque[CursorUpdate] = deque()
         self._wake = threading.Event()
         self._signal_at = _NEVER
         self._stopping = False
+        self._last_start = -float(_NEVER)  # when the previous commit started (time.monotonic)
         self._thread: threading.Thread | None = None
         self._finished: asyncio.Future[None] | None = None
 
@@ -132,12 +143,13 @@ class GroupCommitter:
             if self._stopping:
                 return False
             self._sleep(1, None)
-        deadline = (self._sends[0][2] if self._sends else time.monotonic()) + self._window
+        deadline = self._last_start + self._window
         while len(self._sends) < self._max_batch and not self._stopping:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             self._sleep(self._max_batch, remaining)
+        self._last_start = time.monotonic()
         return True
 
     def _sleep(self, signal_at: int, timeout: float | None) -> None:
@@ -152,39 +164,44 @@ class GroupCommitter:
     def _commit(self, sends: list[tuple[SendRequest, Callback, float]], cursors: list[CursorUpdate]) -> None:
         requests = [item[0] for item in sends]
         t0 = time.perf_counter()
+        cursor_result: SendResult | None = None
         try:
             results = self._store.commit(requests, cursors, now_ms=int(self._clock() * 1000))
         except Exception:
             log.exception("group commit of %d sends and %d cursor updates failed", len(requests), len(cursors))
             results = [_UNAVAILABLE] * len(requests)
-            cursors = []
+            cursor_result = _UNAVAILABLE
         elapsed = time.perf_counter() - t0
         if self._observer is not None:
             try:
-                self._observer(len(requests) + len(cursors), elapsed)
+                self._observer(len(requests) + (0 if cursor_result else len(cursors)), elapsed)
             except Exception:
                 log.exception("group commit observer failed")
         try:
-            self._loop.call_soon_threadsafe(self._deliver, sends, results, cursors)
+            self._loop.call_soon_threadsafe(self._deliver, sends, results, cursors, cursor_result)
         except RuntimeError:  # the loop is closed: nobody is waiting for these callbacks any more
             log.warning("event loop closed; %d commit callbacks dropped", len(sends))
 
     # --- back on the loop ----------------------------------------------------------------------------------
 
     def _deliver(
-        self, sends: list[tuple[SendRequest, Callback, float]], results: list[SendResult], cursors: list[CursorUpdate]
+        self,
+        sends: list[tuple[SendRequest, Callback, float]],
+        results: list[SendResult],
+        cursors: list[CursorUpdate],
+        cursor_result: SendResult | None,
     ) -> None:
         for (_, callback, _), result in zip(sends, results, strict=True):
             try:
                 callback(result)
             except Exception as exc:
                 self._loop.call_exception_handler({"message": "commit callback failed", "exception": exc})
-        if self._on_committed is not None:
+        if self.on_committed is not None:
             done: list[tuple[SendRequest | CursorUpdate, SendResult | None]] = [
                 (item[0], result) for item, result in zip(sends, results, strict=True)
             ]
-            done.extend((update, None) for update in cursors)
-            self._on_committed(done)
+            done.extend((update, cursor_result) for update in cursors)
+            self.on_committed(done)
 
     def _set_finished(self) -> None:
         if self._finished is not None and not self._finished.done():
