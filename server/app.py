@@ -133,7 +133,7 @@ class Server:
         if self.listener is not None:
             self.listener.close()
         self._desk_tick.cancel()
-        self.hub.cursors.save_due(everything=True)  # before the committer stops taking work
+        self.hub.save_cursors(final=True)  # before the committer stops taking work
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.committer.stop(), timeout=deadline * 0.8)
         try:

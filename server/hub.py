@@ -271,17 +271,22 @@ class Hub:
         self._observe("send_ack", self.loop.time() - t0)
         if result.duplicate:
             return
-        self._last_seq[message.conversation_id] = max(self._last_seq.get(message.conversation_id, 0), message.seq)
         self._delivered_by_ack(session, message)
-        self.fanout(message, result.members, session, t0)
+        self.publish(message, result.members, t0, origin=session)
         if message.conversation_id >= SERVICE_BASE and self.desk is not None:
             self.desk.committed(result)
 
-    def publish(self, message: StoredMessage, members: tuple[str, ...], t0: float) -> None:
-        """A message the server itself committed (a system message, an approved draft): deliver it to every
-        online device of every member."""
-        self._last_seq[message.conversation_id] = max(self._last_seq.get(message.conversation_id, 0), message.seq)
-        self.fanout(message, members, None, t0)
+    def publish(
+        self, message: StoredMessage, members: tuple[str, ...], t0: float, origin: Session | None = None
+    ) -> None:
+        """A committed message (a client's, or one the server wrote: a system message, an approved draft): note
+        its seq and offer it to every online device of every member except `origin`."""
+        self._saw(message.conversation_id, message.seq)
+        self.fanout(message, members, origin, t0)
+
+    def _saw(self, conversation_id: int, seq: int) -> None:
+        """Keep the cached last seq of the conversation up to date (it only grows)."""
+        self._last_seq[conversation_id] = max(self._last_seq.get(conversation_id, 0), seq)
 
     def _delivered_by_ack(self, session: Session, message: StoredMessage) -> None:
         """The sending device has its own message (its SEND_ACK carries the seq): it is never delivered back to
@@ -360,7 +365,7 @@ class Hub:
         if sync.conversation_id == 0:
             pending = self.cursors.pending(session.user)
             for conversation_id, cursor, last_seq in pending:
-                self._last_seq[conversation_id] = max(self._last_seq.get(conversation_id, 0), last_seq)
+                self._saw(conversation_id, last_seq)
                 stream = window.rewind(conversation_id, cursor)
                 session.pump(stream, last_seq)
             session.send(SyncDone(0, len(pending), 0, request_id=sync.request_id))
@@ -439,9 +444,12 @@ class Hub:
             session.flush()  # catches its own errors: one session's bug never skips the others
         self.save_cursors()
 
-    def save_cursors(self) -> None:
-        """Hand the committer the cursors due to be saved (each flush pass, and once a second from the app)."""
-        if not self.draining:  # the drain saves them all, once, before it stops the committer
+    def save_cursors(self, *, final: bool = False) -> None:
+        """Hand the committer the cursors due to be saved (each flush pass, and once a second from the app);
+        `final`: all of them, once, as the drain does before it stops the committer (nothing is saved after)."""
+        if final:
+            self.cursors.save_due(everything=True)
+        elif not self.draining:
             self.cursors.save_due()
 
     # --- buffers for slow readers ------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-The event loop calls `GroupCommitter.submit` for each SEND (and `submit_cursor` for each cumulative ack). That
-appends to a deque; no task, future or lock is created per message. A single writer thread sleeps until an item
+The event loop calls `GroupCommitter.submit` for each SEND (and `submit_cursor` for each cursor the hub's
+write-behind saves, already one per user and conversation: `kefu.server.cursors`). That appends to a deque; no task, future or lock is created per message. A single writer thread sleeps until an item
 arrives and hands everything queued to `Store.commit` (one write transaction, one fdatasync), but commits start at
 most once per `window_s`: an item that arrives less than `window_s` after the previous commit started waits, with
 whatever joins it, until that much has passed (or until `max_batch` SENDs are queued). So an idle store commits a
@@ -128,7 +128,7 @@ class GroupCommitter:
         try:
             while self._gather():
                 sends = [self._sends.popleft() for _ in range(min(len(self._sends), self._max_batch))]
-                cursors = _coalesce([self._cursors.popleft() for _ in range(len(self._cursors))])
+                cursors = [self._cursors.popleft() for _ in range(len(self._cursors))]
                 self._commit(sends, cursors)
         except BaseException:
             log.exception("group commit writer thread failed")
@@ -206,17 +206,3 @@ class GroupCommitter:
     def _set_finished(self) -> None:
         if self._finished is not None and not self._finished.done():
             self._finished.set_result(None)
-
-
-def _coalesce(updates: list[CursorUpdate]) -> list[CursorUpdate]:
-    """One update per (user, conversation), the highest: a batch often holds many cumulative acks of one
-    conversation, and each would otherwise be its own LMDB put."""
-    if len(updates) < 2:
-        return updates
-    best: dict[tuple[str, int], CursorUpdate] = {}
-    for update in updates:
-        key = (update.user, update.conversation_id)
-        seen = best.get(key)
-        if seen is None or update.seq > seen.seq:
-            best[key] = update
-    return list(best.values())

@@ -123,3 +123,16 @@ async def test_entries_are_saved_oldest_first_as_they_come_due(store: FlakyStore
     await settle(lambda: store.cursor("agent", 1) == 2)
     await committer.stop()
     assert store.cursor_writes == 2
+
+
+@pytest.mark.asyncio
+async def test_advances_of_one_cursor_are_coalesced_into_one_write(store: FlakyStore) -> None:
+    """Many cumulative acks of one (user, conversation) become one write of the highest (this folding moved here
+    from the committer, which used to coalesce each batch's updates)."""
+    _, committer, cursors = start(store, 5.0)
+    for user, seq in (("alice", 3), ("alice", 5), ("agent", 2), ("alice", 4)):
+        cursors.advance(user, 1, seq)
+    cursors.save_due(everything=True)
+    await committer.stop()
+    assert (store.cursor("alice", 1), store.cursor("agent", 1)) == (5, 2)
+    assert store.cursor_writes == 2, "one write per (user, conversation)"

@@ -34,7 +34,7 @@ from kefu.server.store import (
     Store,
     StoredMessage,
 )
-from kefu.server.wal import GroupCommitter, _coalesce
+from kefu.server.wal import GroupCommitter
 
 NOW = 1_700_000_000_000
 OK, FORBIDDEN, NOT_FOUND, BAD_REQUEST = ErrorCode.OK, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.BAD_REQUEST
@@ -596,8 +596,3 @@ def test_a_map_grown_by_another_process_is_adopted(tmp_path: Path) -> None:
     results = store.commit([SendRequest("a", bytes(16), 1, 1, b"hi", (), ("b",))], [], now_ms=1)
     assert results[0].status == 0
     store.close()
-
-
-def test_cursor_updates_of_a_batch_are_coalesced() -> None:
-    updates = [CursorUpdate("u", 1, 3), CursorUpdate("u", 1, 7), CursorUpdate("v", 1, 2), CursorUpdate("u", 1, 5)]
-    assert sorted(_coalesce(updates), key=lambda u: u.user) == [CursorUpdate("u", 1, 7), CursorUpdate("v", 1, 2)]
