@@ -223,7 +223,12 @@ def test_blocking_client_round_trip(kefu_server: KefuServer) -> None:
     assert not script.connected and not agent.connected
 
 
-def test_examples_exchange_a_message_and_exit(kefu_server: KefuServer, tmp_path: Path) -> None:
+def run_examples(
+    kefu_server: KefuServer, tmp_path: Path, agent: tuple[str, ...], visitor: tuple[str, ...], *mode: str
+) -> tuple[str, str]:
+    """Start the agent example, wait until it is ready, run the visitor example against it, and return both
+    outputs (visitor, agent) once both exited with status 0. `agent` and `visitor` are the app id and the
+    script's own arguments; `mode` goes to both (e.g. --service)."""
     pins = tmp_path / "pins.txt"
     pins.write_text("\n".join(kefu_server.pins) + "\n")
 
@@ -231,65 +236,43 @@ def test_examples_exchange_a_message_and_exit(kefu_server: KefuServer, tmp_path:
         secret = base64.urlsafe_b64encode(kefu_server.secrets[app_id]).rstrip(b"=").decode()
         return [
             sys.executable, str(EXAMPLES / script), "--port", str(kefu_server.port), "--app-id", app_id,
-            f"--secret={secret}", "--pins-file", str(pins), "--timeout", "30", *extra,
+            f"--secret={secret}", "--pins-file", str(pins), "--timeout", "30", *mode, *extra,
         ]  # fmt: skip
 
-    agent = subprocess.Popen(command("agent.py", "agent", "--count", "1"), stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command("agent.py", *agent), stdout=subprocess.PIPE, text=True)
     try:
-        assert agent.stdout is not None
-        ready, _, _ = select.select([agent.stdout], [], [], 30)
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 30)
         assert ready, "the agent example did not get ready in 30 s"
-        assert agent.stdout.readline().startswith("agent: ready")
-        visitor = subprocess.run(
-            command("visitor.py", "visitor", "--agent", "agent", "你好"),
-            capture_output=True,
-            text=True,
-            timeout=45,
-            check=False,
+        assert process.stdout.readline().startswith("agent: ready")
+        result = subprocess.run(
+            command("visitor.py", *visitor), capture_output=True, text=True, timeout=45, check=False
         )
-        assert visitor.returncode == 0, visitor.stderr
-        assert "visitor: agent replied: 您好 visitor，已收到：你好" in visitor.stdout
-        out, _ = agent.communicate(timeout=45)
-        assert agent.returncode == 0
-        assert "agent: visitor says: 你好" in out
+        assert result.returncode == 0, result.stderr
+        out, _ = process.communicate(timeout=45)
+        assert process.returncode == 0
+        return result.stdout, out
     finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait(10)
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_examples_exchange_a_message_and_exit(kefu_server: KefuServer, tmp_path: Path) -> None:
+    visitor, agent = run_examples(
+        kefu_server, tmp_path, ("agent", "--count", "1"), ("visitor", "--agent", "agent", "你好")
+    )
+    assert "visitor: agent replied: 您好 visitor，已收到：你好" in visitor
+    assert "agent: visitor says: 你好" in agent
 
 
 def test_examples_in_service_mode(kefu_server: KefuServer, tmp_path: Path) -> None:
     """The agent goes online at the desk; the visitor opens a service conversation and is routed to it."""
-    pins = tmp_path / "pins.txt"
-    pins.write_text("\n".join(kefu_server.pins) + "\n")
     kefu_server.add_app("desk-agent", role="agent")
     kefu_server.add_app("desk-visitor", role="visitor")
-
-    def command(script: str, app_id: str, *extra: str) -> list[str]:
-        secret = base64.urlsafe_b64encode(kefu_server.secrets[app_id]).rstrip(b"=").decode()
-        return [
-            sys.executable, str(EXAMPLES / script), "--port", str(kefu_server.port), "--app-id", app_id,
-            f"--secret={secret}", "--pins-file", str(pins), "--timeout", "30", "--service", *extra,
-        ]  # fmt: skip
-
-    agent = subprocess.Popen(command("agent.py", "desk-agent", "--count", "1"), stdout=subprocess.PIPE, text=True)
-    try:
-        assert agent.stdout is not None
-        ready, _, _ = select.select([agent.stdout], [], [], 30)
-        assert ready and agent.stdout.readline().startswith("agent: ready")
-        visitor = subprocess.run(
-            command("visitor.py", "desk-visitor", "请问营业时间"),
-            capture_output=True,
-            text=True,
-            timeout=45,
-            check=False,
-        )
-        assert visitor.returncode == 0, visitor.stderr
-        assert "in general: agent desk-agent" in visitor.stdout
-        assert "visitor: desk-agent replied: 您好 desk-visitor，已收到：请问营业时间" in visitor.stdout
-        out, _ = agent.communicate(timeout=45)
-        assert agent.returncode == 0 and "agent: desk-visitor says: 请问营业时间" in out
-    finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait(10)
+    visitor, agent = run_examples(
+        kefu_server, tmp_path, ("desk-agent", "--count", "1"), ("desk-visitor", "请问营业时间"), "--service"
+    )
+    assert "in general: agent desk-agent" in visitor
+    assert "visitor: desk-agent replied: 您好 desk-visitor，已收到：请问营业时间" in visitor
+    assert "agent: desk-visitor says: 请问营业时间" in agent
