@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 The event loop calls `GroupCommitter.submit` for each SEND (and `submit_cursor` for each cursor the hub's
-write-behind saves, already one per user and conversation: `kefu.server.cursors`). That appends to a deque; no task, future or lock is created per message. A single writer thread sleeps until an item
-arrives and hands everything queued to `Store.commit` (one write transaction, one fdatasync), but commits start at
+write-behind saves, already one per user and conversation: `kefu.server.cursors`). That appends to a deque; no
+task, future or lock is created per message. A single writer thread sleeps until an item arrives and hands
+everything queued to `Store.commit` (one write transaction, one fdatasync), but commits start at
 most once per `window_s`: an item that arrives less than `window_s` after the previous commit started waits, with
 whatever joins it, until that much has passed (or until `max_batch` SENDs are queued). So an idle store commits a
 lone SEND at once, a busy one commits every `window_s` (or back to back, when a commit takes longer than that),
