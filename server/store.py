@@ -9,7 +9,8 @@ every message, idempotency entry, sequence number and cursor of the batch, and i
 kill -9 or a power loss at any instant leaves either the previous or the new commit: start-up recovery is
 LMDB's own (nothing to replay) plus an O(1) check of the schema version. Nothing is ever scanned at start-up:
 the next `server_msg_id` is stored, and a conversation's `last_seq` is the larger of the floor in its record and the
-seq of its last stored message (one B-tree descent, when the conversation is first needed).
+seq of its last stored message (one B-tree descent, when the conversation is first needed; the writer then keeps it
+between commits, see `_Batch`).
 
 Layout (schema version 1). Integers are unsigned big-endian; ``user`` and ``app_id`` are UTF-8 without 0x00, at
 most 255 bytes, so ``user + 0x00`` is an unambiguous key prefix. Values named like ``StoredMessage`` are the
@@ -108,7 +109,7 @@ SERVICE_DATABASES: Final = frozenset({"meta", "service", "service_open", "visito
 MAX_ID_BYTES: Final = 255  # user and app ids are utf8<u8> on the wire (DELIVER.sender, CLIENT_FINISHED.app_id)
 MAX_MEMBERS: Final = 0xFFFF  # the members list has a u16 count
 MAX_METADATA: Final = 0xFF  # MetaEntry list<u8>, as in SEND
-MEMBERS_CACHE_SIZE: Final = 100_000  # conversations whose decoded members the writer keeps (cleared when full)
+CONVERSATION_CACHE_SIZE: Final = 100_000  # conversations the writer keeps between commits (cleared when full)
 GROW_AT: Final = 0.8  # grow the map ahead of time once the file's high-water mark passes this share of it
 
 _SCHEMA_KEY: Final = b"schema_version"
@@ -368,17 +369,20 @@ class _Conversation:
 class _Batch:
     """The work of one `Store.commit`, inside its write transaction (rebuilt from scratch on a retry).
 
-    `members_cache` maps conversation ids to members decoded by earlier commits. created_ms never changes, so a
-    commit that rewrites a ConversationRecord (a new conversation, new members) keeps its `tail` after `last_seq`.
-    A cached entry is used only once the record is found in this transaction.
+    `cache` holds the conversations as earlier commits left them (`Store.commit` adds this batch's once its
+    transaction is durable): a cached conversation costs no read at all, where a first one costs the record's read
+    and a descent of ``messages`` for its last seq. It stays right because the writer thread is the only one to
+    change a conversation's last seq, members or record tail; retention only raises the record's floor to a seq
+    the conversation already has. created_ms never changes, so a commit that rewrites a ConversationRecord (a new
+    conversation, new members) keeps its `tail` after `last_seq`.
     """
 
     def __init__(
         self, txn: lmdb.Transaction[bytes], db: dict[str, Any], now_ms: int, window_ms: int,
-        members_cache: dict[int, tuple[str, ...]],
+        cache: dict[int, _Conversation],
     ) -> None:  # fmt: skip
         self.txn, self.db, self.now_ms, self.window_ms = txn, db, now_ms, window_ms
-        self.members_cache = members_cache
+        self.cache = cache
         self.conversations: dict[int, _Conversation | None] = {}
         self.dirty: set[int] = set()
         self._messages: lmdb.Cursor[bytes] | None = None
@@ -389,24 +393,28 @@ class _Batch:
     def conversation(self, conversation_id: int) -> _Conversation | None:
         if conversation_id in self.conversations:
             return self.conversations[conversation_id]
-        raw = self.txn.get(_U64.pack(conversation_id), db=self.db["conversations"])
-        conv = None
-        if raw is not None:
-            members = self.members_cache.get(conversation_id)
-            if members is None:
-                members = self.cache_members(conversation_id, _decode_conversation(raw).members)
-            if self._messages is None:
-                self._messages = self.txn.cursor(db=self.db["messages"])
-            last_seq = max(_U64.unpack_from(raw)[0], last_message_seq(self._messages, conversation_id))
-            conv = _Conversation(last_seq, members, raw[_U64.size :])
+        cached = self.cache.get(conversation_id)
+        if cached is not None:
+            conv: _Conversation | None = _Conversation(cached.last_seq, cached.members, cached.tail)
+        else:
+            conv = None
+            raw = self.txn.get(_U64.pack(conversation_id), db=self.db["conversations"])
+            if raw is not None:
+                if self._messages is None:
+                    self._messages = self.txn.cursor(db=self.db["messages"])
+                last_seq = max(_U64.unpack_from(raw)[0], last_message_seq(self._messages, conversation_id))
+                conv = _Conversation(last_seq, _decode_conversation(raw).members, raw[_U64.size :])
         self.conversations[conversation_id] = conv
         return conv
 
-    def cache_members(self, conversation_id: int, members: tuple[str, ...]) -> tuple[str, ...]:
-        if len(self.members_cache) >= MEMBERS_CACHE_SIZE:
-            self.members_cache.clear()
-        self.members_cache[conversation_id] = members
-        return members
+    def keep(self) -> None:
+        """The transaction is durable: remember its conversations for the next commits."""
+        cache = self.cache
+        if len(cache) + len(self.conversations) > CONVERSATION_CACHE_SIZE:
+            cache.clear()
+        for conversation_id, conv in self.conversations.items():
+            if conv is not None:
+                cache[conversation_id] = conv
 
     def send(self, r: SendRequest) -> SendResult:
         sender = id_key(r.sender)
@@ -484,7 +492,7 @@ class _Batch:
             self.txn.put(key + b"\0" + conv_key, b"", db=self.db["user_convs"])  # type: ignore[operator]
         created_ms = _U64.unpack_from(conv.tail)[0]
         conv.tail = _encode_conversation(ConversationRecord(0, created_ms, members))[_U64.size :]
-        conv.members = self.cache_members(conversation_id, members)
+        conv.members = members
         self.dirty.add(conversation_id)
         return True
 
@@ -507,7 +515,7 @@ class _Batch:
         for key in keys:
             self.txn.put(key + b"\0" + conv_key, b"", db=self.db["user_convs"])  # type: ignore[operator]
         raw = _encode_conversation(ConversationRecord(0, self.now_ms, members))
-        conv = _Conversation(0, self.cache_members(conversation_id, members), raw[_U64.size :])
+        conv = _Conversation(0, members, raw[_U64.size :])
         self.conversations[conversation_id] = conv
         self.dirty.add(conversation_id)
         return conv
@@ -597,7 +605,7 @@ class Store:
         self.max_map_size = max(map_size, max_map_size)
         self.idempotency_window_ms = idempotency_window_s * 1000
         self._guard = _ResizeGuard()
-        self._members_cache: dict[int, tuple[str, ...]] = {}  # used by the writer only, see _Batch
+        self._conversations: dict[int, _Conversation] = {}  # used by the writer only, see _Batch
         self._writing = threading.Lock()  # one write transaction at a time, taken before the guard: see _write
         self._maintenance = threading.Lock()  # expire() is not reentrant: one archive per batch of deletions
         self.path.mkdir(parents=True, exist_ok=True)
@@ -701,15 +709,17 @@ class Store:
     ) -> list[SendResult]:
         """Store a batch in one durable transaction: results in request order, cursors applied after the sends."""
 
-        def work(txn: lmdb.Transaction[bytes]) -> list[SendResult]:
-            batch = _Batch(txn, self._db, now_ms, self.idempotency_window_ms, self._members_cache)
+        def work(txn: lmdb.Transaction[bytes]) -> tuple[list[SendResult], _Batch]:
+            batch = _Batch(txn, self._db, now_ms, self.idempotency_window_ms, self._conversations)
             results = [batch.send(r) for r in requests]
             for update in cursors:
                 batch.cursor(update)
             batch.finish()
-            return results
+            return results, batch
 
-        return self._write(work)
+        results, batch = self._write(work)
+        batch.keep()
+        return results
 
     def put_app(self, app_id: str, record: bytes) -> None:
         """Store (or replace) an app's record, durably."""

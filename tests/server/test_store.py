@@ -7,6 +7,7 @@ writing, a kill -9 of a process in the middle of committing, and the GroupCommit
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import signal
@@ -298,6 +299,13 @@ def test_the_map_stops_at_its_cap(tmp_path: Path) -> None:
         store.commit([req("alice", 0, 1, body=os.urandom(1 << 20))], [], now_ms=NOW)
     [ok] = store.commit([req("alice", 1, 1)], [], now_ms=NOW)
     assert ok.message is not None and ok.message.seq == 1, "the failed batch left nothing behind"
+    # A failed batch that had changed the members and taken seqs: the writer's conversation cache must not keep them.
+    regroup = dataclasses.replace(req("alice", 2, 1), set_members=("alice", "carol"))
+    with pytest.raises(StorageFull):
+        store.commit([regroup, req("alice", 3, 1, body=os.urandom(1 << 20))], [], now_ms=NOW)
+    agent, carol = store.commit([req("agent", 4, 1), req("carol", 5, 1)], [], now_ms=NOW)
+    assert agent.message is not None and agent.message.seq == 2, "no seq of the failed batch was kept"
+    assert carol.status == ErrorCode.FORBIDDEN and store.members(1) == ("alice", "agent")
     store.close()
 
 
