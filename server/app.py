@@ -77,6 +77,7 @@ class Server:
             loop,
             window_s=config.delivery.commit_window_ms / 1000,
             max_batch=config.delivery.max_batch,
+            nice=config.delivery.commit_thread_nice,
             observer=metrics.observe_commit if metrics is not None else None,
         )
         self.server_config = ServerConfig(

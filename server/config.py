@@ -221,6 +221,14 @@ class DeliverySection:
         unit="milliseconds", lo=0,
     )  # fmt: skip
     max_batch: int = setting(4096, "Most writes committed in one transaction.", lo=1)
+    commit_thread_nice: int = setting(
+        -5,
+        "Nice value of the group-commit thread relative to the server's: negative runs it ahead of the event loop"
+        " when both are ready, so a finished fsync is acknowledged without waiting behind the loop's work. Lowering it"
+        " needs CAP_SYS_NICE or an RLIMIT_NICE allowance (kefu.service sets LimitNICE=-5); without one the thread"
+        " keeps the server's value and a warning is logged. 0 leaves it alone. Linux only.",
+        lo=-20, hi=19,
+    )  # fmt: skip
     inflight_window: int = setting(256, "Messages delivered to one connection and not yet acknowledged.", lo=1)
     retry_initial_ms: int = setting(
         1000, "Delay before an unacknowledged DELIVER is first sent again; it doubles on each retry.",

@@ -479,9 +479,11 @@ class TimedStore(Store):
         super().__init__(path)
         self.starts: list[tuple[float, int]] = []
         self.fail_next = False
+        self.writer_nice = 0  # the nice value of the thread that ran the last commit
 
     def commit(self, requests, cursors, *, now_ms):  # type: ignore[no-untyped-def]
         self.starts.append((time.monotonic(), len(requests)))
+        self.writer_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         if self.fail_next:
             self.fail_next = False
             raise lmdb.DiskError("injected")
@@ -563,6 +565,21 @@ async def test_group_commit_window_and_max_batch(timed_store: TimedStore) -> Non
     await done.wait()
     assert timed_store.starts[2][1] == 8 and timed_store.starts[2][0] - submitted < 0.15, "max_batch cuts the window"
     await committer.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+@pytest.mark.asyncio
+async def test_group_commit_thread_runs_at_its_own_nice_value(timed_store: TimedStore) -> None:
+    loop = asyncio.get_running_loop()
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    committer = GroupCommitter(timed_store, loop, nice=2)  # raising one's nice value needs no privilege
+    done = loop.create_future()
+    committer.submit(req("alice", 0, 1), done.set_result)
+    committer.start()
+    await done
+    await committer.stop()
+    assert timed_store.writer_nice == min(19, mine + 2), "the writer thread's own value, set from the thread"
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine, "the loop's thread is untouched"
 
 
 @pytest.mark.asyncio

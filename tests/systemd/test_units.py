@@ -98,7 +98,8 @@ def test_service_needs_its_socket_and_is_enabled_at_boot() -> None:
 
 
 def test_system_calls_are_the_service_set_without_privileged_ones() -> None:
-    assert SERVICE["Service"]["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+    assert SERVICE["Service"]["SystemCallFilter"] == ["@system-service", "~@privileged @resources", "setpriority"]
+    assert one(SERVICE, "Service", "LimitNICE") == "-5", "what [delivery] commit_thread_nice's default needs"
     assert one(SERVICE, "Service", "SystemCallErrorNumber") == "EPERM"
 
 
