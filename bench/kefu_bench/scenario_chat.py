@@ -59,7 +59,8 @@ def open_phase(h: Harness, pool: Pool, phase: int, rate: float, duration: float)
     pool.bar("sent", int(rate * duration), f"{rate:g} msg/s")
     before = h.server.metrics()  # scraped before cpu0: the scrape's own CPU is not the phase's
     cpu0, disk0 = h.server.cpu_s(), h.server.disk_write_bytes()
-    pool.send("open", phase=phase, t0_ns=t0_ns, rate=rate / len(pool), duration=duration)
+    precise = not getattr(h.args, "asyncio_timer", False)
+    pool.send("open", phase=phase, t0_ns=t0_ns, rate=rate / len(pool), duration=duration, precise_timer=precise)
     # Each worker gets rate/len(pool) only when pairs split evenly; partition() keeps them within one pair.
     done = pool.wait_phase(f"done{phase}", timeout=START_DELAY_S + duration + traffic.DRAIN_TIMEOUT_S + 30)
     pool.close_bars()
@@ -71,6 +72,10 @@ def open_phase(h: Harness, pool: Pool, phase: int, rate: float, duration: float)
     elapsed = max(time.monotonic() - t0, 1e-9)
     result = merge_phase(list(done.values()), h.sampler.peak_rss_kb(since=t0), cpu1 - cpu0, elapsed, duration)
     result["disk_bytes_per_message"] = (disk1 - disk0) / max(1, result["acked"])
+    delta = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    # The server's own view (SEND read to DELIVER written), from its histogram: what the clients' numbers add to
+    # it is the sender's lateness, both loopback hops and the receiving worker.
+    result["server_delivery_p99_ms"] = 1000 * stats.bucket_quantile(delta, "kefu_delivery_latency_seconds", 0.99)
     return result
 
 
@@ -97,6 +102,7 @@ def merge_phase(
         "errors": errors,
         "error_count": sum(errors.values()),
         "max_sender_lag_ms": max((p["max_sender_lag_ms"] for p in parts), default=0.0),
+        "mean_sender_lag_ms": sum(p.get("sender_lag_sum_ms", 0.0) for p in parts) / max(1, sent),
         "deliver": stats.merge([p["deliver_hdr"] for p in parts]),
         "ack": stats.merge([p["ack_hdr"] for p in parts]),
         "sent_per_s": stats.add_series([p["sent_per_s"] for p in parts]),

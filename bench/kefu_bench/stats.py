@@ -8,6 +8,7 @@ and adds them, so percentiles are those of all samples, never an average of per-
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -94,3 +95,24 @@ def add_series(series: list[list[int]]) -> list[int]:
         for i, v in enumerate(s):
             total[i] += v
     return total
+
+
+def bucket_quantile(metrics: dict[str, float], name: str, q: float) -> float:
+    """The q-quantile (0 to 1) of the Prometheus histogram `name` in a scrape (or a difference of two scrapes:
+    keys like ``name_bucket{le=0.005}``), interpolated within its bucket as PromQL's histogram_quantile does;
+    nan when it holds no sample or the quantile falls in the +Inf bucket."""
+    prefix = f"{name}_bucket{{le="
+    buckets = sorted(
+        (float(key[len(prefix) : -1]), count) for key, count in metrics.items() if key.startswith(prefix)
+    )  # fmt: skip
+    if not buckets or buckets[-1][1] <= 0:
+        return math.nan
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return math.nan
+            return lower + (bound - lower) * ((rank - below) / (count - below) if count > below else 1.0)
+        lower, below = bound, count
+    return math.nan

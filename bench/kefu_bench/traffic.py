@@ -29,6 +29,7 @@ from typing import Any
 from kefu.protocol.frames import Deliver, Error, Flag, Frame, MetaEntry, Send, SendAck
 
 from . import stats
+from .clock import PreciseTimer
 from .common import Ramp, credentials, prepare, wait_until
 from .peer import BenchPeer, Sweeper
 from .pool import Channel
@@ -43,10 +44,11 @@ DRAIN_TIMEOUT_S = 15.0
 """After the last send, how long to wait for outstanding SEND_ACKs and DELIVERs."""
 MEMBERS_KEY = "kefu.to"
 MIN_SLEEP_S = 0.001
-"""The open-loop sender never sleeps less than uvloop's timer resolution (1 ms): a shorter sleep (at 5,000 msg/s
-over two workers the next message is 0.4 ms away) fires at once, so the sender spun and took half the clients'
-core from the peers receiving DELIVERs. A message is still sent once its time has come and measured from its
-scheduled time; it just leaves in the next 1 ms batch, and that wait is charged to its latency."""
+"""Without a timerfd (`clock.PreciseTimer`: not Linux), the open-loop sender sleeps with asyncio, never less than
+uvloop's timer resolution (1 ms): a shorter sleep (at 5,000 msg/s over two workers the next message is 0.4 ms
+away) fires at once, so the sender spun and took half the clients' core from the peers receiving DELIVERs. A
+message is still sent once its time has come and measured from its scheduled time; it just leaves in the next
+1 ms batch, and that wait is charged to its latency. The timerfd wakes the sender at each message's time."""
 
 
 class Traffic:
@@ -76,6 +78,7 @@ class Traffic:
         self.sent_ps = stats.PerSecond(t0_ns)
         self.delivered_ps = stats.PerSecond(t0_ns)
         self.max_lag_ns = 0
+        self.lag_sum_ns = 0.0
         self.refill: int = 0
         self.next_index = 0
 
@@ -151,6 +154,7 @@ class Traffic:
             "unacked": len(self.pending),
             "errors": dict(self.errors),
             "max_sender_lag_ms": self.max_lag_ns / 1e6,
+            "sender_lag_sum_ms": self.lag_sum_ns / 1e6,
             "deliver_hdr": stats.encode(self.deliver_hist),
             "ack_hdr": stats.encode(self.ack_hist),
             "sent_per_s": self.sent_ps.counts,
@@ -237,11 +241,15 @@ async def _open_loop(channel: Channel, traffic: Traffic, peers: list[BenchPeer],
     npairs = len(peers) // 2
     i = 0
     dirty: set[BenchPeer] = set()
+    timer = PreciseTimer.create(asyncio.get_running_loop()) if data.get("precise_timer", True) else None
     while i < total and not channel.past_deadline():
         now = time.monotonic_ns()
         due = min(total, int((now - t0) / period) + 1) if now >= t0 else 0
         if due <= i:
-            await asyncio.sleep(max(MIN_SLEEP_S, (t0 + i * period - now) / 1e9))
+            if timer is not None:
+                await timer.wait_until(int(t0 + i * period))
+            else:
+                await asyncio.sleep(max(MIN_SLEEP_S, (t0 + i * period - now) / 1e9))
             continue
         for j in range(i, due):
             pair = j % npairs
@@ -253,13 +261,17 @@ async def _open_loop(channel: Channel, traffic: Traffic, peers: list[BenchPeer],
             dirty.add(sender)
         traffic.sent += due - i
         traffic.sent_ps.add(now, due - i)
-        traffic.max_lag_ns = max(traffic.max_lag_ns, now - int(t0 + (due - 1) * period))
+        n = due - i  # how late these left: the first one most, the last one least
+        traffic.max_lag_ns = max(traffic.max_lag_ns, now - int(t0 + i * period))
+        traffic.lag_sum_ns += n * (now - t0) - period * (i + due - 1) * n / 2
         for peer in dirty:
             peer.flush()
         dirty.clear()
         channel.progress("sent", due - i)
         i = due
         await asyncio.sleep(0)
+    if timer is not None:
+        timer.close()
     await wait_until(lambda: not traffic.pending and traffic.delivered >= traffic.acked, DRAIN_TIMEOUT_S, 0.05)
 
 

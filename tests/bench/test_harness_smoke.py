@@ -69,6 +69,8 @@ def test_chat(tmp_path: Path) -> None:
     assert s["error_count"] == s["duplicates"] == s["unacked"] == 0
     assert 0 < s["deliver_p50_ms"] <= s["deliver_p99_ms"] <= s["deliver_max_ms"]
     assert sum(doc["series_per_second"]["delivered"]) == 200
+    assert 0 <= s["mean_sender_lag_ms"] <= s["max_sender_lag_ms"]
+    assert 0 < s["server_delivery_p99_ms"] <= 5000, "the server histogram's p99, from its buckets"
 
 
 def test_throughput(tmp_path: Path) -> None:
