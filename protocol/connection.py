@@ -35,6 +35,7 @@ from .frames import (
     Error,
     Frame,
     FrameDecoder,
+    FrameTally,
     FrameType,
     KeyUpdate,
     Ping,
@@ -45,6 +46,9 @@ from .frames import (
     encode,
 )  # fmt: skip
 from .records import Direction
+
+_TYPE_AT = 5
+"""Offset of the frame type in an encoded frame (frames.HEADER: length u32, version u8, type u8, ...)."""
 
 HANDSHAKE_TIMEOUT_S = 10.0
 """A handshake not finished in 10 s is dropped: generous for a far client, short enough that half-open
@@ -183,14 +187,18 @@ class Connection:
         "_sent_close",
         "_started",
         "_state",
+        "_tally",
         "_timer",
         "suite",
     )
 
     role: Role
 
-    def __init__(self, *, now: float, handshake_timeout: float = HANDSHAKE_TIMEOUT_S) -> None:
+    def __init__(
+        self, *, now: float, handshake_timeout: float = HANDSHAKE_TIMEOUT_S, tally: FrameTally | None = None
+    ) -> None:
         self.state = State.START
+        self._tally = tally
         self._decoder = FrameDecoder()
         self._events: list[Event] = []
         self._out: list[bytes] = []
@@ -314,12 +322,16 @@ class Connection:
         return self._decoder.buffered
 
     def _queue(self, encoded: bytes) -> None:
+        if self._tally is not None:
+            self._tally.sent[encoded[_TYPE_AT]] += 1
         if self._pending_len + len(encoded) > MAX_RECORD_PLAINTEXT:
             self._flush()
         self._pending.append(encoded)
         self._pending_len += len(encoded)
 
     def _queue_plain(self, encoded: bytes) -> None:
+        if self._tally is not None:
+            self._tally.sent[encoded[_TYPE_AT]] += 1
         self._flush()
         self._out.append(encoded)
 
@@ -331,6 +343,8 @@ class Connection:
         self._pending.clear()  # cleared, not replaced: 10,000 connections' fresh lists made the collector's
         self._pending_len = 0  # young generation 30,000 lists deep, a 4-9 ms pause at every gc.collect(1)
         if self._send.needs_update(len(plaintext)):
+            if self._tally is not None:
+                self._tally.sent[FrameType.KEY_UPDATE] += 1
             self._out.append(self._send.seal(encode(KeyUpdate(0))))
             self._send.update()
         self._out.append(self._send.seal(plaintext))
@@ -352,6 +366,10 @@ class Connection:
                 raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, "RECORD before keys are established")
             plaintext = self._recv.open(raw.header, raw.body)
             inner = decode_inner(plaintext)
+            if self._tally is not None:
+                received = self._tally.received
+                for _, start, _ in inner:
+                    received[plaintext[start + _TYPE_AT]] += 1
             last = len(inner) - 1
             for index, (frame, start, stop) in enumerate(inner):
                 if frame is None:
@@ -370,6 +388,8 @@ class Connection:
         self._dispatch(raw, raw.header + raw.body)
 
     def _dispatch(self, raw: RawFrame, encoded: bytes) -> None:
+        if self._tally is not None:
+            self._tally.received[raw.frame_type] += 1
         frame = decode_frame(raw)
         if frame is not None:
             self._handle(frame, encoded)

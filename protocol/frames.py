@@ -104,6 +104,26 @@ class FrameType(IntEnum):
     RESULT = 0x4F
 
 
+class FrameTally:
+    """Frames received and sent, by frame type byte, for whoever owns the connections (the server's metrics).
+
+    The hot path only bumps a list slot; the owner reads and resets the counts with `take` (the server does so
+    once a second), so no lock is taken per frame. One tally is shared by all the connections it is given to.
+    """
+
+    __slots__ = ("received", "sent")
+
+    def __init__(self) -> None:
+        self.received = [0] * 256
+        self.sent = [0] * 256
+
+    def take(self) -> tuple[list[int], list[int]]:
+        """The counts since the last call (received, sent), indexed by frame type; both reset to zero."""
+        received, sent = self.received, self.sent
+        self.received, self.sent = [0] * 256, [0] * 256
+        return received, sent
+
+
 class Flag:
     """Header flag bits (section 3.2). Bits a receiver does not know are ignored."""
 

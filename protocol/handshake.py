@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from . import crypto
 from .crypto import KeyType, SigningKey, Suite
 from .errors import CryptoError, ErrorCode, RemoteProtocolError
-from .frames import PskMode
+from .frames import FrameTally, PskMode
 from .keyschedule import KeySchedule, expand_label
 from .tickets import DEFAULT_TICKET_LIFETIME_S, TicketGuard, TicketKeys
 
@@ -143,6 +143,8 @@ class ServerConfig:
     handshake_timeout_s: float = 10.0
     """A handshake not finished by then is dropped with HANDSHAKE_TIMEOUT (section 7.3)."""
     fixed: FixedRandoms | None = None
+    frame_tally: FrameTally | None = None
+    """Counts every connection's frames by type (the server's metrics read it); None counts nothing."""
 
 
 def random_bytes(fixed: FixedRandoms | None) -> bytes:

@@ -56,7 +56,7 @@ class ServerConnection(Connection):
     role = Role.SERVER
 
     def __init__(self, config: ServerConfig, *, now: float) -> None:
-        super().__init__(now=now, handshake_timeout=config.handshake_timeout_s)
+        super().__init__(now=now, handshake_timeout=config.handshake_timeout_s, tally=config.frame_tally)
         self.config = config
         self._now = now
         self._schedule: KeySchedule | None = None

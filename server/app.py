@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kefu.protocol.frames import FrameTally
 from kefu.protocol.handshake import ServerConfig
 from kefu.protocol.tickets import TicketGuard
 
@@ -90,6 +91,7 @@ class Server:
             min_keepalive_ms=int(config.server.keepalive_min_s * 1000),
             max_keepalive_ms=int(config.server.keepalive_max_s * 1000),
             handshake_timeout_s=config.server.handshake_timeout_s,
+            frame_tally=FrameTally() if metrics is not None else None,
         )
         self.hub = Hub(
             config=config,

@@ -495,12 +495,14 @@ class Hub:
         self.bytes_out += nbytes
 
     def publish_counters(self) -> None:
-        """Move the byte counts into the metrics (the app calls this periodically)."""
+        """Move the byte counts and the core's frame counts into the metrics (the app calls this periodically)."""
         if self.metrics is not None:
             if self.bytes_in:
                 self.metrics.bytes_in(self.bytes_in)
             if self.bytes_out:
                 self.metrics.bytes_out(self.bytes_out)
+            if (tally := self.server_config.frame_tally) is not None:
+                self.metrics.frames(*tally.take())
         self.bytes_in = self.bytes_out = 0
 
     def _count(self, what: str, n: int = 1) -> None:

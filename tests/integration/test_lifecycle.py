@@ -63,6 +63,14 @@ async def test_metrics_and_health(server: ServerProcess) -> None:
                  "kefu_event_loop_lag_seconds"):  # fmt: skip
         assert name in text, name
     assert 'kefu_handshakes_total{result="ok",suite="national"} 1.0' in text
+    # Frames are counted by the core and published once a second: the handshake's and the SEND's.
+    wanted = ('{direction="in",type="send"} 1.0', '{direction="out",type="send_ack"} 1.0',
+              '{direction="in",type="client_hello"} 1.0', '{direction="out",type="server_hello"} 1.0')  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not all(f"kefu_frames_total{w}" in text for w in wanted) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        text = fetch(server.metrics_port, "/metrics")[1].decode()
+    assert [w for w in wanted if f"kefu_frames_total{w}" not in text] == []
 
 
 async def test_sighup_reloads_limits(tmp_path: Path) -> None:

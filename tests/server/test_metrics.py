@@ -12,7 +12,7 @@ import prometheus_client
 import pytest
 
 from kefu.protocol.codes import ErrorCode
-from kefu.protocol.frames import FrameType
+from kefu.protocol.frames import FrameTally, FrameType
 from kefu.server.metrics import Metrics, MetricsServer
 
 TIMEOUT = 5.0
@@ -33,10 +33,12 @@ def test_own_registry_not_the_global_one() -> None:
 
 def test_hot_path_helpers() -> None:
     m = Metrics(process=False)
-    m.frame_in(FrameType.SEND)
-    m.frame_in(FrameType.SEND)
-    m.frame_in(0x99)  # an ignorable unknown type
-    m.frame_out(FrameType.SEND_ACK)
+    tally = FrameTally()
+    tally.received[FrameType.SEND] += 2
+    tally.received[0x99] += 1  # an ignorable unknown type
+    tally.sent[FrameType.SEND_ACK] += 1
+    m.frames(*tally.take())
+    assert tally.received[FrameType.SEND] == 0, "take() resets the tally"
     m.bytes_out(100)
     m.error(ErrorCode.MALFORMED_FRAME.name)
     m.handshake("national", "ok")
@@ -109,7 +111,9 @@ def get(url: str) -> tuple[int, Mapping[str, str], bytes]:
 
 def test_metrics_endpoint(server: tuple[Metrics, str]) -> None:
     m, base = server
-    m.frame_in(FrameType.PING)
+    received = [0] * 256
+    received[FrameType.PING] = 1
+    m.frames(received, [0] * 256)
     status, headers, body = get(base + "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     text = body.decode()
