@@ -31,6 +31,7 @@ from .frames import (
     MAX_RECORD_PLAINTEXT,
     SERVICE_PUSHES,
     SERVICE_REQUESTS,
+    TYPE_OFFSET,
     Close,
     Error,
     Frame,
@@ -46,9 +47,6 @@ from .frames import (
     encode,
 )  # fmt: skip
 from .records import Direction
-
-_TYPE_AT = 5
-"""Offset of the frame type in an encoded frame (frames.HEADER: length u32, version u8, type u8, ...)."""
 
 HANDSHAKE_TIMEOUT_S = 10.0
 """A handshake not finished in 10 s is dropped: generous for a far client, short enough that half-open
@@ -323,7 +321,7 @@ class Connection:
 
     def _queue(self, encoded: bytes) -> None:
         if self._tally is not None:
-            self._tally.sent[encoded[_TYPE_AT]] += 1
+            self._tally.sent[encoded[TYPE_OFFSET]] += 1
         if self._pending_len + len(encoded) > MAX_RECORD_PLAINTEXT:
             self._flush()
         self._pending.append(encoded)
@@ -331,7 +329,7 @@ class Connection:
 
     def _queue_plain(self, encoded: bytes) -> None:
         if self._tally is not None:
-            self._tally.sent[encoded[_TYPE_AT]] += 1
+            self._tally.sent[encoded[TYPE_OFFSET]] += 1
         self._flush()
         self._out.append(encoded)
 
@@ -366,12 +364,11 @@ class Connection:
                 raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, "RECORD before keys are established")
             plaintext = self._recv.open(raw.header, raw.body)
             inner = decode_inner(plaintext)
-            if self._tally is not None:
-                received = self._tally.received
-                for _, start, _ in inner:
-                    received[plaintext[start + _TYPE_AT]] += 1
+            received = self._tally.received if self._tally is not None else None
             last = len(inner) - 1
             for index, (frame, start, stop) in enumerate(inner):
+                if received is not None:
+                    received[plaintext[start + TYPE_OFFSET]] += 1
                 if frame is None:
                     continue
                 key_before = (self._recv, self._recv.secret)

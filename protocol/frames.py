@@ -48,6 +48,8 @@ PROTOCOL_VERSION = 1
 # Section 3.1: length u32 | version u8 | type u8 | flags u16 | request_id u32, big-endian.
 HEADER = struct.Struct("!IBBHI")
 HEADER_LEN = HEADER.size
+TYPE_OFFSET = 5
+"""Where the type byte sits in an encoded frame (after length u32 and version u8)."""
 
 MAX_BODY = 1 << 20
 """Largest inner frame body, 1 MiB: room for any chat message or attachment reference, and a bound on what

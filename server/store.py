@@ -248,6 +248,14 @@ def message_key(conversation_id: int, seq: int) -> bytes:
     return _CONV_SEQ.pack(conversation_id, seq)
 
 
+def conversation_last_seq(cur: lmdb.Cursor[bytes], conversation_id: int, record: bytes | None) -> int:
+    """A conversation's last seq from its ``conversations`` `record` (None: it does not exist, 0) and `cur`, a
+    cursor on ``messages``: the larger of the record's floor and the seq of its last stored message."""
+    if record is None:
+        return 0
+    return max(int(_U64.unpack_from(record)[0]), last_message_seq(cur, conversation_id))
+
+
 def last_message_seq(cur: lmdb.Cursor[bytes], conversation_id: int) -> int:
     """The seq of the conversation's last key in ``messages`` (`cur` is a cursor on it); 0 if it has none."""
     if cur.set_range(_CONV_SEQ.pack(conversation_id, _U64_LIMIT - 1)):
@@ -402,7 +410,7 @@ class _Batch:
             if raw is not None:
                 if self._messages is None:
                     self._messages = self.txn.cursor(db=self.db["messages"])
-                last_seq = max(_U64.unpack_from(raw)[0], last_message_seq(self._messages, conversation_id))
+                last_seq = conversation_last_seq(self._messages, conversation_id, raw)
                 conv = _Conversation(last_seq, _decode_conversation(raw).members, raw[_U64.size :])
         self.conversations[conversation_id] = conv
         return conv
@@ -762,10 +770,8 @@ class Store:
             return self._last_seq(txn, conversation_id, raw)
 
     def _last_seq(self, txn: lmdb.Transaction[bytes], conversation_id: int, record: bytes | None) -> int:
-        if record is None:
-            return 0
         with txn.cursor(self._db["messages"]) as cur:
-            return max(int(_U64.unpack_from(record)[0]), last_message_seq(cur, conversation_id))
+            return conversation_last_seq(cur, conversation_id, record)
 
     def members(self, conversation_id: int) -> tuple[str, ...] | None:
         """The conversation's members; None if it does not exist."""

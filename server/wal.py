@@ -16,8 +16,9 @@ Why the spacing is measured from the previous commit's start, not from the first
 first design): the items of the next batch start arriving just after a commit starts, so a window counted from
 them added the commit's own duration to every cycle. At 5,000 SENDs/s over 10,000 connections that meant a commit
 every ~3.2 ms with a 2 ms window, and committing at once instead (no spacing) tripled the commits and their fixed
-cost (about 150 us of CPU each, two fdatasyncs) on a CPU the event loop needs. Counting from the start bounds the
-commit rate at 1/`window_s` and adds no wait at all when the store is idle (bench/RESULTS.md, "third attempt").
+cost (about 150-190 us of CPU each, mostly LMDB's two syncs: an fdatasync and an O_DSYNC meta-page write) on a
+CPU the event loop needs. Counting from the start bounds the commit rate at 1/`window_s` and adds no wait at all
+when the store is idle (bench/RESULTS.md, "third attempt").
 
 After the commit, one ``loop.call_soon_threadsafe`` per batch runs every callback, in submission order, and then
 `on_committed`. If the commit raises (a disk error, the map at its cap), every SEND of the batch gets

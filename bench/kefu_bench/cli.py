@@ -51,6 +51,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--smoke", action="store_true", help="a tiny configuration, for the self-tests")
 
 
+def _pacing(p: argparse.ArgumentParser) -> None:
+    """The open-loop scenarios' pacing option."""
+    p.add_argument(
+        "--asyncio-timer", action="store_true",
+        help="pace sends with asyncio.sleep (1 ms batches) instead of a timerfd, as the harness did before",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree."""
     parser = argparse.ArgumentParser(prog="python -m bench.kefu_bench", description="kefu load harness.")
@@ -67,10 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=5000.0, help="messages per second in all")
     p.add_argument("--duration", type=float, default=30.0)
     p.add_argument("--body-bytes", type=int, default=200)
-    p.add_argument(
-        "--asyncio-timer", action="store_true",
-        help="pace sends with asyncio.sleep (1 ms batches) instead of a timerfd, as the harness did before",
-    )  # fmt: skip
+    _pacing(p)
     p = sub.add_parser("throughput", help="closed-loop maximum: durable messages per server CPU-second")
     p.add_argument("--connections", type=int, default=1000)
     p.add_argument("--window", type=int, default=8, help="unacknowledged SENDs per connection")
@@ -84,10 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rates", default="1000,5000", help="message rates to run, comma-separated")
     p.add_argument("--duration", type=float, default=60.0, help="seconds per rate")
     p.add_argument("--body-bytes", type=int, default=200)
-    p.add_argument(
-        "--asyncio-timer", action="store_true",
-        help="pace sends with asyncio.sleep (1 ms batches) instead of a timerfd, as the harness did before",
-    )  # fmt: skip
+    _pacing(p)
     for action in sub.choices.values():
         _common(action)
     return parser
