@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kefu.server.store import SendRequest, SendResult, Store
-from kefu.server.wal import GroupCommitter
+from kefu.server.storage.committer import GroupCommitter
+from kefu.server.storage.store import SendRequest, SendResult, Store
 
 BODY = b"x" * 200
 

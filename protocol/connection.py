@@ -304,6 +304,12 @@ class Connection:
         elif self.state is not State.CLOSING:
             self.state = State.CLOSED
 
+    def fail(self, code: ErrorCode, reason: str) -> None:
+        """Abort the connection with `code` (an ERROR to the peer, then closed): what an adapter does when something
+        outside the protocol goes wrong (a bug of its own: INTERNAL_ERROR). Nothing happens once closed."""
+        if self.state is not State.CLOSED:
+            self._fail(code, reason)
+
     @property
     def closed(self) -> bool:
         """True once the connection is over (closed cleanly or failed): nothing more is processed."""

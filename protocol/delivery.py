@@ -25,16 +25,20 @@ DEFAULT_RTO_MAX = 30.0
 class Stream:
     """One conversation's delivery state on one connection."""
 
-    __slots__ = ("acked", "conversation_id", "deadline", "next_seq", "own", "rto")
+    __slots__ = ("acked", "conversation_id", "deadline", "fetching", "last", "next_seq", "own", "rto")
 
     def __init__(self, conversation_id: int, acked: int, rto: float) -> None:
         self.conversation_id = conversation_id
         self.acked = acked
         self.next_seq = acked + 1
+        self.last = acked
+        """The conversation's last seq as far as the sender knows: what the stream should catch up to."""
         self.deadline: float | None = None
         self.rto = rto
         self.own: set[int] | None = None
         """Sequence numbers this device sent itself: never delivered back to it, counted as acknowledged."""
+        self.fetching = 0
+        """Nonzero while the sender waits for the messages from `next_seq` on (its own ticket for that read)."""
 
     @property
     def in_flight(self) -> int:
@@ -90,6 +94,7 @@ class DeliveryWindow:
         stream.next_seq = after_seq + 1
         stream.deadline = None
         stream.rto = self.rto_initial
+        stream.fetching = 0
         return stream
 
     def mark_own(self, stream: Stream, seq: int) -> None:

@@ -15,23 +15,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import re
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import log
 from .config import CONFIG_ENV, Config, ConfigError, describe_settings, load_config, render_example_toml, render_toml
-from .service.roles import ROLES
-
-if TYPE_CHECKING:
-    from .store import Store
+from .engine.identity import ROLES
 
 __all__ = ["build_parser", "main"]
 
@@ -178,24 +169,6 @@ def _require(modules: Sequence[str], what: str) -> None:
         raise CliError(f"{what} needs the server extra (missing {', '.join(missing)}): {EXTRA_HINT}")
 
 
-@contextmanager
-def _open_store(config: Config) -> Iterator[Store]:
-    _require(STORE_EXTRA, "this command")
-    from .store import Store  # noqa: PLC0415 - lmdb is an optional extra
-
-    config.data_path.mkdir(parents=True, exist_ok=True)
-    store = Store(
-        config.store_path,
-        map_size=config.storage.map_size_mb << 20,
-        max_map_size=config.storage.max_map_size_gb << 30,
-        idempotency_window_s=config.storage.idempotency_window_s,
-    )
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 # --- subcommands ----------------------------------------------------------------------------------------
 
 
@@ -205,9 +178,21 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> int:
     except CliError as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 2
-    from .app import serve  # noqa: PLC0415 - the server and its dependencies load only to serve
+    from .runtime.serve import serve  # noqa: PLC0415 - the server and its dependencies load only to serve
 
-    return serve(config, reload=lambda: _load(args))
+    return serve(config, reload=lambda: _load(args), argv=_serve_argv(args))
+
+
+def _serve_argv(args: argparse.Namespace) -> list[str]:
+    """The configuration flags of this `kefu serve`, for its worker processes to load the same configuration."""
+    argv = ["--config", args.config] if args.config else []
+    for attr in _FLAGS:
+        value = getattr(args, attr, None)
+        if value is True:
+            argv.append("--" + attr.replace("_", "-"))
+        elif value is not None:
+            argv += ["--" + attr.replace("_", "-"), str(value)]
+    return argv
 
 
 def _cmd_check_config(args: argparse.Namespace, config: Config) -> int:
@@ -224,11 +209,10 @@ def _cmd_check_config(args: argparse.Namespace, config: Config) -> int:
 def _cmd_keygen(args: argparse.Namespace, config: Config) -> int:
     from kefu.protocol.crypto import KeyType  # noqa: PLC0415 - keeps --help free of the crypto import
 
-    from .keys import add_key  # noqa: PLC0415
+    from .admin import keys  # noqa: PLC0415
 
     types = [KeyType.SM2, KeyType.ED25519] if args.type == "both" else [KeyType[args.type.upper()]]
-    for key_type in types:
-        added = add_key(config.data_path, key_type)
+    for added in keys.generate(config, types):
         print(f"{added.path.name}  {added.pin}")
     print(
         "kefu: give these pins to clients before restarting the server: from its next start, the newest key of\n"
@@ -239,24 +223,18 @@ def _cmd_keygen(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_key_list(args: argparse.Namespace, config: Config) -> int:
-    from .keys import load_keys  # noqa: PLC0415 - crypto loads only when needed
+    from .admin import keys  # noqa: PLC0415 - crypto loads only when needed
 
     print(f"{'FILE':<18} {'STATUS':<7} PIN")
-    for files in load_keys(config.data_path).values():
-        for f in files:
-            print(f"{f.path.name:<18} {'signs' if f is files[-1] else 'pinned':<7} {f.pin}")
+    for f, signs in keys.list_keys(config):
+        print(f"{f.path.name:<18} {'signs' if signs else 'pinned':<7} {f.pin}")
     return 0
 
 
 def _cmd_key_retire(args: argparse.Namespace, config: Config) -> int:
-    from .datadir import holder  # noqa: PLC0415
-    from .keys import KeyRetireError, retire_key  # noqa: PLC0415 - crypto loads only when needed
+    from .admin import keys  # noqa: PLC0415 - crypto loads only when needed
 
-    running = holder(config.data_path)
-    try:
-        removed = retire_key(config.data_path, args.pin, server_started=running[1] if running else None)
-    except KeyRetireError as exc:
-        raise CliError(str(exc)) from None
+    removed = keys.retire(config, args.pin)
     print(f"{removed.path.name}  {removed.pin}  retired")
     print(
         f"kefu: {removed.path.name} deleted; {config.keys_path / 'pins.txt'} no longer lists it. Copies in key\n"
@@ -267,15 +245,14 @@ def _cmd_key_retire(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_app_add(args: argparse.Namespace, config: Config) -> int:
-    from .keys import AppError, create_app, encode_secret  # noqa: PLC0415 - crypto loads only when needed
+    _require(STORE_EXTRA, "this command")
+    from .admin import apps  # noqa: PLC0415 - crypto and lmdb load only when needed
+    from .engine.identity import Role  # noqa: PLC0415
+    from .identity.keys import encode_secret  # noqa: PLC0415
 
-    with _open_store(config) as store:
-        try:
-            record, secret = create_app(
-                store, args.name, client_key_pins=args.client_key_pin, role=args.role, tenant=args.tenant
-            )
-        except AppError as exc:
-            raise CliError(str(exc)) from None
+    record, secret = apps.add_app(
+        config, args.name, client_key_pins=args.client_key_pin, role=Role(args.role), tenant=args.tenant
+    )
     print(
         f"kefu: app {record.app_id!r} created (role {record.role}). Its secret, shown only this once:", file=sys.stderr
     )
@@ -284,14 +261,11 @@ def _cmd_app_add(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_app_add_bulk(args: argparse.Namespace, config: Config) -> int:
-    from .bulk import add_bulk  # noqa: PLC0415 - crypto loads only when needed
-    from .keys import AppError  # noqa: PLC0415
+    _require(STORE_EXTRA, "this command")
+    from .admin import apps  # noqa: PLC0415 - crypto and lmdb load only when needed
+    from .engine.identity import Role  # noqa: PLC0415
 
-    with _open_store(config) as store:
-        try:
-            created = add_bulk(store, args.prefix, args.count, args.secret_seed.encode(), role=args.role)
-        except (AppError, ValueError) as exc:
-            raise CliError(str(exc)) from None
+    created = apps.add_apps_in_bulk(config, args.prefix, args.count, args.secret_seed.encode(), role=Role(args.role))
     print(f"kefu: {created} new apps {args.prefix}0..{args.prefix}{args.count - 1} (secret = HMAC-SHA256(seed, id));"
           " a benchmarking aid: never use derivable secrets for real apps", file=sys.stderr)  # fmt: skip
     print(created)
@@ -299,39 +273,37 @@ def _cmd_app_add_bulk(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_app_list(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
     import datetime as dt  # noqa: PLC0415
 
-    from .keys import list_app_records  # noqa: PLC0415
+    from .admin import apps  # noqa: PLC0415
 
-    with _open_store(config) as store:
-        records = list_app_records(store)
     print(f"{'APP':<24} {'ROLE':<10} {'TENANT':<16} {'CREATED (UTC)':<20} CLIENT KEY PINS")
-    for r in records:
+    for r in apps.list_apps(config):
         created = dt.datetime.fromtimestamp(r.created_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         print(f"{r.app_id:<24} {r.role:<10} {r.tenant or '-':<16} {created:<20} {','.join(r.pins) or '-'}")
     return 0
 
 
 def _cmd_app_revoke(args: argparse.Namespace, config: Config) -> int:
-    from .keys import APP_CACHE_TTL_S, revoke_app  # noqa: PLC0415
+    _require(STORE_EXTRA, "this command")
+    from .admin import apps  # noqa: PLC0415
 
-    with _open_store(config) as store:
-        if not revoke_app(store, args.name):
-            raise CliError(f"no app {args.name!r}")
+    apps.revoke(config, args.name)
     print(
         f"kefu: app {args.name!r} revoked. A running server refuses new handshakes for it within "
-        f"{APP_CACHE_TTL_S:g} s, or at once after SIGHUP (systemctl reload kefu).",
+        f"{apps.APP_CACHE_TTL_S:g} s, or at once after SIGHUP (systemctl reload kefu).",
         file=sys.stderr,
     )
     return 0
 
 
 def _cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import backup  # noqa: PLC0415 - lmdb is an optional extra
+
     dest = Path(args.dest)
-    if dest.exists():
-        raise CliError(f"{dest} exists: a backup goes to a new directory")
-    with _open_store(config) as store:
-        store.backup(dest)
+    backup.backup(config, dest)
     print(f"kefu: store copied to {dest}")
     print(
         f"kefu: the server keys in {config.keys_path} are not in this copy: back them up separately, as secrets.",
@@ -342,12 +314,9 @@ def _cmd_backup(args: argparse.Namespace, config: Config) -> int:
 
 def _cmd_restore(args: argparse.Namespace, config: Config) -> int:
     _require(STORE_EXTRA, "kefu restore")
-    from .datadir import DataDirBusy, RestoreError, restore  # noqa: PLC0415 - lmdb is an optional extra
+    from .admin import backup  # noqa: PLC0415 - lmdb is an optional extra
 
-    try:
-        info, aside = restore(Path(args.backup), config.data_path, config.store_path)
-    except (DataDirBusy, RestoreError) as exc:
-        raise CliError(str(exc)) from None
+    info, aside = backup.restore(config, Path(args.backup))
     counts = ", ".join(f"{info.entries.get(db, 0)} {db}" for db in ("messages", "conversations", "apps"))
     print(f"kefu: restored {info.path} into {config.store_path} (schema {info.schema_version}; {counts})")
     if aside is not None:
@@ -360,74 +329,16 @@ def _cmd_restore(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-# --- status ---------------------------------------------------------------------------------------------
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """(name, labels, value) of every sample in Prometheus text exposition format."""
-    out = []
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if m and not line.startswith("#"):
-            labels = dict(_LABEL.findall(m.group(2) or ""))
-            out.append((m.group(1), labels, float(m.group(3))))
-    return out
-
-
-def _fetch(url: str, timeout: float) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - an http URL we built
-            return int(resp.status), bytes(resp.read())
-    except urllib.error.HTTPError as exc:  # 503 while draining still carries the JSON payload
-        return exc.code, exc.read()
-
-
-def _summarise(samples: list[tuple[str, dict[str, str], float]]) -> list[str]:
-    def total(name: str, pred: Callable[[dict[str, str]], bool] = lambda _: True) -> float:
-        return sum(v for n, labels, v in samples if n == name and pred(labels))
-
-    def by(name: str, label: str) -> str:
-        values: dict[str, float] = {}
-        for n, labels, v in samples:
-            if n == name and v:
-                values[labels.get(label, "")] = values.get(labels.get(label, ""), 0) + v
-        return ", ".join(f"{k} {v:g}" for k, v in sorted(values.items())) or "none"
-
-    count = total("kefu_send_ack_latency_seconds_count")
-    ack = f"{1000 * total('kefu_send_ack_latency_seconds_sum') / count:.2f} ms" if count else "n/a"
-    return [
-        f"connections: {total('kefu_connections'):g} ({by('kefu_connections', 'state')})",
-        f"handshakes: {by('kefu_handshakes_total', 'result')}",
-        f"frames in/out: {total('kefu_frames_total', lambda x: x.get('direction') == 'in'):g}"
-        f" / {total('kefu_frames_total', lambda x: x.get('direction') == 'out'):g}",
-        f"mean SEND->SEND_ACK: {ack}; retries: {total('kefu_retries_total'):g}",
-        f"errors: {by('kefu_errors_total', 'code')}",
-        f"commit queue: {total('kefu_queue_depth', lambda x: x.get('queue') == 'commit'):g};"
-        f" outbound buffered: {total('kefu_queue_depth', lambda x: x.get('queue') == 'outbound_bytes'):g} bytes",
-        f"event loop lag: {1000 * total('kefu_event_loop_lag_last_seconds'):.1f} ms",
-    ]
-
-
 def _cmd_status(args: argparse.Namespace, config: Config) -> int:
-    if not config.metrics.enabled:
-        raise CliError("status reads the metrics endpoint, and [metrics] enabled is false")
-    host = config.metrics.host
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - mapping a wildcard to loopback
-    base = f"http://[{host}]:{config.metrics.port}" if ":" in host else f"http://{host}:{config.metrics.port}"
-    try:
-        code, body = _fetch(base + "/healthz", args.timeout)
-        health = json.loads(body)
-        _, metrics = _fetch(base + "/metrics", args.timeout)
-    except (OSError, ValueError) as exc:
-        raise CliError(f"no answer from {base}: {exc}") from None
+    from .admin.status import status  # noqa: PLC0415
+
+    found = status(config, args.timeout)
+    health = found.health
     uptime = float(health.get("uptime_s", 0))
-    print(f"kefu {health.get('version', '?')} at {base}: {health.get('status', '?')}, up {uptime:.0f} s")
-    for line in _summarise(parse_exposition(metrics.decode("utf-8", "replace"))):
+    print(f"kefu {health.get('version', '?')} at {found.base}: {health.get('status', '?')}, up {uptime:.0f} s")
+    for line in found.summary:
         print("  " + line)
-    return 0 if code == 200 else 1
+    return 0 if found.healthy else 1
 
 
 # --- entry point ----------------------------------------------------------------------------------------
@@ -446,9 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # serve logs at the configured level; one-shot commands only warnings unless --log-level asks for more
     level = config.log.level if args.run is _cmd_serve or args.log_level else "warning"
     log.configure(level, json_lines=config.log.json)
+    from .admin.errors import AdminError  # noqa: PLC0415 - standard library only
+
     try:
         status: int = args.run(args, config)
-    except CliError as exc:
+    except (CliError, AdminError) as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 1
     return status

@@ -121,6 +121,13 @@ class ServerSection:
         choices=SUITE_NAMES,
     )
     max_connections: int = setting(200_000, "Connections held at once; further connections are refused.", lo=1)
+    workers: int = setting(
+        0,
+        "Gateway processes holding the connections (accept, handshakes, encryption, delivery windows), beside one"
+        " core process (sequencing, the write-ahead log, the desk) and a small supervisor. -1: one per usable core;"
+        " 0: everything in one process (tests, tiny deployments).",
+        lo=-1, hi=256,
+    )  # fmt: skip
     handshake_timeout_s: float = setting(
         10.0, "Time a new connection has to complete its handshake before it is closed.", unit="seconds", lo=0.1
     )

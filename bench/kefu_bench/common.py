@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kefu.protocol.crypto import Suite
-from kefu.server.bulk import bulk_app_id, derive_secret
+from kefu.server.identity.bulk import bulk_app_id, derive_secret
 
 from . import stats
 from .peer import BenchPeer, Credentials, Sink, open_peer, source_addresses

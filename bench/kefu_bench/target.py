@@ -236,7 +236,7 @@ class Server:
         """The server's own counters (/metrics), summed over labels; {} if it cannot be read."""
         if not self.metrics_port:
             return {}
-        from kefu.server.cli import parse_exposition  # noqa: PLC0415 - only the harness reads metrics
+        from kefu.server.admin.status import parse_exposition  # noqa: PLC0415 - only the harness reads metrics
 
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:

@@ -14,19 +14,37 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from kefu.protocol.errors import ErrorCode
-from kefu.protocol.frames import ContentType, ConversationInfo, Search, SearchHit, SearchResult
+from kefu.protocol.frames import ContentType, ConversationInfo, Frame, Search, SearchHit, SearchResult
 
-from .model import STAFF_BIT, ServiceConversation
+from ..engine.identity import Profile, Role
+from ..engine.ports import Device, MessageLog, ServiceHost
+from .directory import Directory
+from .model import STAFF_BIT, Refusal, ServiceConversation
+from .router import Router
 
-if TYPE_CHECKING:
-    from ..gateway import Session
-    from ..store import Store
-    from .desk import Desk
+__all__ = ["DeskView", "can_read", "check_send", "may_end", "on_info", "on_search", "search"]
 
-__all__ = ["can_read", "check_send", "may_end", "on_info", "on_search", "search"]
+
+class DeskView(Protocol):
+    """What these rules and requests read of the desk (`kefu.server.service.desk.Desk`)."""
+
+    host: ServiceHost
+    directory: Directory
+    router: Router
+    open: dict[int, ServiceConversation]
+
+    def profile(self, user: str) -> Profile: ...
+    def find(self, conversation_id: int) -> ServiceConversation | None: ...
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+    def answer(
+        self, device: Device, frame: Frame, code: int, *, conversation_id: int = 0, seq: int = 0,
+        detail: dict[str, Any] | None = None,
+    ) -> None: ...  # fmt: skip
+
 
 SEARCH_MAX_HITS = 50
 """Hits one SEARCH returns at most (a page of results on an agent's screen)."""
@@ -42,7 +60,7 @@ VISITOR_FIELDS = ("id", "state", "group", "owner", "created_ms", "closed_ms")
 _U64 = struct.Struct("!Q")
 
 
-def can_read(desk: Desk, user: str, conversation_id: int) -> bool:  # noqa: PLR0911 - one answer per role
+def can_read(desk: DeskView, user: str, conversation_id: int) -> bool:  # noqa: PLR0911 - one answer per role
     """Whether `user` may read a service conversation (or its staff channel) it is not a member of."""
     conv = desk.find(conversation_id & ~STAFF_BIT)
     if conv is None:
@@ -51,11 +69,11 @@ def can_read(desk: Desk, user: str, conversation_id: int) -> bool:  # noqa: PLR0
     profile = desk.profile(user)
     directory = desk.directory
     match profile.role:
-        case "visitor" | "app":
+        case Role.VISITOR | Role.APP:
             return not staff and conv.visitor == user and not conv.customer
-        case "integration":
+        case Role.INTEGRATION:
             return not staff and conv.tenant == profile.tenant
-        case "agent":
+        case Role.AGENT:
             if user == conv.owner or user in conv.owners:
                 return True
             entry = directory.agent(user)
@@ -63,13 +81,13 @@ def can_read(desk: Desk, user: str, conversation_id: int) -> bool:  # noqa: PLR0
             return profile.tenant == conv.tenant and any(
                 g is not None and directory.serves(entry, g, profile.tenant) for g in groups
             )
-        case "supervisor":
+        case Role.SUPERVISOR:
             return profile.tenant == conv.tenant and bool(set(conv.groups) & directory.supervised_groups(user))
         case _:
             return False
 
 
-def check_send(desk: Desk, user: str, conversation_id: int) -> ErrorCode | None:
+def check_send(desk: DeskView, user: str, conversation_id: int) -> ErrorCode | None:
     """A SEND into the service range: None if allowed, else the refusal code."""
     if conversation_id & STAFF_BIT:
         return None  # the staff channel's members (owner, watchers) are checked by the store
@@ -81,54 +99,50 @@ def check_send(desk: Desk, user: str, conversation_id: int) -> ErrorCode | None:
     return None
 
 
-def may_end(desk: Desk, user: str, conv: ServiceConversation) -> bool:
+def may_end(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
     """The visitor side, the owner, or a supervisor of the conversation's group."""
     if user in (conv.visitor, conv.owner):
         return True
     profile = desk.profile(user)
     return (
-        profile.role == "supervisor"
+        profile.role is Role.SUPERVISOR
         and profile.tenant == conv.tenant
         and (conv.group in desk.directory.supervised_groups(user))
     )
 
 
-def on_info(desk: Desk, session: Session, frame: ConversationInfo) -> None:
+def on_info(desk: DeskView, session: Device, frame: ConversationInfo) -> None:
     """CONVERSATION_INFO: the record as this user may see it."""
-    from .desk import Refusal  # noqa: PLC0415 - desk imports this module
-
     conv = desk.find(frame.conversation_id & ~STAFF_BIT)
     if conv is None:
         raise Refusal(ErrorCode.NOT_FOUND, "no such service conversation")
     if not can_read(desk, session.user, frame.conversation_id):
         raise Refusal(ErrorCode.FORBIDDEN, "not yours to read")
     detail: dict[str, Any] = conv.public()
-    if desk.profile(session.user).role in ("visitor", "app", "integration"):
+    if desk.profile(session.user).role in (Role.VISITOR, Role.APP, Role.INTEGRATION):
         detail = {k: detail[k] for k in VISITOR_FIELDS}
     detail["position"] = desk.router.position(conv.id)
     desk.answer(session, frame, ErrorCode.OK, conversation_id=conv.id, detail=detail)
 
 
-def on_search(desk: Desk, session: Session, frame: Search) -> None:
+def on_search(desk: DeskView, session: Device, frame: Search) -> None:
     """SEARCH: run in a worker thread; SEARCH_RESULT when done."""
-    from .desk import Refusal  # noqa: PLC0415 - desk imports this module
-
-    if desk.profile(session.user).role != "agent":
+    if desk.profile(session.user).role is not Role.AGENT:
         raise Refusal(ErrorCode.FORBIDDEN, "agents search their conversations")
     query = frame.query.strip().casefold()
     if not query:
         raise Refusal(ErrorCode.BAD_REQUEST, "empty query")
     limit = min(frame.limit or SEARCH_MAX_HITS, SEARCH_MAX_HITS)
-    found = desk.hub.loop.run_in_executor(None, search, desk.hub.store, session.user, query, limit)
+    found = desk.host.loop.run_in_executor(None, search, desk.host.log, session.user, query, limit)
     desk.spawn(_send_hits(session, frame, found))
 
 
-async def _send_hits(session: Session, frame: Search, found: asyncio.Future[tuple[list[SearchHit], bool]]) -> None:
+async def _send_hits(session: Device, frame: Search, found: asyncio.Future[tuple[list[SearchHit], bool]]) -> None:
     hits, more = await found
     session.send(SearchResult(tuple(hits), int(more), request_id=frame.request_id))
 
 
-def search(store: Store, agent: str, query: str, limit: int) -> tuple[list[SearchHit], bool]:
+def search(store: MessageLog, agent: str, query: str, limit: int) -> tuple[list[SearchHit], bool]:
     """Messages of the agent's conversations containing `query` (case-folded): newest conversations first, newest
     messages first; bounded by SEARCH_MAX_*. Runs in a worker thread (LMDB reads are thread-safe)."""
     prefix = agent.encode() + b"\0"

@@ -1,7 +1,7 @@
 """What happens after a visitor's message is durable: sentiment and AI plugins (sections 13.8, 13.10); and the
 agent's decision on a draft.
 
-Nothing here is on the delivery path. The hub delivers a message, then tells the desk; the score comes back from
+Nothing here is on the delivery path. The core delivers a message, then tells the desk; the score comes back from
 the scorer's worker process and is pushed to the staff as SENTIMENT; the plugins run as a task whose results are
 written like any other system message: tags and drafts into the staff channel, auto-replies into the conversation
 while it waits for an agent. A plugin that fails or hangs loses only its own result (the host's timeouts).
@@ -12,21 +12,36 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from kefu.protocol.errors import ErrorCode
-from kefu.protocol.frames import ContentType, ConversationState, DraftAction, DraftDecision, Sentiment
+from kefu.protocol.frames import ContentType, ConversationState, DraftAction, DraftDecision, Frame, Sentiment
 
-from ..store import SendRequest, SendResult, StoredMessage
-from .journal import event, key
+from ..engine.messages import SendRequest, SendResult, StoredMessage
+from ..engine.ports import Device, ServiceHost
+from .journal import Journal, event, key
 from .model import MAX_TAGS, SYSTEM_SENDER, Refusal, ServiceConversation
 from .plugins import Context, Draft, Mode, Reply, Tags, Turn
 
-if TYPE_CHECKING:
-    from ..gateway import Session
-    from .desk import Desk
+__all__ = ["DRAFT_KIND", "AssistDesk", "Assistant"]
 
-__all__ = ["DRAFT_KIND", "Assistant"]
+
+class AssistDesk(Protocol):
+    """What the assistant uses of its desk (`kefu.server.service.desk.Desk`)."""
+
+    host: ServiceHost
+    journal: Journal
+    open: dict[int, ServiceConversation]
+
+    def metric(self, name: str) -> None: ...
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+    def open_conversation(self, conversation_id: int) -> ServiceConversation: ...
+    def reply_when_written(
+        self, session: Device, frame: Frame, conv: ServiceConversation, written: asyncio.Future[SendResult],
+        *, with_seq: bool = False,
+    ) -> None: ...  # fmt: skip
+
 
 DRAFT_KIND = b"draft"
 """Metadata kefu.kind of a draft in the staff channel."""
@@ -35,7 +50,7 @@ DRAFT_KIND = b"draft"
 class Assistant:
     """Sentiment scoring and AI plugins of one desk."""
 
-    def __init__(self, desk: Desk) -> None:
+    def __init__(self, desk: AssistDesk) -> None:
         self.desk = desk
         self.scorer: Any = None
         """A SentimentScorer, once started (None: no scoring)."""
@@ -67,12 +82,12 @@ class Assistant:
         conv.sentiment = score = future.result()
         frame = Sentiment(conv.id, message.seq, round(score * 1000))
         for user in conv.staff_members():
-            for session in self.desk.hub.devices(user):
+            for session in self.desk.host.devices(user):
                 session.send(frame)
 
     def _context(self, conv: ServiceConversation, message: StoredMessage, text: str) -> Context:
-        depth = self.desk.hub.config.service.plugin_history
-        history = self.desk.hub.store.read_range(conv.id, max(0, message.seq - depth), message.seq, depth)
+        depth = self.desk.host.config.service.plugin_history
+        history = self.desk.host.log.read_range(conv.id, max(0, message.seq - depth), message.seq, depth)
         turns = tuple(_turn(conv, m) for m in history if m.content_type == ContentType.TEXT)
         latest = Turn("visitor", message.sender, text, message.seq)
         return Context(conv.tenant, conv.id, conv.group, dict(conv.attributes), turns, latest, conv.sentiment)
@@ -105,13 +120,13 @@ class Assistant:
                              ("kefu.reply_to", str(message.seq).encode()))  # fmt: skip
                     journal.write_staff(conv, result.text.encode(), content_type=ContentType.TEXT, metadata=draft)
 
-    def decide_draft(self, session: Session, frame: DraftDecision) -> None:
+    def decide_draft(self, session: Device, frame: DraftDecision) -> None:
         """DRAFT_DECISION: only the owner; approve or edit posts one visitor message per draft."""
         desk = self.desk
         conv = desk.open_conversation(frame.conversation_id)
         if conv.owner != session.user:
             raise Refusal(ErrorCode.FORBIDDEN, "only the owning agent decides on drafts")
-        found = desk.hub.store.read_range(conv.staff, frame.draft_seq - 1, frame.draft_seq, 1)
+        found = desk.host.log.read_range(conv.staff, frame.draft_seq - 1, frame.draft_seq, 1)
         draft = found[0] if found and found[0].seq == frame.draft_seq else None
         if draft is None or draft.sender != SYSTEM_SENDER or dict(draft.metadata).get("kefu.kind") != DRAFT_KIND:
             raise Refusal(ErrorCode.NOT_FOUND, f"no draft at seq {frame.draft_seq}")
@@ -119,7 +134,7 @@ class Assistant:
             raise Refusal(ErrorCode.BAD_REQUEST, f"unknown action {frame.action}")
         action = DraftAction(frame.action)
         text = b"" if action is DraftAction.REJECT else draft.body if action is DraftAction.APPROVE else frame.text
-        if action is not DraftAction.REJECT and not 0 < len(text) <= desk.hub.config.server.max_message_bytes:
+        if action is not DraftAction.REJECT and not 0 < len(text) <= desk.host.config.server.max_message_bytes:
             raise Refusal(ErrorCode.BAD_REQUEST, "an edited draft needs a text of allowed size")
         decided = desk.journal.write_staff(conv, event("draft_" + action.name.lower(), draft_seq=frame.draft_seq))
         if action is DraftAction.REJECT:

@@ -29,8 +29,7 @@ import json
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.frames import (
@@ -51,7 +50,9 @@ from kefu.protocol.frames import (
     Watch,
 )
 
-from ..store import SendRequest, SendResult
+from ..engine.identity import Profile, Role
+from ..engine.messages import SendRequest, SendResult
+from ..engine.ports import Device, Profiles, ServiceHost
 from . import access
 from .assist import Assistant
 from .directory import Directory, GroupEntry
@@ -67,32 +68,24 @@ from .model import (
 )
 from .router import AgentRuntime, Router
 
-if TYPE_CHECKING:
-    from ..gateway import Session
-    from ..hub import Hub
-
-__all__ = ["Desk", "Profile", "Refusal"]
+__all__ = ["TABLES", "Desk", "Refusal"]
 
 _U64 = struct.Struct("!Q")
-_NEXT_ID_KEY = b"next_service_conversation"
 CLOSED_CACHE = 1024
 """Closed conversations kept in memory for authorization checks (older ones are read from the store again)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    """An app's service role and tenant (from its app record)."""
-
-    role: str
-    tenant: str
+TABLES = ("service", "service_open", "visitors", "agent_convs")
+"""The desk's own tables in the store (spec section 12.1), registered by the wiring: conversation records by id, the
+ids of those not closed, visitors' histories and open-request references, and which agent owned which."""
 
 
 class Desk:
     """The customer-service layer of one server process."""
 
-    def __init__(self, hub: Hub, apps: Any, directory: Directory, *, now: Callable[[], float] = time.time) -> None:
-        self.hub = hub
-        self.apps = apps
+    def __init__(
+        self, host: ServiceHost, profiles: Profiles, directory: Directory, *, now: Callable[[], float] = time.time
+    ) -> None:
+        self.host = host
+        self.profiles = profiles
         self.directory = directory
         self.router = Router(directory)
         self.now = now
@@ -100,21 +93,23 @@ class Desk:
         self.closed: dict[int, ServiceConversation] = {}
         self.refs: dict[bytes, int] = {}
         self.rules: dict[str, Any] = {}
-        self.journal = Journal(hub)
+        self.journal = Journal(host)
         self.assist = Assistant(self)
         self._tasks: set[asyncio.Future[Any]] = set()
         self._positions: dict[int, int] = {}
         self._dirty_groups: set[str] = set()
-        raw = hub.store.get_record("meta", _NEXT_ID_KEY)
-        self._next_id = _U64.unpack(raw)[0] if raw else SERVICE_BASE + 1
+        last = host.log.last_key("service")
+        self._next_id = max(SERVICE_BASE, _U64.unpack(last)[0] if last else 0) + 1
+        """Ids are never reused: a conversation's id is taken once its record is durable, and the records are keyed by
+        id, so the next is one past the last (an id whose first write failed is free again)."""
         self._load()
 
     # --- start-up ---------------------------------------------------------------------------------------
 
     def _load(self) -> None:
         """Rebuild loads and queues from the open conversations (never from all data)."""
-        for open_key, _ in self.hub.store.scan("service_open"):
-            raw = self.hub.store.get_record("service", open_key)
+        for open_key, _ in self.host.log.scan("service_open"):
+            raw = self.host.log.get_record("service", open_key)
             if raw is None:
                 continue
             conv = ServiceConversation.decode(raw)
@@ -126,18 +121,17 @@ class Desk:
 
     def profile(self, user: str) -> Profile:
         """The user's role and tenant; apps without a record are plain "app"s of tenant ""."""
-        record = self.apps.record(user) if user else None
-        return Profile(record.role, record.tenant) if record is not None else Profile("app", "")
+        return self.profiles.profile(user)
 
     # --- sessions ---------------------------------------------------------------------------------------
 
-    def connected(self, session: Session) -> None:
+    def connected(self, session: Device) -> None:
         """A device finished its handshake."""
         profile = self.profile(session.user)
-        if profile.role == "agent":
+        if profile.role is Role.AGENT:
             self.router.agent(session.user, profile.tenant).devices += 1
 
-    def disconnected(self, session: Session) -> None:
+    def disconnected(self, session: Device) -> None:
         """A ready device went away; an agent with no device left is offline for routing."""
         runtime = self.router.agents.get(session.user)
         if runtime is not None and runtime.devices > 0:
@@ -147,7 +141,7 @@ class Desk:
 
     # --- requests ---------------------------------------------------------------------------------------
 
-    def on_request(self, session: Session, frame: Frame) -> None:
+    def on_request(self, session: Device, frame: Frame) -> None:
         """Dispatch a service request; a Refusal becomes a RESULT with its code."""
         handler = self._handlers[type(frame)]
         try:
@@ -158,37 +152,37 @@ class Desk:
             self.answer(session, frame, ErrorCode.CONFLICT, detail={"reason": str(exc)})
 
     def answer(
-        self, session: Session, frame: Frame, code: int, *, conversation_id: int = 0, seq: int = 0,
+        self, session: Device, frame: Frame, code: int, *, conversation_id: int = 0, seq: int = 0,
         detail: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         """RESULT for `frame`."""
         body = json.dumps(detail or {}, ensure_ascii=False, separators=(",", ":")).encode()
         session.send(Result(int(code), conversation_id, seq, body, request_id=frame.request_id))
         if code != ErrorCode.OK:
-            self.hub._count_error(ErrorCode(code))
+            self.host.count_error(ErrorCode(code))
 
-    def _agent_status(self, session: Session, frame: AgentStatus) -> None:
+    def _agent_status(self, session: Device, frame: AgentStatus) -> None:
         profile = self.profile(session.user)
-        if profile.role != "agent":
+        if profile.role is not Role.AGENT:
             raise Refusal(ErrorCode.FORBIDDEN, "only agents have a status")
         if frame.status not in AgentState._value2member_map_:
             raise Refusal(ErrorCode.BAD_REQUEST, f"unknown status {frame.status}")
         runtime = self.router.agent(session.user, profile.tenant)
         runtime.status = AgentState(frame.status)
-        self.hub.log("service.agent_status", agent=session.user, status=runtime.status.name.lower())
+        self.host.event("service.agent_status", agent=session.user, status=runtime.status.name.lower())
         if runtime.available:
             self._fill(runtime)
         self.answer(session, frame, ErrorCode.OK, detail={"status": runtime.status.name.lower()})
 
     # --- OPEN_CONVERSATION ------------------------------------------------------------------------------
 
-    def _open(self, session: Session, frame: OpenConversation) -> None:
+    def _open(self, session: Device, frame: OpenConversation) -> None:
         profile = self.profile(session.user)
-        if profile.role == "integration":
+        if profile.role is Role.INTEGRATION:
             if not frame.customer:
                 raise Refusal(ErrorCode.BAD_REQUEST, "an integration names the customer it acts for")
-        elif profile.role not in ("visitor", "app"):
-            raise Refusal(ErrorCode.FORBIDDEN, f"a {profile.role} cannot open a service conversation")
+        elif profile.role not in (Role.VISITOR, Role.APP):
+            raise Refusal(ErrorCode.FORBIDDEN, f"a {profile.role.value} cannot open a service conversation")
         elif frame.customer:
             raise Refusal(ErrorCode.FORBIDDEN, "only an integration acts for a customer")
         ref = b"ref\0" + session.user.encode() + b"\0" + frame.customer.encode() + b"\0" + frame.client_ref
@@ -210,7 +204,7 @@ class Desk:
             first = frame.first_message.decode()
         except UnicodeDecodeError:
             raise Refusal(ErrorCode.BAD_REQUEST, "attributes and first_message are UTF-8") from None
-        if len(frame.first_message) > self.hub.config.server.max_message_bytes:
+        if len(frame.first_message) > self.host.config.server.max_message_bytes:
             raise Refusal(ErrorCode.MESSAGE_TOO_LARGE, "first_message is too large")
         conv_id = self._next_id
         self._next_id += 1
@@ -221,8 +215,7 @@ class Desk:
         self.refs[ref] = conv_id  # until the store has it: a repeat arriving before the commit finds it here
         created = self.journal.write(
             conv, event("opened", group=group.name, channel=attributes.get("channel", "")),
-            create=(conv.visitor,), extra=(("visitors", ref, _U64.pack(conv_id)),
-                                           ("meta", _NEXT_ID_KEY, _U64.pack(self._next_id))),
+            create=(conv.visitor,), extra=(("visitors", ref, _U64.pack(conv_id)),),
         )  # fmt: skip
         created.add_done_callback(lambda _: self.refs.pop(ref, None))
         first_seq: asyncio.Future[SendResult] | None = None
@@ -231,23 +224,23 @@ class Desk:
             first_seq = self.journal.submit(
                 SendRequest(conv.visitor, msg_id, conv_id, ContentType.TEXT, first.encode(), ())
             )
-        self.hub.log("service.opened", conversation=conv_id, visitor=conv.visitor_key, group=group.name)
+        self.host.event("service.opened", conversation=conv_id, visitor=conv.visitor_key, group=group.name)
         self.spawn(
             self._route_new(session, frame, conv=conv, group=group, created=created, first=first, first_seq=first_seq)
         )
 
     def _stored_ref(self, ref: bytes) -> int | None:
-        raw = self.hub.store.get_record("visitors", ref)
+        raw = self.host.log.get_record("visitors", ref)
         return _U64.unpack(raw)[0] if raw else None
 
     async def _route_new(
-        self, session: Session, frame: OpenConversation, *, conv: ServiceConversation, group: GroupEntry,
+        self, session: Device, frame: OpenConversation, *, conv: ServiceConversation, group: GroupEntry,
         created: asyncio.Future[SendResult], first: str, first_seq: asyncio.Future[SendResult] | None,
     ) -> None:  # fmt: skip
         if first and self.assist.scorer is not None:
             score = self.assist.scorer.score(first)
             if score is not None:
-                wait = self.hub.config.service.sentiment_wait_ms / 1000
+                wait = self.host.config.service.sentiment_wait_ms / 1000
                 with contextlib.suppress(Exception):
                     conv.sentiment = await asyncio.wait_for(asyncio.shield(score), wait)
         decision = await self._evaluate_rule(conv)
@@ -263,7 +256,7 @@ class Desk:
             return
         self._answer_opened(session, frame, conv)
 
-    def _answer_opened(self, session: Session, frame: Frame, conv: ServiceConversation | None) -> None:
+    def _answer_opened(self, session: Device, frame: Frame, conv: ServiceConversation | None) -> None:
         if conv is None:
             raise Refusal(ErrorCode.NOT_FOUND, "conversation expired")
         position = self.router.position(conv.id)
@@ -281,7 +274,7 @@ class Desk:
             reason = getattr(exc, "reason", type(exc).__name__)
             conv.note({"step": "rule", "rule": getattr(engine, "name", ""), "error": reason})
             self.metric(f"rule_{reason}")
-            self.hub.log("service.rule_failed", conversation=conv.id, reason=reason)
+            self.host.event("service.rule_failed", conversation=conv.id, reason=reason)
             return None
         conv.note({"step": "rule", "rule": getattr(engine, "name", ""), "result": _decision_dict(decision)})
         return decision
@@ -306,7 +299,7 @@ class Desk:
         return view
 
     def _history(self, visitor_key: str) -> dict[str, Any]:
-        raw = self.hub.store.get_record("visitors", visitor_key.encode())
+        raw = self.host.log.get_record("visitors", visitor_key.encode())
         return dict(json.loads(raw)) if raw else {}
 
     # --- routing ----------------------------------------------------------------------------------------
@@ -359,7 +352,7 @@ class Desk:
         if runtime.name not in conv.owners:
             conv.owners.append(runtime.name)
         self.router.assign(runtime, conv.id, self.now())
-        self.hub.log("service.assigned", conversation=conv.id, agent=runtime.name, group=group.name)
+        self.host.event("service.assigned", conversation=conv.id, agent=runtime.name, group=group.name)
         kind = "assigned" if transition == "assign" else "transferred"
         self.metric(kind)
         self.journal.write_staff(conv, event(kind, agent=runtime.name, group=group.name))
@@ -411,14 +404,13 @@ class Desk:
         """The group's queue changed: positions go out once at the end of this loop iteration, however many
         changes it made (a tick or a burst of assignments moves a long queue once, not once per change)."""
         if not self._dirty_groups:
-            self.hub.loop.call_soon(self._send_positions)
+            self.host.loop.call_soon(self._send_positions)
         self._dirty_groups.add(group_name)
 
     def _send_positions(self) -> None:
         """Tell every waiting visitor of the changed groups whose position changed."""
         groups, self._dirty_groups = self._dirty_groups, set()
-        if self.hub.metrics is not None:
-            self.hub.metrics.waiting.set(sum(len(queue) for queue in self.router.queues.values()))
+        self.host.set_waiting(sum(len(queue) for queue in self.router.queues.values()))
         for group_name in groups:
             waiting = self.router.queue_length(group_name)
             for conv_id, position in self.router.positions(group_name):
@@ -432,7 +424,7 @@ class Desk:
         frame = QueuePosition(
             conv.id, conv.group, position, waiting if waiting is not None else self.router.queue_length(conv.group)
         )
-        for session in self.hub.devices(conv.visitor):
+        for session in self.host.devices(conv.visitor):
             session.send(frame)
 
     def tick(self) -> None:
@@ -445,7 +437,7 @@ class Desk:
                 continue
             conv.apply("overflow")
             conv.note({"step": "overflow", "from": group_name, "to": target.name})
-            self.hub.log("service.overflow", conversation=conv_id, group=group_name, to=target.name)
+            self.host.event("service.overflow", conversation=conv_id, group=group_name, to=target.name)
             self.metric("overflowed")
             runtime, trace = self.router.choose(target, conv.skills, self._history(conv.visitor_key).get("last_agent"))
             conv.note(trace)
@@ -460,10 +452,10 @@ class Desk:
 
     # --- TRANSFER ---------------------------------------------------------------------------------------
 
-    def _transfer(self, session: Session, frame: Transfer) -> None:
+    def _transfer(self, session: Device, frame: Transfer) -> None:
         conv = self.open_conversation(frame.conversation_id)
         profile = self.profile(session.user)
-        supervisor = profile.role == "supervisor" and conv.group in self.directory.supervised_groups(session.user)
+        supervisor = profile.role is Role.SUPERVISOR and conv.group in self.directory.supervised_groups(session.user)
         if conv.owner != session.user and not supervisor:
             raise Refusal(ErrorCode.FORBIDDEN, "only the owner or a supervisor of its group transfers")
         if frame.expect_owner and frame.expect_owner != (conv.owner or ""):
@@ -515,7 +507,7 @@ class Desk:
 
     # --- END, WATCH -------------------------------------------------------------------------------------
 
-    def _end(self, session: Session, frame: EndConversation) -> None:
+    def _end(self, session: Device, frame: EndConversation) -> None:
         conv = self.open_conversation(frame.conversation_id)
         if not access.may_end(self, session.user, conv):
             raise Refusal(ErrorCode.FORBIDDEN, "not a participant")
@@ -530,7 +522,7 @@ class Desk:
         self._remember_closed(conv)
         visitor = ("visitors", conv.visitor_key.encode(), self._closed_history(conv, owner))
         written = self.journal.write(conv, event("closed", by=session.user), members=conv.members(), extra=(visitor,))
-        self.hub.log("service.closed", conversation=conv.id, by=session.user)
+        self.host.event("service.closed", conversation=conv.id, by=session.user)
         self.metric("closed")
         if left is not None:
             self._queue_changed(left)
@@ -549,10 +541,10 @@ class Desk:
             history["last_agent"] = owner
         return json.dumps(history).encode()
 
-    def _watch(self, session: Session, frame: Watch) -> None:
+    def _watch(self, session: Device, frame: Watch) -> None:
         conv = self.open_conversation(frame.conversation_id)
         if conv.group not in self.directory.supervised_groups(session.user) or (
-            self.profile(session.user).role != "supervisor"
+            self.profile(session.user).role is not Role.SUPERVISOR
         ):
             raise Refusal(ErrorCode.FORBIDDEN, "only a supervisor of the conversation's group watches it")
         if frame.on and session.user not in conv.watchers:
@@ -565,7 +557,7 @@ class Desk:
         )
         self.reply_when_written(session, frame, conv, written)
 
-    _handlers: dict[type, Callable[[Desk, Session, Any], None]] = {
+    _handlers: dict[type, Callable[[Desk, Device, Any], None]] = {
         AgentStatus: _agent_status,
         OpenConversation: _open,
         Transfer: _transfer,
@@ -582,7 +574,7 @@ class Desk:
         """An open or closed service conversation by id (closed ones may be read from the store)."""
         conv = self.open.get(conversation_id) or self.closed.get(conversation_id)
         if conv is None and is_service(conversation_id):
-            raw = self.hub.store.get_record("service", key(conversation_id))
+            raw = self.host.log.get_record("service", key(conversation_id))
             if raw is not None:
                 conv = self._remember_closed(ServiceConversation.decode(raw))
         return conv
@@ -602,11 +594,11 @@ class Desk:
         return conv
 
     def can_read(self, user: str, conversation_id: int) -> bool:
-        """The hub's SYNC check for non-members (section 13.12)."""
+        """The core's SYNC check for non-members (section 13.12)."""
         return access.can_read(self, user, conversation_id)
 
     def check_send(self, user: str, conversation_id: int) -> ErrorCode | None:
-        """The hub's SEND check in the service range."""
+        """The core's SEND check in the service range."""
         return access.check_send(self, user, conversation_id)
 
     def committed(self, result: SendResult) -> None:
@@ -620,7 +612,7 @@ class Desk:
         return json.dumps(history).encode()
 
     def reply_when_written(
-        self, session: Session, frame: Frame, conv: ServiceConversation, written: asyncio.Future[SendResult],
+        self, session: Device, frame: Frame, conv: ServiceConversation, written: asyncio.Future[SendResult],
         *, with_seq: bool = False,
     ) -> None:  # fmt: skip
         """RESULT once `written` is durable: the state, owner and group; the message's seq if `with_seq`."""
@@ -635,8 +627,7 @@ class Desk:
 
     def metric(self, name: str) -> None:
         """Count a service event (kefu_service_events)."""
-        if self.hub.metrics is not None:
-            self.hub.metrics.service(name)
+        self.host.count(name)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -646,7 +637,7 @@ class Desk:
     def _task_done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self.hub.internal_error_background(task.exception())
+            self.host.background_error(task.exception())
 
     async def aclose(self) -> None:
         """Cancel background work and stop the workers."""

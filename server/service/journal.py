@@ -13,16 +13,14 @@ import json
 import os
 import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.frames import ContentType, ConversationState
 
-from ..store import SendRequest, SendResult
+from ..engine.messages import SendRequest, SendResult
+from ..engine.ports import LogClosed, ServiceHost
 from .model import SYSTEM_SENDER, ServiceConversation
-
-if TYPE_CHECKING:
-    from ..hub import Hub
 
 __all__ = ["Journal", "event", "key"]
 
@@ -43,8 +41,8 @@ def event(kind: str, **fields: Any) -> bytes:
 class Journal:
     """Writes of one desk."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
 
     @staticmethod
     def record_puts(conv: ServiceConversation) -> tuple[Put, ...]:
@@ -79,19 +77,15 @@ class Journal:
         )  # fmt: skip
 
     def submit(self, request: SendRequest) -> asyncio.Future[SendResult]:
-        """Commit through the group committer; deliver the message once durable; the future gets the result."""
-        hub = self.hub
-        future: asyncio.Future[SendResult] = hub.loop.create_future()
-        t0 = hub.loop.time()
+        """Store through the core; the message is delivered once durable; the future gets the result."""
+        future: asyncio.Future[SendResult] = self.host.loop.create_future()
 
         def done(result: SendResult) -> None:
-            if result.status == ErrorCode.OK and result.message is not None and not result.duplicate:
-                hub.publish(result.message, result.members, t0)
             if not future.done():
                 future.set_result(result)
 
         try:
-            hub.committer.submit(request, done)
-        except RuntimeError:  # the committer stopped: the server is draining
+            self.host.write(request, done)
+        except LogClosed:  # the server is draining
             future.set_result(SendResult(int(ErrorCode.SHUTTING_DOWN), False, None, ()))
         return future

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..engine.ports import Profiles, ServiceHost
 from .desk import Desk
 from .directory import Directory, DirectoryError, load_directory
 from .plugins import PluginConfig, PluginError, PluginHost
 from .rules import RuleEngine, RuleError, RuleLimits
-
-if TYPE_CHECKING:
-    from ..hub import Hub
 
 __all__ = ["ServiceSetupError", "build_desk", "reload_desk", "rule_engines", "start_desk", "tick_forever"]
 
@@ -71,17 +69,16 @@ def reload_desk(desk: Desk, config: Any) -> None:
     desk.refill()  # capacities or groups may have grown: waiting conversations go first, in queue order
 
 
-def build_desk(hub: Hub, apps: Any, config: Any) -> Desk:
+def build_desk(host: ServiceHost, profiles: Profiles, config: Any) -> Desk:
     """The desk with its directory, rules and plugins (the sentiment worker starts in `start_desk`)."""
     directory = _directory(config)
-    desk = Desk(hub, apps, directory)
+    desk = Desk(host, profiles, directory)
     desk.rules = rule_engines(directory, config)
 
     def outcome(plugin: str, mode: Any, result: str) -> None:
-        if hub.metrics is not None:
-            hub.metrics.service(f"plugin_{result}")
+        host.count(f"plugin_{result}")
         if result in ("timeout", "error"):
-            hub.log("service.plugin_failed", plugin=plugin, mode=str(mode), outcome=result)
+            host.event("service.plugin_failed", plugin=plugin, mode=str(mode), outcome=result)
 
     desk.assist.plugins = plugin_host(directory, outcome)
     return desk
@@ -102,14 +99,14 @@ async def _start_scorer(desk: Desk, scorer: Any) -> None:
     try:
         await scorer.start()
     except Exception as exc:  # scoring is retried with the next text; serving goes on
-        desk.hub.log("service.sentiment_unavailable", reason=str(exc))
+        desk.host.event("service.sentiment_unavailable", reason=str(exc))
 
 
 async def tick_forever(desk: Desk) -> None:
     """Queue overflow checks every [service] queue_tick_ms (read each time: SIGHUP may change it)."""
     while True:
-        await asyncio.sleep(desk.hub.config.service.queue_tick_ms / 1000)
+        await asyncio.sleep(desk.host.config.service.queue_tick_ms / 1000)
         try:
             desk.tick()
         except Exception as exc:  # a bug in one tick must not stop the next
-            desk.hub.internal_error_background(exc)
+            desk.host.background_error(exc)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from kefu.client import AgentState, Client, Message
-from kefu.server.keys import create_app
-from kefu.server.store import Store
+from kefu.server.identity.keys import create_app
+from kefu.server.storage.store import Store
 
 from .conftest import ServerProcess
 

@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("lmdb")
 
 from kefu.protocol.handshake import AppCredential
-from kefu.server.bulk import add_bulk, bulk_app_id, derive_secret
-from kefu.server.keys import AppRecord
-from kefu.server.store import Store
+from kefu.server.identity.bulk import add_bulk, bulk_app_id, derive_secret
+from kefu.server.identity.keys import AppRecord
+from kefu.server.storage.store import Store
 
 
 def test_secret_is_hmac_of_the_id() -> None:

@@ -13,9 +13,9 @@ import pytest
 
 from kefu.protocol.handshake import AppCredential
 from kefu.server import config as cfg
-from kefu.server import keys
+from kefu.server.identity import keys
 from kefu.server.metrics import Metrics, MetricsServer
-from kefu.server.store import Store
+from kefu.server.storage.store import Store
 
 TIMEOUT = 30.0
 

@@ -1,4 +1,4 @@
-"""Stored cursors written behind (kefu.server.cursors), against a real Store and GroupCommitter."""
+"""Stored cursors written behind (kefu.server.storage.cursors), against a real Store and GroupCommitter."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from kefu.server.cursors import CursorWriteBehind
-from kefu.server.store import SendRequest, Store
-from kefu.server.wal import GroupCommitter
+from kefu.server.engine.messages import SendRequest
+from kefu.server.storage.committer import GroupCommitter
+from kefu.server.storage.cursors import CursorWriteBehind
+from kefu.server.storage.store import Store
 
 NOW = 1_700_000_000_000
 

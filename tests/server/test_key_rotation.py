@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kefu.server import keys
-from kefu.server.datadir import lock_data_dir
+from kefu.server.identity import keys
+from kefu.server.storage.datadir import lock_data_dir
 
 TIMEOUT = 30.0
 

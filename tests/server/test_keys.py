@@ -1,4 +1,4 @@
-"""kefu.server.keys: key files, rotation, ticket keys, app records and the app directory (real LMDB store)."""
+"""kefu.server.identity.keys: key files, rotation, ticket keys, app records and the app directory (real LMDB store)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from kefu.protocol import handshake
 from kefu.protocol.crypto import KeyType, Suite
 from kefu.protocol.handshake import AppCredential
 from kefu.protocol.tickets import TicketState
-from kefu.server import keys
-from kefu.server.service.roles import ROLES
-from kefu.server.store import Store
+from kefu.server.engine.identity import ROLES
+from kefu.server.identity import keys
+from kefu.server.storage.store import Store
 
 PIN = "ed25519:" + "ab" * 32
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from kefu.server import datadir
-from kefu.server.datadir import DataDirBusy, RestoreError, holder, inspect_backup, lock_data_dir
-from kefu.server.store import Store
+from kefu.server.storage import datadir
+from kefu.server.storage.datadir import DataDirBusy, RestoreError, holder, inspect_backup, lock_data_dir
+from kefu.server.storage.store import Store
 
 TIMEOUT = 30.0
 
@@ -100,7 +100,7 @@ def test_the_lock_refuses_a_second_holder_and_names_the_first(tmp_path: Path) ->
 
 
 def test_holder_reports_another_process(tmp_path: Path) -> None:
-    code = "import sys, time; from kefu.server.datadir import lock_data_dir; l = lock_data_dir(sys.argv[1]);"
+    code = "import sys, time; from kefu.server.storage.datadir import lock_data_dir; l = lock_data_dir(sys.argv[1]);"
     code += " print('locked', flush=True); time.sleep(30)"
     child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:

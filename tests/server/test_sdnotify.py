@@ -1,4 +1,4 @@
-"""kefu.server.sdnotify: the notify address, the watchdog settings, the notifier loop, sd_listen_fds."""
+"""kefu.server.runtime.sdnotify: the notify address, the watchdog settings, the notifier loop, sd_listen_fds."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kefu.server import sdnotify
-from kefu.server.sdnotify import ActivationError, Notifier, listen_fds, notify_address
+from kefu.server.runtime import sdnotify
+from kefu.server.runtime.sdnotify import ActivationError, Notifier, listen_fds, notify_address
 
 
 def test_notify_address() -> None:
@@ -133,7 +133,7 @@ def test_listen_fds_refuses_malformed_variables() -> None:
 
 CHILD = """\
 import os, socket, sys, json
-from kefu.server import sdnotify
+from kefu.server.runtime import sdnotify
 fds = [int(fd) for fd in sys.argv[1].split(",")]
 for i, fd in enumerate(fds):
     os.dup2(fd, 3 + i)

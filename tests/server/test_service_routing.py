@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from kefu.protocol.frames import AgentState, ConversationState
+from kefu.server.engine.messages import SendRequest
+from kefu.server.service.desk import TABLES as DESK_TABLES
 from kefu.server.service.directory import (
     DEFAULT_GROUP,
     AgentEntry,
@@ -18,7 +20,7 @@ from kefu.server.service.directory import (
 )
 from kefu.server.service.model import TRANSITIONS, IllegalTransition, ServiceConversation
 from kefu.server.service.router import Router
-from kefu.server.store import SendRequest, Store
+from kefu.server.storage.store import Store
 
 GROUPS = {
     "general": GroupEntry("general", "bank"),
@@ -167,7 +169,7 @@ def test_directory_errors_name_the_entry(tmp_path: Path, text: str, message: str
 
 
 def test_store_membership_change_and_service_records(tmp_path: Path) -> None:
-    store = Store(tmp_path / "wal")
+    store = Store(tmp_path / "wal", tables=DESK_TABLES)
     try:
         conv = (1 << 62) + 1
         sysmsg = SendRequest("#kefu", os.urandom(16), conv, 4, b"{}", (), create_members=("v",), system=True,

@@ -23,19 +23,11 @@ import lmdb
 import pytest
 
 from kefu.protocol.errors import ErrorCode
-from kefu.server import storage_maintenance
-from kefu.server.storage_maintenance import read_archive
-from kefu.server.store import (
-    ConversationRecord,
-    CursorUpdate,
-    SchemaError,
-    SendRequest,
-    SendResult,
-    StorageFull,
-    Store,
-    StoredMessage,
-)
-from kefu.server.wal import GroupCommitter
+from kefu.server.engine.messages import CursorUpdate, SendRequest, SendResult, StoredMessage
+from kefu.server.storage import maintenance as storage_maintenance
+from kefu.server.storage.committer import GroupCommitter
+from kefu.server.storage.maintenance import read_archive
+from kefu.server.storage.store import ConversationRecord, SchemaError, StorageFull, Store
 
 NOW = 1_700_000_000_000
 OK, FORBIDDEN, NOT_FOUND, BAD_REQUEST = ErrorCode.OK, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.BAD_REQUEST
@@ -124,7 +116,7 @@ def test_refusals_take_no_sequence_number(store: Store) -> None:
 )
 def test_bad_requests(store: Store, request_: SendRequest) -> None:
     assert store.commit([request_], [], now_ms=NOW) == [SendResult(BAD_REQUEST, False, None, ())]
-    assert store.stats()["messages_entries"] == 0 and store.members(1) is None
+    assert storage_maintenance.store_stats(store)["messages_entries"] == 0 and store.members(1) is None
 
 
 def test_duplicates_within_and_across_batches(store: Store) -> None:
@@ -135,7 +127,7 @@ def test_duplicates_within_and_across_batches(store: Store) -> None:
     assert other_sender.message is not None and other_sender.message.seq == 2, "dedup is per sender"
     [later] = store.commit([SendRequest("alice", cmid(1), 1, 3, b"changed", ())], [], now_ms=NOW + 5000)
     assert later == SendResult(OK, True, first.message, ("alice", "agent")), "the ORIGINAL message"
-    assert store.last_seq(1) == 2 and store.stats()["idempotency_entries"] == 2
+    assert store.last_seq(1) == 2 and storage_maintenance.store_stats(store)["idempotency_entries"] == 2
 
 
 def test_a_resend_after_the_window_is_a_new_message(tmp_path: Path) -> None:
@@ -245,7 +237,7 @@ def test_apps(tmp_path: Path) -> None:
 
 def test_stats(store: Store) -> None:
     store.commit([req("alice", i, 1) for i in range(3)], [CursorUpdate("agent", 1, 1)], now_ms=NOW)
-    stats = store.stats()
+    stats = storage_maintenance.store_stats(store)
     assert stats["map_size_bytes"] == 64 << 20 and 0 < stats["used_bytes"] <= stats["high_water_bytes"]
     expected = {"messages": 3, "conversations": 1, "cursors": 1, "user_convs": 2, "idempotency": 3, "expiry": 3}
     assert {name: stats[f"{name}_entries"] for name in expected} == expected
@@ -287,7 +279,7 @@ def test_the_map_grows_under_concurrent_reads(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert not errors and reads[0] > 0 and len(store.list_apps()) == 7
-    assert store.stats()["map_size_bytes"] >= 4 << 20
+    assert storage_maintenance.store_stats(store)["map_size_bytes"] >= 4 << 20
     messages = assert_gapless(store, 1)
     assert len(messages) == 401 and all(m.body == body for m in messages[1:])
     store.close()
@@ -320,14 +312,18 @@ def test_expire_by_age_archives_then_deletes(tmp_path: Path) -> None:
         for t in range(3)
         for r in store.commit([req("alice", t * 10 + i, 1 + i) for i in range(2)], [], now_ms=NOW + t * day)
     ]
-    stats = store.expire(now_ms=NOW + 10 * day, max_age_s=9 * 86400, max_bytes=None, archive_dir=tmp_path / "archive")
+    stats = storage_maintenance.expire(
+        store, now_ms=NOW + 10 * day, max_age_s=9 * 86400, max_bytes=None, archive_dir=tmp_path / "archive"
+    )
     assert stats.messages_expired == 2 and len(stats.archives) == 1
     assert stats.idempotency_purged == 6, "every entry is older than the window"
     name = stats.archives[0].name
     assert name == "messages-20231114T221320.000Z-20231114T221320.000Z.jsonl.gz"
     assert list(read_archive(stats.archives[0])) == old[:2]
     assert [m.seq for m in all_messages(store, 1)] == [2, 3] and store.last_seq(1) == 3, "last_seq is kept"
-    again = store.expire(now_ms=NOW + 12 * day, max_age_s=None, max_bytes=None, archive_dir=tmp_path / "archive")
+    again = storage_maintenance.expire(
+        store, now_ms=NOW + 12 * day, max_age_s=None, max_bytes=None, archive_dir=tmp_path / "archive"
+    )
     assert (again.messages_expired, again.archives, again.idempotency_purged) == (0, (), 0)
     assert not list((tmp_path / "archive").glob(".*")), "no temporary file left"
     store.close()
@@ -337,13 +333,13 @@ def test_expire_in_batches_and_duplicates_of_expired_messages(tmp_path: Path, mo
     monkeypatch.setattr(storage_maintenance, "EXPIRE_BATCH_MESSAGES", 4)
     store = Store(tmp_path / "db")
     sent = [r.message for r in store.commit([req("alice", i, 1, body=bytes([i])) for i in range(10)], [], now_ms=NOW)]
-    stats = store.expire(now_ms=NOW + 1, max_age_s=0, max_bytes=None, archive_dir=tmp_path / "a")
+    stats = storage_maintenance.expire(store, now_ms=NOW + 1, max_age_s=0, max_bytes=None, archive_dir=tmp_path / "a")
     assert stats.messages_expired == 10 and len(stats.archives) == 3 and stats.idempotency_purged == 0
     assert [
         p.name.endswith(s) for p, s in zip(stats.archives, ["Z.jsonl.gz", "-1.jsonl.gz", "-2.jsonl.gz"], strict=True)
     ]
     assert [m for p in stats.archives for m in read_archive(p)] == sent
-    assert store.stats()["expiry_entries"] == 0 and all_messages(store, 1) == []
+    assert storage_maintenance.store_stats(store)["expiry_entries"] == 0 and all_messages(store, 1) == []
     [dup] = store.commit([req("alice", 3, 1, body=bytes([3]))], [], now_ms=NOW + 2)
     assert dup == SendResult(OK, True, sent[3], ("alice", "agent")), "rebuilt from the idempotency record"
     assert store.last_seq(1) == 10, "the last seq outlives the last message"
@@ -357,9 +353,11 @@ def test_expire_by_bytes_removes_the_oldest(tmp_path: Path) -> None:
     body = os.urandom(2000)
     for t in range(20):
         store.commit([req("alice", t * 10 + i, 1 + i % 3, body=body) for i in range(10)], [], now_ms=NOW + t)
-    used = store.stats()["used_bytes"]
-    stats = store.expire(now_ms=NOW + 20, max_age_s=None, max_bytes=used // 2, archive_dir=tmp_path / "a")
-    assert store.stats()["used_bytes"] <= used // 2
+    used = storage_maintenance.store_stats(store)["used_bytes"]
+    stats = storage_maintenance.expire(
+        store, now_ms=NOW + 20, max_age_s=None, max_bytes=used // 2, archive_dir=tmp_path / "a"
+    )
+    assert storage_maintenance.store_stats(store)["used_bytes"] <= used // 2
     assert 50 <= stats.messages_expired < 200
     archived = [m for p in stats.archives for m in read_archive(p)]
     kept = [m for conv in (1, 2, 3) for m in all_messages(store, conv)]
@@ -382,18 +380,18 @@ def test_backup_while_writing_is_consistent(tmp_path: Path) -> None:
     thread.start()
     try:
         time.sleep(0.05)
-        store.backup(tmp_path / "b1")
+        storage_maintenance.backup(store, tmp_path / "b1")
         time.sleep(0.05)
-        store.backup(tmp_path / "b2")
+        storage_maintenance.backup(store, tmp_path / "b2")
     finally:
         stop.set()
         thread.join()
     with pytest.raises(FileExistsError):
-        store.backup(tmp_path / "b1")
+        storage_maintenance.backup(store, tmp_path / "b1")
     for name in ("b1", "b2"):
         copy = Store(tmp_path / name)
         ids = [m.server_msg_id for conv in copy.conversations_of("agent") for m in assert_gapless(copy, conv)]
-        assert ids and len(ids) == copy.stats()["idempotency_entries"]
+        assert ids and len(ids) == storage_maintenance.store_stats(copy)["idempotency_entries"]
         [new] = copy.commit([req("u1", 1 << 40, 1)], [], now_ms=NOW)
         assert new.message is not None and new.message.server_msg_id > max(ids)
         copy.close()
@@ -405,7 +403,8 @@ def test_backup_while_writing_is_consistent(tmp_path: Path) -> None:
 CHILD = r"""
 import sys, time
 from pathlib import Path
-from kefu.server.store import SendRequest, Store
+from kefu.server.engine.messages import SendRequest
+from kefu.server.storage.store import Store
 
 store = Store(Path(sys.argv[1]), map_size=256 << 10)  # small: the map grows while being killed, too
 i = int(sys.argv[2])
@@ -610,7 +609,7 @@ def test_a_map_grown_by_another_process_is_adopted(tmp_path: Path) -> None:
     store = Store(tmp_path / "wal", map_size=256 << 10)
     store.put_app("before", b"x")
     script = (
-        "import sys; from pathlib import Path; from kefu.server.store import Store\n"
+        "import sys; from pathlib import Path; from kefu.server.storage.store import Store\n"
         "s = Store(Path(sys.argv[1]), map_size=256 << 10)\n"
         "for i in range(300): s.put_app(f'other-{i}', bytes(8000))\n"
         "s.close()\n"

@@ -19,7 +19,7 @@ import pytest
 from kefu.protocol import frames
 from kefu.protocol.crypto import Suite
 from kefu.protocol.events import HandshakeComplete, TicketReceived
-from kefu.server.keys import encode_secret
+from kefu.server.identity.keys import encode_secret
 from tests.integration.peer import Peer
 
 from .conftest import Served, with_apps

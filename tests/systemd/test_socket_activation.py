@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kefu.protocol import frames
-from kefu.server.keys import load_keys, pins_of
+from kefu.server.identity.keys import load_keys, pins_of
 from tests.integration.peer import Peer
 
 from .conftest import Served, with_apps

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kefu.server.app import LISTEN_BACKLOG
 from kefu.server.config import ServerSection
-from kefu.server.sdnotify import ACTIVATION_FD_NAME
+from kefu.server.runtime.sdnotify import ACTIVATION_FD_NAME
+from kefu.server.runtime.single import LISTEN_BACKLOG
 
 from .conftest import UNITS
 

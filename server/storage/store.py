@@ -3,10 +3,10 @@
 Theory of operation
 -------------------
 Every acknowledged SEND is in the LMDB environment before its SEND_ACK leaves (spec/PROTOCOL.md section 4.10). The
-writer thread (`kefu.server.wal.GroupCommitter`) hands `Store.commit` a whole batch: one write transaction holds
-every message, idempotency entry, sequence number and cursor of the batch, and its commit is the one fdatasync
-(``sync=True, metasync=True``) that makes them durable together. LMDB is copy-on-write with two meta pages, so a
-kill -9 or a power loss at any instant leaves either the previous or the new commit: start-up recovery is
+writer thread (`kefu.server.storage.committer.GroupCommitter`) hands `Store.commit` a whole batch: one write
+transaction holds every message, idempotency entry, sequence number and cursor of the batch, and its commit is the
+one fdatasync (``sync=True, metasync=True``) that makes them durable together. LMDB is copy-on-write with two meta
+pages, so a kill -9 or a power loss at any instant leaves either the previous or the new commit: start-up recovery is
 LMDB's own (nothing to replay) plus an O(1) check of the schema version. Nothing is ever scanned at start-up:
 the next `server_msg_id` is stored, and a conversation's `last_seq` is the larger of the floor in its record and the
 seq of its last stored message (one B-tree descent, when the conversation is first needed; the writer then keeps it
@@ -75,44 +75,44 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import lmdb
 
 from kefu.protocol.errors import ErrorCode
-from kefu.protocol.frames import MetaEntry
-from kefu.protocol.wire import U16, U64, Bytes32, Fixed16, Seq, Str8, Text, Truncated, to_construct, wire_struct
+from kefu.protocol.wire import U64, Seq, Text, Truncated, to_construct, wire_struct
 
-if TYPE_CHECKING:
-    from .wal import GroupCommitter
+from ..engine.messages import (
+    MAX_ID_BYTES,
+    CursorUpdate,
+    SendRequest,
+    SendResult,
+    StoredMessage,
+    decode_message,
+    encode_message,
+)
 
 __all__ = [
-    "CursorUpdate",
-    "ExpireStats",
-    "GroupCommitter",
+    "CORE_TABLES",
     "SchemaError",
-    "SendRequest",
-    "SendResult",
     "StorageError",
     "StorageFull",
     "Store",
-    "StoredMessage",
 ]
 
 SCHEMA_VERSION: Final = 1
-DATABASES: Final = (
+CORE_TABLES: Final = (
     "meta", "messages", "conversations", "cursors", "user_convs", "idempotency", "idem_expiry", "expiry", "apps",
-    "service", "service_open", "visitors", "agent_convs",
 )  # fmt: skip
-SERVICE_DATABASES: Final = frozenset({"meta", "service", "service_open", "visitors", "agent_convs"})
-"""The named dbs a SendRequest's `puts` may write (the customer-service layer's records, section 12.1)."""
-MAX_ID_BYTES: Final = 255  # user and app ids are utf8<u8> on the wire (DELIVER.sender, CLIENT_FINISHED.app_id)
+"""The named dbs of delivery itself; the layers above register their own (`Store(tables=...)`)."""
+MAX_TABLES: Final = 32
+"""Named dbs an environment may hold (LMDB's max_dbs: a small fixed table in the environment's header)."""
 MAX_MEMBERS: Final = 0xFFFF  # the members list has a u16 count
 MAX_METADATA: Final = 0xFF  # MetaEntry list<u8>, as in SEND
 CONVERSATION_CACHE_SIZE: Final = 100_000  # conversations the writer keeps between commits (cleared when full)
 GROW_AT: Final = 0.8  # grow the map ahead of time once the file's high-water mark passes this share of it
 
-_SCHEMA_KEY: Final = b"schema_version"
+SCHEMA_KEY: Final = b"schema_version"
 _NEXT_ID_KEY: Final = b"next_server_msg_id"
 _U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
@@ -143,21 +143,6 @@ class StorageFull(StorageError):
 # --- stored values, declared once --------------------------------------------------------------------------
 
 
-class _MetaPairItem:
-    """`Seq` item codec: one metadata pair laid out as `MetaEntry`, held as a plain ``(key, value)`` tuple."""
-
-    CONSTRUCT = MetaEntry.CONSTRUCT
-
-    @staticmethod
-    def _wire_parse(b: bytes, o: int, end: int) -> tuple[tuple[str, bytes], int]:
-        entry, o = MetaEntry._wire_parse(b, o, end)
-        return (entry.key, entry.value), o
-
-    @staticmethod
-    def _wire_build(pair: tuple[str, bytes]) -> bytes:
-        return MetaEntry._wire_build(MetaEntry(*pair))  # type: ignore[no-any-return]
-
-
 class _NameItem:
     """`Seq` item codec: one user id as utf8<u8>, held as a plain str."""
 
@@ -179,27 +164,7 @@ class _NameItem:
         return bytes((len(raw),)) + raw
 
 
-Metadata = Annotated[tuple[tuple[str, bytes], ...], Seq(1, _MetaPairItem)]
 Members = Annotated[tuple[str, ...], Seq(2, _NameItem)]
-
-
-@wire_struct
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """One stored message, as SEND_ACK and DELIVER describe it. Its encoding is the ``messages`` value.
-
-    conversation_id and seq are in the key too: the value is self-describing for backups, archives and checks.
-    """
-
-    conversation_id: U64
-    seq: U64
-    server_msg_id: U64
-    timestamp_ms: U64
-    sender: Str8
-    client_msg_id: Fixed16
-    content_type: U16
-    body: Bytes32
-    metadata: Metadata
 
 
 @wire_struct
@@ -235,10 +200,8 @@ def _decoder(cls: type[T]) -> Callable[[bytes], T]:
     return decode
 
 
-decode_message = _decoder(StoredMessage)
 _decode_conversation = _decoder(ConversationRecord)
 decode_idempotency = _decoder(IdempotencyRecord)
-encode_message: Callable[[StoredMessage], bytes] = StoredMessage._wire_build  # type: ignore[attr-defined]
 _encode_conversation: Callable[[ConversationRecord], bytes] = ConversationRecord._wire_build  # type: ignore[attr-defined]
 _encode_idempotency: Callable[[Any], bytes] = IdempotencyRecord._wire_build  # type: ignore[attr-defined]
 
@@ -282,61 +245,6 @@ def id_key(name: str) -> bytes | None:
 # --- the API's values ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SendRequest:
-    """One SEND to store. `create_members`: if the conversation does not exist, create it with sender + these.
-
-    The customer-service layer adds: `system` (the sender need not be a member, and is not added by a
-    creation), `set_members` (replace the members after this message; the result's members, who get the
-    message, are the old and the new ones), and `puts` ((db, key, value or None to delete) in
-    SERVICE_DATABASES, written only if the message is).
-    """
-
-    sender: str
-    client_msg_id: bytes
-    conversation_id: int
-    content_type: int
-    body: bytes
-    metadata: tuple[tuple[str, bytes], ...]
-    create_members: tuple[str, ...] = ()
-    system: bool = False
-    set_members: tuple[str, ...] | None = None
-    puts: tuple[tuple[str, bytes, bytes | None], ...] = ()
-    silent: bool = False
-    """Store no message: only `set_members` and `puts` (the conversation must exist); the result has no message."""
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """The outcome of one SendRequest. `status` is an ErrorCode value; `message` and `members` are set when OK.
-
-    `duplicate`: (sender, client_msg_id) was stored before and `message` is that original message.
-    """
-
-    status: int
-    duplicate: bool
-    message: StoredMessage | None
-    members: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CursorUpdate:
-    """A cumulative ack: `user` has received every message of the conversation up to `seq`."""
-
-    user: str
-    conversation_id: int
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class ExpireStats:
-    """What one `Store.expire` did."""
-
-    messages_expired: int  # archived, then deleted
-    archives: tuple[Path, ...]  # the archive files written, oldest first
-    idempotency_purged: int  # idempotency entries older than the window, deleted
-
-
 def _refused(code: ErrorCode) -> SendResult:
     return SendResult(int(code), False, None, ())
 
@@ -347,15 +255,16 @@ _NOT_FOUND: Final = _refused(ErrorCode.NOT_FOUND)
 _OK: Final = int(ErrorCode.OK)
 
 
-def _valid_request(r: SendRequest) -> bool:
-    """Whether the values fit the stored layout (the gateway checks the product rules, such as empty bodies)."""
+def _valid_request(r: SendRequest, tables: frozenset[str]) -> bool:
+    """Whether the values fit the stored layout (the gateway checks the product rules, such as empty bodies), and
+    `puts` names only `tables` (those the layers above registered)."""
     return (
         len(r.client_msg_id) == 16
         and 0 <= r.conversation_id < _U64_LIMIT
         and 0 <= r.content_type <= 0xFFFF
         and len(r.body) < 1 << 32
         and (not r.metadata or _valid_metadata(r.metadata))
-        and (not r.puts or all(name in SERVICE_DATABASES for name, _, _ in r.puts))
+        and (not r.puts or all(name in tables for name, _, _ in r.puts))
     )
 
 
@@ -386,11 +295,11 @@ class _Batch:
     """
 
     def __init__(
-        self, txn: lmdb.Transaction[bytes], db: dict[str, Any], now_ms: int, window_ms: int,
-        cache: dict[int, _Conversation],
+        self, txn: lmdb.Transaction[bytes], db: dict[str, Any], now_ms: int, window_ms: int, *,
+        cache: dict[int, _Conversation], tables: frozenset[str],
     ) -> None:  # fmt: skip
         self.txn, self.db, self.now_ms, self.window_ms = txn, db, now_ms, window_ms
-        self.cache = cache
+        self.cache, self.tables = cache, tables
         self.conversations: dict[int, _Conversation | None] = {}
         self.dirty: set[int] = set()
         self._messages: lmdb.Cursor[bytes] | None = None
@@ -426,7 +335,7 @@ class _Batch:
 
     def send(self, r: SendRequest) -> SendResult:
         sender = id_key(r.sender)
-        if sender is None or not _valid_request(r):
+        if sender is None or not _valid_request(r, self.tables):
             return _BAD_REQUEST
         idem_key = sender + b"\0" + r.client_msg_id
         raw = self.txn.get(idem_key, db=self.db["idempotency"])
@@ -598,7 +507,11 @@ class _ResizeGuard:
 
 
 class Store:
-    """The LMDB environment at `path`. Thread-safe; `commit` is meant for one writer thread."""
+    """The LMDB environment at `path`. Thread-safe; `commit` is meant for one writer thread.
+
+    `tables`: the named dbs of the layers above delivery (the customer-service desk's records), which a
+    `SendRequest`'s `puts` may write and `get_record` / `scan` read. The store knows nothing of what they hold.
+    """
 
     def __init__(
         self,
@@ -608,33 +521,53 @@ class Store:
         max_map_size: int = 1 << 40,
         sync: bool = True,
         idempotency_window_s: int = 7 * 86400,
+        tables: Sequence[str] = (),
+        readonly: bool = False,
     ) -> None:
+        """`readonly`: only read, from another process than the one writing (the store must exist)."""
         self.path = Path(path)
+        if set(tables) & set(CORE_TABLES) or len(CORE_TABLES) + len(set(tables)) > MAX_TABLES:
+            raise ValueError(f"tables must be new names, at most {MAX_TABLES - len(CORE_TABLES)}: {tables}")
+        self.tables = frozenset(tables)
+        """The registered tables of the layers above."""
         self.max_map_size = max(map_size, max_map_size)
         self.idempotency_window_ms = idempotency_window_s * 1000
-        self._guard = _ResizeGuard()
+        self.guard = _ResizeGuard()
         self._conversations: dict[int, _Conversation] = {}  # used by the writer only, see _Batch
         self._writing = threading.Lock()  # one write transaction at a time, taken before the guard: see _write
-        self._maintenance = threading.Lock()  # expire() is not reentrant: one archive per batch of deletions
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(
-            str(self.path), subdir=True, map_size=map_size, max_dbs=len(DATABASES), sync=sync, metasync=sync
-        )
+        self.maintenance_lock = threading.Lock()
+        """Held by retention (`maintenance.expire`), which is not reentrant: one archive per batch of deletions."""
+        if not readonly:
+            self.path.mkdir(parents=True, exist_ok=True)
+        self.env = lmdb.open(
+            str(self.path), subdir=True, map_size=map_size, max_dbs=MAX_TABLES, sync=sync, metasync=sync,
+            readonly=readonly, create=not readonly,
+        )  # fmt: skip
         try:
-            self._env.reader_check()  # free reader slots left behind by a killed process
-            self._psize = self._env.stat()["psize"]
-            self._db: dict[str, Any] = self._write(self._open_databases)
+            self.env.reader_check()  # free reader slots left behind by a killed process
+            self.page_size = self.env.stat()["psize"]
+            self._db: dict[str, Any] = self._existing_databases() if readonly else self.writing(self._open_databases)
         except BaseException:
-            self._env.close()
+            self.env.close()
             raise
 
+    def _existing_databases(self) -> dict[str, Any]:
+        db = {}
+        with self.reading() as txn:
+            for name in (*CORE_TABLES, *sorted(self.tables)):
+                try:
+                    db[name] = self.env.open_db(name.encode(), txn=txn, create=False)
+                except lmdb.NotFoundError:
+                    continue
+        return db
+
     def _open_databases(self, txn: lmdb.Transaction[bytes]) -> dict[str, Any]:
-        db = {name: self._env.open_db(name.encode(), txn=txn) for name in DATABASES}
-        raw = txn.get(_SCHEMA_KEY, db=db["meta"])
+        db = {name: self.env.open_db(name.encode(), txn=txn) for name in (*CORE_TABLES, *sorted(self.tables))}
+        raw = txn.get(SCHEMA_KEY, db=db["meta"])
         if raw is None:
             if any(txn.stat(handle)["entries"] for handle in db.values()):
                 raise SchemaError(f"{self.path}: data without a schema version: not a kefu store")
-            txn.put(_SCHEMA_KEY, _U32.pack(SCHEMA_VERSION), db=db["meta"])
+            txn.put(SCHEMA_KEY, _U32.pack(SCHEMA_VERSION), db=db["meta"])
             txn.put(_NEXT_ID_KEY, _U64.pack(1), db=db["meta"])
         elif (version := _U32.unpack(raw)[0]) > SCHEMA_VERSION:
             raise SchemaError(f"{self.path}: schema version {version}, newer than {SCHEMA_VERSION}: upgrade kefu")
@@ -643,11 +576,11 @@ class Store:
     # --- transactions and map growth -------------------------------------------------------------------
 
     @contextmanager
-    def _read(self) -> Iterator[lmdb.Transaction[bytes]]:
+    def reading(self) -> Iterator[lmdb.Transaction[bytes]]:
         while True:
-            with self._guard.shared():
+            with self.guard.shared():
                 try:
-                    txn = self._env.begin()
+                    txn = self.env.begin()
                 except lmdb.MapResizedError:
                     pass
                 else:
@@ -658,10 +591,10 @@ class Store:
 
     def _adopt_resize(self) -> None:
         """Another process (`kefu app add`, `kefu backup`) grew the map: adopt its size (set_mapsize(0))."""
-        with self._guard.exclusive():
-            self._env.set_mapsize(0)
+        with self.guard.exclusive():
+            self.env.set_mapsize(0)
 
-    def _write(self, work: Callable[[lmdb.Transaction[bytes]], T]) -> T:
+    def writing(self, work: Callable[[lmdb.Transaction[bytes]], T]) -> T:
         """Run `work` in one durable write transaction, growing the map and retrying while it does not fit.
 
         A failed transaction is aborted only once no other is open: py-lmdb 3.0 stalls an abort for as long as
@@ -671,10 +604,10 @@ class Store:
         """
         with self._writing:
             while True:
-                map_size = self._env.info()["map_size"]
-                with self._guard.shared():
+                map_size = self.env.info()["map_size"]
+                with self.guard.shared():
                     try:
-                        txn = self._env.begin(write=True)
+                        txn = self.env.begin(write=True)
                     except lmdb.MapResizedError:
                         txn = None  # another process grew the map: adopt its size, then retry
                     error: BaseException | None = None
@@ -688,27 +621,27 @@ class Store:
                 if txn is None:
                     self._adopt_resize()
                     continue
-                with self._guard.exclusive():
+                with self.guard.exclusive():
                     txn.abort()
                     if not isinstance(error, lmdb.MapFullError):
                         raise error  # type: ignore[misc]
                     self._double_map(map_size, required=True)
-            if (self._env.info()["last_pgno"] + 1) * self._psize > GROW_AT * map_size:
-                with self._guard.exclusive(wait=False) as held:
+            if (self.env.info()["last_pgno"] + 1) * self.page_size > GROW_AT * map_size:
+                with self.guard.exclusive(wait=False) as held:
                     if held:
                         self._double_map(map_size, required=False)
         return result
 
     def _double_map(self, seen: int, *, required: bool) -> None:
         """Double the map from `seen`, unless another thread already grew it. Hold the guard exclusive."""
-        current = self._env.info()["map_size"]
+        current = self.env.info()["map_size"]
         if current > seen:
             return
         if current >= self.max_map_size:
             if required:
                 raise StorageFull(f"{self.path}: the map is at max_map_size ({self.max_map_size} bytes)")
             return
-        self._env.set_mapsize(min(current * 2, self.max_map_size))
+        self.env.set_mapsize(min(current * 2, self.max_map_size))
 
     # --- writes --------------------------------------------------------------------------------------------
 
@@ -718,26 +651,28 @@ class Store:
         """Store a batch in one durable transaction: results in request order, cursors applied after the sends."""
 
         def work(txn: lmdb.Transaction[bytes]) -> tuple[list[SendResult], _Batch]:
-            batch = _Batch(txn, self._db, now_ms, self.idempotency_window_ms, self._conversations)
+            batch = _Batch(
+                txn, self._db, now_ms, self.idempotency_window_ms, cache=self._conversations, tables=self.tables
+            )
             results = [batch.send(r) for r in requests]
             for update in cursors:
                 batch.cursor(update)
             batch.finish()
             return results, batch
 
-        results, batch = self._write(work)
+        results, batch = self.writing(work)
         batch.keep()
         return results
 
     def put_app(self, app_id: str, record: bytes) -> None:
         """Store (or replace) an app's record, durably."""
         key = self._app_key(app_id)
-        self._write(lambda txn: txn.put(key, record, db=self._db["apps"]))
+        self.writing(lambda txn: txn.put(key, record, db=self._db["apps"]))
 
     def delete_app(self, app_id: str) -> bool:
         """Remove an app's record durably; False if there was none."""
         key = self._app_key(app_id)
-        return self._write(lambda txn: txn.delete(key, db=self._db["apps"]))
+        return self.writing(lambda txn: txn.delete(key, db=self._db["apps"]))
 
     @staticmethod
     def _app_key(app_id: str) -> bytes:
@@ -754,7 +689,7 @@ class Store:
         if limit <= 0 or after_seq >= _U64_LIMIT - 1:
             return out
         end = message_key(conversation_id, until_seq if until_seq else _U64_LIMIT - 1)
-        with self._read() as txn, txn.cursor(self._db["messages"]) as cur:
+        with self.reading() as txn, txn.cursor(self._db["messages"]) as cur:
             if not cur.set_range(message_key(conversation_id, after_seq + 1)):
                 return out
             for key, value in cur:
@@ -765,7 +700,7 @@ class Store:
 
     def last_seq(self, conversation_id: int) -> int:
         """The conversation's latest seq; 0 if it has none or does not exist."""
-        with self._read() as txn:
+        with self.reading() as txn:
             raw = txn.get(_U64.pack(conversation_id), db=self._db["conversations"])
             return self._last_seq(txn, conversation_id, raw)
 
@@ -779,7 +714,7 @@ class Store:
         return conv.members if conv else None
 
     def _conversation(self, conversation_id: int) -> ConversationRecord | None:
-        with self._read() as txn:
+        with self.reading() as txn:
             raw = txn.get(_U64.pack(conversation_id), db=self._db["conversations"])
         return _decode_conversation(raw) if raw else None
 
@@ -788,19 +723,19 @@ class Store:
         key = id_key(user)
         if key is None:
             return 0
-        with self._read() as txn:
+        with self.reading() as txn:
             raw = txn.get(key + b"\0" + _U64.pack(conversation_id), db=self._db["cursors"])
         return _U64.unpack(raw)[0] if raw else 0
 
     def conversations_of(self, user: str) -> list[int]:
         """The ids of every conversation `user` is a member of, ascending."""
-        with self._read() as txn:
+        with self.reading() as txn:
             return list(self._user_conversations(txn, user))
 
     def pending(self, user: str) -> list[tuple[int, int, int]]:
         """(conversation_id, cursor, last_seq) of every conversation of `user` with unacknowledged messages."""
         out = []
-        with self._read() as txn:
+        with self.reading() as txn:
             prefix = id_key(user) or b""
             for conversation_id in self._user_conversations(txn, user):
                 key = _U64.pack(conversation_id)
@@ -825,13 +760,13 @@ class Store:
 
     def get_record(self, name: str, key: bytes) -> bytes | None:
         """One value of a named db (the service layer's records), or None."""
-        with self._read() as txn:
+        with self.reading() as txn:
             return txn.get(key, db=self._db[name])
 
     def scan(self, name: str, prefix: bytes = b"", *, limit: int = 1 << 62) -> list[tuple[bytes, bytes]]:
         """The (key, value) pairs of a named db whose key starts with `prefix`, in key order, at most `limit`."""
         out: list[tuple[bytes, bytes]] = []
-        with self._read() as txn, txn.cursor(self._db[name]) as cur:
+        with self.reading() as txn, txn.cursor(self._db[name]) as cur:
             if not cur.set_range(prefix):
                 return out
             for key, value in cur:
@@ -840,56 +775,33 @@ class Store:
                 out.append((key, value))
         return out
 
+    def last_key(self, name: str) -> bytes | None:
+        """The greatest key of a named db, or None if it is empty."""
+        with self.reading() as txn, txn.cursor(self._db[name]) as cur:
+            return cur.key() if cur.last() else None
+
     def get_app(self, app_id: str) -> bytes | None:
         """An app's record, or None."""
         key = self._app_key(app_id)
-        with self._read() as txn:
+        with self.reading() as txn:
             return txn.get(key, db=self._db["apps"])
 
     def list_apps(self) -> list[str]:
         """Every app id with a record, sorted by UTF-8 bytes."""
-        with self._read() as txn, txn.cursor(self._db["apps"]) as cur:
+        with self.reading() as txn, txn.cursor(self._db["apps"]) as cur:
             return [key.decode() for key in cur.iternext(values=False)]
 
-    # --- operations ----------------------------------------------------------------------------------------
+    # --- for the maintenance functions (kefu.server.storage.maintenance) ---------------------------------------
 
-    def stats(self) -> dict[str, int]:
-        """map_size_bytes, high_water_bytes (file pages ever used), used_bytes (live pages), readers, <db>_entries."""
-        from . import storage_maintenance  # noqa: PLC0415 - it imports this module
+    def handle(self, name: str) -> Any:
+        """The LMDB handle of a named db (a core table or a registered one)."""
+        return self._db[name]
 
-        return storage_maintenance.store_stats(self)
-
-    def backup(self, dest: Path) -> None:
-        """A consistent, compacted copy at directory `dest` (which must not exist), made while serving.
-
-        The copy is made in ``dest.partial``, synced, then renamed: a `dest` that exists is complete.
-        """
-        from . import storage_maintenance  # noqa: PLC0415 - it imports this module
-
-        storage_maintenance.backup(self, Path(dest))
-
-    def expire(self, *, now_ms: int, max_age_s: int | None, max_bytes: int | None, archive_dir: Path) -> ExpireStats:
-        """Archive, then delete, messages older than max_age_s and the oldest while used_bytes > max_bytes.
-
-        Also purges idempotency entries older than the idempotency window. See `kefu.server.storage_maintenance`.
-        """
-        from . import storage_maintenance as m  # noqa: PLC0415 - it imports this module
-
-        with self._maintenance:
-            expired, archives = m.expire_messages(self, now_ms, max_age_s, max_bytes, Path(archive_dir))
-            purged = m.purge_idempotency(self, now_ms - self.idempotency_window_ms)
-        return ExpireStats(expired, archives, purged)
+    def handles(self) -> list[tuple[str, Any]]:
+        """(name, handle) of every open named db."""
+        return list(self._db.items())
 
     def close(self) -> None:
         """Close the environment (waits for open transactions). Every later call fails."""
-        with self._writing, self._guard.exclusive():
-            self._env.close()
-
-
-def __getattr__(name: str) -> Any:
-    """`GroupCommitter` lives in `kefu.server.wal` and is re-exported lazily, because wal imports this module."""
-    if name == "GroupCommitter":
-        from .wal import GroupCommitter  # noqa: PLC0415
-
-        return GroupCommitter
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        with self._writing, self.guard.exclusive():
+            self.env.close()

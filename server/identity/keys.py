@@ -38,8 +38,9 @@ from kefu.protocol.handshake import AppCredential
 from kefu.protocol.tickets import TicketKeys
 from kefu.protocol.wire import U64, Bytes8, Seq, Str8, Truncated, WireStruct, wire_struct
 
-from . import log
-from .service.roles import ROLES
+from .. import log
+from ..engine.identity import NOBODY, ROLES, Profile, Role
+from ..storage.files import fsync_path
 
 __all__ = [
     "DEV_APP_ID",
@@ -90,14 +91,6 @@ DEV_WARNING = (
 # --- files ----------------------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_private_file(path: Path, data: bytes, *, replace: bool = False) -> None:
     """Write `data` to `path` with mode 0600, durably. Without `replace`, FileExistsError if it exists."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -113,7 +106,7 @@ def write_private_file(path: Path, data: bytes, *, replace: bool = False) -> Non
             os.link(tmp, path)  # atomic and never clobbers: two concurrent keygens cannot lose a key
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def keys_dir(data_dir: Path) -> Path:
@@ -221,7 +214,7 @@ def retire_key(data_dir: Path, pin: str, *, server_started: float | None = None)
                 why = "still signs with an older key: restart it first (systemctl restart kefu)"
                 raise KeyRetireError(f"the running server started before {newest.path.name} was added and {why}")
             f.path.unlink()
-            _fsync_dir(f.path.parent)
+            fsync_path(f.path.parent)
             write_pins(data_dir)
             log.event("keys.retired", pin=pin, file=f.path.name)
             return f
@@ -272,6 +265,14 @@ class AppRecord(WireStruct):
         """The client key pins as strings."""
         return tuple(p.pin for p in self.client_key_pins)
 
+    @property
+    def profile(self) -> Profile:
+        """The app's role and tenant (a role this build does not know gives no rights: a plain app)."""
+        try:
+            return Profile(Role(self.role), self.tenant)
+        except ValueError:
+            return Profile(Role.APP, self.tenant)
+
     def credential(self) -> AppCredential:
         """What the handshake needs of this app."""
         keys = {"sm3": self.stored_key_sm3, "sha256": self.stored_key_sha256}
@@ -293,7 +294,7 @@ class AppRecord(WireStruct):
 
 
 class AppStore(Protocol):
-    """The part of kefu.server.store.Store that apps use."""
+    """The part of kefu.server.storage.store.Store that apps use."""
 
     def put_app(self, app_id: str, record: bytes) -> None: ...
     def get_app(self, app_id: str) -> bytes | None: ...
@@ -391,8 +392,13 @@ class AppDirectory(Mapping[str, AppCredential]):
 
     def record(self, app_id: str) -> AppRecord | None:
         """The full record of `app_id` (role, tenant, ...), or None."""
-        hit = self._lookup(app_id)
+        hit = self._lookup(app_id) if app_id else None
         return hit[0] if hit else None
+
+    def profile(self, user: str) -> Profile:
+        """The user's role and tenant (`Profiles`); apps without a record are plain apps of tenant ""."""
+        record = self.record(user)
+        return record.profile if record is not None else NOBODY
 
     def _lookup(self, app_id: str) -> tuple[AppRecord, AppCredential, float] | None:
         now = self._clock()

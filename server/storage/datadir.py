@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import fsync_path
+
 __all__ = [
     "LOCK_FILE",
     "BackupInfo",
@@ -154,7 +156,7 @@ def inspect_backup(backup: Path) -> BackupInfo:
     """Open `backup` read-only (creating nothing in it) and check that it is a kefu store this build can serve."""
     import lmdb  # noqa: PLC0415 - the server extra, needed only here
 
-    from .store import _SCHEMA_KEY, DATABASES, SCHEMA_VERSION  # noqa: PLC0415
+    from .store import CORE_TABLES, MAX_TABLES, SCHEMA_KEY, SCHEMA_VERSION  # noqa: PLC0415
 
     backup = Path(backup)
     if backup.name.endswith(".partial"):
@@ -163,16 +165,16 @@ def inspect_backup(backup: Path) -> BackupInfo:
     if not data.is_file():
         raise RestoreError(f"{backup}: no {DATA_FILE}: not a directory made by kefu backup")
     try:
-        env = lmdb.open(str(backup), readonly=True, lock=False, subdir=True, max_dbs=len(DATABASES))
+        env = lmdb.open(str(backup), readonly=True, lock=False, subdir=True, max_dbs=MAX_TABLES)
     except lmdb.Error as exc:
         raise RestoreError(f"{backup}: not an LMDB environment: {exc}") from None
     try:
         with env.begin() as txn:
             handles = {}
-            for name in DATABASES:
+            for name in CORE_TABLES:
                 with contextlib.suppress(lmdb.NotFoundError):
                     handles[name] = env.open_db(name.encode(), txn=txn, create=False)
-            raw = txn.get(_SCHEMA_KEY, db=handles["meta"]) if "meta" in handles else None
+            raw = txn.get(SCHEMA_KEY, db=handles["meta"]) if "meta" in handles else None
             if raw is None or len(raw) != 4:
                 raise RestoreError(f"{backup}: no schema version: not a kefu store")
             version = struct.unpack("!I", raw)[0]
@@ -184,14 +186,6 @@ def inspect_backup(backup: Path) -> BackupInfo:
     finally:
         env.close()
     return BackupInfo(backup, version, entries, data.stat().st_size)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _set_aside_name(store_path: Path, now: float) -> Path:
@@ -219,7 +213,7 @@ def _stage(backup: Path, staging: Path, data_dir: Path) -> BackupInfo:
         dst.flush()
         os.fsync(dst.fileno())
     copy.chmod(0o600)
-    _fsync(staging)
+    fsync_path(staging)
     for path in (copy, staging):
         _give_to_owner_of(path, data_dir)
     return inspect_backup(staging)
@@ -243,5 +237,5 @@ def restore(
             aside = _set_aside_name(store_path, time.time() if now is None else now)
             store_path.rename(aside)
         store_path.with_name(store_path.name + ".restoring").rename(store_path)
-        _fsync(store_path.parent)
+        fsync_path(store_path.parent)
     return BackupInfo(Path(backup), info.schema_version, info.entries, info.size_bytes), aside

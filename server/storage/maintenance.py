@@ -1,4 +1,4 @@
-"""Retention, backup and statistics of the message store (`kefu.server.store`).
+"""Retention, backup and statistics of the message store (`kefu.server.storage.store`).
 
 Theory of operation
 -------------------
@@ -26,24 +26,55 @@ import math
 import os
 import struct
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import lmdb
 
-from .store import StoredMessage, decode_idempotency, decode_message, message_key
+from ..engine.messages import StoredMessage, decode_message
+from .files import fsync_path
+from .store import Store, decode_idempotency, message_key
 
-if TYPE_CHECKING:
-    from .store import Store
-
-__all__ = ["backup", "expire_messages", "purge_idempotency", "read_archive", "store_stats", "write_archive"]
+__all__ = [
+    "ExpireStats",
+    "backup",
+    "expire",
+    "expire_messages",
+    "purge_idempotency",
+    "read_archive",
+    "store_stats",
+    "write_archive",
+]
 
 EXPIRE_BATCH_MESSAGES: Final = 10_000  # deleted per write transaction: tens of ms of the writer's time
 EXPIRE_BATCH_BYTES: Final = 32 << 20  # stored values held in memory for one archive file
 PURGE_BATCH: Final = 10_000  # idempotency entries deleted per write transaction
 _TS_CONV_SEQ = struct.Struct("!QQQ")
 _TS = _U64 = struct.Struct("!Q")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireStats:
+    """What one `Store.expire` did."""
+
+    messages_expired: int  # archived, then deleted
+    archives: tuple[Path, ...]  # the archive files written, oldest first
+    idempotency_purged: int  # idempotency entries older than the window, deleted
+
+
+def expire(
+    store: Store, *, now_ms: int, max_age_s: int | None, max_bytes: int | None, archive_dir: Path
+) -> ExpireStats:
+    """Archive, then delete, messages older than max_age_s and the oldest while used_bytes > max_bytes.
+
+    Also purges idempotency entries older than the store's idempotency window.
+    """
+    with store.maintenance_lock:
+        expired, archives = expire_messages(store, now_ms, max_age_s, max_bytes, Path(archive_dir))
+        purged = purge_idempotency(store, now_ms - store.idempotency_window_ms)
+    return ExpireStats(expired, archives, purged)
 
 
 def expire_messages(
@@ -64,7 +95,7 @@ def expire_messages(
             return expired, tuple(archives)
         if messages:
             archives.append(write_archive(archive_dir, messages))
-        store._write(lambda txn: _delete(store, txn, keys))  # noqa: B023 - called before the next iteration
+        store.writing(lambda txn: _delete(store, txn, keys))  # noqa: B023 - called before the next iteration
         expired += len(messages)
 
 
@@ -73,13 +104,13 @@ def _oldest(store: Store, before_ms: int | None, limit: int) -> tuple[list[bytes
     keys: list[bytes] = []
     messages: list[StoredMessage] = []
     size = 0
-    with store._read() as txn, txn.cursor(store._db["expiry"]) as cur:
+    with store.reading() as txn, txn.cursor(store.handle("expiry")) as cur:
         for key in cur.iternext(values=False):
             ts, conv, seq = _TS_CONV_SEQ.unpack(key)
             if (before_ms is not None and ts >= before_ms) or len(keys) >= limit or size >= EXPIRE_BATCH_BYTES:
                 break
             keys.append(key)
-            raw = txn.get(message_key(conv, seq), db=store._db["messages"])
+            raw = txn.get(message_key(conv, seq), db=store.handle("messages"))
             if raw is not None:
                 messages.append(decode_message(raw))
                 size += len(raw)
@@ -87,7 +118,7 @@ def _oldest(store: Store, before_ms: int | None, limit: int) -> tuple[list[bytes
 
 
 def _delete(store: Store, txn: lmdb.Transaction[bytes], keys: Sequence[bytes]) -> None:
-    messages, expiry, conversations = store._db["messages"], store._db["expiry"], store._db["conversations"]
+    messages, expiry, conversations = store.handle("messages"), store.handle("expiry"), store.handle("conversations")
     last: dict[int, int] = {}
     for key in keys:
         _, conv, seq = _TS_CONV_SEQ.unpack(key)
@@ -105,14 +136,14 @@ def purge_idempotency(store: Store, before_ms: int) -> int:
     """Delete idempotency entries with timestamp_ms <= before_ms; returns how many."""
     total = 0
     while True:
-        seen, purged = store._write(lambda txn: _purge_batch(store, txn, before_ms))
+        seen, purged = store.writing(lambda txn: _purge_batch(store, txn, before_ms))
         total += purged
         if seen < PURGE_BATCH:
             return total
 
 
 def _purge_batch(store: Store, txn: lmdb.Transaction[bytes], before_ms: int) -> tuple[int, int]:
-    idempotency, index = store._db["idempotency"], store._db["idem_expiry"]
+    idempotency, index = store.handle("idempotency"), store.handle("idem_expiry")
     with txn.cursor(index) as cur:
         keys = list(itertools.islice(itertools.takewhile(
             lambda k: _TS.unpack_from(k)[0] <= before_ms, cur.iternext(values=False)), PURGE_BATCH))  # fmt: skip
@@ -191,8 +222,8 @@ def backup(store: Store, dest: Path) -> None:
         raise FileExistsError(dest)
     partial = dest.with_name(dest.name + ".partial")
     partial.mkdir(parents=True)
-    with store._guard.shared(long=True):
-        store._env.copy(str(partial), compact=True)
+    with store.guard.shared(long=True):
+        store.env.copy(str(partial), compact=True)
     fsync_path(partial / "data.mdb")
     fsync_path(partial)
     partial.rename(dest)
@@ -201,24 +232,15 @@ def backup(store: Store, dest: Path) -> None:
 
 def store_stats(store: Store) -> dict[str, int]:
     """map_size_bytes, high_water_bytes (file pages ever used), used_bytes (live pages), readers, <db>_entries."""
-    psize = store._psize
-    info = store._env.info()
+    psize = store.page_size
+    info = store.env.info()
     out = {"map_size_bytes": info["map_size"], "high_water_bytes": (info["last_pgno"] + 1) * psize}
     out["readers"] = info["num_readers"]
     pages = 0
-    with store._read() as txn:
-        for name, stat in [("", store._env.stat()), *((name, txn.stat(db)) for name, db in store._db.items())]:
+    with store.reading() as txn:
+        for name, stat in [("", store.env.stat()), *((name, txn.stat(db)) for name, db in store.handles())]:
             pages += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
             if name:
                 out[f"{name}_entries"] = stat["entries"]
     out["used_bytes"] = pages * psize
     return out
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory by path."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-The event loop calls `GroupCommitter.submit` for each SEND (and `submit_cursor` for each cursor the hub's
-write-behind saves, already one per user and conversation: `kefu.server.cursors`). That appends to a deque; no
+The event loop calls `GroupCommitter.submit` for each SEND (and `submit_cursor` for each cursor the
+write-behind saves, already one per user and conversation: `kefu.server.storage.cursors`). That appends to a deque; no
 task, future or lock is created per message. A single writer thread sleeps until an item arrives and hands
 everything queued to `Store.commit` (one write transaction, one fdatasync), but commits start at
 most once per `window_s`: an item that arrives less than `window_s` after the previous commit started waits, with
@@ -22,8 +22,8 @@ when the store is idle (bench/RESULTS.md, "third attempt").
 
 After the commit, one ``loop.call_soon_threadsafe`` per batch runs every callback, in submission order, and then
 `on_committed`. If the commit raises (a disk error, the map at its cap), every SEND of the batch gets
-STORAGE_UNAVAILABLE, the batch's cursor updates go to `on_committed` with that result too (the hub's write-behind,
-`kefu.server.cursors`, saves them again) and the committer carries on.
+STORAGE_UNAVAILABLE, the batch's cursor updates go to `on_committed` with that result too (the write-behind,
+`kefu.server.storage.cursors`, saves them again) and the committer carries on.
 
 Waking the writer costs an Event.set only when the writer waits for that item: `_signal_at` is the queue length
 at which `submit` must wake it (1 when idle, `max_batch` while gathering, never while committing). Because the
@@ -46,7 +46,8 @@ from typing import Final
 
 from kefu.protocol.errors import ErrorCode
 
-from .store import CursorUpdate, SendRequest, SendResult, Store
+from ..engine.messages import CursorUpdate, SendRequest, SendResult
+from .store import Store
 
 __all__ = ["GroupCommitter"]
 
@@ -88,6 +89,11 @@ class GroupCommitter:
         self._last_start = -float(_NEVER)  # when the previous commit started (time.monotonic)
         self._thread: threading.Thread | None = None
         self._finished: asyncio.Future[None] | None = None
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop()` was called: no more items are taken."""
+        return self._stopping
 
     @property
     def queue_depth(self) -> int:

@@ -1,45 +1,73 @@
-"""The gateway: one asyncio.Protocol per connection driving the sans-IO core (no task per connection).
+"""One connection: an asyncio.Protocol driving the sans-IO protocol core (no task per connection).
 
-Theory of operation: `data_received` feeds the whole chunk to the core, which returns every event in it;
-the session handles them all and marks itself for the hub's flush pass at the end of the loop iteration, so
-a burst of frames in and of replies out costs one `transport.write` and one record seal per connection per
+Theory of operation: `data_received` feeds the whole chunk to the protocol core, which returns every event in it;
+the session handles them all and marks itself for the gateway's flush pass at the end of the loop iteration, so a
+burst of frames in and of replies out costs one `transport.write` and one record seal per connection per
 iteration, and an iteration that touched hundreds of connections costs one loop callback, not one each.
 
-Backpressure: when the transport's buffer passes its high-water mark, asyncio calls `pause_writing`; the
-session then stops reading from that client and stops pulling deliveries for it, so what the server
-buffers for a slow reader is bounded by the high-water mark plus one batch. Every deadline of a session
-(handshake, keepalive, delivery retries) lives in the hub's single timer wheel.
+What a connection asks of the engine goes to the core (`Gateway.core`: SEND, SYNC, service requests, its handshake
+and its end); its deliveries are driven by the gateway's delivery side (`Gateway.outbound`), which calls back
+`deliver`, `can_send_more` and `delivery_window` here (the `Outlet` interface).
+
+Backpressure: when the transport's buffer passes its high-water mark, asyncio calls `pause_writing`; the session then
+stops reading from that client and stops pulling deliveries for it, so what the server buffers for a slow reader is
+bounded by the high-water mark plus one batch. Every deadline of a session (handshake, keepalive, delivery retries,
+the end of a read pause) lives in the gateway's single timer wheel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+import time
+from typing import Any, Protocol, cast
 
 from kefu.protocol.connection import State
-from kefu.protocol.delivery import DeliveryWindow, Stream
+from kefu.protocol.delivery import DeliveryWindow
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
-from kefu.protocol.frames import SERVICE_REQUESTS, Deliver, DeliverAck, Flag, Frame, MetaEntry, Send, Sync
+from kefu.protocol.frames import SERVICE_REQUESTS, DeliverAck, Error, Frame, Send, SendAck, Sync
+from kefu.protocol.handshake import ServerConfig
 from kefu.protocol.serverconn import ServerConnection
 
-if TYPE_CHECKING:
-    from .hub import Hub
-    from .store import StoredMessage
+from ..engine.core import deliver_frame
+from ..engine.messages import StoredMessage
+from ..engine.ports import CorePort
+from ..engine.streams import Outbound
+
+__all__ = ["Session", "SessionHost"]
 
 
-PUMP_BATCH = 16
-"""DELIVERs read from the store per step of a catch-up, so the buffer bound is checked every few messages."""
+class SessionHost(Protocol):
+    """What a session needs of its gateway (`kefu.server.edge.gateway.Gateway`)."""
+
+    config: Any
+    server_config: ServerConfig
+    core: CorePort
+    outbound: Outbound
+
+    def now(self) -> float: ...
+    def admit(self, session: Session, address: str) -> bool: ...
+    def on_ready(self, session: Session, event: HandshakeComplete) -> None: ...
+    def on_closed(self, session: Session, event: ConnectionClosed | ConnectionTerminated) -> None: ...
+    def forget(self, session: Session) -> None: ...
+    def internal_error(self, session: Session, exc: Exception) -> None: ...
+    def wheel_schedule(self, session: Session, when: float | None) -> None: ...
+    def flush_soon(self, session: Session) -> None: ...
+    def new_window(self) -> DeliveryWindow: ...
+    def account_buffered(self, before: int, after: int) -> None: ...
+    def over_total_buffer(self) -> bool: ...
+    def count_in(self, nbytes: int) -> None: ...
+    def count_out(self, nbytes: int) -> None: ...
+    def count_error(self, code: ErrorCode) -> None: ...
 
 
 class Session(asyncio.Protocol):
     """One client connection."""
 
-    # An idle session is counted in bytes (issue #3: <= 4 KB per idle session with its core connection and
-    # transport), so it holds plain slots: no per-session token-bucket objects (their four numbers are here),
-    # no delivery window until something is delivered, no peer string until something is logged.
+    # An idle session is counted in bytes (<= 4 KB per idle session with its protocol core and transport), so it
+    # holds plain slots: no per-session token-bucket objects (their four numbers are here), no delivery window until
+    # something is delivered, no peer string until something is logged.
     __slots__ = (
         "_buffered",
         "_byte_stamp",
@@ -49,9 +77,11 @@ class Session(asyncio.Protocol):
         "_frame_tokens",
         "_read_paused_until",
         "_scheduled",
+        "admission_pending",
         "conn",
-        "hub",
+        "gateway",
         "ready",
+        "sid",
         "suite_name",
         "transport",
         "user",
@@ -59,14 +89,16 @@ class Session(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, gateway: SessionHost) -> None:
+        self.gateway = gateway
         self.transport: asyncio.Transport | None = None
         self.conn: ServerConnection | None = None
+        self.sid = 0
         self.user = ""
         self.suite_name = ""
         self.ready = False
         self.write_paused = False
+        self.admission_pending = False
         self.window: DeliveryWindow | None = None
         self._flush_pending = False
         self._buffered = 0
@@ -79,18 +111,33 @@ class Session(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # uvloop's TCPTransport is not a subclass
         transport = self.transport
+        gateway = self.gateway
+        transport.pause_reading()  # until the core admits the connection (at once, in one process)
         peer = transport.get_extra_info("peername")
-        hub = self.hub
-        if not hub.admit(self, peer[0] if peer else "?"):
+        if not gateway.admit(self, peer[0] if peer else "?"):
             transport.abort()
             return
-        now = hub.now()
-        limits = hub.config.limits
+        if transport.is_closing():
+            return  # the core refused it at once
+        now = gateway.now()
+        limits = gateway.config.limits
         transport.set_write_buffer_limits(high=limits.write_high_water, low=limits.write_low_water)
-        self.conn = ServerConnection(hub.server_config, now=now)
+        self.conn = ServerConnection(gateway.server_config, now=now)
         self._frame_tokens, self._byte_tokens = float(limits.conn_frames_burst), float(limits.conn_bytes_burst)
         self._frame_stamp = self._byte_stamp = now
         self._rearm()
+
+    def admit(self) -> None:
+        """The core admitted the connection: start reading."""
+        self.admission_pending = False
+        if self.transport is not None and not self.write_paused and not self._read_paused_until:
+            self.transport.resume_reading()
+
+    def refuse(self) -> None:
+        """The core refused the connection (a limit): drop it without a word."""
+        self.admission_pending = False
+        if self.transport is not None:
+            self.transport.abort()
 
     @property
     def peer(self) -> str:
@@ -100,7 +147,7 @@ class Session(asyncio.Protocol):
 
     def _spend_bytes(self, n: int, now: float) -> float:
         """The per-connection byte bucket: spend `n` (into debt); seconds to pause reading, 0 if none."""
-        limits = self.hub.config.limits
+        limits = self.gateway.config.limits
         refill = (now - self._byte_stamp) * limits.conn_bytes_per_s
         tokens = min(float(limits.conn_bytes_burst), self._byte_tokens + refill)
         self._byte_stamp = now
@@ -108,8 +155,8 @@ class Session(asyncio.Protocol):
         return 0.0 if self._byte_tokens >= 0 else -self._byte_tokens / limits.conn_bytes_per_s
 
     def _spend_frame(self, now: float) -> bool:
-        """The per-connection frame bucket: spend one frame if the budget allows."""
-        limits = self.hub.config.limits
+        """The per-connection frame bucket: spend one frame if the budget allows (the per-app one is the core's)."""
+        limits = self.gateway.config.limits
         refill = (now - self._frame_stamp) * limits.conn_frames_per_s
         tokens = min(float(limits.conn_frames_burst), self._frame_tokens + refill)
         self._frame_stamp = now
@@ -127,11 +174,11 @@ class Session(asyncio.Protocol):
 
     def _internal_error(self, exc: Exception) -> None:
         """Last line of defence: log with the traceback, tell the client INTERNAL_ERROR, close this one only."""
-        self.hub.internal_error(self, exc)
+        self.gateway.internal_error(self, exc)
         conn, transport = self.conn, self.transport
         if conn is not None and transport is not None and not transport.is_closing():
             with contextlib.suppress(Exception):
-                conn._fail(ErrorCode.INTERNAL_ERROR, "internal error")
+                conn.fail(ErrorCode.INTERNAL_ERROR, "internal error")
                 transport.write(conn.data_to_send())
             transport.close()
 
@@ -139,9 +186,10 @@ class Session(asyncio.Protocol):
         conn = self.conn
         if conn is None or conn.closed:
             return
-        now = self.hub.now()
+        gateway = self.gateway
+        now = gateway.now()
         delay = self._spend_bytes(len(data), now)
-        self.hub.count_in(len(data))
+        gateway.count_in(len(data))
         conn.receive_data(data)
         self._handle_events(now)
         self._schedule_flush()
@@ -151,14 +199,15 @@ class Session(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self.conn is not None:
             self.conn.receive_data(b"")
-            self._handle_events(self.hub.now())
+            self._handle_events(self.gateway.now())
             self._schedule_flush()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.hub.account_buffered(self, self._buffered, 0)
+        self.gateway.account_buffered(self._buffered, 0)
         self._buffered = 0
-        self.hub.forget(self)
+        self.gateway.forget(self)
+        self.ready = False
         self.conn = None
         self.window = None
 
@@ -169,9 +218,9 @@ class Session(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.transport is not None and self.hub.now() >= self._read_paused_until:
+        if self.transport is not None and not self.admission_pending and self.gateway.now() >= self._read_paused_until:
             self.transport.resume_reading()
-        self.pump_all()
+        self.gateway.outbound.pump_all(self)
 
     # --- timers -----------------------------------------------------------------------------------------
 
@@ -187,19 +236,14 @@ class Session(asyncio.Protocol):
         conn = self.conn
         if conn is None:
             return
-        now = self.hub.now()
+        now = self.gateway.now()
         if self._read_paused_until and now >= self._read_paused_until:
             self._read_paused_until = 0.0
-            if self.transport is not None and not self.write_paused:
+            if self.transport is not None and not self.write_paused and not self.admission_pending:
                 self.transport.resume_reading()
         conn.handle_timer(now)
         if self.window is not None and self.ready:
-            retries = self.window.due(now=now)  # backs the timers off either way
-            if self._buffered == 0 and not self.write_paused:
-                # Only a connection that has drained what it was sent gets retries: resending to one that has
-                # not even read the first copies is what made retransmissions snowball under overload.
-                for retry in retries:
-                    self.hub.resend(self, retry.conversation_id, retry.first, retry.last)
+            self.gateway.outbound.retry(self, now=now, drained=self._buffered == 0 and not self.write_paused)
         self._handle_events(now)
         self._schedule_flush()
 
@@ -211,55 +255,53 @@ class Session(asyncio.Protocol):
         when = when or None
         if when != self._scheduled:  # most flushes leave the deadline where it was: skip the wheel then
             self._scheduled = when
-            self.hub.wheel_schedule(self, when)
+            self.gateway.wheel_schedule(self, when)
 
     def _pause_reading_for(self, delay: float) -> None:
         assert self.transport is not None
         self.transport.pause_reading()
-        self._read_paused_until = self.hub.now() + delay
+        self._read_paused_until = self.gateway.now() + delay
         self._rearm()
 
     # --- events -----------------------------------------------------------------------------------------
 
     def _handle_events(self, now: float) -> None:
         assert self.conn is not None
-        hub = self.hub
+        gateway = self.gateway
         for event in self.conn.events_received():
             match event:
                 case Send():
-                    if self._allow_frame(now):
-                        hub.on_send(self, event, now)
+                    if self._spend_frame(now):
+                        gateway.core.submit(self.sid, event, time.monotonic())
                     else:
-                        hub.refuse_send(self, event, ErrorCode.RATE_LIMITED)
+                        self.send(SendAck(event.client_msg_id, ErrorCode.RATE_LIMITED, 0, event.conversation_id, 0,
+                                          0, request_id=event.request_id))  # fmt: skip
+                        gateway.count_error(ErrorCode.RATE_LIMITED)
                 case DeliverAck():
-                    hub.on_deliver_ack(self, event, now)
+                    gateway.outbound.acked(self, event)
                 case Sync():
-                    if self._allow_frame(now):
-                        hub.on_sync(self, event, now)
-                    else:
-                        hub.refuse(self, event, ErrorCode.RATE_LIMITED)
+                    if self._allow(event, now):
+                        room = self.window.room if self.window is not None else gateway.config.delivery.inflight_window
+                        gateway.core.sync(self.sid, event, room)
                 case HandshakeComplete():
                     self.user = event.app_id
                     self.ready = True
-                    hub.on_ready(self, event)
+                    gateway.on_ready(self, event)
                 case ConnectionTerminated() | ConnectionClosed():
-                    hub.on_closed(self, event)
+                    gateway.on_closed(self, event)
                 case Frame() if type(event) in SERVICE_REQUESTS:
-                    self._service_request(event, now)
+                    if self._allow(event, now):
+                        gateway.core.service(self.sid, event)
                 case _:
                     pass  # PONG, a non-fatal ERROR from a client: nothing to do
 
-    def _service_request(self, frame: Frame, now: float) -> None:
-        hub = self.hub
-        if hub.desk is None:
-            hub.refuse(self, frame, ErrorCode.NOT_FOUND, "no service desk")
-        elif self._allow_frame(now):
-            hub.desk.on_request(self, frame)
-        else:
-            hub.refuse(self, frame, ErrorCode.RATE_LIMITED)
-
-    def _allow_frame(self, now: float) -> bool:
-        return self._spend_frame(now) and self.hub.allow_app_frame(self.user, now)
+    def _allow(self, frame: Frame, now: float) -> bool:
+        """The per-connection frame bucket; a frame over it is answered with a non-fatal RATE_LIMITED ERROR."""
+        if self._spend_frame(now):
+            return True
+        self.send(Error(ErrorCode.RATE_LIMITED, "rate_limited", request_id=frame.request_id))
+        self.gateway.count_error(ErrorCode.RATE_LIMITED)
+        return False
 
     # --- sending ----------------------------------------------------------------------------------------
 
@@ -272,29 +314,21 @@ class Session(asyncio.Protocol):
 
     def deliver(self, message: StoredMessage, *, redelivery: bool = False, request_id: int = 0) -> None:
         """Queue one DELIVER (`request_id` echoes the SYNC that fetched it, 0 for live and retried ones)."""
-        self.send(
-            Deliver(
-                message.conversation_id,
-                message.seq,
-                message.server_msg_id,
-                message.timestamp_ms,
-                message.client_msg_id,
-                message.content_type,
-                message.sender,
-                message.body,
-                tuple(MetaEntry(k, v) for k, v in message.metadata) if message.metadata else (),
-                flags=Flag.REDELIVERY if redelivery else 0,
-                request_id=request_id,
-            )
-        )
+        self.send(deliver_frame(message, redelivery=redelivery, request_id=request_id))
+
+    def close(self, code: ErrorCode, reason: str) -> None:
+        """Send CLOSE; the transport closes once it is written."""
+        if self.conn is not None:
+            self.conn.close(code, reason)
+            self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         if not self._flush_pending:
             self._flush_pending = True
-            self.hub.flush_soon(self)
+            self.gateway.flush_soon(self)
 
     def flush(self) -> None:
-        """Seal and write what is queued, then re-arm the deadline (the hub's flush pass calls this)."""
+        """Seal and write what is queued, then re-arm the deadline (the gateway's flush pass calls this)."""
         try:
             self._write_out()
         except Exception as exc:  # see data_received
@@ -308,75 +342,35 @@ class Session(asyncio.Protocol):
         data = conn.data_to_send()
         if data:
             transport.write(data)
-            self.hub.count_out(len(data))
+            self.gateway.count_out(len(data))
         buffered = transport.get_write_buffer_size()
         if buffered != self._buffered:
-            self.hub.account_buffered(self, self._buffered, buffered)
+            self.gateway.account_buffered(self._buffered, buffered)
             self._buffered = buffered
         if conn.closed:
             self._scheduled = None
-            self.hub.wheel_schedule(self, None)
+            self.gateway.wheel_schedule(self, None)
             transport.close()
             return
         self._rearm()
 
-    # --- deliveries -------------------------------------------------------------------------------------
+    # --- deliveries (the Outlet interface of kefu.server.engine.streams) ----------------------------------------
 
     def can_send_more(self) -> bool:
-        """Room for more DELIVERs: this client reads fast enough, and the server's total buffer has room.
+        """Room for more DELIVERs: this client reads fast enough, and the gateway's total buffer has room.
 
-        What waits for a slow reader is bounded by [limits] write_high_water per connection (the transport's
-        buffer plus what is queued in the core this iteration) and by total_write_buffer_bytes in all.
+        What waits for a slow reader is bounded by [limits] write_high_water per connection (the transport's buffer
+        plus what is queued in the protocol core this iteration) and by total_write_buffer_bytes in all.
         """
         if self.write_paused or self.conn is None:
             return False
         queued = self._buffered + self.conn.pending_bytes
-        if queued >= self.hub.config.limits.write_high_water:
+        if queued >= self.gateway.config.limits.write_high_water:
             return False
-        return queued == 0 or not self.hub.over_total_buffer()
+        return queued == 0 or not self.gateway.over_total_buffer()
 
     def delivery_window(self) -> DeliveryWindow:
         """The session's delivery window, created on first use (an idle session has none)."""
         if self.window is None:
-            self.window = self.hub.new_window()
+            self.window = self.gateway.new_window()
         return self.window
-
-    def offer(self, message: StoredMessage, acked: Callable[[], int], t0: float) -> None:
-        """A new message of a conversation this session's user belongs to; send it if it is next in line."""
-        if self.conn is None or not self.ready:
-            return
-        window = self.delivery_window()
-        stream = window.streams.get(message.conversation_id) or window.stream(message.conversation_id, acked())
-        if not self.can_send_more():
-            self.hub.defer(self)
-            return
-        if stream.next_seq == message.seq and window.room > 0:
-            own = stream.own is not None and message.seq in stream.own  # before take(), which may absorb it
-            window.take(stream, message.seq, now=self.hub.now())
-            if not own:
-                self.deliver(message)
-                self.hub.observe_delivery(t0)
-        elif stream.next_seq <= message.seq:
-            self.pump(stream, message.seq)
-
-    def pump(self, stream: Stream, last_seq: int) -> None:
-        """Send what the window allows of `stream` up to `last_seq`, reading from the store."""
-        if self.window is None:
-            return
-        while self.can_send_more():
-            own = set(stream.own) if stream.own else None  # before take(), which may absorb some of them
-            seqs = self.window.take(stream, min(last_seq, stream.next_seq + PUMP_BATCH - 1), now=self.hub.now())
-            if not seqs:
-                return
-            for message in self.hub.store.read_range(stream.conversation_id, seqs.start - 1, seqs[-1], len(seqs)):
-                if own is None or message.seq not in own:  # never echo a device's own message
-                    self.deliver(message)
-        if stream.next_seq <= last_seq:
-            self.hub.defer(self)
-
-    def pump_all(self) -> None:
-        """After a pause: catch every stream up."""
-        if self.window is None:
-            return
-        for stream in list(self.window.streams.values()):
-            self.pump(stream, self.hub.last_seq(stream.conversation_id))

@@ -37,7 +37,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 
-from . import log
+from .. import log
 
 __all__ = [
     "ACTIVATION_FD_NAME",

@@ -9,7 +9,7 @@ commit cost about two cursor updates per message, each on its own randomly place
 fdatasync time grows with the pages it writes (bench/RESULTS.md, "third attempt").
 
 So `advance` only records the highest seq per (user, conversation), in `_unsaved`, and notes when the entry first
-became unsaved. `save_due` (the hub calls it once per loop iteration) hands the committer every entry unsaved for
+became unsaved. `save_due` (`Conversations` calls it once per delay) hands the committer every entry unsaved for
 `delay_s` or more, oldest first; more advances of the same entry meanwhile are folded into that one write, so an
 active conversation's cursors are written about once per delay. A handed-over entry waits in `_saving` until its
 commit is durable (`committed`); a failed commit puts it back.
@@ -29,7 +29,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .store import CursorUpdate, SendRequest, SendResult, Store
+from ..engine.messages import CursorUpdate, SendRequest, SendResult
+from .store import Store
 
 __all__ = ["CursorWriteBehind"]
 
@@ -51,6 +52,11 @@ class CursorWriteBehind:
     def __len__(self) -> int:
         """Cursor advances not yet durable."""
         return len(self._unsaved) + len(self._saving)
+
+    @property
+    def unsaved(self) -> int:
+        """Advances not yet handed to the committer."""
+        return len(self._unsaved)
 
     def advance(self, user: str, conversation_id: int, seq: int) -> None:
         """The user has every seq <= `seq` of the conversation: store that, `delay_s` from the first unsaved one."""

@@ -1,0 +1,32 @@
+"""Backups of the store (made while serving) and restores (with the server stopped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..storage import maintenance
+from ..storage.datadir import BackupInfo, DataDirBusy, RestoreError
+from ..storage.datadir import restore as restore_store
+from .apps import store_of
+from .errors import AdminError
+
+__all__ = ["backup", "restore"]
+
+
+def backup(config: Any, dest: Path) -> None:
+    """A consistent, compacted copy of the store in `dest` (a new directory), made while the server runs. Keys are
+    not in it: they are secrets to back up separately."""
+    if dest.exists():
+        raise AdminError(f"{dest} exists: a backup goes to a new directory")
+    with store_of(config) as store:
+        maintenance.backup(store, dest)
+
+
+def restore(config: Any, source: Path) -> tuple[BackupInfo, Path | None]:
+    """Replace the store by a backup (the server must be stopped); returns what was restored and where the previous
+    store was set aside (None if there was none)."""
+    try:
+        return restore_store(source, config.data_path, config.store_path)
+    except (DataDirBusy, RestoreError) as exc:
+        raise AdminError(str(exc)) from None

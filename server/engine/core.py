@@ -1,0 +1,410 @@
+"""The core of the delivery engine: who is online where, what each SEND becomes, who gets which message, and what a
+SYNC resumes (spec section 4.10). One per host; the gateways reach it through their `CorePort`.
+
+Theory of operation:
+
+- Admission: every new connection, on any gateway, is admitted here first (per-address rate of new connections,
+  the host's connection limit), so the limits hold across gateways.
+- SEND: checked (size, the per-app rate, the conversation policy for the service range), handed to the
+  `MessageLog`; the SEND_ACK goes out only from its `done` callback, i.e. once the message is durable. A repeated
+  (sender, client_msg_id) gets the original acknowledgement with the DUPLICATE flag and is not delivered again.
+- After a message is durable it is published to every gateway holding a device of one of its members, once per
+  gateway, with each such member's stored cursor (a device with no stream yet starts there). The gateway offers it to
+  the devices (`kefu.server.engine.streams`), except the one that sent it.
+- DELIVER_ACKs are counted at the gateways; each advance of a user's position reaches `cursor`, then the log.
+- SYNC: the core decides what to resume (section 4.5) and hands the gateway a plan with the first window of
+  messages, so that the resumed DELIVERs precede SYNC_DONE; a fetch is answered here entirely.
+- Conversations are created by the first SEND that names its other members in the metadata key "kefu.to"
+  (comma-separated user ids). Only members may send to or read a conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.frames import SERVICE_BASE, Deliver, Error, Flag, Frame, MetaEntry, Send, SendAck, Sync, SyncDone
+
+from .. import log as logmod
+from .messages import SendRequest, SendResult, StoredMessage
+from .ports import ConversationPolicy, Endpoint, LogClosed, MessageLog, ResumePlan
+from .presence import Presence
+from .ratelimit import BucketTable
+
+__all__ = ["MEMBERS_KEY", "Core", "CoreDevice", "deliver_frame"]
+
+MEMBERS_KEY = "kefu.to"
+"""SEND metadata key naming the other members of a conversation the SEND creates."""
+
+
+def deliver_frame(message: StoredMessage, *, redelivery: bool = False, request_id: int = 0) -> Deliver:
+    """The DELIVER of a stored message."""
+    return Deliver(
+        message.conversation_id,
+        message.seq,
+        message.server_msg_id,
+        message.timestamp_ms,
+        message.client_msg_id,
+        message.content_type,
+        message.sender,
+        message.body,
+        tuple(MetaEntry(k, v) for k, v in message.metadata) if message.metadata else (),
+        flags=Flag.REDELIVERY if redelivery else 0,
+        request_id=request_id,
+    )
+
+
+class CoreDevice:
+    """A connection as the core knows it: on which gateway, under which id there, and (once ready) whose."""
+
+    __slots__ = ("address", "endpoint", "sid", "user")
+
+    def __init__(self, endpoint: Endpoint, sid: int, address: str) -> None:
+        self.endpoint, self.sid, self.address = endpoint, sid, address
+        self.user = ""
+        """The app id, once the handshake is done ("" before)."""
+
+    def send(self, frame: Frame) -> None:
+        """Queue a frame for this connection (on its gateway)."""
+        self.endpoint.send(self.sid, frame)
+
+
+class Core:
+    """The host's delivery core: admission, presence, sequencing requests, fan-out, SYNC plans, cursors.
+
+    `policy` (the customer-service desk) is attached after construction: it is built on this core's `ServiceHost`
+    side (`write`, `devices`, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Any,
+        log: MessageLog,
+        loop: asyncio.AbstractEventLoop,
+        metrics: Any = None,
+        events: Callable[..., None] | None = None,
+    ) -> None:
+        self.config = config
+        self.log = log
+        self.loop = loop
+        self.metrics = metrics
+        self._events = events or logmod.event
+        self.policy: ConversationPolicy | None = None
+        self._devices: dict[tuple[Endpoint, int], CoreDevice] = {}
+        self._users: Presence[CoreDevice] = Presence()
+        self._last_seq: dict[int, int] = {}
+        limits = config.limits
+        self._app_frames = BucketTable(limits.app_frames_per_s, limits.app_frames_burst)
+        self._new_conns = BucketTable(limits.new_conns_per_ip_per_s, limits.new_conns_per_ip_burst)
+        self.draining = False
+
+    def reconfigure(self, config: Any) -> None:
+        """SIGHUP: adopt new limits."""
+        self.config = config
+        limits = config.limits
+        self._app_frames.configure(limits.app_frames_per_s, limits.app_frames_burst)
+        self._new_conns.configure(limits.new_conns_per_ip_per_s, limits.new_conns_per_ip_burst)
+
+    @property
+    def connections(self) -> int:
+        """Connections admitted on every gateway and not yet gone."""
+        return len(self._devices)
+
+    # --- connections ----------------------------------------------------------------------------------------
+
+    def admit(self, endpoint: Endpoint, sid: int, address: str) -> None:
+        """A new connection from `address`: the host's limit and the address's rate of new connections."""
+        code: ErrorCode | None = None
+        if self.draining:
+            code = ErrorCode.SHUTTING_DOWN
+        elif len(self._devices) >= self.config.server.max_connections or not self._new_conns.take(
+            address, 1, time.monotonic()
+        ):
+            code = ErrorCode.RATE_LIMITED
+        else:
+            self._devices[(endpoint, sid)] = CoreDevice(endpoint, sid, address)
+        endpoint.admitted(sid, code)
+
+    def restore(self, endpoint: Endpoint, sid: int, address: str, user: str) -> None:
+        """A connection a gateway already held when it (re)joined this core: admitted, and ready if `user`."""
+        self._devices[(endpoint, sid)] = CoreDevice(endpoint, sid, address)
+        if user:
+            self.opened(endpoint, sid, user)
+
+    def opened(self, endpoint: Endpoint, sid: int, user: str) -> None:
+        """The connection finished its handshake: it now belongs to its user."""
+        device = self._devices.get((endpoint, sid))
+        if device is None or device.user:
+            return
+        device.user = user
+        self._users.add(user, device)
+        if self.policy is not None:
+            self.policy.connected(device)
+
+    def closed(self, endpoint: Endpoint, sid: int) -> None:
+        """The connection is gone."""
+        device = self._devices.pop((endpoint, sid), None)
+        if device is not None and device.user:
+            self._forget(device)
+
+    def endpoint_lost(self, endpoint: Endpoint) -> None:
+        """A gateway went away: so did all its connections."""
+        for key in [key for key in self._devices if key[0] is endpoint]:
+            self.closed(*key)
+
+    def _forget(self, device: CoreDevice) -> None:
+        self._users.discard(device.user, device)
+        if self.policy is not None:
+            self.policy.disconnected(device)
+
+    def devices(self, user: str) -> Iterable[CoreDevice]:
+        """The user's ready devices, on every gateway."""
+        return self._users.devices(user)
+
+    def _ready(self, endpoint: Endpoint, sid: int) -> CoreDevice | None:
+        device = self._devices.get((endpoint, sid))
+        return device if device is not None and device.user else None
+
+    def _allow(self, device: CoreDevice) -> bool:
+        """The per-app frame bucket (SEND, SYNC and service requests), shared by every gateway."""
+        return self._app_frames.take(device.user, 1, time.monotonic())
+
+    # --- SEND -----------------------------------------------------------------------------------------------
+
+    def submit(self, endpoint: Endpoint, sid: int, send: Send, t0: float) -> None:
+        """Validate and hand to the log; the SEND_ACK waits for durability. `t0`: when the SEND was read
+        (time.monotonic, for the latency metrics)."""
+        device = self._ready(endpoint, sid)
+        if device is None:
+            return  # gone meanwhile; the client sends it again after reconnecting
+        code = self._check(device, send)
+        if code is not None:
+            self._refuse_send(device, send, code)
+            return
+        metadata = tuple((m.key, m.value) for m in send.metadata)
+        request = SendRequest(
+            device.user, send.client_msg_id, send.conversation_id, send.content_type, send.body, metadata,
+            _members_from(metadata),
+        )  # fmt: skip
+        try:
+            self.log.submit(request, lambda result: self._committed(device, send, result, t0))
+        except LogClosed:
+            self._refuse_send(device, send, ErrorCode.SHUTTING_DOWN)
+            return
+        if self.metrics is not None:
+            self.metrics.commit_queue.set(self.log.queue_depth)
+
+    def _check(self, device: CoreDevice, send: Send) -> ErrorCode | None:
+        if not self._allow(device):
+            return ErrorCode.RATE_LIMITED
+        if len(send.body) > self.config.server.max_message_bytes:
+            return ErrorCode.MESSAGE_TOO_LARGE
+        if not send.body or send.conversation_id == 0:
+            return ErrorCode.BAD_REQUEST  # conversation 0 means "every conversation" in SYNC: no conversation has it
+        if send.conversation_id >= SERVICE_BASE:
+            # The service range (section 13.2): created by the server only, written under the policy's rules.
+            if self.policy is None or any(m.key == MEMBERS_KEY for m in send.metadata):
+                return ErrorCode.BAD_REQUEST
+            return self.policy.check_send(device.user, send.conversation_id)
+        return None
+
+    def _refuse_send(self, device: CoreDevice, send: Send, code: ErrorCode) -> None:
+        device.endpoint.submitted(device.sid, send, SendResult(int(code), False, None, ()), 0)
+        self.count_error(code)
+
+    def _committed(self, device: CoreDevice, send: Send, result: SendResult, t0: float) -> None:
+        message = result.message
+        if result.status != ErrorCode.OK or message is None:
+            self._refuse_send(device, send, ErrorCode(result.status))
+            return
+        cursor = 0 if result.duplicate else self.log.cursor(device.user, message.conversation_id)
+        if (device.endpoint, device.sid) in self._devices:
+            device.endpoint.submitted(device.sid, send, result, cursor)
+        if self.metrics is not None:
+            self.metrics.observe("send_ack", time.monotonic() - t0)
+        if result.duplicate:
+            return
+        self.publish(message, result.members, t0, origin=device)
+        if message.conversation_id >= SERVICE_BASE and self.policy is not None:
+            self.policy.committed(result)
+
+    def publish(
+        self, message: StoredMessage, members: tuple[str, ...], t0: float, origin: CoreDevice | None = None
+    ) -> None:
+        """A durable message (a client's, or one the server wrote): note its seq and hand it to every gateway holding
+        a device of a member, with that member's stored cursor; `origin`, the sending device, does not get it."""
+        conversation = message.conversation_id
+        seq = message.seq
+        if seq > self._last_seq.get(conversation, 0):
+            self._last_seq[conversation] = seq
+        targets: dict[Endpoint, list[tuple[str, int]]] = {}
+        by_user = self._users.by_user
+        for member in members:  # inline rather than devices(): this loop runs per message and member
+            devices = by_user.get(member)
+            if devices is None:
+                continue
+            cursor = -1
+            for device in devices if isinstance(devices, set) else (devices,):
+                if device is origin:
+                    continue  # the gateway has the message already (SEND_ACK): never echo it to that device
+                if cursor < 0:
+                    cursor = self.log.cursor(member, conversation)
+                recipients = targets.setdefault(device.endpoint, [])
+                if not recipients or recipients[-1][0] != member:
+                    recipients.append((member, cursor))
+        for endpoint, recipients in targets.items():
+            from_here = origin is not None and origin.endpoint is endpoint
+            endpoint.publish(message, recipients, origin.sid if from_here and origin else 0, t0)
+
+    def write(self, request: SendRequest, done: Callable[[SendResult], None]) -> None:
+        """Store a message the server writes (ServiceHost): publish it once durable, then call `done`."""
+        t0 = time.monotonic()
+
+        def committed(result: SendResult) -> None:
+            if result.status == ErrorCode.OK and result.message is not None and not result.duplicate:
+                self.publish(result.message, result.members, t0)
+            done(result)
+
+        self.log.submit(request, committed)
+
+    def last_seq(self, conversation_id: int) -> int:
+        """The conversation's last durable seq (cached from publishes, else from the log)."""
+        seq = self._last_seq.get(conversation_id)
+        if seq is None:
+            seq = self._last_seq[conversation_id] = self.log.last_seq(conversation_id)
+        return seq
+
+    # --- cursors, SYNC and reads -----------------------------------------------------------------------------
+
+    def cursor(self, user: str, conversation_id: int, seq: int) -> None:
+        """`user` has every message of the conversation up to `seq` (a gateway counted the acknowledgements)."""
+        self.log.advance_cursor(user, conversation_id, seq)
+
+    def sync(self, endpoint: Endpoint, sid: int, sync: Sync, room: int) -> None:
+        """Resume streams (until_seq 0) or fetch a range once (until_seq > 0); `room`: the window's free slots."""
+        device = self._ready(endpoint, sid)
+        if device is None:
+            return
+        if not self._allow(device):
+            self.refuse(device, sync, ErrorCode.RATE_LIMITED)
+            return
+        if sync.conversation_id == 0:
+            endpoint.resume(sid, sync.request_id, 0, list(self._resume_all(device.user, room)))
+            return
+        conversation_id = sync.conversation_id
+        code = self._check_read(device.user, conversation_id, fetch=sync.until_seq > 0)
+        if code is not None:
+            self.refuse(device, sync, code)
+            return
+        last_seq = self.last_seq(conversation_id)
+        if sync.until_seq == 0:
+            after = min(sync.after_seq, last_seq)
+            first = self.log.read_range(conversation_id, after, last_seq, room) if room > 0 else []
+            endpoint.resume(sid, sync.request_id, conversation_id, [(conversation_id, after, last_seq, first)])
+            return
+        self._fetch(device, sync, last_seq)
+
+    def _resume_all(self, user: str, room: int) -> Iterator[ResumePlan]:
+        """SYNC(0): every conversation of `user` whose stored cursor is behind, each from its cursor."""
+        for conversation_id, cursor, last_seq in self.log.pending(user):
+            if last_seq > self._last_seq.get(conversation_id, 0):
+                self._last_seq[conversation_id] = last_seq
+            first = self.log.read_range(conversation_id, cursor, last_seq, room) if room > 0 else []
+            room -= len(first)
+            yield conversation_id, cursor, last_seq, first
+
+    def _check_read(self, user: str, conversation_id: int, *, fetch: bool) -> ErrorCode | None:
+        members = self.log.members(conversation_id)
+        if members is None:
+            return ErrorCode.NOT_FOUND
+        if user in members:
+            return None
+        # A non-member may fetch ranges (not resume a stream) of a service conversation it may read.
+        readable = (
+            fetch
+            and conversation_id >= SERVICE_BASE
+            and self.policy is not None
+            and self.policy.can_read(user, conversation_id)
+        )
+        return None if readable else ErrorCode.FORBIDDEN
+
+    def _fetch(self, device: CoreDevice, sync: Sync, last_seq: int) -> None:
+        sync_max = self.config.delivery.sync_max_limit
+        limit = min(sync.limit or sync_max, sync_max)
+        until = min(sync.until_seq, last_seq)
+        messages = self.log.read_range(sync.conversation_id, sync.after_seq, until, limit)
+        for message in messages:
+            device.send(deliver_frame(message, redelivery=True, request_id=sync.request_id))
+        last = messages[-1].seq if messages else sync.after_seq
+        more = bool(messages) and last < until  # nothing left in the range (expired): no point asking again
+        device.send(SyncDone(sync.conversation_id, last, int(more), request_id=sync.request_id))
+
+    def fetch(
+        self, endpoint: Endpoint, ticket: int, conversation_id: int, *, after: int, until: int, limit: int
+    ) -> None:
+        """Messages for a gateway's catch-up or retry."""
+        endpoint.fetched(ticket, self.log.read_range(conversation_id, after, until, limit))
+
+    # --- customer service -----------------------------------------------------------------------------------
+
+    def service(self, endpoint: Endpoint, sid: int, frame: Frame) -> None:
+        """A service request (section 13), for the conversation policy."""
+        device = self._ready(endpoint, sid)
+        if device is None:
+            return
+        if self.policy is None:
+            self.refuse(device, frame, ErrorCode.NOT_FOUND, "no service desk")
+        elif not self._allow(device):
+            self.refuse(device, frame, ErrorCode.RATE_LIMITED)
+        else:
+            self.policy.on_request(device, frame)
+
+    def refuse(self, device: CoreDevice, frame: Frame, code: ErrorCode, reason: str = "") -> None:
+        """A non-fatal ERROR answering `frame`."""
+        device.send(Error(code, reason or code.name.lower(), request_id=frame.request_id))
+        self.count_error(code)
+
+    # --- ServiceHost: what the conversation policy uses ---------------------------------------------------------
+
+    def event(self, name: str, /, **fields: object) -> None:
+        """Log a structured event."""
+        self._events(name, **fields)
+
+    def count(self, event: str) -> None:
+        """Count a service event."""
+        if self.metrics is not None:
+            self.metrics.service(event)
+
+    def count_error(self, code: ErrorCode) -> None:
+        """Count a refusal by its wire code."""
+        if self.metrics is not None:
+            self.metrics.error(code.name)
+
+    def set_waiting(self, n: int) -> None:
+        """Conversations waiting in queues."""
+        if self.metrics is not None:
+            self.metrics.waiting.set(n)
+
+    def background_error(self, exc: BaseException | None) -> None:
+        """An unexpected exception in background work (a bug): log it with its traceback."""
+        logmod.exception("server.internal_error", error=repr(exc))
+        self.count_error(ErrorCode.INTERNAL_ERROR)
+
+
+def _members_from(metadata: tuple[tuple[str, bytes], ...]) -> tuple[str, ...]:
+    for key, value in metadata:
+        if key == MEMBERS_KEY:
+            try:
+                return tuple(m for m in value.decode().split(",") if m)
+            except UnicodeDecodeError:
+                return ()
+    return ()
+
+
+def refusal_ack(send: Send, code: ErrorCode) -> SendAck:
+    """A SEND_ACK carrying an error instead of a sequence number."""
+    return SendAck(send.client_msg_id, code, 0, send.conversation_id, 0, 0, request_id=send.request_id)

@@ -1,0 +1,49 @@
+"""`kefu serve`: the whole server, in one process or as a supervisor of worker processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..service.setup import ServiceSetupError
+from ..storage.datadir import DataDirBusy
+from . import sdnotify
+
+__all__ = ["serve", "usable_cores", "worker_count"]
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(config: Any) -> int:
+    """[server] workers, with -1 resolved to one gateway per usable core."""
+    workers: int = config.server.workers
+    return usable_cores() if workers < 0 else workers
+
+
+def serve(config: Any, reload: Callable[[], Any] | None = None, argv: Sequence[str] = ()) -> int:
+    """Run the server until signalled; returns the exit status. `argv`: the configuration flags, which worker
+    processes are started with so that they load the same configuration."""
+    try:
+        import uvloop  # noqa: PLC0415 - only the server needs it, and it is an optional extra
+    except ImportError:
+        print("kefu serve needs the server extra: pip install 'kefu[server]'", file=sys.stderr)
+        return 2
+    try:
+        if worker_count(config) == 0:
+            from .single import run  # noqa: PLC0415 - only the mode that runs is loaded
+
+            uvloop.run(run(config, reload))
+            return 0
+        print("kefu: worker processes are not available yet: set [server] workers = 0", file=sys.stderr)
+        return 1
+    except (DataDirBusy, sdnotify.ActivationError, ServiceSetupError) as exc:  # the operator's to fix: one line
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,167 @@
+"""Everything in one process (``[server] workers = 0``): the core and one gateway, connected directly.
+
+Start: the store, keys and apps, the core side (log, delivery core, desk), the gateway, the listening socket, the
+metrics endpoint. SIGTERM/SIGINT: GOAWAY to every client, stop accepting, finish the writes in flight, close, exit,
+bounded by [server] drain_timeout_s. SIGHUP: reload the reloadable settings.
+
+The process-level chores that every kefu process shares (the collector schedule, signals, systemd notifications)
+are in `kefu.server.runtime.process`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import log as logmod
+from .. import wiring
+from ..identity import keys as keymod
+from ..metrics import Metrics, MetricsServer
+from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_forever
+from ..storage import maintenance
+from ..storage.datadir import lock_data_dir
+from . import process, sdnotify
+
+__all__ = ["LISTEN_BACKLOG", "Server", "run"]
+
+LISTEN_BACKLOG = 4096
+"""Accept queue depth: a reconnect storm of thousands of clients must not see refused SYNs (the kernel caps it at
+net.core.somaxconn; the sysctl drop-in raises that)."""
+
+
+class Server:
+    """One running single-process server: everything `run` starts, and how to stop it."""
+
+    def __init__(self, config: Any, loop: asyncio.AbstractEventLoop, metrics: Any) -> None:
+        self.config = config
+        self.loop = loop
+        self.metrics = metrics
+        data_dir = Path(config.server.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir_lock = lock_data_dir(data_dir)  # one server per data directory; `kefu restore` takes it too
+        self.store = wiring.open_store(config)
+        self.keyring = keymod.load_or_create(data_dir, self.store)
+        keymod.write_pins(data_dir)
+        self.side = wiring.build_core(config, loop, self.store, self.keyring.apps, metrics)
+        self.gateway = wiring.build_gateway(config, loop, self.keyring, metrics=metrics)
+        wiring.connect_local(self.side.core, self.gateway)
+        self.listener: asyncio.AbstractServer | None = None
+        self.stopped = asyncio.Event()
+        self.started = time.time()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen and serve; on `sock`, a listening socket systemd passed (socket activation), if given."""
+        self.side.log.start()
+        desk = self.side.desk
+        await start_desk(desk, self.config)
+        self._tasks = [
+            self.loop.create_task(tick_forever(desk)),
+            self.loop.create_task(process.sweep_forever(self.config, self._sweep)),
+            self.loop.create_task(process.publish_forever(self.gateway.publish_counters)),
+        ]
+        s = self.config.server
+        factory = self.gateway.protocol_factory
+        if sock is not None:
+            self.listener = await self.loop.create_server(factory, sock=sock, backlog=LISTEN_BACKLOG)
+        else:
+            self.listener = await self.loop.create_server(
+                factory, s.host, s.port, backlog=LISTEN_BACKLOG, reuse_address=True
+            )
+        host, port = self.listener.sockets[0].getsockname()[:2]
+        logmod.event("server.listening", host=host, port=port, inherited=sock is not None, workers=0)
+        print(f"kefu: listening on {host}:{port}", flush=True)
+
+    async def stop(self) -> None:
+        """Graceful drain: GOAWAY, stop accepting, finish the writes, close; bounded by drain_timeout_s."""
+        if self.stopped.is_set():
+            return
+        deadline = self.config.server.drain_timeout_s
+        logmod.event("server.draining", connections=len(self.gateway.sessions))
+        self.side.core.draining = True
+        self.gateway.goaway_all()
+        if self.listener is not None:
+            self.listener.close()
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.side.log.close(), timeout=deadline * 0.8)
+        try:
+            await asyncio.wait_for(self.side.desk.aclose(), timeout=max(0.1, deadline * 0.1))
+        except Exception as exc:  # the service workers must not turn a clean drain into a failed exit
+            logmod.error("service.close_failed", reason=repr(exc))
+        self.gateway.close_all()
+        await asyncio.sleep(0.05)
+        self.store.close()
+        self.data_dir_lock.release()  # after the store is closed
+        logmod.event("server.stopped")
+        self.stopped.set()
+
+    async def _sweep(self) -> None:
+        """One retention pass in a worker thread (it archives, fsyncs and deletes in bounded batches)."""
+        await process.sweep(self.loop, self.config, self.store, maintenance.expire)
+
+    def reload(self, new_config: Any) -> None:
+        """SIGHUP: apply the settings that are safe to change while running; re-read app credentials."""
+        self.config = self.config.reload_from(new_config)
+        self.side.core.reconfigure(self.config)
+        self.side.log.reconfigure(self.config)
+        self.gateway.reconfigure(self.config)
+        self.keyring.apps.invalidate()
+        try:
+            reload_desk(self.side.desk, self.config)
+        except ServiceSetupError as exc:
+            logmod.error("service.reload_failed", reason=str(exc))
+        logmod.set_level(self.config.log.level)
+        logmod.event("server.reloaded")
+
+    def health(self) -> dict[str, Any]:
+        """The /healthz payload."""
+        return {
+            "status": "draining" if self.gateway.draining else "ok",
+            "connections": len(self.gateway.sessions),
+            "uptime_s": round(time.time() - self.started, 1),
+            "workers": 0,
+        }
+
+
+async def run(config: Any, reload: Callable[[], Any] | None = None) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP calls `reload()` for a fresh configuration and applies it."""
+    loop = asyncio.get_running_loop()
+    metrics = Metrics() if config.metrics.enabled else None
+    inherited = sdnotify.listen_socket()
+    notifier = sdnotify.Notifier.from_environment()
+    sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
+    server = Server(config, loop, metrics)
+    stop = process.install_signals(loop, lambda: server.reload(reload()) if reload is not None else None)
+    await server.start(sock=inherited)
+    exporter = None
+    lag_task = None
+    if metrics is not None:
+        exporter = MetricsServer(metrics, config.metrics.host, config.metrics.port, server.health).start()
+        lag_task = loop.create_task(metrics.watch_loop_lag())
+        print(f"kefu: metrics on http://{config.metrics.host}:{exporter.port}/metrics", flush=True)
+    collector = process.tame_collector(loop)
+    notifier.ready(_status(server))
+    watchdog = loop.create_task(notifier.run(lambda: _status(server)))
+    await stop.wait()
+    notifier.stopping(_status(server, "draining"))
+    collector.cancel()
+    await server.stop()
+    watchdog.cancel()
+    notifier.close()
+    if lag_task is not None:
+        lag_task.cancel()
+    if exporter is not None:
+        exporter.stop()
+
+
+def _status(server: Server, state: str | None = None) -> str:
+    """systemd's STATUS= line: what `systemctl status kefu` shows."""
+    health = server.health()
+    return f"{state or health['status']}: {health['connections']} connections"

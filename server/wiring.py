@@ -1,0 +1,117 @@
+"""The one place where kefu's concrete classes are put together.
+
+Every other module depends on interfaces (`kefu.server.engine.ports`) or on the layer below it; this module knows them
+all and builds:
+
+- the **core side** (`build_core`): the store with the desk's tables registered, the group committer, the message log,
+  the delivery core and the customer-service desk as its conversation policy;
+- a **gateway** (`build_gateway`): the protocol's server configuration (keys, apps, tickets) and the connections'
+  side of the engine;
+- their connection in one process (`connect_local`), where the gateway calls the core directly. With worker
+  processes, `kefu.server.runtime` connects them over a link instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kefu.protocol.frames import FrameTally
+from kefu.protocol.handshake import ServerConfig
+from kefu.protocol.tickets import TicketGuard
+
+from .edge.gateway import Gateway
+from .engine.core import Core
+from .engine.local import LocalCore
+from .identity.keys import AppDirectory, Keyring
+from .service.desk import TABLES as DESK_TABLES
+from .service.desk import Desk
+from .service.setup import build_desk
+from .storage.committer import GroupCommitter
+from .storage.conversations import Conversations
+from .storage.store import Store
+
+__all__ = ["CoreSide", "build_core", "build_gateway", "connect_local", "open_store", "server_config"]
+
+
+def open_store(config: Any, *, readonly: bool = False) -> Store:
+    """The message store of `config`'s data directory, with the desk's tables registered."""
+    storage = config.storage
+    return Store(
+        Path(config.store_path),
+        map_size=storage.map_size_mb << 20,
+        max_map_size=storage.max_map_size_gb << 30,
+        idempotency_window_s=storage.idempotency_window_s,
+        tables=DESK_TABLES,
+        readonly=readonly,
+    )
+
+
+@dataclass(slots=True)
+class CoreSide:
+    """What runs once per host: the store, its log, the delivery core and the desk."""
+
+    store: Store
+    log: Conversations
+    core: Core
+    desk: Desk
+
+
+def build_core(
+    config: Any, loop: asyncio.AbstractEventLoop, store: Store, apps: AppDirectory, metrics: Any = None
+) -> CoreSide:
+    """The core side over `store` (the desk's directory, rules and plugins loaded: ServiceSetupError if invalid)."""
+    delivery = config.delivery
+    committer = GroupCommitter(
+        store,
+        loop,
+        window_s=delivery.commit_window_ms / 1000,
+        max_batch=delivery.max_batch,
+        nice=delivery.commit_thread_nice,
+        observer=metrics.observe_commit if metrics is not None else None,
+    )
+    log = Conversations(store, committer, loop, cursor_delay_s=delivery.cursor_save_delay_ms / 1000)
+    core = Core(config=config, log=log, loop=loop, metrics=metrics)
+    desk = build_desk(core, apps, config)
+    core.policy = desk
+    return CoreSide(store, log, core, desk)
+
+
+def server_config(
+    config: Any, keyring: Keyring, *, guard: TicketGuard | None = None, metrics: Any = None
+) -> ServerConfig:
+    """The protocol's server configuration: keys, apps, suites, tickets and timing policy."""
+    s = config.server
+    return ServerConfig(
+        keys=keyring.signing_keys(),
+        apps=keyring.apps,
+        suites=s.suite_ids(),
+        ticket_keys=keyring.ticket_keys,
+        ticket_guard=guard if guard is not None else TicketGuard(),
+        ticket_lifetime_s=s.ticket_lifetime_s,
+        min_keepalive_ms=int(s.keepalive_min_s * 1000),
+        max_keepalive_ms=int(s.keepalive_max_s * 1000),
+        handshake_timeout_s=s.handshake_timeout_s,
+        frame_tally=FrameTally() if metrics is not None else None,
+    )
+
+
+def build_gateway(
+    config: Any,
+    loop: asyncio.AbstractEventLoop,
+    keyring: Keyring,
+    *,
+    guard: TicketGuard | None = None,
+    metrics: Any = None,
+    name: str = "gateway",
+) -> Gateway:
+    """A gateway with the protocol's configuration; attach it to a core before serving."""
+    protocol = server_config(config, keyring, guard=guard, metrics=metrics)
+    return Gateway(config=config, server_config=protocol, loop=loop, metrics=metrics, name=name)
+
+
+def connect_local(core: Core, gateway: Gateway) -> None:
+    """Connect a gateway to a core of the same process."""
+    gateway.attach(LocalCore(core, gateway))
