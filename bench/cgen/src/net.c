@@ -534,9 +534,11 @@ void json_codes(FILE *f, const uint64_t *codes)
     for (int i = 0; i < 1024; i++) {
         if (!codes[i])
             continue;
-        if (i >= SOCKET_CODE_BASE && i < 1023)
-            fprintf(f, "%s\"%s\": %llu", first ? "" : ", ", strerrorname_np(i - SOCKET_CODE_BASE),
-                    (unsigned long long)codes[i]);
+        const char *name = i == 1023 ? "send on a lost connection" : i == 1022 ? "other code" : NULL;
+        if (!name && i >= SOCKET_CODE_BASE)
+            name = strerrorname_np(i - SOCKET_CODE_BASE);
+        if (name)
+            fprintf(f, "%s\"%s\": %llu", first ? "" : ", ", name, (unsigned long long)codes[i]);
         else
             fprintf(f, "%s\"%d\": %llu", first ? "" : ", ", i, (unsigned long long)codes[i]);
         first = 0;
