@@ -382,7 +382,11 @@ def _python_generator(args: argparse.Namespace, target: Target, pid: int) -> dic
     with tempfile.TemporaryDirectory(prefix="cgen-py-") as out:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
-        proc = subprocess.run([*argv, "--out", out], capture_output=True, text=True, check=False)
+        with subprocess.Popen(
+            [*argv, "--out", out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            peak = _peak_rss_kb(proc, exclude=pid)
+            stderr = proc.stderr.read() if proc.stderr else ""
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         reports = sorted(Path(out).glob("*.json"))
         report = json.loads(reports[-1].read_text()) if reports else {}
@@ -391,10 +395,40 @@ def _python_generator(args: argparse.Namespace, target: Target, pid: int) -> dic
         "generator": "python",
         "returncode": proc.returncode,
         "cpu_s": cpu,
+        "peak_rss_kb": peak,
         "elapsed_s": time.monotonic() - started,
         "summary": report.get("summary", {}),
-        "stderr_tail": proc.stderr[-800:] if proc.returncode else "",
+        "stderr_tail": stderr[-800:] if proc.returncode else "",
     }
+
+
+def _descendants(root: int) -> list[int]:
+    """PIDs of `root` and every process below it (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents.setdefault(int(text[text.rindex(")") + 2 :].split()[1]), []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += parents.get(pid, [])
+    return out
+
+
+def _peak_rss_kb(proc: subprocess.Popen[str], exclude: int) -> int:
+    """Poll the summed VmRSS of `proc` and its descendants (not `exclude`) until it exits; the peak."""
+    from .target import rss_kb  # noqa: PLC0415
+
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, sum(rss_kb(p) for p in _descendants(proc.pid) if p != exclude))
+        time.sleep(0.5)
+    return peak
 
 
 def build_parser() -> argparse.ArgumentParser:
