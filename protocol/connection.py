@@ -287,6 +287,20 @@ class Connection:
             raise LocalProtocolError(f"{frame.TYPE.name} body exceeds {MAX_RECORD_PLAINTEXT - 12} bytes")
         self._queue(encoded)
 
+    def send_encoded(self, encoded: bytes) -> None:
+        """Queue an application frame that is already encoded (its header and body, as `frames.encode` makes them):
+        one another process built, to be sealed here with the others."""
+        if self.state is not State.CONNECTED:
+            raise LocalProtocolError(f"{self.role.value} cannot send in state {self.state.value}")
+        cls = FRAME_CLASSES.get(encoded[TYPE_OFFSET]) if len(encoded) > TYPE_OFFSET else None
+        if cls is None or cls not in _sendable(type(self)):
+            raise LocalProtocolError(
+                f"{self.role.value} never sends frame type {encoded[TYPE_OFFSET : TYPE_OFFSET + 1]!r}"
+            )
+        if len(encoded) > MAX_RECORD_PLAINTEXT:
+            raise LocalProtocolError(f"{cls.TYPE.name} body exceeds {MAX_RECORD_PLAINTEXT - 12} bytes")
+        self._queue(encoded)
+
     def update_keys(self, *, request_peer: bool = False) -> None:
         """Send KEY_UPDATE and move to the next sending key (section 6.4); optionally ask the peer to do the same."""
         if self.state is not State.CONNECTED or self._send is None:

@@ -80,7 +80,8 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class Seq:
-    """A list of `item` (an Int kind or a wire_struct class) behind an item-count prefix."""
+    """A list of `item` (an Int kind or a wire_struct class) behind an item-count prefix. (A wire_struct class as a
+    field's kind, ``Annotated[X, X]``, is that structure inline.)"""
 
     prefix: int
     item: Any
@@ -211,6 +212,11 @@ class _Gen:
                     f"parts.append({p}.pack(len(f.{name})))",
                     f"parts.extend({item_build}(x) for x in f.{name})",
                 ]
+            case type() if hasattr(kind, "_wire_parse"):  # a nested wire_struct, inline
+                parse = self.name("np", kind._wire_parse)
+                build = self.name("nb", kind._wire_build)  # type: ignore[attr-defined]
+                self.parse.append(f"{name}, o = {parse}(b, o, end)")
+                self.build.append(f"parts.append({build}(f.{name}))")
             case _:
                 raise TypeError(f"{self.cls.__name__}.{name}: not a wire kind {kind!r}")
 

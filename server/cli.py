@@ -17,7 +17,7 @@ import argparse
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import log
@@ -161,6 +161,14 @@ _FLAGS = {
 def _load(args: argparse.Namespace) -> Config:
     overrides = {name: getattr(args, attr) for attr, name in _FLAGS.items() if getattr(args, attr, None) is not None}
     return load_config(args.config, overrides=overrides)
+
+
+def config_loader(argv: Sequence[str]) -> Callable[[], Config]:
+    """What loads the configuration that `kefu serve` flags `argv` name (the worker processes of a server are started
+    with them): call it again to reload (SIGHUP). ConfigError if invalid."""
+    parser = argparse.ArgumentParser(prog="kefu", parents=[_config_parent(), _listen_parent()], add_help=False)
+    args = parser.parse_args(list(argv))
+    return lambda: _load(args)
 
 
 def _require(modules: Sequence[str], what: str) -> None:

@@ -122,7 +122,7 @@ class ServerSection:
     )
     max_connections: int = setting(200_000, "Connections held at once; further connections are refused.", lo=1)
     workers: int = setting(
-        0,
+        -1,
         "Gateway processes holding the connections (accept, handshakes, encryption, delivery windows), beside one"
         " core process (sequencing, the write-ahead log, the desk) and a small supervisor. -1: one per usable core;"
         " 0: everything in one process (tests, tiny deployments).",

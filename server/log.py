@@ -48,6 +48,7 @@ __all__ = [
     "exception",
     "is_journal_stream",
     "redact",
+    "set_context",
     "set_level",
     "syslog_priority",
     "warning",
@@ -100,8 +101,19 @@ class RedactingFilter(logging.Filter):
 # --- emitting -------------------------------------------------------------------------------------------
 
 
+_context: dict[str, object] = {}
+"""Fields added to every event of this process (the worker's name, in a server with worker processes)."""
+
+
+def set_context(**fields: object) -> None:
+    """Add `fields` to every event this process logs from now on (e.g. set_context(worker="gateway-1"))."""
+    _context.update(fields)
+
+
 def _emit(level: int, name: str, fields: dict[str, object], exc_info: bool = False) -> None:
     # makeRecord + handle rather than Logger.log: skips findCaller's stack walk, which the format never shows.
+    if _context:
+        fields = {**_context, **fields}
     record = _logger.makeRecord(
         LOGGER_NAME, level, "", 0, name, (), sys.exc_info() if exc_info else None, extra={_FIELDS: redact(fields)}
     )

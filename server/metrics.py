@@ -22,17 +22,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from kefu.protocol.codes import ErrorCode
 from kefu.protocol.frames import FrameType
 
 from . import log
 
-__all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsServer", "version"]
+__all__ = ["LATENCY_BUCKETS", "Exposition", "Metrics", "MetricsServer", "merge_expositions", "version"]
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -201,6 +204,67 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+# --- many processes, one endpoint ----------------------------------------------------------------------
+
+
+HIGHEST: frozenset[str] = frozenset({"kefu_event_loop_lag_last_seconds", "kefu_build_info", "process_max_fds"})
+"""Gauges whose host-wide value is the largest of the processes' (the others add up)."""
+LOWEST: frozenset[str] = frozenset({"kefu_start_time_seconds", "process_start_time_seconds"})
+"""Gauges whose host-wide value is the smallest of the processes' (and every `_created` series)."""
+
+
+class _Merged:
+    """A collector of other processes' expositions: the host's totals, or every worker's series with a label."""
+
+    def __init__(self, parts: Sequence[tuple[str, str]], *, per_worker: bool) -> None:
+        self._parts = parts
+        self._per_worker = per_worker
+
+    def collect(self) -> list[Metric]:
+        families: dict[str, Metric] = {}
+        values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+        for worker, text in self._parts:
+            for family in text_string_to_metric_families(text):
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+                for s in family.samples:
+                    if self._per_worker:
+                        merged.samples.append(Sample(s.name, {**s.labels, "worker": worker}, s.value))
+                        continue
+                    key = (family.name, s.name, tuple(sorted(s.labels.items())))
+                    values[key] = _combine(family.name, s.name, values.get(key), s.value)
+        for (family_name, name, labels), value in values.items():
+            families[family_name].samples.append(Sample(name, dict(labels), value))
+        return list(families.values())
+
+
+def _combine(family: str, sample: str, old: float | None, new: float) -> float:
+    if old is None:
+        return new
+    if family in HIGHEST:
+        return max(old, new)
+    if family in LOWEST or sample.endswith("_created"):
+        return min(old, new)
+    return old + new
+
+
+def merge_expositions(parts: Sequence[tuple[str, str]], *, per_worker: bool = False) -> bytes:
+    """One exposition of several processes' (worker name, exposition text): the host's totals, series for series as
+    one process would show them (counters, histograms and most gauges add up; see HIGHEST and LOWEST), or with
+    `per_worker` every worker's own series with a `worker` label."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Merged(parts, per_worker=per_worker))
+    return generate_latest(registry)
+
+
+class Exposition(Protocol):
+    """Anything that renders a Prometheus exposition: a `Metrics`, or a supervisor merging its workers'."""
+
+    def exposition(self) -> bytes:
+        """The text format."""
+
+
 # --- the HTTP endpoint ----------------------------------------------------------------------------------
 
 HealthFn = Callable[[], Mapping[str, object]]
@@ -208,7 +272,7 @@ HealthFn = Callable[[], Mapping[str, object]]
 
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
-    metrics: Metrics
+    metrics: Exposition
     health: HealthFn
     started: float
 
@@ -226,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             self._reply(200, CONTENT_TYPE_LATEST, self.server.metrics.exposition())
+        elif path == "/metrics/workers" and hasattr(self.server.metrics, "worker_exposition"):
+            self._reply(200, CONTENT_TYPE_LATEST, self.server.metrics.worker_exposition())
         elif path == "/healthz":
             status, payload = self._health()
             self._reply(status, "application/json", json.dumps(payload, default=str).encode() + b"\n")
@@ -261,7 +327,7 @@ class MetricsServer:
     """/metrics and /healthz on a daemon thread. `start()` binds; `port` is the bound port (useful with 0)."""
 
     def __init__(
-        self, metrics: Metrics, host: str, port: int, health: HealthFn | None = None, *, poll_interval_s: float = 0.5
+        self, metrics: Exposition, host: str, port: int, health: HealthFn | None = None, *, poll_interval_s: float = 0.5
     ) -> None:
         server_class = _HttpServer6 if ":" in host else _HttpServer
         self._httpd = server_class((host, port), _Handler, bind_and_activate=False)

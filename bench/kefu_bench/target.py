@@ -9,8 +9,8 @@ counts). A `Sampler` thread records both every half second for the plots and the
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +22,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kefu.server.runtime.launch import ServeProcess, descendants
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -104,7 +106,10 @@ class Sample:
 
 @dataclass
 class Server:
-    """A kefu server: its process, port, data directory and pins; `spawned` if the harness started it."""
+    """A kefu server: its processes, port, data directory and pins; `spawned` if the harness started it.
+
+    A server with worker processes is several processes (supervisor, core, gateways, the desk's sentiment scorer):
+    memory, CPU and disk writes are summed over all of them (`pids`), and `per_worker` breaks them down."""
 
     port: int
     pid: int
@@ -112,13 +117,18 @@ class Server:
     spawned: bool
     env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
+    launched: ServeProcess | None = None
     temp_dir: Path | None = None
     log_path: Path | None = None
     starts: int = 1
     cpus: frozenset[int] = frozenset()
     """CPUs a spawned server is pinned to (empty: not pinned)."""
     _start_ticks: int = -1
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The spawned server's process (the supervisor's, with workers)."""
+        return self.launched.proc if self.launched is not None else None
 
     @property
     def pins(self) -> frozenset[str]:
@@ -136,7 +146,7 @@ class Server:
         if data_dir is None:
             temp = Path(tempfile.mkdtemp(prefix="kefu-bench-"))
             data_dir = temp / "data"
-        server = cls(port, 0, data_dir, True, {**os.environ, **LOAD_ENV, **(env or {})}, temp_dir=temp, cpus=cpus)
+        server = cls(port, 0, data_dir, True, {**LOAD_ENV, **(env or {})}, temp_dir=temp, cpus=cpus)
         server.log_path = (temp or data_dir.parent) / "server.log"
         server.start()
         return server
@@ -150,70 +160,66 @@ class Server:
 
     def start(self) -> float:
         """Start the (spawned) server; returns the time.monotonic() at which it said it was listening."""
-        assert self.spawned
-        args = [sys.executable, "-m", "kefu.server.cli", "serve", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--metrics-port", str(self.metrics_port)]  # fmt: skip
-        assert self.log_path is not None
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=self.env)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        listening = 0.0
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            if m := re.search(r"listening on [\d.]+:(\d+)", line):
-                self.port, listening = int(m.group(1)), time.monotonic()
-            if m := re.search(r"metrics on http://[\d.]+:(\d+)", line):
-                self.metrics_port = int(m.group(1))
-                break
-        else:
-            raise RuntimeError("server did not start in time")
-        self.pid = self.proc.pid
+        assert self.spawned and self.log_path is not None
+        if self.launched is None:
+            self.launched = ServeProcess(
+                self.data_dir, env=self.env, port=self.port, metrics_port=self.metrics_port, log_path=self.log_path
+            )
+        self.launched.start(timeout=START_TIMEOUT_S)
+        listening = time.monotonic()
+        self.port, self.metrics_port, self.pid = self.launched.port, self.launched.metrics_port, self.launched.pid
         if self.cpus:
-            for task in Path(f"/proc/{self.pid}/task").iterdir():  # the loop and the committer thread alike
-                os.sched_setaffinity(int(task.name), self.cpus)
+            self.pin(self.cpus)
         self._start_ticks = start_ticks(self.pid)
-        threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
         return listening
 
-    @staticmethod
-    def _drain(proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        for _ in proc.stdout:
-            pass
+    def pin(self, cpus: frozenset[int]) -> None:
+        """Pin every thread of every process of the server to `cpus`."""
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():  # the loops and the writer threads alike
+                    os.sched_setaffinity(int(task.name), cpus)
+
+    def pids(self) -> list[int]:
+        """The server's processes: itself and every process it started."""
+        return [self.pid, *descendants(self.pid)] if self.pid else []
+
+    def per_worker(self) -> dict[str, dict[str, float]]:
+        """RSS (KiB), CPU (s) and disk writes (bytes) of each worker process, by name (a server with workers)."""
+        names = self.launched.workers() if self.launched is not None else {}
+        out = {name: {"rss_kb": rss_kb(pid), "cpu_s": cpu_s(pid), "disk_write_bytes": disk_write_bytes(pid)}
+               for name, pid in names.items()}  # fmt: skip
+        out["supervisor"] = {"rss_kb": rss_kb(self.pid), "cpu_s": cpu_s(self.pid)}
+        return out
 
     def alive(self) -> bool:
         """The same server process is still running (not died, not restarted behind our back)."""
-        if self.proc is not None:
-            return self.proc.poll() is None
+        if self.launched is not None:
+            return self.launched.alive
         return start_ticks(self.pid) == self._start_ticks
 
     def rss_kb(self) -> int:
-        """The server's VmRSS in KiB."""
-        return rss_kb(self.pid)
+        """VmRSS in KiB, summed over every process of the server."""
+        return sum(rss_kb(pid) for pid in self.pids())
 
     def cpu_s(self) -> float:
-        """The server's CPU seconds so far."""
-        return cpu_s(self.pid)
+        """CPU seconds so far, summed over every process of the server that runs now."""
+        return sum(cpu_s(pid) for pid in self.pids())
 
     def disk_write_bytes(self) -> int:
-        """Bytes the server has written to the disk so far (its LMDB pages, /proc/PID/io write_bytes)."""
-        return disk_write_bytes(self.pid)
+        """Bytes the server's processes have written to the disk so far (/proc/PID/io write_bytes)."""
+        return sum(disk_write_bytes(pid) for pid in self.pids())
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
         """SIGTERM (graceful drain) and wait; SIGKILL if it does not exit in time. Spawned servers only."""
-        if self.proc is None:
+        if self.launched is None or self.launched.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        if self.launched.alive:
             try:
-                self.proc.wait(timeout=timeout)
+                self.launched.stop(signal.SIGTERM, timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
+                self.launched.kill()
+        return self.launched.proc.returncode
 
     def restart(self, between: Callable[[], object] | None = None) -> tuple[float, float]:
         """Stop, call `between`, start again on the same port and data directory; (stopped_at, listening_at),

@@ -222,6 +222,20 @@ class Gateway:
         if session is not None:
             session.send(frame)
 
+    def send_encoded(self, sid: int, raw: bytes) -> None:
+        """A frame the core encoded (over a link) for one connection."""
+        session = self.sessions.get(sid)
+        if session is not None:
+            session.send_encoded(raw)
+
+    def held(self) -> list[tuple[int, str, str]]:
+        """(sid, address, user) of every admitted connection ("" user: in its handshake), for a core that restarted."""
+        return [
+            (sid, session.address, session.user if session.ready else "")
+            for sid, session in self.sessions.items()
+            if not session.admission_pending
+        ]
+
     def resume(self, sid: int, request_id: int, conversation_id: int, plans: Sequence[ResumePlan]) -> None:
         """A SYNC's plan: restart the streams, send their first window, then SYNC_DONE."""
         session = self.sessions.get(sid)

@@ -140,6 +140,12 @@ class Session(asyncio.Protocol):
             self.transport.abort()
 
     @property
+    def address(self) -> str:
+        """The client's IP address."""
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        return str(peer[0]) if peer else "?"
+
+    @property
     def peer(self) -> str:
         """The client's address, for logs (built only when something is logged)."""
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None
@@ -310,6 +316,13 @@ class Session(asyncio.Protocol):
         conn = self.conn
         if conn is not None and conn.state is State.CONNECTED:
             conn.send(frame)
+            self._schedule_flush()
+
+    def send_encoded(self, raw: bytes) -> None:
+        """Queue a frame another process encoded (its header and body)."""
+        conn = self.conn
+        if conn is not None and conn.state is State.CONNECTED:
+            conn.send_encoded(raw)
             self._schedule_flush()
 
     def deliver(self, message: StoredMessage, *, redelivery: bool = False, request_id: int = 0) -> None:

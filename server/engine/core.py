@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -38,6 +39,16 @@ __all__ = ["MEMBERS_KEY", "Core", "CoreDevice", "deliver_frame"]
 
 MEMBERS_KEY = "kefu.to"
 """SEND metadata key naming the other members of a conversation the SEND creates."""
+ARRIVAL_GRACE_S = 2.0
+"""A device whose handshake the core learns of gets, at once, the messages stored for its user since the core
+admitted the connection (when the user had no device online then), within this last while. A client counts its
+handshake done when it sends CLIENT_FINISHED; the core hears of it a little later, from the gateway (in one process,
+within the same loop iteration; with worker processes, over a link, so that a message another gateway committed
+meanwhile would otherwise wait for the device's SYNC or for the conversation's next message): the spec's "every
+message stored while it is connected" then holds from the client's point of view. Two seconds covers a loaded host's
+link and handshake queues."""
+RECENT_FOR_ABSENT = 4096
+"""Bound on the messages kept for ARRIVAL_GRACE_S (memory: a few MiB at most; the oldest go first)."""
 
 
 def deliver_frame(message: StoredMessage, *, redelivery: bool = False, request_id: int = 0) -> Deliver:
@@ -60,10 +71,12 @@ def deliver_frame(message: StoredMessage, *, redelivery: bool = False, request_i
 class CoreDevice:
     """A connection as the core knows it: on which gateway, under which id there, and (once ready) whose."""
 
-    __slots__ = ("address", "endpoint", "sid", "user")
+    __slots__ = ("address", "endpoint", "sid", "since", "user")
 
     def __init__(self, endpoint: Endpoint, sid: int, address: str) -> None:
         self.endpoint, self.sid, self.address = endpoint, sid, address
+        self.since = time.monotonic()
+        """When the core admitted it: the earliest its client can have counted itself connected."""
         self.user = ""
         """The app id, once the handshake is done ("" before)."""
 
@@ -97,6 +110,8 @@ class Core:
         self._devices: dict[tuple[Endpoint, int], CoreDevice] = {}
         self._users: Presence[CoreDevice] = Presence()
         self._last_seq: dict[int, int] = {}
+        self._for_absent: deque[tuple[float, str, StoredMessage]] = deque()
+        """(stored at, user, message): messages of the last ARRIVAL_GRACE_S for users with no device online."""
         limits = config.limits
         self._app_frames = BucketTable(limits.app_frames_per_s, limits.app_frames_burst)
         self._new_conns = BucketTable(limits.new_conns_per_ip_per_s, limits.new_conns_per_ip_burst)
@@ -142,8 +157,19 @@ class Core:
             return
         device.user = user
         self._users.add(user, device)
+        self._catch_arrival(device)
         if self.policy is not None:
             self.policy.connected(device)
+
+    def _catch_arrival(self, device: CoreDevice) -> None:
+        """Hand a device that just arrived what was stored for its user while the core did not know it yet."""
+        if not self._for_absent:
+            return
+        cutoff = max(time.monotonic() - ARRIVAL_GRACE_S, device.since)
+        for stored, user, message in self._for_absent:
+            if user == device.user and stored >= cutoff:
+                cursor = self.log.cursor(user, message.conversation_id)
+                device.endpoint.publish(message, [(user, cursor)], 0, stored)
 
     def closed(self, endpoint: Endpoint, sid: int) -> None:
         """The connection is gone."""
@@ -243,9 +269,11 @@ class Core:
             self._last_seq[conversation] = seq
         targets: dict[Endpoint, list[tuple[str, int]]] = {}
         by_user = self._users.by_user
+        now = time.monotonic()
         for member in members:  # inline rather than devices(): this loop runs per message and member
             devices = by_user.get(member)
             if devices is None:
+                self._keep_for_absent(now, member, message)
                 continue
             cursor = -1
             for device in devices if isinstance(devices, set) else (devices,):
@@ -259,6 +287,13 @@ class Core:
         for endpoint, recipients in targets.items():
             from_here = origin is not None and origin.endpoint is endpoint
             endpoint.publish(message, recipients, origin.sid if from_here and origin else 0, t0)
+
+    def _keep_for_absent(self, now: float, user: str, message: StoredMessage) -> None:
+        """Remember a message for a member with no device online, for ARRIVAL_GRACE_S (see `_catch_arrival`)."""
+        kept = self._for_absent
+        while kept and (kept[0][0] < now - ARRIVAL_GRACE_S or len(kept) >= RECENT_FOR_ABSENT):
+            kept.popleft()
+        kept.append((now, user, message))
 
     def write(self, request: SendRequest, done: Callable[[SendResult], None]) -> None:
         """Store a message the server writes (ServiceHost): publish it once durable, then call `done`."""

@@ -57,6 +57,7 @@ __all__ = [
     "encode_secret",
     "ensure_dev_app",
     "list_app_records",
+    "load",
     "load_keys",
     "load_or_create",
     "pins_of",
@@ -231,6 +232,14 @@ def _rotate_ticket_keys(directory: Path) -> TicketKeys:
     secret = secrets.token_bytes(TICKET_SECRET_LEN)
     write_private_file(current, secret, replace=True)
     return TicketKeys(secret, previous if previous and len(previous) == TICKET_SECRET_LEN else None)
+
+
+def _read_ticket_keys(directory: Path) -> TicketKeys:
+    """The ticket keys as the last `_rotate_ticket_keys` left them (worker processes of a running server)."""
+    current = (directory / TICKET_FILE).read_bytes()
+    previous_path = directory / PREVIOUS_TICKET_FILE
+    previous = previous_path.read_bytes() if previous_path.exists() else None
+    return TicketKeys(current, previous if previous and len(previous) == TICKET_SECRET_LEN else None)
 
 
 # --- app records ----------------------------------------------------------------------------------------
@@ -488,3 +497,14 @@ def load_or_create(data_dir: Path, store: AppStore, *, out: TextIO | None = None
             print(f"  {pin}", file=stream, flush=True)
     ensure_dev_app(store, data_dir, out=out)
     return Keyring(keys, _rotate_ticket_keys(directory), AppDirectory(store))
+
+
+def load(data_dir: Path, store: AppStore) -> Keyring:
+    """The keys a running server's `load_or_create` left under data_dir/keys, read without changing anything (the
+    gateway processes: every one signs with the same keys and opens the same tickets)."""
+    data_dir = Path(data_dir)
+    keys = load_keys(data_dir)
+    missing = [KEY_NAMES[t] for t, files in keys.items() if not files]
+    if missing:
+        raise FileNotFoundError(f"{keys_dir(data_dir)}: no {', '.join(missing)} key")
+    return Keyring(keys, _read_ticket_keys(keys_dir(data_dir)), AppDirectory(store))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -17,9 +18,12 @@ __all__ = [
     "GC_THRESHOLD_0",
     "install_signals",
     "publish_forever",
+    "reloaded",
     "sweep",
     "sweep_forever",
     "tame_collector",
+    "usable_cores",
+    "worker_count",
 ]
 
 GC_FREEZE_INTERVAL_S = 1.0
@@ -54,6 +58,16 @@ def install_signals(loop: asyncio.AbstractEventLoop, reload: Callable[[], None] 
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
     return stop
+
+
+def reloaded(current: Any, load: Callable[[], Any]) -> Any | None:
+    """SIGHUP: `current` with the reloadable settings of a freshly loaded configuration, or None (logged) if it does
+    not load."""
+    try:
+        return current.reload_from(load())
+    except Exception as exc:
+        logmod.error("server.reload_failed", reason=str(exc))
+        return None
 
 
 def tame_collector(loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
@@ -110,3 +124,17 @@ async def sweep(loop: asyncio.AbstractEventLoop, config: Any, store: Any, expire
         archives=len(stats.archives),
         idempotency_purged=stats.idempotency_purged,
     )
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(config: Any) -> int:
+    """[server] workers, with -1 resolved to one gateway per usable core."""
+    workers: int = config.server.workers
+    return usable_cores() if workers < 0 else workers

@@ -140,10 +140,11 @@ class Notifier:
         self._last_status = status
         self.notify("STOPPING=1", f"STATUS={status}")
 
-    async def run(self, status: Callable[[], str]) -> None:
+    async def run(self, status: Callable[[], str], healthy: Callable[[], bool] = lambda: True) -> None:
         """Ping the watchdog and report `status()` when it changes, until cancelled.
 
-        It must run on the event loop it vouches for: a WATCHDOG=1 proves that this loop ran a callback lately.
+        It must run on the event loop it vouches for: a WATCHDOG=1 proves that this loop ran a callback lately, and
+        it is sent only while `healthy()` (with worker processes: while every worker answers its pings).
         """
         if self.address is None:
             return
@@ -152,7 +153,8 @@ class Notifier:
         while True:
             now, lines = loop.time(), []
             if self.watchdog_interval_s is not None and now >= next_ping:
-                lines.append("WATCHDOG=1")
+                if healthy():
+                    lines.append("WATCHDOG=1")
                 next_ping = now + self.watchdog_interval_s
             if now >= next_status:
                 next_status = now + STATUS_INTERVAL_S

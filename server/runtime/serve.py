@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -10,22 +9,9 @@ from typing import Any
 from ..service.setup import ServiceSetupError
 from ..storage.datadir import DataDirBusy
 from . import sdnotify
+from .process import worker_count
 
-__all__ = ["serve", "usable_cores", "worker_count"]
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def worker_count(config: Any) -> int:
-    """[server] workers, with -1 resolved to one gateway per usable core."""
-    workers: int = config.server.workers
-    return usable_cores() if workers < 0 else workers
+__all__ = ["serve"]
 
 
 def serve(config: Any, reload: Callable[[], Any] | None = None, argv: Sequence[str] = ()) -> int:
@@ -42,8 +28,9 @@ def serve(config: Any, reload: Callable[[], Any] | None = None, argv: Sequence[s
 
             uvloop.run(run(config, reload))
             return 0
-        print("kefu: worker processes are not available yet: set [server] workers = 0", file=sys.stderr)
-        return 1
+        from .supervisor import supervise  # noqa: PLC0415
+
+        return supervise(config, reload, argv)
     except (DataDirBusy, sdnotify.ActivationError, ServiceSetupError) as exc:  # the operator's to fix: one line
         print(f"kefu: {exc}", file=sys.stderr)
         return 1

@@ -552,13 +552,14 @@ class Store:
             raise
 
     def _existing_databases(self) -> dict[str, Any]:
+        """The named dbs that exist, in a read-only environment (each opened by py-lmdb's own transaction: a handle
+        opened in a read transaction of ours would close with it)."""
         db = {}
-        with self.reading() as txn:
-            for name in (*CORE_TABLES, *sorted(self.tables)):
-                try:
-                    db[name] = self.env.open_db(name.encode(), txn=txn, create=False)
-                except lmdb.NotFoundError:
-                    continue
+        for name in (*CORE_TABLES, *sorted(self.tables)):
+            try:
+                db[name] = self.env.open_db(name.encode(), create=False)
+            except lmdb.NotFoundError:
+                continue
         return db
 
     def _open_databases(self, txn: lmdb.Transaction[bytes]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ What the `kefu_server` fixture expects of the server (to be kept in line with se
   messages, the apps and the keys.
 
 If the server package is missing, an app cannot be added, or the first start does not print the listening
-line within SERVER_START_S, the tests using the fixture are skipped with the reason.
+line in time, the tests using the fixture are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -26,19 +26,17 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from kefu.client import Client, Suite
+from kefu.server.runtime.launch import ServeProcess
 
 T = TypeVar("T")
 
-SERVER_START_S = 20.0
 SERVER_STOP_S = 20.0
 """SIGTERM drains for up to the server's drain_timeout_s (10 s by default) before exiting."""
 CLI_TIMEOUT_S = 30.0
@@ -90,7 +88,6 @@ def free_port() -> int:
 
 
 _PIN = re.compile(r"^\s*((?:sm2|ed25519):[0-9a-f]{64})\s*$")
-_LISTENING = re.compile(r"kefu: listening on [\w.:\[\]]+:(\d+)")
 
 
 def decode_secret(text: str) -> bytes:
@@ -99,18 +96,13 @@ def decode_secret(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-@dataclass
-class KefuServer:
-    """`kefu serve` in a subprocess, with its data dir, port, pins and app secrets."""
+class KefuServer(ServeProcess):
+    """`kefu serve` in a subprocess (the one helper, `kefu.server.runtime.launch`), with its app secrets."""
 
-    data_dir: Path
-    port: int
-    host: str = "127.0.0.1"
-    secrets: dict[str, bytes] = field(default_factory=dict)
-    printed_pins: list[str] = field(default_factory=list)
-    output: list[str] = field(default_factory=list)
-    proc: subprocess.Popen[str] | None = None
-    starts: int = 0
+    def __init__(self, data_dir: Path, port: int) -> None:
+        super().__init__(data_dir, port=port, args=["--host", "127.0.0.1"])
+        self.host = "127.0.0.1"
+        self.secrets: dict[str, bytes] = {}
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run a `kefu` subcommand against this data dir."""
@@ -128,60 +120,21 @@ class KefuServer:
 
     @property
     def pins(self) -> list[str]:
-        """D/keys/pins.txt if the server writes it, else the pins it printed."""
+        """D/keys/pins.txt if the server wrote it, else the pins it printed."""
         path = self.data_dir / "keys" / "pins.txt"
         if path.is_file():
             return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        return list(dict.fromkeys(self.printed_pins))
+        return list(dict.fromkeys(pin.group(1) for line in self.stdout if (pin := _PIN.match(line))))
 
-    def start(self) -> None:
-        """Start `kefu serve` and wait for its listening line."""
-        assert self.proc is None, "already running"
-        cmd = [
-            sys.executable, "-m", "kefu.server.cli", "serve", "--data-dir", str(self.data_dir),
-            "--host", self.host, "--port", str(self.port), "--metrics-port", "0",
-        ]  # fmt: skip
-        stderr = (self.data_dir.parent / f"server-{self.starts}.stderr").open("w")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True)
-        stderr.close()
-        self.starts += 1
-        listening = threading.Event()
-        threading.Thread(target=self._read_stdout, args=(self.proc, listening), daemon=True).start()
-        if not listening.wait(SERVER_START_S):
-            code = self.proc.poll()
-            self.stop()
-            raise RuntimeError(f"kefu serve did not report listening (exit {code}): {self.output[-5:]}")
-
-    def _read_stdout(self, proc: subprocess.Popen[str], listening: threading.Event) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self.output.append(line.rstrip())
-            if pin := _PIN.match(line):
-                self.printed_pins.append(pin.group(1))
-            if found := _LISTENING.search(line):
-                self.port = int(found.group(1))
-                listening.set()
-
-    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = SERVER_STOP_S) -> int:
         """Signal the server (by its PID) and wait for it to exit; kill it if it does not in time."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(SERVER_STOP_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(SERVER_STOP_S)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        return proc.returncode
-
-    def stderr(self) -> str:
-        """Everything the server wrote on stderr, across starts."""
-        parts = [(self.data_dir.parent / f"server-{i}.stderr").read_text() for i in range(self.starts)]
-        return "".join(parts)
+        if self.proc is None:
+            return 0
+        try:
+            return super().stop(sig, timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.wait()
 
     def client(self, app_id: str, **options: Any) -> Client:
         """A Client of this server for `app_id`."""

@@ -5,20 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from kefu.server.runtime.launch import ServeProcess
+
 from .peer import Peer
 
-START_TIMEOUT = 20.0
 APPS = ("alice", "bob", "carol", "dave")
 
 
@@ -32,61 +30,23 @@ def add_app(data_dir: Path, name: str) -> bytes:
     return base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
 
 
-class ServerProcess:
-    """A `kefu serve` subprocess; start/stop/kill/restart keep the same data directory and port."""
+class ServerProcess(ServeProcess):
+    """A `kefu serve` subprocess (the one helper, `kefu.server.runtime.launch`); start/stop/kill/restart keep the same
+    data directory and port. `secrets`: the apps' secrets the test registered."""
 
     def __init__(self, data_dir: Path, extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
-        self.data_dir = data_dir
-        self.extra = extra or []
-        self.env = {**os.environ, **(env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.metrics_port = 0
+        super().__init__(data_dir, args=extra or [], env=env)
         self.secrets: dict[str, bytes] = {}
-        self.log = data_dir.parent / f"{data_dir.name}.log"
+
+    @property
+    def log(self) -> Path:
+        """The server's log (its standard error)."""
+        return self.log_path
 
     @property
     def pins(self) -> frozenset[str]:
         """The server key pins it wrote."""
         return frozenset((self.data_dir / "keys" / "pins.txt").read_text().split())
-
-    def start(self) -> ServerProcess:
-        """Start and wait for the listening line."""
-        args = [sys.executable, "-m", "kefu.server.cli", "serve", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--metrics-port", str(self.metrics_port), *self.extra]  # fmt: skip
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=self.env)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            if m := re.search(r"listening on [\d.]+:(\d+)", line):
-                self.port = int(m.group(1))
-            if m := re.search(r"metrics on http://[\d.]+:(\d+)", line):
-                self.metrics_port = int(m.group(1))
-                return self
-        raise RuntimeError("server did not start in time")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        """Signal the process and wait for it (by PID)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.wait(timeout)
-
-    def wait(self, timeout: float = 20.0) -> int:
-        """Wait for the process to exit; returns its exit status."""
-        assert self.proc is not None
-        code = self.proc.wait(timeout=timeout)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL: no drain, no flush."""
-        self.stop(signal.SIGKILL)
 
 
 LOAD_LIMITS = {
@@ -119,8 +79,7 @@ def _server(tmp_path: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
     try:
         yield proc
     finally:
-        if proc.proc is not None and proc.proc.poll() is None:
-            proc.kill()
+        proc.kill()
 
 
 @pytest_asyncio.fixture(autouse=True)

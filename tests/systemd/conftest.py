@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from kefu.server.runtime.launch import ServeProcess
 from tests.integration.conftest import add_app, close_peers  # noqa: F401 - close_peers: the same autouse fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,8 +96,9 @@ os.execv(command[0], command)  # the same pid: LISTEN_PID names the server
 """The part of systemd between fork and exec that socket activation needs (fd 3 is inheritable after dup2)."""
 
 
-class Served:
-    """A `kefu serve` subprocess, optionally wrapped (sh for LISTEN_PID) and passed descriptors."""
+class Served(ServeProcess):
+    """A `kefu serve` subprocess (the one helper, `kefu.server.runtime.launch`) as systemd runs it: with a notify
+    socket (start waits for READY=1), optionally passed a listening socket."""
 
     def __init__(
         self,
@@ -108,7 +109,7 @@ class Served:
         notify: NotifyListener | None = None,
         systemd: bool = True,
     ) -> None:
-        self.data_dir = data_dir
+        super().__init__(data_dir, args=args)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("KEFU_", "LISTEN_", "NOTIFY_"))}
         self._own_notify: Path | None = None
         if systemd and notify is None:  # start() waits for READY=1: signal handlers are installed by then
@@ -118,78 +119,50 @@ class Served:
         if notify is not None:
             self.env["NOTIFY_SOCKET"] = notify.address
         self.env |= env or {}
-        self.args = list(args)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = self.metrics_port = 0
-        self.stdout: list[str] = []
-        self.log = data_dir.parent / f"{data_dir.name}.log"
         self.secrets: dict[str, bytes] = {}
 
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "kefu.server.cli", "serve", "--data-dir", str(self.data_dir),
-                "--metrics-port", "0", "--port", "0", *self.args]  # fmt: skip
+    @property
+    def log(self) -> Path:
+        """The server's log (its standard error)."""
+        return self.log_path
 
-    def start(self, *, activate: socket.socket | None = None, listen_pid: str = "self") -> Served:
-        """Start and wait for the metrics line.
+    def start(  # type: ignore[override]
+        self, *, activate: socket.socket | None = None, listen_pid: str = "self"
+    ) -> Served:
+        """Start and wait for the metrics line (and READY=1 when there is a notify socket).
 
         `activate`: pass this socket as systemd does, on fd 3 with LISTEN_FDS=1, LISTEN_FDNAMES=kefu and
         LISTEN_PID set to the server's own pid ("self", as systemd does between fork and exec) or to its
         parent's ("parent": sockets meant for another process).
         """
         started = time.monotonic()
-        cmd, fds = self.command(), ()
+        prefix: list[str] = []
+        fds: tuple[int, ...] = ()
         if activate is not None:
             fds = (activate.fileno(),)
-            cmd = [sys.executable, "-c", ACTIVATE, str(fds[0]), listen_pid, *cmd]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=self.env, pass_fds=fds)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                self.proc.wait(10)
-                self.proc.stdout.close()
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            self.stdout.append(line)
-            if m := re.search(r"listening on [\d.]+:(\d+)", line):
-                self.port = int(m.group(1))
-            if m := re.search(r"metrics on http://[\d.]+:(\d+)", line):
-                self.metrics_port = int(m.group(1))
-                if self.notify is not None:
-                    assert self.notify.wait_for("READY", "1", after=started) >= started
-                return self
-        raise RuntimeError("server did not start in time")
+            prefix = [sys.executable, "-c", ACTIVATE, str(fds[0]), listen_pid]
+        super().start(prefix=prefix, pass_fds=fds, timeout=START_TIMEOUT)
+        if self.notify is not None:
+            assert self.notify.wait_for("READY", "1", after=started) >= started
+        return self
 
     @property
     def pins(self) -> frozenset[str]:
         return frozenset((self.data_dir / "keys" / "pins.txt").read_text().split())
 
     def send(self, sig: int) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+        """Signal the server by PID."""
+        self.send_signal(sig)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """Signal the process by PID and wait; returns its exit status."""
-        assert self.proc is not None
-        self.send(sig)
-        code = self.proc.wait(timeout=timeout)
-        if self.proc.stdout is not None:
-            rest = self.proc.stdout.read().decode()
-            self.stdout += rest.splitlines(keepends=True)
-            self.proc.stdout.close()
-        return code
+        return super().stop(sig, timeout)
 
     def kill(self) -> None:
         """SIGKILL if still running (by PID); release everything the test started."""
         try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(20)
+            super().kill()
         finally:
-            if self.proc is not None and self.proc.stdout is not None:
-                self.proc.stdout.close()
             if self._own_notify is not None and self.notify is not None:
                 self.notify.close()
                 shutil.rmtree(self._own_notify, ignore_errors=True)

@@ -1,0 +1,161 @@
+"""The core worker process: the store and its write path (one fsync stream for the whole host), the delivery core
+and the customer-service desk, serving every gateway over its link. Started by the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from .. import log as logmod
+from .. import wiring
+from ..identity.keys import AppDirectory
+from ..link.core_side import GatewayLink
+from ..metrics import Metrics
+from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_forever
+from ..storage import maintenance
+from . import process
+from .control import Control
+
+__all__ = ["run_core"]
+
+
+class CoreProcess:
+    """The core worker: the core side of kefu and one link per gateway."""
+
+    def __init__(self, config: Any, load: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self._load = load
+        self.loop = loop
+        self.metrics = Metrics() if config.metrics.enabled else None
+        self.store = wiring.open_store(config)
+        self.apps = AppDirectory(self.store)
+        self.side = wiring.build_core(config, loop, self.store, self.apps, self.metrics)
+        self.links: dict[int, GatewayLink] = {}
+        self.control: Control | None = None
+        self.done = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, control: socket.socket, links: list[tuple[int, socket.socket]]) -> None:
+        """Start the log and the desk, take every gateway's link, and tell the supervisor."""
+        self.side.log.start()
+        await start_desk(self.side.desk, self.config)
+        self.control = Control(control, self.loop, self._on_control, self._supervisor_gone)
+        for index, sock in links:
+            await self._attach(index, sock)
+        self._tasks = [
+            self.loop.create_task(tick_forever(self.side.desk)),
+            self.loop.create_task(process.sweep_forever(self.config, self._sweep)),
+        ]
+        if self.metrics is not None:
+            self._tasks.append(self.loop.create_task(self.metrics.watch_loop_lag()))
+        self.control.send({"op": "ready", "role": "core", "pid": os.getpid()})
+
+    async def _attach(self, index: int, sock: socket.socket) -> None:
+        old = self.links.pop(index, None)
+        if old is not None:
+            old.channel.close("replaced by a new link")
+        link = GatewayLink(self.side.core, self.loop, self._link_lost)
+        link.gateway = index
+        self.links[index] = link
+        await self.loop.create_unix_connection(lambda: link.channel, sock=sock)
+
+    def _link_lost(self, link: GatewayLink) -> None:
+        if self.links.get(link.gateway) is link:
+            del self.links[link.gateway]
+
+    async def _sweep(self) -> None:
+        await process.sweep(self.loop, self.config, self.store, maintenance.expire)
+
+    # --- the supervisor's orders ------------------------------------------------------------------------------
+
+    def _on_control(self, message: dict[str, Any], fds: list[int]) -> None:
+        op = message.get("op")
+        if op == "link" and fds:
+            self.loop.create_task(self._attach(int(message["gateway"]), socket.socket(fileno=fds[0])))
+            return
+        if op == "ping":
+            self._reply({"op": "pong", "n": message.get("n"), "health": self.health()})
+        elif op == "metrics":
+            text = self.metrics.exposition().decode() if self.metrics is not None else ""
+            self._reply({"op": "metrics", "n": message.get("n"), "text": text})
+        elif op == "reload":
+            self._reload()
+        elif op == "stop":
+            self.loop.create_task(self.stop())
+        for fd in fds:
+            os.close(fd)
+
+    def _reply(self, message: dict[str, Any]) -> None:
+        if self.control is not None:
+            self.control.send(message)
+
+    def _supervisor_gone(self) -> None:
+        if not self.done.is_set():
+            logmod.warning("core.supervisor_gone")
+            self.loop.create_task(self.stop())
+
+    def _reload(self) -> None:
+        config = process.reloaded(self.config, self._load)
+        if config is None:
+            return
+        self.config = config
+        self.side.core.reconfigure(self.config)
+        self.side.log.reconfigure(self.config)
+        self.apps.invalidate()
+        try:
+            reload_desk(self.side.desk, self.config)
+        except ServiceSetupError as exc:
+            logmod.error("service.reload_failed", reason=str(exc))
+        logmod.set_level(self.config.log.level)
+
+    def health(self) -> dict[str, Any]:
+        """This worker's part of /healthz."""
+        return {
+            "connections": self.side.core.connections,
+            "gateways": sorted(self.links),
+            "commit_queue": self.side.log.queue_depth,
+        }
+
+    async def stop(self) -> None:
+        """Finish every write submitted, close the desk and the store, end the process's main coroutine."""
+        if self.done.is_set():
+            return
+        self.side.core.draining = True
+        for task in self._tasks:
+            task.cancel()
+        deadline = self.config.server.drain_timeout_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.side.log.close(), timeout=max(1.0, deadline * 0.8))
+        for link in list(self.links.values()):
+            link.channel.flush()
+        try:
+            await asyncio.wait_for(self.side.desk.aclose(), timeout=max(0.1, deadline * 0.1))
+        except Exception as exc:  # the service workers must not turn a clean stop into a failed exit
+            logmod.error("service.close_failed", reason=repr(exc))
+        self.done.set()
+
+    def close(self) -> None:
+        """After `done`: close the links and the store."""
+        for link in list(self.links.values()):
+            link.channel.close("core stopping")
+        self.store.close()
+        if self.control is not None:
+            self.control.send({"op": "stopped"})
+            self.control.close()
+
+
+async def run_core(config: Any, load: Callable[[], Any], *, control: int, links: list[tuple[int, int]]) -> None:
+    """Run the core until the supervisor says stop (or goes away)."""
+    loop = asyncio.get_running_loop()
+    worker = CoreProcess(config, load, loop)
+    await worker.start(socket.socket(fileno=control), [(i, socket.socket(fileno=fd)) for i, fd in links])
+    collector = process.tame_collector(loop)
+    await worker.done.wait()
+    collector.cancel()
+    await asyncio.sleep(0.05)
+    worker.close()

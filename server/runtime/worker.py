@@ -1,0 +1,65 @@
+"""`python -m kefu.server.runtime.worker ROLE ...`: one worker process of `kefu serve`, started by the supervisor.
+
+Its descriptors (the control channel, its links, a listening socket) are inherited by number; after ``--`` come the
+configuration flags the server was started with, so that the worker loads the same configuration (and reloads it on
+the supervisor's word). A worker obeys its control channel only: SIGINT, SIGTERM and SIGHUP are the supervisor's, which
+drains the workers in order; when the supervisor is gone, the channel closes and the worker stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kefu-worker", description="A worker process of kefu serve (internal).")
+    p.add_argument("role", choices=("core", "gateway"))
+    p.add_argument("--index", type=int, default=0, help="the gateway's index")
+    p.add_argument("--control-fd", type=int, required=True)
+    p.add_argument("--link-fd", type=int, default=-1, help="a gateway's link to the core")
+    p.add_argument("--links", default="", help="the core's links: INDEX:FD,...")
+    p.add_argument("--listen-fd", type=int, default=-1, help="a listening socket to share (socket activation)")
+    p.add_argument("--port", type=int, default=0, help="the port to bind with SO_REUSEPORT")
+    p.add_argument("config", nargs=argparse.REMAINDER, help="-- and the configuration flags of kefu serve")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one worker; returns its exit status."""
+    args = _parser().parse_args(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    import uvloop  # noqa: PLC0415 - the server extra
+
+    from .. import log  # noqa: PLC0415
+    from ..cli import config_loader  # noqa: PLC0415
+
+    config_args = args.config[1:] if args.config[:1] == ["--"] else args.config
+    load = config_loader(config_args)
+    config = load()
+    log.configure(config.log.level, json_lines=config.log.json)
+    if args.role == "core":
+        from .core_process import run_core  # noqa: PLC0415
+
+        log.set_context(worker="core")
+        links = [(int(i), int(fd)) for i, fd in (item.split(":") for item in args.links.split(",") if item)]
+        uvloop.run(run_core(config, load, control=args.control_fd, links=links))
+    else:
+        from .gateway_process import run_gateway  # noqa: PLC0415
+
+        log.set_context(worker=f"gateway-{args.index}")
+        gateway = run_gateway(
+            config, load, index=args.index, control=args.control_fd, link=args.link_fd, listen=args.listen_fd,
+            port=args.port,
+        )  # fmt: skip
+        uvloop.run(gateway)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
