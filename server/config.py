@@ -222,9 +222,10 @@ class DeliverySection:
         unit="milliseconds", lo=0,
     )  # fmt: skip
     cursor_save_delay_ms: int = setting(
-        5000,
-        "How long after a user's acknowledged position in a conversation first changes it is written (later"
-        " changes meanwhile share that write). After a crash, what was acknowledged in this time is delivered again.",
+        0,
+        "The longest a user's acknowledged position in a conversation waits before it is logged (later changes"
+        " meanwhile share that log entry); 0: with the next group commit. After a crash, what was acknowledged in"
+        " this time (and in the commit in flight) is delivered again.",
         unit="milliseconds", lo=0,
     )  # fmt: skip
     max_batch: int = setting(4096, "Most writes committed in one transaction.", lo=1)
@@ -263,6 +264,25 @@ class StorageSection:
     )
     archive_dir: str = setting("archive", "Where archived messages go; a relative path is under data_dir.")
     sweep_interval_s: int = setting(3600, "How often retention is applied.", unit="seconds", lo=1)
+    log_segment_mb: int = setting(
+        16, "Size of a write-ahead log segment file (preallocated, recycled once indexed); a message, with its"
+        " service records, must fit in one.", unit="MiB", lo=4, hi=1024,
+    )  # fmt: skip
+    index_interval_ms: int = setting(
+        2000,
+        "How often the LMDB tables are brought up to date from the write-ahead log, in one transaction: longer"
+        " writes fewer B-tree pages per message and holds more in memory (and to replay after a crash).",
+        unit="milliseconds", lo=10, hi=600_000,
+    )  # fmt: skip
+    index_batch_mb: int = setting(
+        16, "Records that start an indexing transaction before the interval is over (and the most one holds).",
+        unit="MiB", lo=1,
+    )  # fmt: skip
+    max_unindexed_mb: int = setting(
+        256, "Records logged but not yet indexed that memory may hold; past it (indexing is failing: the map at"
+        " max_map_size_gb, a disk error) new SENDs get STORAGE_UNAVAILABLE until indexing catches up.",
+        unit="MiB", lo=1,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,8 +359,8 @@ class Config:
 
     @property
     def store_path(self) -> Path:
-        """The LMDB environment directory: data_dir/wal."""
-        return self.data_path / "wal"
+        """The store's directory (the LMDB environment, and the write-ahead log in log/): data_dir/store."""
+        return self.data_path / "store"
 
     @property
     def keys_path(self) -> Path:

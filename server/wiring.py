@@ -14,6 +14,7 @@ all and builds:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,18 +30,21 @@ from .identity.keys import AppDirectory, Keyring
 from .service.desk import TABLES as DESK_TABLES
 from .service.desk import Desk
 from .service.setup import build_desk
-from .storage.committer import GroupCommitter
-from .storage.conversations import Conversations
+from .storage.conversations import Conversations, LogSettings, open_conversations
+from .storage.datadir import migrate_store_dir
 from .storage.store import Store
 
 __all__ = ["CoreSide", "build_core", "build_gateway", "connect_local", "open_store", "server_config"]
 
 
 def open_store(config: Any, *, readonly: bool = False) -> Store:
-    """The message store of `config`'s data directory, with the desk's tables registered."""
+    """The message store of `config`'s data directory, with the desk's tables registered (a store still in the
+    old place, data_dir/wal, is moved first; a read-only open reads it there)."""
     storage = config.storage
+    path = Path(config.store_path)
+    path = migrate_store_dir(path, readonly=readonly)
     return Store(
-        Path(config.store_path),
+        path,
         map_size=storage.map_size_mb << 20,
         max_map_size=storage.max_map_size_gb << 30,
         idempotency_window_s=storage.idempotency_window_s,
@@ -60,19 +64,37 @@ class CoreSide:
 
 
 def build_core(
-    config: Any, loop: asyncio.AbstractEventLoop, store: Store, apps: AppDirectory, metrics: Any = None
+    config: Any,
+    loop: asyncio.AbstractEventLoop,
+    store: Store,
+    apps: AppDirectory,
+    metrics: Any = None,
+    *,
+    on_fatal: Callable[[BaseException], None] | None = None,
 ) -> CoreSide:
-    """The core side over `store` (the desk's directory, rules and plugins loaded: ServiceSetupError if invalid)."""
-    delivery = config.delivery
-    committer = GroupCommitter(
-        store,
-        loop,
+    """The core side over `store` (the desk's directory, rules and plugins loaded: ServiceSetupError if invalid).
+    The log's tail is replayed into the store first. `on_fatal(exc)` runs on the loop if the log fails: the process
+    must then exit (kefu.server.storage.committer)."""
+    delivery, storage = config.delivery, config.storage
+    settings = LogSettings(
         window_s=delivery.commit_window_ms / 1000,
         max_batch=delivery.max_batch,
         nice=delivery.commit_thread_nice,
-        observer=metrics.observe_commit if metrics is not None else None,
+        cursor_delay_s=delivery.cursor_save_delay_ms / 1000,
+        segment_bytes=storage.log_segment_mb << 20,
+        index_interval_s=storage.index_interval_ms / 1000,
+        index_batch_bytes=storage.index_batch_mb << 20,
+        max_unindexed_bytes=storage.max_unindexed_mb << 20,
     )
-    log = Conversations(store, committer, loop, cursor_delay_s=delivery.cursor_save_delay_ms / 1000)
+    log = open_conversations(
+        store,
+        loop,
+        settings,
+        observer=metrics.observe_commit if metrics is not None else None,
+        # kefu_store_written_bytes_total{part} and messages: the metrics' hook, once it exists
+        written=getattr(metrics, "observe_store_written", None),
+        on_fatal=on_fatal,
+    )
     core = Core(config=config, log=log, loop=loop, metrics=metrics)
     desk = build_desk(core, apps, config)
     core.policy = desk

@@ -27,7 +27,11 @@ from ..storage import maintenance
 from ..storage.datadir import lock_data_dir
 from . import process, sdnotify
 
-__all__ = ["LISTEN_BACKLOG", "Server", "run"]
+__all__ = ["EXIT_LOG_FAILED", "LISTEN_BACKLOG", "Server", "run"]
+
+EXIT_LOG_FAILED = 70
+"""The exit status after the write-ahead log failed (EX_SOFTWARE): systemd or the supervisor restarts the server,
+whose start-up replays the log."""
 
 LISTEN_BACKLOG = 4096
 """Accept queue depth: a reconnect storm of thousands of clients must not see refused SYNs (the kernel caps it at
@@ -47,11 +51,13 @@ class Server:
         self.store = wiring.open_store(config)
         self.keyring = keymod.load_or_create(data_dir, self.store)
         keymod.write_pins(data_dir)
-        self.side = wiring.build_core(config, loop, self.store, self.keyring.apps, metrics)
+        self.side = wiring.build_core(config, loop, self.store, self.keyring.apps, metrics, on_fatal=self._log_failed)
         self.gateway = wiring.build_gateway(config, loop, self.keyring, metrics=metrics)
         wiring.connect_local(self.side.core, self.gateway)
         self.listener: asyncio.AbstractServer | None = None
         self.stopped = asyncio.Event()
+        self.failed = asyncio.Event()
+        """Set when the write-ahead log failed: `run` drains and exits with EXIT_LOG_FAILED."""
         self.started = time.time()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -102,6 +108,10 @@ class Server:
         logmod.event("server.stopped")
         self.stopped.set()
 
+    def _log_failed(self, exc: BaseException) -> None:
+        logmod.error("storage.log_failed", reason=repr(exc), exit_status=EXIT_LOG_FAILED)
+        self.failed.set()
+
     async def _sweep(self) -> None:
         """One retention pass in a worker thread (it archives, fsyncs and deletes in bounded batches)."""
         await process.sweep(self.loop, self.config, self.store, maintenance.expire)
@@ -149,7 +159,10 @@ async def run(config: Any, reload: Callable[[], Any] | None = None) -> None:
     collector = process.tame_collector(loop)
     notifier.ready(_status(server))
     watchdog = loop.create_task(notifier.run(lambda: _status(server)))
-    await stop.wait()
+    waits = [loop.create_task(stop.wait()), loop.create_task(server.failed.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
     notifier.stopping(_status(server, "draining"))
     collector.cancel()
     await server.stop()
@@ -159,6 +172,8 @@ async def run(config: Any, reload: Callable[[], Any] | None = None) -> None:
         lag_task.cancel()
     if exporter is not None:
         exporter.stop()
+    if server.failed.is_set():
+        raise SystemExit(EXIT_LOG_FAILED)
 
 
 def _status(server: Server, state: str | None = None) -> str:

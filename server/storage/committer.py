@@ -1,16 +1,18 @@
-"""Group commit: the asyncio side of the write path, one writer thread, one fsync per batch.
+"""Group commit: the asyncio side of the write path, one writer thread, one log append and fdatasync per batch.
 
 Theory of operation
 -------------------
-The event loop calls `GroupCommitter.submit` for each SEND (and `submit_cursor` for each cursor the
-write-behind saves, already one per user and conversation: `kefu.server.storage.cursors`). That appends to a deque; no
-task, future or lock is created per message. A single writer thread sleeps until an item arrives and hands
-everything queued to `Store.commit` (one write transaction, one fdatasync), but commits start at
-most once per `window_s`: an item that arrives less than `window_s` after the previous commit started waits, with
-whatever joins it, until that much has passed (or until `max_batch` SENDs are queued). So an idle store commits a
-lone SEND at once, a busy one commits every `window_s` (or back to back, when a commit takes longer than that),
-everything that arrived during a commit goes into the next one, and no item waits more than `window_s` for its
-commit to start (plus the commit in progress when it arrived).
+The event loop calls `GroupCommitter.submit` for each SEND (and `submit_cursor` for each cursor advance to log).
+That appends to a deque; no task, future or lock is created per message. A single writer thread sleeps until an item
+arrives and takes everything queued as one batch: it sequences the batch in memory (`sequencer.Sequencer`, against
+the store merged with the overlay of durable records not yet indexed), appends its records to the log and
+fdatasyncs once (`logfile.LogWriter`), and only then adds them to the overlay, where reads see them, and keeps the
+sequencer's changes. The LMDB tables are written later, in larger batches, by the indexer thread
+(`indexer.Indexer`). Commits start at most once per `window_s`: an item that arrives less than `window_s` after the
+previous commit started waits, with whatever joins it, until that much has passed (or until `max_batch` SENDs are
+queued). So an idle store commits a lone SEND at once, a busy one commits every `window_s` (or back to back, when a
+commit takes longer than that), everything that arrived during a commit goes into the next one, and no item waits
+more than `window_s` for its commit to start (plus the commit in progress when it arrived).
 
 Why the spacing is measured from the previous commit's start, not from the first waiting item's arrival (the
 first design): the items of the next batch start arriving just after a commit starts, so a window counted from
@@ -21,9 +23,16 @@ CPU the event loop needs. Counting from the start bounds the commit rate at 1/`w
 when the store is idle (bench/RESULTS.md, "third attempt").
 
 After the commit, one ``loop.call_soon_threadsafe`` per batch runs every callback, in submission order, and then
-`on_committed`. If the commit raises (a disk error, the map at its cap), every SEND of the batch gets
-STORAGE_UNAVAILABLE, the batch's cursor updates go to `on_committed` with that result too (the write-behind,
-`kefu.server.storage.cursors`, saves them again) and the committer carries on.
+`on_committed`. A batch whose records are all refusals and duplicates of durable messages appends nothing and is
+answered at once; a duplicate of a message of the same batch is answered with it, once it is durable.
+
+Failures. A failed log write or fdatasync is fatal (PostgreSQL's rule: after a failed fdatasync the kernel may have
+dropped the dirty pages, so what the file holds is unknown): every SEND of the batch and every later one gets
+STORAGE_UNAVAILABLE, nothing more is sequenced, and `on_fatal(exc)` runs once on the loop (the server then exits,
+and start-up replays whatever records did reach the disk; a client's retry of one of them gets its DUPLICATE). While
+the indexer lags by more than `max_unindexed_bytes` (it is failing: the map at max_map_size, a disk error), new
+SENDs get STORAGE_UNAVAILABLE without being sequenced, so memory stays bounded; cursor advances are still logged
+(at most one per user and conversation per commit).
 
 Waking the writer costs an Event.set only when the writer waits for that item: `_signal_at` is the queue length
 at which `submit` must wake it (1 when idle, `max_batch` while gathering, never while committing). Because the
@@ -47,7 +56,12 @@ from typing import Final
 from kefu.protocol.errors import ErrorCode
 
 from ..engine.messages import CursorUpdate, SendRequest, SendResult
+from .logfile import LogWriter
+from .overlay import Logged, Overlay
+from .records import Kind, Write
+from .sequencer import Sequenced, Sequencer
 from .store import Store
+from .view import SequencingSource
 
 __all__ = ["GroupCommitter"]
 
@@ -58,29 +72,48 @@ _UNAVAILABLE: Final = SendResult(int(ErrorCode.STORAGE_UNAVAILABLE), False, None
 
 Callback = Callable[[SendResult], None]
 Committed = Callable[[list[tuple[SendRequest | CursorUpdate, SendResult | None]]], None]
+Written = Callable[[str, int, int], None]
 
 
 class GroupCommitter:
-    """Batches SENDs and cursor updates from the event loop into durable `Store.commit` calls on one thread."""
+    """Batches SENDs and cursor updates from the event loop into durable log appends on one thread."""
 
     def __init__(
         self,
         store: Store,
+        log_writer: LogWriter,
+        overlay: Overlay,
         loop: asyncio.AbstractEventLoop,
         *,
         window_s: float = 0.002,
         max_batch: int = 4096,
         nice: int = 0,
+        max_unindexed_bytes: int = 256 << 20,
         on_committed: Committed | None = None,
+        on_logged: Callable[[], None] | None = None,
+        on_fatal: Callable[[BaseException], None] | None = None,
         clock: Callable[[], float] = time.time,
         observer: Callable[[int, float], None] | None = None,
+        written: Written | None = None,
     ) -> None:
-        """`clock` gives the messages' timestamps (seconds); `observer(writes, commit_seconds)` runs per batch."""
-        self._store, self._loop = store, loop
+        """`clock` gives the messages' timestamps (seconds); `observer(writes, commit_seconds)` runs per batch,
+        `written("log", nbytes, messages)` per append (writer thread); `on_logged()` after each batch reaches the
+        overlay (writer thread: the indexer's wake-up); `on_fatal(exc)` once, on the loop, when the log fails."""
+        self._store, self.log_writer, self._overlay, self._loop = store, log_writer, overlay, loop
         self._window, self._max_batch = window_s, max(1, max_batch)
         self._nice = nice
+        self.max_unindexed_bytes = max_unindexed_bytes
         self.on_committed, self._clock, self._observer = on_committed, clock, observer
         """`on_committed(done)` runs on the loop after each batch's callbacks (settable after construction)."""
+        self._on_logged, self._written = on_logged, written
+        self.on_fatal = on_fatal
+        """`on_fatal(exc)` runs once on the loop when the log fails (settable after construction)."""
+        self.sequencer = Sequencer(
+            tables=store.tables, window_ms=store.idempotency_window_ms, max_record=log_writer.max_record
+        )
+        self.failure: BaseException | None = None
+        """The log's fatal error, once it failed."""
+        self.messages_logged = 0
         self._sends: deque[tuple[SendRequest, Callback, float]] = deque()
         self._cursors: deque[CursorUpdate] = deque()
         self._wake = threading.Event()
@@ -194,12 +227,25 @@ class GroupCommitter:
         requests = [item[0] for item in sends]
         t0 = time.perf_counter()
         cursor_result: SendResult | None = None
-        try:
-            results = self._store.commit(requests, cursors, now_ms=int(self._clock() * 1000))
-        except Exception:
-            log.exception("group commit of %d sends and %d cursor updates failed", len(requests), len(cursors))
-            results = [_UNAVAILABLE] * len(requests)
-            cursor_result = _UNAVAILABLE
+        refused = self._overlay.size > self.max_unindexed_bytes  # the indexer is failing: take no more SENDs
+        if self.failure is not None:
+            results, cursor_result = [_UNAVAILABLE] * len(requests), _UNAVAILABLE
+        else:
+            try:
+                batch = self._sequence([] if refused else requests, cursors)
+            except Exception:  # reading the store failed: nothing was sequenced, the next batch tries again
+                log.exception("sequencing %d sends and %d cursor updates failed", len(requests), len(cursors))
+                batch = None
+            try:
+                if batch is not None:
+                    self._append(batch)
+            except Exception as exc:  # the log's state on disk is unknown: fatal
+                self._fail(exc)
+                batch = None
+            if batch is None:
+                results, cursor_result = [_UNAVAILABLE] * len(requests), _UNAVAILABLE
+            else:
+                results = [_UNAVAILABLE] * len(requests) if refused else batch.results
         elapsed = time.perf_counter() - t0
         if self._observer is not None:
             try:
@@ -210,6 +256,43 @@ class GroupCommitter:
             self._loop.call_soon_threadsafe(self._deliver, sends, results, cursors, cursor_result)
         except RuntimeError:  # the loop is closed: nobody is waiting for these callbacks any more
             log.warning("event loop closed; %d commit callbacks dropped", len(sends))
+
+    def _sequence(self, requests: list[SendRequest], cursors: list[CursorUpdate]) -> Sequenced:
+        """Sequence against one LMDB snapshot and the overlay, again if the indexer trimmed it meanwhile."""
+        now_ms = int(self._clock() * 1000)
+        while True:
+            generation = self._overlay.generation
+            with self._store.snapshot() as indexed:
+                source = SequencingSource(self._overlay, indexed)
+                batch = self.sequencer.sequence(requests, cursors, now_ms=now_ms, source=source)
+            if self._overlay.generation == generation:
+                return batch
+
+    def _append(self, batch: Sequenced) -> None:
+        """Make the batch's records durable, then readable. Raises OSError (fatal) from the log."""
+        if not batch.records:
+            self.sequencer.keep(batch)
+            return
+        before = self.log_writer.written_bytes
+        kinds = [Kind.WRITE if type(r) is Write else Kind.CURSORS for r in batch.records]
+        first = self.log_writer.append(list(zip(kinds, batch.payloads, strict=True)))
+        self.sequencer.keep(batch)
+        records = tuple(enumerate(batch.records, first))
+        size = sum(len(p) for p in batch.payloads)
+        self._overlay.add(Logged(records, self.log_writer.position, size, batch.messages))
+        self.messages_logged += batch.messages
+        if self._written is not None:
+            self._written("log", self.log_writer.written_bytes - before, batch.messages)
+        if self._on_logged is not None:
+            self._on_logged()
+
+    def _fail(self, exc: BaseException) -> None:
+        """The log failed: nothing more is sequenced; tell the loop once."""
+        log.critical("the write-ahead log failed; refusing every SEND from now on: %r", exc, exc_info=exc)
+        self.failure = exc
+        if self.on_fatal is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.on_fatal, exc)
 
     # --- back on the loop ----------------------------------------------------------------------------------
 
@@ -231,6 +314,10 @@ class GroupCommitter:
             ]
             done.extend((update, cursor_result) for update in cursors)
             self.on_committed(done)
+
+    def close(self) -> None:
+        """Close the log's file (after `stop`)."""
+        self.log_writer.close()
 
     def _set_finished(self) -> None:
         if self._finished is not None and not self._finished.done():

@@ -1,26 +1,24 @@
-"""Stored cursors, written behind: each user's acknowledged position in a conversation reaches the store in the
-background, about once per `[delivery] cursor_save_delay_ms` per (user, conversation), instead of once per message.
+"""Cursor advances on their way into the log: each user's acknowledged position in a conversation is logged with the
+next group commit, one entry per (user, conversation) however many acknowledgements moved it meanwhile.
 
 Theory of operation
 -------------------
 Every DELIVER_ACK that advances a stream, and every own message a device's stream absorbs, advances the user's
-stored cursor of the conversation (spec/PROTOCOL.md section 4.10, item 6). Writing each advance into the next group
-commit cost about two cursor updates per message, each on its own randomly placed LMDB page, and a commit's
-fdatasync time grows with the pages it writes (bench/RESULTS.md, "third attempt").
-
-So `advance` only records the highest seq per (user, conversation), in `_unsaved`, and notes when the entry first
-became unsaved. `save_due` (`Conversations` calls it once per delay) hands the committer every entry unsaved for
-`delay_s` or more, oldest first; more advances of the same entry meanwhile are folded into that one write, so an
-active conversation's cursors are written about once per delay. A handed-over entry waits in `_saving` until its
+stored cursor of the conversation (spec/PROTOCOL.md section 4.10, item 6). `advance` records the highest seq per
+(user, conversation) in `_unsaved` and notes when the entry first became unsaved. `save_due` (`Conversations` calls
+it on the next loop iteration, or `delay_s` later when `[delivery] cursor_save_delay_ms` is set) hands the committer
+every entry unsaved for `delay_s` or more, oldest first; the committer logs them with its next group commit (one
+``Cursors`` record, coalesced again per (user, conversation)). A handed-over entry waits in `_saving` until its
 commit is durable (`committed`); a failed commit puts it back.
 
-Every read of a cursor goes through `read` and `pending`, which take the larger of the store's value and the entries
-here, so nothing the server does depends on whether a cursor has reached the disk yet. What a crash can cost is the
-advances of the last `delay_s` (plus the commit in flight): their messages are delivered again on the next resume,
-which clients already handle (they deduplicate by conversation and seq). A drain saves everything first
-(`save_due(everything=True)`).
+Once the cursors were written behind every 5 s, to spare LMDB one randomly placed page per cursor per commit; in
+the log a cursor costs about 30 sequential bytes, so the default delay is 0 and a crash loses at most the advances
+of the commit in flight (their messages are delivered again on the next resume, which clients deduplicate by
+conversation and seq).
 
-Runs on the event loop only; the committer calls `committed` there too.
+Every read of a cursor goes through `read` and `pending`, which take the larger of the durable value (`View`) and
+the entries here, so nothing the server does depends on whether a cursor is durable yet. A drain saves everything
+first (`save_due(everything=True)`). Runs on the event loop only; the committer calls `committed` there too.
 """
 
 from __future__ import annotations
@@ -30,18 +28,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..engine.messages import CursorUpdate, SendRequest, SendResult
-from .store import Store
+from .view import View
 
-__all__ = ["CursorWriteBehind"]
+__all__ = ["PendingCursors"]
 
 Key = tuple[str, int]
 
 
-class CursorWriteBehind:
+class PendingCursors:
     """The cursor advances not yet durable, and the schedule that writes them."""
 
-    def __init__(self, store: Store, committer: Any, delay_s: float, clock: Callable[[], float]) -> None:
-        self._store, self._committer, self._clock = store, committer, clock
+    def __init__(self, view: View, committer: Any, delay_s: float, clock: Callable[[], float]) -> None:
+        self._view, self._committer, self._clock = view, committer, clock
         self.delay_s = delay_s
         self._unsaved: dict[Key, int] = {}
         self._since: deque[tuple[float, Key]] = deque()
@@ -71,13 +69,14 @@ class CursorWriteBehind:
     def read(self, user: str, conversation_id: int) -> int:
         """The user's cursor: the store's, or a later advance not yet saved."""
         key = (user, conversation_id)
-        stored = self._store.cursor(user, conversation_id)
+        stored = self._view.cursor(user, conversation_id)
         return max(stored, self._unsaved.get(key, 0), self._saving.get(key, 0))
 
     def pending(self, user: str) -> list[tuple[int, int, int]]:
-        """`Store.pending` (conversation_id, cursor, last_seq) with the advances not yet saved applied."""
+        """(conversation_id, cursor, last_seq) of each conversation of `user` with unacknowledged messages, with
+        the advances not yet durable applied."""
         out = []
-        for conversation_id, stored, last_seq in self._store.pending(user):
+        for conversation_id, stored, last_seq in self._view.positions(user):
             key = (user, conversation_id)
             cursor = max(stored, self._unsaved.get(key, 0), self._saving.get(key, 0))
             if cursor < last_seq:

@@ -11,13 +11,19 @@ peeks at it (`holder`).
 
 Restore, under the lock::
 
-    BACKUP/data.mdb --check--> data_dir/wal.restoring/data.mdb (copied, fsync'd, checked again)
-    data_dir/wal    --rename-> data_dir/wal.before-restore-<UTC time>    (nothing is deleted)
-    data_dir/wal.restoring --rename-> data_dir/wal, then data_dir fsync'd
+    BACKUP/data.mdb --check--> data_dir/store.restoring/data.mdb (copied, fsync'd, checked again)
+    data_dir/store    --rename-> data_dir/store.before-restore-<UTC time>    (nothing is deleted)
+    data_dir/store.restoring --rename-> data_dir/store, then data_dir fsync'd
 
-A crash before the first rename leaves the store untouched (and a wal.restoring the next restore replaces); a
-crash between the two renames leaves no wal, and running the restore again completes it. Run as root, the new
-files are given to the owner of the data directory, so the service user can still open them.
+The store directory holds the write-ahead log too (store/log/), so the old store is set aside with its log, and the
+restored one starts a new log: a backup is indexed completely (`maintenance.backup`). A crash before the first
+rename leaves the store untouched (and a store.restoring the next restore replaces); a crash between the two
+renames leaves no store, and running the restore again completes it. Run as root, the new files are given to the
+owner of the data directory, so the service user can still open them.
+
+The store directory was once named ``wal`` (it held only LMDB). `migrate_store_dir` renames ``data_dir/wal`` to
+``data_dir/store`` when a writer first opens it: one rename, then the directory fsync'd, so a crash leaves either
+name and the next start finishes the move.
 """
 
 from __future__ import annotations
@@ -43,10 +49,13 @@ __all__ = [
     "holder",
     "inspect_backup",
     "lock_data_dir",
+    "migrate_store_dir",
     "restore",
 ]
 
 LOCK_FILE = "kefu.lock"
+OLD_STORE_DIR = "wal"
+"""What the store directory was called before it held the write-ahead log."""
 DATA_FILE = "data.mdb"
 """The one file of an LMDB environment that `kefu backup` copies (lock.mdb is per-process state)."""
 
@@ -136,6 +145,20 @@ def holder(data_dir: Path) -> tuple[int | None, float] | None:
         return None
     finally:
         os.close(fd)
+
+
+def migrate_store_dir(store_path: Path, *, readonly: bool = False) -> Path:
+    """The directory to open for the store at `store_path`: its old name's (data_dir/wal) is renamed to it first,
+    durably, unless `readonly` (then the old one is read where it is)."""
+    store_path = Path(store_path)
+    old = store_path.with_name(OLD_STORE_DIR)
+    if store_path.exists() or not old.is_dir():
+        return store_path
+    if readonly:
+        return old
+    old.rename(store_path)
+    fsync_path(store_path.parent)
+    return store_path
 
 
 # --- restore --------------------------------------------------------------------------------------------
@@ -231,6 +254,7 @@ def restore(
     data_dir.mkdir(parents=True, exist_ok=True)
     with lock_data_dir(data_dir):
         inspect_backup(backup)
+        migrate_store_dir(store_path)  # an old data_dir/wal is set aside under the new name
         info = _stage(Path(backup), store_path.with_name(store_path.name + ".restoring"), data_dir)
         aside = None
         if store_path.exists():

@@ -25,7 +25,7 @@ import json
 import math
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,8 +34,24 @@ from typing import Any, Final
 import lmdb
 
 from ..engine.messages import StoredMessage, decode_message
+from . import index
 from .files import fsync_path
-from .store import Store, decode_idempotency, message_key
+from .logfile import pinned_for_backup, read_log
+from .records import Cursors, Write, decode_record
+from .schema import (
+    CORE_TABLES,
+    LOG_ID_KEY,
+    LOG_POSITION_KEY,
+    MAX_TABLES,
+    U64S,
+    LogPosition,
+    decode_idempotency,
+    message_key,
+    new_log_id,
+)
+from .store import Store
+
+LOG_DIR: Final = "log"  # as kefu.server.storage.conversations.LOG_DIR (which imports this module's neighbours)
 
 __all__ = [
     "ExpireStats",
@@ -217,21 +233,61 @@ def _stamp(ms: int) -> str:
 
 
 def backup(store: Store, dest: Path) -> None:
-    """A consistent compacted copy in ``dest.partial``, fsync'd, then renamed to `dest` (which must not exist)."""
+    """A consistent compacted copy in ``dest.partial``, fsync'd, then renamed to `dest` (which must not exist).
+
+    The copy holds every record of the write-ahead log too: LMDB copies one snapshot, with the log position it is
+    indexed up to, then the log's records after that position are indexed into the copy, and the copy is given a new,
+    empty log (a restore starts from it alone). While this runs, the server does not recycle log segments
+    (`logfile.pinned_for_backup`), so the records after the snapshot's position are all still there. The copy may
+    also hold the group commit that was being written at that instant (a record is read once complete, whether or
+    not its fdatasync returned yet): a message whose SEND was not yet acknowledged, as if its acknowledgement was
+    lost.
+    """
     if dest.exists():
         raise FileExistsError(dest)
     partial = dest.with_name(dest.name + ".partial")
     partial.mkdir(parents=True)
-    with store.guard.shared(long=True):
-        store.env.copy(str(partial), compact=True)
+    log_dir = store.path / LOG_DIR
+    with pinned_for_backup(log_dir):
+        with store.guard.shared(long=True):
+            store.env.copy(str(partial), compact=True)
+            map_size = int(store.env.info()["map_size"])
+        _index_log_tail(partial, log_dir, [name for name, _ in store.handles()], map_size)
     fsync_path(partial / "data.mdb")
     fsync_path(partial)
     partial.rename(dest)
     fsync_path(dest.parent)
 
 
-def store_stats(store: Store) -> dict[str, int]:
-    """map_size_bytes, high_water_bytes (file pages ever used), used_bytes (live pages), readers, <db>_entries."""
+def _index_log_tail(copy: Path, log_dir: Path, tables: list[str], map_size: int) -> int:
+    """Index the log's records after the copy's position into the copy, then give it a new log; returns how many."""
+    env = lmdb.open(str(copy), subdir=True, lock=False, max_dbs=MAX_TABLES, map_size=map_size)
+    try:
+        with env.begin() as txn:
+            meta = env.open_db(b"meta", txn=txn, create=False)
+            raw = txn.get(LOG_POSITION_KEY, db=meta)
+        position = LogPosition.decode(raw) if raw is not None else None
+        records: list[Write | Cursors] = []
+        if position is not None:
+            records = [decode_record(kind, payload) for kind, payload, _ in read_log(log_dir, position)]
+        size = sum(len(w.message_raw) for w in records if type(w) is Write)
+        env.set_mapsize(max(map_size, (copy / "data.mdb").stat().st_size) + 2 * size + (64 << 20))
+        with env.begin(write=True) as txn:
+            db = {name: env.open_db(name.encode(), txn=txn) for name in (*CORE_TABLES, *tables)}
+            index.apply(txn, db, records)
+            log_id = new_log_id()
+            txn.put(LOG_ID_KEY, U64S.pack(log_id), db=db["meta"])
+            txn.put(LOG_POSITION_KEY, LogPosition.first(log_id).encode(), db=db["meta"])
+        env.sync(True)
+    finally:
+        env.close()
+    return len(records)
+
+
+def store_stats(store: Store, written: Callable[[], dict[str, int]] | None = None) -> dict[str, int]:
+    """map_size_bytes, high_water_bytes (file pages ever used), used_bytes (live pages), readers, <db>_entries;
+    with `written` (`Conversations.counters`), what the write path wrote: log_written_bytes, index_written_bytes,
+    messages_logged, ... (see there)."""
     psize = store.page_size
     info = store.env.info()
     out = {"map_size_bytes": info["map_size"], "high_water_bytes": (info["last_pgno"] + 1) * psize}
@@ -243,4 +299,6 @@ def store_stats(store: Store) -> dict[str, int]:
             if name:
                 out[f"{name}_entries"] = stat["entries"]
     out["used_bytes"] = pages * psize
+    if written is not None:
+        out.update(written())
     return out

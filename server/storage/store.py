@@ -1,55 +1,23 @@
-"""The durable message store: one LMDB environment, one write transaction per group commit.
+"""The indexed message store: one LMDB environment, brought up to date from the write-ahead log in batches.
 
 Theory of operation
 -------------------
-Every acknowledged SEND is in the LMDB environment before its SEND_ACK leaves (spec/PROTOCOL.md section 4.10). The
-writer thread (`kefu.server.storage.committer.GroupCommitter`) hands `Store.commit` a whole batch: one write
-transaction holds every message, idempotency entry, sequence number and cursor of the batch, and its commit is the
-one fdatasync (``sync=True, metasync=True``) that makes them durable together. LMDB is copy-on-write with two meta
-pages, so a kill -9 or a power loss at any instant leaves either the previous or the new commit: start-up recovery is
-LMDB's own (nothing to replay) plus an O(1) check of the schema version. Nothing is ever scanned at start-up:
-the next `server_msg_id` is stored, and a conversation's `last_seq` is the larger of the floor in its record and the
-seq of its last stored message (one B-tree descent, when the conversation is first needed; the writer then keeps it
-between commits, see `_Batch`).
-
-Layout (schema version 1). Integers are unsigned big-endian; ``user`` and ``app_id`` are UTF-8 without 0x00, at
-most 255 bytes, so ``user + 0x00`` is an unambiguous key prefix. Values named like ``StoredMessage`` are the
-`wire_struct` declarations below (spec/PROTOCOL.md section 3.3 encoding).
-
-================  =========================================  ==================================================
-named db          key                                        value
-================  =========================================  ==================================================
-``meta``          ``b"schema_version"``                      u32: 1
-``meta``          ``b"next_server_msg_id"``                  u64: the id the next stored message gets (from 1)
-``messages``      conv u64 + seq u64                         `StoredMessage` (conv, seq, server_msg_id,
-                                                             timestamp_ms, sender, client_msg_id, content_type,
-                                                             body, metadata)
-``conversations`` conv u64                                   `ConversationRecord` (last_seq u64: a floor, see
-                                                             below; created_ms u64; members: utf8<u8> list<u16>)
-``cursors``       user + 0x00 + conv u64                     u64: the user has received every seq <= this
-``user_convs``    user + 0x00 + conv u64                     empty: the user is a member of the conversation
-``idempotency``   sender + 0x00 + client_msg_id (16 bytes)   `IdempotencyRecord` (conv u64, seq u64,
-                                                             server_msg_id u64, timestamp_ms u64)
-``idem_expiry``   timestamp_ms u64 + idempotency key         empty: purge order of ``idempotency``
-``expiry``        timestamp_ms u64 + conv u64 + seq u64      empty: retention order of ``messages``
-``apps``          app_id                                     opaque record owned by the gateway
-``service``       conv u64                                   JSON record of a service conversation (state,
-                                                             owner, group, participants, tags, routing trace)
-``service_open``  conv u64                                   empty: the conversation is not closed (start-up
-                                                             reads only these)
-``visitors``      visitor key (UTF-8)                        JSON: conversations, last agent, sentiment sums
-``agent_convs``   agent + 0x00 + conv u64                    empty: the agent has owned the conversation
-``meta``          ``b"next_service_conversation"``           u64: the next service conversation id
-================  =========================================  ==================================================
+The server's write path is the log (`kefu.server.storage.committer`, `kefu.server.storage.logfile`): a SEND is
+acknowledged once its record is fdatasync'd there. This environment holds the same data indexed for reading (the
+tables of `kefu.server.storage.schema`), written behind by the indexer thread (`kefu.server.storage.indexer`) in
+larger batches, each one durable transaction that also stores the log position it covers (``meta`` key
+``log_position``). LMDB is copy-on-write with two meta pages, so a kill -9 or a power loss at any instant leaves
+either the previous or the new batch, with its position: start-up replays the log from there (`Store.apply`).
+Nothing else is scanned at start-up: the next `server_msg_id` is stored, and a conversation's `last_seq` is the
+larger of the floor in its record and the seq of its last stored message (one B-tree descent, when the conversation
+is first needed; the sequencer then keeps it).
 
 A message does not rewrite its conversation's record: the record's `last_seq` is only a floor, written when the
 record is created or its members change, and raised by retention before it deletes a conversation's last messages.
-The last seq is max(that floor, the seq of the conversation's last key in ``messages``). Rewriting the record with
-every message cost one more randomly placed page per message in each commit, and a commit's fdatasync time grows
-with its pages (bench/RESULTS.md, "third attempt").
 
-The customer-service layer writes its records through `SendRequest.puts`, in the same transaction as the system
-message that announces the change, so a record and its announcement are durable together or not at all.
+`Store.commit` sequences and indexes a batch in one transaction without a log, for tools and tests on a store whose
+log is fully indexed; the server never calls it. The other processes that open the store while the server runs
+(`kefu app add`, `kefu backup`) touch only ``apps`` or read.
 
 Map growth and the resize guard
 -------------------------------
@@ -69,56 +37,52 @@ waits for LMDB's write lock, which a failed transaction keeps until its abort un
 
 from __future__ import annotations
 
-import struct
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import lmdb
 
-from kefu.protocol.errors import ErrorCode
-from kefu.protocol.wire import U64, Seq, Text, Truncated, to_construct, wire_struct
-
-from ..engine.messages import (
-    MAX_ID_BYTES,
-    CursorUpdate,
-    SendRequest,
-    SendResult,
-    StoredMessage,
-    decode_message,
-    encode_message,
+from ..engine.messages import MAX_ID_BYTES, CursorUpdate, SendRequest, SendResult, StoredMessage, decode_message
+from . import index
+from .records import Cursors, Write
+from .schema import (
+    CORE_TABLES,
+    LOG_ID_KEY,
+    LOG_POSITION_KEY,
+    MAX_TABLES,
+    NEXT_ID_KEY,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    U32,
+    U64_LIMIT,
+    U64S,
+    ConversationRecord,
+    LogPosition,
+    conversation_last_seq,
+    decode_conversation,
+    id_key,
+    member_key,
+    message_key,
+    new_log_id,
 )
+from .sequencer import Sequencer
 
 __all__ = [
     "CORE_TABLES",
+    "SCHEMA_KEY",
+    "SCHEMA_VERSION",
     "SchemaError",
     "StorageError",
     "StorageFull",
     "Store",
 ]
 
-SCHEMA_VERSION: Final = 1
-CORE_TABLES: Final = (
-    "meta", "messages", "conversations", "cursors", "user_convs", "idempotency", "idem_expiry", "expiry", "apps",
-)  # fmt: skip
-"""The named dbs of delivery itself; the layers above register their own (`Store(tables=...)`)."""
-MAX_TABLES: Final = 32
-"""Named dbs an environment may hold (LMDB's max_dbs: a small fixed table in the environment's header)."""
-MAX_MEMBERS: Final = 0xFFFF  # the members list has a u16 count
-MAX_METADATA: Final = 0xFF  # MetaEntry list<u8>, as in SEND
-CONVERSATION_CACHE_SIZE: Final = 100_000  # conversations the writer keeps between commits (cleared when full)
 GROW_AT: Final = 0.8  # grow the map ahead of time once the file's high-water mark passes this share of it
-
-SCHEMA_KEY: Final = b"schema_version"
-_NEXT_ID_KEY: Final = b"next_server_msg_id"
-_U32 = struct.Struct("!I")
-_U64 = struct.Struct("!Q")
-_CONV_SEQ = struct.Struct("!QQ")
-_TS_CONV_SEQ = struct.Struct("!QQQ")
-_U64_LIMIT: Final = 1 << 64
+_U64_LIMIT: Final = U64_LIMIT
+T = TypeVar("T")
 
 
 class StorageError(Exception):
@@ -138,324 +102,6 @@ class SchemaError(StorageError):
 
 class StorageFull(StorageError):
     """The map reached max_map_size and the write still does not fit."""
-
-
-# --- stored values, declared once --------------------------------------------------------------------------
-
-
-class _NameItem:
-    """`Seq` item codec: one user id as utf8<u8>, held as a plain str."""
-
-    CONSTRUCT = to_construct(Text(1))
-
-    @staticmethod
-    def _wire_parse(b: bytes, o: int, end: int) -> tuple[str, int]:
-        if o >= end or o + 1 + b[o] > end:
-            raise Truncated
-        n = b[o]
-        try:
-            return b[o + 1 : o + 1 + n].decode(), o + 1 + n
-        except UnicodeDecodeError:
-            raise Truncated from None
-
-    @staticmethod
-    def _wire_build(name: str) -> bytes:
-        raw = name.encode()
-        return bytes((len(raw),)) + raw
-
-
-Members = Annotated[tuple[str, ...], Seq(2, _NameItem)]
-
-
-@wire_struct
-@dataclass(frozen=True, slots=True)
-class ConversationRecord:
-    """The ``conversations`` value. `last_seq` must stay the first field: a commit rewrites only those 8 bytes."""
-
-    last_seq: U64
-    created_ms: U64
-    members: Members
-
-
-@wire_struct
-@dataclass(frozen=True, slots=True)
-class IdempotencyRecord:
-    """The ``idempotency`` value. Built straight from a `StoredMessage`, whose field names it shares."""
-
-    conversation_id: U64
-    seq: U64
-    server_msg_id: U64
-    timestamp_ms: U64
-
-
-T = TypeVar("T")
-
-
-def _decoder(cls: type[T]) -> Callable[[bytes], T]:
-    parse = cls._wire_parse  # type: ignore[attr-defined]
-
-    def decode(raw: bytes) -> T:
-        return parse(raw, 0, len(raw))[0]  # type: ignore[no-any-return]
-
-    return decode
-
-
-_decode_conversation = _decoder(ConversationRecord)
-decode_idempotency = _decoder(IdempotencyRecord)
-_encode_conversation: Callable[[ConversationRecord], bytes] = ConversationRecord._wire_build  # type: ignore[attr-defined]
-_encode_idempotency: Callable[[Any], bytes] = IdempotencyRecord._wire_build  # type: ignore[attr-defined]
-
-
-def message_key(conversation_id: int, seq: int) -> bytes:
-    """The ``messages`` key."""
-    return _CONV_SEQ.pack(conversation_id, seq)
-
-
-def conversation_last_seq(cur: lmdb.Cursor[bytes], conversation_id: int, record: bytes | None) -> int:
-    """A conversation's last seq from its ``conversations`` `record` (None: it does not exist, 0) and `cur`, a
-    cursor on ``messages``: the larger of the record's floor and the seq of its last stored message."""
-    if record is None:
-        return 0
-    return max(int(_U64.unpack_from(record)[0]), last_message_seq(cur, conversation_id))
-
-
-def last_message_seq(cur: lmdb.Cursor[bytes], conversation_id: int) -> int:
-    """The seq of the conversation's last key in ``messages`` (`cur` is a cursor on it); 0 if it has none."""
-    if cur.set_range(_CONV_SEQ.pack(conversation_id, _U64_LIMIT - 1)):
-        found = cur.key()
-        if _CONV_SEQ.unpack(found)[0] == conversation_id:
-            return _U64_LIMIT - 1
-        if not cur.prev():
-            return 0
-    elif not cur.last():
-        return 0
-    conv, seq = _CONV_SEQ.unpack(cur.key())
-    return seq if conv == conversation_id else 0
-
-
-def id_key(name: str) -> bytes | None:
-    """The UTF-8 key of a user or app id, or None if the id is empty, too long or holds 0x00."""
-    try:
-        raw = name.encode()
-    except UnicodeEncodeError:
-        return None
-    return raw if 0 < len(raw) <= MAX_ID_BYTES and b"\0" not in raw else None
-
-
-# --- the API's values ----------------------------------------------------------------------------------
-
-
-def _refused(code: ErrorCode) -> SendResult:
-    return SendResult(int(code), False, None, ())
-
-
-_BAD_REQUEST: Final = _refused(ErrorCode.BAD_REQUEST)
-_FORBIDDEN: Final = _refused(ErrorCode.FORBIDDEN)
-_NOT_FOUND: Final = _refused(ErrorCode.NOT_FOUND)
-_OK: Final = int(ErrorCode.OK)
-
-
-def _valid_request(r: SendRequest, tables: frozenset[str]) -> bool:
-    """Whether the values fit the stored layout (the gateway checks the product rules, such as empty bodies), and
-    `puts` names only `tables` (those the layers above registered)."""
-    return (
-        len(r.client_msg_id) == 16
-        and 0 <= r.conversation_id < _U64_LIMIT
-        and 0 <= r.content_type <= 0xFFFF
-        and len(r.body) < 1 << 32
-        and (not r.metadata or _valid_metadata(r.metadata))
-        and (not r.puts or all(name in tables for name, _, _ in r.puts))
-    )
-
-
-def _valid_metadata(metadata: tuple[tuple[str, bytes], ...]) -> bool:
-    return len(metadata) <= MAX_METADATA and all(
-        0 < len(k.encode()) <= MAX_ID_BYTES and len(v) <= 0xFFFF for k, v in metadata
-    )
-
-
-class _Conversation:
-    """A conversation during one commit: its `last_seq`, members, and the record's bytes after `last_seq`."""
-
-    __slots__ = ("last_seq", "members", "tail")
-
-    def __init__(self, last_seq: int, members: tuple[str, ...], tail: bytes) -> None:
-        self.last_seq, self.members, self.tail = last_seq, members, tail
-
-
-class _Batch:
-    """The work of one `Store.commit`, inside its write transaction (rebuilt from scratch on a retry).
-
-    `cache` holds the conversations as earlier commits left them (`Store.commit` adds this batch's once its
-    transaction is durable): a cached conversation costs no read at all, where a first one costs the record's read
-    and a descent of ``messages`` for its last seq. It stays right because the writer thread is the only one to
-    change a conversation's last seq, members or record tail; retention only raises the record's floor to a seq
-    the conversation already has. created_ms never changes, so a commit that rewrites a ConversationRecord (a new
-    conversation, new members) keeps its `tail` after `last_seq`.
-    """
-
-    def __init__(
-        self, txn: lmdb.Transaction[bytes], db: dict[str, Any], now_ms: int, window_ms: int, *,
-        cache: dict[int, _Conversation], tables: frozenset[str],
-    ) -> None:  # fmt: skip
-        self.txn, self.db, self.now_ms, self.window_ms = txn, db, now_ms, window_ms
-        self.cache, self.tables = cache, tables
-        self.conversations: dict[int, _Conversation | None] = {}
-        self.dirty: set[int] = set()
-        self._messages: lmdb.Cursor[bytes] | None = None
-        raw = txn.get(_NEXT_ID_KEY, db=db["meta"])
-        self.next_id = _U64.unpack(raw)[0] if raw else 1
-        self.ts_key = _U64.pack(now_ms)
-
-    def conversation(self, conversation_id: int) -> _Conversation | None:
-        if conversation_id in self.conversations:
-            return self.conversations[conversation_id]
-        cached = self.cache.get(conversation_id)
-        if cached is not None:
-            conv: _Conversation | None = _Conversation(cached.last_seq, cached.members, cached.tail)
-        else:
-            conv = None
-            raw = self.txn.get(_U64.pack(conversation_id), db=self.db["conversations"])
-            if raw is not None:
-                if self._messages is None:
-                    self._messages = self.txn.cursor(db=self.db["messages"])
-                last_seq = conversation_last_seq(self._messages, conversation_id, raw)
-                conv = _Conversation(last_seq, _decode_conversation(raw).members, raw[_U64.size :])
-        self.conversations[conversation_id] = conv
-        return conv
-
-    def keep(self) -> None:
-        """The transaction is durable: remember its conversations for the next commits."""
-        cache = self.cache
-        if len(cache) + len(self.conversations) > CONVERSATION_CACHE_SIZE:
-            cache.clear()
-        for conversation_id, conv in self.conversations.items():
-            if conv is not None:
-                cache[conversation_id] = conv
-
-    def send(self, r: SendRequest) -> SendResult:
-        sender = id_key(r.sender)
-        if sender is None or not _valid_request(r, self.tables):
-            return _BAD_REQUEST
-        idem_key = sender + b"\0" + r.client_msg_id
-        raw = self.txn.get(idem_key, db=self.db["idempotency"])
-        if raw is not None:
-            earlier = decode_idempotency(raw)
-            if self.now_ms - earlier.timestamp_ms < self.window_ms:
-                return self.duplicate(r, earlier)
-        if r.silent:
-            return self.silent(r, self.conversation(r.conversation_id))
-        conv = self.target(r)
-        if isinstance(conv, SendResult):
-            return conv
-        recipients = conv.members
-        if r.set_members is not None:
-            if not self.set_members(r.conversation_id, conv, r.set_members):
-                return _BAD_REQUEST
-            recipients = tuple(dict.fromkeys((*recipients, *conv.members)))
-        seq = conv.last_seq = conv.last_seq + 1
-        msg = StoredMessage(
-            r.conversation_id, seq, self.next_id, self.now_ms, r.sender, r.client_msg_id, r.content_type, r.body,
-            r.metadata,
-        )  # fmt: skip
-        self.next_id += 1
-        put, db = self.txn.put, self.db
-        put(_CONV_SEQ.pack(r.conversation_id, seq), encode_message(msg), db=db["messages"])
-        put(idem_key, _encode_idempotency(msg), db=db["idempotency"])
-        put(self.ts_key + idem_key, b"", db=db["idem_expiry"])
-        put(_TS_CONV_SEQ.pack(self.now_ms, r.conversation_id, seq), b"", db=db["expiry"])
-        for name, key, value in r.puts:
-            if value is None:
-                self.txn.delete(key, db=db[name])
-            else:
-                put(key, value, db=db[name])
-        return SendResult(_OK, False, msg, recipients)
-
-    def target(self, r: SendRequest) -> _Conversation | SendResult:
-        """The conversation `r` posts to (created if asked), or the refusal."""
-        conv = self.conversation(r.conversation_id)
-        if conv is None:
-            if not r.create_members:
-                return _NOT_FOUND
-            conv = self.create(r.conversation_id, r.create_members if r.system else (r.sender, *r.create_members))
-            return _BAD_REQUEST if conv is None else conv
-        if r.sender not in conv.members and not r.system:
-            return _FORBIDDEN
-        return conv
-
-    def silent(self, r: SendRequest, conv: _Conversation | None) -> SendResult:
-        """A membership change and records without a message."""
-        if conv is None:
-            return _NOT_FOUND
-        if r.set_members is not None and not self.set_members(r.conversation_id, conv, r.set_members):
-            return _BAD_REQUEST
-        for name, key, value in r.puts:
-            if value is None:
-                self.txn.delete(key, db=self.db[name])
-            else:
-                self.txn.put(key, value, db=self.db[name])
-        return SendResult(_OK, False, None, conv.members)
-
-    def set_members(self, conversation_id: int, conv: _Conversation, names: tuple[str, ...]) -> bool:
-        """Replace the members (and their ``user_convs`` entries); the stored record is rebuilt by finish()."""
-        members = tuple(dict.fromkeys(names))
-        keys = [id_key(m) for m in members]
-        if len(members) > MAX_MEMBERS or None in keys:
-            return False
-        conv_key = _U64.pack(conversation_id)
-        for gone in set(conv.members) - set(members):
-            self.txn.delete(id_key(gone) + b"\0" + conv_key, db=self.db["user_convs"])  # type: ignore[operator]
-        for key in keys:
-            self.txn.put(key + b"\0" + conv_key, b"", db=self.db["user_convs"])  # type: ignore[operator]
-        created_ms = _U64.unpack_from(conv.tail)[0]
-        conv.tail = _encode_conversation(ConversationRecord(0, created_ms, members))[_U64.size :]
-        conv.members = members
-        self.dirty.add(conversation_id)
-        return True
-
-    def duplicate(self, r: SendRequest, earlier: IdempotencyRecord) -> SendResult:
-        """The original message; rebuilt from the idempotency record if retention already deleted it."""
-        raw = self.txn.get(message_key(earlier.conversation_id, earlier.seq), db=self.db["messages"])
-        msg = decode_message(raw) if raw else StoredMessage(
-            earlier.conversation_id, earlier.seq, earlier.server_msg_id, earlier.timestamp_ms, r.sender,
-            r.client_msg_id, r.content_type, r.body, r.metadata,
-        )  # fmt: skip
-        conv = self.conversation(earlier.conversation_id)
-        return SendResult(_OK, True, msg, conv.members if conv else ())
-
-    def create(self, conversation_id: int, names: tuple[str, ...]) -> _Conversation | None:
-        members = tuple(dict.fromkeys(names))
-        keys = [id_key(m) for m in members]
-        if len(members) > MAX_MEMBERS or None in keys:
-            return None
-        conv_key = _U64.pack(conversation_id)
-        for key in keys:
-            self.txn.put(key + b"\0" + conv_key, b"", db=self.db["user_convs"])  # type: ignore[operator]
-        raw = _encode_conversation(ConversationRecord(0, self.now_ms, members))
-        conv = _Conversation(0, members, raw[_U64.size :])
-        self.conversations[conversation_id] = conv
-        self.dirty.add(conversation_id)
-        return conv
-
-    def cursor(self, u: CursorUpdate) -> None:
-        """Apply one cumulative ack; ignored for a non-member or an unknown conversation."""
-        user = id_key(u.user)
-        conv = self.conversation(u.conversation_id) if 0 <= u.conversation_id < _U64_LIMIT else None
-        if user is None or conv is None or u.user not in conv.members:
-            return
-        key = user + b"\0" + _U64.pack(u.conversation_id)
-        raw = self.txn.get(key, db=self.db["cursors"])
-        seq = min(u.seq, conv.last_seq)
-        if seq > (_U64.unpack(raw)[0] if raw else 0):
-            self.txn.put(key, _U64.pack(seq), db=self.db["cursors"])
-
-    def finish(self) -> None:
-        put, conversations = self.txn.put, self.db["conversations"]
-        for conversation_id in self.dirty:
-            conv = self.conversations[conversation_id]
-            assert conv is not None
-            put(_U64.pack(conversation_id), _U64.pack(conv.last_seq) + conv.tail, db=conversations)
-        put(_NEXT_ID_KEY, _U64.pack(self.next_id), db=self.db["meta"])
 
 
 class _ResizeGuard:
@@ -533,7 +179,8 @@ class Store:
         self.max_map_size = max(map_size, max_map_size)
         self.idempotency_window_ms = idempotency_window_s * 1000
         self.guard = _ResizeGuard()
-        self._conversations: dict[int, _Conversation] = {}  # used by the writer only, see _Batch
+        self.sequencer = Sequencer(tables=self.tables, window_ms=self.idempotency_window_ms)
+        """Sequences `commit`'s batches (the server's writer has its own, over the log)."""
         self._writing = threading.Lock()  # one write transaction at a time, taken before the guard: see _write
         self.maintenance_lock = threading.Lock()
         """Held by retention (`maintenance.expire`), which is not reentrant: one archive per batch of deletions."""
@@ -568,11 +215,19 @@ class Store:
         if raw is None:
             if any(txn.stat(handle)["entries"] for handle in db.values()):
                 raise SchemaError(f"{self.path}: data without a schema version: not a kefu store")
-            txn.put(SCHEMA_KEY, _U32.pack(SCHEMA_VERSION), db=db["meta"])
-            txn.put(_NEXT_ID_KEY, _U64.pack(1), db=db["meta"])
-        elif (version := _U32.unpack(raw)[0]) > SCHEMA_VERSION:
+            txn.put(NEXT_ID_KEY, U64S.pack(1), db=db["meta"])
+        elif (version := U32.unpack(raw)[0]) > SCHEMA_VERSION:
             raise SchemaError(f"{self.path}: schema version {version}, newer than {SCHEMA_VERSION}: upgrade kefu")
+        if raw is None or U32.unpack(raw)[0] < SCHEMA_VERSION:  # new, or version 1 (no log yet): a new log
+            txn.put(SCHEMA_KEY, U32.pack(SCHEMA_VERSION), db=db["meta"])
+            self._new_log(txn, db)
         return db
+
+    @staticmethod
+    def _new_log(txn: lmdb.Transaction[bytes], db: dict[str, Any]) -> None:
+        log_id = new_log_id()
+        txn.put(LOG_ID_KEY, U64S.pack(log_id), db=db["meta"])
+        txn.put(LOG_POSITION_KEY, LogPosition.first(log_id).encode(), db=db["meta"])
 
     # --- transactions and map growth -------------------------------------------------------------------
 
@@ -589,6 +244,12 @@ class Store:
                         yield txn
                     return
             self._adopt_resize()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[index.TxnSource]:
+        """The state sequencing reads, in one read transaction held for the block."""
+        with self.reading() as txn:
+            yield index.TxnSource(txn, self._db)
 
     def _adopt_resize(self) -> None:
         """Another process (`kefu app add`, `kefu backup`) grew the map: adopt its size (set_mapsize(0))."""
@@ -649,21 +310,42 @@ class Store:
     def commit(
         self, requests: Sequence[SendRequest], cursors: Sequence[CursorUpdate], *, now_ms: int
     ) -> list[SendResult]:
-        """Store a batch in one durable transaction: results in request order, cursors applied after the sends."""
+        """Sequence and index a batch in one durable transaction, without the log (tools and tests; see the module
+        docstring): results in request order, cursors applied after the sends."""
 
-        def work(txn: lmdb.Transaction[bytes]) -> tuple[list[SendResult], _Batch]:
-            batch = _Batch(
-                txn, self._db, now_ms, self.idempotency_window_ms, cache=self._conversations, tables=self.tables
-            )
-            results = [batch.send(r) for r in requests]
-            for update in cursors:
-                batch.cursor(update)
-            batch.finish()
-            return results, batch
+        def work(txn: lmdb.Transaction[bytes]) -> Any:
+            batch = self.sequencer.sequence(requests, cursors, now_ms=now_ms, source=index.TxnSource(txn, self._db))
+            index.apply(txn, self._db, batch.records)
+            return batch
 
-        results, batch = self.writing(work)
-        batch.keep()
-        return results
+        batch = self.writing(work)
+        self.sequencer.keep(batch)
+        return batch.results
+
+    def apply(self, records: Iterable[Write | Cursors], position: LogPosition) -> int:
+        """Index logged records in one durable transaction that also stores `position`, the log position after
+        them; returns how many messages they stored."""
+
+        def work(txn: lmdb.Transaction[bytes]) -> int:
+            stored = index.apply(txn, self._db, records)
+            txn.put(LOG_POSITION_KEY, position.encode(), db=self._db["meta"])
+            return stored
+
+        return self.writing(work)
+
+    def log_state(self) -> tuple[int, LogPosition]:
+        """(log id, position indexed up to) of the log this store is indexed from."""
+        with self.reading() as txn:
+            log_id = txn.get(LOG_ID_KEY, db=self._db["meta"])
+            position = txn.get(LOG_POSITION_KEY, db=self._db["meta"])
+        if log_id is None or position is None:  # a read-only open of a version-1 store
+            return 0, LogPosition.first(0)
+        return U64S.unpack(log_id)[0], LogPosition.decode(position)
+
+    def new_log(self) -> None:
+        """Start a new log (a backup's copy, indexed completely, has none to replay)."""
+        self.writing(lambda txn: self._new_log(txn, self._db))
+        self.sequencer.forget()
 
     def put_app(self, app_id: str, record: bytes) -> None:
         """Store (or replace) an app's record, durably."""
@@ -702,7 +384,7 @@ class Store:
     def last_seq(self, conversation_id: int) -> int:
         """The conversation's latest seq; 0 if it has none or does not exist."""
         with self.reading() as txn:
-            raw = txn.get(_U64.pack(conversation_id), db=self._db["conversations"])
+            raw = txn.get(U64S.pack(conversation_id), db=self._db["conversations"])
             return self._last_seq(txn, conversation_id, raw)
 
     def _last_seq(self, txn: lmdb.Transaction[bytes], conversation_id: int, record: bytes | None) -> int:
@@ -716,8 +398,8 @@ class Store:
 
     def _conversation(self, conversation_id: int) -> ConversationRecord | None:
         with self.reading() as txn:
-            raw = txn.get(_U64.pack(conversation_id), db=self._db["conversations"])
-        return _decode_conversation(raw) if raw else None
+            raw = txn.get(U64S.pack(conversation_id), db=self._db["conversations"])
+        return decode_conversation(raw) if raw else None
 
     def cursor(self, user: str, conversation_id: int) -> int:
         """The highest seq `user` acknowledged in the conversation; 0 if none."""
@@ -725,8 +407,8 @@ class Store:
         if key is None:
             return 0
         with self.reading() as txn:
-            raw = txn.get(key + b"\0" + _U64.pack(conversation_id), db=self._db["cursors"])
-        return _U64.unpack(raw)[0] if raw else 0
+            raw = txn.get(member_key(key, conversation_id), db=self._db["cursors"])
+        return U64S.unpack(raw)[0] if raw else 0
 
     def conversations_of(self, user: str) -> list[int]:
         """The ids of every conversation `user` is a member of, ascending."""
@@ -739,12 +421,25 @@ class Store:
         with self.reading() as txn:
             prefix = id_key(user) or b""
             for conversation_id in self._user_conversations(txn, user):
-                key = _U64.pack(conversation_id)
+                key = U64S.pack(conversation_id)
                 raw = txn.get(prefix + b"\0" + key, db=self._db["cursors"])
-                acked = _U64.unpack(raw)[0] if raw else 0
+                acked = U64S.unpack(raw)[0] if raw else 0
                 last = self._last_seq(txn, conversation_id, txn.get(key, db=self._db["conversations"]))
                 if acked < last:
                     out.append((conversation_id, acked, last))
+        return out
+
+    def positions(self, user: str, also: Iterable[int] = ()) -> list[tuple[int, int, int]]:
+        """(conversation_id, cursor, last_seq) of every conversation `user` is a member of here, and of `also`."""
+        out = []
+        prefix = id_key(user) or b""
+        with self.reading() as txn:
+            for conversation_id in sorted({*self._user_conversations(txn, user), *also}):
+                key = U64S.pack(conversation_id)
+                raw = txn.get(prefix + b"\0" + key, db=self._db["cursors"])
+                acked = U64S.unpack(raw)[0] if raw else 0
+                last = self._last_seq(txn, conversation_id, txn.get(key, db=self._db["conversations"]))
+                out.append((conversation_id, acked, last))
         return out
 
     def _user_conversations(self, txn: lmdb.Transaction[bytes], user: str) -> Iterator[int]:
@@ -757,7 +452,7 @@ class Store:
                 for k in cur.iternext(values=False):
                     if not k.startswith(prefix):
                         break
-                    yield _U64.unpack_from(k, len(prefix))[0]
+                    yield U64S.unpack_from(k, len(prefix))[0]
 
     def get_record(self, name: str, key: bytes) -> bytes | None:
         """One value of a named db (the service layer's records), or None."""
@@ -776,10 +471,13 @@ class Store:
                 out.append((key, value))
         return out
 
-    def last_key(self, name: str) -> bytes | None:
-        """The greatest key of a named db, or None if it is empty."""
+    def last_key(self, name: str, *, skip: frozenset[bytes] = frozenset()) -> bytes | None:
+        """The greatest key of a named db not in `skip`, or None if there is none."""
         with self.reading() as txn, txn.cursor(self._db[name]) as cur:
-            return cur.key() if cur.last() else None
+            found = cur.last()
+            while found and cur.key() in skip:
+                found = cur.prev()
+            return cur.key() if found else None
 
     def get_app(self, app_id: str) -> bytes | None:
         """An app's record, or None."""

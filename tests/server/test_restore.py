@@ -26,7 +26,7 @@ def kefu(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Complet
                           capture_output=True, text=True, timeout=TIMEOUT, check=False)  # fmt: skip
 
 
-def apps(data_dir: Path, store_dir: str = "wal") -> list[str]:
+def apps(data_dir: Path, store_dir: str = "store") -> list[str]:
     store = Store(data_dir / store_dir)
     try:
         return store.list_apps()
@@ -50,14 +50,14 @@ def test_restore_replaces_the_store_and_keeps_the_old_one_aside(backed_up: tuple
     keys_before = sorted(p.name for p in (data / "keys").iterdir()) if (data / "keys").exists() else []
     result = kefu("restore", str(backup), "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
-    assert "schema 1" in result.stdout and "1 apps" in result.stdout
+    assert "schema 2" in result.stdout and "1 apps" in result.stdout
     assert apps(data) == ["early"]
-    [aside] = data.glob("wal.before-restore-*")
+    [aside] = data.glob("store.before-restore-*")
     assert apps(data, aside.name) == ["early", "late"], "nothing is deleted"
     assert str(aside) in result.stderr and "keys" in result.stderr
-    assert stat.S_IMODE((data / "wal").stat().st_mode) == 0o700
-    assert stat.S_IMODE((data / "wal" / "data.mdb").stat().st_mode) == 0o600
-    assert not (data / "wal.restoring").exists()
+    assert stat.S_IMODE((data / "store").stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "store" / "data.mdb").stat().st_mode) == 0o600
+    assert not (data / "store.restoring").exists()
     assert (sorted(p.name for p in (data / "keys").iterdir()) if (data / "keys").exists() else []) == keys_before
     assert list(backup.iterdir()) == [backup / "data.mdb"], "the backup is only read"
 
@@ -67,16 +67,16 @@ def test_restore_into_an_empty_data_dir(backed_up: tuple[Path, Path], tmp_path: 
     fresh = tmp_path / "fresh"
     result = kefu("restore", str(backup), "--data-dir", str(fresh))
     assert result.returncode == 0, result.stderr
-    assert apps(fresh) == ["early"] and not list(fresh.glob("wal.before-restore-*"))
+    assert apps(fresh) == ["early"] and not list(fresh.glob("store.before-restore-*"))
 
 
 def test_restore_twice_keeps_both_previous_stores(backed_up: tuple[Path, Path]) -> None:
     data, backup = backed_up
     for _ in range(2):
-        datadir.restore(backup, data, data / "wal", now=1_700_000_000.0)
-    assert sorted(p.name for p in data.glob("wal.before-restore-*")) == [
-        "wal.before-restore-20231114T221320Z",
-        "wal.before-restore-20231114T221320Z-1",
+        datadir.restore(backup, data, data / "store", now=1_700_000_000.0)
+    assert sorted(p.name for p in data.glob("store.before-restore-*")) == [
+        "store.before-restore-20231114T221320Z",
+        "store.before-restore-20231114T221320Z-1",
     ]
 
 
@@ -141,6 +141,6 @@ def test_restore_refuses_what_is_not_a_compatible_backup(
     result = kefu("restore", str(target), "--data-dir", str(data))
     assert result.returncode == 1
     assert {"missing": "no data.mdb", "partial": "unfinished", "empty": "no data.mdb", "foreign": "not a kefu store",
-            "newer": "newer than 1"}[case] in result.stderr  # fmt: skip
+            "newer": "newer than 2"}[case] in result.stderr  # fmt: skip
     assert apps(data) == ["early", "late"], "the store was not touched"
-    assert not list(data.glob("wal.before-restore-*"))
+    assert not list(data.glob("store.before-restore-*"))
