@@ -134,7 +134,7 @@ def test_app_add_list_revoke(data_dir: Path) -> None:
     assert added.returncode == 0, added.stderr
     secret = keys.decode_secret(added.stdout)
     assert "shown only this once" in added.stderr
-    store = Store(data_dir / "wal")
+    store = Store(data_dir / "store")
     try:
         assert keys.AppDirectory(store)["teller-1"] == AppCredential.from_secret("teller-1", secret, frozenset({pin}))
     finally:
