@@ -39,7 +39,9 @@ class PendingCursors:
     """The cursor advances not yet durable, and the schedule that writes them."""
 
     def __init__(self, view: View, committer: Any, delay_s: float, clock: Callable[[], float]) -> None:
-        self._view, self._committer, self._clock = view, committer, clock
+        self._view, self._committer = view, committer
+        self.clock = clock
+        """When an entry became unsaved (the loop's time; settable)."""
         self.delay_s = delay_s
         self._unsaved: dict[Key, int] = {}
         self._since: deque[tuple[float, Key]] = deque()
@@ -62,7 +64,7 @@ class PendingCursors:
         unsaved = self._unsaved.get(key)
         if unsaved is None:
             self._unsaved[key] = seq
-            self._since.append((self._clock(), key))
+            self._since.append((self.clock(), key))
         elif seq > unsaved:
             self._unsaved[key] = seq
 
@@ -88,7 +90,7 @@ class PendingCursors:
         since = self._since
         if not since:
             return
-        cutoff = self._clock() - self.delay_s
+        cutoff = self.clock() - self.delay_s
         while since and (everything or since[0][0] <= cutoff):
             key = since.popleft()[1]
             seq = self._unsaved.pop(key)

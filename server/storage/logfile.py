@@ -271,6 +271,10 @@ class LogWriter:
         """Where the next record goes."""
         return LogPosition(self.segment, self.offset, self.lsn, self.crc)
 
+    def fileno(self) -> int:
+        """The current segment's file descriptor."""
+        return self._fd
+
     def append(self, records: Sequence[tuple[int, bytes]]) -> int:
         """Write (kind, payload) records durably; returns the lsn of the first. Raises OSError."""
         first = self.lsn

@@ -1,36 +1,22 @@
-"""Stored cursors written behind (kefu.server.storage.cursors), against a real Store and GroupCommitter."""
+"""Cursor advances on their way into the log (kefu.server.storage.cursors), over a real store, log and committer."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import lmdb
 import pytest
 
 from kefu.server.engine.messages import SendRequest
-from kefu.server.storage.committer import GroupCommitter
-from kefu.server.storage.cursors import CursorWriteBehind
+from kefu.server.storage.conversations import LOG_DIR, Conversations, LogSettings, open_conversations
+from kefu.server.storage.logfile import read_log
+from kefu.server.storage.records import Cursors, Kind, decode_record
+from kefu.server.storage.schema import LogPosition
 from kefu.server.storage.store import Store
 
 NOW = 1_700_000_000_000
-
-
-class FlakyStore(Store):
-    """A real Store whose next commit can be made to fail, and which counts the cursor updates it is handed."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.fail_next = False
-        self.cursor_writes = 0
-
-    def commit(self, requests, cursors, *, now_ms):  # type: ignore[no-untyped-def]
-        if self.fail_next:
-            self.fail_next = False
-            raise lmdb.DiskError("injected")
-        self.cursor_writes += len(cursors)
-        return super().commit(requests, cursors, now_ms=now_ms)
 
 
 class Clock:
@@ -42,12 +28,29 @@ class Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[FlakyStore]:
-    s = FlakyStore(tmp_path / "db")
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "db")
     for n in range(1, 6):  # conversation 1 between alice and agent: seqs 1..5
         s.commit([SendRequest("alice", n.to_bytes(16, "big"), 1, 1, b"hi", (), ("agent",))], [], now_ms=NOW)
     yield s
     s.close()
+
+
+def logged_cursors(store: Store) -> list[tuple[str, int, int]]:
+    """Every cursor entry the log holds, in order."""
+    log_id, _ = store.log_state()
+    return [
+        update
+        for kind, payload, _ in read_log(store.path / LOG_DIR, LogPosition.first(log_id))
+        if kind == Kind.CURSORS
+        for update in decode_cursors(payload)
+    ]
+
+
+def decode_cursors(payload: bytes) -> tuple[tuple[str, int, int], ...]:
+    record = decode_record(Kind.CURSORS, payload)
+    assert isinstance(record, Cursors)
+    return record.updates
 
 
 async def settle(until: Callable[[], bool]) -> None:
@@ -58,82 +61,84 @@ async def settle(until: Callable[[], bool]) -> None:
     raise AssertionError("the committer did not get there")
 
 
-def start(store: FlakyStore, delay_s: float) -> tuple[Clock, GroupCommitter, CursorWriteBehind]:
-    """A running committer and a write-behind on it, as the hub and the app wire them."""
+def start(store: Store, delay_s: float) -> tuple[Clock, Conversations]:
+    """A running log whose cursors use `clock` (the event loop's time, as the server's do, but under test control)."""
+    log = open_conversations(store, asyncio.get_running_loop(), LogSettings(window_s=0.001, cursor_delay_s=delay_s))
     clock = Clock()
-    committer = GroupCommitter(store, asyncio.get_running_loop(), window_s=0.001)
-    cursors = CursorWriteBehind(store, committer, delay_s, clock)
-    committer.on_committed = cursors.committed
-    committer.start()
-    return clock, committer, cursors
+    log.cursors.clock = clock
+    log.start()
+    return clock, log
 
 
 @pytest.mark.asyncio
-async def test_advances_are_read_at_once_and_written_after_the_delay(store: FlakyStore) -> None:
-    clock, committer, cursors = start(store, 5.0)
-    cursors.advance("agent", 1, 2)
-    cursors.advance("agent", 1, 4)
-    cursors.advance("agent", 1, 3)  # a rewound stream's lower ack never moves a cursor back
-    assert cursors.read("agent", 1) == 4 and store.cursor("agent", 1) == 0
-    assert cursors.pending("agent") == [(1, 4, 5)], "resume-all starts from the unsaved cursor"
-    cursors.save_due()
+async def test_advances_are_read_at_once_and_logged_with_the_next_commit(store: Store) -> None:
+    _, log = start(store, 0.0)
+    log.advance_cursor("agent", 1, 2)
+    log.advance_cursor("agent", 1, 4)
+    log.advance_cursor("agent", 1, 3)  # a rewound stream's lower ack never moves a cursor back
+    assert log.cursor("agent", 1) == 4 and log.view.cursor("agent", 1) == 0, "read at once, durable later"
+    assert log.pending("agent") == [(1, 4, 5)], "resume-all starts from the cursor not yet logged"
+    await settle(lambda: len(log.cursors) == 0)
+    assert log.view.cursor("agent", 1) == 4 and logged_cursors(store) == [("agent", 1, 4)], "three advances, one entry"
+    log.advance_cursor("agent", 1, 5)
+    assert log.pending("agent") == [], "nothing left to resume"
+    await log.close()
+    assert store.cursor("agent", 1) == 5, "logged at close, and indexed"
+
+
+@pytest.mark.asyncio
+async def test_a_delay_holds_advances_back(store: Store) -> None:
+    clock, log = start(store, 5.0)
+    log.advance_cursor("agent", 1, 2)
+    log.cursors.save_due()
     await asyncio.sleep(0.05)
-    assert store.cursor_writes == 0, "not before the delay"
+    assert logged_cursors(store) == [], "not before the delay"
     clock.t += 5.0
-    cursors.save_due()
-    await settle(lambda: len(cursors) == 0)
-    assert store.cursor("agent", 1) == 4 and store.cursor_writes == 1, "three advances, one write"
-    cursors.advance("agent", 1, 5)
-    assert cursors.pending("agent") == [], "nothing left to resume"
-    cursors.save_due(everything=True)  # a drain does not wait for the delay
-    await committer.stop()
-    assert store.cursor("agent", 1) == 5 and len(cursors) == 0
+    log.cursors.save_due()
+    await settle(lambda: len(log.cursors) == 0)
+    assert logged_cursors(store) == [("agent", 1, 2)]
+    log.advance_cursor("agent", 1, 4)
+    await log.close()  # a drain does not wait for the delay
+    assert store.cursor("agent", 1) == 4
 
 
 @pytest.mark.asyncio
-async def test_a_failed_commit_gives_the_cursor_back(store: FlakyStore) -> None:
-    clock, committer, cursors = start(store, 1.0)
-    cursors.advance("alice", 1, 5)
-    cursors.advance("agent", 1, 3)
-    store.fail_next = True
+async def test_entries_are_saved_oldest_first_as_they_come_due(store: Store) -> None:
+    clock, log = start(store, 2.0)
+    log.advance_cursor("alice", 1, 1)
     clock.t += 1.0
-    cursors.save_due()
-    await settle(lambda: not store.fail_next and len(cursors._saving) == 0)
-    assert store.cursor("alice", 1) == 0 and cursors.read("alice", 1) == 5, "kept in memory, still read"
-    assert len(cursors) == 2
+    log.advance_cursor("agent", 1, 2)
     clock.t += 1.0
-    cursors.save_due()
-    await settle(lambda: len(cursors) == 0)
-    assert (store.cursor("alice", 1), store.cursor("agent", 1)) == (5, 3)
-    await committer.stop()
+    log.advance_cursor("alice", 1, 5)  # folded into the entry created first
+    log.cursors.save_due()
+    await settle(lambda: log.view.cursor("alice", 1) == 5)
+    assert log.view.cursor("agent", 1) == 0, "one second unsaved: not due yet"
+    clock.t += 1.0
+    log.cursors.save_due()
+    await settle(lambda: log.view.cursor("agent", 1) == 2)
+    await log.close()
+    assert sorted(logged_cursors(store)) == [("agent", 1, 2), ("alice", 1, 5)]
 
 
 @pytest.mark.asyncio
-async def test_entries_are_saved_oldest_first_as_they_come_due(store: FlakyStore) -> None:
-    clock, committer, cursors = start(store, 2.0)
-    cursors.advance("alice", 1, 1)
-    clock.t += 1.0
-    cursors.advance("agent", 1, 2)
-    clock.t += 1.0
-    cursors.advance("alice", 1, 5)  # folded into the entry created first
-    cursors.save_due()
-    await settle(lambda: store.cursor("alice", 1) == 5)
-    assert store.cursor("agent", 1) == 0, "one second unsaved: not due yet"
-    clock.t += 1.0
-    cursors.save_due()
-    await settle(lambda: store.cursor("agent", 1) == 2)
-    await committer.stop()
-    assert store.cursor_writes == 2
+async def test_a_failed_log_keeps_the_cursor_readable(store: Store) -> None:
+    _, log = start(store, 0.0)
+    full = os.open("/dev/full", os.O_WRONLY)  # the disk fails: every write, ENOSPC
+    os.dup2(full, log.committer.log_writer.fileno())
+    os.close(full)
+    log.advance_cursor("alice", 1, 5)
+    await settle(lambda: log.committer.failure is not None and log.cursors.unsaved == len(log.cursors) == 1)
+    assert log.cursor("alice", 1) == 5 and log.view.cursor("alice", 1) == 0, "kept in memory, still read"
+    await log.close()
+    assert store.cursor("alice", 1) == 0
 
 
 @pytest.mark.asyncio
-async def test_advances_of_one_cursor_are_coalesced_into_one_write(store: FlakyStore) -> None:
-    """Many cumulative acks of one (user, conversation) become one write of the highest (this folding moved here
-    from the committer, which used to coalesce each batch's updates)."""
-    _, committer, cursors = start(store, 5.0)
+async def test_advances_of_one_cursor_are_coalesced_into_one_entry(store: Store) -> None:
+    """Many cumulative acks of one (user, conversation) become one entry of the highest."""
+    _, log = start(store, 5.0)
     for user, seq in (("alice", 3), ("alice", 5), ("agent", 2), ("alice", 4)):
-        cursors.advance(user, 1, seq)
-    cursors.save_due(everything=True)
-    await committer.stop()
+        log.advance_cursor(user, 1, seq)
+    await log.close()
     assert (store.cursor("alice", 1), store.cursor("agent", 1)) == (5, 2)
-    assert store.cursor_writes == 2, "one write per (user, conversation)"
+    assert sorted(logged_cursors(store)) == [("agent", 1, 2), ("alice", 1, 5)], "one entry per (user, conversation)"

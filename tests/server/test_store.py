@@ -1,7 +1,9 @@
-"""The durable store and its group committer, on real LMDB environments in tmp_path (no mocks).
+"""The indexed store and its group committer, on real LMDB environments and log files in tmp_path (no mocks).
 
-Covers every Store method, map growth under concurrent reads, retention with archives, backups taken while
-writing, a kill -9 of a process in the middle of committing, and the GroupCommitter on a real event loop.
+Covers every Store method (sequencing through `Store.commit`, the log-less path, which shares the sequencer and the
+index writes with the server's), map growth under concurrent reads, retention with archives, backups taken while
+writing, a kill -9 of a process in the middle of committing, and the GroupCommitter on a real event loop. The log
+itself is tested in test_storage_log.py and test_storage_wal.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import pytest
@@ -25,7 +28,7 @@ import pytest
 from kefu.protocol.errors import ErrorCode
 from kefu.server.engine.messages import CursorUpdate, SendRequest, SendResult, StoredMessage
 from kefu.server.storage import maintenance as storage_maintenance
-from kefu.server.storage.committer import GroupCommitter
+from kefu.server.storage.conversations import Conversations, LogSettings, open_conversations
 from kefu.server.storage.maintenance import read_archive
 from kefu.server.storage.store import ConversationRecord, SchemaError, StorageFull, Store
 
@@ -187,7 +190,7 @@ def test_reopening_continues_every_counter(tmp_path: Path) -> None:
 def test_schema_checks(tmp_path: Path) -> None:
     Store(tmp_path / "new").close()
     with lmdb.open(str(tmp_path / "new"), max_dbs=16) as env, env.begin(write=True) as txn:
-        txn.put(b"schema_version", struct.pack("!I", 2), db=env.open_db(b"meta", txn=txn))
+        txn.put(b"schema_version", struct.pack("!I", 3), db=env.open_db(b"meta", txn=txn))
     with pytest.raises(SchemaError, match="newer"):
         Store(tmp_path / "new")
     with lmdb.open(str(tmp_path / "foreign"), max_dbs=16) as env, env.begin(write=True) as txn:
@@ -241,7 +244,7 @@ def test_stats(store: Store) -> None:
     assert stats["map_size_bytes"] == 64 << 20 and 0 < stats["used_bytes"] <= stats["high_water_bytes"]
     expected = {"messages": 3, "conversations": 1, "cursors": 1, "user_convs": 2, "idempotency": 3, "expiry": 3}
     assert {name: stats[f"{name}_entries"] for name in expected} == expected
-    assert stats["idem_expiry_entries"] == 3 and stats["apps_entries"] == 0 and stats["meta_entries"] == 2
+    assert stats["idem_expiry_entries"] == 3 and stats["apps_entries"] == 0 and stats["meta_entries"] == 4
 
 
 # --- map growth ---------------------------------------------------------------------------------------------
@@ -471,37 +474,30 @@ def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
 # --- GroupCommitter -----------------------------------------------------------------------------------------
 
 
-class TimedStore(Store):
-    """A real Store that records when each commit starts and how big it is, and can fail on demand."""
+class Commits:
+    """What the committer's observer saw, on the writer thread: (start, writes) of each commit and the thread's nice
+    value."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self) -> None:
         self.starts: list[tuple[float, int]] = []
-        self.fail_next = False
-        self.writer_nice = 0  # the nice value of the thread that ran the last commit
+        self.writer_nice = 0
 
-    def commit(self, requests, cursors, *, now_ms):  # type: ignore[no-untyped-def]
-        self.starts.append((time.monotonic(), len(requests)))
+    def __call__(self, writes: int, seconds: float) -> None:
+        self.starts.append((time.monotonic() - seconds, writes))
         self.writer_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        if self.fail_next:
-            self.fail_next = False
-            raise lmdb.DiskError("injected")
-        return super().commit(requests, cursors, now_ms=now_ms)
 
 
-@pytest.fixture
-def timed_store(tmp_path: Path) -> Iterator[TimedStore]:
-    s = TimedStore(tmp_path / "db")
-    yield s
-    s.close()
+def open_log(store: Store, commits: Commits, **settings: Any) -> Conversations:
+    """The server's write path over `store` (replayed, not started), observed by `commits`."""
+    return open_conversations(store, asyncio.get_running_loop(), LogSettings(**settings), observer=commits)
 
 
 @pytest.mark.asyncio
 async def test_group_commit_batches_in_order_with_one_wakeup_per_batch(
-    timed_store: TimedStore, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loop = asyncio.get_running_loop()
-    wakeups, observed, committed = [0], list[tuple[int, float]](), []
+    wakeups, commits, committed = [0], Commits(), []
     real = loop.call_soon_threadsafe
 
     def counting(callback, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -509,99 +505,92 @@ async def test_group_commit_batches_in_order_with_one_wakeup_per_batch(
         return real(callback, *args, **kwargs)
 
     monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
-    committer = GroupCommitter(
-        timed_store,
-        loop,
-        clock=lambda: NOW / 1000,
-        observer=lambda *a: observed.append(a),
-        on_committed=committed.extend,
-    )
+    log = open_log(store, commits)
+    committer = log.committer
+    committer.on_committed = committed.extend
     results: list[tuple[int, SendResult]] = []
     committer.submit(req("alice", 0, 1), lambda r: results.append((0, r)))
     assert committer.queue_depth == 1, "items submitted before start() wait for it"
-    committer.start()
+    log.start()
     n = 2000
     for i in range(1, n):
         committer.submit(req("alice", i, 1), lambda r, i=i: results.append((i, r)))
         if i % 100 == 99:
             committer.submit_cursor(CursorUpdate("agent", 1, i))
             await asyncio.sleep(0.003)  # longer than the window: the next items form another batch
-    await committer.stop()
+    await log.close()
     assert [i for i, _ in results] == list(range(n)), "callbacks in submission order"
     assert [r.message.seq for _, r in results if r.message] == list(range(1, n + 1))
-    assert all(r.message.timestamp_ms == NOW for _, r in results if r.message)
-    assert 1 < len(observed) < n / 10, "batching happened"
-    assert wakeups[0] == len(observed) == len(timed_store.starts)
-    assert sum(size for size, _ in observed) == n + 20
+    assert 1 < len(commits.starts) < n / 10, "batching happened"
+    assert wakeups[0] == len(commits.starts)
+    assert sum(size for _, size in commits.starts) == n + 20
     assert [item for item, _ in committed if isinstance(item, SendRequest)] == [req("alice", i, 1) for i in range(n)]
     assert sum(result is None for _, result in committed) == 20
-    assert timed_store.cursor("agent", 1) == 1999 and committer.queue_depth == 0
+    assert store.cursor("agent", 1) == 1999 and committer.queue_depth == 0, "indexed at close"
+    assert log.counters()["messages_logged"] == n == log.counters()["messages_indexed"]
     with pytest.raises(RuntimeError):
         committer.submit(req("alice", 0, 1), print)
 
 
 @pytest.mark.asyncio
-async def test_group_commit_window_and_max_batch(timed_store: TimedStore) -> None:
-    loop = asyncio.get_running_loop()
-    committer = GroupCommitter(timed_store, loop, window_s=0.2, max_batch=8)
-    committer.start()
+async def test_group_commit_window_and_max_batch(store: Store) -> None:
+    commits = Commits()
+    log = open_log(store, commits, window_s=0.2, max_batch=8)
+    committer = log.committer
+    log.start()
     done = asyncio.Event()
     await asyncio.sleep(0.01)  # idle
     submitted = time.monotonic()
     committer.submit(req("alice", 0, 1), lambda r: done.set())
     await done.wait()
-    assert timed_store.starts[0][0] - submitted < 0.15, "an idle committer commits at once"
+    assert commits.starts[0][0] - submitted < 0.15, "an idle committer commits at once"
     done.clear()
     submitted = time.monotonic()
     committer.submit(req("alice", 1, 1), lambda r: done.set())
     await done.wait()
-    spacing = timed_store.starts[1][0] - timed_store.starts[0][0]
-    assert spacing >= 0.2 and timed_store.starts[1][0] - submitted < 1.0, "commits start at most once per window"
+    spacing = commits.starts[1][0] - commits.starts[0][0]
+    assert spacing >= 0.19 and commits.starts[1][0] - submitted < 1.0, "commits start at most once per window"
     done.clear()
     submitted = time.monotonic()
     for i in range(2, 10):
         committer.submit(req("alice", i, 1), lambda r: done.set())
     await done.wait()
-    assert timed_store.starts[2][1] == 8 and timed_store.starts[2][0] - submitted < 0.15, "max_batch cuts the window"
-    await committer.stop()
+    assert commits.starts[2][1] == 8 and commits.starts[2][0] - submitted < 0.15, "max_batch cuts the window"
+    await log.close()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
 @pytest.mark.asyncio
-async def test_group_commit_thread_runs_at_its_own_nice_value(timed_store: TimedStore) -> None:
+async def test_group_commit_thread_runs_at_its_own_nice_value(store: Store) -> None:
     loop = asyncio.get_running_loop()
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    committer = GroupCommitter(timed_store, loop, nice=2)  # raising one's nice value needs no privilege
+    commits = Commits()
+    log = open_log(store, commits, nice=2)  # raising one's nice value needs no privilege
     done = loop.create_future()
-    committer.submit(req("alice", 0, 1), done.set_result)
-    committer.start()
+    log.submit(req("alice", 0, 1), done.set_result)
+    log.start()
     await done
-    await committer.stop()
-    assert timed_store.writer_nice == min(19, mine + 2), "the writer thread's own value, set from the thread"
+    await log.close()
+    assert commits.writer_nice == min(19, mine + 2), "the writer thread's own value, set from the thread"
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine, "the loop's thread is untouched"
 
 
 @pytest.mark.asyncio
-async def test_group_commit_storage_failure_and_cursor_only_batches(timed_store: TimedStore) -> None:
+async def test_group_commit_cursor_only_batches(store: Store) -> None:
     loop = asyncio.get_running_loop()
-    committer = GroupCommitter(timed_store, loop, window_s=0.001)
-    committer.start()
-    timed_store.fail_next = True
-    first = [loop.create_future() for _ in range(3)]
-    for i, future in enumerate(first):
-        committer.submit(req("alice", i, 1), future.set_result)
-    assert [r.status for r in await asyncio.gather(*first)] == [ErrorCode.STORAGE_UNAVAILABLE] * 3
-    again = loop.create_future()
-    committer.submit(req("alice", 0, 1), again.set_result)
-    result = await again
-    assert result.status == OK and not result.duplicate, "the failed batch stored nothing; the committer goes on"
-    committer.submit_cursor(CursorUpdate("agent", 1, 1))
+    log = open_log(store, Commits(), window_s=0.001)
+    log.start()
+    sent = loop.create_future()
+    log.submit(req("alice", 0, 1), sent.set_result)
+    assert (await sent).status == OK
+    log.committer.submit_cursor(CursorUpdate("agent", 1, 1))
     for _ in range(200):
-        if timed_store.cursor("agent", 1) == 1:
+        if log.view.cursor("agent", 1) == 1:
             break
         await asyncio.sleep(0.005)
-    assert timed_store.cursor("agent", 1) == 1, "a cursor alone wakes the writer"
-    await committer.stop()
+    assert log.view.cursor("agent", 1) == 1, "a cursor alone wakes the writer"
+    await log.close()
+    assert store.cursor("agent", 1) == 1
 
 
 def test_a_map_grown_by_another_process_is_adopted(tmp_path: Path) -> None:
