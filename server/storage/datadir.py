@@ -179,7 +179,7 @@ def inspect_backup(backup: Path) -> BackupInfo:
     """Open `backup` read-only (creating nothing in it) and check that it is a kefu store this build can serve."""
     import lmdb  # noqa: PLC0415 - the server extra, needed only here
 
-    from .store import CORE_TABLES, MAX_TABLES, SCHEMA_KEY, SCHEMA_VERSION  # noqa: PLC0415
+    from .schema import CORE_TABLES, MAX_TABLES, SCHEMA_KEY, SCHEMA_VERSION  # noqa: PLC0415
 
     backup = Path(backup)
     if backup.name.endswith(".partial"):

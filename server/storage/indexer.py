@@ -105,6 +105,7 @@ class Indexer:
         """The last batch's error, None once one succeeds."""
         self._wake = threading.Event()
         self._stopping = False
+        self._index_rest = True
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -117,8 +118,9 @@ class Indexer:
         if self._overlay.size >= self.batch_bytes:
             self._wake.set()
 
-    def stop(self) -> None:
-        """Index what is left (once; what fails stays in the log for the next start), then join. Blocks."""
+    def stop(self, *, index_rest: bool = True) -> None:
+        """Index what is left (`index_rest`; what fails stays in the log for the next start), then join. Blocks."""
+        self._index_rest = index_rest
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
@@ -129,6 +131,8 @@ class Indexer:
         due = time.monotonic() + self.interval_s
         while True:
             stopping = self._stopping
+            if stopping and not self._index_rest:
+                return
             if not stopping and self._overlay.size < self.batch_bytes:
                 remaining = due - time.monotonic()
                 if remaining > 0 or not len(self._overlay):

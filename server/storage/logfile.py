@@ -209,7 +209,7 @@ class SegmentFiles:
             os.close(fd)
 
     def _zero_filled(self, number: int) -> Path:
-        tmp = self.directory / f".{segment_name(number)}.{os.getpid()}.tmp"
+        tmp = self.directory / f".{segment_name(number)}.{os.getpid()}.{threading.get_ident()}.tmp"
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             self._fill(fd, 0, self.segment_bytes)

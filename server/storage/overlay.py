@@ -114,7 +114,8 @@ class Overlay:
 
     def unindexed(self, max_bytes: int) -> list[Logged]:
         """The oldest batches, in order, up to about `max_bytes` of payload (at least one, if any)."""
-        out, size = [], 0
+        out: list[Logged] = []
+        size = 0
         with self._lock:
             for batch in self._batches:
                 if out and size + batch.size > max_bytes:

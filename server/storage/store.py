@@ -68,7 +68,7 @@ from .schema import (
     message_key,
     new_log_id,
 )
-from .sequencer import Sequencer
+from .sequencer import Sequenced, Sequencer
 
 __all__ = [
     "CORE_TABLES",
@@ -313,7 +313,7 @@ class Store:
         """Sequence and index a batch in one durable transaction, without the log (tools and tests; see the module
         docstring): results in request order, cursors applied after the sends."""
 
-        def work(txn: lmdb.Transaction[bytes]) -> Any:
+        def work(txn: lmdb.Transaction[bytes]) -> Sequenced:
             batch = self.sequencer.sequence(requests, cursors, now_ms=now_ms, source=index.TxnSource(txn, self._db))
             index.apply(txn, self._db, batch.records)
             return batch

@@ -114,7 +114,7 @@ class View:
             stored = self.store.scan(table, prefix, limit=limit + len(held))
             if not held:
                 return stored[:limit]
-            merged = dict(stored)
+            merged: dict[bytes, bytes | None] = dict(stored)
             merged.update(held)
             return sorted((k, v) for k, v in merged.items() if v is not None)[:limit]
 
