@@ -10,8 +10,9 @@ moves forward. A replaced conversation keeps the larger of the stored floor and 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import lmdb
 
@@ -36,31 +37,49 @@ from .sequencer import Conversation
 
 __all__ = ["TxnSource", "apply"]
 
+CHUNK: Final = 256
+"""Records, or entries per ``putmulti``, between two pauses (at most a millisecond or two of work holding the GIL)."""
+PAUSE_S: Final = 50e-6
+
+
+def pause() -> None:
+    """Sleep briefly, so that a thread waiting for the GIL (the event loop, the group commit) takes it now rather
+    than after Python's switch interval (5 ms); ``sleep(0)`` would often take it straight back."""
+    time.sleep(PAUSE_S)
+
 
 class UnknownTable(Exception):
     """A logged record names a table that is not registered (a store opened without the desk's tables)."""
 
 
 def apply(txn: lmdb.Transaction[bytes], db: dict[str, Any], records: Iterable[Write | Cursors]) -> int:
-    """Write the index entries of `records`, in order; returns how many messages they stored."""
-    messages, next_id = 0, 0
-    for record in records:
+    """Write the index entries of `records`, in order; returns how many messages they stored.
+
+    The entries every message has (four tables) and the cursors (only the highest per key counts) are gathered and
+    written with ``putmulti``, in chunks with the GIL offered between them: a batch holds thousands of records, and
+    one Python ``put`` each would hold the event loop and the group commit back for as long."""
+    rows: dict[str, list[tuple[bytes, bytes]]] = {"messages": [], "idempotency": [], "idem_expiry": [], "expiry": []}
+    cursors: dict[bytes, int] = {}
+    messages = next_id = 0
+    for n, record in enumerate(records, 1):
+        if not n % CHUNK:
+            pause()
         if type(record) is Write:
             if record.message_raw:
-                next_id = max(next_id, _put_message(txn, db, record) + 1)
+                next_id = max(next_id, _message_rows(record, rows) + 1)
                 messages += 1
             if record.membership:
                 _put_members(txn, db, record)
-            for table, key, value in record.puts:
-                if table not in db:
-                    raise UnknownTable(f"a logged record writes table {table!r}, which is not registered")
-                if value is None:
-                    txn.delete(key, db=db[table])
-                else:
-                    txn.put(key, value, db=db[table])
+            if record.puts:
+                _put_records(txn, db, record)
         else:
             assert type(record) is Cursors
-            _put_cursors(txn, db, record)
+            for user, conversation_id, seq in record.updates:
+                key = member_key(id_key(user) or b"", conversation_id)
+                cursors[key] = max(seq, cursors.get(key, 0))
+    for table, items in rows.items():
+        _put_all(txn, db[table], items)
+    _put_cursors(txn, db["cursors"], cursors)
     if next_id:
         raw = txn.get(NEXT_ID_KEY, db=db["meta"])
         if next_id > (U64S.unpack(raw)[0] if raw else 1):
@@ -68,17 +87,50 @@ def apply(txn: lmdb.Transaction[bytes], db: dict[str, Any], records: Iterable[Wr
     return messages
 
 
-def _put_message(txn: lmdb.Transaction[bytes], db: dict[str, Any], w: Write) -> int:
+def _put_records(txn: lmdb.Transaction[bytes], db: dict[str, Any], w: Write) -> None:
+    for table, key, value in w.puts:
+        if table not in db:
+            raise UnknownTable(f"a logged record writes table {table!r}, which is not registered")
+        if value is None:
+            txn.delete(key, db=db[table])
+        else:
+            txn.put(key, value, db=db[table])
+
+
+def _message_rows(w: Write, rows: dict[str, list[tuple[bytes, bytes]]]) -> int:
     m = w.message if w.message is not None else decode_message(w.message_raw)
     sender = id_key(m.sender)
     assert sender is not None
     idem = sender + b"\0" + m.client_msg_id
     ts = U64S.pack(m.timestamp_ms)
-    txn.put(message_key(m.conversation_id, m.seq), w.message_raw, db=db["messages"])
-    txn.put(idem, encode_idempotency(m), db=db["idempotency"])
-    txn.put(ts + idem, b"", db=db["idem_expiry"])
-    txn.put(TS_CONV_SEQ.pack(m.timestamp_ms, m.conversation_id, m.seq), b"", db=db["expiry"])
+    rows["messages"].append((message_key(m.conversation_id, m.seq), w.message_raw))
+    rows["idempotency"].append((idem, encode_idempotency(m)))
+    rows["idem_expiry"].append((ts + idem, b""))
+    rows["expiry"].append((TS_CONV_SEQ.pack(m.timestamp_ms, m.conversation_id, m.seq), b""))
     return m.server_msg_id
+
+
+def _put_all(txn: lmdb.Transaction[bytes], handle: Any, items: list[tuple[bytes, bytes]]) -> None:
+    """Put `items` in order (a later one of a key wins), a chunk at a time."""
+    with txn.cursor(db=handle) as cur:
+        for start in range(0, len(items), CHUNK):
+            cur.putmulti(items[start : start + CHUNK])
+            pause()
+
+
+def _put_cursors(txn: lmdb.Transaction[bytes], handle: Any, latest: dict[bytes, int]) -> None:
+    """Raise each cursor to its latest seq, where that moves it forward."""
+    keys = sorted(latest)
+    with txn.cursor(db=handle) as cur:
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            stored = dict(cur.getmulti(chunk))
+            cur.putmulti([
+                (key, U64S.pack(latest[key]))
+                for key in chunk
+                if key not in stored or latest[key] > U64S.unpack(stored[key])[0]
+            ])  # fmt: skip
+            pause()
 
 
 def _put_members(txn: lmdb.Transaction[bytes], db: dict[str, Any], w: Write) -> None:
@@ -94,14 +146,6 @@ def _put_members(txn: lmdb.Transaction[bytes], db: dict[str, Any], w: Write) -> 
     for user in w.members:
         txn.put(member_key(id_key(user) or b"", w.conversation_id), b"", db=db["user_convs"])
     txn.put(key, encode_conversation(ConversationRecord(floor, w.created_ms, w.members)), db=db["conversations"])
-
-
-def _put_cursors(txn: lmdb.Transaction[bytes], db: dict[str, Any], c: Cursors) -> None:
-    for user, conversation_id, seq in c.updates:
-        key = member_key(id_key(user) or b"", conversation_id)
-        raw = txn.get(key, db=db["cursors"])
-        if seq > (U64S.unpack(raw)[0] if raw else 0):
-            txn.put(key, U64S.pack(seq), db=db["cursors"])
 
 
 class TxnSource:

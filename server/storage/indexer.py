@@ -48,11 +48,16 @@ Written = Callable[[str, int, int], None]
 
 
 def thread_write_bytes() -> int | None:
-    """Bytes this thread caused to be written to storage so far (Linux /proc/thread-self/io), or None."""
+    """Bytes this thread has passed to write calls so far (``wchar`` of Linux's /proc/thread-self/io), or None.
+
+    LMDB writes a transaction's dirty pages and its meta page with pwrite, whole pages, so this is what a batch
+    makes the disk write. ``write_bytes`` in the same file would count the page-cache folios the writes dirty, and
+    on kernels with large folios a one-page write into a file written in large chunks counts as a whole folio (up to
+    a MiB), many times what the disk then writes."""
     try:
         with open("/proc/thread-self/io", "rb") as f:
             for line in f:
-                if line.startswith(b"write_bytes:"):
+                if line.startswith(b"wchar:"):
                     return int(line.split()[1])
     except OSError:
         return None
@@ -99,7 +104,7 @@ class Indexer:
         """The log position indexed up to."""
         self._written = written
         self.written_bytes = 0
-        """Bytes the indexer's LMDB transactions wrote (this thread's write_bytes around them)."""
+        """Bytes the indexer's LMDB transactions wrote (this thread's wchar around them)."""
         self.messages_indexed = 0
         self.failure: BaseException | None = None
         """The last batch's error, None once one succeeds."""

@@ -17,9 +17,10 @@ not fit in the current segment, the writer makes what it wrote durable and goes 
 so a reader that finds no valid record where one could be tries the start of the next segment, once. The writer
 also starts a new segment every time it is opened, so it never writes behind a torn tail.
 
-A group commit is one pwrite of its records and one fdatasync (two of each when it crosses into a new segment). What
-that costs the disk is counted page-granular (`written_bytes`): an fdatasync writes every page the append touched,
-the partial page at each end included.
+A group commit is one pwrite of its records and one fdatasync (two of each when it crosses into a new segment). The
+pwrite covers whole pages: it starts at the page holding the first new byte (its earlier bytes rewritten from
+memory) and is padded with zeros to the end of the last, so the kernel never reads a page of a recycled segment
+before writing it, and never dirties part of one. What it costs the disk is counted that way (`written_bytes`).
 
 Recycling (`SegmentFiles.maintain`, on the indexer's thread) renames a segment wholly before the indexed position
 to the next free number (keeping `SPARE_SEGMENTS` ready ahead of the writer; the rest are deleted) and fsyncs the
@@ -65,7 +66,6 @@ PAGE_SIZE: Final = 4096
 """The unit an fdatasync writes: a partially written page costs a whole one."""
 SPARE_SEGMENTS: Final = 2
 """Segments kept ready ahead of the writer: a switch never waits for a 16 MiB zero-fill while one is ready."""
-ZERO_CHUNK: Final = 1 << 20  # bytes written per call while zero-filling a new segment
 PIN_FILE: Final = "backup.lock"
 SUFFIX: Final = ".log"
 
@@ -219,10 +219,12 @@ class SegmentFiles:
         return tmp
 
     def _fill(self, fd: int, start: int, end: int) -> None:
-        zeros = bytes(ZERO_CHUNK)
+        """Write zeros a page per call: the page cache then holds the file in single pages, so an append dirties
+        (and the kernel counts, in /proc write_bytes) only the pages it writes, not a large folio around them."""
+        zeros = bytes(PAGE_SIZE)
         offset = start
         while offset < end:
-            offset += os.pwrite(fd, zeros[: min(ZERO_CHUNK, end - offset)], offset)
+            offset += os.pwrite(fd, zeros[: min(PAGE_SIZE - offset % PAGE_SIZE, end - offset)], offset)
         self.prealloc_bytes += end - start
 
     def _install(self, tmp: Path, number: int) -> None:
@@ -264,6 +266,7 @@ class LogWriter:
         self.written_bytes = 0
         """Page-granular bytes made durable by appends (what the disk writes for them)."""
         self.sync: Callable[[int], None] = os.fdatasync
+        self._page = b""  # the current page's bytes before `offset` (rewritten with the next append)
         self._fd = files.open(self.segment)
 
     @property
@@ -278,38 +281,43 @@ class LogWriter:
     def append(self, records: Sequence[tuple[int, bytes]]) -> int:
         """Write (kind, payload) records durably; returns the lsn of the first. Raises OSError."""
         first = self.lsn
-        buf = bytearray()
-        start = self.offset
+        buf = bytearray(self._page)
         for kind, payload in records:
             if len(payload) > self.max_record:
                 raise ValueError(f"log record of {len(payload)} bytes: more than a segment holds")
             if self.offset + HEADER_SIZE + len(payload) > self.files.segment_bytes:
-                self._write(buf, start)
+                self._write(buf)
                 self._next_segment()
-                buf, start = bytearray(), 0
+                buf = bytearray()
             self.crc = record_crc(self.crc, self.lsn, kind, payload)
             buf += HEADER.pack(self.crc, len(payload), self.lsn, kind)
             buf += payload
             self.offset += HEADER_SIZE + len(payload)
             self.lsn += 1
-        self._write(buf, start)
+        self._write(buf)
         return first
 
-    def _write(self, buf: bytearray, start: int) -> None:
-        if not buf:
+    def _write(self, buf: bytearray) -> None:
+        """Write `buf` (from the start of the page holding the first new byte to `offset`) as whole pages, padded
+        with zeros, and fdatasync: no write ever makes the kernel read a page first, and none dirties part of one."""
+        if len(buf) == len(self._page):
             return
+        start = self.offset - len(buf)
+        tail = len(buf) % PAGE_SIZE
+        self._page = bytes(buf[len(buf) - tail :])
+        if tail:
+            buf += bytes(PAGE_SIZE - tail)
         view = memoryview(buf)
         done = 0
         while done < len(buf):
             done += os.pwrite(self._fd, view[done:], start + done)
         self.sync(self._fd)
-        first_page, end_page = start // PAGE_SIZE, -(-(start + len(buf)) // PAGE_SIZE)
-        self.written_bytes += (end_page - first_page) * PAGE_SIZE
+        self.written_bytes += len(buf)
 
     def _next_segment(self) -> None:
         fd = self.files.open(self.segment + 1)
         os.close(self._fd)
-        self._fd, self.segment, self.offset = fd, self.segment + 1, 0
+        self._fd, self.segment, self.offset, self._page = fd, self.segment + 1, 0, b""
 
     def close(self) -> None:
         """Close the current segment (appends are durable already)."""
