@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The log is a directory of segment files named by their number (``0000000000000001.log``, ...), each
+The log is a directory of segment files named by their number (``0000000000000001.wal``, ...), each
 `segment_bytes` long, written out with zeros before first use (so that an fdatasync of an append writes the data
 and no file-size or extent metadata) and recycled by renaming once the store has indexed past them. A record is::
 
@@ -67,7 +67,7 @@ PAGE_SIZE: Final = 4096
 SPARE_SEGMENTS: Final = 2
 """Segments kept ready ahead of the writer: a switch never waits for a 16 MiB zero-fill while one is ready."""
 PIN_FILE: Final = "backup.lock"
-SUFFIX: Final = ".log"
+SUFFIX: Final = ".wal"
 
 
 def segment_name(number: int) -> str:

@@ -383,7 +383,7 @@ async def test_every_acknowledged_message_and_cursor_survives_kill_9(tmp_path: P
         assert after.message is not None and after.message.server_msg_id > max(v[2] for v in stored.values())
         await log.close()
         store.close()
-    assert len(list((tmp_path / "store" / LOG_DIR).glob("*.log"))) <= 8, "segments are recycled"
+    assert len(list((tmp_path / "store" / LOG_DIR).glob("*.wal"))) <= 8, "segments are recycled"
 
 
 def test_the_store_moves_from_its_old_directory(tmp_path: Path) -> None:
