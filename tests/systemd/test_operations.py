@@ -74,8 +74,8 @@ async def test_backup_restore_and_rotation_around_a_running_server(tmp_path: Pat
     assert await asyncio.to_thread(server.stop) == 0
     restored = await run("restore", str(backup), *d)
     assert restored.returncode == 0, restored.stderr
-    assert "wal.before-restore-" in restored.stderr and "keys" in restored.stderr
-    assert list(data.glob("wal.before-restore-*"))
+    assert "store.before-restore-" in restored.stderr and "keys" in restored.stderr
+    assert list(data.glob("store.before-restore-*"))
 
     again = Served(data)
     served.append(again)
