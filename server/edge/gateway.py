@@ -24,7 +24,7 @@ from kefu.protocol.frames import Flag, Frame, Goaway, Send, SendAck
 from kefu.protocol.handshake import ServerConfig
 
 from .. import log as logmod
-from ..engine.messages import SendResult, StoredMessage
+from ..engine.messages import Outgoing, SendResult
 from ..engine.ports import CorePort, ResumePlan
 from ..engine.presence import Presence
 from ..engine.streams import Outbound
@@ -204,7 +204,7 @@ class Gateway:
         if not result.duplicate:
             self.outbound.own(session, message.conversation_id, message.seq, cursor)
 
-    def publish(self, message: StoredMessage, recipients: Sequence[tuple[str, int]], origin: int, t0: float) -> None:
+    def publish(self, message: Outgoing, recipients: Sequence[tuple[str, int]], origin: int, t0: float) -> None:
         """A durable message for the devices here of `recipients`, except connection `origin`."""
         self.outbound.recent.add(message)
         offer, by_user = self.outbound.offer, self._users.by_user
@@ -242,7 +242,7 @@ class Gateway:
         if session is not None:
             self.outbound.resume(session, request_id, conversation_id, plans)
 
-    def fetched(self, ticket: int, messages: Sequence[StoredMessage]) -> None:
+    def fetched(self, ticket: int, messages: Sequence[Outgoing]) -> None:
         """Messages for a catch-up or a retry."""
         self.outbound.fetched(ticket, messages)
 

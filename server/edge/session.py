@@ -30,8 +30,6 @@ from kefu.protocol.frames import SERVICE_REQUESTS, DeliverAck, Error, Frame, Sen
 from kefu.protocol.handshake import ServerConfig
 from kefu.protocol.serverconn import ServerConnection
 
-from ..engine.core import deliver_frame
-from ..engine.messages import StoredMessage
 from ..engine.ports import CorePort
 from ..engine.streams import Outbound
 
@@ -324,10 +322,6 @@ class Session(asyncio.Protocol):
         if conn is not None and conn.state is State.CONNECTED:
             conn.send_encoded(raw)
             self._schedule_flush()
-
-    def deliver(self, message: StoredMessage, *, redelivery: bool = False, request_id: int = 0) -> None:
-        """Queue one DELIVER (`request_id` echoes the SYNC that fetched it, 0 for live and retried ones)."""
-        self.send(deliver_frame(message, redelivery=redelivery, request_id=request_id))
 
     def close(self, code: ErrorCode, reason: str) -> None:
         """Send CLOSE; the transport closes once it is written."""

@@ -27,15 +27,27 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kefu.protocol.errors import ErrorCode
-from kefu.protocol.frames import SERVICE_BASE, Deliver, Error, Flag, Frame, MetaEntry, Send, SendAck, Sync, SyncDone
+from kefu.protocol.frames import (
+    SERVICE_BASE,
+    Deliver,
+    Error,
+    Flag,
+    Frame,
+    MetaEntry,
+    Send,
+    SendAck,
+    Sync,
+    SyncDone,
+    encode,
+)
 
 from .. import log as logmod
-from .messages import SendRequest, SendResult, StoredMessage
+from .messages import Outgoing, SendRequest, SendResult, StoredMessage
 from .ports import ConversationPolicy, Endpoint, LogClosed, MessageLog, ResumePlan
 from .presence import Presence
 from .ratelimit import BucketTable
 
-__all__ = ["MEMBERS_KEY", "Core", "CoreDevice", "deliver_frame"]
+__all__ = ["MEMBERS_KEY", "Core", "CoreDevice", "deliver_frame", "outgoing"]
 
 MEMBERS_KEY = "kefu.to"
 """SEND metadata key naming the other members of a conversation the SEND creates."""
@@ -66,6 +78,11 @@ def deliver_frame(message: StoredMessage, *, redelivery: bool = False, request_i
         flags=Flag.REDELIVERY if redelivery else 0,
         request_id=request_id,
     )
+
+
+def outgoing(message: StoredMessage) -> Outgoing:
+    """A stored message with its DELIVER encoded, once, for every device it goes to."""
+    return Outgoing(message.conversation_id, message.seq, encode(deliver_frame(message)))
 
 
 class CoreDevice:
@@ -110,7 +127,7 @@ class Core:
         self._devices: dict[tuple[Endpoint, int], CoreDevice] = {}
         self._users: Presence[CoreDevice] = Presence()
         self._last_seq: dict[int, int] = {}
-        self._for_absent: deque[tuple[float, str, StoredMessage]] = deque()
+        self._for_absent: deque[tuple[float, str, Outgoing]] = deque()
         """(stored at, user, message): messages of the last ARRIVAL_GRACE_S for users with no device online."""
         limits = config.limits
         self._app_frames = BucketTable(limits.app_frames_per_s, limits.app_frames_burst)
@@ -267,13 +284,14 @@ class Core:
         seq = message.seq
         if seq > self._last_seq.get(conversation, 0):
             self._last_seq[conversation] = seq
+        ready = outgoing(message)
         targets: dict[Endpoint, list[tuple[str, int]]] = {}
         by_user = self._users.by_user
         now = time.monotonic()
         for member in members:  # inline rather than devices(): this loop runs per message and member
             devices = by_user.get(member)
             if devices is None:
-                self._keep_for_absent(now, member, message)
+                self._keep_for_absent(now, member, ready)
                 continue
             cursor = -1
             for device in devices if isinstance(devices, set) else (devices,):
@@ -286,9 +304,9 @@ class Core:
                     recipients.append((member, cursor))
         for endpoint, recipients in targets.items():
             from_here = origin is not None and origin.endpoint is endpoint
-            endpoint.publish(message, recipients, origin.sid if from_here and origin else 0, t0)
+            endpoint.publish(ready, recipients, origin.sid if from_here and origin else 0, t0)
 
-    def _keep_for_absent(self, now: float, user: str, message: StoredMessage) -> None:
+    def _keep_for_absent(self, now: float, user: str, message: Outgoing) -> None:
         """Remember a message for a member with no device online, for ARRIVAL_GRACE_S (see `_catch_arrival`)."""
         kept = self._for_absent
         while kept and (kept[0][0] < now - ARRIVAL_GRACE_S or len(kept) >= RECENT_FOR_ABSENT):
@@ -339,7 +357,8 @@ class Core:
         if sync.until_seq == 0:
             after = min(sync.after_seq, last_seq)
             first = self.log.read_range(conversation_id, after, last_seq, room) if room > 0 else []
-            endpoint.resume(sid, sync.request_id, conversation_id, [(conversation_id, after, last_seq, first)])
+            plan = (conversation_id, after, last_seq, [outgoing(m) for m in first])
+            endpoint.resume(sid, sync.request_id, conversation_id, [plan])
             return
         self._fetch(device, sync, last_seq)
 
@@ -350,7 +369,7 @@ class Core:
                 self._last_seq[conversation_id] = last_seq
             first = self.log.read_range(conversation_id, cursor, last_seq, room) if room > 0 else []
             room -= len(first)
-            yield conversation_id, cursor, last_seq, first
+            yield conversation_id, cursor, last_seq, [outgoing(m) for m in first]
 
     def _check_read(self, user: str, conversation_id: int, *, fetch: bool) -> ErrorCode | None:
         members = self.log.members(conversation_id)
@@ -382,7 +401,7 @@ class Core:
         self, endpoint: Endpoint, ticket: int, conversation_id: int, *, after: int, until: int, limit: int
     ) -> None:
         """Messages for a gateway's catch-up or retry."""
-        endpoint.fetched(ticket, self.log.read_range(conversation_id, after, until, limit))
+        endpoint.fetched(ticket, [outgoing(m) for m in self.log.read_range(conversation_id, after, until, limit)])
 
     # --- customer service -----------------------------------------------------------------------------------
 

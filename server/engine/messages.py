@@ -10,7 +10,7 @@ core hands it to the gateways over their link (spec section 14).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from kefu.protocol.frames import MetaEntry
 from kefu.protocol.wire import U16, U64, Bytes32, Fixed16, Seq, Str8, wire_struct
@@ -19,6 +19,7 @@ __all__ = [
     "MAX_ID_BYTES",
     "CursorUpdate",
     "Metadata",
+    "Outgoing",
     "SendRequest",
     "SendResult",
     "StoredMessage",
@@ -123,3 +124,12 @@ class CursorUpdate:
     user: str
     conversation_id: int
     seq: int
+
+
+class Outgoing(NamedTuple):
+    """A stored message ready to go out: its DELIVER frame (header and body, as `frames.encode` makes it, no flags,
+    request_id 0), encoded once by the core however many devices and gateways it goes to."""
+
+    conversation_id: int
+    seq: int
+    frame: bytes

@@ -25,7 +25,7 @@ from kefu.protocol.errors import ErrorCode
 from kefu.protocol.frames import Frame, Send, Sync
 
 from .identity import Profile
-from .messages import SendRequest, SendResult, StoredMessage
+from .messages import Outgoing, SendRequest, SendResult, StoredMessage
 
 __all__ = [
     "ConversationPolicy",
@@ -43,7 +43,7 @@ __all__ = [
 Done = Callable[[SendResult], None]
 """Called on the event loop with the result of a `MessageLog.submit`, once it is durable (or refused)."""
 
-ResumePlan = tuple[int, int, int, Sequence[StoredMessage]]
+ResumePlan = tuple[int, int, int, Sequence[Outgoing]]
 """One stream a SYNC resumes: (conversation_id, after_seq, last_seq, the first messages after after_seq)."""
 
 
@@ -107,7 +107,7 @@ class Endpoint(Protocol):
         """The outcome of a SEND of connection `sid` (its SEND_ACK); `cursor`: the sender's stored cursor in the
         conversation before this message."""
 
-    def publish(self, message: StoredMessage, recipients: Sequence[tuple[str, int]], origin: int, t0: float) -> None:
+    def publish(self, message: Outgoing, recipients: Sequence[tuple[str, int]], origin: int, t0: float) -> None:
         """A durable message for the connections here of `recipients` ((user, stored cursor) pairs), except
         connection `origin` (0: none); `t0`: when its SEND was read (time.monotonic), for the latency metric."""
 
@@ -120,7 +120,7 @@ class Endpoint(Protocol):
     def admitted(self, ticket: int, code: ErrorCode | None) -> None:
         """The verdict on a new connection the gateway asked about (None: admitted)."""
 
-    def fetched(self, ticket: int, messages: Sequence[StoredMessage]) -> None:
+    def fetched(self, ticket: int, messages: Sequence[Outgoing]) -> None:
         """Messages a `CorePort.fetch` asked for."""
 
 

@@ -25,18 +25,25 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kefu.protocol.delivery import DeliveryWindow, Stream
-from kefu.protocol.frames import DeliverAck, Frame, SyncDone
+from kefu.protocol.frames import HEADER, DeliverAck, Flag, Frame, SyncDone
 
-from .messages import StoredMessage
+from .messages import Outgoing
 from .ports import CorePort, ResumePlan
 
-__all__ = ["PUMP_BATCH", "Outbound", "Outlet", "RecentMessages"]
+__all__ = ["PUMP_BATCH", "Outbound", "Outlet", "RecentMessages", "redelivered"]
 
 PUMP_BATCH = 16
 """DELIVERs read per step of a catch-up, so the buffer bound is checked every few messages."""
 RECENT_MESSAGES = 8192
 """Messages kept for catch-ups and retries (about 3 MiB of 300-byte messages): a window that was full a moment ago
 catches up without asking the core."""
+_FLAGS_LOW = HEADER.size - 5
+"""Offset of the low byte of a frame header's flags (u16 at 6..7): REDELIVERY is bit 0."""
+
+
+def redelivered(frame: bytes) -> bytes:
+    """An encoded DELIVER with the REDELIVERY flag set (a retry)."""
+    return frame[:_FLAGS_LOW] + bytes((frame[_FLAGS_LOW] | Flag.REDELIVERY,)) + frame[_FLAGS_LOW + 1 :]
 
 
 class Outlet(Protocol):
@@ -60,11 +67,11 @@ class Outlet(Protocol):
     def can_send_more(self) -> bool:
         """Room for more DELIVERs in the connection's buffers."""
 
-    def deliver(self, message: StoredMessage, *, redelivery: bool = False, request_id: int = 0) -> None:
-        """Queue one DELIVER."""
-
     def send(self, frame: Frame) -> None:
         """Queue a frame."""
+
+    def send_encoded(self, raw: bytes) -> None:
+        """Queue an encoded frame (a DELIVER the core encoded)."""
 
 
 class RecentMessages:
@@ -73,9 +80,9 @@ class RecentMessages:
     def __init__(self, capacity: int = RECENT_MESSAGES) -> None:
         self._capacity = capacity
         self._size = 0
-        self._by_conversation: OrderedDict[int, dict[int, StoredMessage]] = OrderedDict()
+        self._by_conversation: OrderedDict[int, dict[int, Outgoing]] = OrderedDict()
 
-    def add(self, message: StoredMessage) -> None:
+    def add(self, message: Outgoing) -> None:
         """Remember a message."""
         messages = self._by_conversation.get(message.conversation_id)
         if messages is None:
@@ -89,10 +96,10 @@ class RecentMessages:
             _, evicted = self._by_conversation.popitem(last=False)
             self._size -= len(evicted)
 
-    def run(self, conversation_id: int, first: int, last: int) -> list[StoredMessage]:
+    def run(self, conversation_id: int, first: int, last: int) -> list[Outgoing]:
         """The messages first, first + 1, ... up to `last` that are here without a gap (maybe none)."""
         messages = self._by_conversation.get(conversation_id)
-        out: list[StoredMessage] = []
+        out: list[Outgoing] = []
         if messages is not None:
             for seq in range(first, last + 1):
                 message = messages.get(seq)
@@ -137,7 +144,7 @@ class Outbound:
 
     # --- live messages -------------------------------------------------------------------------------------
 
-    def offer(self, outlet: Outlet, message: StoredMessage, cursor: int, t0: float) -> None:
+    def offer(self, outlet: Outlet, message: Outgoing, cursor: int, t0: float) -> None:
         """A durable message of a conversation this connection's user belongs to; `cursor`: the user's stored cursor
         (where a new stream starts). Sent at once if next in line, else caught up later."""
         if not outlet.ready:
@@ -152,7 +159,7 @@ class Outbound:
             own = stream.own is not None and message.seq in stream.own  # before take(), which may absorb it
             window.take(stream, message.seq, now=self._clock())
             if not own:
-                outlet.deliver(message)
+                outlet.send_encoded(message.frame)
                 if self._observe is not None:
                     self._observe(time.monotonic() - t0)
         elif stream.next_seq <= message.seq:
@@ -203,7 +210,7 @@ class Outbound:
             self.pump(outlet, stream)
 
     def _send_run(
-        self, outlet: Outlet, window: DeliveryWindow, stream: Stream, last: int, messages: Sequence[StoredMessage]
+        self, outlet: Outlet, window: DeliveryWindow, stream: Stream, last: int, messages: Sequence[Outgoing]
     ) -> None:
         """Take next_seq..`last` from the window (as far as it allows) and send the messages among them."""
         own = set(stream.own) if stream.own else None  # before take(), which may absorb some of them
@@ -212,7 +219,7 @@ class Outbound:
             return
         for message in messages:
             if message.seq in seqs and (own is None or message.seq not in own):  # never echo a device's own
-                outlet.deliver(message)
+                outlet.send_encoded(message.frame)
 
     def _read(self, outlet: Outlet, stream: Stream, first: int, last: int, *, retry: bool = False) -> None:
         """Ask the core for first..last of the stream's conversation (a catch-up holds the stream until the answer,
@@ -224,7 +231,7 @@ class Outbound:
             stream.fetching = ticket
         self.core.fetch(ticket, stream.conversation_id, first - 1, last, last - first + 1)
 
-    def fetched(self, ticket: int, messages: Sequence[StoredMessage]) -> None:
+    def fetched(self, ticket: int, messages: Sequence[Outgoing]) -> None:
         """The core's answer to a read."""
         read = self._reads.pop(ticket, None)
         if read is None:
@@ -288,12 +295,12 @@ class Outbound:
                 self._read(outlet, stream, retry.first, retry.last, retry=True)
 
     @staticmethod
-    def _resend(outlet: Outlet, stream: Stream, first: int, last: int, messages: Sequence[StoredMessage]) -> None:
+    def _resend(outlet: Outlet, stream: Stream, first: int, last: int, messages: Sequence[Outgoing]) -> None:
         own = stream.own
         for message in messages:
             seq = message.seq
             if first <= seq <= last and stream.acked < seq < stream.next_seq and (own is None or seq not in own):
-                outlet.deliver(message, redelivery=True)
+                outlet.send_encoded(redelivered(message.frame))
 
     # --- SYNC ------------------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from kefu.protocol.frames import Frame, Send, Sync
 
 from .. import log as logmod
 from ..engine.core import Core
-from ..engine.messages import SendResult, StoredMessage
+from ..engine.messages import Outgoing, SendResult
 from ..engine.ports import ResumePlan
 from . import frames as lf
 from .channel import Channel
@@ -94,10 +94,10 @@ class GatewayLink:
         )  # fmt: skip
         self.channel.send(done)
 
-    def publish(self, message: StoredMessage, recipients: Sequence[tuple[str, int]], origin: int, t0: float) -> None:
+    def publish(self, message: Outgoing, recipients: Sequence[tuple[str, int]], origin: int, t0: float) -> None:
         """See `Endpoint.publish`."""
         to = tuple(lf.Recipient(user, cursor) for user, cursor in recipients)
-        self.channel.send(lf.Publish(origin, int(t0 * 1e9), message, to))
+        self.channel.send(lf.Publish(origin, int(t0 * 1e9), message.conversation_id, message.seq, message.frame, to))
 
     def send(self, sid: int, frame: Frame) -> None:
         """See `Endpoint.send`."""
@@ -105,13 +105,17 @@ class GatewayLink:
 
     def resume(self, sid: int, request_id: int, conversation_id: int, plans: Sequence[ResumePlan]) -> None:
         """See `Endpoint.resume`."""
-        wire = tuple(lf.Plan(conv, after, last, tuple(first)) for conv, after, last, first in plans)
+        wire = tuple(
+            lf.Plan(conv, after, last, tuple(lf.Item(m.seq, m.frame) for m in first))
+            for conv, after, last, first in plans
+        )
         self.channel.send(lf.Resume(sid, request_id, conversation_id, wire))
 
     def admitted(self, ticket: int, code: ErrorCode | None) -> None:
         """See `Endpoint.admitted`."""
         self.channel.send(lf.Admitted(ticket, int(code) if code is not None else 0))
 
-    def fetched(self, ticket: int, messages: Sequence[StoredMessage]) -> None:
+    def fetched(self, ticket: int, messages: Sequence[Outgoing]) -> None:
         """See `Endpoint.fetched`."""
-        self.channel.send(lf.Fetched(ticket, tuple(messages)))
+        conversation_id = messages[0].conversation_id if messages else 0
+        self.channel.send(lf.Fetched(ticket, conversation_id, tuple(lf.Item(m.seq, m.frame) for m in messages)))

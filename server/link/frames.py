@@ -21,8 +21,6 @@ from kefu.protocol.errors import ErrorCode, RemoteProtocolError
 from kefu.protocol.frames import HEADER, TYPE_OFFSET, Frame, encode, parse_body
 from kefu.protocol.wire import U8, U16, U32, U64, Bytes32, Fixed16, Seq, Str8, wire_struct
 
-from ..engine.messages import StoredMessage
-
 __all__ = [
     "HEAD",
     "MAX_LINK_FRAME",
@@ -34,6 +32,7 @@ __all__ = [
     "Fetched",
     "FrameFor",
     "Hello",
+    "Item",
     "LinkType",
     "Opened",
     "Plan",
@@ -207,12 +206,24 @@ class Recipient:
 
 @wire_struct
 @dataclass(frozen=True, slots=True)
+class Item:
+    """A message of a conversation ready to go out: its seq and its DELIVER (header and body)."""
+
+    seq: U64
+    frame: Bytes32
+
+
+@wire_struct
+@dataclass(frozen=True, slots=True)
 class Publish:
-    """A durable message for the gateway's connections of `recipients`, except connection `origin` (0: none)."""
+    """A durable message (seq `seq` of the conversation, its DELIVER in `frame`) for the gateway's connections of
+    `recipients`, except connection `origin` (0: none)."""
 
     origin: U64
     t0_ns: U64
-    message: Annotated[StoredMessage, StoredMessage]
+    conversation_id: U64
+    seq: U64
+    frame: Bytes32
     recipients: Annotated[tuple[Recipient, ...], Seq(2, Recipient)]
 
 
@@ -233,7 +244,7 @@ class Plan:
     conversation_id: U64
     after_seq: U64
     last_seq: U64
-    messages: Annotated[tuple[StoredMessage, ...], Seq(4, StoredMessage)]
+    items: Annotated[tuple[Item, ...], Seq(4, Item)]
 
 
 @wire_struct
@@ -259,10 +270,11 @@ class Admitted:
 @wire_struct
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """The answer to a FETCH."""
+    """The answer to a FETCH: messages of one conversation."""
 
     ticket: U64
-    messages: Annotated[tuple[StoredMessage, ...], Seq(4, StoredMessage)]
+    conversation_id: U64
+    items: Annotated[tuple[Item, ...], Seq(4, Item)]
 
 
 _TYPES: dict[type, LinkType] = {

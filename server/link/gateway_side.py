@@ -24,7 +24,7 @@ from kefu.protocol.errors import ErrorCode
 from kefu.protocol.frames import HEADER, Frame, Send, Sync
 
 from .. import log as logmod
-from ..engine.messages import SendResult, StoredMessage
+from ..engine.messages import Outgoing, SendResult, StoredMessage
 from ..engine.ports import Endpoint
 from . import frames as lf
 from .channel import Channel
@@ -209,7 +209,8 @@ class CoreLink:
     def _dispatch(self, frame: object) -> None:
         endpoint = self._endpoint
         match frame:
-            case lf.Publish(origin, t0_ns, message, recipients):
+            case lf.Publish(origin, t0_ns, conversation_id, seq, raw, recipients):
+                message = Outgoing(conversation_id, seq, raw)
                 endpoint.publish(message, [(r.user, r.cursor) for r in recipients], origin, t0_ns * 1e-9)
             case lf.Submitted() as done:
                 self._submitted(done)
@@ -220,12 +221,20 @@ class CoreLink:
                         self._services.pop((sid, request_id), None)
                         self._syncs.pop((sid, request_id), None)
                 self._state.send_encoded(sid, raw)
-            case lf.Fetched(ticket, messages):
+            case lf.Fetched(ticket, conversation_id, items):
                 if self._fetches.pop(ticket, None) is not None:
-                    endpoint.fetched(ticket, messages)
+                    endpoint.fetched(ticket, [Outgoing(conversation_id, i.seq, i.frame) for i in items])
             case lf.Resume(sid, request_id, conversation_id, plans):
                 self._syncs.pop((sid, request_id), None)
-                resumed = [(p.conversation_id, p.after_seq, p.last_seq, p.messages) for p in plans]
+                resumed = [
+                    (
+                        p.conversation_id,
+                        p.after_seq,
+                        p.last_seq,
+                        [Outgoing(p.conversation_id, i.seq, i.frame) for i in p.items],
+                    )
+                    for p in plans
+                ]
                 endpoint.resume(sid, request_id, conversation_id, resumed)
             case lf.Admitted(sid, code):
                 if self._admits.pop(sid, None) is not None:

@@ -20,6 +20,7 @@ from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_for
 from ..storage import maintenance
 from . import process
 from .control import Control
+from .single import EXIT_LOG_FAILED
 
 __all__ = ["run_core"]
 
@@ -34,7 +35,8 @@ class CoreProcess:
         self.metrics = Metrics() if config.metrics.enabled else None
         self.store = wiring.open_store(config)
         self.apps = AppDirectory(self.store)
-        self.side = wiring.build_core(config, loop, self.store, self.apps, self.metrics)
+        self.side = wiring.build_core(config, loop, self.store, self.apps, self.metrics, on_fatal=self._log_failed)
+        self.exit_status = 0
         self.links: dict[int, GatewayLink] = {}
         self.control: Control | None = None
         self.done = asyncio.Event()
@@ -63,6 +65,13 @@ class CoreProcess:
         link.gateway = index
         self.links[index] = link
         await self.loop.create_unix_connection(lambda: link.channel, sock=sock)
+
+    def _log_failed(self, exc: BaseException) -> None:
+        """The write-ahead log failed: stop and exit with EXIT_LOG_FAILED; the supervisor starts a new core, whose
+        start-up replays the log, and the gateways send it what went unanswered."""
+        logmod.error("storage.log_failed", reason=repr(exc), exit_status=EXIT_LOG_FAILED)
+        self.exit_status = EXIT_LOG_FAILED
+        self.loop.create_task(self.stop())
 
     def _link_lost(self, link: GatewayLink) -> None:
         if self.links.get(link.gateway) is link:
@@ -149,8 +158,8 @@ class CoreProcess:
             self.control.close()
 
 
-async def run_core(config: Any, load: Callable[[], Any], *, control: int, links: list[tuple[int, int]]) -> None:
-    """Run the core until the supervisor says stop (or goes away)."""
+async def run_core(config: Any, load: Callable[[], Any], *, control: int, links: list[tuple[int, int]]) -> int:
+    """Run the core until the supervisor says stop (or goes away); its exit status."""
     loop = asyncio.get_running_loop()
     worker = CoreProcess(config, load, loop)
     await worker.start(socket.socket(fileno=control), [(i, socket.socket(fileno=fd)) for i, fd in links])
@@ -159,3 +168,4 @@ async def run_core(config: Any, load: Callable[[], Any], *, control: int, links:
     collector.cancel()
     await asyncio.sleep(0.05)
     worker.close()
+    return worker.exit_status

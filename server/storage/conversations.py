@@ -13,6 +13,7 @@ after it (the desk, the engine) starts from a complete store.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from ..engine.messages import SendRequest, StoredMessage
 from ..engine.ports import Done, LogClosed
 from .committer import GroupCommitter
 from .cursors import PendingCursors
-from .indexer import Indexer, Written, replay
+from .indexer import IndexerProcess, Written, replay
 from .logfile import LogWriter, SegmentFiles
 from .overlay import Overlay
 from .store import Store
@@ -64,8 +65,8 @@ def open_conversations(
     end, _ = replay(store, files.directory)
     writer = LogWriter(files, end)
     overlay = Overlay()
-    indexer = Indexer(
-        store, overlay, files, lambda: writer.segment, interval_s=settings.index_interval_s,
+    indexer = IndexerProcess(
+        store, overlay, files, lambda: writer.segment, loop, interval_s=settings.index_interval_s,
         batch_bytes=settings.index_batch_bytes, position=end, written=written,
     )  # fmt: skip
     committer = GroupCommitter(
@@ -77,6 +78,10 @@ def open_conversations(
                          on_fatal=on_fatal)  # fmt: skip
 
 
+CURSOR_CACHE = 1 << 18
+"""(user, conversation) cursors kept in memory: one per active device stream of a busy host, about 40 MiB at most."""
+
+
 class Conversations:
     """Sequenced, durable conversations (the engine's `MessageLog`). Runs on the event loop."""
 
@@ -84,7 +89,7 @@ class Conversations:
         self,
         view: View,
         committer: GroupCommitter,
-        indexer: Indexer,
+        indexer: IndexerProcess,
         loop: asyncio.AbstractEventLoop,
         *,
         cursor_delay_s: float = 0.0,
@@ -98,6 +103,9 @@ class Conversations:
         self.cursors = PendingCursors(view, committer, cursor_delay_s, loop.time)
         committer.on_committed = self.cursors.committed
         self._saver: asyncio.TimerHandle | None = None
+        self._known: dict[tuple[str, int], int] = {}
+        """Cursors read lately, kept up to date by every advance (they all come through here): the engine reads a
+        member's cursor for every message it publishes, and a store read is a transaction (CURSOR_CACHE)."""
 
     def start(self) -> None:
         """Start the indexer and the writer thread."""
@@ -113,7 +121,7 @@ class Conversations:
         if self.committer.failure is None:
             self.cursors.save_due(everything=True)
         await self.committer.stop()
-        await self._loop.run_in_executor(None, self.indexer.stop)
+        await self.indexer.stop_async()
         self.committer.close()
 
     def _fatal(self, exc: BaseException) -> None:
@@ -133,6 +141,9 @@ class Conversations:
         """`user` has everything up to `seq`: readable now, logged with the next group commit (or within the
         configured delay)."""
         self.cursors.advance(user, conversation_id, seq)
+        key = (user, conversation_id)
+        if seq > self._known.get(key, seq):
+            self._known[key] = seq
         if self._saver is None and not self.committer.stopping and self.committer.failure is None:
             self._saver = self._loop.call_later(self.cursors.delay_s, self._save_due)
 
@@ -152,7 +163,16 @@ class Conversations:
 
     def cursor(self, user: str, conversation_id: int) -> int:
         """The user's cursor: the durable one, or a later advance not yet logged."""
-        return self.cursors.read(user, conversation_id)
+        key = (user, conversation_id)
+        seq = self._known.get(key)
+        if seq is None:
+            seq = self.cursors.read(user, conversation_id)
+            known = self._known
+            if len(known) >= CURSOR_CACHE:
+                for old in list(itertools.islice(known, CURSOR_CACHE // 4)):  # the oldest quarter
+                    del known[old]
+            known[key] = seq
+        return seq
 
     def pending(self, user: str) -> list[tuple[int, int, int]]:
         """(conversation_id, cursor, last_seq) of each conversation of `user` with unacknowledged messages."""

@@ -21,12 +21,20 @@ indexed, so the desk and the engine start from a complete store, and the overlay
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import json
 import logging
+import socket
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from .logfile import SegmentFiles, read_log
 from .overlay import Logged, Overlay
@@ -34,7 +42,7 @@ from .records import Cursors, Write, decode_record
 from .schema import LogPosition
 from .store import Store
 
-__all__ = ["Indexer", "replay"]
+__all__ = ["FRAME", "Indexer", "IndexerProcess", "decode_messages", "frame", "replay"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +51,30 @@ RETRY_S: Final = 1.0
 REPLAY_CHUNK_BYTES: Final = 64 << 20
 """Record payloads indexed per transaction at start-up (bounds the memory of a long replay)."""
 
+STOP_TIMEOUT_S: Final = 60.0
+"""How long `IndexerProcess.stop` waits for the worker to index what is left (the rest is replayed at next start)."""
+FRAME: Final = struct.Struct("!I")
+
 Written = Callable[[str, int, int], None]
+
+
+def frame(payload: bytes) -> bytes:
+    """One message on the indexer process's socket."""
+    return FRAME.pack(len(payload)) + payload
+
+
+def decode_messages(buf: bytearray) -> list[bytes]:
+    """Split the complete messages off the front of `buf`."""
+    out = []
+    while len(buf) >= FRAME.size:
+        (length,) = FRAME.unpack_from(buf)
+        if len(buf) < FRAME.size + length:
+            break
+        out.append(bytes(buf[FRAME.size : FRAME.size + length]))
+        del buf[: FRAME.size + length]
+    return out
+
+
 """`written(part, nbytes, messages)`: bytes made durable by a part of the store ("log" or "index") for messages."""
 
 
@@ -186,3 +217,175 @@ class Indexer:
 
 def _records(batches: list[Logged]) -> list[Write | Cursors]:
     return [record for batch in batches for _, record in batch.records]
+
+
+class IndexerProcess:
+    """The indexer in a process of its own (`kefu.server.storage.index_worker`), seen from the serving process.
+
+    The writer thread tells it how far the log is durable after every append (`notify`); its answers arrive on the
+    event loop, where the indexed batches are trimmed from the overlay and old segments recycled, both on one
+    maintenance thread (in chunks, so that the loop keeps the interpreter lock). It has the thread `Indexer`'s face:
+    `position`, `failure`, `written_bytes`, `messages_indexed`, `start`, `notify`, `stop`."""
+
+    def __init__(
+        self,
+        store: Store,
+        overlay: Overlay,
+        files: SegmentFiles,
+        current_segment: Callable[[], int],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        interval_s: float,
+        batch_bytes: int,
+        position: LogPosition,
+        written: Written | None = None,
+    ) -> None:
+        self._store, self._overlay, self._files = store, overlay, files
+        self._current_segment, self._loop = current_segment, loop
+        self.interval_s, self.batch_bytes = interval_s, batch_bytes
+        self.position = position
+        """The log position indexed up to."""
+        self._written = written
+        self.written_bytes = 0
+        self.messages_indexed = 0
+        self.failure: str | None = None
+        """The last batch's error, None once one succeeds."""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._buf = bytearray()
+        self._maintenance = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kefu-log-maintenance")
+        self._stopped: asyncio.Future[LogPosition] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start the worker process (its store is this one's, on disk), and recycle what replay indexed."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        store = self._store
+        argv = [
+            sys.executable, "-m", "kefu.server.storage.index_worker", "--store", str(store.path),
+            "--fd", str(theirs.fileno()), "--tables", ",".join(sorted(store.tables)),
+            "--map-size", str(store.env.info()["map_size"]), "--max-map-size", str(store.max_map_size),
+            "--idempotency-window-s", str(store.idempotency_window_ms // 1000), "--interval-s", str(self.interval_s),
+            "--batch-bytes", str(self.batch_bytes), "--log-dir", str(self._files.directory),
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)  # noqa: S603
+        theirs.close()
+        mine.setblocking(False)
+        self._sock = mine
+        self._loop.add_reader(mine.fileno(), self._readable)
+        self._maintenance.submit(self._maintain)
+
+    def notify(self) -> None:
+        """A group commit is durable and in the overlay (writer thread): tell the worker how far it may index."""
+        end = self._overlay.newest_end()
+        if end is not None:
+            self._post(b"D" + end.encode())
+
+    def _post(self, payload: bytes) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        with self._send_lock, contextlib.suppress(BlockingIOError, OSError):
+            sock.send(frame(payload))  # a full socket drops this one: a later position says more
+
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            data = sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost()
+            return
+        self._buf += data
+        for raw in decode_messages(self._buf):
+            self._answer(json.loads(raw))
+
+    def _answer(self, message: dict[str, Any]) -> None:
+        if "indexed" in message:
+            position = LogPosition.decode(bytes.fromhex(message["indexed"]))
+            self.failure = None
+            self.written_bytes += int(message.get("bytes", 0))
+            self.messages_indexed += int(message.get("messages", 0))
+            if self._written is not None:
+                self._written("index", int(message.get("bytes", 0)), int(message.get("messages", 0)))
+            self.position = position
+            self._maintenance.submit(self._trim_and_maintain, position)
+        elif "error" in message:
+            if self.failure is None:
+                log.error("indexing failed; retrying every %.0f s: %s", RETRY_S, message["error"])
+            self.failure = str(message["error"])
+        elif "stopped" in message and self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(LogPosition.decode(bytes.fromhex(message["stopped"])))
+
+    def _trim_and_maintain(self, position: LogPosition) -> None:
+        batches = self._overlay.indexed_by(position)
+        if batches:
+            self._overlay.trim(batches)
+        self._maintain()
+
+    def _maintain(self) -> None:
+        try:
+            self._files.maintain(self.position, self._current_segment())
+        except OSError as exc:  # no spare segment made: the writer makes one when it needs it (or fails then)
+            log.warning("log segments not recycled or preallocated: %s", exc)
+
+    def _lost(self) -> None:
+        """The worker died (or closed its end): start another, unless stopping."""
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        if self._stopping:
+            if self._stopped is not None and not self._stopped.done():
+                self._stopped.set_result(self.position)
+            return
+        if self._proc is not None:
+            code = self._proc.wait()
+            self._proc = None
+            log.error("the indexer process exited (status %s); starting another", code)
+            self._loop.call_later(RETRY_S, self._restart)
+
+    def _restart(self) -> None:
+        if not self._stopping and self._proc is None:
+            self.start()
+            self.notify()
+
+    async def stop_async(self, *, index_rest: bool = True) -> None:
+        """Have the worker index what is durable (`index_rest`) and exit; then stop the maintenance thread."""
+        self._stopping = True
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if index_rest and self._sock is not None:
+                end = self._overlay.newest_end() or self.position
+                self._stopped = self._loop.create_future()
+                self._post(b"S" + end.encode())
+                with contextlib.suppress(TimeoutError):
+                    position = await asyncio.wait_for(self._stopped, STOP_TIMEOUT_S)
+                    self._maintenance.submit(self._trim_and_maintain, position)
+            else:
+                proc.kill()
+            if self._sock is not None:
+                self._loop.remove_reader(self._sock.fileno())
+                self._sock.close()
+                self._sock = None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await self._loop.run_in_executor(None, proc.wait, STOP_TIMEOUT_S)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        await self._loop.run_in_executor(None, self._maintenance.shutdown)
+
+    def stop(self, *, index_rest: bool = True) -> None:
+        """Blocking form of `stop_async` for a thread other than the loop's (tests)."""
+        asyncio.run_coroutine_threadsafe(self.stop_async(index_rest=index_rest), self._loop).result()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id (while it runs)."""
+        return self._proc.pid if self._proc is not None else None

@@ -118,6 +118,21 @@ class Overlay:
 
     # --- the indexer ---------------------------------------------------------------------------------------------
 
+    def newest_end(self) -> LogPosition | None:
+        """The log position after the newest batch held (None when none is)."""
+        with self._lock:
+            return self._batches[-1].end if self._batches else None
+
+    def indexed_by(self, position: LogPosition) -> list[Logged]:
+        """The oldest batches that end at or before `position` (what an indexer that got there made redundant)."""
+        out: list[Logged] = []
+        with self._lock:
+            for batch in self._batches:
+                if batch.end.lsn > position.lsn:
+                    break
+                out.append(batch)
+        return out
+
     def unindexed(self, max_bytes: int) -> list[Logged]:
         """The oldest batches, in order, up to about `max_bytes` of payload (at least one, if any)."""
         out: list[Logged] = []

@@ -93,7 +93,7 @@ async def test_replay_after_a_stop_without_indexing(tmp_path: Path) -> None:
     log = open_log(store)
     first = await send(log, *(req("alice", i, 1 + i % 2) for i in range(10)))
     await log.committer.stop()  # the log is written; the indexer never ran (as if killed now)
-    log.indexer.stop(index_rest=False)
+    await log.indexer.stop_async(index_rest=False)
     store.close()
     store = Store(tmp_path / "store")
     assert store.last_seq(1) == 0, "nothing indexed yet"
@@ -216,7 +216,9 @@ async def test_a_failing_indexer_turns_sends_away_past_the_bound(tmp_path: Path)
     stored = statuses.count(OK)
     assert UNAVAILABLE in statuses and 5 <= stored < 40
     assert seqs(log.read_range(1, 0, 0, 100)) == list(range(1, stored + 1)), "what was taken is read, gapless"
-    store.max_map_size = 64 << 20  # the operator raises the cap: indexing catches up
+    store.max_map_size = 64 << 20  # the operator raises the cap ...
+    assert log.indexer.pid is not None
+    os.kill(log.indexer.pid, signal.SIGKILL)  # ... and the indexer process dies: a new one takes the new cap
     await settle(lambda: log.indexer.failure is None and log.view.overlay.size == 0)
     [later] = await send(log, req("alice", 100, 1, body=body))
     assert later.status == OK and later.message is not None and later.message.seq == stored + 1
@@ -246,6 +248,7 @@ async def test_reads_from_other_threads_while_indexing(tmp_path: Path) -> None:
         t.start()
     for i in range(0, 600, 20):
         await send(log, *(req("alice", i + j, 1) for j in range(20)))
+    await settle(lambda: log.indexer.messages_indexed == 600 and log.view.overlay.size == 0)  # read while it indexes
     stop.set()
     for t in threads:
         t.join()
