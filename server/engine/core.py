@@ -133,6 +133,8 @@ class Core:
         self._app_frames = BucketTable(limits.app_frames_per_s, limits.app_frames_burst)
         self._new_conns = BucketTable(limits.new_conns_per_ip_per_s, limits.new_conns_per_ip_burst)
         self.draining = False
+        if metrics is not None:
+            metrics.commit_queue.set_function(lambda: self.log.queue_depth)  # read when scraped, not per SEND
 
     def reconfigure(self, config: Any) -> None:
         """SIGHUP: adopt new limits."""
@@ -237,9 +239,6 @@ class Core:
             self.log.submit(request, lambda result: self._committed(device, send, result, t0))
         except LogClosed:
             self._refuse_send(device, send, ErrorCode.SHUTTING_DOWN)
-            return
-        if self.metrics is not None:
-            self.metrics.commit_queue.set(self.log.queue_depth)
 
     def _check(self, device: CoreDevice, send: Send) -> ErrorCode | None:
         if not self._allow(device):
