@@ -17,6 +17,7 @@ Stdlib only, plus kefu.protocol.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import sys
 import tomllib
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kefu.protocol.frames import FrameType
+from kefu.protocol.wire import Fixed, Int, Seq, Text, Var, wire_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "spec" / "PROTOCOL.md"
@@ -213,9 +215,84 @@ def check_limits(text: str) -> list[str]:
     return problems
 
 
+# --- link frames (section 14, informative; needs the server installed) ----------------------------------
+
+
+def render_kind(kind: Any) -> str:
+    """A wire kind in the document's notation: u64, opaque[16], opaque<u32>, utf8<u8>, Item list<u32>."""
+    match kind:
+        case Int(size):
+            return f"u{size * 8}"
+        case Fixed(size):
+            return f"opaque[{size}]"
+        case Var(prefix):
+            return f"opaque<u{prefix * 8}>"
+        case Text(prefix):
+            return f"utf8<u{prefix * 8}>"
+        case Seq(prefix, item):
+            inner = item.__name__ if isinstance(item, type) else render_kind(item)
+            return f"{inner} list<u{prefix * 8}>"
+    raise TypeError(f"no notation for {kind!r}")
+
+
+def render_fields(cls: type) -> str:
+    """A link structure's fields as the section 14.3 tables write them."""
+    return ", ".join(f"`{name} {render_kind(kind)}`" for name, kind in wire_fields(cls))
+
+
+def check_link_frames(text: str) -> list[str]:
+    """Every link frame type has a row `| 0xNN | NAME | fields | ... |` in section 14.3 with its code and exactly
+    its fields in wire order, and every nested structure a row `| Name | fields |` (its fields, before any note)."""
+    from kefu.server.link import frames as lf  # noqa: PLC0415 - only this check needs the server installed
+
+    rows: dict[str, tuple[int, str]] = {}
+    nested: dict[str, str] = {}
+    for cells in table_rows(section(text, "14.3")):
+        code = _CODE_SPAN.fullmatch(cells[0])
+        if len(cells) >= 3 and code and code.group(1).startswith("0x"):
+            rows[cells[1]] = (int(code.group(1), 16), cells[2])
+        elif len(cells) == 2 and cells[0] not in ("Structure",):
+            nested[cells[0]] = cells[1]
+    if not rows:
+        return ["section 14.3 has no link frame table"]
+    problems = []
+    structures: set[type] = set()
+    for t in lf.LinkType:
+        cls = lf.CLASSES[int(t)]
+        expected = render_fields(cls)
+        if t.name not in rows:
+            problems.append(f"section 14.3 table has no row for link frame {t.name}")
+            continue
+        code, fields = rows[t.name]
+        if code != t.value:
+            problems.append(f"section 14.3 gives {t.name} code 0x{code:02X}, the code has 0x{t.value:02X}")
+        if fields != expected:
+            problems.append(f"section 14.3 gives {t.name} the fields {fields}, the code has {expected}")
+        seqs = [kind for _, kind in wire_fields(cls) if isinstance(kind, Seq)]
+        structures |= {kind.item for kind in seqs if isinstance(kind.item, type)}
+    known = {t.name for t in lf.LinkType}
+    problems += [f"section 14.3 table lists {name}, which is not a link frame type" for name in rows.keys() - known]
+    for cls in sorted(structures, key=lambda c: c.__name__):
+        expected = render_fields(cls)
+        documented = nested.get(cls.__name__)
+        if documented is None:
+            problems.append(f"section 14.3 does not describe the structure {cls.__name__}")
+        elif _fields_prefix(documented) != expected:
+            problems.append(f"section 14.3 gives {cls.__name__} the fields {documented}, the code has {expected}")
+    return problems
+
+
+def _fields_prefix(cell: str) -> str:
+    """The field spans of a nested structure's cell, notes in parentheses dropped."""
+    return ", ".join(f"`{span}`" for span in _CODE_SPAN.findall(re.sub(r"\([^)]*\)", "", cell)))
+
+
 def check_all(text: str) -> list[str]:
-    """Every problem the three checks find."""
-    return check_frame_types(text) + check_error_codes(text) + check_limits(text)
+    """Every problem the checks find (the link frame check only where the server is installed)."""
+    problems = check_frame_types(text) + check_error_codes(text) + check_limits(text)
+    if importlib.util.find_spec("kefu.server") is not None:
+        problems += check_link_frames(text)
+    return problems
 
 
 def main() -> int:

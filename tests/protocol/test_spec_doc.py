@@ -1,4 +1,4 @@
-"""spec/PROTOCOL.md agrees with the code: frame types, error codes and limits (spec/check_spec.py)."""
+"""spec/PROTOCOL.md agrees with the code: frame types, error codes, limits and link frames (spec/check_spec.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ checker = load_checker()
 DOC = checker.read_doc()
 
 
-@pytest.mark.parametrize("check", ["check_frame_types", "check_error_codes", "check_limits"])
+@pytest.mark.parametrize("check", ["check_frame_types", "check_error_codes", "check_limits", "check_link_frames"])
 def test_protocol_md_agrees_with_the_code(check: str) -> None:
     problems = getattr(checker, check)(DOC)
     assert not problems, (
@@ -41,6 +41,16 @@ EDITS = [
     ("`1_048_576` | records", "`1_048_577` | records", "check_limits", "RECORD_LIMIT"),
     ("| `tickets.TicketGuard.MAX_ENTRIES`", "| TicketGuard", "check_limits", "MAX_ENTRIES"),
     ("| `crypto.TAG_LEN`", "| `crypto.TAG_SIZE`", "check_limits", "TAG_SIZE"),
+    ("| `0x07` | CURSOR |", "| `0x08` | CURSOR |", "check_link_frames", "0x08"),
+    ("| `0x46` | FETCHED |", "| `0x46` | FETCH_DONE |", "check_link_frames", "FETCHED"),
+    (
+        "| `ticket u64`, `conversation_id u64`, `items",
+        "| `conversation_id u64`, `ticket u64`, `items",
+        "check_link_frames",
+        "FETCHED",
+    ),
+    ("| `sid u64`, `code u16` |", "| `sid u64`, `code u32` |", "check_link_frames", "ADMITTED"),
+    ("| Item | `seq u64`, `frame opaque<u32>`", "| Item | `seq u64`, `frame opaque<u16>`", "check_link_frames", "Item"),
 ]
 
 
