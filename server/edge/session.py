@@ -73,6 +73,7 @@ class Session(asyncio.Protocol):
         "_flush_pending",
         "_frame_stamp",
         "_frame_tokens",
+        "_held",
         "_read_paused_until",
         "_scheduled",
         "admission_pending",
@@ -98,6 +99,8 @@ class Session(asyncio.Protocol):
         self.write_paused = False
         self.admission_pending = False
         self.window: DeliveryWindow | None = None
+        self._held: bytes | None = None
+        """What arrived before the core admitted the connection (read at once, not yet handled)."""
         self._flush_pending = False
         self._buffered = 0
         self._read_paused_until = 0.0
@@ -110,7 +113,10 @@ class Session(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)  # uvloop's TCPTransport is not a subclass
         transport = self.transport
         gateway = self.gateway
-        transport.pause_reading()  # until the core admits the connection (at once, in one process)
+        # Not read until the core admits the connection (at once, in one process). uvloop starts reading after this
+        # method returns even when it paused reading here (CPython fixed the same in asyncio, gh-76002), so
+        # `_data_received` also holds what arrives early and pauses again.
+        transport.pause_reading()
         peer = transport.get_extra_info("peername")
         if not gateway.admit(self, peer[0] if peer else "?"):
             transport.abort()
@@ -126,14 +132,18 @@ class Session(asyncio.Protocol):
         self._rearm()
 
     def admit(self) -> None:
-        """The core admitted the connection: start reading."""
+        """The core admitted the connection: handle what arrived meanwhile, and start reading."""
         self.admission_pending = False
+        held, self._held = self._held, None
+        if held is not None:
+            self.data_received(held)
         if self.transport is not None and not self.write_paused and not self._read_paused_until:
             self.transport.resume_reading()
 
     def refuse(self) -> None:
         """The core refused the connection (a limit): drop it without a word."""
         self.admission_pending = False
+        self._held = None
         if self.transport is not None:
             self.transport.abort()
 
@@ -189,6 +199,11 @@ class Session(asyncio.Protocol):
     def _data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn is None or conn.closed:
+            return
+        if self.admission_pending:  # one read at most: reading is paused until the core's verdict
+            self._held = data if self._held is None else self._held + data
+            if self.transport is not None:
+                self.transport.pause_reading()
             return
         gateway = self.gateway
         now = gateway.now()

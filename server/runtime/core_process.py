@@ -18,7 +18,7 @@ from ..link.core_side import GatewayLink
 from ..metrics import Metrics
 from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_forever
 from ..storage import maintenance
-from . import process
+from . import process, sdnotify
 from .control import Control
 from .single import EXIT_LOG_FAILED
 
@@ -162,6 +162,7 @@ async def run_core(config: Any, load: Callable[[], Any], *, control: int, links:
     """Run the core until the supervisor says stop (or goes away); its exit status."""
     loop = asyncio.get_running_loop()
     worker = CoreProcess(config, load, loop)
+    sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
     await worker.start(socket.socket(fileno=control), [(i, socket.socket(fileno=fd)) for i, fd in links])
     collector = process.tame_collector(loop)
     await worker.done.wait()

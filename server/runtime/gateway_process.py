@@ -25,7 +25,7 @@ from ..identity.tickets import CLAIMS_DIR, SharedTicketGuard
 from ..link.gateway_side import CoreLink
 from ..metrics import Metrics
 from ..storage.store import Store
-from . import process
+from . import process, sdnotify
 from .control import Control
 
 __all__ = ["run_gateway"]
@@ -177,6 +177,7 @@ async def run_gateway(config: Any, load: Callable[[], Any], *, index: int, contr
     """Run one gateway until the supervisor says stop (or goes away)."""
     loop = asyncio.get_running_loop()
     worker = GatewayProcess(config, load, index, loop)
+    sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
     await worker.start(socket.socket(fileno=control), socket.socket(fileno=link), listen, port)
     collector = process.tame_collector(loop)
     await worker.done.wait()

@@ -3,7 +3,9 @@
 Its descriptors (the control channel, its links, a listening socket) are inherited by number; after ``--`` come the
 configuration flags the server was started with, so that the worker loads the same configuration (and reloads it on
 the supervisor's word). A worker obeys its control channel only: SIGINT, SIGTERM and SIGHUP are the supervisor's, which
-drains the workers in order; when the supervisor is gone, the channel closes and the worker stops.
+drains the workers in order; when the supervisor is gone, the channel closes and the worker stops. The worker catches
+those signals with a handler that does nothing rather than ignoring them: an ignored signal stays ignored in the
+processes a worker starts (the indexer, the sentiment scorer), which could then not be terminated.
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _not_ours(signum: int, frame: object) -> None:
+    """SIGINT, SIGTERM and SIGHUP belong to the supervisor (a Ctrl-C reaches the whole process group)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one worker; returns its exit status."""
     args = _parser().parse_args(argv)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, _not_ours)
     import uvloop  # noqa: PLC0415 - the server extra
 
     from .. import log  # noqa: PLC0415
