@@ -53,14 +53,15 @@ MEMBERS_KEY = "kefu.to"
 """SEND metadata key naming the other members of a conversation the SEND creates."""
 ARRIVAL_GRACE_S = 2.0
 """A device whose handshake the core learns of gets, at once, the messages stored for its user since the core
-admitted the connection (when the user had no device online then), within this last while. A client counts its
-handshake done when it sends CLIENT_FINISHED; the core hears of it a little later, from the gateway (in one process,
-within the same loop iteration; with worker processes, over a link, so that a message another gateway committed
-meanwhile would otherwise wait for the device's SYNC or for the conversation's next message): the spec's "every
-message stored while it is connected" then holds from the client's point of view. Two seconds covers a loaded host's
-link and handshake queues."""
-RECENT_FOR_ABSENT = 4096
-"""Bound on the messages kept for ARRIVAL_GRACE_S (memory: a few MiB at most; the oldest go first)."""
+admitted the connection, within this last while (whether or not the user had another device online then). A client
+counts its handshake done when it sends CLIENT_FINISHED; the core hears of it a little later, from the gateway (in one
+process, within the same loop iteration; with worker processes, over a link, so that a message another gateway
+committed meanwhile would otherwise wait for the device's SYNC or for the conversation's next message): the spec's
+"every message stored while it is connected" then holds from the client's point of view. Two seconds covers a loaded
+host's link and handshake queues."""
+RECENT_FOR_ARRIVALS = 8192
+"""Bound on the messages kept for ARRIVAL_GRACE_S (memory: a few MiB at most; the oldest go first). Messages are kept
+only while some admitted connection has not finished its handshake: no one else can arrive late."""
 
 
 def deliver_frame(message: StoredMessage, *, redelivery: bool = False, request_id: int = 0) -> Deliver:
@@ -127,8 +128,10 @@ class Core:
         self._devices: dict[tuple[Endpoint, int], CoreDevice] = {}
         self._users: Presence[CoreDevice] = Presence()
         self._last_seq: dict[int, int] = {}
-        self._for_absent: deque[tuple[float, str, Outgoing]] = deque()
-        """(stored at, user, message): messages of the last ARRIVAL_GRACE_S for users with no device online."""
+        self._for_arrivals: deque[tuple[float, tuple[str, ...], Outgoing]] = deque()
+        """(stored at, members, message): messages of the last ARRIVAL_GRACE_S, for devices still in their handshake."""
+        self._unopened = 0
+        """Devices admitted whose handshake the core has not heard the end of."""
         limits = config.limits
         self._app_frames = BucketTable(limits.app_frames_per_s, limits.app_frames_burst)
         self._new_conns = BucketTable(limits.new_conns_per_ip_per_s, limits.new_conns_per_ip_burst)
@@ -161,11 +164,13 @@ class Core:
             code = ErrorCode.RATE_LIMITED
         else:
             self._devices[(endpoint, sid)] = CoreDevice(endpoint, sid, address)
+            self._unopened += 1
         endpoint.admitted(sid, code)
 
     def restore(self, endpoint: Endpoint, sid: int, address: str, user: str) -> None:
         """A connection a gateway already held when it (re)joined this core: admitted, and ready if `user`."""
         self._devices[(endpoint, sid)] = CoreDevice(endpoint, sid, address)
+        self._unopened += 1
         if user:
             self.opened(endpoint, sid, user)
 
@@ -175,6 +180,7 @@ class Core:
         if device is None or device.user:
             return
         device.user = user
+        self._unopened -= 1
         self._users.add(user, device)
         self._catch_arrival(device)
         if self.policy is not None:
@@ -182,19 +188,30 @@ class Core:
 
     def _catch_arrival(self, device: CoreDevice) -> None:
         """Hand a device that just arrived what was stored for its user while the core did not know it yet."""
-        if not self._for_absent:
+        kept = self._for_arrivals
+        if not kept:
             return
         cutoff = max(time.monotonic() - ARRIVAL_GRACE_S, device.since)
-        for stored, user, message in self._for_absent:
-            if user == device.user and stored >= cutoff:
-                cursor = self.log.cursor(user, message.conversation_id)
-                device.endpoint.publish(message, [(user, cursor)], 0, stored)
+        user = device.user
+        caught = []
+        for stored, members, message in reversed(kept):  # newest first: stop at the first too old
+            if stored < cutoff:
+                break
+            if user in members:
+                caught.append((stored, message))
+        for stored, message in reversed(caught):
+            cursor = self.log.cursor(user, message.conversation_id)
+            device.endpoint.publish(message, [(user, cursor)], 0, stored)
 
     def closed(self, endpoint: Endpoint, sid: int) -> None:
         """The connection is gone."""
         device = self._devices.pop((endpoint, sid), None)
-        if device is not None and device.user:
+        if device is None:
+            return
+        if device.user:
             self._forget(device)
+        else:
+            self._unopened -= 1
 
     def endpoint_lost(self, endpoint: Endpoint) -> None:
         """A gateway went away: so did all its connections."""
@@ -286,11 +303,11 @@ class Core:
         ready = outgoing(message)
         targets: dict[Endpoint, list[tuple[str, int]]] = {}
         by_user = self._users.by_user
-        now = time.monotonic()
+        if self._unopened:
+            self._keep_for_arrivals(members, ready)
         for member in members:  # inline rather than devices(): this loop runs per message and member
             devices = by_user.get(member)
             if devices is None:
-                self._keep_for_absent(now, member, ready)
                 continue
             cursor = -1
             for device in devices if isinstance(devices, set) else (devices,):
@@ -305,12 +322,13 @@ class Core:
             from_here = origin is not None and origin.endpoint is endpoint
             endpoint.publish(ready, recipients, origin.sid if from_here and origin else 0, t0)
 
-    def _keep_for_absent(self, now: float, user: str, message: Outgoing) -> None:
-        """Remember a message for a member with no device online, for ARRIVAL_GRACE_S (see `_catch_arrival`)."""
-        kept = self._for_absent
-        while kept and (kept[0][0] < now - ARRIVAL_GRACE_S or len(kept) >= RECENT_FOR_ABSENT):
+    def _keep_for_arrivals(self, members: tuple[str, ...], message: Outgoing) -> None:
+        """Remember a message for ARRIVAL_GRACE_S, for devices still in their handshake (see `_catch_arrival`)."""
+        now = time.monotonic()
+        kept = self._for_arrivals
+        while kept and (kept[0][0] < now - ARRIVAL_GRACE_S or len(kept) >= RECENT_FOR_ARRIVALS):
             kept.popleft()
-        kept.append((now, user, message))
+        kept.append((now, members, message))
 
     def write(self, request: SendRequest, done: Callable[[SendResult], None]) -> None:
         """Store a message the server writes (ServiceHost): publish it once durable, then call `done`."""
