@@ -26,7 +26,7 @@ from .directory import Directory
 from .model import STAFF_BIT, Refusal, ServiceConversation
 from .router import Router
 
-__all__ = ["DeskView", "can_read", "check_send", "may_end", "on_info", "on_search", "search"]
+__all__ = ["DeskView", "can_read", "check_send", "may_end", "on_info", "on_search", "search", "supervises"]
 
 
 class DeskView(Protocol):
@@ -99,16 +99,21 @@ def check_send(desk: DeskView, user: str, conversation_id: int) -> ErrorCode | N
     return None
 
 
-def may_end(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
-    """The visitor side, the owner, or a supervisor of the conversation's group."""
-    if user in (conv.visitor, conv.owner):
-        return True
+def supervises(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
+    """Whether `user` is a supervisor of the conversation's group and of its tenant: who may watch, transfer and end
+    it besides its participants (sections 13.2, 13.6, 13.7). The tenant is checked as well as the directory because
+    the directory names supervisors by app id only, and an app of another tenant may bear a name it lists."""
     profile = desk.profile(user)
     return (
         profile.role is Role.SUPERVISOR
         and profile.tenant == conv.tenant
-        and (conv.group in desk.directory.supervised_groups(user))
+        and conv.group in desk.directory.supervised_groups(user)
     )
+
+
+def may_end(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
+    """The visitor side, the owner, or a supervisor of the conversation's group."""
+    return user in (conv.visitor, conv.owner) or supervises(desk, user, conv)
 
 
 def on_info(desk: DeskView, session: Device, frame: ConversationInfo) -> None:

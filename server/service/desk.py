@@ -17,7 +17,16 @@ visitor conversation silently (a membership write without a message), so the vis
 
 A request is answered (RESULT, OPENED) only after the writes it caused are durable. If a commit fails, the
 requester gets STORAGE_UNAVAILABLE and the in-memory state is left as decided: the next successful write of that
-conversation stores it again.
+conversation stores it again. The exception is the write that creates a conversation: without it the log has no
+such conversation and no later write of it can succeed, so the desk forgets it, and gives back the agent's slot or
+the queue place it took.
+
+OPEN_CONVERSATION decides first (the tenant's rule, then the default policy) and then writes `opened`, the first
+message and the decision together. Deciding and taking the agent's slot or the queue place is one synchronous step,
+so a full queue is refused before anything is written and two OPENs cannot both take its last place. Until its
+writes are durable an OPEN is *pending*: a repeat of it (the same client_ref) waits for the same answer, and its
+visitor is sent no QUEUE_POSITION (the first follows OPENED), so no client learns of a conversation that may yet
+not be stored.
 """
 
 from __future__ import annotations
@@ -92,16 +101,20 @@ class Desk:
         self.open: dict[int, ServiceConversation] = {}
         self.closed: dict[int, ServiceConversation] = {}
         self.refs: dict[bytes, int] = {}
+        """The pending OPENs' client references (opener, customer, client_ref) and conversation ids."""
+        self._openers: dict[int, list[tuple[Device, OpenConversation]]] = {}
+        """A pending OPEN's requests by conversation id: the first and every repeat, answered together."""
         self.rules: dict[str, Any] = {}
         self.journal = Journal(host)
         self.assist = Assistant(self)
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._positions: dict[int, int] = {}
+        self._positions: dict[int, tuple[str, int]] = {}
+        """The place (group, position) each waiting conversation's visitor was last told."""
         self._dirty_groups: set[str] = set()
         last = host.log.last_key("service")
         self._next_id = max(SERVICE_BASE, _U64.unpack(last)[0] if last else 0) + 1
-        """Ids are never reused: a conversation's id is taken once its record is durable, and the records are keyed by
-        id, so the next is one past the last (an id whose first write failed is free again)."""
+        """Ids are taken in order, at OPEN; the records are keyed by id, so after a restart the next is one past the
+        last stored (an id whose OPEN was refused or whose first write failed was never stored, and is free again)."""
         self._load()
 
     # --- start-up ---------------------------------------------------------------------------------------
@@ -147,9 +160,14 @@ class Desk:
         try:
             handler(self, session, frame)
         except Refusal as refusal:
-            self.answer(session, frame, refusal.code, detail={"reason": refusal.reason})
+            self.refuse(session, frame, refusal)
         except IllegalTransition as exc:
             self.answer(session, frame, ErrorCode.CONFLICT, detail={"reason": str(exc)})
+
+    def refuse(self, session: Device, frame: Frame, refusal: Refusal) -> None:
+        """RESULT for a refused `frame`."""
+        detail = {"reason": refusal.reason}
+        self.answer(session, frame, refusal.code, conversation_id=refusal.conversation_id, detail=detail)
 
     def answer(
         self, session: Device, frame: Frame, code: int, *, conversation_id: int = 0, seq: int = 0,
@@ -186,7 +204,11 @@ class Desk:
         elif frame.customer:
             raise Refusal(ErrorCode.FORBIDDEN, "only an integration acts for a customer")
         ref = b"ref\0" + session.user.encode() + b"\0" + frame.customer.encode() + b"\0" + frame.client_ref
-        existing = self.refs.get(ref) or self._stored_ref(ref)
+        pending = self.refs.get(ref)
+        if pending is not None:  # a repeat of an OPEN whose writes are not durable yet: it gets the same answer
+            self._openers[pending].append((session, frame))
+            return
+        existing = self._stored_ref(ref)
         if existing is not None:
             self._answer_opened(session, frame, self.find(existing))
             return
@@ -211,32 +233,33 @@ class Desk:
         conv = ServiceConversation(
             conv_id, profile.tenant, session.user, frame.customer, group.name, int(self.now() * 1000), attributes
         )
-        self.open[conv_id] = conv
-        self.refs[ref] = conv_id  # until the store has it: a repeat arriving before the commit finds it here
-        created = self.journal.write(
-            conv, event("opened", group=group.name, channel=attributes.get("channel", "")),
-            create=(conv.visitor,), extra=(("visitors", ref, _U64.pack(conv_id)),),
-        )  # fmt: skip
-        created.add_done_callback(lambda _: self.refs.pop(ref, None))
-        first_seq: asyncio.Future[SendResult] | None = None
-        if first:
-            msg_id = hashlib.sha256(b"first\0" + ref).digest()[:16]
-            first_seq = self.journal.submit(
-                SendRequest(conv.visitor, msg_id, conv_id, ContentType.TEXT, first.encode(), ())
-            )
-        self.host.event("service.opened", conversation=conv_id, visitor=conv.visitor_key, group=group.name)
-        self.spawn(
-            self._route_new(session, frame, conv=conv, group=group, created=created, first=first, first_seq=first_seq)
-        )
+        self.refs[ref] = conv_id
+        self._openers[conv_id] = [(session, frame)]
+        self.spawn(self._route_new(ref, conv, group, first))
 
     def _stored_ref(self, ref: bytes) -> int | None:
         raw = self.host.log.get_record("visitors", ref)
         return _U64.unpack(raw)[0] if raw else None
 
-    async def _route_new(
-        self, session: Device, frame: OpenConversation, *, conv: ServiceConversation, group: GroupEntry,
-        created: asyncio.Future[SendResult], first: str, first_seq: asyncio.Future[SendResult] | None,
-    ) -> None:  # fmt: skip
+    async def _route_new(self, ref: bytes, conv: ServiceConversation, group: GroupEntry, first: str) -> None:
+        """Route and store a new conversation; then answer its OPEN, and every repeat that came meanwhile, alike."""
+        refusal: Refusal | None = None
+        try:
+            await self._route_and_store(ref, conv, group, first)
+        except Refusal as exc:
+            refusal = exc
+        finally:
+            del self.refs[ref]
+            requests = self._openers.pop(conv.id)
+        for session, frame in requests:
+            if refusal is None:
+                self._answer_opened(session, frame, conv)
+            else:
+                self.refuse(session, frame, refusal)
+
+    async def _route_and_store(self, ref: bytes, conv: ServiceConversation, requested: GroupEntry, first: str) -> None:
+        """Decide, then write `opened`, the first message and the decision; a Refusal if the conversation would wait
+        in a full queue (nothing written) or if a write failed."""
         if first and self.assist.scorer is not None:
             score = self.assist.scorer.score(first)
             if score is not None:
@@ -244,17 +267,48 @@ class Desk:
                 with contextlib.suppress(Exception):
                     conv.sentiment = await asyncio.wait_for(asyncio.shield(score), wait)
         decision = await self._evaluate_rule(conv)
-        if conv.state is ConversationState.CLOSED:  # closed while the rule ran
-            return
-        written = self._route(conv, group, decision, transition="assign")
+        group, runtime = self._choose(conv, requested, decision)
+        if runtime is None:
+            self._check_queue_room(conv, group)
+        self.open[conv.id] = conv
+        created = self.journal.write(
+            conv, event("opened", group=requested.name, channel=conv.attributes.get("channel", "")),
+            create=(conv.visitor,), extra=(("visitors", ref, _U64.pack(conv.id)),),
+        )  # fmt: skip
+        first_seq: asyncio.Future[SendResult] | None = None
+        if first:
+            msg_id = hashlib.sha256(b"first\0" + ref).digest()[:16]
+            first_seq = self.journal.submit(
+                SendRequest(conv.visitor, msg_id, conv.id, ContentType.TEXT, first.encode(), ())
+            )
+        self.host.event("service.opened", conversation=conv.id, visitor=conv.visitor_key, group=requested.name)
+        if runtime is None:
+            written = self._enqueue(conv, group, "queued")
+        else:
+            written = self._assign(conv, group, runtime, "assign")
         results = [await created, *([await first_seq] if first_seq is not None else []), await written]
+        if results[0].status != ErrorCode.OK:
+            self._forget(conv)
+            raise Refusal(results[0].status, "the conversation could not be stored", conversation_id=conv.id)
         if first_seq is not None:
             self.assist.committed(results[1])
         failed = next((r for r in results if r.status != ErrorCode.OK), None)
         if failed is not None:
-            self.answer(session, frame, ErrorCode(failed.status), conversation_id=conv.id)
-            return
-        self._answer_opened(session, frame, conv)
+            raise Refusal(
+                failed.status, "the first message or the routing decision was not stored", conversation_id=conv.id
+            )
+
+    def _forget(self, conv: ServiceConversation) -> None:
+        """Undo a conversation whose creating write failed: the log has no such conversation, so it must hold no
+        agent's slot and no queue place (the slot goes at once to the next waiting conversation, as on a close)."""
+        self.open.pop(conv.id, None)
+        self.closed.pop(conv.id, None)  # ended meanwhile, by someone who guessed its id
+        left = self.router.dequeue(conv.id)
+        if left is not None:
+            self._queue_changed(left)
+        runtime = self.router.release(conv.owner, conv.id)
+        if runtime is not None:
+            self._fill(runtime)
 
     def _answer_opened(self, session: Device, frame: Frame, conv: ServiceConversation | None) -> None:
         if conv is None:
@@ -304,16 +358,11 @@ class Desk:
 
     # --- routing ----------------------------------------------------------------------------------------
 
-    def _route(
-        self,
-        conv: ServiceConversation,
-        group: GroupEntry,
-        decision: Any,
-        *,
-        transition: str,
-        exclude: str | None = None,
-    ) -> asyncio.Future[SendResult]:
-        """Apply a rule decision (if any) and the default policy: assign now, or queue."""
+    def _choose(
+        self, conv: ServiceConversation, group: GroupEntry, decision: Any
+    ) -> tuple[GroupEntry, AgentRuntime | None]:
+        """Apply a rule decision (if any) and the default policy: the group, and the agent to assign now (None: the
+        conversation waits in the group's queue). Changes nothing but the conversation's priority, skills and trace."""
         if decision is not None:
             if decision.group:
                 chosen = self.directory.group(decision.group)
@@ -328,14 +377,23 @@ class Desk:
                 why = "unknown or offline" if runtime is None else self.router.eligible(runtime, group, conv.skills)
                 if runtime is not None and why is None and runtime.tenant == conv.tenant:
                     conv.note({"step": "choose", "group": group.name, "result": runtime.name, "why": "rule"})
-                    return self._assign(conv, group, runtime, transition)
+                    return group, runtime
                 conv.note({"step": "rule", "ignored": f"agent {decision.agent!r}: {why}"})
         sticky = self._history(conv.visitor_key).get("last_agent")
-        runtime, trace = self.router.choose(group, conv.skills, sticky, exclude=exclude)
+        runtime, trace = self.router.choose(group, conv.skills, sticky)
         conv.note(trace)
-        if runtime is not None:
-            return self._assign(conv, group, runtime, transition)
-        return self._enqueue(conv, group, "queued")
+        return group, runtime
+
+    def _queue_full(self, conv: ServiceConversation, group: GroupEntry) -> bool:
+        """Whether waiting in `group` would take a place its queue does not have (`GroupEntry.max_queue`)."""
+        full = self.router.queue_length(group.name) >= group.max_queue
+        return full and self.router.queued_group(conv.id) != group.name
+
+    def _check_queue_room(self, conv: ServiceConversation, group: GroupEntry) -> None:
+        """Refuse a request that would make the conversation wait in a full queue (section 13.5): CONFLICT, like an
+        agent at capacity, because the refusal concerns one group's state, not the requester or its connection."""
+        if self._queue_full(conv, group):
+            raise Refusal(ErrorCode.CONFLICT, f"the queue of group {group.name!r} is full ({group.max_queue} waiting)")
 
     def _assign(
         self, conv: ServiceConversation, group: GroupEntry, runtime: AgentRuntime, transition: str
@@ -366,8 +424,7 @@ class Desk:
         return written
 
     def _enqueue(self, conv: ServiceConversation, group: GroupEntry, kind: str) -> asyncio.Future[SendResult]:
-        if self.router.queue_length(group.name) >= group.max_queue and self.router.queued_group(conv.id) is None:
-            conv.note({"step": "queue", "group": group.name, "result": "queue full"})
+        """Put the conversation in the group's queue (the caller has checked that it has room)."""
         conv.group = group.name
         if group.name not in conv.groups:
             conv.groups.append(group.name)
@@ -408,19 +465,24 @@ class Desk:
         self._dirty_groups.add(group_name)
 
     def _send_positions(self) -> None:
-        """Tell every waiting visitor of the changed groups whose position changed."""
+        """Tell every waiting visitor of the changed groups whose place changed; a pending OPEN's visitor is told
+        after its OPENED instead (`_answer_opened`)."""
         groups, self._dirty_groups = self._dirty_groups, set()
         self.host.set_waiting(sum(len(queue) for queue in self.router.queues.values()))
         for group_name in groups:
             waiting = self.router.queue_length(group_name)
             for conv_id, position in self.router.positions(group_name):
-                if self._positions.get(conv_id) != position:
-                    conv = self.open.get(conv_id)
-                    if conv is not None:
-                        self._tell_position(conv, position, waiting)
+                conv = self.open.get(conv_id)
+                if conv is not None and conv_id not in self._openers:
+                    self._tell_position(conv, position, waiting)
 
     def _tell_position(self, conv: ServiceConversation, position: int, waiting: int | None = None) -> None:
-        self._positions[conv.id] = position
+        """QUEUE_POSITION to the visitor's devices, unless the place (group and position) is the one it was last
+        told: a move to the same position of another group's queue is a change."""
+        place = (conv.group, position)
+        if self._positions.get(conv.id) == place:
+            return
+        self._positions[conv.id] = place
         frame = QueuePosition(
             conv.id, conv.group, position, waiting if waiting is not None else self.router.queue_length(conv.group)
         )
@@ -428,12 +490,13 @@ class Desk:
             session.send(frame)
 
     def tick(self) -> None:
-        """Overflow: move conversations that waited too long to their group's overflow group."""
+        """Overflow: move conversations that waited too long to their group's overflow group, unless its queue is
+        full (they keep their place, and try again at the next tick)."""
         for group_name, conv_id in self.router.overdue(self.now()):
             conv = self.open.get(conv_id)
             group = self.directory.group(group_name)
             target = self.directory.group(group.overflow_to) if group and group.overflow_to else None
-            if conv is None or target is None:
+            if conv is None or target is None or self._queue_full(conv, target):
                 continue
             conv.apply("overflow")
             conv.note({"step": "overflow", "from": group_name, "to": target.name})
@@ -454,9 +517,7 @@ class Desk:
 
     def _transfer(self, session: Device, frame: Transfer) -> None:
         conv = self.open_conversation(frame.conversation_id)
-        profile = self.profile(session.user)
-        supervisor = profile.role is Role.SUPERVISOR and conv.group in self.directory.supervised_groups(session.user)
-        if conv.owner != session.user and not supervisor:
+        if conv.owner != session.user and not access.supervises(self, session.user, conv):
             raise Refusal(ErrorCode.FORBIDDEN, "only the owner or a supervisor of its group transfers")
         if frame.expect_owner and frame.expect_owner != (conv.owner or ""):
             raise Refusal(ErrorCode.CONFLICT, f"the owner is now {conv.owner or 'nobody'}")
@@ -494,12 +555,14 @@ class Desk:
         if group is None or group.tenant != conv.tenant:
             raise Refusal(ErrorCode.NOT_FOUND, f"no group {name!r}")
         previous = conv.owner
+        runtime, trace = self.router.choose(group, conv.skills, None, exclude=previous)
+        if runtime is None:
+            self._check_queue_room(conv, group)
         conv.apply("transfer_group")
         self.router.release(previous, conv.id)
         conv.owner = None
         conv.note({**note, "to_group": name})
         self.journal.write_staff(conv, event("transferred", group=name))  # the old owner's staff channel is told
-        runtime, trace = self.router.choose(group, conv.skills, None, exclude=previous)
         conv.note(trace)
         if runtime is not None:
             return self._assign(conv, group, runtime, "transfer_agent")
@@ -543,9 +606,7 @@ class Desk:
 
     def _watch(self, session: Device, frame: Watch) -> None:
         conv = self.open_conversation(frame.conversation_id)
-        if conv.group not in self.directory.supervised_groups(session.user) or (
-            self.profile(session.user).role is not Role.SUPERVISOR
-        ):
+        if not access.supervises(self, session.user, conv):
             raise Refusal(ErrorCode.FORBIDDEN, "only a supervisor of the conversation's group watches it")
         if frame.on and session.user not in conv.watchers:
             conv.watchers.append(session.user)

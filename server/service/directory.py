@@ -51,7 +51,9 @@ DEFAULT_MAX_CONCURRENT = 5
 MAX_CONCURRENT_LIMIT = 1000
 """No agent can hold more: a bound on one agent's fan-out and on the routing scan."""
 DEFAULT_MAX_QUEUE = 10_000
-"""Waiting conversations per group; OPEN beyond this is refused with OVERLOADED."""
+"""Waiting conversations per group: a bound on the queue's memory and on the scans that walk it. An OPEN or TRANSFER
+that would wait beyond it is refused with CONFLICT (not the fatal OVERLOADED: an integration's connection carries
+many customers), and nothing overflows into a full group (section 13.5)."""
 MAX_RULE_BYTES = 64 * 1024
 """A routing rule is a short script; a larger file is a mistake (or an attack on the Lua compiler)."""
 

@@ -66,11 +66,12 @@ TRANSITIONS: dict[tuple[ConversationState, str], ConversationState] = {
 
 
 class Refusal(Exception):
-    """A service request refused with a wire code and a reason (answered with RESULT; the connection stays open)."""
+    """A service request refused with a wire code and a reason (answered with RESULT; the connection stays open).
+    `conversation_id` is the RESULT's: the conversation the refused request concerned, or 0."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, *, conversation_id: int = 0) -> None:
         super().__init__(reason)
-        self.code, self.reason = code, reason
+        self.code, self.reason, self.conversation_id = code, reason, conversation_id
 
 
 class IllegalTransition(Exception):

@@ -316,15 +316,9 @@ async def test_a_repeated_open_gets_the_same_conversation(rig: Rig) -> None:
     assert isinstance(first, Opened) and isinstance(again, Opened)
     assert again.conversation_id == first.conversation_id == FIRST and again.position == 1
     assert names(rig.events(FIRST)) == ["opened", "queued"] and list(rig.desk.open) == [FIRST]
+    assert [type(f) for f in v1.frames] == [Opened, QueuePosition, Opened], "the place is told after OPENED, once"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Desk._open answers a repeat that arrives before the first OPEN's writes are durable at once from "
-    "`self.refs`, with the state before routing (OPENED waiting, position 0): section 13.4 sends OPENED only once "
-    "the conversation and the routing decision are durable (a crash would leave the client an id that was never "
-    "stored); the repeat should wait for the first's writes and get the same OPENED",
-)
 @pytest.mark.asyncio
 async def test_a_repeat_before_the_first_open_is_durable_waits_for_it(rig: Rig) -> None:
     await rig.online("a1")
@@ -335,6 +329,22 @@ async def test_a_repeat_before_the_first_open_is_durable_waits_for_it(rig: Rig) 
     first, again = await v1.reply(first_id), await v1.reply(again_id)
     assert isinstance(first, Opened) and isinstance(again, Opened)
     assert (again.conversation_id, again.state, again.agent) == (first.conversation_id, S.ASSIGNED, "a1")
+
+
+@pytest.mark.asyncio
+async def test_a_repeat_of_an_open_that_failed_fails_alike_and_a_later_one_opens_anew(rig: Rig) -> None:
+    v1 = rig.connect("v1")
+    rig.log.failing = True
+    first_id = rig.request(v1, OpenConversation(b"\x01" * 16, "", "", (), b""))
+    again_id = rig.request(v1, OpenConversation(b"\x01" * 16, "", "", (), b""))
+    for answer in (await v1.reply(first_id), await v1.reply(again_id)):
+        assert isinstance(answer, Result)
+        assert (answer.status, answer.conversation_id) == (ErrorCode.STORAGE_UNAVAILABLE, FIRST)
+    assert rig.desk.open == {} and rig.desk.router.queue_length("general") == 0, "it holds no queue place"
+    assert v1.of_type(QueuePosition) == [], "no position of a conversation that was never stored"
+    rig.log.failing = False
+    retried = await rig.ask(v1, OpenConversation(b"\x01" * 16, "", "", (), b""))
+    assert isinstance(retried, Opened) and (retried.conversation_id, retried.position) == (FIRST + 1, 1)
 
 
 # --- capacity, queues and positions -------------------------------------------------------------------------------
@@ -375,12 +385,6 @@ async def test_capacity_queues_positions_and_a_freed_slot(rig: Rig) -> None:
     assert rig.desk.router.position(c3) == 1 and rig.desk.router.position(c2) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Desk._answer_opened pushes a QUEUE_POSITION after OPENED unconditionally (`_tell_position`), although "
-    "`_send_positions` pushed the same position in the same step just before: a queued visitor is told its unchanged "
-    "position twice (section 13.5: QUEUE_POSITION whenever its position changes, a step's changes sent once)",
-)
 @pytest.mark.asyncio
 async def test_a_queued_visitor_is_told_its_position_once(rig: Rig) -> None:
     v1 = rig.connect("v1")
@@ -389,12 +393,6 @@ async def test_a_queued_visitor_is_told_its_position_once(rig: Rig) -> None:
     assert len(v1.of_type(QueuePosition)) <= 1, v1.frames
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Desk._send_positions compares only the place number with the last one sent (`_positions`), so a "
-    "conversation that overflows (or is transferred) from place 1 of one queue to place 1 of another is never sent a "
-    "QUEUE_POSITION naming its new group (section 13.5: QUEUE_POSITION carries the group whose queue it is in)",
-)
 @pytest.mark.asyncio
 async def test_a_conversation_moved_to_another_queue_is_told_its_new_group(make_rig: Callable[..., Rig]) -> None:
     groups = {**GROUPS, "general": GroupEntry("general", "bank", overflow_to="backup", overflow_after_s=60.0),
@@ -409,12 +407,6 @@ async def test_a_conversation_moved_to_another_queue_is_told_its_new_group(make_
     assert v1.of_type(QueuePosition)[-1] == QueuePosition(FIRST, "backup", 1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GroupEntry.max_queue is not enforced: Desk._enqueue only notes 'queue full' in the trace and queues the "
-    "conversation anyway, although directory.DEFAULT_MAX_QUEUE documents that an OPEN beyond it is refused (with "
-    "OVERLOADED, a fatal code in section 9: the test accepts any refusal)",
-)
 @pytest.mark.asyncio
 async def test_a_full_queue_refuses_new_conversations(make_rig: Callable[..., Rig]) -> None:
     small = Directory(tenants=DIRECTORY.tenants, groups={**GROUPS, "general": GroupEntry("general", "bank",
@@ -424,6 +416,45 @@ async def test_a_full_queue_refuses_new_conversations(make_rig: Callable[..., Ri
     answer = await rig.ask(rig.connect("v2"), OpenConversation(b"\x02" * 16, "", "", (), b""))
     assert isinstance(answer, Result) and answer.status != OK
     assert rig.desk.router.queue_length("general") == 1
+
+
+@pytest.mark.asyncio
+async def test_the_last_queue_place_goes_to_one_open_and_the_other_is_refused_unwritten(
+    make_rig: Callable[..., Rig],
+) -> None:
+    small = Directory(tenants=DIRECTORY.tenants, groups={**GROUPS, "general": GroupEntry("general", "bank",
+                      max_queue=1)}, agents=DIRECTORY.agents)  # fmt: skip
+    rig = make_rig(small)
+    v1, v2 = rig.connect("v1"), rig.connect("v2")
+    first_id = rig.request(v1, OpenConversation(b"\x01" * 16, "", "", (), b""))
+    second_id = rig.request(v2, OpenConversation(b"\x02" * 16, "", "", (), b""))
+    repeat_id = rig.request(v2, OpenConversation(b"\x02" * 16, "", "", (), b""))
+    first, second, repeat = await v1.reply(first_id), await v2.reply(second_id), await v2.reply(repeat_id)
+    assert isinstance(first, Opened) and first.position == 1
+    assert isinstance(second, Result) and (second.status, second.conversation_id) == (ErrorCode.CONFLICT, 0)
+    assert "general" in json.loads(second.detail)["reason"]
+    assert isinstance(repeat, Result) and (repeat.status, repeat.detail) == (second.status, second.detail)
+    assert set(rig.log.conversations) == {FIRST} and list(rig.desk.open) == [FIRST], "nothing of it was written"
+    assert rig.desk.router.queue_length("general") == 1 and v2.of_type(QueuePosition) == []
+
+
+@pytest.mark.asyncio
+async def test_a_full_queue_takes_no_transfer_and_no_overflow(make_rig: Callable[..., Rig]) -> None:
+    groups = {**GROUPS, "general": GroupEntry("general", "bank", overflow_to="cards", overflow_after_s=60.0),
+              "cards": GroupEntry("cards", "bank", frozenset({"cards"}), max_queue=1)}  # fmt: skip
+    rig = make_rig(Directory(tenants=DIRECTORY.tenants, groups=groups, agents=DIRECTORY.agents))
+    a1 = await rig.online("a1")  # capacity 1; no agent of cards is online
+    await rig.open(rig.connect("v1"))  # a1's
+    await rig.open(rig.connect("v2"), group="cards")  # the one place in the cards queue
+    waiting = (await rig.open(rig.connect("v3"))).conversation_id  # waits in general
+    status, detail = await rig.result(a1, Transfer(FIRST, "", "", "cards", ""))
+    assert status == ErrorCode.CONFLICT and "cards" in detail["reason"]
+    assert (rig.record(FIRST).state, rig.record(FIRST).owner, rig.load("a1")) == (S.ASSIGNED, "a1", {FIRST})
+    rig.clock.advance(60.0)
+    rig.desk.tick()
+    await rig.log.durable()
+    assert rig.desk.router.queued_group(waiting) == "general", "it keeps its place instead of overflowing"
+    assert names(rig.events(waiting)) == ["opened", "queued"] and rig.desk.router.queue_length("cards") == 1
 
 
 @pytest.mark.asyncio
@@ -529,6 +560,7 @@ async def test_transfer_to_an_agent_moves_owner_members_and_loads_in_one_step(ri
         ("a2", Transfer(FIRST, "", "a2", "", ""), ErrorCode.FORBIDDEN),  # not the owner
         ("v1", Transfer(FIRST, "", "a2", "", ""), ErrorCode.FORBIDDEN),
         ("s2", Transfer(FIRST, "", "a2", "", ""), ErrorCode.FORBIDDEN),  # supervises another group
+        ("sx", Transfer(FIRST, "", "a2", "", ""), ErrorCode.FORBIDDEN),  # named on the group, of another tenant
         ("a1", Transfer(FIRST + 9, "", "a2", "", ""), ErrorCode.NOT_FOUND),
     ],
 )
@@ -663,13 +695,6 @@ async def test_a_watcher_joins_silently_and_is_told_in_the_staff_channel(rig: Ri
         assert (await rig.result(rig.device(user), Watch(FIRST, 1)))[0] == ErrorCode.FORBIDDEN, user
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Desk._watch checks the role and the directory's supervised groups but not the supervisor's tenant, "
-    "so a supervisor of tenant 'other' whose directory entry names bank's group joins bank's conversation as a "
-    "member, although access.can_read (section 13.12: 'a supervisor reads those of the groups it oversees, of its "
-    "tenant') refuses it that conversation",
-)
 @pytest.mark.asyncio
 async def test_a_supervisor_of_another_tenant_may_not_watch(rig: Rig) -> None:
     await rig.online("a1")
@@ -817,12 +842,6 @@ async def test_a_failed_commit_is_answered_storage_unavailable(rig: Rig) -> None
     assert rig.log.conversations == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Desk._open keeps a conversation whose opening write failed in `open`, and `_route_new` routes it "
-    "regardless: it holds its agent's capacity (and the queue) for good, although the log has no such conversation "
-    "and every later write of it is refused NOT_FOUND (nothing 'stores it again')",
-)
 @pytest.mark.asyncio
 async def test_a_conversation_whose_opening_failed_holds_no_agent(rig: Rig) -> None:
     await rig.online("a1")  # capacity 1
