@@ -80,7 +80,7 @@ class LinkType(enum.IntEnum):
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hello:
     """First frame of a link: which gateway this is. RESTORE frames for the connections it holds follow."""
 
@@ -89,7 +89,7 @@ class Hello:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Restore:
     """A connection the gateway already holds (after the core restarted): admitted, and ready if `user` is set."""
 
@@ -99,7 +99,7 @@ class Restore:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admit:
     """A new connection from `address` asks to be admitted (answered by ADMITTED)."""
 
@@ -108,7 +108,7 @@ class Admit:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Opened:
     """The connection finished its handshake as `user`."""
 
@@ -117,7 +117,7 @@ class Opened:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Closed:
     """The connection is gone."""
 
@@ -125,7 +125,7 @@ class Closed:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Submit:
     """A SEND (`frame`: its header and body) of connection `sid`, read at `t0_ns` (CLOCK_MONOTONIC)."""
 
@@ -135,7 +135,7 @@ class Submit:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CursorAdvance:
     """`user` acknowledged every message of the conversation up to `seq`."""
 
@@ -145,7 +145,7 @@ class CursorAdvance:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SyncRequest:
     """A SYNC (`frame`) of connection `sid`, whose delivery window has `room` free slots."""
 
@@ -155,7 +155,7 @@ class SyncRequest:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fetch:
     """Read messages after_seq < seq <= until_seq of a conversation, at most `limit` (answered by FETCHED)."""
 
@@ -167,7 +167,7 @@ class Fetch:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Service:
     """A customer-service request (`frame`) of connection `sid`."""
 
@@ -179,7 +179,7 @@ class Service:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Submitted:
     """The outcome of a SUBMIT: the fields of its SEND_ACK, and the sender's stored cursor before the message."""
 
@@ -196,7 +196,7 @@ class Submitted:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Recipient:
     """A member with connections on the gateway, and its stored cursor in the conversation."""
 
@@ -205,7 +205,7 @@ class Recipient:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Item:
     """A message of a conversation ready to go out: its seq and its DELIVER (header and body)."""
 
@@ -214,7 +214,7 @@ class Item:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
     """A durable message (seq `seq` of the conversation, its DELIVER in `frame`) for the gateway's connections of
     `recipients`, except connection `origin` (0: none)."""
@@ -228,7 +228,7 @@ class Publish:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FrameFor:
     """A kefu frame (header and body) for connection `sid`."""
 
@@ -237,7 +237,7 @@ class FrameFor:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Plan:
     """One stream a SYNC resumes: after `after_seq`, up to `last_seq`, with its first messages."""
 
@@ -248,7 +248,7 @@ class Plan:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Resume:
     """The core's answer to a resuming SYNC of connection `sid`."""
 
@@ -259,7 +259,7 @@ class Resume:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admitted:
     """The verdict on an ADMIT: `code` 0 admits, else the wire code of the refusal."""
 
@@ -268,7 +268,7 @@ class Admitted:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fetched:
     """The answer to a FETCH: messages of one conversation."""
 

@@ -39,7 +39,7 @@ TRIM_CHUNK: Final = 256
 PAUSE_S: Final = 50e-6
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Logged:
     """One group commit's records, durable in the log: (lsn, record) in order, the position after the last one,
     and the bytes of their payloads (what the overlay's bound counts)."""

@@ -47,7 +47,7 @@ class Kind(IntEnum):
     CURSORS = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Write:
     """One stored SendRequest. `previous` (the members before a replacement) is known to the writer only: it is not
     logged, and indexing reads it from the store instead."""
@@ -63,7 +63,7 @@ class Write:
     previous: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cursors:
     """The cursor advances of one group commit: (user, conversation_id, seq), at most one per (user, conversation)."""
 
@@ -74,7 +74,7 @@ class Cursors:
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _PutEntry(WireStruct):
     table: Str8
     key: Bytes16
@@ -83,7 +83,7 @@ class _PutEntry(WireStruct):
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _WritePayload(WireStruct):
     conversation_id: U64
     last_seq: U64
@@ -95,7 +95,7 @@ class _WritePayload(WireStruct):
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _CursorEntry(WireStruct):
     user: Str8
     conversation_id: U64
@@ -103,7 +103,7 @@ class _CursorEntry(WireStruct):
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _CursorsPayload(WireStruct):
     updates: Annotated[tuple[_CursorEntry, ...], Seq(4, _CursorEntry)]
 

@@ -95,7 +95,7 @@ Members = Annotated[tuple[str, ...], Seq(2, _NameItem)]
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConversationRecord(WireStruct):
     """The ``conversations`` value. `last_seq` (a floor) must stay the first field: retention rewrites only it."""
 
@@ -105,7 +105,7 @@ class ConversationRecord(WireStruct):
 
 
 @wire_struct
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IdempotencyRecord(WireStruct):
     """The ``idempotency`` value. Built straight from a `StoredMessage`, whose field names it shares."""
 
