@@ -30,18 +30,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import uvloop  # noqa: E402
+import uvloop
 
-from kefu.protocol.clientconn import ClientConnection  # noqa: E402
-from kefu.protocol.crypto import Suite  # noqa: E402
-from kefu.protocol.frames import AckEntry, Deliver, DeliverAck, MetaEntry, Send  # noqa: E402
-from kefu.server.config import Config  # noqa: E402
-from kefu.server.edge.gateway import Gateway  # noqa: E402
-from kefu.server.engine.core import outgoing  # noqa: E402
-from kefu.server.engine.messages import SendResult, StoredMessage  # noqa: E402
-from kefu.server.metrics import Metrics  # noqa: E402
-from kefu.protocol.handshake import AppCredential  # noqa: E402
-from tests.protocol.pairs import APP_SECRET, client_config, server_config  # noqa: E402
+from kefu.protocol.clientconn import ClientConnection
+from kefu.protocol.crypto import Suite
+from kefu.protocol.frames import AckEntry, DeliverAck, Send
+from kefu.protocol.handshake import AppCredential
+from kefu.server.config import Config
+from kefu.server.edge.gateway import Gateway
+from kefu.server.engine.core import outgoing
+from kefu.server.engine.messages import SendResult, StoredMessage
+from kefu.server.metrics import Metrics
+from tests.protocol.pairs import APP_SECRET, client_config, server_config
 
 CONVERSATION_BASE = 1 << 40
 

@@ -192,15 +192,19 @@ def _run(mode: str, target: Target, shares: list[dict[str, Any]], common: list[s
             "--first", str(share["first"]), "--count", str(share["count"]), "--src", ",".join(share["src"]),
             "--wid", str(wid), "--deadline", f"{deadline:g}", "--wait-start", *common, *share.get("extra", []),
         ])  # fmt: skip
+    gate_t0: list[int] = []
     with tempfile.TemporaryDirectory(prefix="cgen-") as tmp:
         gens = Generators(argvs, Path(tmp))
         try:
             for _ in range(gates):
                 gens.wait_all("ready", READY_TIMEOUT_S)
-                gens.start(time.monotonic_ns() + int(START_DELAY_S * 1e9))
+                gate_t0.append(time.monotonic_ns() + int(START_DELAY_S * 1e9))
+                gens.start(gate_t0[-1])
             results = gens.wait_all("mode", deadline + MARGIN_S / 2)
         finally:
             gens.close()
+    for result in results:  # when each timed phase began (CLOCK_MONOTONIC ns), for the caller's server readings
+        result["gate_t0_ns"] = gate_t0
     return results
 
 
@@ -243,6 +247,8 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = max(v for v in values if v is not None)
         elif key in ("sent_per_s", "delivered_per_s"):
             merged[key] = stats.add_series([v for v in values if v])
+        elif key == "gate_t0_ns":
+            merged[key] = value
         elif key in ("fail_codes", "drop_codes", "errors"):
             merged[key] = add_counts([v for v in values if v])
         elif key == "setup":

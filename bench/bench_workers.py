@@ -1,0 +1,306 @@
+"""The numbers of one host, every core (issue #12), measured with the C load generator (bench/cgen) against a spawned
+`kefu serve`, with the server's memory, CPU and disk writes summed over every one of its processes.
+
+    .venv/bin/python bench/bench_workers.py hold --sessions 100000 --hold 60 --workers 6
+    .venv/bin/python bench/bench_workers.py handshake --workers 2
+    .venv/bin/python bench/bench_workers.py throughput --connections 1000 --window 8 --workers 0,2
+    .venv/bin/python bench/bench_workers.py chat --pairs 5000 --rate 5000 --duration 20 --workers 0,2
+    .venv/bin/python bench/bench_workers.py seed --users 100000 --rate 2000 --duration 60 --workers 6
+
+`--workers` takes a list: each value is a fresh server in the same run, one after the other (0 is the single-process
+server, the baseline the ratio is taken against). `--runs K` repeats the list K times, interleaved. Each run prints one
+JSON line and appends it to bench/out/workers.jsonl. The value `old` runs another kefu tree instead, the one whose
+`kefu` namespace directory `--old-tree` names (for example a worktree of an earlier commit), to compare against the
+code before a change in the same run.
+
+What is measured where:
+
+- the server's CPU (user + system, every thread of every process of the server: supervisor, core, gateways, the
+  indexer, the sentiment scorer) over the timed phase only: sampled every 0.2 s and interpolated at the phase's start
+  and end, which the generator's gates give;
+- the server's memory: the sum of VmRSS over its processes, empty (after a warm-up of a few handshakes) and holding;
+- the generator's CPU (getrusage of its processes), to show it is not the bottleneck;
+- latencies from the generator (send to deliver at the receiver, send to SEND_ACK at the sender), from each message's
+  scheduled time (open loop, no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.kefu_bench import cgen
+from bench.kefu_bench.target import Server
+
+OUT = Path(__file__).resolve().parent / "out" / "workers.jsonl"
+
+
+class Readings:
+    """The server's total CPU and RSS, sampled on a thread."""
+
+    def __init__(self, server: Server, period: float = 0.2) -> None:
+        self.server, self.period = server, period
+        self.samples: list[tuple[int, float, int]] = []  # (monotonic ns, cpu s, rss kB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic_ns(), self.server.cpu_s(), self.server.rss_kb()))
+            self._stop.wait(self.period)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cpu_at(self, t_ns: int) -> float:
+        """The server's cumulative CPU at `t_ns`, interpolated between samples."""
+        before = max((s for s in self.samples if s[0] <= t_ns), default=self.samples[0])
+        after = min((s for s in self.samples if s[0] >= t_ns), default=self.samples[-1])
+        if after[0] == before[0]:
+            return before[1]
+        return before[1] + (after[1] - before[1]) * (t_ns - before[0]) / (after[0] - before[0])
+
+    def rss_between(self, a_ns: int, b_ns: int) -> list[int]:
+        return [s[2] for s in self.samples if a_ns <= s[0] <= b_ns]
+
+
+def spawn(workers: int, extra_env: dict[str, str] | None = None) -> Server:
+    env = {"KEFU_LOG_LEVEL": "warning", **(extra_env or {})}
+    if "PYTHONPATH" not in os.environ:  # an older tree (`--workers old`) has no such setting
+        env["KEFU_SERVER_WORKERS"] = str(workers)
+    return Server.spawn(env=env)
+
+
+def target_of(server: Server) -> cgen.Target:
+    return cgen.Target(server.port, server.data_dir, pid=server.pid)
+
+
+def worker_shares(server: Server, before: dict[str, dict[str, float]]) -> dict[str, float]:
+    """CPU seconds each worker process used since `before` (`Server.per_worker`)."""
+    now = server.per_worker()
+    return {name: round(now[name]["cpu_s"] - before.get(name, {}).get("cpu_s", 0.0), 3) for name in now}
+
+
+def hdr(h: Any) -> dict[str, float]:
+    """p50/p99/p99.9/max in ms of a merged HdrHistogram (microsecond values)."""
+    if h is None or h.get_total_count() == 0:
+        return {}
+    return {
+        "p50_ms": h.get_value_at_percentile(50) / 1000,
+        "p99_ms": h.get_value_at_percentile(99) / 1000,
+        "p99.9_ms": h.get_value_at_percentile(99.9) / 1000,
+        "max_ms": h.get_max_value() / 1000,
+    }
+
+
+# --- the runs -----------------------------------------------------------------------------------------------------
+
+
+def run_hold(args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    server = spawn(workers)
+    try:
+        target = target_of(server)
+        cgen.run_hold(target, 50, 1.0, processes=1, prefix="benchw", add_users=True)  # warm-up: caches, imports
+        target.add_bulk("benchh", args.sessions, "kefu-bench")
+        time.sleep(2.0)
+        empty = server.rss_kb()
+        readings = Readings(server)
+        result = cgen.run_hold(
+            target, args.sessions, args.hold, prefix="benchh", add_users=False, concurrency=args.concurrency,
+            max_seconds=args.max_seconds,
+        )  # fmt: skip
+        readings.stop()
+        t0 = result["gate_t0_ns"][-1]
+        holding = readings.rss_between(t0 + int(args.hold * 0.5e9), t0 + int(args.hold * 1e9))
+        held = statistics.median(holding) if holding else server.rss_kb()
+        return {
+            "connected": result.get("connected"), "failed": result.get("failed"), "dropped": result.get("dropped"),
+            "fail_codes": result.get("fail_codes"), "drop_codes": result.get("drop_codes"),
+            "server_rss_empty_mb": round(empty / 1024, 1), "server_rss_holding_mb": round(held / 1024, 1),
+            "per_session_kib": round((held - empty) / max(1, result.get("connected") or 1), 3),
+            "server_cpu_ms_per_handshake_ramp": round(
+                1000 * (readings.cpu_at(t0) - readings.samples[0][1]) / max(1, result.get("connected") or 1), 3
+            ),
+            "generator_cpu_s": result.get("cpu_s"), "generator_rss_mb": round((result.get("maxrss_kb") or 0) / 1024),
+            "per_worker_rss_mb": {k: round(v["rss_kb"] / 1024, 1) for k, v in server.per_worker().items()},
+        }  # fmt: skip
+    finally:
+        server.cleanup()
+
+
+def run_handshake(args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    server = spawn(workers)
+    try:
+        target = target_of(server)
+        target.add_bulk("benchch", args.connectors, "kefu-bench")
+        readings = Readings(server)
+        before = server.per_worker()
+        result = cgen.run_handshake(
+            target, args.connectors, args.per_connector, processes=2, suites=args.suites, add_users=False
+        )
+        readings.stop()
+        shares = worker_shares(server, before)
+        stages = []
+        gates = result["gate_t0_ns"]
+        for i, stage in enumerate(result.get("stages", [])):
+            start = gates[i]
+            end = gates[i + 1] if i + 1 < len(gates) else readings.samples[-1][0]
+            cpu = readings.cpu_at(end) - readings.cpu_at(start)
+            n = stage.get("handshakes") or 0
+            stages.append({
+                "suite": stage.get("suite"), "mode": stage.get("mode"), "handshakes": n,
+                "server_cpu_ms_per_handshake": round(1000 * cpu / n, 3) if n else None,
+                "per_s": round(stage.get("per_s", 0.0), 1), "failed": stage.get("failed"),
+                "generator_cpu_ms_per_handshake": round(stage.get("cpu_ms_per_handshake", 0.0), 3),
+            })  # fmt: skip
+        handshakes = {
+            name: int(info.get("handshakes", 0))
+            for name, info in json.loads(_get(server, "/healthz")).get("workers", {}).items()
+            if name.startswith("gateway")
+        }
+        return {"stages": stages, "worker_cpu_s": shares, "handshakes_by_gateway": handshakes}
+    finally:
+        server.cleanup()
+
+
+def _get(server: Server, path: str) -> str:
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}{path}", timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def run_messages(args: argparse.Namespace, workers: int, *, closed: bool) -> dict[str, Any]:
+    server = spawn(workers)
+    try:
+        target = target_of(server)
+        pairs = args.connections // 2 if closed else args.pairs
+        target.add_bulk("benchcm", 2 * pairs, "kefu-bench")
+        readings = Readings(server)
+        before = server.per_worker()
+        if closed:
+            result = cgen.run_chat(
+                target, pairs, 0.0, args.duration, closed_window=args.window, warmup=args.warmup, add_users=False
+            )
+        else:
+            result = cgen.run_chat(target, pairs, args.rate, args.duration, add_users=False)
+        readings.stop()
+        t0 = result["gate_t0_ns"][-1]
+        start = t0 + int((args.warmup if closed else 0.0) * 1e9)
+        end = t0 + int((args.warmup + args.duration if closed else args.duration) * 1e9)
+        cpu = readings.cpu_at(end) - readings.cpu_at(start)
+        seconds = (end - start) / 1e9
+        out: dict[str, Any] = {
+            "server_cpu_share": round(cpu / seconds, 3),
+            "generator_cpu_share": round((result.get("cpu_run_s") or 0.0) / seconds, 3),
+            "worker_cpu_s": worker_shares(server, before),
+            "sent": result.get("sent"), "acked": result.get("acked"), "delivered": result.get("delivered"),
+            "undelivered": result.get("undelivered"), "duplicates": result.get("duplicates"),
+            "errors": result.get("errors"),
+        }  # fmt: skip
+        if closed:
+            acked = result.get("acked_in_window") or 0
+            out["acked_in_window"] = acked
+            out["messages_per_server_cpu_s"] = round(acked / cpu) if cpu else None
+        else:
+            out["deliver"] = hdr(result.get("deliver"))
+            out["ack"] = hdr(result.get("ack"))
+            out["max_sender_lag_ms"] = result.get("max_sender_lag_ms")
+        return out
+    finally:
+        server.cleanup()
+
+
+def run_seed(args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    args.pairs = args.users // 2
+    server = spawn(workers)
+    try:
+        target = target_of(server)
+        target.add_bulk("benchcm", args.users, "kefu-bench")
+        readings = Readings(server)
+        result = cgen.run_chat(
+            target, args.pairs, args.rate, args.duration, add_users=False, concurrency=args.concurrency,
+            max_seconds=args.max_seconds,
+        )  # fmt: skip
+        readings.stop()
+        t0 = result["gate_t0_ns"][-1]
+        end = t0 + int(args.duration * 1e9)
+        cpu = readings.cpu_at(end) - readings.cpu_at(t0)
+        rss = readings.rss_between(t0, end)
+        return {
+            "users": args.users, "rate": args.rate, "connected": result.get("connected"),
+            "deliver": hdr(result.get("deliver")), "ack": hdr(result.get("ack")),
+            "server_cpu_share": round(cpu / args.duration, 3), "server_rss_peak_mb": round(max(rss) / 1024, 1),
+            "sent": result.get("sent"), "delivered": result.get("delivered"), "errors": result.get("errors"),
+            "undelivered": result.get("undelivered"), "crashed": int(not server.alive()),
+            "generator_cpu_share": round((result.get("cpu_run_s") or 0.0) / args.duration, 3),
+        }  # fmt: skip
+    finally:
+        server.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("scenario", choices=("hold", "handshake", "throughput", "chat", "seed"))
+    p.add_argument("--workers", default="2", help="comma list of [server] workers, one fresh server each")
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--sessions", type=int, default=100_000)
+    p.add_argument("--hold", type=float, default=60.0)
+    p.add_argument("--concurrency", type=int, default=128)
+    p.add_argument("--connectors", type=int, default=64)
+    p.add_argument("--per-connector", type=int, default=40)
+    p.add_argument("--suites", default="national")
+    p.add_argument("--connections", type=int, default=1000)
+    p.add_argument("--window", type=int, default=8)
+    p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument("--pairs", type=int, default=5000)
+    p.add_argument("--rate", type=float, default=5000.0)
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--users", type=int, default=100_000)
+    p.add_argument("--max-seconds", type=float, default=900.0)
+    p.add_argument("--old-tree", default="", help="PYTHONPATH of the kefu tree `--workers old` runs")
+    args = p.parse_args(argv)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    for run in range(args.runs):
+        for token in args.workers.split(","):
+            started = time.time()
+            old = token == "old"
+            if old and not args.old_tree:
+                p.error("--workers old needs --old-tree")
+            os.environ.pop("PYTHONPATH", None)
+            if old:  # the server and the admin commands the generator runs (add-bulk) import the other tree
+                os.environ["PYTHONPATH"] = args.old_tree
+            workers = 0 if old else int(token)
+            match args.scenario:
+                case "hold":
+                    result = run_hold(args, workers)
+                case "handshake":
+                    result = run_handshake(args, workers)
+                case "throughput":
+                    result = run_messages(args, workers, closed=True)
+                case "chat":
+                    result = run_messages(args, workers, closed=False)
+                case _:
+                    result = run_seed(args, workers)
+            os.environ.pop("PYTHONPATH", None)
+            line = {"scenario": args.scenario, "workers": token if old else workers, "run": run, "at": time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "argv": sys.argv[1:], **result}  # fmt: skip
+            print(json.dumps(line), flush=True)
+            with OUT.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
