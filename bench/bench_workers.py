@@ -108,24 +108,27 @@ def hdr(h: Any) -> dict[str, float]:
 
 
 def run_hold(args: argparse.Namespace, workers: int) -> dict[str, Any]:
-    server = spawn(workers)
+    server = spawn(workers, dict(e.split("=", 1) for e in args.env))
     try:
         target = target_of(server)
         cgen.run_hold(target, 50, 1.0, processes=1, prefix="benchw", add_users=True)  # warm-up: caches, imports
         target.add_bulk("benchh", args.sessions, "kefu-bench")
         time.sleep(2.0)
         empty = server.rss_kb()
+        empty_by_worker = server.per_worker()
         readings = Readings(server)
         result = cgen.run_hold(
             target, args.sessions, args.hold, prefix="benchh", add_users=False, concurrency=args.concurrency,
-            max_seconds=args.max_seconds,
+            max_seconds=args.max_seconds, keepalive_ms=args.keepalive_ms,
         )  # fmt: skip
         readings.stop()
+        pings = _frames_in(server, "ping")
         t0 = result["gate_t0_ns"][-1]
         holding = readings.rss_between(t0 + int(args.hold * 0.5e9), t0 + int(args.hold * 1e9))
         held = statistics.median(holding) if holding else server.rss_kb()
         return {
             "connected": result.get("connected"), "failed": result.get("failed"), "dropped": result.get("dropped"),
+            "pings_received": pings,
             "fail_codes": result.get("fail_codes"), "drop_codes": result.get("drop_codes"),
             "server_rss_empty_mb": round(empty / 1024, 1), "server_rss_holding_mb": round(held / 1024, 1),
             "per_session_kib": round((held - empty) / max(1, result.get("connected") or 1), 3),
@@ -134,6 +137,7 @@ def run_hold(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             ),
             "generator_cpu_s": result.get("cpu_s"), "generator_rss_mb": round((result.get("maxrss_kb") or 0) / 1024),
             "per_worker_rss_mb": {k: round(v["rss_kb"] / 1024, 1) for k, v in server.per_worker().items()},
+            "per_worker_rss_empty_mb": {k: round(v["rss_kb"] / 1024, 1) for k, v in empty_by_worker.items()},
         }  # fmt: skip
     finally:
         server.cleanup()
@@ -179,6 +183,19 @@ def _get(server: Server, path: str) -> str:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}{path}", timeout=10) as resp:
         return str(resp.read().decode())
+
+
+def _frames_in(server: Server, frame_type: str) -> int:
+    """Frames of `frame_type` the server received so far (kefu_frames_total, summed over the gateways)."""
+    from kefu.server.admin.status import parse_exposition  # noqa: PLC0415
+
+    return int(
+        sum(
+            value
+            for name, labels, value in parse_exposition(_get(server, "/metrics"))
+            if name == "kefu_frames_total" and labels.get("direction") == "in" and labels.get("type") == frame_type
+        )
+    )
 
 
 def run_messages(args: argparse.Namespace, workers: int, *, closed: bool) -> dict[str, Any]:
@@ -257,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--sessions", type=int, default=100_000)
     p.add_argument("--hold", type=float, default=60.0)
+    p.add_argument("--keepalive-ms", type=int, default=30_000, help="hold: the keepalive sessions ask for")
     p.add_argument("--concurrency", type=int, default=128)
     p.add_argument("--connectors", type=int, default=64)
     p.add_argument("--per-connector", type=int, default=40)
@@ -269,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--max-seconds", type=float, default=900.0)
+    p.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server's environment (hold)")
     p.add_argument("--old-tree", default="", help="PYTHONPATH of the kefu tree `--workers old` runs")
     args = p.parse_args(argv)
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,9 @@ __all__ = [
     "Suite",
     "SuiteSpec",
     "VerifyKey",
+    "aead_ciphers",
+    "aead_open",
+    "aead_seal",
     "fingerprint",
     "hash_digest",
     "hkdf_expand",
@@ -217,54 +220,66 @@ except (ImportError, AttributeError):  # pragma: no cover - depends on the insta
     _new_encryptor, _new_decryptor = _public_encryptor, _public_decryptor
 
 
+def aead_ciphers(cipher: str, key: bytes) -> tuple[AESGCM | None, algorithms.SM4 | None]:
+    """The cipher object of one AEAD key: (AESGCM, None) for "aes-gcm" (16- or 32-byte key), (None, SM4) for
+    "sm4-gcm" (16-byte key). It holds the key; `aead_seal` and `aead_open` use it."""
+    if cipher == "aes-gcm":
+        return AESGCM(key), None
+    if cipher == "sm4-gcm":
+        if len(key) != 16:
+            raise LocalProtocolError("SM4 keys are 16 bytes")
+        sm4 = algorithms.SM4(key)  # immutable; made once rather than per record
+        Cipher(sm4, modes.GCM(bytes(NONCE_LEN)))  # what Cipher() checks, checked once: see _new_encryptor
+        return None, sm4
+    raise LocalProtocolError(f"unknown AEAD {cipher!r}")
+
+
+def aead_seal(aes: AESGCM | None, sm4: algorithms.SM4 | None, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """Encrypt and authenticate with the ciphers of `aead_ciphers`; returns ciphertext || tag."""
+    if aes is not None:
+        return aes.encrypt(nonce, plaintext, aad)
+    assert sm4 is not None
+    enc = _new_encryptor(sm4, modes.GCM(nonce))
+    enc.authenticate_additional_data(aad)
+    body = enc.update(plaintext) + enc.finalize()
+    return body + enc.tag
+
+
+def aead_open(aes: AESGCM | None, sm4: algorithms.SM4 | None, nonce: bytes, data: bytes, aad: bytes) -> bytes:
+    """Authenticate and decrypt ciphertext || tag; raises CryptoError(BAD_RECORD_MAC) if it does not authenticate."""
+    try:
+        if aes is not None:
+            return aes.decrypt(nonce, data, aad)  # raises InvalidTag for data shorter than the tag too
+        if len(data) < TAG_LEN:
+            raise InvalidTag
+        split = len(data) - TAG_LEN
+        assert sm4 is not None
+        dec = _new_decryptor(sm4, modes.GCM(nonce, data[split:]))
+        dec.authenticate_additional_data(aad)
+        return dec.update(data[:split]) + dec.finalize()
+    except InvalidTag:
+        raise CryptoError(ErrorCode.BAD_RECORD_MAC, "record failed authentication") from None
+
+
 class Aead:
     """One AEAD key: "aes-gcm" (16- or 32-byte key) or "sm4-gcm" (16-byte key); 12-byte nonces, 16-byte tags.
 
-    `open` raises CryptoError(BAD_RECORD_MAC) on any authentication failure.
+    `open` raises CryptoError(BAD_RECORD_MAC) on any authentication failure. (The record layer keeps the cipher
+    objects in its own slots and calls `aead_seal`/`aead_open`: one object fewer per direction of every session.)
     """
 
-    __slots__ = ("_aes", "_cipher", "_key", "_sm4")
+    __slots__ = ("_aes", "_sm4")
 
     def __init__(self, cipher: str, key: bytes) -> None:
-        self._cipher = cipher
-        self._key = key
-        self._sm4: algorithms.SM4 | None = None
-        if cipher == "aes-gcm":
-            self._aes: AESGCM | None = AESGCM(key)
-        elif cipher == "sm4-gcm":
-            if len(key) != 16:
-                raise LocalProtocolError("SM4 keys are 16 bytes")
-            self._aes = None
-            self._sm4 = algorithms.SM4(key)  # immutable; made once rather than per record
-            Cipher(self._sm4, modes.GCM(bytes(NONCE_LEN)))  # what Cipher() checks, checked once: see _new_encryptor
-        else:
-            raise LocalProtocolError(f"unknown AEAD {cipher!r}")
+        self._aes, self._sm4 = aead_ciphers(cipher, key)
 
     def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt and authenticate; returns ciphertext || tag."""
-        if self._aes is not None:
-            return self._aes.encrypt(nonce, plaintext, aad)
-        assert self._sm4 is not None
-        enc = _new_encryptor(self._sm4, modes.GCM(nonce))
-        enc.authenticate_additional_data(aad)
-        body = enc.update(plaintext) + enc.finalize()
-        return body + enc.tag
+        return aead_seal(self._aes, self._sm4, nonce, plaintext, aad)
 
     def open(self, nonce: bytes, data: bytes, aad: bytes) -> bytes:
         """Authenticate and decrypt ciphertext || tag; raises CryptoError if it does not authenticate."""
-        aes = self._aes
-        try:
-            if aes is not None:
-                return aes.decrypt(nonce, data, aad)  # raises InvalidTag for data shorter than the tag too
-            if len(data) < TAG_LEN:
-                raise InvalidTag
-            split = len(data) - TAG_LEN
-            assert self._sm4 is not None
-            dec = _new_decryptor(self._sm4, modes.GCM(nonce, data[split:]))
-            dec.authenticate_additional_data(aad)
-            return dec.update(data[:split]) + dec.finalize()
-        except InvalidTag:
-            raise CryptoError(ErrorCode.BAD_RECORD_MAC, "record failed authentication") from None
+        return aead_open(self._aes, self._sm4, nonce, data, aad)
 
 
 # --- key exchange ---------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class Session(asyncio.Protocol):
         "suite_name",
         "transport",
         "user",
+        "wheel_tick",
         "window",
         "write_paused",
     )
@@ -105,6 +106,8 @@ class Session(asyncio.Protocol):
         self._buffered = 0
         self._read_paused_until = 0.0
         self._scheduled: float | None = None
+        self.wheel_tick = 0
+        """The gateway's timer wheel keeps this session's tick here (`kefu.server.edge.timers`)."""
         self._frame_tokens = self._frame_stamp = self._byte_tokens = self._byte_stamp = 0.0
 
     # --- asyncio.Protocol -------------------------------------------------------------------------------

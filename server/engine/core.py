@@ -89,12 +89,15 @@ def outgoing(message: StoredMessage) -> Outgoing:
 class CoreDevice:
     """A connection as the core knows it: on which gateway, under which id there, and (once ready) whose."""
 
-    __slots__ = ("address", "endpoint", "sid", "since", "user")
+    # One per connection of the host, so only what delivery needs: not the address (admission is decided when it
+    # arrives), and `since` only until the handshake is done.
+    __slots__ = ("endpoint", "sid", "since", "user")
 
-    def __init__(self, endpoint: Endpoint, sid: int, address: str) -> None:
-        self.endpoint, self.sid, self.address = endpoint, sid, address
+    def __init__(self, endpoint: Endpoint, sid: int) -> None:
+        self.endpoint, self.sid = endpoint, sid
         self.since = time.monotonic()
-        """When the core admitted it: the earliest its client can have counted itself connected."""
+        """When the core admitted it: the earliest its client can have counted itself connected (0.0 once its
+        handshake is done and the messages it arrived late for were handed over)."""
         self.user = ""
         """The app id, once the handshake is done ("" before)."""
 
@@ -163,13 +166,13 @@ class Core:
         ):
             code = ErrorCode.RATE_LIMITED
         else:
-            self._devices[(endpoint, sid)] = CoreDevice(endpoint, sid, address)
+            self._devices[(endpoint, sid)] = CoreDevice(endpoint, sid)
             self._unopened += 1
         endpoint.admitted(sid, code)
 
     def restore(self, endpoint: Endpoint, sid: int, address: str, user: str) -> None:
         """A connection a gateway already held when it (re)joined this core: admitted, and ready if `user`."""
-        self._devices[(endpoint, sid)] = CoreDevice(endpoint, sid, address)
+        self._devices[(endpoint, sid)] = CoreDevice(endpoint, sid)
         self._unopened += 1
         if user:
             self.opened(endpoint, sid, user)
@@ -183,6 +186,7 @@ class Core:
         self._unopened -= 1
         self._users.add(user, device)
         self._catch_arrival(device)
+        device.since = 0.0
         if self.policy is not None:
             self.policy.connected(device)
 
