@@ -198,6 +198,37 @@ def _frames_in(server: Server, frame_type: str) -> int:
     )
 
 
+def _store_counts(server: Server) -> dict[tuple[str, str], float]:
+    """The store's own counters: bytes written and messages, by part (log, index)."""
+    from kefu.server.admin.status import parse_exposition  # noqa: PLC0415
+
+    wanted = ("kefu_store_written_bytes_total", "kefu_store_messages_total")
+    out: dict[tuple[str, str], float] = {}
+    for name, labels, value in parse_exposition(_get(server, "/metrics")):
+        if name in wanted:
+            key = (name, labels.get("part", ""))
+            out[key] = out.get(key, 0.0) + value
+    return out
+
+
+def _store_per_message(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float],
+                       disk_bytes: int) -> dict[str, Any]:  # fmt: skip
+    """Bytes written per durable message over a run: by the store's count (log, index) and by /proc write_bytes."""
+
+    def delta(name: str, part: str) -> float:
+        return after.get((name, part), 0.0) - before.get((name, part), 0.0)
+
+    messages = delta("kefu_store_messages_total", "log")
+    if not messages:
+        return {}
+    return {
+        "store_messages": int(messages),
+        "store_log_bytes_per_message": round(delta("kefu_store_written_bytes_total", "log") / messages),
+        "store_index_bytes_per_message": round(delta("kefu_store_written_bytes_total", "index") / messages),
+        "disk_write_bytes_per_message": round(disk_bytes / messages),
+    }
+
+
 def run_messages(args: argparse.Namespace, workers: int, *, closed: bool) -> dict[str, Any]:
     server = spawn(workers)
     try:
@@ -206,6 +237,7 @@ def run_messages(args: argparse.Namespace, workers: int, *, closed: bool) -> dic
         target.add_bulk("benchcm", 2 * pairs, "kefu-bench")
         readings = Readings(server)
         before = server.per_worker()
+        store_before, disk_before = _store_counts(server), server.disk_write_bytes()
         if closed:
             result = cgen.run_chat(
                 target, pairs, 0.0, args.duration, closed_window=args.window, warmup=args.warmup, add_users=False
@@ -213,6 +245,7 @@ def run_messages(args: argparse.Namespace, workers: int, *, closed: bool) -> dic
         else:
             result = cgen.run_chat(target, pairs, args.rate, args.duration, add_users=False)
         readings.stop()
+        store_after, disk_after = _store_counts(server), server.disk_write_bytes()
         t0 = result["gate_t0_ns"][-1]
         start = t0 + int((args.warmup if closed else 0.0) * 1e9)
         end = t0 + int((args.warmup + args.duration if closed else args.duration) * 1e9)
@@ -225,6 +258,7 @@ def run_messages(args: argparse.Namespace, workers: int, *, closed: bool) -> dic
             "sent": result.get("sent"), "acked": result.get("acked"), "delivered": result.get("delivered"),
             "undelivered": result.get("undelivered"), "duplicates": result.get("duplicates"),
             "errors": result.get("errors"),
+            **_store_per_message(store_before, store_after, disk_after - disk_before),
         }  # fmt: skip
         if closed:
             acked = result.get("acked_in_window") or 0
