@@ -285,8 +285,10 @@ def _processes(sessions: int, requested: int) -> int:
 
 def run_hold(target: Target, sessions: int, hold_s: float, *, processes: int = 0, suite: str = "national",
              prefix: str = "benchc", seed: str = "kefu-bench", concurrency: int = 128, first: int = 0,
-             max_seconds: float = 900.0, add_users: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Open `sessions` sessions (apps PREFIX<first..>), hold them `hold_s` seconds; merged results."""
+             max_seconds: float = 900.0, add_users: bool = True, keepalive_ms: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Open `sessions` sessions (apps PREFIX<first..>), hold them `hold_s` seconds; merged results. `keepalive_ms`:
+    the keepalive each session asks for (0: the generator's default, the protocol's maximum, so idle sessions
+    send no PING during a short hold)."""
     procs = _processes(sessions, processes)
     if add_users:
         target.add_bulk(prefix, first + sessions, seed)
@@ -294,6 +296,8 @@ def run_hold(target: Target, sessions: int, hold_s: float, *, processes: int = 0
     src = address_blocks([len(r) for r in ranges])
     shares = [{"first": first + r.start, "count": len(r), "src": a} for r, a in zip(ranges, src, strict=True)]
     common = [*_common(suite, prefix, seed, concurrency), "--hold", f"{hold_s:g}"]
+    if keepalive_ms:
+        common += ["--keepalive-ms", str(keepalive_ms)]
     result = merge(_run("hold", target, shares, common, 1, max_seconds + hold_s))
     result["rss_per_session_kb"] = (result["rss_after_ramp_kb"] - result["rss_before_ramp_kb"]) / max(
         1, result["connected"]
