@@ -47,7 +47,7 @@ OUT = Path(__file__).resolve().parent / "out" / "workers.jsonl"
 class Readings:
     """The server's total CPU and RSS, sampled on a thread."""
 
-    def __init__(self, server: Server, period: float = 0.2) -> None:
+    def __init__(self, server: Server, period: float = 0.1) -> None:
         self.server, self.period = server, period
         self.samples: list[tuple[int, float, int]] = []  # (monotonic ns, cpu s, rss kB)
         self._stop = threading.Event()
@@ -62,6 +62,7 @@ class Readings:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        self.samples.append((time.monotonic_ns(), self.server.cpu_s(), self.server.rss_kb()))  # covers the end
 
     def cpu_at(self, t_ns: int) -> float:
         """The server's cumulative CPU at `t_ns`, interpolated between samples."""
@@ -158,8 +159,9 @@ def run_handshake(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         stages = []
         gates = result["gate_t0_ns"]
         for i, stage in enumerate(result.get("stages", [])):
-            start = gates[i]
-            end = gates[i + 1] if i + 1 < len(gates) else readings.samples[-1][0]
+            # the stage's own span when the generator reports it, else from its gate to the next one
+            start = stage.get("start_ns") or gates[i]
+            end = stage.get("end_ns") or (gates[i + 1] if i + 1 < len(gates) else readings.samples[-1][0])
             cpu = readings.cpu_at(end) - readings.cpu_at(start)
             n = stage.get("handshakes") or 0
             stages.append({
@@ -168,9 +170,10 @@ def run_handshake(args: argparse.Namespace, workers: int) -> dict[str, Any]:
                 "per_s": round(stage.get("per_s", 0.0), 1), "failed": stage.get("failed"),
                 "generator_cpu_ms_per_handshake": round(stage.get("cpu_ms_per_handshake", 0.0), 3),
             })  # fmt: skip
+        workers_health = json.loads(_get(server, "/healthz")).get("workers")  # a count (0) for a single process
         handshakes = {
             name: int(info.get("handshakes", 0))
-            for name, info in json.loads(_get(server, "/healthz")).get("workers", {}).items()
+            for name, info in (workers_health if isinstance(workers_health, dict) else {}).items()
             if name.startswith("gateway")
         }
         return {"stages": stages, "worker_cpu_s": shares, "handshakes_by_gateway": handshakes}
@@ -212,16 +215,19 @@ def _store_counts(server: Server) -> dict[tuple[str, str], float]:
 
 
 def _store_per_message(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float],
-                       disk_bytes: int) -> dict[str, Any]:  # fmt: skip
-    """Bytes written per durable message over a run: by the store's count (log, index) and by /proc write_bytes."""
+                       disk_bytes: int, sent: int) -> dict[str, Any]:  # fmt: skip
+    """Bytes written per durable message over a run: by the store's count (log, index) and by /proc write_bytes,
+    per message the store counted and per message the generator sent (a server without the store's counters, such
+    as `--workers old`, has only the latter)."""
 
     def delta(name: str, part: str) -> float:
         return after.get((name, part), 0.0) - before.get((name, part), 0.0)
 
+    out: dict[str, Any] = {"disk_write_bytes_per_sent": round(disk_bytes / sent)} if sent else {}
     messages = delta("kefu_store_messages_total", "log")
     if not messages:
-        return {}
-    return {
+        return out
+    return out | {
         "store_messages": int(messages),
         "store_log_bytes_per_message": round(delta("kefu_store_written_bytes_total", "log") / messages),
         "store_index_bytes_per_message": round(delta("kefu_store_written_bytes_total", "index") / messages),
@@ -258,7 +264,7 @@ def run_messages(args: argparse.Namespace, workers: int, *, closed: bool) -> dic
             "sent": result.get("sent"), "acked": result.get("acked"), "delivered": result.get("delivered"),
             "undelivered": result.get("undelivered"), "duplicates": result.get("duplicates"),
             "errors": result.get("errors"),
-            **_store_per_message(store_before, store_after, disk_after - disk_before),
+            **_store_per_message(store_before, store_after, disk_after - disk_before, result.get("sent") or 0),
         }  # fmt: skip
         if closed:
             acked = result.get("acked_in_window") or 0

@@ -249,6 +249,10 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = stats.add_series([v for v in values if v])
         elif key == "gate_t0_ns":
             merged[key] = value
+        elif key == "start_ns":  # a stage's span over every process (CLOCK_MONOTONIC ns)
+            merged[key] = min(v for v in values if v is not None)
+        elif key == "end_ns":
+            merged[key] = max(v for v in values if v is not None)
         elif key in ("fail_codes", "drop_codes", "errors"):
             merged[key] = add_counts([v for v in values if v])
         elif key == "setup":

@@ -130,6 +130,8 @@ static void storm_tick(gen *g, int64_t now)
                  stage_names[st->stage]);
         if (!gen_gate(g, name, now))
             return;
+        if (now < g->start_t0_ns)
+            return; /* released: the stage begins on the common T0, in every process together */
         g->start_t0_ns = 0; /* the next stage waits for its own start */
     }
     start_stage(g, st, now);
@@ -152,9 +154,10 @@ static void storm_report(gen *g, FILE *f)
                 first ? "" : ", ", r->suite == SUITE_NATIONAL ? "national" : "international", stage_names[r->stage],
                 (unsigned long long)r->ok, (unsigned long long)r->resumed, (unsigned long long)r->failures);
         json_codes(f, r->codes);
-        fprintf(f, ", \"elapsed_s\": %.3f, \"per_s\": %.1f, \"cpu_s\": %.3f, \"cpu_ms_per_handshake\": %.4f, "
-                   "\"latency\": ",
-                secs, secs > 0 ? r->ok / secs : 0.0, r->cpu, r->ok ? 1000 * r->cpu / (double)r->ok : 0.0);
+        fprintf(f, ", \"start_ns\": %lld, \"end_ns\": %lld, \"elapsed_s\": %.3f, \"per_s\": %.1f, \"cpu_s\": %.3f, "
+                   "\"cpu_ms_per_handshake\": %.4f, \"latency\": ",
+                (long long)r->start_ns, (long long)(r->end_ns ? r->end_ns : mono_ns()), secs,
+                secs > 0 ? r->ok / secs : 0.0, r->cpu, r->ok ? 1000 * r->cpu / (double)r->ok : 0.0);
         hist_json(f, &r->latency);
         fputc('}', f);
         first = 0;
