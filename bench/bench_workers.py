@@ -2,7 +2,7 @@
 `kefu serve`, with the server's memory, CPU and disk writes summed over every one of its processes.
 
     .venv/bin/python bench/bench_workers.py hold --sessions 100000 --hold 60 --workers 6
-    .venv/bin/python bench/bench_workers.py handshake --workers 2
+    .venv/bin/python bench/bench_workers.py handshake --workers 0,2
     .venv/bin/python bench/bench_workers.py throughput --connections 1000 --window 8 --workers 0,2
     .venv/bin/python bench/bench_workers.py chat --pairs 5000 --rate 5000 --duration 20 --workers 0,2
     .venv/bin/python bench/bench_workers.py seed --users 100000 --rate 2000 --duration 60 --workers 6
@@ -16,8 +16,8 @@ code before a change in the same run.
 What is measured where:
 
 - the server's CPU (user + system, every thread of every process of the server: supervisor, core, gateways, the
-  indexer, the sentiment scorer) over the timed phase only: sampled every 0.2 s and interpolated at the phase's start
-  and end, which the generator's gates give;
+  indexer, the sentiment scorer) over the timed phase only: sampled every 0.1 s and interpolated at the phase's start
+  and end, which the generator's gates (or, for a handshake storm, each stage's own span) give;
 - the server's memory: the sum of VmRSS over its processes, empty (after a warm-up of a few handshakes) and holding;
 - the generator's CPU (getrusage of its processes), to show it is not the bottleneck;
 - latencies from the generator (send to deliver at the receiver, send to SEND_ACK at the sender), from each message's
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keepalive-ms", type=int, default=30_000, help="hold: the keepalive sessions ask for")
     p.add_argument("--concurrency", type=int, default=128)
     p.add_argument("--connectors", type=int, default=64)
-    p.add_argument("--per-connector", type=int, default=40)
+    p.add_argument("--per-connector", type=int, default=120)
     p.add_argument("--suites", default="national")
     p.add_argument("--connections", type=int, default=1000)
     p.add_argument("--window", type=int, default=8)
