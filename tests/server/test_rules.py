@@ -512,7 +512,9 @@ async def test_evaluate_async_gives_up_on_a_stuck_worker(monkeypatch: pytest.Mon
 
 @pytest.mark.asyncio
 async def test_close_lets_queued_evaluations_finish() -> None:
-    engine = RuleEngine(ROUTE)
+    # A generous time limit: each call's timeout runs from when it was queued, so on a loaded machine twenty calls
+    # queued behind one another could time out under the default 50 ms, which is not what this test is about.
+    engine = RuleEngine(ROUTE, limits=RuleLimits(seconds=5.0))
     tasks = [asyncio.create_task(engine.evaluate_async(visitor(vip=3))) for _ in range(20)]
     await asyncio.sleep(0)  # all twenty are in the executor's queue
     engine.close()
