@@ -23,7 +23,8 @@ owner of the data directory, so the service user can still open them.
 
 The store directory was once named ``wal`` (it held only LMDB). `migrate_store_dir` renames ``data_dir/wal`` to
 ``data_dir/store`` when a writer first opens it: one rename, then the directory fsync'd, so a crash leaves either
-name and the next start finishes the move.
+name and the next start finishes the move. A writer then leaves a small file named ``wal``, which an older kefu
+(downgraded onto this data directory) fails to open as its store, instead of starting an empty one there.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from .files import fsync_path
 
 __all__ = [
     "LOCK_FILE",
+    "OLD_STORE_MARKER",
     "BackupInfo",
     "DataDirBusy",
     "DataDirLock",
@@ -55,6 +58,12 @@ __all__ = [
 
 LOCK_FILE = "kefu.lock"
 OLD_STORE_DIR = "wal"
+OLD_STORE_MARKER: Final = (
+    "This data directory's store is in store/ (schema 2, with a write-ahead log). Versions of kefu from before it\n"
+    "looked for it here and cannot read it: to go back to one, restore a backup made before the upgrade\n"
+    "(systemd/OPERATIONS.md, 'Upgrades that change the store are one-way').\n"
+)
+"""What a writer leaves under the store's old name (a file where an older kefu expects its store's directory)."""
 """What the store directory was called before it held the write-ahead log."""
 DATA_FILE = "data.mdb"
 """The one file of an LMDB environment that `kefu backup` copies (lock.mdb is per-process state)."""
@@ -149,15 +158,19 @@ def holder(data_dir: Path) -> tuple[int | None, float] | None:
 
 def migrate_store_dir(store_path: Path, *, readonly: bool = False) -> Path:
     """The directory to open for the store at `store_path`: its old name's (data_dir/wal) is renamed to it first,
-    durably, unless `readonly` (then the old one is read where it is)."""
+    durably, unless `readonly` (then the old one is read where it is). A writer then leaves a small file under the
+    old name (`OLD_STORE_MARKER`), so that a kefu from before the move, started on this data directory by a
+    downgrade, fails to open its store there instead of beginning an empty one."""
     store_path = Path(store_path)
     old = store_path.with_name(OLD_STORE_DIR)
-    if store_path.exists() or not old.is_dir():
-        return store_path
-    if readonly:
-        return old
-    old.rename(store_path)
-    fsync_path(store_path.parent)
+    if old.is_dir() and not store_path.exists():
+        if readonly:
+            return old
+        old.rename(store_path)
+        fsync_path(store_path.parent)
+    if not readonly and not old.exists() and store_path.parent.is_dir():
+        with contextlib.suppress(OSError):  # a guard for downgrades, not needed to serve
+            old.write_text(OLD_STORE_MARKER)
     return store_path
 
 

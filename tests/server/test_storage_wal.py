@@ -21,6 +21,7 @@ from kefu.protocol.errors import ErrorCode
 from kefu.server.engine.messages import SendRequest, SendResult, StoredMessage
 from kefu.server.storage import maintenance
 from kefu.server.storage.conversations import LOG_DIR, Conversations, LogSettings, open_conversations
+from kefu.server.storage.datadir import OLD_STORE_MARKER
 from kefu.server.storage.schema import LogPosition
 from kefu.server.storage.store import Store
 
@@ -396,8 +397,21 @@ def test_the_store_moves_from_its_old_directory(tmp_path: Path) -> None:
     old.put_app("web", b"r")
     old.close()
     assert migrate_store_dir(tmp_path / "store", readonly=True) == tmp_path / "wal", "a reader reads it in place"
-    assert migrate_store_dir(tmp_path / "store") == tmp_path / "store" and not (tmp_path / "wal").exists()
+    assert migrate_store_dir(tmp_path / "store") == tmp_path / "store"
+    assert (tmp_path / "wal").read_text() == OLD_STORE_MARKER, "the old name holds a file an older kefu can't open"
     store = Store(tmp_path / "store")
     assert store.get_app("web") == b"r" and store.log_state()[1].lsn == 1, "upgraded: a new log"
     store.close()
     assert migrate_store_dir(tmp_path / "store") == tmp_path / "store", "nothing left to move"
+    assert migrate_store_dir(tmp_path / "store", readonly=True) == tmp_path / "store", "the marker is not a store"
+
+
+def test_a_new_store_leaves_the_downgrade_marker_under_the_old_name(tmp_path: Path) -> None:
+    from kefu.server.storage.datadir import migrate_store_dir  # noqa: PLC0415
+
+    assert migrate_store_dir(tmp_path / "store", readonly=True) == tmp_path / "store"
+    assert not (tmp_path / "wal").exists(), "a reader writes nothing"
+    assert migrate_store_dir(tmp_path / "store") == tmp_path / "store"
+    assert (tmp_path / "wal").read_text() == OLD_STORE_MARKER
+    with pytest.raises(OSError):  # what an older kefu does first with its store's directory
+        (tmp_path / "wal").mkdir(parents=True, exist_ok=True)
