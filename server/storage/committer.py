@@ -7,12 +7,12 @@ That appends to a deque; no task, future or lock is created per message. A singl
 arrives and takes everything queued as one batch: it sequences the batch in memory (`sequencer.Sequencer`, against
 the store merged with the overlay of durable records not yet indexed), appends its records to the log and
 fdatasyncs once (`logfile.LogWriter`), and only then adds them to the overlay, where reads see them, and keeps the
-sequencer's changes. The LMDB tables are written later, in larger batches, by the indexer thread
-(`indexer.Indexer`). Commits start at most once per `window_s`: an item that arrives less than `window_s` after the
-previous commit started waits, with whatever joins it, until that much has passed (or until `max_batch` SENDs are
+sequencer's changes. The LMDB tables are written later, in larger batches, by the indexer process
+(`indexer.IndexerProcess`). Commits start at most once per `window_s`: an item that arrives less than `window_s` after
+the previous commit started waits, with whatever joins it, until that much has passed (or until `max_batch` SENDs are
 queued). So an idle store commits a lone SEND at once, a busy one commits every `window_s` (or back to back, when a
-commit takes longer than that), everything that arrived during a commit goes into the next one, and no item waits
-more than `window_s` for its commit to start (plus the commit in progress when it arrived).
+commit takes longer than that), everything that arrived during a commit goes into the next one, and no item waits more
+than `window_s` for its commit to start (plus the commit in progress when it arrived).
 
 Why the spacing is measured from the previous commit's start, not from the first waiting item's arrival (the
 first design): the items of the next batch start arriving just after a commit starts, so a window counted from

@@ -1,10 +1,10 @@
 """The engine's `MessageLog`: sequenced, durable conversations over a write-ahead log and an indexed store.
 
-Theory of operation: SENDs go to the group committer (`committer.GroupCommitter`), whose writer thread sequences
-each batch in memory, appends its records to the log (`logfile`) and fdatasyncs once; a result reaches the engine
-only then. The indexer thread (`indexer.Indexer`) writes the records into the LMDB tables behind, in larger batches.
-Reads merge the tables with the overlay of records logged and not yet indexed (`view.View`), and so see exactly what
-is durable. Cursor advances go into the log with the next group commit (`cursors.PendingCursors`).
+Theory of operation: SENDs go to the group committer (`committer.GroupCommitter`), whose writer thread sequences each
+batch in memory, appends its records to the log (`logfile`) and fdatasyncs once; a result reaches the engine only then.
+The indexer (`indexer.IndexerProcess`, a process of its own) writes the records into the LMDB tables behind, in larger
+batches. Reads merge the tables with the overlay of records logged and not yet indexed (`view.View`), and so see exactly
+what is durable. Cursor advances go into the log with the next group commit (`cursors.PendingCursors`).
 
 `open_conversations` puts the parts together: it replays the log's tail into the store first, so everything built
 after it (the desk, the engine) starts from a complete store.

@@ -3,9 +3,10 @@
 Theory of operation
 -------------------
 The group commit makes a SEND durable in the log (one sequential append and fdatasync); the tables a read needs are
-written here later, by one thread, many group commits at once: every `interval_s`, or as soon as `batch_bytes` of
-records wait. Each batch is one durable LMDB transaction (`Store.apply`) that also stores the log position after its
-last record; only then are its records trimmed from the overlay and the segments before that position recycled.
+written here later, by the indexer's own process (`index_worker`), many group commits at once: every `interval_s`, or
+as soon as `batch_bytes` of records wait. Each batch is one durable LMDB transaction (`Store.apply`) that also stores
+the log position after its last record; only then are its records trimmed from the overlay and the segments before
+that position recycled.
 Why behind and in bulk: a transaction's cost is its B-tree pages, nearly one per message per randomly keyed table when
 it holds a handful of messages (every 2 ms), and one per conversation or key-page when it holds seconds of them
 (bench/RESULTS.md, "write-ahead log").
@@ -31,18 +32,17 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
 from .logfile import SegmentFiles, read_log
-from .overlay import Logged, Overlay
+from .overlay import Overlay
 from .records import Cursors, Write, decode_record
 from .schema import LogPosition
 from .store import Store
 
-__all__ = ["FRAME", "Indexer", "IndexerProcess", "decode_messages", "frame", "replay"]
+__all__ = ["FRAME", "IndexerProcess", "decode_messages", "frame", "replay"]
 
 log = logging.getLogger(__name__)
 
@@ -113,119 +113,13 @@ def replay(store: Store, directory: Path) -> tuple[LogPosition, int]:
     return position, count
 
 
-class Indexer:
-    """The thread that indexes the overlay's batches into the store."""
-
-    def __init__(
-        self,
-        store: Store,
-        overlay: Overlay,
-        files: SegmentFiles,
-        current_segment: Callable[[], int],
-        *,
-        interval_s: float,
-        batch_bytes: int,
-        position: LogPosition,
-        written: Written | None = None,
-    ) -> None:
-        self._store, self._overlay, self._files = store, overlay, files
-        self._current_segment = current_segment
-        self.interval_s, self.batch_bytes = interval_s, batch_bytes
-        self.position = position
-        """The log position indexed up to."""
-        self._written = written
-        self.written_bytes = 0
-        """Bytes the indexer's LMDB transactions wrote (this thread's wchar around them)."""
-        self.messages_indexed = 0
-        self.failure: BaseException | None = None
-        """The last batch's error, None once one succeeds."""
-        self._wake = threading.Event()
-        self._stopping = False
-        self._index_rest = True
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the thread (first, it recycles what start-up replay indexed)."""
-        self._thread = threading.Thread(target=self._run, name="kefu-indexer", daemon=True)
-        self._thread.start()
-
-    def notify(self) -> None:
-        """A group commit was added to the overlay (writer thread): wake up if a batch is due by size."""
-        if self._overlay.size >= self.batch_bytes:
-            self._wake.set()
-
-    def stop(self, *, index_rest: bool = True) -> None:
-        """Index what is left (`index_rest`; what fails stays in the log for the next start), then join. Blocks."""
-        self._index_rest = index_rest
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        self._maintain()
-        due = time.monotonic() + self.interval_s
-        while True:
-            stopping = self._stopping
-            if stopping and not self._index_rest:
-                return
-            if not stopping and self._overlay.size < self.batch_bytes:
-                remaining = due - time.monotonic()
-                if remaining > 0 or not len(self._overlay):
-                    self._wake.wait(remaining if remaining > 0 else self.interval_s)
-                    self._wake.clear()
-                    continue
-            ok = self.index_once()
-            due = time.monotonic() + (self.interval_s if ok else RETRY_S)
-            if stopping:
-                while ok and len(self._overlay):
-                    ok = self.index_once()
-                return
-            if ok:
-                self._maintain()
-
-    def index_once(self) -> bool:
-        """Index up to `batch_bytes` of the oldest held records in one transaction; False if it failed."""
-        batches = self._overlay.unindexed(self.batch_bytes)
-        if not batches:
-            return True
-        before = thread_write_bytes()
-        try:
-            stored = self._store.apply(_records(batches), batches[-1].end)
-        except Exception as exc:
-            if self.failure is None:
-                log.exception("indexing %d group commits failed; retrying every %.0f s", len(batches), RETRY_S)
-            self.failure = exc
-            return False
-        after = thread_write_bytes()
-        written = after - before if before is not None and after is not None else 0
-        self.failure = None
-        self.written_bytes += written
-        self.messages_indexed += stored
-        self._overlay.trim(batches)
-        self.position = batches[-1].end
-        if self._written is not None:
-            self._written("index", written, stored)
-        return True
-
-    def _maintain(self) -> None:
-        try:
-            self._files.maintain(self.position, self._current_segment())
-        except OSError as exc:  # no spare segment made: the writer makes one when it needs it (or fails then)
-            log.warning("log segments not recycled or preallocated: %s", exc)
-
-
-def _records(batches: list[Logged]) -> list[Write | Cursors]:
-    return [record for batch in batches for _, record in batch.records]
-
-
 class IndexerProcess:
     """The indexer in a process of its own (`kefu.server.storage.index_worker`), seen from the serving process.
 
     The writer thread tells it how far the log is durable after every append (`notify`); its answers arrive on the
     event loop, where the indexed batches are trimmed from the overlay and old segments recycled, both on one
-    maintenance thread (in chunks, so that the loop keeps the interpreter lock). It has the thread `Indexer`'s face:
-    `position`, `failure`, `written_bytes`, `messages_indexed`, `start`, `notify`, `stop`."""
+    maintenance thread (in chunks, so that the loop keeps the interpreter lock). Its face: `position`, `failure`,
+    `written_bytes`, `messages_indexed`, `start`, `notify`, `stop`."""
 
     def __init__(
         self,

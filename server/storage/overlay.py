@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 The group commit's writer thread adds each batch here once its fdatasync has returned (`add`), never before: so
 nothing in the overlay can be taken back by a crash, and a read that merges it with LMDB sees only durable data.
-The indexer thread takes batches from here in log order (`unindexed`), writes them into LMDB in one durable
+The indexer takes batches from here in log order (`unindexed`), writes them into LMDB in one durable
 transaction, and only then removes them (`trim`), in chunks, so that a read never waits long.
 
 Every entry remembers the lsn of the record that last set it; a trimmed record removes only the entries it set

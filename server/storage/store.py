@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 The server's write path is the log (`kefu.server.storage.committer`, `kefu.server.storage.logfile`): a SEND is
 acknowledged once its record is fdatasync'd there. This environment holds the same data indexed for reading (the
-tables of `kefu.server.storage.schema`), written behind by the indexer thread (`kefu.server.storage.indexer`) in
+tables of `kefu.server.storage.schema`), written behind by the indexer process (`kefu.server.storage.indexer`) in
 larger batches, each one durable transaction that also stores the log position it covers (``meta`` key
 ``log_position``). LMDB is copy-on-write with two meta pages, so a kill -9 or a power loss at any instant leaves
 either the previous or the new batch, with its position: start-up replays the log from there (`Store.apply`).
