@@ -242,6 +242,33 @@ async def check_nothing_acknowledged_is_lost(traffic: Traffic) -> list[int]:
     return [m.seq for m in stored]
 
 
+async def load_flowing(traffic: Traffic) -> list[asyncio.Task[None]]:
+    """Receivers reading and every sender sending 300 paced messages; returns once the load flows (after 1 s)."""
+    traffic.start_receiving()
+    sending = [asyncio.create_task(traffic.send_paced(name, 300, 0.01)) for name in SENDERS]
+    await asyncio.sleep(1.0)
+    assert len(traffic.receipts) > 50, "load is flowing"
+    return sending
+
+
+async def receivers_have(traffic: Traffic, count: int) -> None:
+    """Wait until every receiver has received `count` messages."""
+    for name in RECEIVERS:
+        await asyncio.to_thread(
+            wait_until, lambda n=name: len(traffic.received.get(n, [])) >= count, 10.0, f"{name} got all"
+        )
+
+
+async def last_message_and_check(traffic: Traffic) -> list[int]:
+    """One more SEND from s0 once the load is over, then the stored seqs checked against every acknowledgement
+    (`check_nothing_acknowledged_is_lost`), and every receiver waited for; returns the stored seqs."""
+    final = await traffic.clients["s0"].send(traffic.conversation, "s0 last 0", timeout=10)
+    traffic.receipts[final.client_msg_id] = final
+    seqs = await check_nothing_acknowledged_is_lost(traffic)
+    await receivers_have(traffic, len(seqs))
+    return seqs
+
+
 def new_pid(server: ServerProcess, name: str, old: int) -> bool:
     pid = server.workers().get(name)
     return pid is not None and pid != old
@@ -253,10 +280,7 @@ async def test_a_killed_gateway_costs_only_its_own_clients_a_reconnect(tmp_path:
     try:
         async with asyncio.timeout(TEST_TIMEOUT_S):
             traffic = await traffic_on_both_gateways(server)
-            traffic.start_receiving()
-            sending = [asyncio.create_task(traffic.send_paced(name, 300, 0.01)) for name in SENDERS]
-            await asyncio.sleep(1.0)
-            assert len(traffic.receipts) > 50, "load is flowing"
+            sending = await load_flowing(traffic)
             victim = server.workers()[GW0]
             killed = time.monotonic()
             os.kill(victim, signal.SIGKILL)
@@ -266,13 +290,8 @@ async def test_a_killed_gateway_costs_only_its_own_clients_a_reconnect(tmp_path:
             for name in ("s0", "r0"):  # gateway-0's clients came back: resumed with their ticket
                 client = traffic.clients[name]
                 assert client.reconnects >= 1 and client.resumed, name
-            final = await traffic.clients["s0"].send(traffic.conversation, "s0 last 0", timeout=10)
-            traffic.receipts[final.client_msg_id] = final
-            seqs = await check_nothing_acknowledged_is_lost(traffic)
+            seqs = await last_message_and_check(traffic)
             for name in RECEIVERS:
-                await asyncio.to_thread(
-                    wait_until, lambda n=name: len(traffic.received.get(n, [])) >= len(seqs), 10.0, f"{name} got all"
-                )
                 assert traffic.seqs(name) == seqs, f"{name} got every message once, in order"
             counts = await asyncio.to_thread(held, server)
         assert respawn < 1.0, f"the supervisor started gateway-0 again after {respawn:.2f} s"
@@ -294,10 +313,7 @@ async def test_a_killed_core_loses_nothing_acknowledged_and_every_client_is_serv
     try:
         async with asyncio.timeout(TEST_TIMEOUT_S):
             traffic = await traffic_on_both_gateways(server)
-            traffic.start_receiving()
-            sending = [asyncio.create_task(traffic.send_paced(name, 300, 0.01)) for name in SENDERS]
-            await asyncio.sleep(1.0)
-            assert len(traffic.receipts) > 50, "load is flowing"
+            sending = await load_flowing(traffic)
             victim = server.workers()["core"]
             os.kill(victim, signal.SIGKILL)
             acked_before = dict(traffic.receipts)
@@ -307,13 +323,7 @@ async def test_a_killed_core_loses_nothing_acknowledged_and_every_client_is_serv
             restarted = time.monotonic()
             served = {name: await probe for name, probe in probes.items()}
             await asyncio.gather(*sending)
-            final = await traffic.clients["s0"].send(traffic.conversation, "s0 last 0", timeout=10)
-            traffic.receipts[final.client_msg_id] = final
-            seqs = await check_nothing_acknowledged_is_lost(traffic)
-            for name in RECEIVERS:
-                await asyncio.to_thread(
-                    wait_until, lambda n=name: len(traffic.received.get(n, [])) >= len(seqs), 10.0, f"{name} got all"
-                )
+            seqs = await last_message_and_check(traffic)
             counts = await asyncio.to_thread(held, server)
         for cmid, receipt in acked_before.items():
             assert traffic.receipts[cmid].seq == receipt.seq
@@ -356,10 +366,7 @@ async def test_a_stopped_gateway_stalls_neither_the_core_nor_the_other_gateway(t
             resumed = time.monotonic()
             await sending
             seqs = await check_nothing_acknowledged_is_lost(traffic)
-            for name in RECEIVERS:
-                await asyncio.to_thread(
-                    wait_until, lambda n=name: len(traffic.received.get(n, [])) >= len(seqs), 10.0, f"{name} got all"
-                )
+            await receivers_have(traffic, len(seqs))
             grown = {GW0: rss(stopped_pid) - memory[GW0], "core": rss(core) - memory["core"]}
             health = healthz(server)
         before = traffic.latencies("r1", "s1", 0, stopped)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from kefu.server.storage.conversations import LOG_DIR, Conversations, LogSetting
 from kefu.server.storage.datadir import OLD_STORE_MARKER
 from kefu.server.storage.schema import LogPosition
 from kefu.server.storage.store import Store
+
+from .children import lines_until_killed
 
 OK, UNAVAILABLE = ErrorCode.OK, ErrorCode.STORAGE_UNAVAILABLE
 LAZY = LogSettings(index_interval_s=3600.0)  # nothing is indexed before close(): everything lives in the log
@@ -333,18 +334,7 @@ asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))
 
 def run_and_kill(path: Path, start: int, interval: float, acked: dict[Any, Any], cursors: dict[int, int]) -> None:
     """Run CHILD, read acknowledgements for a moment, SIGKILL it mid-load; add what it acknowledged."""
-    with subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(start), str(interval)], stdout=subprocess.PIPE, text=True
-    ) as child:
-        assert child.stdout is not None
-        lines = [child.stdout.readline()]
-        deadline = time.monotonic() + 0.6
-        while time.monotonic() < deadline and len(lines) < 4000:
-            lines.append(child.stdout.readline())
-        time.sleep(random.uniform(0, 0.02))
-        child.send_signal(signal.SIGKILL)
-        lines += child.stdout.read().splitlines(keepends=True)
-    assert child.returncode == -signal.SIGKILL
+    lines = lines_until_killed([sys.executable, "-c", CHILD, str(path), str(start), str(interval)], 0.6, 4000)
     for line in lines:
         if not line.endswith("\n"):  # a line cut by the kill was never fully acknowledged
             continue

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import random
-import signal
 import struct
 import subprocess
 import sys
@@ -31,6 +29,8 @@ from kefu.server.storage import maintenance as storage_maintenance
 from kefu.server.storage.conversations import Conversations, LogSettings, open_conversations
 from kefu.server.storage.maintenance import read_archive
 from kefu.server.storage.store import ConversationRecord, SchemaError, StorageFull, Store
+
+from .children import lines_until_killed
 
 NOW = 1_700_000_000_000
 OK, FORBIDDEN, NOT_FOUND, BAD_REQUEST = ErrorCode.OK, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.BAD_REQUEST
@@ -430,18 +430,7 @@ while True:
 
 def run_and_kill(path: Path, start: int, acked: dict[tuple[str, str], tuple[int, int, int]]) -> None:
     """Run CHILD, read acknowledgements for a moment, SIGKILL it mid-load; add what it acknowledged."""
-    with subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(start)], stdout=subprocess.PIPE, text=True
-    ) as child:
-        assert child.stdout is not None
-        lines = [child.stdout.readline()]
-        deadline = time.monotonic() + 0.4
-        while time.monotonic() < deadline and len(lines) < 3000:
-            lines.append(child.stdout.readline())
-        time.sleep(random.uniform(0, 0.02))
-        child.send_signal(signal.SIGKILL)
-        lines += child.stdout.read().splitlines(keepends=True)
-    assert child.returncode == -signal.SIGKILL
+    lines = lines_until_killed([sys.executable, "-c", CHILD, str(path), str(start)], 0.4, 3000)
     for line in lines:
         if line.endswith("\n"):  # a line cut by the kill was never fully acknowledged
             sender, client_msg_id, conv, seq, server_msg_id = line.split()

@@ -47,7 +47,12 @@ class NotifyListener:
                 continue
             except OSError:
                 return
-            self.received.append((time.monotonic(), data.decode()))
+            text = data.decode()
+            self.on_message(text)
+            self.received.append((time.monotonic(), text))
+
+    def on_message(self, text: str) -> None:
+        """Called on the reader thread with each datagram, before it is recorded (a subclass's hook)."""
 
     def lines(self, name: str) -> list[tuple[float, str]]:
         """(time, value) of every `name=value` assignment received."""

@@ -52,24 +52,16 @@ TEST_TIMEOUT_S = 30.0
 
 class ReadyWitness(NotifyListener):
     """A notify socket that also reads the server's log at the moment READY=1 arrives: what the supervisor had
-    logged before it sent READY=1. (NotifyListener's reader loop, with that one addition.)"""
+    logged before it sent READY=1."""
 
     def __init__(self, path: str, log: Path) -> None:
         self.log = log
         self.log_at_ready: str | None = None
         super().__init__(path)
 
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if self.log_at_ready is None and "READY=1" in data.decode().split("\n"):
-                self.log_at_ready = self.log.read_text()
-            self.received.append((time.monotonic(), data.decode()))
+    def on_message(self, text: str) -> None:
+        if self.log_at_ready is None and "READY=1" in text.split("\n"):
+            self.log_at_ready = self.log.read_text()
 
 
 @pytest.fixture
