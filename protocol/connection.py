@@ -27,10 +27,16 @@ from .crypto import SUITES, Suite
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from .events import ConnectionClosed, ConnectionTerminated, Event, HandshakeComplete
 from .frames import (
+    BODY_LIMITS,
     FRAME_CLASSES,
+    HEADER_LEN,
+    MAX_HANDSHAKE_BODY,
+    MAX_RECORD_BODY,
     MAX_RECORD_PLAINTEXT,
+    NOT_ACCEPTED,
     SERVICE_PUSHES,
     SERVICE_REQUESTS,
+    TAG_LEN,
     TYPE_OFFSET,
     Close,
     Error,
@@ -146,6 +152,36 @@ def _sendable(cls: type[Connection]) -> frozenset[type[Frame]]:
     return classes
 
 
+HANDSHAKE_RECORD_LIMIT = MAX_HANDSHAKE_BODY + HEADER_LEN + TAG_LEN
+"""Largest RECORD body while the handshake runs: one handshake frame (SERVER_FINISHED or CLIENT_FINISHED, each
+the last frame of its record) plus the AEAD tag."""
+
+_LIMITS: dict[tuple[Role, State], tuple[int, ...]] = {}
+
+
+def outer_limits(role: Role, state: State) -> tuple[int, ...]:
+    """The largest body per outer frame type that `role` accepts in `state` (section 8), NOT_ACCEPTED for a type
+    refused from its header alone: until the handshake completes, only the frame the state waits for and a
+    plaintext ERROR, each at most a handshake's size; afterwards only RECORDs, up to the largest record."""
+    limits = _LIMITS.get((role, state))
+    if limits is None:
+        table = [NOT_ACCEPTED] * 256
+        if state in (State.CONNECTED, State.CLOSING):
+            table[FrameType.RECORD] = MAX_RECORD_BODY
+        elif state is State.CLOSED:
+            table = list(BODY_LIMITS)
+        else:
+            table[FrameType.ERROR] = MAX_HANDSHAKE_BODY
+            for row_role, row_state, frame_type in _HANDSHAKE_ROWS:
+                if row_role is role and row_state is state:
+                    if frame_type in PLAINTEXT_TYPES:
+                        table[frame_type] = MAX_HANDSHAKE_BODY
+                    else:
+                        table[FrameType.RECORD] = HANDSHAKE_RECORD_LIMIT
+        limits = _LIMITS[(role, state)] = tuple(table)
+    return limits
+
+
 _Handler = Callable[[Any, Any, bytes], None]
 _ACCEPTS: dict[tuple[type, State], dict[type[Frame], _Handler]] = {}
 
@@ -195,9 +231,9 @@ class Connection:
     def __init__(
         self, *, now: float, handshake_timeout: float = HANDSHAKE_TIMEOUT_S, tally: FrameTally | None = None
     ) -> None:
+        self._decoder = FrameDecoder()
         self.state = State.START
         self._tally = tally
-        self._decoder = FrameDecoder()
         self._events: list[Event] = []
         self._out: list[bytes] = []
         self._pending: list[bytes] = []
@@ -224,11 +260,16 @@ class Connection:
         if not data:
             self._on_eof()
             return
+        decoder = self._decoder
         try:
-            for raw in self._decoder.feed(data):
-                self._dispatch_outer(raw)
-                if self.closed:
-                    return
+            raws = decoder.feed(data)
+            while raws:
+                for raw in raws:
+                    self._dispatch_outer(raw)
+                    if self.closed:
+                        return
+                # Stopped before a header the old state's limits refused: judge it under the state now.
+                raws = decoder.feed(b"") if decoder.blocked else []
         except RemoteProtocolError as exc:
             self._fail(exc.code, exc.reason)
 
@@ -420,6 +461,7 @@ class Connection:
     def state(self, value: State) -> None:
         self._state = value
         self._accept = _accepts(type(self), value)
+        self._decoder.limits = outer_limits(self.role, value)
 
     def _handle(self, frame: Frame, encoded: bytes) -> None:
         handler = self._accept.get(type(frame))

@@ -5,8 +5,13 @@ handshake completes, CLIENT_HELLO, SERVER_HELLO and ERROR travel as plaintext fr
 inside RECORD frames, whose body is an AEAD ciphertext of one or more whole inner frames (records.py).
 
 `FrameDecoder.feed` takes any chunk of the stream and returns every complete frame in it, in one pass. It
-reads a header as soon as 12 bytes are there and rejects a declared length above the type's limit at once,
-before any of the body is buffered. Buffered bytes live in one bytearray consumed by offset and compacted
+reads a header as soon as 12 bytes are there and checks it against the decoder's `limits` at once, before any of
+the body is buffered: a type the connection's current state does not accept is refused from the header alone, and
+so is a length above what that state allows for the type (the connection narrows `limits` until the handshake is
+over, so that an unauthenticated peer can make it hold at most a handshake's worth of bytes; section 8). A header
+that breaks the limits after other frames of the same chunk is not judged there: `feed` stops before it and sets
+`blocked`, the connection handles the frames before it (which may change its state and so its limits), and calls
+`feed(b"")` to go on. Buffered bytes live in one bytearray consumed by offset and compacted
 once per call, so feeding a 1 MiB frame one byte at a time costs linear time.
 
 Frame-type numbering (section 3.4): 0x00-0x7F are critical (a receiver that does not know one fails with
@@ -714,22 +719,35 @@ _new_raw_frame = partial(tuple.__new__, RawFrame)
 """RawFrame from one tuple of its five fields, without the generated Python __new__ (0.1 us a frame)."""
 
 
-def check_header(length: int, version: int, frame_type: int) -> None:
-    """Reject a header before its body is read (section 3.1)."""
+NOT_ACCEPTED = -1
+"""A `limits` entry for a frame type refused from its header alone (the state does not accept it)."""
+
+
+def check_header(length: int, version: int, frame_type: int, limits: tuple[int, ...] = BODY_LIMITS) -> None:
+    """Reject a header before its body is read (sections 3.1 and 8)."""
     if version != PROTOCOL_VERSION:
         raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"version {version}")
-    if length > BODY_LIMITS[frame_type]:
+    limit = limits[frame_type]
+    if limit == NOT_ACCEPTED:
+        raise RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, f"type 0x{frame_type:02x} not accepted here")
+    if length > limit:
         raise RemoteProtocolError(ErrorCode.FRAME_TOO_LARGE, f"type 0x{frame_type:02x} declares {length} bytes")
 
 
 class FrameDecoder:
-    """Splits a byte stream into RawFrames; accepts any chunking; never copies quadratically."""
+    """Splits a byte stream into RawFrames; accepts any chunking; never copies quadratically.
 
-    __slots__ = ("_buf", "_need")
+    `limits` is the largest body per frame type (NOT_ACCEPTED: refused from the header); the connection sets it
+    per state. `blocked` is true when the last `feed` stopped before a header that broke the limits after other
+    frames: feed b"" once those are handled."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_buf", "_need", "blocked", "limits")
+
+    def __init__(self, limits: tuple[int, ...] = BODY_LIMITS) -> None:
         self._buf = bytearray()
         self._need = HEADER_LEN
+        self.limits = limits
+        self.blocked = False
 
     @property
     def buffered(self) -> int:
@@ -739,6 +757,7 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[RawFrame]:
         """Every complete frame that `data` completes, in order. Raises RemoteProtocolError."""
         buf = self._buf
+        self.blocked = False
         if buf:
             buf += data
             if len(buf) < self._need:
@@ -747,7 +766,10 @@ class FrameDecoder:
         else:
             view = data
         frames: list[RawFrame] = []
-        pos, self._need = _split(view, frames)
+        pos, self._need = _split(view, frames, self.limits)
+        self.blocked = self._need == 0
+        if self.blocked:
+            self._need = HEADER_LEN
         if buf:
             del buf[:pos]
         elif pos < len(data):
@@ -755,18 +777,21 @@ class FrameDecoder:
         return frames
 
 
-def _split(view: bytes | bytearray, frames: list[RawFrame]) -> tuple[int, int]:
+def _split(view: bytes | bytearray, frames: list[RawFrame], limits: tuple[int, ...]) -> tuple[int, int]:
     """Append the whole frames at the start of `view` to `frames`.
 
-    Returns where the first incomplete frame starts and how many bytes from there complete it.
+    Returns where the first incomplete frame starts and how many bytes from there complete it; 0 bytes when
+    splitting stopped before a header that breaks `limits` after other frames (judged once those are handled).
     """
     pos = 0
     end = len(view)
     unpack = HEADER.unpack_from
     while end - pos >= HEADER_LEN:
         length, version, frame_type, flags, request_id = unpack(view, pos)
-        if version != PROTOCOL_VERSION or length > BODY_LIMITS[frame_type]:
-            check_header(length, version, frame_type)
+        if version != PROTOCOL_VERSION or length > limits[frame_type]:
+            if frames:
+                return pos, 0
+            check_header(length, version, frame_type, limits)
         stop = pos + HEADER_LEN + length
         if stop > end:
             return pos, stop - pos

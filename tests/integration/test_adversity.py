@@ -63,13 +63,25 @@ async def healthy_exchange(server: ServerProcess, conversation: int) -> None:
     [
         (b"GET / HTTP/1.1\r\nHost: kefu\r\n\r\n", ErrorCode.UNSUPPORTED_VERSION),
         (HEADER.pack(100 << 20, 1, FrameType.CLIENT_HELLO, 0, 0), ErrorCode.FRAME_TOO_LARGE),
-        (HEADER.pack(2 << 20, 1, FrameType.SEND, 0, 0), ErrorCode.FRAME_TOO_LARGE),
+        (HEADER.pack(2 << 20, 1, FrameType.SEND, 0, 0), ErrorCode.UNEXPECTED_FRAME),  # section 8: header alone
+        (HEADER.pack(1 << 20, 1, FrameType.SEND, 0, 0), ErrorCode.UNEXPECTED_FRAME),
+        (HEADER.pack(1 << 20, 1, FrameType.RECORD, 0, 0), ErrorCode.UNEXPECTED_FRAME),
         (HEADER.pack(4, 1, 0x7E, 0, 0) + b"abcd", ErrorCode.UNEXPECTED_FRAME),  # section 3.1: plaintext check first
         (HEADER.pack(4, 1, FrameType.SEND, 0, 0) + b"abcd", ErrorCode.UNEXPECTED_FRAME),
         (HEADER.pack(3, 1, FrameType.CLIENT_HELLO, 0, 0) + b"abc", ErrorCode.MALFORMED_FRAME),
         (HEADER.pack(20, 1, FrameType.RECORD, 0, 0) + bytes(20), ErrorCode.UNEXPECTED_FRAME),
     ],
-    ids=["http", "oversize-hello", "oversize-send", "unknown-type", "send-before-handshake", "bad-hello", "record"],
+    ids=[
+        "http",
+        "oversize-hello",
+        "oversize-send",
+        "mib-send-header",
+        "mib-record-header",
+        "unknown-type",
+        "send-before-handshake",
+        "bad-hello",
+        "record",
+    ],
 )
 async def test_garbage_gets_a_specific_code_and_a_clean_close(server: ServerProcess, payload: bytes, code: int) -> None:
     reader, writer = await raw(server)
@@ -151,3 +163,25 @@ async def test_slow_reader_is_bounded_and_isolated(loaded_server: ServerProcess)
         status = Path(f"/proc/{pid}/status").read_text()
         rss_kb += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
     assert rss_kb < 1_200_000, "the server did not buffer 120 MB for a client that does not read"
+
+
+async def test_a_record_header_larger_than_a_handshake_ends_the_handshake_at_once(server: ServerProcess) -> None:
+    """After CLIENT_HELLO, a RECORD declaring 1 MiB is refused from its header (section 8), not held until the
+    handshake deadline."""
+    from kefu.protocol.events import ConnectionTerminated  # noqa: PLC0415
+
+    peer = Peer(_config(server))  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    reader, writer = await raw(server)
+    peer.conn.connect(now=loop.time())
+    writer.write(peer.conn.data_to_send())
+    writer.write(HEADER.pack(1 << 20, 1, FrameType.RECORD, 0, 0) + bytes(4096))
+    await writer.drain()
+    started = loop.time()
+    data = await asyncio.wait_for(reader.read(), READ_TIMEOUT)  # the server's flight, its ERROR, then EOF
+    assert loop.time() - started < 5
+    peer.conn.receive_data(data)
+    (ended,) = [e for e in peer.conn.events_received() if isinstance(e, ConnectionTerminated)]
+    assert ended.code == ErrorCode.FRAME_TOO_LARGE
+    await shut(writer)
+    await healthy_exchange(server, 4)
