@@ -210,6 +210,10 @@ def _cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     source = args.config or os.environ.get(CONFIG_ENV) or "no file"
     print(f"# kefu effective configuration ({source}, environment and flags applied)")
     print(render_toml(config, comments=False), end="")
+    from .admin.filemodes import mode_warnings  # noqa: PLC0415 - standard library only
+
+    for warning in mode_warnings(config, args.config or os.environ.get(CONFIG_ENV)):
+        print(f"kefu: warning: {warning}", file=sys.stderr)
     print(f"kefu: configuration OK ({source})", file=sys.stderr)
     return 0
 
@@ -354,6 +358,9 @@ def _cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `kefu` command; returns the exit status."""
+    from .storage.modes import private_umask  # noqa: PLC0415 - standard library only
+
+    private_umask()  # whatever started kefu, what it creates is its user's alone (kefu.server.storage.modes)
     args = build_parser().parse_args(argv)
     try:
         config = _load(args)

@@ -38,6 +38,9 @@ def _not_ours(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one worker; returns its exit status."""
     args = _parser().parse_args(argv)
+    from ..storage.modes import private_umask  # noqa: PLC0415 - standard library only
+
+    private_umask()  # as `kefu` itself did (the supervisor's umask is inherited already): a worker's files are private
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _not_ours)
     import uvloop  # noqa: PLC0415 - the server extra

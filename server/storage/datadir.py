@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Final
 
 from .files import fsync_path
+from .modes import DIR_MODE, FILE_MODE, private_dir
 
 __all__ = [
     "LOCK_FILE",
@@ -170,7 +171,9 @@ def migrate_store_dir(store_path: Path, *, readonly: bool = False) -> Path:
         fsync_path(store_path.parent)
     if not readonly and not old.exists() and store_path.parent.is_dir():
         with contextlib.suppress(OSError):  # a guard for downgrades, not needed to serve
-            old.write_text(OLD_STORE_MARKER)
+            fd = os.open(old, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            with os.fdopen(fd, "w") as marker:
+                marker.write(OLD_STORE_MARKER)
     return store_path
 
 
@@ -242,13 +245,15 @@ def _stage(backup: Path, staging: Path, data_dir: Path) -> BackupInfo:
     """Copy the backup's data file into `staging`, durably, give it to the data dir's owner, and check the copy."""
     if staging.exists():
         shutil.rmtree(staging)  # left by an interrupted restore
-    staging.mkdir(mode=0o700)
+    staging.mkdir(mode=DIR_MODE)
+    staging.chmod(DIR_MODE)
     copy = staging / DATA_FILE
-    with (backup / DATA_FILE).open("rb") as src, copy.open("xb") as dst:  # "x": never clobber
+    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)  # O_EXCL: never clobber
+    with (backup / DATA_FILE).open("rb") as src, os.fdopen(fd, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
         dst.flush()
         os.fsync(dst.fileno())
-    copy.chmod(0o600)
+    copy.chmod(FILE_MODE)
     fsync_path(staging)
     for path in (copy, staging):
         _give_to_owner_of(path, data_dir)
@@ -264,7 +269,7 @@ def restore(
     complete kefu store of a schema this build knows. The current store is renamed aside, never deleted.
     """
     data_dir, store_path = Path(data_dir), Path(store_path)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     with lock_data_dir(data_dir):
         inspect_backup(backup)
         migrate_store_dir(store_path)  # an old data_dir/wal is set aside under the new name

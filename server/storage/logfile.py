@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Final
 
 from .files import fsync_path
+from .modes import private_dir
 from .schema import LogPosition
 
 __all__ = [
@@ -134,7 +135,7 @@ class SegmentFiles:
         self.prealloc_bytes = 0
         """Zeros written to make new segments (not per message: recycled segments need none)."""
         new = not self.directory.exists()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         if new:
             fsync_path(self.directory.parent)
 

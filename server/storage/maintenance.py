@@ -37,6 +37,7 @@ from ..engine.messages import StoredMessage, decode_message
 from . import index
 from .files import fsync_path
 from .logfile import pinned_for_backup, read_log
+from .modes import DIR_MODE, FILE_MODE, private_dir
 from .records import Cursors, Write, decode_record
 from .schema import (
     CORE_TABLES,
@@ -97,7 +98,7 @@ def expire_messages(
     store: Store, now_ms: int, max_age_s: int | None, max_bytes: int | None, archive_dir: Path
 ) -> tuple[int, tuple[Path, ...]]:
     """Archive then delete old messages; returns (messages expired, archive files written)."""
-    archive_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(archive_dir)
     before_ms = now_ms - max_age_s * 1000 if max_age_s is not None else -1  # -1: nothing is too old
     expired, archives = 0, list[Path]()
     while True:
@@ -180,7 +181,7 @@ def write_archive(archive_dir: Path, messages: Sequence[StoredMessage]) -> Path:
     """Write messages (oldest first) as gzip JSON Lines, durably, under a new name holding their time range."""
     stem = f"messages-{_stamp(messages[0].timestamp_ms)}-{_stamp(messages[-1].timestamp_ms)}"
     tmp = archive_dir / f".{stem}.{os.getpid()}.tmp"
-    with tmp.open("wb") as raw:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE), "wb") as raw:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
             gz.writelines(json.dumps(_as_json(m), separators=(",", ":")).encode() + b"\n" for m in messages)
         raw.flush()
@@ -246,11 +247,14 @@ def backup(store: Store, dest: Path) -> None:
     if dest.exists():
         raise FileExistsError(dest)
     partial = dest.with_name(dest.name + ".partial")
-    partial.mkdir(parents=True)
+    private_dir(partial.parent)
+    partial.mkdir(mode=DIR_MODE)  # FileExistsError if an interrupted backup left one: never mixed with a new copy
+    os.chmod(partial, DIR_MODE)
     log_dir = store.path / LOG_DIR
     with pinned_for_backup(log_dir):
         with store.guard.shared(long=True):
             store.env.copy(str(partial), compact=True)
+            os.chmod(partial / "data.mdb", FILE_MODE)  # LMDB makes the copy 0666 less the umask
             map_size = int(store.env.info()["map_size"])
         _index_log_tail(partial, log_dir, [name for name, _ in store.handles()], map_size)
     fsync_path(partial / "data.mdb")
@@ -261,7 +265,7 @@ def backup(store: Store, dest: Path) -> None:
 
 def _index_log_tail(copy: Path, log_dir: Path, tables: list[str], map_size: int) -> int:
     """Index the log's records after the copy's position into the copy, then give it a new log; returns how many."""
-    env = lmdb.open(str(copy), subdir=True, lock=False, max_dbs=MAX_TABLES, map_size=map_size)
+    env = lmdb.open(str(copy), subdir=True, lock=False, max_dbs=MAX_TABLES, map_size=map_size, mode=FILE_MODE)
     try:
         with env.begin() as txn:
             meta = env.open_db(b"meta", txn=txn, create=False)

@@ -17,7 +17,7 @@ record is created or its members change, and raised by retention before it delet
 
 `Store.commit` sequences and indexes a batch in one transaction without a log, for tools and tests on a store whose
 log is fully indexed; the server never calls it. The other processes that open the store while the server runs
-(`kefu app add`, `kefu backup`) touch only ``apps`` or read.
+(`kefu app add`, `kefu backup`) touch only ``apps`` (and the session orders in ``meta``) or read.
 
 Map growth and the resize guard
 -------------------------------
@@ -47,6 +47,7 @@ import lmdb
 
 from ..engine.messages import MAX_ID_BYTES, CursorUpdate, SendRequest, SendResult, StoredMessage, decode_message
 from . import index
+from .modes import FILE_MODE, private_dir
 from .records import Cursors, Write
 from .schema import (
     CORE_TABLES,
@@ -83,6 +84,10 @@ __all__ = [
 GROW_AT: Final = 0.8  # grow the map ahead of time once the file's high-water mark passes this share of it
 _U64_LIMIT: Final = U64_LIMIT
 T = TypeVar("T")
+
+
+APP_ORDERS_KEY: Final = b"app_orders"
+"""``meta`` key of the session orders (`Store.change_app`)."""
 
 
 class StorageError(Exception):
@@ -185,10 +190,10 @@ class Store:
         self.maintenance_lock = threading.Lock()
         """Held by retention (`maintenance.expire`), which is not reentrant: one archive per batch of deletions."""
         if not readonly:
-            self.path.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path)
         self.env = lmdb.open(
             str(self.path), subdir=True, map_size=map_size, max_dbs=MAX_TABLES, sync=sync, metasync=sync,
-            readonly=readonly, create=not readonly,
+            readonly=readonly, create=not readonly, mode=FILE_MODE,
         )  # fmt: skip
         try:
             self.env.reader_check()  # free reader slots left behind by a killed process
@@ -356,6 +361,30 @@ class Store:
         """Remove an app's record durably; False if there was none."""
         key = self._app_key(app_id)
         return self.writing(lambda txn: txn.delete(key, db=self._db["apps"]))
+
+    def change_app(
+        self, app_id: str, change: Callable[[bytes | None], bytes | None], note: Callable[[bytes | None], bytes]
+    ) -> None:
+        """In one durable transaction: an app's record becomes `change(record or None)` (None deletes it; an exception
+        aborts everything) and the session orders become `note(orders or None)` (`kefu.server.identity.orders`), so
+        that a gateway that sees the order sees the change too."""
+        key = self._app_key(app_id)
+
+        def work(txn: lmdb.Transaction[bytes]) -> None:
+            apps, meta = self._db["apps"], self._db["meta"]
+            record = change(txn.get(key, db=apps))
+            if record is None:
+                txn.delete(key, db=apps)
+            else:
+                txn.put(key, record, db=apps)
+            txn.put(APP_ORDERS_KEY, note(txn.get(APP_ORDERS_KEY, db=meta)), db=meta)
+
+        self.writing(work)
+
+    def app_orders(self) -> bytes | None:
+        """The session orders that app changes left (`change_app`); every gateway reads them a few times a second."""
+        with self.reading() as txn:
+            return txn.get(APP_ORDERS_KEY, db=self._db["meta"])
 
     @staticmethod
     def _app_key(app_id: str) -> bytes:
