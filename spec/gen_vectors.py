@@ -33,11 +33,20 @@ OUT = Path(__file__).resolve().parent / "vectors"
 # --- frames ---------------------------------------------------------------------------------------------
 
 M16 = bytes(range(16))
+
+
+def _share(suite: Suite, scalar: bytes) -> frames.KeyShareEntry:
+    """The key share of the ephemeral key with private `scalar` (a valid point, as section 5.2 requires)."""
+    return frames.KeyShareEntry(suite, SUITES[suite].share_from_private(scalar).public_bytes())
+
+
+HELLO_SHARES = (_share(Suite.NATIONAL, bytes(range(64, 96))), _share(Suite.INTERNATIONAL, bytes(range(96, 128))))
+"""One key share per offered suite, in the order of the offer (section 5.2)."""
+
 SAMPLE_FRAMES: list[tuple[str, str, frames.Frame]] = [
     ("client-hello", "5.2", frames.ClientHello(
-        bytes(range(32)), (0x00C6, 0x1301), (frames.KeyShareEntry(0x1301, bytes(range(32))),), 30000, 0, b"", 0, b"",
-        request_id=0)),
-    ("server-hello", "5.3", frames.ServerHello(bytes(range(32, 64)), 0x1301, bytes(range(32)), 0, 30000)),
+        bytes(range(32)), (0x00C6, 0x1301), HELLO_SHARES, 30000, 0, b"", 0, b"", request_id=0)),
+    ("server-hello", "5.3", frames.ServerHello(bytes(range(32, 64)), 0x1301, HELLO_SHARES[1].key, 0, 30000)),
     ("server-finished", "5.4", frames.ServerFinished(2, bytes(32), bytes(64), bytes(32))),
     ("client-finished", "5.5", frames.ClientFinished("bank-crm", 1, 0, b"", bytes(32), bytes(32))),
     ("new-ticket", "5.6", frames.NewTicket(600, 0x01020304, bytes(12), b"opaque-ticket")),
@@ -90,6 +99,8 @@ def as_json(value: Any) -> Any:
         return [as_json(v) for v in value]
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, bool):
+        return value
     return int(value) if isinstance(value, int) else value
 
 
@@ -160,6 +171,11 @@ def record_vectors() -> dict[str, Any]:
 
 
 # --- handshakes -----------------------------------------------------------------------------------------
+#
+# Inputs shared by every scenario (`inputs` in the file) and, per scenario, its own: the clock, the SM2 signing
+# nonces, the ticket nonce, id and age_add of the ticket it issues, and for a resumption the ticket it presents.
+# No nonce serves twice: a signing nonce used under two keys (or twice under one) reveals the private keys to
+# anyone who knows one of them, and a ticket nonce is also the AEAD nonce of the ticket under the ticket key.
 
 APP_ID = "bank-crm"
 APP_SECRET = bytes(range(200, 232))
@@ -170,91 +186,207 @@ SHARES_C = {Suite.NATIONAL: bytes.fromhex("d4de15474db74d06491c440d305e012400990
             Suite.INTERNATIONAL: bytes(range(40, 72))}  # fmt: skip
 SHARES_S = {Suite.NATIONAL: bytes.fromhex("7e07124814b309489125eaed101113164ebf0f3458c5bd88335c1f9d596243d6"),
             Suite.INTERNATIONAL: bytes(range(80, 112))}  # fmt: skip
-SM2_K = 0x59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21
+CLIENT_RANDOM = bytes(range(32))
+SERVER_RANDOM = bytes(range(32, 64))
 TICKET_SECRET = bytes(range(150, 182))
+TICKET_LIFETIME_S = 600
+KEEPALIVE_MS = 30000
+SERVER_SUITES = (Suite.NATIONAL, Suite.INTERNATIONAL)
 NOW = 1_764_000_000.0
-CLIENT_FIXED = FixedRandoms(bytes(range(32)), SHARES_C, sm2_k=SM2_K)
-SERVER_FIXED = FixedRandoms(bytes(range(32, 64)), SHARES_S, sm2_k=SM2_K, ticket_nonce=bytes(range(12)),
-                            ticket_id=bytes(range(16)), age_add=0x01020304)  # fmt: skip
+RESUMED_AFTER_S = 30.0
+"""A resumption's clock: this long after the receipt of its ticket."""
+
+# SM2 signing nonces, each used once. The first is GB/T 32918.2's example k; the others are
+# SHA-256("kefu vectors: <role> signature k, <scenario>") mod (n - 1) + 1.
+SM2_K = 0x59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21
+SERVER_K_CLIENT_KEY = 0x7A996B15979D4FD58AE6725844BCC7838005CA728099E340C0AED66C049B55C7
+CLIENT_K_CLIENT_KEY = 0xAAEB42D68932037411F84346E400FD8FB67E76723B5E2ACE43400603670C695C
+AGENT = "agent-7"
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One handshake and its exchange: the client SENDs the first message of a new conversation with AGENT; the
+    server acknowledges it and DELIVERs AGENT's reply (never the client's own message: section 4.10 item 5)."""
+
+    name: str
+    suite: Suite
+    index: int
+    """Makes the scenario's ticket nonce and id, client_msg_ids and conversation its own."""
+    server_k: int | None = None
+    client_k: int | None = None
+    client_key: bool = False
+    ticket_from: str | None = None
+    psk_mode: PskMode = PskMode.PSK_ONLY
+
+    @property
+    def ticket_nonce(self) -> bytes:
+        return bytes(range(12 * self.index, 12 * self.index + 12))
+
+    @property
+    def ticket_id(self) -> bytes:
+        return bytes(range(16 * self.index, 16 * self.index + 16))
+
+    @property
+    def conversation_id(self) -> int:
+        return 42 + self.index
+
+    def exchange(self, now_ms: int) -> tuple[list[frames.Frame], list[frames.Frame]]:
+        """(what the client's application sends after the handshake, what the server's sends in answer)."""
+        mine, theirs = bytes([0x10 + self.index]) * 16, bytes([0xA0 + self.index]) * 16
+        conv = self.conversation_id
+        send = frames.Send(mine, conv, frames.ContentType.TEXT, b"hello agent",
+                           (frames.MetaEntry("kefu.to", AGENT.encode()),), request_id=1)  # fmt: skip
+        ack = frames.SendAck(mine, 0, 1001, conv, 1, now_ms, request_id=1)
+        reply = frames.Deliver(conv, 2, 1002, now_ms, theirs, frames.ContentType.TEXT, AGENT, b"how can I help?")
+        return [send], [ack, reply]
+
+
+SCENARIOS = [
+    Scenario("national-full-app-secret", Suite.NATIONAL, 0, server_k=SM2_K),
+    Scenario("international-full-app-secret", Suite.INTERNATIONAL, 1),
+    Scenario("national-full-client-key", Suite.NATIONAL, 2, server_k=SERVER_K_CLIENT_KEY,
+             client_k=CLIENT_K_CLIENT_KEY, client_key=True),
+    Scenario("national-resumption-psk-only", Suite.NATIONAL, 3, ticket_from="national-full-app-secret"),
+    Scenario("international-resumption-psk-with-ecdhe", Suite.INTERNATIONAL, 4,
+             ticket_from="international-full-app-secret", psk_mode=PskMode.PSK_WITH_ECDHE),
+]  # fmt: skip
 
 
 def _keys() -> dict[KeyType, SigningKey]:
     return {t: SigningKey(t, raw) for t, raw in SERVER_KEYS.items()}
 
 
-def server_config() -> ServerConfig:
+def server_config(scenario: Scenario) -> ServerConfig:
     """The vector server: fixed keys, randoms, ticket secret; knows APP_ID by secret and client key."""
     client_pin = SigningKey(KeyType.SM2, CLIENT_SM2_KEY).verify_key.fingerprint()
     apps = {APP_ID: AppCredential.from_secret(APP_ID, APP_SECRET, frozenset({client_pin}))}
-    return ServerConfig(keys=_keys(), apps=apps, ticket_keys=TicketKeys(TICKET_SECRET), ticket_guard=TicketGuard(),
-                        fixed=SERVER_FIXED)  # fmt: skip
+    fixed = FixedRandoms(SERVER_RANDOM, SHARES_S, sm2_k=scenario.server_k, ticket_nonce=scenario.ticket_nonce,
+                         ticket_id=scenario.ticket_id, age_add=_age_add(scenario))  # fmt: skip
+    return ServerConfig(keys=_keys(), apps=apps, suites=SERVER_SUITES, ticket_keys=TicketKeys(TICKET_SECRET),
+                        ticket_guard=TicketGuard(), ticket_lifetime_s=TICKET_LIFETIME_S, fixed=fixed)  # fmt: skip
 
 
-def client_config(suite: Suite, **changes: Any) -> ClientConfig:
-    """The vector client: fixed randoms, pinning the vector server's keys."""
+def _age_add(scenario: Scenario) -> int:
+    return 0x01020304 + scenario.index
+
+
+def client_config(scenario: Scenario, ticket: SessionTicket | None) -> ClientConfig:
+    """The vector client: fixed randoms, pinning the vector server's keys, authenticating as APP_ID."""
     pins = frozenset(k.verify_key.fingerprint() for k in _keys().values())
-    return dataclasses.replace(
-        ClientConfig(APP_ID, pins, (suite,), app_secret=APP_SECRET, fixed=CLIENT_FIXED), **changes
-    )
+    fixed = FixedRandoms(CLIENT_RANDOM, SHARES_C, sm2_k=scenario.client_k)
+    return ClientConfig(
+        APP_ID, pins, (scenario.suite,), keepalive_ms=KEEPALIVE_MS, fixed=fixed, ticket=ticket,
+        psk_mode=scenario.psk_mode,
+        app_secret=None if scenario.client_key else APP_SECRET,
+        client_key=SigningKey(KeyType.SM2, CLIENT_SM2_KEY) if scenario.client_key else None,
+    )  # fmt: skip
 
 
-def run_handshake(client_cfg: ClientConfig, server_cfg: ServerConfig, *, now: float) -> dict[str, Any]:
-    """Run a handshake and an exchange of one SEND and one DELIVER; record every flight."""
-    client = ClientConnection(client_cfg, now=now)
-    server = ServerConnection(server_cfg, now=now)
-    steps: list[dict[str, str]] = []
+def _traced(base: type[Any]) -> type[Any]:
+    """`base` that remembers, for each RECORD it receives, the secret and sequence number it opens it under and the
+    plaintext (the vectors list them; the core itself keeps neither)."""
+
+    class Traced(base):  # type: ignore[misc, valid-type]
+        __slots__ = ("opened",)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.opened: list[tuple[bytes, int, bytes]] = []
+
+        def _dispatch_outer(self, raw: frames.RawFrame) -> None:
+            recv = self._recv
+            if raw.frame_type == frames.FrameType.RECORD and recv is not None:
+                opener = Direction(recv.spec, recv.secret)
+                opener.seq = recv.seq
+                self.opened.append((recv.secret, recv.seq, opener.open(raw.header, raw.body)))
+            super()._dispatch_outer(raw)
+
+    return Traced
+
+
+TracedClient, TracedServer = _traced(ClientConnection), _traced(ServerConnection)
+
+
+def frame_json(frame: frames.Frame) -> dict[str, Any]:
+    """A frame as frames.json writes it (without name and section)."""
+    return {"type": int(frame.TYPE), "type_name": frame.TYPE.name, "request_id": frame.request_id,
+            "flags": frame.flags, "fields": as_json(frame), "hex": frames.encode(frame).hex()}  # fmt: skip
+
+
+def event_json(event: Any) -> dict[str, Any]:
+    """An event of the core: a frame by its type name, HandshakeComplete and TicketReceived by theirs."""
+    if isinstance(event, frames.Frame):
+        return {"event": event.TYPE.name, "request_id": event.request_id, "flags": event.flags,
+                "fields": as_json(event)}  # fmt: skip
+    if isinstance(event, TicketReceived):  # received_at is the adapter's clock, not the core's: left out
+        t = event.ticket
+        fields = {"suite": int(t.suite), "ticket": t.ticket.hex(), "psk": t.psk.hex(), "lifetime_s": t.lifetime_s,
+                  "age_add": t.age_add}  # fmt: skip
+        return {"event": "TicketReceived", "fields": fields}
+    fields = {f.name: as_json(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    return {"event": type(event).__name__, "fields": fields}
+
+
+def run_scenario(scenario: Scenario, ticket: SessionTicket | None, *, now: float) -> dict[str, Any]:
+    """Run the handshake and the exchange; record every flight, what each side opened and its events."""
+    client = TracedClient(client_config(scenario, ticket), now=now)
+    server = TracedServer(server_config(scenario), now=now)
     client.connect(now=now)
-    ticket = None
+    names = {id(client): "client", id(server): "server"}
+    events: dict[str, list[Any]] = {"client": [], "server": []}
+    keys: dict[bytes, str] = {}
+    steps: list[dict[str, Any]] = []
+    sent, answered = scenario.exchange(int(now * 1000))
 
-    def move(src: Any, dst: Any, name: str) -> None:
+    def move(src: Any, dst: Any, sends: list[frames.Frame]) -> None:
+        for frame in sends:
+            src.send(frame)
         data = src.data_to_send()
-        if data:
-            steps.append({"from": name, "hex": data.hex()})
-            dst.receive_data(data)
+        before = len(dst.opened)
+        dst.receive_data(data)
+        prefix = "s" if names[id(src)] == "server" else "c"
+        records = []
+        for secret, seq, plaintext in dst.opened[before:]:
+            taken = [k for k in keys.values() if k.startswith(prefix)]
+            key = keys.setdefault(secret, f"{prefix}_{'hs' if not taken else 'ap'}")
+            records.append({"key": key, "seq": seq, "plaintext": plaintext.hex()})
+        steps.append({"from": names[id(src)], "sends": [frame_json(f) for f in sends], "hex": data.hex(),
+                      "records": records})  # fmt: skip
+        for side in (src, dst):
+            events[names[id(side)]] += side.events_received()
 
-    move(client, server, "client")
-    move(server, client, "server")
-    client.send(frames.Send(M16, 42, frames.ContentType.TEXT, b"hello agent", request_id=1))
-    move(client, server, "client")
-    server.send(frames.SendAck(M16, 0, 1001, 42, 1, int(now * 1000), request_id=1))
-    server.send(frames.Deliver(42, 1, 1001, int(now * 1000), M16, 1, "visitor:8812", b"hello agent"))
-    move(server, client, "server")
-    for event in client.events_received():
-        if isinstance(event, TicketReceived):
-            ticket = dataclasses.replace(event.ticket, received_at=now)
-    return {"steps": steps, "ticket": ticket, "client": client, "server": server}
-
-
-SCENARIOS = [
-    ("national-full-app-secret", Suite.NATIONAL, {}),
-    ("international-full-app-secret", Suite.INTERNATIONAL, {}),
-    ("national-full-client-key", Suite.NATIONAL, {"app_secret": None, "client_key": "sm2"}),
-]
-
-
-def _scenario_config(suite: Suite, changes: dict[str, Any]) -> ClientConfig:
-    if changes.get("client_key") == "sm2":
-        changes = {**changes, "client_key": SigningKey(KeyType.SM2, CLIENT_SM2_KEY)}
-    return client_config(suite, **changes)
+    move(client, server, [])
+    move(server, client, [])
+    move(client, server, sent)
+    move(server, client, answered)
+    received = [e.ticket for e in events["client"] if isinstance(e, TicketReceived)]
+    return {
+        "steps": steps,
+        "traffic_secrets": {name: secret.hex() for secret, name in sorted(keys.items(), key=lambda kv: kv[1])},
+        "final": {
+            "client_send_secret": client._send.secret.hex(),
+            "server_send_secret": server._send.secret.hex(),
+            "resumption_secret": client._resumption.hex(),
+            "client_events": [event_json(e) for e in events["client"]],
+            "server_events": [event_json(e) for e in events["server"]],
+        },
+        "ticket": dataclasses.replace(received[0], received_at=now) if received else None,
+    }
 
 
 def handshake_vectors() -> dict[str, Any]:
     """Complete transcripts: full handshakes for both suites and both auth modes, then resumptions."""
     out = []
-    tickets: dict[Suite, SessionTicket] = {}
-    for name, suite, changes in SCENARIOS:
-        run = run_handshake(_scenario_config(suite, changes), server_config(), now=NOW)
-        if run["ticket"] is not None and suite not in tickets:
-            tickets[suite] = run["ticket"]
-        out.append(_describe(name, suite, changes, run, NOW))
-    for suite, mode in ((Suite.NATIONAL, PskMode.PSK_ONLY), (Suite.INTERNATIONAL, PskMode.PSK_WITH_ECDHE)):
-        later = NOW + 30
-        config = client_config(suite, ticket=tickets[suite], psk_mode=mode)
-        run = run_handshake(config, server_config(), now=later)
-        name = f"{SUITES[suite].name}-resumption-{mode.name.lower().replace('_', '-')}"
-        options = {"psk_mode": int(mode), "ticket_from": f"{SUITES[suite].name}-full-app-secret"}
-        out.append(_describe(name, suite, options, run, later))
-    return {"description": "Handshake transcripts with every input fixed (section 5).", "inputs": _inputs(),
+    tickets: dict[str, SessionTicket] = {}
+    for scenario in SCENARIOS:
+        ticket = tickets[scenario.ticket_from] if scenario.ticket_from else None
+        now = ticket.received_at + RESUMED_AFTER_S if ticket else NOW
+        run = run_scenario(scenario, ticket, now=now)
+        if run["ticket"] is not None:
+            tickets[scenario.name] = run["ticket"]
+        out.append(_describe(scenario, ticket, run, now))
+    return {"description": "Handshake transcripts with every input fixed (section 5, 11).", "inputs": _inputs(),
             "scenarios": out}  # fmt: skip
 
 
@@ -264,33 +396,43 @@ def _inputs() -> dict[str, Any]:
         "app_secret": APP_SECRET.hex(),
         "server_private_keys": {t.name.lower(): raw.hex() for t, raw in SERVER_KEYS.items()},
         "client_sm2_private_key": CLIENT_SM2_KEY.hex(),
-        "client_random": CLIENT_FIXED.random.hex(),
-        "server_random": SERVER_FIXED.random.hex(),
+        "client_random": CLIENT_RANDOM.hex(),
+        "server_random": SERVER_RANDOM.hex(),
         "client_ephemeral": {SUITES[s].name: v.hex() for s, v in SHARES_C.items()},
         "server_ephemeral": {SUITES[s].name: v.hex() for s, v in SHARES_S.items()},
-        "sm2_signature_k": f"{SM2_K:064x}",
+        "server_suites": [int(s) for s in SERVER_SUITES],
         "ticket_secret": TICKET_SECRET.hex(),
-        "ticket_nonce": SERVER_FIXED.ticket_nonce.hex(),
-        "ticket_id": SERVER_FIXED.ticket_id.hex(),
-        "ticket_age_add": SERVER_FIXED.age_add,
-        "keepalive_ms": 30000,
+        "ticket_lifetime_s": TICKET_LIFETIME_S,
+        "keepalive_ms": KEEPALIVE_MS,
     }
 
 
-def _describe(name: str, suite: Suite, changes: dict[str, Any], run: dict[str, Any], now: float) -> dict[str, Any]:
-    client, server = run["client"], run["server"]
+def _describe(scenario: Scenario, ticket: SessionTicket | None, run: dict[str, Any], now: float) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if scenario.client_key:
+        options |= {"app_secret": None, "client_key": "client_sm2_private_key"}
+    inputs: dict[str, Any] = {}
+    if scenario.server_k is not None:
+        inputs["server_signature_k"] = f"{scenario.server_k:064x}"
+    if scenario.client_k is not None:
+        inputs["client_signature_k"] = f"{scenario.client_k:064x}"
+    inputs |= {"ticket_nonce": scenario.ticket_nonce.hex(), "ticket_id": scenario.ticket_id.hex(),
+               "ticket_age_add": _age_add(scenario)}  # fmt: skip
+    if ticket is not None:
+        options |= {"psk_mode": int(scenario.psk_mode), "ticket_from": scenario.ticket_from}
+        inputs["ticket"] = {"suite": int(ticket.suite), "ticket": ticket.ticket.hex(), "psk": ticket.psk.hex(),
+                            "lifetime_s": ticket.lifetime_s, "age_add": ticket.age_add,
+                            "received_at_ms": int(ticket.received_at * 1000)}  # fmt: skip
     return {
-        "name": name,
-        "suite": int(suite),
-        "options": {k: v for k, v in changes.items() if k != "client_key"} | (
-            {"client_key": "client_sm2_private_key"} if "client_key" in changes else {}),
+        "name": scenario.name,
+        "suite": int(scenario.suite),
+        "options": options,
         "now_ms": int(now * 1000),
+        "inputs": inputs,
         "steps": run["steps"],
-        "final": {
-            "client_send_secret": client._send.secret.hex(),
-            "server_send_secret": server._send.secret.hex(),
-        },
-    }  # fmt: skip
+        "traffic_secrets": run["traffic_secrets"],
+        "final": run["final"],
+    }
 
 
 # --- files ----------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from kefu.protocol import frames
 from kefu.protocol.clientconn import ClientConnection
 from kefu.protocol.crypto import SUITES, KeyType, SigningKey, Suite
 from kefu.protocol.errors import RemoteProtocolError
-from kefu.protocol.events import HandshakeComplete, TicketReceived
+from kefu.protocol.events import HandshakeComplete
 from kefu.protocol.frames import FrameDecoder, PskMode
 from kefu.protocol.handshake import AppCredential, ClientConfig, FixedRandoms, ServerConfig
 from kefu.protocol.keyschedule import expand_label
@@ -108,88 +108,130 @@ INPUTS = HANDSHAKES["inputs"]
 SUITE_BY_NAME = {spec.name: suite for suite, spec in SUITES.items()}
 
 
-def _fixed(random: str, shares: dict[str, str], **extra: Any) -> FixedRandoms:
-    return FixedRandoms(
-        bytes.fromhex(random),
-        {SUITE_BY_NAME[name]: bytes.fromhex(v) for name, v in shares.items()},
-        sm2_k=int(INPUTS["sm2_signature_k"], 16),
-        **extra,
-    )
+def _shares(shares: dict[str, str]) -> dict[Suite, bytes]:
+    return {SUITE_BY_NAME[name]: bytes.fromhex(v) for name, v in shares.items()}
 
 
-def _server() -> ServerConfig:
+def _k(inputs: dict[str, Any], name: str) -> int | None:
+    return int(inputs[name], 16) if name in inputs else None
+
+
+def _server(scenario: dict[str, Any]) -> ServerConfig:
+    own = scenario["inputs"]
     keys = {
         KeyType[t.upper()]: SigningKey(KeyType[t.upper()], bytes.fromhex(v))
         for t, v in INPUTS["server_private_keys"].items()
     }
     client_pin = SigningKey(KeyType.SM2, bytes.fromhex(INPUTS["client_sm2_private_key"])).verify_key.fingerprint()
     app = AppCredential.from_secret(INPUTS["app_id"], bytes.fromhex(INPUTS["app_secret"]), frozenset({client_pin}))
-    fixed = _fixed(
-        INPUTS["server_random"],
-        INPUTS["server_ephemeral"],
-        ticket_nonce=bytes.fromhex(INPUTS["ticket_nonce"]),
-        ticket_id=bytes.fromhex(INPUTS["ticket_id"]),
-        age_add=INPUTS["ticket_age_add"],
+    fixed = FixedRandoms(
+        bytes.fromhex(INPUTS["server_random"]),
+        _shares(INPUTS["server_ephemeral"]),
+        sm2_k=_k(own, "server_signature_k"),
+        ticket_nonce=bytes.fromhex(own["ticket_nonce"]),
+        ticket_id=bytes.fromhex(own["ticket_id"]),
+        age_add=own["ticket_age_add"],
     )
     return ServerConfig(
         keys=keys,
         apps={app.app_id: app},
+        suites=tuple(Suite(s) for s in INPUTS["server_suites"]),
         ticket_keys=TicketKeys(bytes.fromhex(INPUTS["ticket_secret"])),
         ticket_guard=TicketGuard(),
+        ticket_lifetime_s=INPUTS["ticket_lifetime_s"],
         fixed=fixed,
     )
 
 
-def _client(scenario: dict[str, Any], tickets: dict[str, SessionTicket]) -> ClientConfig:
+def _ticket(given: dict[str, Any]) -> SessionTicket:
+    return SessionTicket(
+        Suite(given["suite"]),
+        bytes.fromhex(given["ticket"]),
+        bytes.fromhex(given["psk"]),
+        given["lifetime_s"],
+        given["age_add"],
+        received_at=given["received_at_ms"] / 1000,
+    )
+
+
+def _client(scenario: dict[str, Any]) -> ClientConfig:
+    own, options = scenario["inputs"], scenario["options"]
     keys = [SigningKey(KeyType[t.upper()], bytes.fromhex(v)) for t, v in INPUTS["server_private_keys"].items()]
-    options = scenario["options"]
+    by_key = "client_key" in options
     config = ClientConfig(
         INPUTS["app_id"],
         frozenset(k.verify_key.fingerprint() for k in keys),
         (Suite(scenario["suite"]),),
-        app_secret=None if "client_key" in options else bytes.fromhex(INPUTS["app_secret"]),
-        client_key=SigningKey(KeyType.SM2, bytes.fromhex(INPUTS["client_sm2_private_key"]))
-        if "client_key" in options
-        else None,
+        app_secret=None if by_key else bytes.fromhex(INPUTS["app_secret"]),
+        client_key=SigningKey(KeyType.SM2, bytes.fromhex(INPUTS[options["client_key"]])) if by_key else None,
         keepalive_ms=INPUTS["keepalive_ms"],
-        fixed=_fixed(INPUTS["client_random"], INPUTS["client_ephemeral"]),
+        fixed=FixedRandoms(
+            bytes.fromhex(INPUTS["client_random"]),
+            _shares(INPUTS["client_ephemeral"]),
+            sm2_k=_k(own, "client_signature_k"),
+        ),
     )
-    if "ticket_from" in options:
-        config = replace(config, ticket=tickets[options["ticket_from"]], psk_mode=PskMode(options["psk_mode"]))
+    if "ticket" in own:
+        config = replace(config, ticket=_ticket(own["ticket"]), psk_mode=PskMode(options["psk_mode"]))
     return config
 
 
-def test_handshake_transcripts_replay_byte_for_byte() -> None:
-    tickets: dict[str, SessionTicket] = {}
-    assert {s["name"] for s in HANDSHAKES["scenarios"]} >= {
-        "national-full-app-secret",
-        "international-full-app-secret",
-        "national-resumption-psk-only",
-        "international-resumption-psk-with-ecdhe",
-    }
-    for scenario in HANDSHAKES["scenarios"]:
-        now = scenario["now_ms"] / 1000
-        client = ClientConnection(_client(scenario, tickets), now=now)
-        server = ServerConnection(_server(), now=now)
-        client.connect(now=now)
-        sides = {"client": (client, server), "server": (server, client)}
-        events: list[Any] = []
-        for index, step in enumerate(scenario["steps"]):
-            src, dst = sides[step["from"]]
-            if index == 2:
-                client.send(frames.Send(bytes(range(16)), 42, 1, b"hello agent", request_id=1))
-            if index == 3:
-                server.send(frames.SendAck(bytes(range(16)), 0, 1001, 42, 1, scenario["now_ms"], request_id=1))
-                server.send(
-                    frames.Deliver(42, 1, 1001, scenario["now_ms"], bytes(range(16)), 1, "visitor:8812", b"hello agent")
-                )
-            assert src.data_to_send().hex() == step["hex"], f"{scenario['name']} step {index}"
-            dst.receive_data(bytes.fromhex(step["hex"]))
-            events += dst.events_received()
-        assert any(isinstance(e, HandshakeComplete) for e in events), scenario["name"]
-        assert client._send is not None and server._send is not None
-        assert client._send.secret.hex() == scenario["final"]["client_send_secret"]
-        assert server._send.secret.hex() == scenario["final"]["server_send_secret"]
-        for event in events:
-            if isinstance(event, TicketReceived) and scenario["name"] not in tickets:
-                tickets[scenario["name"]] = replace(event.ticket, received_at=now)
+def _frame(vector: dict[str, Any]) -> frames.Frame:
+    (raw,) = FrameDecoder().feed(bytes.fromhex(vector["hex"]))
+    frame = frames.decode_frame(raw)
+    assert frame is not None and generator().as_json(frame) == vector["fields"]
+    return frame
+
+
+@pytest.mark.parametrize("scenario", HANDSHAKES["scenarios"], ids=lambda s: s["name"])
+def test_handshake_transcript_replays_byte_for_byte(scenario: dict[str, Any]) -> None:
+    """Both roles built from the file's inputs alone play every flight; what each opens, derives and reports is
+    what the file says."""
+    now = scenario["now_ms"] / 1000
+    client = ClientConnection(_client(scenario), now=now)
+    server = ServerConnection(_server(scenario), now=now)
+    client.connect(now=now)
+    sides = {"client": (client, server), "server": (server, client)}
+    events: dict[str, list[Any]] = {"client": [], "server": []}
+    secrets = {name: bytes.fromhex(v) for name, v in scenario["traffic_secrets"].items()}
+    openers: dict[str, Direction] = {}
+    for index, step in enumerate(scenario["steps"]):
+        src, dst = sides[step["from"]]
+        for sent in step["sends"]:
+            src.send(_frame(sent))
+        wire = src.data_to_send()
+        assert wire.hex() == step["hex"], f"{scenario['name']} step {index}"
+        records = [raw for raw in FrameDecoder().feed(wire) if raw.frame_type == frames.FrameType.RECORD]
+        assert len(records) == len(step["records"])
+        for raw, record in zip(records, step["records"], strict=True):
+            opener = openers.setdefault(
+                record["key"], Direction(SUITES[Suite(scenario["suite"])], secrets[record["key"]])
+            )
+            assert opener.seq == record["seq"]
+            assert opener.open(raw.header, raw.body).hex() == record["plaintext"]
+        dst.receive_data(wire)
+        for name, (side, _) in sides.items():
+            events[name] += side.events_received()
+    final = scenario["final"]
+    gen = generator()
+    assert [gen.event_json(e) for e in events["client"]] == final["client_events"]
+    assert [gen.event_json(e) for e in events["server"]] == final["server_events"]
+    assert any(isinstance(e, HandshakeComplete) for e in events["server"]), scenario["name"]
+    assert client._send is not None and server._send is not None
+    assert client._send.secret.hex() == final["client_send_secret"] == scenario["traffic_secrets"]["c_ap"]
+    assert server._send.secret.hex() == final["server_send_secret"] == scenario["traffic_secrets"]["s_ap"]
+    assert client._resumption.hex() == final["resumption_secret"]
+
+
+def test_a_resumption_presents_the_ticket_its_source_scenario_issued() -> None:
+    """The ticket given as a resumption's input is the one the earlier scenario's client received, stamped with
+    that scenario's clock; its PSK is the one derived from that scenario's resumption secret."""
+    by_name = {s["name"]: s for s in HANDSHAKES["scenarios"]}
+    resumptions = [s for s in HANDSHAKES["scenarios"] if "ticket" in s["inputs"]]
+    assert len(resumptions) == 2
+    for scenario in resumptions:
+        source = by_name[scenario["options"]["ticket_from"]]
+        given = scenario["inputs"]["ticket"]
+        (issued,) = [e["fields"] for e in source["final"]["client_events"] if e["event"] == "TicketReceived"]
+        assert {k: given[k] for k in issued} == issued
+        assert given["received_at_ms"] == source["now_ms"] < scenario["now_ms"]
