@@ -271,7 +271,7 @@ class Connection:
                 # Stopped before a header the old state's limits refused: judge it under the state now.
                 raws = decoder.feed(b"") if decoder.blocked else []
         except RemoteProtocolError as exc:
-            self._fail(exc.code, exc.reason)
+            self._fail(exc.code, exc.reason, exc.detail)
 
     def events_received(self) -> list[Event | Frame]:
         """Events since the last call, oldest first."""
@@ -523,8 +523,9 @@ class Connection:
         self.state = State.CLOSED
         self._timer = None
 
-    def _fail(self, code: ErrorCode, reason: str) -> None:
-        """Report `code` to the peer (encrypted if keys exist, nothing after our own CLOSE) and close."""
+    def _fail(self, code: ErrorCode, reason: str, detail: str = "") -> None:
+        """Report `code` to the peer (encrypted if keys exist, nothing after our own CLOSE) and close. The peer gets
+        `reason`; the ConnectionTerminated event carries `detail` when there is one (what only this side may know)."""
         frame = encode(Error(code, reason[:200]))
         if self._sent_close:
             pass
@@ -535,7 +536,7 @@ class Connection:
             self._flush()
         else:
             self._out.append(frame)
-        self._events.append(ConnectionTerminated(code, reason, by_peer=False))
+        self._events.append(ConnectionTerminated(code, detail or reason, by_peer=False))
         self.state = State.CLOSED
         self._timer = None
 

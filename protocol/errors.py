@@ -38,10 +38,12 @@ class LocalProtocolError(ProtocolError):
 class RemoteProtocolError(ProtocolError):
     """The peer sent something invalid; `code` is the wire error code to report to it."""
 
-    def __init__(self, code: ErrorCode, reason: str) -> None:
-        super().__init__(f"{code.name} ({int(code)}): {reason}")
+    def __init__(self, code: ErrorCode, reason: str, *, detail: str = "") -> None:
+        super().__init__(f"{code.name} ({int(code)}): {detail or reason}")
         self.code = code
         self.reason = reason
+        self.detail = detail
+        """What this side logs when it says less on the wire than it knows (why authentication failed)."""
 
     @property
     def fatal(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 from . import crypto
 from .connection import Connection, Role, State
@@ -37,6 +38,21 @@ from .handshake import (
 from .keyschedule import KeySchedule
 from .tickets import MAX_TICKET_LIFETIME_S, TICKET_VERSION, TicketState
 
+AUTH_FAILED_REASON = "authentication failed"
+"""The one reason an AUTH_FAILED gives on the wire, whatever failed (section 5.5)."""
+
+_NO_STORED_KEY = bytes(crypto.HASH_LEN)
+"""What an unknown app's proof is checked against (it never verifies: no key hashes to all zeros)."""
+
+
+def is_app_id(app_id: str) -> bool:
+    """The shape every registered app id has (section 5.5): 1-255 bytes of printable UTF-8, no spaces, no 0x00."""
+    return bool(app_id) and app_id.isprintable() and not any(c.isspace() for c in app_id)
+
+
+def _auth_failed(why: str) -> NoReturn:
+    raise RemoteProtocolError(ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON, detail=why)
+
 
 class ServerConnection(Connection):
     """A server connection, created when a client connects; `now` is the accept time (ticket ages)."""
@@ -49,6 +65,7 @@ class ServerConnection(Connection):
         "_ticket_state",
         "_transcript",
         "app_id",
+        "claimed_app_id",
         "client_key",
         "config",
     )
@@ -65,6 +82,8 @@ class ServerConnection(Connection):
         self._ticket_state: TicketState | None = None
         self._keepalive_ms = 0
         self.app_id = ""
+        self.claimed_app_id = ""
+        """The app id a failed CLIENT_FINISHED claimed, for the server's log ("" until one arrives)."""
         self.client_key = ""
 
     # --- CLIENT_HELLO -----------------------------------------------------------------------------------
@@ -217,23 +236,37 @@ class ServerConnection(Connection):
         self._c_ap = b""
 
     def _authenticate(self, finished: ClientFinished, spec: crypto.SuiteSpec, covered: bytes) -> None:
+        """Set app_id and client_key from a proof that verifies, or fail with AUTH_FAILED.
+
+        Every failure says the same on the wire (AUTH_FAILED_REASON), so that anyone holding the public pins cannot
+        learn which app ids exist; why it failed is the event's reason, for the server's log (section 5.5)."""
         state = self._ticket_state
         if state is not None:
             if finished.auth_mode != AuthMode.RESUMED or finished.app_id or finished.proof:
-                raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "resumed handshake must use auth mode RESUMED")
+                _auth_failed("a resumed handshake must use auth mode RESUMED with no app id or proof")
             self.app_id, self.client_key = state.app_id, state.client_key
             return
+        self.claimed_app_id = finished.app_id
+        if finished.auth_mode == AuthMode.RESUMED:
+            _auth_failed("auth mode RESUMED in a full handshake")
+        if finished.auth_mode not in (AuthMode.APP_SECRET, AuthMode.CLIENT_KEY):
+            _auth_failed(f"unknown auth mode {finished.auth_mode}")
+        if not is_app_id(finished.app_id):
+            _auth_failed("malformed app id")
         app = self.config.apps.get(finished.app_id)
-        if app is None:
-            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "unknown app")
         if finished.auth_mode == AuthMode.APP_SECRET:
-            stored = app.stored_keys.get(spec.hash_name)
-            if stored is None or not check_app_proof(spec.hash_name, stored, finished.proof, covered):
-                raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "app proof does not verify")
-        elif finished.auth_mode == AuthMode.CLIENT_KEY:
-            self.client_key = self._check_client_key(finished, app.client_keys, covered, spec)
+            # An unknown app costs the same HMAC and hash as a known one: the time says nothing either.
+            stored = app.stored_keys.get(spec.hash_name) if app is not None else None
+            valid = check_app_proof(spec.hash_name, stored or _NO_STORED_KEY, finished.proof, covered)
+            if app is None:
+                _auth_failed("unknown app")
+            if stored is None or not valid:
+                _auth_failed("app proof does not verify")
+        elif app is None:
+            _auth_failed("unknown app")
         else:
-            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, f"auth mode {finished.auth_mode}")
+            self.client_key = self._check_client_key(finished, app.client_keys, covered, spec)
+        assert app is not None
         self.app_id = app.app_id
 
     @staticmethod
@@ -242,10 +275,10 @@ class ServerConnection(Connection):
     ) -> str:
         if finished.key_type != spec.key_type:
             # A national session is national end to end: an SM2 client key, never an Ed25519 one (and vice versa).
-            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, f"client key type must be {spec.key_type.name}")
+            _auth_failed(f"client key type must be {spec.key_type.name}")
         pin = crypto.fingerprint(KeyType(finished.key_type), finished.public_key)
         if pin not in allowed:
-            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "client key not registered for this app")
+            _auth_failed("client key not registered for this app")
         try:
             verify_signature(
                 finished.key_type,
@@ -254,7 +287,7 @@ class ServerConnection(Connection):
                 CLIENT_SIGNATURE_CONTEXT + covered,
             )
         except CryptoError:
-            raise RemoteProtocolError(ErrorCode.AUTH_FAILED, "client signature does not verify") from None
+            _auth_failed("client signature does not verify")
         return pin
 
     def _issue_ticket(self, spec: crypto.SuiteSpec, resumption: bytes) -> None:

@@ -27,11 +27,23 @@ from .. import log as logmod
 from ..engine.messages import Outgoing, SendResult
 from ..engine.ports import CorePort, ResumePlan
 from ..engine.presence import Presence
+from ..engine.ratelimit import TokenBucket
 from ..engine.streams import Outbound
 from .session import Session
 from .timers import TimerWheel
 
-__all__ = ["Gateway"]
+__all__ = ["Gateway", "printable"]
+
+AUTH_LOG_PER_S = 5.0
+AUTH_LOG_BURST = 20.0
+CLAIMED_ID_LOGGED = 64
+"""Characters of a claimed app id that a log line shows (an app id may be 255 bytes of anything printable)."""
+
+
+def printable(text: str, limit: int = CLAIMED_ID_LOGGED) -> str:
+    """`text` safe for one log line: non-printable characters escaped (repr-style), cut at `limit` characters."""
+    shown = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
 class Gateway:
@@ -76,6 +88,8 @@ class Gateway:
         self._flush_armed = False
         self._offset = time.time() - loop.time()
         self._connections: dict[str, Any] = {}
+        self._auth_log = TokenBucket(AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time())
+        self._auth_log_dropped = 0
 
     def attach(self, core: CorePort) -> None:
         """Send requests to `core` from now on."""
@@ -149,15 +163,28 @@ class Gateway:
         """The protocol core closed the connection (cleanly or not); the flush writes what is left and closes."""
         if isinstance(event, ConnectionTerminated):
             if not event.by_peer:
-                fields = {"peer": session.peer, "app": session.user, "code": event.code.name, "reason": event.reason}
                 if event.code is ErrorCode.AUTH_FAILED:
-                    logmod.warning("conn.auth_failed", **fields)  # an operator wants failed logins to stand out
+                    self._auth_failed(session, event.reason)
                 else:
-                    logmod.event("conn.error", **fields)
+                    fields = {"peer": session.peer, "app": session.user, "code": event.code.name}
+                    logmod.event("conn.error", **fields, reason=event.reason)
                 self.count_error(event.code)
             if not session.ready and self.metrics is not None:
                 timeout = event.code is ErrorCode.HANDSHAKE_TIMEOUT
                 self.metrics.handshake("none", "timeout" if timeout else "failed")
+
+    def _auth_failed(self, session: Session, why: str) -> None:
+        """A failed login stands out in the log (warning): the address, the app id it claimed and why it failed, at
+        most AUTH_LOG_BURST lines at once and AUTH_LOG_PER_S a second after that; the lines left out are counted in
+        the next one, so that a guessing peer cannot flood the journal."""
+        if not self._auth_log.take(1, self.loop.time()):
+            self._auth_log_dropped += 1
+            return
+        claimed = session.conn.claimed_app_id if session.conn is not None else ""
+        dropped, self._auth_log_dropped = self._auth_log_dropped, 0
+        logmod.warning(
+            "conn.auth_failed", peer=session.peer, claimed_app=printable(claimed), reason=why, not_logged=dropped
+        )
 
     def forget(self, session: Session) -> None:
         """The transport is gone."""

@@ -1,13 +1,16 @@
 """Property-based fuzzing: only documented errors ever escape the decoder, the records and both roles.
 
 Connections never raise for peer input; they turn it into a ConnectionTerminated event whose code must be
-one of spec/errors.toml's. The lower-level functions may raise, but only RemoteProtocolError with a
-documented code.
+one of spec/errors.toml's, and never INTERNAL_ERROR (which says the receiver has a bug, section 9). The
+lower-level functions may raise, but only RemoteProtocolError with such a code. A handshake flight that was
+altered never authenticates.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,7 +31,11 @@ from kefu.protocol.records import Direction
 from ..protocol.pairs import Pair, client_config, server_config
 from ..protocol.strategies import any_frame
 
-DOCUMENTED = set(ErrorCode)
+ERRORS_TOML = Path(__file__).resolve().parents[2] / "spec" / "errors.toml"
+DOCUMENTED = {entry["code"] for entry in tomllib.loads(ERRORS_TOML.read_text()).values()}
+"""The codes spec/errors.toml lists (read from the spec itself, not from the module generated from it)."""
+FROM_PEER_INPUT = DOCUMENTED - {ErrorCode.OK, ErrorCode.INTERNAL_ERROR}
+"""What a receiver may end a connection with, on its own account, for anything a peer sends."""
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -63,18 +70,25 @@ def mutation(draw: st.DrawFn) -> Callable[[bytes], bytes]:
     return apply
 
 
-def only_documented(conn: Connection, feed: bytes, chunks: list[int]) -> None:
-    """Feed `feed` in chunks; the connection must not raise and may only terminate with a documented code."""
+def only_documented(conn: Connection, feed: bytes, chunks: list[int], *, original: bytes | None = None) -> None:
+    """Feed `feed` in chunks; the connection must not raise and may only terminate with a documented code, never
+    INTERNAL_ERROR of its own. When `feed` is a handshake flight `original` altered (not merely followed by more
+    bytes), the handshake must not complete."""
     pos = 0
     for size in [*chunks, len(feed)]:
         conn.receive_data(feed[pos : pos + size])
         pos += size
     conn.receive_data(b"")
+    altered = original is not None and not feed.startswith(original)
     for event in conn.events_received():
-        if isinstance(event, ConnectionTerminated | ConnectionClosed):
-            assert event.code in DOCUMENTED
+        if isinstance(event, ConnectionTerminated) and not event.by_peer:
+            assert event.code in FROM_PEER_INPUT, event
+        elif isinstance(event, ConnectionTerminated | ConnectionClosed):
+            assert event.code in DOCUMENTED, event
+        elif isinstance(event, HandshakeComplete):
+            assert not altered, "an altered handshake flight authenticated"
         else:
-            assert isinstance(event, HandshakeComplete | TicketReceived | frames.Frame)
+            assert isinstance(event, TicketReceived | frames.Frame)
     conn.data_to_send()
 
 
@@ -92,7 +106,7 @@ def test_decoder_raises_only_documented_errors(data: bytes, chunks: list[int]) -
                 frames.decode_frame(raw)
             pos += size
     except RemoteProtocolError as exc:
-        assert exc.code in DOCUMENTED
+        assert exc.code in FROM_PEER_INPUT
 
 
 @FUZZ
@@ -103,7 +117,7 @@ def test_record_open_raises_only_documented_errors(data: bytes) -> None:
         try:
             frames.decode_inner(receiver.open(frames.HEADER.pack(len(data), 1, 0x0F, 0, 0), data))
         except RemoteProtocolError as exc:
-            assert exc.code in DOCUMENTED
+            assert exc.code in FROM_PEER_INPUT
 
 
 def client_hello(suite: Suite) -> bytes:
@@ -119,7 +133,7 @@ HELLOS = {suite: client_hello(suite) for suite in Suite}
 @given(st.sampled_from(list(Suite)), st.data(), chunking)
 def test_server_fed_mutated_client_hellos(suite: Suite, data: st.DataObject, chunks: list[int]) -> None:
     pair = Pair(client_config(suite), server_config())
-    only_documented(pair.server, data.draw(mutation())(HELLOS[suite]), chunks)
+    only_documented(pair.server, data.draw(mutation())(HELLOS[suite]), chunks, original=HELLOS[suite])
 
 
 def second_flight(suite: Suite) -> tuple[Pair, bytes]:
@@ -150,7 +164,7 @@ def test_both_roles_fed_mutated_handshake_flights(
     make: Callable[[Suite], tuple[Pair, bytes]] = server_flight if which == "server-flight" else second_flight
     pair, flight = make(suite)
     target = pair.client if which == "server-flight" else pair.server
-    only_documented(target, data.draw(mutation())(flight), chunks)
+    only_documented(target, data.draw(mutation())(flight), chunks, original=flight)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -185,3 +185,35 @@ async def test_a_record_header_larger_than_a_handshake_ends_the_handshake_at_onc
     assert ended.code == ErrorCode.FRAME_TOO_LARGE
     await shut(writer)
     await healthy_exchange(server, 4)
+
+
+@pytest.mark.parametrize("app_id", ["", "a\x00b", "nobody"], ids=["empty", "nul", "unknown"])
+async def test_a_bad_app_id_is_an_authentication_failure_with_one_reason(server: ServerProcess, app_id: str) -> None:
+    """Section 5.5: an empty, NUL-bearing or unknown app id is AUTH_FAILED with the one wire reason, never
+    INTERNAL_ERROR; the server logs the claimed id, escaped."""
+    import dataclasses  # noqa: PLC0415
+
+    from kefu.protocol.events import ConnectionTerminated  # noqa: PLC0415
+    from kefu.protocol.handshake import ClientConfig  # noqa: PLC0415
+    from kefu.protocol.serverconn import AUTH_FAILED_REASON  # noqa: PLC0415
+
+    config = _config(server)
+    assert isinstance(config, ClientConfig)
+    peer = Peer(dataclasses.replace(config, app_id=app_id))
+    loop = asyncio.get_running_loop()
+    reader, writer = await raw(server)
+    peer.conn.connect(now=loop.time())
+    writer.write(peer.conn.data_to_send())
+    peer.conn.receive_data(await asyncio.wait_for(reader.read(4096), READ_TIMEOUT))
+    writer.write(peer.conn.data_to_send())
+    peer.conn.receive_data(await asyncio.wait_for(reader.read(), READ_TIMEOUT))
+    (ended,) = [e for e in peer.conn.events_received() if isinstance(e, ConnectionTerminated)]
+    assert (ended.code, ended.reason) == (ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON)
+    await shut(writer)
+    await healthy_exchange(server, 5)
+    log = server.log_path.read_text(errors="replace")
+    assert "conn.auth_failed" in log
+    assert "internal_error" not in log
+    assert "\x00" not in log
+    if app_id == "nobody":
+        assert "claimed_app=nobody" in log

@@ -7,12 +7,14 @@ import dataclasses
 import pytest
 
 from kefu.protocol import frames
+from kefu.protocol.clientconn import ClientConnection
 from kefu.protocol.connection import State
 from kefu.protocol.crypto import KeyType, SigningKey, Suite
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionTerminated, HandshakeComplete
 from kefu.protocol.frames import FrameDecoder, FrameType
 from kefu.protocol.handshake import AppCredential
+from kefu.protocol.serverconn import AUTH_FAILED_REASON
 
 from .pairs import APP_ID, CLIENT_KEYS, SERVER_KEYS, Pair, client_config, server_config
 
@@ -79,6 +81,51 @@ def test_wrong_secret_and_unknown_app_are_refused(suite: Suite) -> None:
         assert terminated(pair, "server").code is ErrorCode.AUTH_FAILED
         assert terminated(pair, "client").code is ErrorCode.AUTH_FAILED
         assert not pair.of("server", HandshakeComplete)
+
+
+def test_every_authentication_failure_says_the_same_on_the_wire_and_the_truth_to_the_server() -> None:
+    """Section 5.5: the peer learns only AUTH_FAILED and one reason (not whether the app id exists); the server's
+    event keeps what failed, for its log."""
+    stranger = SigningKey.generate(KeyType.SM2)
+    cases = {
+        "unknown app": client_config(app_id="nobody"),
+        "app proof does not verify": client_config(app_secret=b"\x12" * 32),
+        "client key not registered for this app": client_config(app_secret=None, client_key=stranger),
+        "client key type must be SM2": client_config(app_secret=None, client_key=CLIENT_KEYS[KeyType.ED25519]),
+    }
+    for why, config in cases.items():
+        pair = Pair(config, server_config()).handshake()
+        assert terminated(pair, "client") == ConnectionTerminated(ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON, True)
+        assert terminated(pair, "server") == ConnectionTerminated(ErrorCode.AUTH_FAILED, why, False)
+        assert pair.server.claimed_app_id == config.app_id
+
+
+@pytest.mark.parametrize("app_id", ["", "a\x00b", "tab\tid", "new\nline", "\u200b"], ids=repr)
+def test_a_malformed_app_id_is_an_authentication_failure_not_an_internal_error(app_id: str) -> None:
+    pair = Pair(client_config(app_id=app_id), server_config()).handshake()
+    assert terminated(pair, "client") == ConnectionTerminated(ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON, True)
+    assert terminated(pair, "server").reason == "malformed app id"
+
+
+class _ClaimsResumption(ClientConnection):
+    """A client that sends auth mode RESUMED (no app id, no proof) in a full handshake."""
+
+    def _send_client_finished(self, *args: object) -> None:
+        self._resumed = True
+        try:
+            super()._send_client_finished(*args)  # type: ignore[arg-type]
+        finally:
+            self._resumed = False
+
+
+def test_auth_mode_resumed_in_a_full_handshake_is_an_authentication_failure() -> None:
+    pair = Pair(client_config(), server_config())
+    pair.client = _ClaimsResumption(client_config(), now=0.0)
+    pair.handshake()
+    assert terminated(pair, "server") == ConnectionTerminated(
+        ErrorCode.AUTH_FAILED, "auth mode RESUMED in a full handshake", False
+    )
+    assert terminated(pair, "client").code is ErrorCode.AUTH_FAILED
 
 
 def test_secret_never_crosses_the_wire() -> None:
