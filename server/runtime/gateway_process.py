@@ -21,7 +21,7 @@ from .. import log as logmod
 from .. import wiring
 from ..edge.gateway import Gateway
 from ..identity import keys as keymod
-from ..identity.tickets import CLAIMS_DIR, SharedTicketGuard
+from ..identity.tickets import SharedTicketGuard, claims_path
 from ..link.gateway_side import CoreLink
 from ..metrics import Metrics
 from ..storage.store import Store
@@ -47,7 +47,7 @@ class GatewayProcess:
         data_dir = Path(config.server.data_dir)
         self.apps_store = Store(Path(config.store_path), readonly=True)
         self.keyring = keymod.load(data_dir, self.apps_store)
-        self.guard = SharedTicketGuard(data_dir / "run" / CLAIMS_DIR)
+        self.guard = SharedTicketGuard(claims_path(data_dir))
         self.gateway: Gateway = wiring.build_gateway(
             config, loop, self.keyring, guard=self.guard, metrics=self.metrics, name=f"gateway-{index}"
         )

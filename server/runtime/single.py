@@ -21,10 +21,12 @@ from typing import Any
 from .. import log as logmod
 from .. import wiring
 from ..identity import keys as keymod
+from ..identity.tickets import SharedTicketGuard, open_claims, purge_forever
 from ..metrics import Metrics, MetricsServer
 from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_forever
 from ..storage import maintenance
 from ..storage.datadir import lock_data_dir
+from ..storage.modes import private_dir, tighten
 from . import process, sdnotify
 
 __all__ = ["EXIT_LOG_FAILED", "LISTEN_BACKLOG", "Server", "run"]
@@ -45,14 +47,15 @@ class Server:
         self.config = config
         self.loop = loop
         self.metrics = metrics
-        data_dir = Path(config.server.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = private_dir(Path(config.server.data_dir))
         self.data_dir_lock = lock_data_dir(data_dir)  # one server per data directory; `kefu restore` takes it too
+        tighten(data_dir)
         self.store = wiring.open_store(config)
         self.keyring = keymod.load_or_create(data_dir, self.store)
         keymod.write_pins(data_dir)
         self.side = wiring.build_core(config, loop, self.store, self.keyring.apps, metrics, on_fatal=self._log_failed)
-        self.gateway = wiring.build_gateway(config, loop, self.keyring, metrics=metrics)
+        self.guard = SharedTicketGuard(open_claims(data_dir))  # claims outlive restarts, as with worker processes
+        self.gateway = wiring.build_gateway(config, loop, self.keyring, guard=self.guard, metrics=metrics)
         wiring.connect_local(self.side.core, self.gateway)
         self.listener: asyncio.AbstractServer | None = None
         self.stopped = asyncio.Event()
@@ -70,6 +73,7 @@ class Server:
             self.loop.create_task(tick_forever(desk)),
             self.loop.create_task(process.sweep_forever(self.config, self._sweep)),
             self.loop.create_task(process.publish_forever(self.gateway.publish_counters)),
+            self.loop.create_task(purge_forever(self.guard)),
         ]
         s = self.config.server
         factory = self.gateway.protocol_factory
@@ -104,6 +108,7 @@ class Server:
         self.gateway.close_all()
         await asyncio.sleep(0.05)
         self.store.close()
+        self.guard.close()
         self.data_dir_lock.release()  # after the store is closed
         logmod.event("server.stopped")
         self.stopped.set()

@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 The supervisor does no client work. At start it takes the data directory's lock (held until it exits), prepares
-what every worker shares (the store created or migrated, the keys, with the ticket keys rotated once, pins.txt, an
-empty table of claimed tickets), holds the listening port, and starts the core and the gateways as
+what every worker shares (the store created or migrated, the keys, with the ticket keys rotated once, pins.txt, the
+table of claimed tickets, kept across restarts), holds the listening port, and starts the core and the gateways as
 ``python -m kefu.server.runtime.worker``. Every pair of core and gateway is joined by a link, one end of a socketpair
 each; every worker has a control channel to the supervisor (`control.Control`).
 
@@ -43,9 +43,10 @@ from prometheus_client.exposition import generate_latest
 from .. import log as logmod
 from .. import wiring
 from ..identity import keys as keymod
-from ..identity.tickets import reset_claims
+from ..identity.tickets import open_claims
 from ..metrics import MetricsServer, merge_expositions, version
 from ..storage.datadir import lock_data_dir
+from ..storage.modes import private_dir, tighten
 from . import sdnotify
 from .control import Control, control_pair
 from .process import worker_count
@@ -122,7 +123,8 @@ class Supervisor:
     # --- start ----------------------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """What every worker shares, made once: the store, the keys (ticket keys rotated), pins, ticket claims."""
+        """What every worker shares, made once: the store, the keys (ticket keys rotated), pins, ticket claims (kept
+        across restarts, the expired ones purged)."""
         data_dir = Path(self.config.server.data_dir)
         store = wiring.open_store(self.config)
         try:
@@ -130,7 +132,7 @@ class Supervisor:
         finally:
             store.close()
         keymod.write_pins(data_dir)
-        reset_claims(data_dir / "run")
+        open_claims(data_dir)
 
     def hold_port(self, inherited: socket.socket | None) -> None:
         """The port the gateways serve: the socket systemd passed (shared by all), or one bound here with
@@ -399,9 +401,9 @@ class Supervisor:
 
 async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str]) -> int:
     loop = asyncio.get_running_loop()
-    data_dir = Path(config.server.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_dir(Path(config.server.data_dir))
     lock = lock_data_dir(data_dir)
+    tighten(data_dir)  # after the lock: a second server refused never touches it
     supervisor = Supervisor(config, reload, argv)
     supervisor.loop = loop
     try:
