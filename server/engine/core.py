@@ -15,7 +15,8 @@ Theory of operation:
 - SYNC: the core decides what to resume (section 4.5) and hands the gateway a plan with the first window of
   messages, so that the resumed DELIVERs precede SYNC_DONE; a fetch is answered here entirely.
 - Conversations are created by the first SEND that names its other members in the metadata key "kefu.to"
-  (comma-separated user ids). Only members may send to or read a conversation.
+  (comma-separated user ids). Only members may send to or read a conversation; anyone else is refused NOT_FOUND,
+  as for a conversation that does not exist, so that refusals do not tell a peer which conversation ids exist.
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ class Core:
             # The service range (section 13.2): created by the server only, written under the policy's rules.
             if self.policy is None or any(m.key == MEMBERS_KEY for m in send.metadata):
                 return ErrorCode.BAD_REQUEST
-            return self.policy.check_send(device.user, send.conversation_id)
+            return self.policy.check_send(device.user, send.conversation_id, send.content_type)
         return None
 
     def _refuse_send(self, device: CoreDevice, send: Send, code: ErrorCode) -> None:
@@ -282,7 +283,7 @@ class Core:
     def _committed(self, device: CoreDevice, send: Send, result: SendResult, t0: float) -> None:
         message = result.message
         if result.status != ErrorCode.OK or message is None:
-            self._refuse_send(device, send, ErrorCode(result.status))
+            self._refuse_send(device, send, _as_told_to_sender(ErrorCode(result.status)))
             return
         cursor = 0 if result.duplicate else self.log.cursor(device.user, message.conversation_id)
         if (device.endpoint, device.sid) in self._devices:
@@ -393,6 +394,9 @@ class Core:
             yield conversation_id, cursor, last_seq, [outgoing(m) for m in first]
 
     def _check_read(self, user: str, conversation_id: int, *, fetch: bool) -> ErrorCode | None:
+        """None if `user` may have what its SYNC asks of the conversation. One it may not read is refused exactly as
+        one that does not exist, NOT_FOUND, so that SYNC cannot probe which ids exist (section 4.5); FORBIDDEN tells
+        only a non-member that may read the conversation (and so knows of it) that it may fetch, not resume."""
         members = self.log.members(conversation_id)
         if members is None:
             return ErrorCode.NOT_FOUND
@@ -400,12 +404,11 @@ class Core:
             return None
         # A non-member may fetch ranges (not resume a stream) of a service conversation it may read.
         readable = (
-            fetch
-            and conversation_id >= SERVICE_BASE
-            and self.policy is not None
-            and self.policy.can_read(user, conversation_id)
+            conversation_id >= SERVICE_BASE and self.policy is not None and self.policy.can_read(user, conversation_id)
         )
-        return None if readable else ErrorCode.FORBIDDEN
+        if not readable:
+            return ErrorCode.NOT_FOUND
+        return None if fetch else ErrorCode.FORBIDDEN
 
     def _fetch(self, device: CoreDevice, sync: Sync, last_seq: int) -> None:
         sync_max = self.config.delivery.sync_max_limit
@@ -478,6 +481,13 @@ def _members_from(metadata: tuple[tuple[str, bytes], ...]) -> tuple[str, ...]:
             except UnicodeDecodeError:
                 return ()
     return ()
+
+
+def _as_told_to_sender(code: ErrorCode) -> ErrorCode:
+    """The status a client's SEND the log refused gets. The log refuses a non-member's write with FORBIDDEN; the
+    sender is told NOT_FOUND, as for a conversation that does not exist, so that a SEND cannot probe which ids exist
+    (section 4.1)."""
+    return ErrorCode.NOT_FOUND if code == ErrorCode.FORBIDDEN else code
 
 
 def refusal_ack(send: Send, code: ErrorCode) -> SendAck:

@@ -162,8 +162,9 @@ class Profiles(Protocol):
 class ConversationPolicy(Protocol):
     """What the layer above delivery (the customer-service desk) decides about conversations and users."""
 
-    def check_send(self, user: str, conversation_id: int) -> ErrorCode | None:
-        """A SEND into the service range: None if allowed, else the refusal code."""
+    def check_send(self, user: str, conversation_id: int, content_type: int) -> ErrorCode | None:
+        """A SEND into the service range: None if allowed, else the refusal code (the same for a conversation that
+        does not exist and for one `user` may not know of)."""
 
     def can_read(self, user: str, conversation_id: int) -> bool:
         """Whether a non-member may fetch ranges of the conversation (SYNC with until_seq > 0)."""

@@ -2,7 +2,9 @@
 CONVERSATION_INFO (sections 13.9, 13.11).
 
 Membership (section 4) already decides who receives a conversation; these rules decide who may *read* one it is
-not a member of (SYNC ranges, CONVERSATION_INFO) and who may SEND into one:
+not a member of (SYNC ranges, CONVERSATION_INFO) and who may SEND into one. A request naming a conversation its
+sender may not know of (neither a member nor a reader) is refused exactly as one naming a conversation that does
+not exist: NOT_FOUND with the reason NO_SUCH_CONVERSATION, so that no request probes which ids exist. The rules:
 
 - a visitor: its own conversations, never a staff channel;
 - an integration: its tenant's conversations, never a staff channel;
@@ -26,7 +28,18 @@ from .directory import Directory
 from .model import STAFF_BIT, Refusal, ServiceConversation
 from .router import Router
 
-__all__ = ["DeskView", "can_read", "check_send", "may_end", "on_info", "on_search", "search", "supervises"]
+__all__ = [
+    "NO_SUCH_CONVERSATION",
+    "DeskView",
+    "can_read",
+    "check_send",
+    "known",
+    "may_end",
+    "on_info",
+    "on_search",
+    "search",
+    "supervises",
+]
 
 
 class DeskView(Protocol):
@@ -56,6 +69,10 @@ SNIPPET_CHARS = 80
 """Characters of context returned around a hit."""
 VISITOR_FIELDS = ("id", "state", "group", "owner", "created_ms", "closed_ms")
 """What CONVERSATION_INFO shows the visitor side (no tags, sentiment or routing trace)."""
+
+NO_SUCH_CONVERSATION = "no such conversation"
+"""The reason of every refusal of a conversation that does not exist or that the requester may not know of: one
+text for both, so that the RESULTs are the same bytes."""
 
 _U64 = struct.Struct("!Q")
 
@@ -87,16 +104,33 @@ def can_read(desk: DeskView, user: str, conversation_id: int) -> bool:  # noqa: 
             return False
 
 
-def check_send(desk: DeskView, user: str, conversation_id: int) -> ErrorCode | None:
+def known(desk: DeskView, user: str, conversation_id: int) -> ServiceConversation:
+    """The service conversation `conversation_id` names, if `user` may know of it (a member of it or a reader of
+    it); else a Refusal, NOT_FOUND, the same whether it exists or not."""
+    conv = desk.find(conversation_id)
+    if conv is None or (user not in conv.members() and not can_read(desk, user, conversation_id)):
+        raise Refusal(ErrorCode.NOT_FOUND, NO_SUCH_CONVERSATION)
+    return conv
+
+
+def check_send(desk: DeskView, user: str, conversation_id: int, content_type: int) -> ErrorCode | None:
     """A SEND into the service range: None if allowed, else the refusal code."""
+    if content_type == ContentType.EVENT:
+        # System messages (section 13.2) are the server's, from SYSTEM_SENDER: no client's SEND may look like one.
+        # BAD_REQUEST, not FORBIDDEN: no identity may send it, so it is the request that is wrong, not the sender.
+        return ErrorCode.BAD_REQUEST
     if conversation_id & STAFF_BIT:
         return None  # the staff channel's members (owner, watchers) are checked by the store
     conv = desk.open.get(conversation_id)
-    if conv is None:
-        return ErrorCode.CONFLICT if desk.find(conversation_id) is not None else ErrorCode.NOT_FOUND
-    if user not in (conv.visitor, conv.owner):
-        return ErrorCode.FORBIDDEN  # watchers read; they speak to the agent in the staff channel
-    return None
+    if conv is not None and user in (conv.visitor, conv.owner):
+        return None
+    try:
+        conv = known(desk, user, conversation_id)
+    except Refusal as refusal:
+        return ErrorCode(refusal.code)
+    if conv.id not in desk.open:
+        return ErrorCode.CONFLICT  # closed
+    return ErrorCode.FORBIDDEN  # watchers read; they speak to the agent in the staff channel
 
 
 def supervises(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
@@ -119,10 +153,8 @@ def may_end(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
 def on_info(desk: DeskView, session: Device, frame: ConversationInfo) -> None:
     """CONVERSATION_INFO: the record as this user may see it."""
     conv = desk.find(frame.conversation_id & ~STAFF_BIT)
-    if conv is None:
-        raise Refusal(ErrorCode.NOT_FOUND, "no such service conversation")
-    if not can_read(desk, session.user, frame.conversation_id):
-        raise Refusal(ErrorCode.FORBIDDEN, "not yours to read")
+    if conv is None or not can_read(desk, session.user, frame.conversation_id):
+        raise Refusal(ErrorCode.NOT_FOUND, NO_SUCH_CONVERSATION)
     detail: dict[str, Any] = conv.public()
     if desk.profile(session.user).role in (Role.VISITOR, Role.APP, Role.INTEGRATION):
         detail = {k: detail[k] for k in VISITOR_FIELDS}

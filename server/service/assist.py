@@ -36,7 +36,7 @@ class AssistDesk(Protocol):
 
     def metric(self, name: str) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
-    def open_conversation(self, conversation_id: int) -> ServiceConversation: ...
+    def open_conversation(self, user: str, conversation_id: int) -> ServiceConversation: ...
     def reply_when_written(
         self, session: Device, frame: Frame, conv: ServiceConversation, written: asyncio.Future[SendResult],
         *, with_seq: bool = False,
@@ -123,7 +123,7 @@ class Assistant:
     def decide_draft(self, session: Device, frame: DraftDecision) -> None:
         """DRAFT_DECISION: only the owner; approve or edit posts one visitor message per draft."""
         desk = self.desk
-        conv = desk.open_conversation(frame.conversation_id)
+        conv = desk.open_conversation(session.user, frame.conversation_id)
         if conv.owner != session.user:
             raise Refusal(ErrorCode.FORBIDDEN, "only the owning agent decides on drafts")
         found = desk.host.log.read_range(conv.staff, frame.draft_seq - 1, frame.draft_seq, 1)

@@ -516,7 +516,7 @@ class Desk:
     # --- TRANSFER ---------------------------------------------------------------------------------------
 
     def _transfer(self, session: Device, frame: Transfer) -> None:
-        conv = self.open_conversation(frame.conversation_id)
+        conv = self.open_conversation(session.user, frame.conversation_id)
         if conv.owner != session.user and not access.supervises(self, session.user, conv):
             raise Refusal(ErrorCode.FORBIDDEN, "only the owner or a supervisor of its group transfers")
         if frame.expect_owner and frame.expect_owner != (conv.owner or ""):
@@ -571,7 +571,7 @@ class Desk:
     # --- END, WATCH -------------------------------------------------------------------------------------
 
     def _end(self, session: Device, frame: EndConversation) -> None:
-        conv = self.open_conversation(frame.conversation_id)
+        conv = self.open_conversation(session.user, frame.conversation_id)
         if not access.may_end(self, session.user, conv):
             raise Refusal(ErrorCode.FORBIDDEN, "not a participant")
         conv.apply("close")
@@ -605,7 +605,7 @@ class Desk:
         return json.dumps(history).encode()
 
     def _watch(self, session: Device, frame: Watch) -> None:
-        conv = self.open_conversation(frame.conversation_id)
+        conv = self.open_conversation(session.user, frame.conversation_id)
         if not access.supervises(self, session.user, conv):
             raise Refusal(ErrorCode.FORBIDDEN, "only a supervisor of the conversation's group watches it")
         if frame.on and session.user not in conv.watchers:
@@ -646,21 +646,21 @@ class Desk:
             del self.closed[next(iter(self.closed))]
         return conv
 
-    def open_conversation(self, conversation_id: int) -> ServiceConversation:
-        """The open conversation, or a Refusal (CONFLICT if it is closed, NOT_FOUND if it never was)."""
-        conv = self.open.get(conversation_id)
-        if conv is None:
-            found = self.find(conversation_id)
-            raise Refusal(ErrorCode.CONFLICT if found else ErrorCode.NOT_FOUND, "closed" if found else "not found")
+    def open_conversation(self, user: str, conversation_id: int) -> ServiceConversation:
+        """The open conversation a request of `user` names, or a Refusal: NOT_FOUND if it never was or if `user` may
+        not know of it (`access.known`: the same refusal for both), CONFLICT if it is closed."""
+        conv = access.known(self, user, conversation_id)
+        if conv.id not in self.open:
+            raise Refusal(ErrorCode.CONFLICT, "closed")
         return conv
 
     def can_read(self, user: str, conversation_id: int) -> bool:
         """The core's SYNC check for non-members (section 13.12)."""
         return access.can_read(self, user, conversation_id)
 
-    def check_send(self, user: str, conversation_id: int) -> ErrorCode | None:
+    def check_send(self, user: str, conversation_id: int, content_type: int) -> ErrorCode | None:
         """The core's SEND check in the service range."""
-        return access.check_send(self, user, conversation_id)
+        return access.check_send(self, user, conversation_id, content_type)
 
     def committed(self, result: SendResult) -> None:
         """A client's message in the service range is durable and delivered."""

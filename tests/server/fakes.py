@@ -307,14 +307,15 @@ class RecordingPolicy:
         """What `check_send` answers."""
         self.readable = set(readable)
         """(user, conversation_id) pairs `can_read` allows."""
-        self.checked: list[tuple[str, int]] = []
+        self.checked: list[tuple[str, int, int]] = []
+        """(user, conversation_id, content_type) of each `check_send`."""
         self.connected_devices: list[Device] = []
         self.disconnected_devices: list[Device] = []
         self.committed_results: list[SendResult] = []
         self.requests: list[tuple[Device, Frame]] = []
 
-    def check_send(self, user: str, conversation_id: int) -> ErrorCode | None:
-        self.checked.append((user, conversation_id))
+    def check_send(self, user: str, conversation_id: int, content_type: int) -> ErrorCode | None:
+        self.checked.append((user, conversation_id, content_type))
         return self.send_code
 
     def can_read(self, user: str, conversation_id: int) -> bool:

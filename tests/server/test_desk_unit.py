@@ -559,8 +559,8 @@ async def test_transfer_to_an_agent_moves_owner_members_and_loads_in_one_step(ri
         ("a1", Transfer(FIRST, "a2", "a2", "", ""), ErrorCode.CONFLICT),
         ("a2", Transfer(FIRST, "", "a2", "", ""), ErrorCode.FORBIDDEN),  # not the owner
         ("v1", Transfer(FIRST, "", "a2", "", ""), ErrorCode.FORBIDDEN),
-        ("s2", Transfer(FIRST, "", "a2", "", ""), ErrorCode.FORBIDDEN),  # supervises another group
-        ("sx", Transfer(FIRST, "", "a2", "", ""), ErrorCode.FORBIDDEN),  # named on the group, of another tenant
+        ("s2", Transfer(FIRST, "", "a2", "", ""), ErrorCode.NOT_FOUND),  # supervises another group: may not know of it
+        ("sx", Transfer(FIRST, "", "a2", "", ""), ErrorCode.NOT_FOUND),  # named on the group, of another tenant
         ("a1", Transfer(FIRST + 9, "", "a2", "", ""), ErrorCode.NOT_FOUND),
     ],
 )
@@ -643,13 +643,14 @@ async def test_end_closes_frees_the_owner_and_keeps_the_visitors_history(rig: Ri
     assert json.loads(rig.log.get_record("visitors", b"v1") or b"") == {"last_agent": "a1", "conversations": 1}
     assert rig.load("a1") == set() and FIRST not in rig.desk.open
     assert (await rig.result(v1, EndConversation(FIRST, "")))[0] == ErrorCode.CONFLICT, "closed already"
-    assert rig.desk.check_send("v1", FIRST) == ErrorCode.CONFLICT
+    assert rig.desk.check_send("v1", FIRST, ContentType.TEXT) == ErrorCode.CONFLICT
+    assert rig.desk.check_send("v2", FIRST, ContentType.TEXT) == ErrorCode.NOT_FOUND, "closed, but not v2's to know"
 
 
 @pytest.mark.parametrize(
     ("user", "code"),
-    [("v1", OK), ("a1", OK), ("s1", OK), ("v2", ErrorCode.FORBIDDEN), ("a3", ErrorCode.FORBIDDEN),
-     ("s2", ErrorCode.FORBIDDEN), ("sx", ErrorCode.FORBIDDEN), ("i1", ErrorCode.FORBIDDEN)],
+    [("v1", OK), ("a1", OK), ("s1", OK), ("v2", ErrorCode.NOT_FOUND), ("a3", ErrorCode.FORBIDDEN),
+     ("s2", ErrorCode.NOT_FOUND), ("sx", ErrorCode.NOT_FOUND), ("i1", ErrorCode.FORBIDDEN)],
 )  # fmt: skip
 @pytest.mark.asyncio
 async def test_who_may_end(rig: Rig, user: str, code: ErrorCode) -> None:
@@ -686,13 +687,13 @@ async def test_a_watcher_joins_silently_and_is_told_in_the_staff_channel(rig: Ri
     assert rig.log.members(FIRST) == ("v1", "a1", "s1") and rig.log.last_seq(FIRST) == before, "no message: silent"
     assert rig.log.members(staff_channel(FIRST)) == ("a1", "s1")
     assert rig.events(staff_channel(FIRST))[-1] == {"event": "watching", "supervisor": "s1"}
-    assert rig.desk.check_send("s1", FIRST) == ErrorCode.FORBIDDEN, "a watcher reads; it whispers in the staff channel"
-    assert rig.desk.check_send("s1", staff_channel(FIRST)) is None
+    assert rig.desk.check_send("s1", FIRST, ContentType.TEXT) == ErrorCode.FORBIDDEN, "a watcher reads; it whispers"
+    assert rig.desk.check_send("s1", staff_channel(FIRST), ContentType.TEXT) is None
     assert (await rig.result(s1, Watch(FIRST, 0)))[0] == OK
     assert rig.log.members(FIRST) == ("v1", "a1") and rig.log.members(staff_channel(FIRST)) == ("a1",)
     assert rig.events(staff_channel(FIRST))[-1] == {"event": "unwatched", "supervisor": "s1"}
-    for user in ("s2", "a1", "v1"):
-        assert (await rig.result(rig.device(user), Watch(FIRST, 1)))[0] == ErrorCode.FORBIDDEN, user
+    for user, code in (("s2", ErrorCode.NOT_FOUND), ("a1", ErrorCode.FORBIDDEN), ("v1", ErrorCode.FORBIDDEN)):
+        assert (await rig.result(rig.device(user), Watch(FIRST, 1)))[0] == code, user
 
 
 @pytest.mark.asyncio
@@ -700,7 +701,7 @@ async def test_a_supervisor_of_another_tenant_may_not_watch(rig: Rig) -> None:
     await rig.online("a1")
     await rig.open(rig.connect("v1"))
     assert rig.desk.can_read("sx", FIRST) is False
-    assert (await rig.result(rig.connect("sx"), Watch(FIRST, 1)))[0] == ErrorCode.FORBIDDEN
+    assert (await rig.result(rig.connect("sx"), Watch(FIRST, 1)))[0] == ErrorCode.NOT_FOUND, "as if there were none"
     assert rig.log.members(FIRST) == ("v1", "a1")
 
 
@@ -808,11 +809,69 @@ async def test_who_may_send_in_a_service_conversation(rig: Rig) -> None:
     await rig.online("a1")
     await rig.open(rig.connect("v1"))
     await rig.result(rig.connect("s1"), Watch(FIRST, 1))
-    sends = {u: rig.desk.check_send(u, FIRST) for u in ("v1", "a1", "s1", "a3", "v2")}
+    sends = {u: rig.desk.check_send(u, FIRST, ContentType.TEXT) for u in ("v1", "a1", "s1", "a3", "v2")}
     assert sends == {"v1": None, "a1": None, "s1": ErrorCode.FORBIDDEN, "a3": ErrorCode.FORBIDDEN,
-                     "v2": ErrorCode.FORBIDDEN}  # fmt: skip
-    assert rig.desk.check_send("v2", staff_channel(FIRST)) is None, "the staff channel's members are the store's check"
-    assert rig.desk.check_send("v1", FIRST + 7) == ErrorCode.NOT_FOUND
+                     "v2": ErrorCode.NOT_FOUND}  # fmt: skip
+    assert rig.desk.check_send("v2", staff_channel(FIRST), ContentType.TEXT) is None, "the store checks staff members"
+    assert rig.desk.check_send("v1", FIRST + 7, ContentType.TEXT) == ErrorCode.NOT_FOUND
+
+
+@pytest.mark.asyncio
+async def test_no_client_may_send_an_event_in_the_service_range(rig: Rig) -> None:
+    """System events are the server's (section 13.2): a client's EVENT is refused BAD_REQUEST whoever sends it and
+    wherever, before anything else is checked (so the refusal says nothing of the conversation either)."""
+    await rig.online("a1")
+    await rig.open(rig.connect("v1"))
+    await rig.result(rig.connect("s1"), Watch(FIRST, 1))
+    for user in ("v1", "a1", "s1", "v2"):
+        for conversation in (FIRST, staff_channel(FIRST), FIRST + 7):
+            assert rig.desk.check_send(user, conversation, ContentType.EVENT) == ErrorCode.BAD_REQUEST, (
+                user,
+                conversation,
+            )
+    assert rig.desk.check_send("v1", FIRST, ContentType.TEXT) is None, "the visitor may send anything else"
+    assert rig.desk.check_send("v1", FIRST, ContentType.JSON) is None
+    assert all(w.request.sender == SYSTEM_SENDER for w in rig.host.writes), "the desk's own events still go out"
+    assert names(rig.events(FIRST)) == ["opened", "assigned"]
+
+
+@pytest.mark.asyncio
+async def test_a_conversation_one_may_not_know_of_is_refused_as_one_that_does_not_exist(rig: Rig) -> None:
+    """Every request naming a conversation gets, from someone who may not read it, the very RESULT that a
+    conversation that does not exist gets: the same status, conversation_id, seq and reason (section 13.12)."""
+    await rig.online("a1")
+    await rig.open(rig.connect("v1"))
+    seq = await draft(rig, b"text")
+    await rig.open(rig.connect("v3"))
+    assert (await rig.result(rig.device("v3"), EndConversation(FIRST + 1, "")))[0] == OK  # a closed one
+    missing = FIRST + 99
+    requests: list[Callable[[int], Frame]] = [
+        lambda c: Transfer(c, "", "a1", "", ""),
+        lambda c: EndConversation(c, ""),
+        lambda c: Watch(c, 1),
+        lambda c: DraftDecision(c, seq, DraftAction.APPROVE, b""),
+        ConversationInfo,
+    ]
+
+    async def answer(user: str, frame: Frame) -> tuple[int, int, int, bytes]:
+        result = await rig.ask(rig.device(user), frame)
+        assert isinstance(result, Result), result
+        return result.status, result.conversation_id, result.seq, result.detail
+
+    not_found = (ErrorCode.NOT_FOUND, 0, 0, b'{"reason":"no such conversation"}')
+    for make in requests:
+        assert await answer("v2", make(missing)) == not_found, make(missing)
+        for user in ("v2", "vx", "sx", "x1", "iy"):  # another visitor, other tenants
+            for conversation in (FIRST, FIRST + 1, staff_channel(FIRST)):
+                assert await answer(user, make(conversation)) == not_found, (user, make(conversation))
+    for user in ("v2", "sx"):
+        assert rig.desk.check_send(user, FIRST, ContentType.TEXT) == ErrorCode.NOT_FOUND
+        assert rig.desk.check_send(user, FIRST + 1, ContentType.TEXT) == ErrorCode.NOT_FOUND, "closed"
+        assert rig.desk.check_send(user, missing, ContentType.TEXT) == ErrorCode.NOT_FOUND
+    assert (await rig.result(rig.device("v3"), EndConversation(FIRST + 1, "")))[0] == ErrorCode.CONFLICT, (
+        "its visitor, who knows of it, is told it is closed"
+    )
+    assert rig.record(FIRST).state is S.ASSIGNED and rig.log.members(FIRST) == ("v1", "a1"), "nothing changed"
 
 
 @pytest.mark.asyncio
@@ -824,8 +883,11 @@ async def test_conversation_info_shows_each_side_what_it_may_see(rig: Rig) -> No
     assert status == OK and set(visitor_view) == {*access.VISITOR_FIELDS, "position"}
     status, staff_view = await rig.result(a1, ConversationInfo(FIRST))
     assert status == OK and staff_view["trace"] and staff_view["staff_channel"] == staff_channel(FIRST)
-    assert (await rig.result(rig.connect("v2"), ConversationInfo(FIRST)))[0] == ErrorCode.FORBIDDEN
-    assert (await rig.result(v1, ConversationInfo(FIRST + 4)))[0] == ErrorCode.NOT_FOUND
+    assert (
+        await rig.result(rig.connect("v2"), ConversationInfo(FIRST))
+        == await rig.result(v1, ConversationInfo(FIRST + 4))
+        == (ErrorCode.NOT_FOUND, {"reason": access.NO_SUCH_CONVERSATION})
+    ), "another's is told as one that does not exist"
 
 
 # --- storage ------------------------------------------------------------------------------------------------------

@@ -239,7 +239,8 @@ async def test_the_service_range_is_written_under_the_policy(clock: ManualClock)
     sid = connect(core, one, "alice")
     refused = send(SERVICE)
     core.submit(one, sid, refused, 0.0)
-    assert ack_of(one, refused)[2].status == ErrorCode.FORBIDDEN and policy.checked == [("alice", SERVICE)]
+    assert ack_of(one, refused)[2].status == ErrorCode.FORBIDDEN
+    assert policy.checked == [("alice", SERVICE, ContentType.TEXT)], "the policy is asked with the content type"
 
     creating = send(SERVICE, to=["bob"])
     core.submit(one, sid, creating, 0.0)
@@ -292,7 +293,8 @@ async def test_the_logs_refusals_and_failures_reach_the_send_ack(clock: ManualCl
     core.submit(one, carol, stranger, 0.0)
     await log.durable()
     assert ack_of(one, unknown)[2].status == ErrorCode.NOT_FOUND, "no such conversation, and no kefu.to"
-    assert ack_of(one, stranger)[2].status == ErrorCode.FORBIDDEN, "carol is not a member"
+    assert ack_of(one, stranger)[2].status == ErrorCode.NOT_FOUND, "carol is not a member: told as if there were none"
+    assert log.members(7) == ("alice", "bob") and log.last_seq(7) == 1, "nothing stored"
     log.failing = True
     failed = send(7)
     core.submit(one, alice, failed, 0.0)
@@ -504,12 +506,41 @@ async def test_sync_refusals_are_errors_with_the_request_id(clock: ManualClock) 
 
     assert refusal(Sync(99, 0, 0, 0, request_id=1)) == (ErrorCode.NOT_FOUND, 1)
     assert refusal(Sync(99, 0, 5, 0, request_id=2)) == (ErrorCode.NOT_FOUND, 2)
-    assert refusal(Sync(7, 0, 0, 0, request_id=3)) == (ErrorCode.FORBIDDEN, 3), "carol is not a member"
-    assert refusal(Sync(7, 0, 5, 0, request_id=4)) == (ErrorCode.FORBIDDEN, 4), "the policy rules service ranges only"
-    assert refusal(Sync(SERVICE, 0, 0, 0, request_id=5)) == (ErrorCode.FORBIDDEN, 5), "a non-member never resumes"
+    assert refusal(Sync(7, 0, 0, 0, request_id=3)) == (ErrorCode.NOT_FOUND, 3), "carol is not a member"
+    assert refusal(Sync(7, 0, 5, 0, request_id=4)) == (ErrorCode.NOT_FOUND, 4), "the policy rules service ranges only"
+    assert refusal(Sync(SERVICE, 0, 0, 0, request_id=5)) == (ErrorCode.FORBIDDEN, 5), "a reader never resumes"
     assert refusal(Sync(SERVICE, 0, 5, 0, request_id=6)) is None, "but may fetch what the policy lets it read"
     assert one.frames_for(carol)[-1] == SyncDone(SERVICE, 1, 0, request_id=6)
     assert one.resumed == []
+
+
+@pytest.mark.asyncio
+async def test_a_conversation_one_may_not_read_is_refused_as_one_that_does_not_exist(clock: ManualClock) -> None:
+    """A SYNC (either form) and a SEND cannot tell a peer which conversation ids exist: a stranger gets for an existing
+    conversation, plain or in the service range, the very ERROR frame or SEND_ACK status it gets for a missing one."""
+    core, log = make_core(policy=RecordingPolicy())
+    one = RecordingEndpoint()
+    alice, carol = connect(core, one, "alice"), connect(core, one, "carol")
+    await post(core, log, one, alice, 7, to=["bob"])
+    core.write(system_write(SERVICE, ("alice",)), lambda _: None)
+    await log.durable()
+
+    def answer(conversation: int, until: int) -> Frame:
+        core.sync(one, carol, Sync(conversation, 0, until, 0, request_id=9), 10)
+        return one.frames_for(carol)[-1]
+
+    for until in (0, 5):
+        missing = answer(99, until)
+        assert missing == Error(ErrorCode.NOT_FOUND, "not_found", request_id=9)
+        assert (
+            answer(7, until) == missing and answer(SERVICE, until) == missing and answer(SERVICE + 1, until) == missing
+        )
+    sends = [send(7), send(99), send(SERVICE), send(SERVICE + 1)]
+    for s in sends:
+        core.submit(one, carol, s, 0.0)
+    await log.durable()
+    assert [ack_of(one, s)[2] for s in sends] == [SendResult(int(ErrorCode.NOT_FOUND), False, None, ())] * 4
+    assert one.resumed == [] and log.last_seq(7) == 1 and log.last_seq(SERVICE) == 1
 
 
 @pytest.mark.asyncio
