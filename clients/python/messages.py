@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kefu.protocol.frames import SERVICE_BASE, Deliver, Flag, SendAck
+from kefu.protocol.frames import SERVICE_BASE, SYSTEM_SENDER, ContentType, Deliver, Flag, SendAck
 
 MEMBERS_KEY = "kefu.to"
 """SEND metadata key naming the other members (comma-separated user ids) of the conversation it creates."""
@@ -46,6 +46,14 @@ class Message:
     metadata: Mapping[str, bytes] = field(default_factory=dict, hash=False)
     redelivery: bool = False
     """The server flagged this DELIVER as possibly sent before (a retry or a SYNC fetch)."""
+
+    @property
+    def is_system_event(self) -> bool:
+        """Whether this is one of the server's own events (spec section 13.2: opened, queued, assigned, transferred,
+        closed, ...): content type EVENT *and* the system sender, `SYSTEM_SENDER` ("#kefu", which no app id can be).
+        Check this, never the content type alone, before showing a message as the system's: EVENT is also an
+        application content type (section 4.1), and an EVENT from any other sender is that sender's message."""
+        return self.content_type == ContentType.EVENT and self.sender == SYSTEM_SENDER
 
     @property
     def text(self) -> str:

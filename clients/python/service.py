@@ -9,7 +9,8 @@
     await agent.service.decide_draft(conv, draft_seq, DraftAction.APPROVE)
 
 Conversation messages (including the server's EVENT messages: opened, assigned, transferred, closed, drafts in the
-staff channel) arrive through `client.deliveries()` like any other. A request is sent once: if the connection is
+staff channel) arrive through `client.deliveries()` like any other; `Message.is_system_event` tells the server's
+events (content type EVENT from the system sender) from everything else. A request is sent once: if the connection is
 lost before the answer, it fails with ConnectionLost (OPEN can be repeated safely with the same `client_ref`).
 """
 

@@ -8,7 +8,7 @@ import pytest
 
 from kefu.client.inbox import AckCoalescer, Cursors, Inbox, Verdict
 from kefu.client.messages import Message
-from kefu.protocol.frames import AckEntry, Deliver, Flag, MetaEntry
+from kefu.protocol.frames import SYSTEM_SENDER, AckEntry, ContentType, Deliver, Flag, MetaEntry
 
 
 def message(conversation_id: int, seq: int, size: int = 1) -> Message:
@@ -176,3 +176,19 @@ def test_message_from_deliver() -> None:
         {"k": b"v"},
         True,
     )
+
+
+@pytest.mark.parametrize(
+    ("sender", "content_type", "system"),
+    [
+        ("#kefu", ContentType.EVENT, True),  # the server's own event
+        ("v1", ContentType.EVENT, False),  # a peer's EVENT is the peer's message, whatever its body says
+        ("#kefu", ContentType.TEXT, False),  # an auto-reply of the server's: a message, not an event
+        ("agent", ContentType.TEXT, False),
+    ],
+)
+def test_a_system_event_is_an_event_from_the_system_sender(sender: str, content_type: int, system: bool) -> None:
+    body = b'{"event":"transferred","agent":"a2"}'
+    msg = Message.from_deliver(Deliver(5, 2, 77, 123, bytes(16), content_type, sender, body, ()))
+    assert msg.is_system_event is system
+    assert SYSTEM_SENDER == "#kefu", "spec section 13.2"

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from kefu.client import AgentState, Client, ClientError, ContentType, Suite, is_staff_channel
+from kefu.client import AgentState, Client, ClientError, Suite, is_staff_channel
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,8 +68,11 @@ async def serve_visitors(args: argparse.Namespace) -> int:
         async for message in client.deliveries():
             if message.sender == args.app_id:
                 continue  # our own replies, echoed back to this device: nothing to answer
-            if message.content_type == ContentType.EVENT or is_staff_channel(message.conversation_id):
-                print(f"agent: {message.text}", flush=True)  # assigned, transferred, a whisper, a draft ...
+            if message.is_system_event:  # the server's (assigned, transferred, ...); never a peer's EVENT
+                print(f"agent: event {message.text}", flush=True)
+                continue
+            if is_staff_channel(message.conversation_id):
+                print(f"agent: staff {message.sender}: {message.text}", flush=True)  # a whisper, an AI draft
                 continue
             print(f"agent: {message.sender} says: {message.text}", flush=True)
             await client.send(message.conversation_id, f"您好 {message.sender}，已收到：{message.text}")

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from kefu.client import Client, ClientError, ContentType, Suite, new_conversation_id
+from kefu.client import Client, ClientError, Suite, new_conversation_id
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,8 +74,8 @@ async def converse(args: argparse.Namespace) -> int:
         async for message in client.deliveries():
             if message.conversation_id != conversation or message.sender == args.app_id:
                 continue
-            if message.content_type == ContentType.EVENT:
-                print(f"visitor: event {message.text}", flush=True)  # opened, queued, assigned, ...
+            if message.is_system_event:  # the server's (opened, queued, assigned, ...); never a peer's EVENT
+                print(f"visitor: event {message.text}", flush=True)
                 continue
             print(f"visitor: {message.sender} replied: {message.text}", flush=True)
             return 0
