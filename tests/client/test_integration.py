@@ -197,7 +197,7 @@ def test_refusals(kefu_server: KefuServer, run: Any) -> None:
             await visitor.send(conversation, "private", to=["agent"], timeout=WAIT_S)
             with pytest.raises(SendRefused) as refused:
                 await outsider.send(conversation, "let me in", timeout=WAIT_S)
-            assert refused.value.code is ErrorCode.FORBIDDEN
+            assert refused.value.code is ErrorCode.NOT_FOUND, "as if there were no such conversation"
 
     run(scenario())
 

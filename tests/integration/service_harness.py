@@ -158,7 +158,7 @@ async def users(server: ServerProcess) -> AsyncIterator[Users]:
 
 def event_of(message: Message) -> dict[str, Any] | None:
     """The JSON of a system EVENT message, or None for any other message."""
-    if message.sender != "#kefu" or message.content_type != 4:
+    if not message.is_system_event:
         return None
     data: dict[str, Any] = json.loads(message.body)
     return data

@@ -115,9 +115,13 @@ async def test_non_member_is_refused(server: ServerProcess) -> None:
     alice.send(14, b"private", to=("bob",))
     await alice.next(frames.SendAck)
     carol.send(14, b"intrude")
-    assert (await carol.next(frames.SendAck)).status == 403
+    carol.send(15, b"nowhere")
+    refusals = [await carol.next(frames.SendAck) for _ in range(2)]
+    assert [a.status for a in refusals] == [404, 404], "a non-member is told as if there were no such conversation"
     carol.send_frame(frames.Sync(14, 0, 10, 10, request_id=5))
-    assert (await carol.next(frames.Error)).code == 403
+    carol.send_frame(frames.Sync(15, 0, 10, 10, request_id=6))
+    errors = [await carol.next(frames.Error) for _ in range(2)]
+    assert [(e.code, e.reason) for e in errors] == [(404, "not_found")] * 2
 
 
 async def test_a_device_never_gets_its_own_messages_back(loaded_server: ServerProcess) -> None:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from kefu.client import AgentState, ConversationState, DraftAction, RequestRefused, staff_channel
+from kefu.client import (
+    AgentState,
+    ContentType,
+    ConversationState,
+    DraftAction,
+    RequestRefused,
+    SendRefused,
+    new_conversation_id,
+    staff_channel,
+)
 from kefu.protocol.errors import ErrorCode
-from kefu.protocol.frames import QueuePosition, Sentiment
+from kefu.protocol.frames import SYSTEM_SENDER, QueuePosition, Sentiment
 
 from .conftest import ServerProcess
 from .service_harness import drain, event_of, next_event, next_matching, service_server, users
@@ -280,38 +289,106 @@ async def test_authorization_crossings_are_refused(desk_server: ServerProcess) -
                 await call  # type: ignore[misc]
             return caught.value.code
 
-        # A visitor reads only its own conversations.
-        assert await refused(v2.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.FORBIDDEN
-        assert await refused(v2.service.info(conv)) == ErrorCode.FORBIDDEN
-        assert await refused(v2.send(conv, "hi")) == ErrorCode.FORBIDDEN
-        assert await refused(v1.send(staff_channel(conv), "let me in")) == ErrorCode.FORBIDDEN
-        assert await refused(v1.sync(staff_channel(conv), after_seq=0, until_seq=10)) == ErrorCode.FORBIDDEN
-        assert await refused(v2.service.end(conv)) == ErrorCode.FORBIDDEN
+        # A visitor reads only its own conversations. A conversation one may not read is refused exactly as one
+        # that does not exist (NOT_FOUND): refusals do not tell which ids exist.
+        assert await refused(v2.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.NOT_FOUND
+        assert await refused(v2.service.info(conv)) == ErrorCode.NOT_FOUND
+        assert await refused(v2.send(conv, "hi")) == ErrorCode.NOT_FOUND
+        assert await refused(v1.send(staff_channel(conv), "let me in")) == ErrorCode.NOT_FOUND
+        assert await refused(v1.sync(staff_channel(conv), after_seq=0, until_seq=10)) == ErrorCode.NOT_FOUND
+        assert await refused(v2.service.end(conv)) == ErrorCode.NOT_FOUND
         # An agent reads only what is assigned to it or its groups: a2 serves "general", not "cards".
         a2 = await connect("a2")
-        assert await refused(a2.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.FORBIDDEN
-        assert await refused(a2.service.info(conv)) == ErrorCode.FORBIDDEN
-        assert await refused(a2.service.transfer(conv, to_agent="a2")) == ErrorCode.FORBIDDEN
+        assert await refused(a2.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.NOT_FOUND
+        assert await refused(a2.service.info(conv)) == ErrorCode.NOT_FOUND
+        assert await refused(a2.service.transfer(conv, to_agent="a2")) == ErrorCode.NOT_FOUND
         o1 = await connect("o1")
-        assert await refused(o1.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.FORBIDDEN
+        assert await refused(o1.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.NOT_FOUND
         # A supervisor reads those of its groups; another tenant's supervisor does not.
         osup, sup = await connect("osup"), await connect("sup")
-        assert await refused(osup.service.info(conv)) == ErrorCode.FORBIDDEN
-        assert await refused(osup.service.watch(conv)) == ErrorCode.FORBIDDEN
-        assert await refused(osup.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.FORBIDDEN
+        assert await refused(osup.service.info(conv)) == ErrorCode.NOT_FOUND
+        assert await refused(osup.service.watch(conv)) == ErrorCode.NOT_FOUND
+        assert await refused(osup.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.NOT_FOUND
         assert [m.text for m in await sup.sync(conv, after_seq=0, until_seq=10) if m.sender == "v1"] == ["私人信息"]
         # An integration reads only its tenant's.
         other, bank = await connect("otherapp"), await connect("bankapp")
-        assert await refused(other.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.FORBIDDEN
-        assert await refused(other.service.info(conv)) == ErrorCode.FORBIDDEN
+        assert await refused(other.sync(conv, after_seq=0, until_seq=10)) == ErrorCode.NOT_FOUND
+        assert await refused(other.service.info(conv)) == ErrorCode.NOT_FOUND
         assert [m.text for m in await bank.sync(conv, after_seq=0, until_seq=10) if m.sender == "v1"] == ["私人信息"]
-        # Roles: a visitor has no status, cannot watch; an agent cannot open as a visitor.
+        # Roles: a visitor has no status, cannot watch (its own: FORBIDDEN, it knows of it); an agent cannot open
+        # as a visitor.
         assert await refused(v1.service.set_status(AgentState.ONLINE)) == ErrorCode.FORBIDDEN
         assert await refused(v1.service.watch(conv)) == ErrorCode.FORBIDDEN
         assert await refused(a1.service.open()) == ErrorCode.FORBIDDEN
         assert await refused(v1.service.open(customer="someone")) == ErrorCode.FORBIDDEN
         # A client cannot create a conversation in the server's range.
         assert await refused(v1.send(conv + 1000, "x", to=["a1"])) == ErrorCode.BAD_REQUEST
+
+
+async def test_a_visitors_event_is_refused_and_the_servers_still_arrive(desk_server: ServerProcess) -> None:
+    """Only the server's system sender writes EVENTs (section 13.2): a visitor's forged `transferred` is refused
+    BAD_REQUEST, stored nowhere, delivered to no one, and the connection goes on; the desk's own events still come
+    as EVENTs from the system sender."""
+    async with users(desk_server) as connect:
+        a1 = await connect("a1", status=AgentState.ONLINE)
+        v1 = await connect("v1")
+        conv = (await v1.service.open(attributes={"channel": "cards"})).conversation_id
+        assigned = await next_matching(a1, lambda m: m.conversation_id == conv and event_of(m) == {
+            "event": "assigned", "agent": "a1", "group": "cards"})  # fmt: skip
+        assert assigned.is_system_event and assigned.sender == SYSTEM_SENDER
+        last = (await v1.sync(conv, after_seq=0, until_seq=100))[-1].seq
+        forged = b'{"event":"transferred","agent":"a2","group":"cards"}'
+        for target in (conv, staff_channel(conv)):
+            with pytest.raises(SendRefused) as refused:
+                await v1.send(target, forged, content_type=ContentType.EVENT)
+            assert refused.value.code == ErrorCode.BAD_REQUEST
+        assert [m.seq for m in await a1.sync(conv, after_seq=0, until_seq=100)][-1] == last, "nothing stored"
+        assert [m for m in await drain(a1) if m.sender == "v1"] == [], "nothing delivered"
+        receipt = await v1.send(conv, "还在吗")  # the connection is still usable
+        assert receipt.seq == last + 1
+        told = await next_matching(a1, lambda m: m.conversation_id == conv and m.sender == "v1")
+        assert (told.seq, told.text, told.is_system_event) == (last + 1, "还在吗", False)
+        await a1.service.end(conv)
+        assert await next_event(v1, "closed", conv) == {"event": "closed", "by": "a1"}, "the server's events go on"
+
+
+async def test_a_conversation_one_may_not_read_is_refused_as_one_that_does_not_exist(
+    desk_server: ServerProcess,
+) -> None:
+    """Every request naming a conversation gets, for one its sender may not know of, the same code and reason as
+    for one that does not exist; so no request tells a peer which conversation ids exist."""
+    async with users(desk_server) as connect:
+        await connect("a1", status=AgentState.ONLINE)
+        v1, v2, osup = await connect("v1"), await connect("v2"), await connect("osup")
+        conv = (await v1.service.open(attributes={"channel": "cards"})).conversation_id
+        plain = new_conversation_id()
+        await v1.send(plain, "私聊", to=["a1"])
+        missing_plain, missing_service = new_conversation_id(), conv + 1000
+
+        async def refusal(call: Awaitable[object]) -> tuple[ErrorCode | int, str]:
+            with pytest.raises(RequestRefused) as caught:
+                await call
+            return caught.value.code, caught.value.reason
+
+        for stranger in (v2, osup):
+            for existing, missing in ((plain, missing_plain), (conv, missing_service)):
+                for until in (0, 10):  # resume and fetch
+                    assert await refusal(stranger.sync(existing, 0, until)) == await refusal(
+                        stranger.sync(missing, 0, until)
+                    ) == (ErrorCode.NOT_FOUND, "not_found")  # fmt: skip
+                assert await refusal(stranger.send(existing, "x")) == await refusal(
+                    stranger.send(missing, "x")
+                ) == (ErrorCode.NOT_FOUND, "")  # fmt: skip
+            requests: list[Callable[[int], Awaitable[object]]] = [
+                stranger.service.info, stranger.service.end, stranger.service.watch,
+                lambda c, s=stranger: s.service.transfer(c, to_agent="a1"),
+                lambda c, s=stranger: s.service.decide_draft(c, 1, DraftAction.APPROVE),
+            ]  # fmt: skip
+            for request in requests:
+                assert await refusal(request(conv)) == await refusal(request(missing_service)) == (
+                    ErrorCode.NOT_FOUND, "no such conversation")  # fmt: skip
+        assert (await v2.send(new_conversation_id(), "still usable", to=["v1"])).seq == 1
+        assert [m.text for m in await v1.sync(plain, 0, 10)] == ["私聊"], "nothing stored by the refused sends"
 
 
 PLUGINS = """
@@ -490,7 +567,8 @@ async def test_bad_service_requests_get_codes_and_never_touch_others(desk_server
         for _ in bad:
             result = await hostile.next(frames.Result)
             codes[result.request_id] = result.status
-        assert codes == {1: 400, 2: 404, 3: 403, 4: 404, 5: 403, 6: 403, 7: 403, 8: 403}
+        # 5, 6, 8 name another visitor's conversation: refused as one that does not exist.
+        assert codes == {1: 400, 2: 404, 3: 403, 4: 404, 5: 404, 6: 404, 7: 403, 8: 404}
         # A body that does not parse is fatal for that connection only.
         hostile.conn._queue(frames.HEADER.pack(2, 1, frames.FrameType.OPEN_CONVERSATION, 0, 9) + b"\x00\x01")
         hostile.conn._flush()
