@@ -1,23 +1,47 @@
-"""Point arithmetic on curveSM2 through OpenSSL's libcrypto, called with ctypes.
+"""Point and scalar arithmetic on curveSM2 through OpenSSL's libcrypto, called with ctypes.
 
 Theory of operation
 -------------------
 `cryptography` exposes no SM2 curve, and pure-Python scalar multiplication costs tens of
-milliseconds, so the three operations kefu needs are delegated to the system libcrypto:
+milliseconds, so the operations kefu needs are delegated to the system libcrypto:
 
-* `mul_base(d)`            d·G, public-key derivation (secret scalar);
+* `mul_base(d)`            d·G, key generation and the signing nonce's k·G (secret scalar);
 * `mul_point(d, Q)`        d·Q, ECDH (secret scalar, peer point);
-* `mul_add_public(u, v, Q)`  u·G + v·Q, signature verification (public scalars only).
+* `mul_add_public(u, v, Q)`  u·G + v·Q, signature verification (public scalars only);
+* `random_scalar(upper)`   a secret uniform in [1, upper], from OpenSSL's private DRBG;
+* `order_add`, `order_mul`, `order_inverse`: arithmetic mod the group order n on secrets.
 
 Points cross this boundary only as 65-byte uncompressed encodings (04 || x || y).
 `EC_POINT_oct2point` is the single way in, and OpenSSL checks there that the point lies
 on the curve; curveSM2 has cofactor 1, so every point on it is in the prime-order group.
 The point at infinity is refused both in and out.
 
-Secret scalars get `BN_FLG_CONSTTIME`. For a single-scalar multiplication OpenSSL >= 1.1.1
-runs its Montgomery ladder (`ossl_ec_scalar_mul_ladder`) whatever the flag; the flag also
-keeps the surrounding BIGNUM code on its constant-time paths. Scalars are wiped with
-`BN_clear_free` and result points with `EC_POINT_clear_free`.
+Nothing here takes a time that depends on a secret scalar's value (issue #13):
+
+* d·G and d·Q: curveSM2 has no dedicated EC_METHOD in OpenSSL 3.0 (the generic
+  `EC_GFp_mont_method`, no `mul` of its own), so EC_POINT_mul with one scalar goes through
+  `ossl_ec_wNAF_mul` straight to the Montgomery ladder `ossl_ec_scalar_mul_ladder`,
+  whatever the BIGNUM flags and whether or not the group has precomputation. The ladder
+  copies the scalar into a BIGNUM expanded to a fixed width, pads it to a fixed bit length
+  (k + n or k + 2·n, picked by a constant-time swap so that bit 256 is set), runs the 256
+  ladder steps below that bit with conditional swaps, and first randomises the projective
+  coordinates of both ladder points. A short scalar costs what a full one does
+  (bench/bench_sm2_timing.py measures it). In 3.0 the ladder step's field subtractions
+  (`BN_mod_sub_quick`) still branch on a sign, but of blinded coordinates, fresh per call.
+* mod n: `BN_mod_add_quick` (masked add and conditional subtract, fixed length),
+  `BN_mod_mul_montgomery` (`bn_mul_mont` on fixed-length operands, masked final
+  subtraction) and `BN_mod_exp_mont_consttime` (fixed window, scatter/gather tables).
+  The general `BN_mod_mul`/`BN_mod_sub`/`BN_nnmod` are avoided: `BN_nnmod` adds n only
+  when the remainder is negative, a branch on the secret.
+* `BN_bn2binpad` writes a fixed 32 bytes without reading the value's length.
+
+What remains is word-granular: `BN_bin2bn` trims leading zero 64-bit words, so a scalar
+below 2^192 (probability 2^-64 for a random one) takes marginally different paths in
+BN_copy and bn_mul_mont. OpenSSL's own ECDSA and SM2 signing accept the same.
+
+Secret scalars get `BN_FLG_CONSTTIME` (the ladder sets it on its own copy anyway); they
+are wiped with `BN_clear_free`, result points with `EC_POINT_clear_free`, and the
+ctypes buffers that carried a secret out are zeroed.
 
 The EC_GROUP is a read-only module-level singleton, safe to share between threads. ctypes
 releases the GIL during foreign calls, so the scratch `BN_CTX` (not thread-safe) is made
@@ -35,12 +59,17 @@ from contextlib import contextmanager
 from typing import Any, Final, NoReturn
 
 __all__ = [
+    "ORDER",
     "POINT_BYTES",
     "SCALAR_BYTES",
     "is_valid_point",
     "mul_add_public",
     "mul_base",
     "mul_point",
+    "order_add",
+    "order_inverse",
+    "order_mul",
+    "random_scalar",
 ]
 
 NID_SM2: Final = 1172  # openssl/obj_mac.h NID_sm2: the GB/T 32918.5 curve (RFC 8998 curveSM2)
@@ -59,7 +88,18 @@ _SIGNATURES: Final[dict[str, tuple[Any, list[Any]]]] = {
     "BN_bin2bn": (_PTR, [_PTR, ctypes.c_int, _PTR]),
     "BN_set_flags": (None, [_PTR, ctypes.c_int]),
     "BN_clear_free": (None, [_PTR]),
+    "BN_new": (_PTR, []),
+    "BN_value_one": (_PTR, []),
+    "BN_bn2binpad": (ctypes.c_int, [_PTR, _PTR, ctypes.c_int]),
+    "BN_priv_rand_range": (ctypes.c_int, [_PTR, _PTR]),
+    "BN_mod_add_quick": (ctypes.c_int, [_PTR, _PTR, _PTR, _PTR]),
+    "BN_MONT_CTX_new": (_PTR, []),
+    "BN_MONT_CTX_set": (ctypes.c_int, [_PTR, _PTR, _PTR]),
+    "BN_to_montgomery": (ctypes.c_int, [_PTR, _PTR, _PTR, _PTR]),
+    "BN_mod_mul_montgomery": (ctypes.c_int, [_PTR, _PTR, _PTR, _PTR, _PTR]),
+    "BN_mod_exp_mont_consttime": (ctypes.c_int, [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR]),
     "EC_GROUP_new_by_curve_name": (_PTR, [ctypes.c_int]),
+    "EC_GROUP_get0_order": (_PTR, [_PTR]),
     "EC_POINT_new": (_PTR, [_PTR]),
     "EC_POINT_clear_free": (None, [_PTR]),
     "EC_POINT_oct2point": (ctypes.c_int, [_PTR, _PTR, _PTR, ctypes.c_size_t, _PTR]),
@@ -163,6 +203,17 @@ def _bignum(value: bytes, *, secret: bool) -> Iterator[int]:
 
 
 @contextmanager
+def _new_bignum() -> Iterator[int]:
+    """An empty BIGNUM for a result, flagged constant-time and wiped after use."""
+    bn = _allocated(_lib.BN_new(), "BN_new")
+    try:
+        _lib.BN_set_flags(bn, BN_FLG_CONSTTIME)
+        yield bn
+    finally:
+        _lib.BN_clear_free(bn)
+
+
+@contextmanager
 def _point() -> Iterator[int]:
     """An EC_POINT on curveSM2, wiped and freed after use."""
     point = _allocated(_lib.EC_POINT_new(_GROUP), "EC_POINT_new")
@@ -232,3 +283,98 @@ def is_valid_point(encoded_point: bytes) -> bool:
             return True
     except ValueError:
         return False
+
+
+# --- arithmetic mod the group order n, on secrets -------------------------------------------
+
+
+def _order_bytes() -> bytes:
+    order = _lib.EC_GROUP_get0_order(_GROUP)
+    out = ctypes.create_string_buffer(SCALAR_BYTES)
+    if not order or _lib.BN_bn2binpad(order, out, SCALAR_BYTES) != SCALAR_BYTES:
+        _lib.ERR_clear_error()
+        raise ImportError("this libcrypto gives curveSM2 no 256-bit order")
+    return out.raw
+
+
+ORDER: Final = int.from_bytes(_order_bytes(), "big")
+_ORDER_BN: Final[int] = _lib.EC_GROUP_get0_order(_GROUP)  # owned by _GROUP, lives as long
+_ONE: Final[int] = _lib.BN_value_one()  # a static constant inside libcrypto
+
+
+def _new_order_mont() -> int:
+    """The Montgomery context for n, built once; it is read-only afterwards (thread-safe)."""
+    mont = _allocated(_lib.BN_MONT_CTX_new(), "BN_MONT_CTX_new")
+    with _bn_ctx() as ctx:
+        if _lib.BN_MONT_CTX_set(mont, _ORDER_BN, ctx) != 1:
+            _lib.ERR_clear_error()
+            raise ImportError("OpenSSL could not set up Montgomery arithmetic mod n")
+    return mont
+
+
+_ORDER_MONT: Final = _new_order_mont()
+
+
+def _check_bn(ok: int, what: str) -> None:
+    if ok != 1:
+        _fail(f"OpenSSL {what} failed")
+
+
+def _read_secret(bn: int) -> bytes:
+    """The 32-byte big-endian value of `bn` (< 2^256); the ctypes buffer is zeroed after."""
+    out = ctypes.create_string_buffer(SCALAR_BYTES)
+    try:
+        if _lib.BN_bn2binpad(bn, out, SCALAR_BYTES) != SCALAR_BYTES:
+            _fail("BN_bn2binpad failed")
+        return out.raw
+    finally:
+        ctypes.memset(out, 0, SCALAR_BYTES)
+
+
+def random_scalar(upper: bytes) -> bytes:
+    """A secret scalar drawn uniformly from [1, upper] (32 bytes), for 1 <= upper < n.
+
+    OpenSSL's private DRBG draws from [0, upper) by rejection (as its own key generation
+    does; a rejected draw reveals nothing about the accepted one), then 1 is added mod n.
+    """
+    with _bignum(upper, secret=False) as limit, _new_bignum() as x:
+        _check_bn(_lib.BN_priv_rand_range(x, limit), "BN_priv_rand_range")
+        _check_bn(_lib.BN_mod_add_quick(x, x, _ONE, _ORDER_BN), "BN_mod_add_quick")
+        return _read_secret(x)
+
+
+def order_add(a: bytes, b: bytes) -> bytes:
+    """(a + b) mod n for 32-byte a, b in [0, n), in constant time."""
+    with _bignum(a, secret=True) as x, _bignum(b, secret=True) as y, _new_bignum() as out:
+        _check_bn(_lib.BN_mod_add_quick(out, x, y, _ORDER_BN), "BN_mod_add_quick")
+        return _read_secret(out)
+
+
+def order_mul(a: bytes, b: bytes) -> bytes:
+    """a·b mod n for 32-byte a, b in [0, n), in constant time: Montgomery(a·R mod n, b)."""
+    with (
+        _bn_ctx() as ctx,
+        _bignum(a, secret=True) as x,
+        _bignum(b, secret=True) as y,
+        _new_bignum() as x_mont,
+        _new_bignum() as out,
+    ):
+        _check_bn(_lib.BN_to_montgomery(x_mont, x, _ORDER_MONT, ctx), "BN_to_montgomery")
+        _check_bn(_lib.BN_mod_mul_montgomery(out, x_mont, y, _ORDER_MONT, ctx), "BN_mod_mul_montgomery")
+        return _read_secret(out)
+
+
+_ORDER_MINUS_TWO: Final = (ORDER - 2).to_bytes(SCALAR_BYTES, "big")  # public exponent
+
+
+def order_inverse(a: bytes) -> bytes:
+    """a^-1 mod n for 32-byte a in [1, n), in constant time: a^(n-2) mod n (Fermat, n prime)."""
+    with (
+        _bn_ctx() as ctx,
+        _bignum(a, secret=True) as x,
+        _bignum(_ORDER_MINUS_TWO, secret=False) as exponent,
+        _new_bignum() as out,
+    ):
+        ok = _lib.BN_mod_exp_mont_consttime(out, x, exponent, _ORDER_BN, ctx, _ORDER_MONT)
+        _check_bn(ok, "BN_mod_exp_mont_consttime")
+        return _read_secret(out)

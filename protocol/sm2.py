@@ -2,14 +2,33 @@
 
 Theory of operation
 -------------------
-Three engines, each used where it is fastest and quietest:
+Every operation on a private key d or a signing nonce k runs on OpenSSL's libcrypto,
+through `_openssl` (ctypes), in time that does not depend on the secret's value (issue
+#13; `_openssl`'s docstring says which OpenSSL code does what):
 
-* OpenSSL's libcrypto, through `_openssl` (ctypes): public-key derivation d·G, ECDH d·Q,
-  and signature verification s·G + t·P. OpenSSL validates every incoming point.
-* GmSSL, through the `gmssl_pyx` extension: key generation and production signing, with
-  a fresh random nonce k drawn by GmSSL for every signature.
-* Python integers: the scalar arithmetic mod n of the fixed-nonce signing path, which
-  exists only so that protocol test vectors with fixed randoms are reproducible.
+* key generation (long-term and ECDHE ephemeral keys): d drawn uniformly from [1, n-2]
+  by OpenSSL's private DRBG, then d·G on OpenSSL's Montgomery ladder;
+* ECDH: d·Q on the same ladder;
+* signing: k drawn from [1, n-1] by the DRBG, k·G on the ladder, and the arithmetic mod n
+  with k and d on OpenSSL's constant-time BIGNUM primitives. GB/T 32918.2 s.6.1 A6,
+  s = (1 + d)^-1 · (k - r·d), is computed as s = (1 + d)^-1 · (k + r) - r mod n, with
+  (1 + d)^-1 computed once per key (a constant-time exponentiation) and cached beside d.
+  r, s and e are public; x1 is public once r is published.
+
+Public-key work is variable time and may be: signature verification s·G + t·P also runs
+on OpenSSL, which validates every incoming point.
+
+GmSSL (`gmssl_pyx`) computed key generation and signing here before. Its fixed-base k·G
+skips the leading zero windows of k (measured: 117.2 us for 248-bit scalars, 119.0 us
+for 256-bit), so each signature leaked the top bits of its nonce, the first step of a
+lattice attack on the long-term key. GmSSL now only cross-checks: its verifier must
+accept the published vector in the import-time self-test, and the tests check that it
+verifies our signatures.
+
+The test vectors with fixed randoms pass a nonce k to `SM2PrivateKey.sign`; that takes the
+very same constant-time path with the given k instead of a drawn one, so vectors are
+reproducible byte for byte. Only `FixedRandoms` (spec/gen_vectors.py and tests) pass one:
+a reused k reveals the key.
 
 Signatures are SM2-with-SM3 (GB/T 32918.2 s.6, s.7): e = SM3(Z || M), where
 Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA) binds the signer's identity and key.
@@ -22,8 +41,7 @@ big-endian x-coordinate of d·Q.
 Verification runs on OpenSSL rather than `gmssl_pyx.sm2_verify_sm3_digest` for two
 measured reasons: GmSSL writes two lines to the process's C-level stderr on every failed
 verification (so any peer could flood the journal), and OpenSSL's interleaved double
-multiplication is about twice as fast. GmSSL's verifier still checks the published vector
-in the import-time self-test, as an independent second implementation.
+multiplication is about twice as fast.
 
 The module runs `self_test()` when imported and raises CryptoSelfTestError if any known
 answer from GB/T 32918.5-2017 is not reproduced: a broken libcrypto or GmSSL build then
@@ -33,6 +51,7 @@ refuses to run instead of producing wrong keys or signatures.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,7 +86,6 @@ _N: Final = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123  
 
 SCALAR_BYTES: Final = _openssl.SCALAR_BYTES
 PUBLIC_KEY_BYTES: Final = _openssl.POINT_BYTES
-_UNCOMPRESSED: Final = 0x04  # SEC 1 / GB/T 32918.1 s.4.2.9 uncompressed point prefix
 _CURVE_BYTES: Final = b"".join(v.to_bytes(SCALAR_BYTES, "big") for v in (_A, _B, _GX, _GY))
 
 # ENTL is a 16-bit count of the signer id's *bits* (GB/T 32918.2 s.5.5), so ids are
@@ -76,9 +94,13 @@ MAX_SIGNER_ID_BYTES: Final = 0xFFFF // 8
 # A key meets one or two signer ids in practice (RFC 8998's and the GB/T default); past
 # this many, Z is recomputed rather than cached, so odd ids cannot grow memory.
 Z_CACHE_MAX_ENTRIES: Final = 4
-# GmSSL draws d in [1, n-2] already; the loop only guards that invariant. The chance of
-# a single out-of-range draw is ~2^-256, so 4 tries cannot all fail unless GmSSL is broken.
-_KEYGEN_ATTEMPTS: Final = 4
+_MAX_PRIVATE: Final = (_N - 2).to_bytes(SCALAR_BYTES, "big")  # d <= n-2: 1 + d is invertible
+_MAX_NONCE: Final = (_N - 1).to_bytes(SCALAR_BYTES, "big")  # k in [1, n-1] (s.6.1 A3)
+_ONE: Final = (1).to_bytes(SCALAR_BYTES, "big")
+_ZERO: Final = bytes(SCALAR_BYTES)
+# A drawn k is redrawn when r == 0, r + k == n or s == 0, each of probability ~2^-256:
+# 4 unusable draws in a row mean a broken DRBG or libcrypto, not bad luck.
+_SIGN_ATTEMPTS: Final = 4
 
 # DER (X.690 s.8.3, s.10.1): SEQUENCE { INTEGER r, INTEGER s }, short-form lengths only.
 _DER_SEQUENCE: Final = 0x30
@@ -247,28 +269,29 @@ class SM2PublicKey:
 class SM2PrivateKey:
     """A secret scalar d in [1, n-2] with its public key d·G."""
 
-    __slots__ = ("_public", "_scalar")
+    __slots__ = ("_inverse", "_public", "_scalar")
 
     def __init__(self, scalar: bytes, public: SM2PublicKey) -> None:
         """Pair a checked scalar with its public key; use `generate` or `from_bytes`."""
         self._scalar: Final = scalar
         self._public: Final = public
+        self._inverse: bytes | None = None  # (1 + d)^-1 mod n, computed at the first signature
 
     @classmethod
     def generate(cls) -> SM2PrivateKey:
-        """A fresh random key from GmSSL's generator (about 100 us)."""
-        for _ in range(_KEYGEN_ATTEMPTS):
-            public64, scalar = gmssl_pyx.sm2_key_generate()
-            if _is_private_scalar(scalar):
-                return cls(bytes(scalar), SM2PublicKey(bytes((_UNCOMPRESSED,)) + public64))
-        raise CryptoSelfTestError("GmSSL generated SM2 private keys outside [1, n-2]")
+        """A fresh random key: d uniform in [1, n-2], d·G on OpenSSL's ladder (about 250 us)."""
+        return cls._from_scalar(_openssl.random_scalar(_MAX_PRIVATE))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SM2PrivateKey:
         """Load a 32-byte big-endian scalar d, 1 <= d <= n-2; the public key is d·G."""
         if not _is_private_scalar(data):
             raise ValueError("an SM2 private key is 32 bytes, big-endian, in [1, n-2]")
-        scalar = bytes(data)
+        return cls._from_scalar(bytes(data))
+
+    @classmethod
+    def _from_scalar(cls, scalar: bytes) -> SM2PrivateKey:
+        """The key for a scalar already known to be in [1, n-2]: what `generate` runs on d."""
         return cls(scalar, SM2PublicKey(_openssl.mul_base(scalar)))
 
     def private_bytes(self) -> bytes:
@@ -284,17 +307,25 @@ class SM2PrivateKey:
         return _x_coordinate(_openssl.mul_point(self._scalar, peer.public_bytes()))
 
     def sign(self, message: bytes, *, signer_id: bytes, k: int | None = None) -> bytes:
-        """SM2-with-SM3 signature of `message`, DER-encoded.
+        """SM2-with-SM3 signature of `message`, DER-encoded, in constant time.
 
-        Production callers leave `k` out: GmSSL then draws a fresh random nonce. Passing
-        `k` signs deterministically with that nonce, only so that test vectors with fixed
-        randoms are reproducible; it is variable-time and reusing a k reveals the key.
+        Production callers leave `k` out: a fresh nonce is drawn for every signature.
+        Passing `k` signs with that nonce on the same code path, only so that test vectors
+        with fixed randoms are reproducible (ValueError if k is out of [1, n-1] or
+        unusable for this message); reusing a k reveals the key.
         """
         e = sm3(self._public.z_value(signer_id) + message)
         if k is None:
-            signature: bytes = gmssl_pyx.sm2_sign_sm3_digest(self._scalar, e)
-            return bytes(signature)
-        return der_encode_signature(*_sign_with_nonce(_int(self._scalar), e, k))
+            return der_encode_signature(*_sign_digest(self._sign_inverse(), e))
+        return der_encode_signature(*_sign_digest_with_fixed_nonce(self._sign_inverse(), e, k))
+
+    def _sign_inverse(self) -> bytes:
+        """(1 + d)^-1 mod n, computed once in constant time and kept, like d, in memory."""
+        inverse = self._inverse
+        if inverse is None:  # two threads may both compute it: the same value, harmlessly
+            inverse = _openssl.order_inverse(_openssl.order_add(self._scalar, _ONE))
+            self._inverse = inverse
+        return inverse
 
     def __repr__(self) -> str:
         return f"SM2PrivateKey(public={self._public.public_bytes().hex()})"
@@ -313,18 +344,41 @@ def _compute_z(encoded_public: bytes, signer_id: bytes) -> bytes:
     return sm3(entl + signer_id + _CURVE_BYTES + encoded_public[1:])
 
 
-def _sign_with_nonce(d: int, e: bytes, k: int) -> tuple[int, int]:
-    """GB/T 32918.2 s.6.1 A4-A6 with a caller-chosen nonce k; ValueError if k is unusable."""
+def _sign_digest_with_nonce(inverse: bytes, e: bytes, k: bytes) -> tuple[int, int] | None:
+    """GB/T 32918.2 s.6.1 A4-A6 for digest e and nonce k in [1, n-1], with (1 + d)^-1 given.
+
+    None if k is unusable (r == 0, r + k == n or s == 0). k, k + r and (1 + d)^-1 stay
+    bytes handled by OpenSSL's constant-time code; only public values (x1, r, s) become
+    Python integers. A6 as s = (1 + d)^-1 · (k + r) - r equals (1 + d)^-1 · (k - r·d).
+    """
+    x1 = _int(_x_coordinate(_openssl.mul_base(k)))
+    r = (_int(e) + x1) % _N
+    if r == 0:
+        return None
+    k_plus_r = _openssl.order_add(k, _scalar_bytes(r))
+    if hmac.compare_digest(k_plus_r, _ZERO):  # r + k == n; compared without early exit
+        return None
+    s = _int(_openssl.order_add(_openssl.order_mul(inverse, k_plus_r), _scalar_bytes(_N - r)))
+    return None if s == 0 else (r, s)
+
+
+def _sign_digest(inverse: bytes, e: bytes) -> tuple[int, int]:
+    """Sign digest e with a fresh nonce from OpenSSL's private DRBG: the production path."""
+    for _ in range(_SIGN_ATTEMPTS):
+        signature = _sign_digest_with_nonce(inverse, e, _openssl.random_scalar(_MAX_NONCE))
+        if signature is not None:
+            return signature
+    raise CryptoSelfTestError("SM2 signing drew unusable nonces k again and again")
+
+
+def _sign_digest_with_fixed_nonce(inverse: bytes, e: bytes, k: int) -> tuple[int, int]:
+    """Sign digest e with a caller-chosen k: test vectors only; ValueError if k is unusable."""
     if not 1 <= k < _N:
         raise ValueError("the SM2 nonce k must be in [1, n-1]")
-    x1 = _int(_x_coordinate(_openssl.mul_base(_scalar_bytes(k))))
-    r = (_int(e) + x1) % _N
-    if r == 0 or r + k == _N:
-        raise ValueError("this nonce k gives r == 0 or r + k == n; choose another")
-    s = pow(1 + d, -1, _N) * (k - r * d) % _N
-    if s == 0:
-        raise ValueError("this nonce k gives s == 0; choose another")
-    return r, s
+    signature = _sign_digest_with_nonce(inverse, e, _scalar_bytes(k))
+    if signature is None:
+        raise ValueError("this nonce k gives r == 0, r + k == n or s == 0; choose another")
+    return signature
 
 
 def _verify_digest(encoded_public: bytes, e: bytes, r: int, s: int) -> bool:
@@ -423,14 +477,18 @@ def _check_sign_vector(v: _SignVector) -> SM2PrivateKey:
 
 
 def _check_round_trip(key: SM2PrivateKey) -> None:
-    """A random-nonce GmSSL signature verifies under the RFC 8998 signer id."""
+    """A random-nonce signature verifies under the RFC 8998 signer id, with both verifiers."""
     message = os.urandom(_SELF_TEST_MESSAGE_BYTES)
     signature = key.sign(message, signer_id=SIGNER_ID_RFC8998)
-    _expect(key.public_key().verify(signature, message, signer_id=SIGNER_ID_RFC8998), "k random")
+    public = key.public_key()
+    _expect(public.verify(signature, message, signer_id=SIGNER_ID_RFC8998), "k random")
+    e = sm3(public.z_value(SIGNER_ID_RFC8998) + message)
+    _expect(gmssl_pyx.sm2_verify_sm3_digest(public.public_bytes()[1:], e, signature), "GmSSL, k random")
 
 
 def _check_exchange(v: _ExchangeVector) -> None:
-    """dA·G == PA, dB·G == PB and dA·(dB·G) == dB·(dA·G)."""
+    """dA·G == PA, dB·G == PB and dA·(dB·G) == dB·(dA·G); n is the order OpenSSL uses."""
+    _expect(_openssl.ORDER == _N, "group order n")
     a = SM2PrivateKey.from_bytes(bytes.fromhex(v.d_a))
     b = SM2PrivateKey.from_bytes(bytes.fromhex(v.d_b))
     _expect(a.public_key().public_bytes()[1:] == bytes.fromhex(v.p_a), "dA·G")

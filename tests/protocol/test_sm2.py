@@ -229,10 +229,53 @@ def test_generate_gives_consistent_in_range_keys() -> None:
         assert SM2PrivateKey.from_bytes(private.private_bytes()).public_key() == (private.public_key())
 
 
-def test_generate_rejects_an_out_of_range_draw(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gmssl_pyx, "sm2_key_generate", lambda: (G[1:], bytes(32)))
-    with pytest.raises(CryptoSelfTestError):
-        SM2PrivateKey.generate()
+def test_generate_draws_from_one_to_n_minus_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    uppers: list[int] = []
+
+    def drawing(upper: bytes) -> bytes:
+        uppers.append(int.from_bytes(upper, "big"))
+        return (1).to_bytes(32, "big")
+
+    monkeypatch.setattr(_openssl, "random_scalar", drawing)
+    assert SM2PrivateKey.generate().public_key().public_bytes() == G
+    assert uppers == [N - 2]
+
+
+@pytest.mark.parametrize("upper", [1, 2, 3])
+def test_random_scalar_covers_one_to_upper(upper: int) -> None:
+    drawn = {_openssl.random_scalar(upper.to_bytes(32, "big")) for _ in range(100)}
+    assert drawn == {v.to_bytes(32, "big") for v in range(1, upper + 1)}
+
+
+def test_random_scalar_is_full_width() -> None:
+    draws = [int.from_bytes(_openssl.random_scalar((N - 1).to_bytes(32, "big")), "big") for _ in range(64)]
+    assert all(1 <= d <= N - 1 for d in draws)
+    assert len(set(draws)) == len(draws)
+    assert max(draws).bit_length() == 256
+
+
+# --- arithmetic mod n --------------------------------------------------------------------------
+
+
+def test_openssl_order_is_n() -> None:
+    assert _openssl.ORDER == N
+
+
+residues = st.integers(min_value=0, max_value=N - 1)
+
+
+@settings(max_examples=200)
+@given(a=residues, b=residues)
+def test_order_add_and_mul(a: int, b: int) -> None:
+    ab, bb = a.to_bytes(32, "big"), b.to_bytes(32, "big")
+    assert _openssl.order_add(ab, bb) == ((a + b) % N).to_bytes(32, "big")
+    assert _openssl.order_mul(ab, bb) == (a * b % N).to_bytes(32, "big")
+
+
+@settings(max_examples=100)
+@given(a=st.integers(min_value=1, max_value=N - 1))
+def test_order_inverse(a: int) -> None:
+    assert _openssl.order_inverse(a.to_bytes(32, "big")) == pow(a, -1, N).to_bytes(32, "big")
 
 
 # --- ECDH --------------------------------------------------------------------------------------
@@ -383,8 +426,8 @@ def test_random_nonce_signatures_differ_fixed_ones_repeat(vector_key: SM2Private
     assert vector_key.public_key().verify(fixed, b"m", signer_id=SIGNER_ID_RFC8998)
 
 
-def test_gmssl_signatures_are_strict_der_and_verify_both_ways() -> None:
-    # Our verifier rejects any non-minimal DER, so GmSSL must always emit minimal DER.
+def test_signatures_are_strict_der_and_verify_both_ways() -> None:
+    # Our verifier rejects any non-minimal DER, so signing must always emit minimal DER.
     for _ in range(200):
         private = SM2PrivateKey.generate()
         message = os.urandom(16)
@@ -437,13 +480,69 @@ def _e(message: bytes) -> int:
     return int.from_bytes(sm2.sm3(z + message), "big")
 
 
-@pytest.mark.parametrize("case", ["r-zero", "r-plus-k-is-n", "s-zero"])
+def _degenerate_r(case: str, k: int) -> int:
+    d = int.from_bytes(VECTOR_KEY, "big")
+    return {"r-zero": 0, "r-plus-k-is-n": N - k, "s-zero": k * pow(d, -1, N) % N}[case]
+
+
+DEGENERATE = ["r-zero", "r-plus-k-is-n", "s-zero"]
+
+
+@pytest.mark.parametrize("case", DEGENERATE)
 def test_fixed_nonce_degenerate_cases(vector_key: SM2PrivateKey, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
-    e, d, k = _e(b"m"), int.from_bytes(VECTOR_KEY, "big"), 777
-    wanted_r = {"r-zero": 0, "r-plus-k-is-n": N - k, "s-zero": k * pow(d, -1, N) % N}[case]
-    _force_x1(monkeypatch, wanted_r - e)
+    k = 777
+    _force_x1(monkeypatch, _degenerate_r(case, k) - _e(b"m"))
     with pytest.raises(ValueError, match="choose another"):
         vector_key.sign(b"m", signer_id=DEFAULT_SIGNER_ID, k=k)
+
+
+@pytest.mark.parametrize("case", DEGENERATE)
+def test_random_nonce_is_redrawn_when_unusable(
+    vector_key: SM2PrivateKey, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    # x1 (so r) is forced; the first k drawn is unusable with that r, the second is not.
+    unusable, usable = 777, 778
+    r = _degenerate_r(case, unusable)
+    if case == "r-zero":  # no k helps against r == 0: every draw is unusable
+        _force_x1(monkeypatch, r - _e(b"m"))
+        monkeypatch.setattr(_openssl, "random_scalar", lambda _upper: usable.to_bytes(32, "big"))
+        with pytest.raises(CryptoSelfTestError, match="unusable nonces"):
+            vector_key.sign(b"m", signer_id=DEFAULT_SIGNER_ID)
+        return
+    draws = iter([unusable, usable])
+    _force_x1(monkeypatch, r - _e(b"m"))
+    monkeypatch.setattr(_openssl, "random_scalar", lambda _upper: next(draws).to_bytes(32, "big"))
+    signature = vector_key.sign(b"m", signer_id=DEFAULT_SIGNER_ID)
+    assert signature == vector_key.sign(b"m", signer_id=DEFAULT_SIGNER_ID, k=usable)
+
+
+def test_random_and_fixed_nonces_take_the_same_path(vector_key: SM2PrivateKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    uppers: list[int] = []
+
+    def drawing(upper: bytes) -> bytes:
+        uppers.append(int.from_bytes(upper, "big"))
+        return int(VECTOR.k, 16).to_bytes(32, "big")
+
+    monkeypatch.setattr(_openssl, "random_scalar", drawing)
+    msg, uid = bytes.fromhex(VECTOR.msg), bytes.fromhex(VECTOR.uid)
+    signature = vector_key.sign(msg, signer_id=uid)
+    assert der_decode_signature(signature) == (int(VECTOR.r, 16), int(VECTOR.s, 16))
+    assert uppers == [N - 1]
+
+
+def test_sign_inverse_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    private = SM2PrivateKey.from_bytes(VECTOR_KEY)
+    calls: list[bytes] = []
+    real = _openssl.order_inverse
+
+    def counting(a: bytes) -> bytes:
+        calls.append(a)
+        return real(a)
+
+    monkeypatch.setattr(_openssl, "order_inverse", counting)
+    for _ in range(3):
+        private.sign(b"m", signer_id=DEFAULT_SIGNER_ID)
+    assert calls == [(int.from_bytes(VECTOR_KEY, "big") + 1).to_bytes(32, "big")]
 
 
 # --- verify never raises ------------------------------------------------------------------------
