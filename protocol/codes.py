@@ -78,7 +78,7 @@ class ErrorCode(IntEnum):
     """A local known-answer self-test of the cryptography failed; the implementation refuses to run."""
 
     BAD_REQUEST = 400
-    """A request is well formed but its values are not acceptable (for example an empty body)."""
+    """A request is well formed but its values are not acceptable (for example an empty body, or conversation 0)."""
 
     UNAUTHORIZED = 401
     """The request needs an identity the connection does not have."""
@@ -93,7 +93,7 @@ class ErrorCode(IntEnum):
     """The request conflicts with the current state (for example a lost transfer race)."""
 
     MESSAGE_TOO_LARGE = 413
-    """A message body or its metadata exceeds the server's configured limit."""
+    """A message body exceeds the server's configured limit (metadata does not count)."""
 
     RATE_LIMITED = 429
     """A per-connection or per-app rate limit was exceeded; retry after backing off."""
