@@ -18,13 +18,37 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from kefu.protocol.frames import FrameType
+from kefu.protocol.crypto import SUITES, KeyType, Suite
+from kefu.protocol.errors import ProtocolError
+from kefu.protocol.frames import (
+    AuthMode,
+    ClientFinished,
+    ClientHello,
+    Deliver,
+    Flag,
+    FrameDecoder,
+    FrameType,
+    KeyUpdate,
+    NewTicket,
+    PskMode,
+    RawFrame,
+    Send,
+    SendAck,
+    ServerFinished,
+    ServerHello,
+    Sync,
+    decode_frame,
+    decode_inner,
+    encode,
+)
+from kefu.protocol.records import Direction
 from kefu.protocol.wire import Fixed, Int, Seq, Text, Var, wire_fields
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,9 +311,321 @@ def _fields_prefix(cell: str) -> str:
     return ", ".join(f"`{span}`" for span in _CODE_SPAN.findall(re.sub(r"\([^)]*\)", "", cell)))
 
 
+# --- error names, codes and citations in the prose ------------------------------------------------------
+
+_NAME_CODE = re.compile(r"\b([A-Z][A-Z0-9_]+) \((\d{3})\)")
+_CODE_NAME = re.compile(r"\b(\d{3}) \(([A-Z][A-Z0-9_]+)\)")
+_CITED_AFTER = re.compile(r"\b([A-Z][A-Z0-9_]+) \(section (\d+(?:\.\d+)?)\)")
+_CITED_BEFORE = re.compile(r"\(section (\d+(?:\.\d+)?), ([A-Z][A-Z0-9_]+)\)")
+
+
+def check_code_mentions(text: str) -> list[str]:
+    """Every "NAME (code)" and "code (NAME)" of an error gives its spec/errors.toml code, and every "NAME (section
+    S)" and "(section S, NAME)" of an error cites a section that mentions NAME."""
+    table = load_errors()
+    problems = []
+    pairs = [(m.group(1), m.group(2)) for m in _NAME_CODE.finditer(text)]
+    pairs += [(m.group(2), m.group(1)) for m in _CODE_NAME.finditer(text)]
+    for name, code in pairs:
+        if name in table and table[name]["code"] != int(code):
+            problems.append(f"{name} is written as code {code}; spec/errors.toml has {table[name]['code']}")
+    cited = [(m.group(1), m.group(2)) for m in _CITED_AFTER.finditer(text)]
+    cited += [(m.group(2), m.group(1)) for m in _CITED_BEFORE.finditer(text)]
+    for name, number in cited:
+        if name in table and not _mentions(section(text, number), name):
+            problems.append(f"{name} is cited to section {number}, which does not mention it")
+    return problems
+
+
+# --- the vectors (spec/vectors/*.json) ------------------------------------------------------------------
+#
+# What the rules of the document say about frames and sessions, checked on the vector files: CLIENT_HELLOs offer
+# key shares as section 5.2 requires; every handshake scenario lists every input its bytes show it used, and the
+# record plaintexts it lists are what its records open to; no nonce serves twice; and what the server sends obeys
+# the delivery rules of section 4.10.
+
+VECTORS = ROOT / "spec" / "vectors"
+SHARE_LEN = {0x00C6: 65, 0x1301: 32}
+"""Key share length per suite (section 6.1)."""
+
+
+def load_vectors() -> dict[str, Any]:
+    """frames.json and handshakes.json, by file name."""
+    return {
+        name: json.loads((VECTORS / name).read_text(encoding="utf-8")) for name in ("frames.json", "handshakes.json")
+    }
+
+
+def _decode(data: bytes) -> list[Any]:
+    """The frames of `data` (whole frames back to back), parsed; RECORDs stay raw."""
+    out: list[Any] = []
+    for raw in FrameDecoder().feed(data):
+        out.append(raw if raw.frame_type == FrameType.RECORD else decode_frame(raw))
+    return out
+
+
+def check_hello_shares(hello: ClientHello, where: str) -> list[str]:
+    """Section 5.2: one key share for each offered suite and none for another, each of its suite's length; a
+    PSK_ONLY resumption may send none at all."""
+    shares = [entry.suite for entry in hello.key_shares]
+    if not shares and hello.ticket and hello.psk_mode == PskMode.PSK_ONLY:
+        return []
+    problems = []
+    if sorted(shares) != sorted(hello.suites) or len(set(shares)) != len(shares):
+        offered = ", ".join(f"0x{s:04X}" for s in hello.suites)
+        given = ", ".join(f"0x{s:04X}" for s in shares)
+        problems.append(f"{where}: CLIENT_HELLO offers [{offered}] with key shares for [{given}] (section 5.2)")
+    for entry in hello.key_shares:
+        want = SHARE_LEN.get(entry.suite)
+        if want is not None and len(entry.key) != want:
+            problems.append(f"{where}: key share for 0x{entry.suite:04X} is {len(entry.key)} bytes, not {want}")
+    return problems
+
+
+def check_frame_vectors(doc: dict[str, Any]) -> list[str]:
+    """Each frame vector's CLIENT_HELLO obeys section 5.2."""
+    problems = []
+    for vector in doc["frames"]:
+        for frame in _decode(bytes.fromhex(vector["hex"])):
+            if isinstance(frame, ClientHello):
+                problems += check_hello_shares(frame, f"frames.json {vector['name']}")
+    return problems
+
+
+class _Session:
+    """A scenario's flights, opened: the plaintext frames and the inner frames of every record, per side."""
+
+    def __init__(self, scenario: dict[str, Any]) -> None:
+        self.name = scenario["name"]
+        self.problems: list[str] = []
+        self.sent: dict[str, list[Any]] = {"client": [], "server": []}
+        self.app_frames: dict[str, list[Any]] = {"client": [], "server": []}
+        spec = SUITES[Suite(scenario["suite"])]
+        secrets = scenario.get("traffic_secrets", {})
+        openers: dict[str, Direction] = {}
+        for index, step in enumerate(scenario["steps"]):
+            side, where = step["from"], f"handshakes.json {self.name} step {index}"
+            listed, step_app = iter(step.get("records", [])), []
+            for frame in _decode(bytes.fromhex(step["hex"])):
+                if not isinstance(frame, RawFrame):
+                    self.sent[side].append(frame)
+                    continue
+                record = next(listed, None)
+                if record is None or record["key"] not in secrets:
+                    self.problems.append(f"{where}: a record without its key and plaintext")
+                    continue
+                opener = openers.setdefault(record["key"], Direction(spec, bytes.fromhex(secrets[record["key"]])))
+                opener.seq = record["seq"]
+                try:
+                    plaintext = opener.open(frame.header, frame.body)
+                except ProtocolError:
+                    self.problems.append(f"{where}: record {record['seq']} does not open under {record['key']}")
+                    continue
+                if plaintext.hex() != record["plaintext"]:
+                    self.problems.append(f"{where}: record {record['seq']} under {record['key']} opens to other bytes")
+                inner = [f for f, _, _ in decode_inner(plaintext) if f is not None]
+                self.sent[side] += inner
+                step_app += [f for f in inner if not isinstance(f, _HANDSHAKE_FRAMES)]
+            if next(listed, None) is not None:
+                self.problems.append(f"{where}: lists more records than the step has")
+            sends = [bytes.fromhex(s["hex"]) for s in step.get("sends", [])]
+            self.app_frames[side] += step_app
+            if b"".join(encode(f) for f in step_app) != b"".join(sends):
+                self.problems.append(f"{where}: the application frames sent are not the step's `sends`")
+
+    def first(self, side: str, kind: type) -> Any:
+        return next((f for f in self.sent[side] if isinstance(f, kind)), None)
+
+
+_HANDSHAKE_FRAMES = (ServerFinished, ClientFinished, NewTicket, KeyUpdate)
+
+
+def _need(inputs: dict[str, Any], name: str, why: str, where: str, equal: Any = None) -> list[str]:
+    if name not in inputs:
+        return [f"{where}: uses {name} ({why}) but does not list it among its inputs"]
+    if equal is not None and inputs[name] != equal:
+        return [f"{where}: lists {name} = {inputs[name]!r}, but its bytes show {equal!r} ({why})"]
+    return []
+
+
+def check_scenario_inputs(scenario: dict[str, Any], shared: dict[str, Any], session: _Session) -> list[str]:
+    """Every input the scenario's bytes show it used is listed: in the file's shared `inputs` or its own."""
+    where, own = f"handshakes.json {scenario['name']}", scenario.get("inputs", {})
+    problems = _need(scenario, "now_ms", "the clock of both sides", where)
+    hello, reply = session.first("client", ClientHello), session.first("server", ServerHello)
+    if hello is None or reply is None:
+        return [*problems, f"{where}: no CLIENT_HELLO and SERVER_HELLO"]
+    suite_name = SUITES[Suite(reply.suite)].name
+    problems += _need(shared, "client_random", "CLIENT_HELLO random", where, hello.random.hex())
+    problems += _need(shared, "keepalive_ms", "CLIENT_HELLO keepalive_ms", where, hello.keepalive_ms)
+    for entry in hello.key_shares:
+        problems += _need(
+            shared.get("client_ephemeral", {}), SUITES[Suite(entry.suite)].name, "client ephemeral", where
+        )
+    problems += _need(shared, "server_random", "SERVER_HELLO random", where, reply.random.hex())
+    if reply.key_share:
+        problems += _need(shared.get("server_ephemeral", {}), suite_name, "server ephemeral", where)
+    if hello.ticket:
+        problems += _ticket_inputs(scenario, own, hello, where)
+    finished = session.first("server", ServerFinished)
+    if finished is not None and finished.key_type:
+        problems += _need(
+            shared.get("server_private_keys", {}), KeyType(finished.key_type).name.lower(), "server key", where
+        )
+        if finished.key_type == KeyType.SM2:
+            problems += _need(own, "server_signature_k", "the server's SM2 signature", where)
+    problems += _client_auth_inputs(scenario, shared, own, session.first("client", ClientFinished), where)
+    for ticket in (f for f in session.sent["server"] if isinstance(f, NewTicket)):
+        problems += _need(shared, "ticket_secret", "the ticket key", where)
+        problems += _need(shared, "ticket_lifetime_s", "NEW_TICKET lifetime_s", where, ticket.lifetime_s)
+        problems += _need(own, "ticket_nonce", "NEW_TICKET nonce", where, ticket.nonce.hex())
+        problems += _need(own, "ticket_age_add", "NEW_TICKET age_add", where, ticket.age_add)
+        problems += _need(own, "ticket_id", "the ticket's id, sealed in it", where)
+    return problems
+
+
+def _ticket_inputs(scenario: dict[str, Any], own: dict[str, Any], hello: ClientHello, where: str) -> list[str]:
+    mode = _need(scenario.get("options", {}), "psk_mode", "CLIENT_HELLO psk_mode", where, int(hello.psk_mode))
+    if "ticket" not in own:
+        return [*mode, f"{where}: uses a ticket (CLIENT_HELLO presents one) but does not list it among its inputs"]
+    ticket = own["ticket"]
+    problems = mode + _need(ticket, "ticket", "CLIENT_HELLO ticket", where, hello.ticket.hex())
+    for name in ("psk", "age_add", "received_at_ms", "suite", "lifetime_s"):
+        problems += _need(ticket, name, "the ticket as the client keeps it", where)
+    if "now_ms" in scenario and "received_at_ms" in ticket and "age_add" in ticket:
+        age = (scenario["now_ms"] - ticket["received_at_ms"] + ticket["age_add"]) % (1 << 32)
+        if age != hello.obfuscated_age:
+            problems.append(f"{where}: now_ms, the ticket's received_at_ms and age_add do not give obfuscated_age")
+    return problems
+
+
+def _client_auth_inputs(
+    scenario: dict[str, Any], shared: dict[str, Any], own: dict[str, Any], finished: Any, where: str
+) -> list[str]:
+    if finished is None:
+        return [f"{where}: no CLIENT_FINISHED"]
+    if finished.auth_mode == AuthMode.APP_SECRET:
+        return _need(shared, "app_id", "CLIENT_FINISHED app_id", where, finished.app_id) + _need(
+            shared, "app_secret", "the APP_SECRET proof", where
+        )
+    if finished.auth_mode == AuthMode.CLIENT_KEY:
+        key_input = scenario.get("options", {}).get("client_key", "")
+        problems = _need(shared, "app_id", "CLIENT_FINISHED app_id", where, finished.app_id)
+        problems += _need(shared, key_input or "client_key", "the client key that signs", where)
+        if finished.key_type == KeyType.SM2:
+            problems += _need(own, "client_signature_k", "the client key's SM2 signature", where)
+        return problems
+    return []
+
+
+def check_nonces(doc: dict[str, Any]) -> list[str]:
+    """No nonce serves twice: an SM2 signing nonce under two keys (or twice under one) gives away the private
+    keys to whoever knows one of them, and a ticket nonce is also the ticket's AEAD nonce under the ticket key."""
+    shared, uses = doc.get("inputs", {}), {}
+    problems = []
+    for scenario in doc["scenarios"]:
+        own, options = scenario.get("inputs", {}), scenario.get("options", {})
+        keyed = [
+            ("server_signature_k", f"server SM2 key {shared.get('server_private_keys', {}).get('sm2', '?')[:8]}"),
+            ("client_signature_k", f"client key {shared.get(options.get('client_key', ''), '?')[:8]}"),
+            ("ticket_nonce", f"ticket key of suite 0x{scenario['suite']:04X}"),
+        ]
+        for name, key in keyed:
+            if name not in own:
+                continue
+            value = own[name]
+            if value in uses:
+                first_key, first_where = uses[value]
+                how = "under two keys" if first_key != key else "twice under one key"
+                problems.append(
+                    f"handshakes.json {scenario['name']}: nonce {value[:16]}... is used {how}: {first_key} "
+                    f"({first_where}) and {key} ({name})"
+                )
+            else:
+                uses[value] = (key, f"{scenario['name']} {name}")
+    return problems
+
+
+def _app_of(scenario: dict[str, Any], by_name: dict[str, Any], shared: dict[str, Any], finished: Any) -> str:
+    """The connection's user (section 4.10 item 1): CLIENT_FINISHED's app_id, or the ticket's app when resumed."""
+    if finished is not None and finished.app_id:
+        return str(finished.app_id)
+    source = by_name.get(scenario.get("options", {}).get("ticket_from", ""))
+    return _app_of(source, by_name, shared, None) if source else str(shared.get("app_id", ""))
+
+
+def check_delivery(scenario: dict[str, Any], user: str, session: _Session) -> list[str]:
+    """What the server sends obeys section 4.10: each SEND_ACK answers a SEND of the connection, a conversation's
+    first message carries kefu.to, and no DELIVER brings the connection's own message back (item 5), except in a
+    fetch (REDELIVERY with a SYNC's request_id) or a stream that catches up from below (the previous seq delivered)."""
+    where = f"handshakes.json {scenario['name']}"
+    sends = {f.client_msg_id: f for f in session.app_frames["client"] if isinstance(f, Send)}
+    syncs = {f.request_id for f in session.app_frames["client"] if isinstance(f, Sync)}
+    problems, own, streamed = [], set(), set()
+    for frame in session.app_frames["server"]:
+        if isinstance(frame, SendAck):
+            problems += _check_ack(frame, sends.get(frame.client_msg_id), where)
+            if frame.status == 0:
+                own.add((frame.conversation_id, frame.seq))
+        elif isinstance(frame, Deliver):
+            key = (frame.conversation_id, frame.seq)
+            fetched = frame.flags & Flag.REDELIVERY and frame.request_id in syncs
+            caught_up = (frame.conversation_id, frame.seq - 1) in streamed
+            mine = key in own or (frame.sender == user and frame.client_msg_id in sends)
+            if mine and not (fetched or caught_up):
+                problems.append(
+                    f"{where}: DELIVER of conversation {key[0]} seq {key[1]} brings the connection's own message "
+                    "back to it (section 4.10 item 5)"
+                )
+            if key in own and frame.sender != user:
+                problems.append(
+                    f"{where}: DELIVER of the connection's own message names sender {frame.sender!r}, not {user!r}"
+                )
+            if frame.request_id and frame.request_id not in syncs:
+                problems.append(f"{where}: DELIVER with request_id {frame.request_id}, which no SYNC of the client has")
+            if not frame.request_id:
+                streamed.add(key)
+    return problems
+
+
+def _check_ack(ack: SendAck, send: Send | None, where: str) -> list[str]:
+    if send is None or send.request_id != ack.request_id or send.conversation_id != ack.conversation_id:
+        return [f"{where}: SEND_ACK request_id {ack.request_id} answers no SEND of the connection (section 4.2)"]
+    creates = ack.status == 0 and ack.seq == 1 and not ack.flags & Flag.DUPLICATE
+    if creates and not any(m.key == "kefu.to" for m in send.metadata):
+        return [
+            f"{where}: SEND_ACK gives seq 1 (a new conversation) to a SEND without kefu.to, which the server "
+            "refuses with NOT_FOUND (section 4.10 item 2)"
+        ]
+    return []
+
+
+def check_handshake_vectors(doc: dict[str, Any]) -> list[str]:
+    """Every scenario: records open to the plaintexts listed, CLIENT_HELLO shares, inputs, delivery rules;
+    then the nonces across the file."""
+    shared = doc.get("inputs", {})
+    by_name = {s["name"]: s for s in doc["scenarios"]}
+    problems = []
+    for scenario in doc["scenarios"]:
+        session = _Session(scenario)
+        problems += session.problems
+        hello = session.first("client", ClientHello)
+        if hello is not None:
+            problems += check_hello_shares(hello, f"handshakes.json {scenario['name']}")
+        problems += check_scenario_inputs(scenario, shared, session)
+        user = _app_of(scenario, by_name, shared, session.first("client", ClientFinished))
+        problems += check_delivery(scenario, user, session)
+    return problems + check_nonces(doc)
+
+
+def check_vectors(vectors: dict[str, Any]) -> list[str]:
+    """Every problem the vector checks find in frames.json and handshakes.json."""
+    return check_frame_vectors(vectors["frames.json"]) + check_handshake_vectors(vectors["handshakes.json"])
+
+
 def check_all(text: str) -> list[str]:
     """Every problem the checks find (the link frame check only where the server is installed)."""
-    problems = check_frame_types(text) + check_error_codes(text) + check_limits(text)
+    problems = check_frame_types(text) + check_error_codes(text) + check_code_mentions(text) + check_limits(text)
     if importlib.util.find_spec("kefu.server") is not None:
         problems += check_link_frames(text)
     return problems
@@ -302,7 +638,10 @@ def main() -> int:
     problems = check_all(read_doc())
     for problem in problems:
         print(f"spec/PROTOCOL.md: {problem}")
-    return 1 if problems else 0
+    vector_problems = check_vectors(load_vectors())
+    for problem in vector_problems:
+        print(f"spec/vectors/{problem}")
+    return 1 if problems or vector_problems else 0
 
 
 if __name__ == "__main__":

@@ -375,11 +375,12 @@ def run_scenario(scenario: Scenario, ticket: SessionTicket | None, *, now: float
     }
 
 
-def handshake_vectors() -> dict[str, Any]:
-    """Complete transcripts: full handshakes for both suites and both auth modes, then resumptions."""
+def handshake_vectors(scenarios: list[Scenario] = SCENARIOS) -> dict[str, Any]:
+    """Complete transcripts: full handshakes for both suites and both auth modes, then resumptions (a resumption
+    follows the scenario its ticket comes from)."""
     out = []
     tickets: dict[str, SessionTicket] = {}
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         ticket = tickets[scenario.ticket_from] if scenario.ticket_from else None
         now = ticket.received_at + RESUMED_AFTER_S if ticket else NOW
         run = run_scenario(scenario, ticket, now=now)

@@ -24,7 +24,9 @@ checker = load_checker()
 DOC = checker.read_doc()
 
 
-@pytest.mark.parametrize("check", ["check_frame_types", "check_error_codes", "check_limits", "check_link_frames"])
+@pytest.mark.parametrize(
+    "check", ["check_frame_types", "check_error_codes", "check_code_mentions", "check_limits", "check_link_frames"]
+)
 def test_protocol_md_agrees_with_the_code(check: str) -> None:
     problems = getattr(checker, check)(DOC)
     assert not problems, (
@@ -38,6 +40,15 @@ EDITS = [
     ("| `0x13` | DELIVER_ACK |", "| `0x16` | DELIVER_ACK |", "check_frame_types", "0x16"),
     ("| `0x31` | GOAWAY |", "| `0x31` | GOAWAY_NOW |", "check_frame_types", "GOAWAY"),
     ("| 404 | NOT_FOUND | no |", "| 404 | NOT_FOUND | yes |", "check_error_codes", "out of date"),
+    ("MESSAGE_TOO_LARGE (413). Only", "MESSAGE_TOO_LARGE (414). Only", "check_code_mentions", "code 414"),
+    ("SHUTTING_DOWN (503) and nothing", "503 (OVERLOADED) and nothing", "check_code_mentions", "OVERLOADED"),
+    ("(section 4.10, RATE_LIMITED)", "(section 4.7, RATE_LIMITED)", "check_code_mentions", "section 4.7"),
+    (
+        "or ignorable, is UNEXPECTED_FRAME (section 7.2)",
+        "or ignorable, is UNEXPECTED_FRAME (section 7.3)",
+        "check_code_mentions",
+        "7.3",
+    ),
     ("`1_048_576` | records", "`1_048_577` | records", "check_limits", "RECORD_LIMIT"),
     ("| `tickets.TicketGuard.MAX_ENTRIES`", "| TicketGuard", "check_limits", "MAX_ENTRIES"),
     ("| `crypto.TAG_LEN`", "| `crypto.TAG_SIZE`", "check_limits", "TAG_SIZE"),
