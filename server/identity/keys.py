@@ -17,7 +17,8 @@ newest existed still signs with (restart the server first).
 Apps live in the store's `apps` database as `AppRecord`s: verifiers derived from the secret (one per suite
 hash, as `AppCredential.from_secret` computes them), never the secret itself, which is shown once.
 `AppDirectory` is the `Mapping[str, AppCredential]` the handshake consults, with a bounded cache that
-`invalidate()` clears (on SIGHUP and after the CLI changes apps).
+`invalidate()` clears (on SIGHUP) and `forget()` trims (when a session order names an app). Revoking an app, retiring
+one of its client keys and ending its sessions leave a session order for the running server (`.orders`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Protocol, TextIO
 
@@ -41,6 +42,7 @@ from kefu.protocol.wire import U64, Bytes8, Seq, Str8, Truncated, WireStruct, wi
 from .. import log
 from ..engine.identity import NOBODY, ROLES, Profile, Role
 from ..storage.files import fsync_path
+from .orders import OrderKind, noted
 
 __all__ = [
     "DEV_APP_ID",
@@ -55,12 +57,14 @@ __all__ = [
     "create_app",
     "decode_secret",
     "encode_secret",
+    "end_sessions",
     "ensure_dev_app",
     "list_app_records",
     "load",
     "load_keys",
     "load_or_create",
     "pins_of",
+    "retire_client_key",
     "retire_key",
     "revoke_app",
     "write_pins",
@@ -80,7 +84,7 @@ APP_SECRET_LEN = 32
 APP_CACHE_SIZE = 4096
 """Apps kept decoded in memory; past it the oldest entry is dropped (a lookup is then one LMDB read)."""
 APP_CACHE_TTL_S = 30.0
-"""How long a cached app is trusted: the bound on how long `kefu app revoke` takes without a SIGHUP."""
+"""How long a cached app is trusted: a bound on changes made to the store without a session order."""
 _PIN = re.compile(r"^(sm2|ed25519):[0-9a-f]{64}$")
 
 DEV_WARNING = (
@@ -307,6 +311,9 @@ class AppStore(Protocol):
 
     def put_app(self, app_id: str, record: bytes) -> None: ...
     def get_app(self, app_id: str) -> bytes | None: ...
+    def change_app(
+        self, app_id: str, change: Callable[[bytes | None], bytes | None], note: Callable[[bytes | None], bytes]
+    ) -> None: ...
     def delete_app(self, app_id: str) -> bool: ...
     def list_apps(self) -> list[str]: ...
 
@@ -365,11 +372,53 @@ def create_app(
 
 
 def revoke_app(store: AppStore, app_id: str) -> bool:
-    """Delete `app_id`; False if there was no such app. A running server notices on SIGHUP."""
-    removed = store.delete_app(app_id)
-    if removed:
-        log.event("app.revoked", app=app_id)
-    return removed
+    """Delete `app_id` and order its live sessions ended (`kefu.server.identity.orders`); False if there was no such
+    app. A running server refuses it and ends its sessions within ORDER_POLL_S."""
+    try:
+        _order(store, app_id, OrderKind.REVOKED, lambda record: None)
+    except AppError:
+        return False
+    log.event("app.revoked", app=app_id)
+    return True
+
+
+def retire_client_key(store: AppStore, app_id: str, pin: str) -> AppRecord:
+    """Remove client key `pin` from `app_id` and order the sessions that authenticated with it ended; the app's new
+    record. AppError if there is no such app or the key is not registered for it."""
+
+    def without(record: AppRecord) -> bytes:
+        if pin not in record.pins:
+            raise AppError(f"client key {pin!r} is not registered for app {app_id!r}")
+        return replace(record, client_key_pins=tuple(p for p in record.client_key_pins if p.pin != pin)).encode()
+
+    raw = _order(store, app_id, OrderKind.KEY_RETIRED, without, pin)
+    log.event("app.client_key_retired", app=app_id, pin=pin)
+    return AppRecord.decode(raw)
+
+
+def end_sessions(store: AppStore, app_id: str) -> None:
+    """Order every live session of `app_id` ended (the app stays registered and may connect again). AppError if there
+    is no such app."""
+    _order(store, app_id, OrderKind.ENDED, AppRecord.encode)
+    log.event("app.sessions_ended", app=app_id)
+
+
+def _order(
+    store: AppStore, app_id: str, kind: OrderKind, change: Callable[[AppRecord], bytes | None], pin: str = ""
+) -> bytes:
+    """Change the app's record with `change` and append an order of `kind`, in one transaction; the new record."""
+    new: list[bytes] = []
+
+    def checked(raw: bytes | None) -> bytes | None:
+        if raw is None:
+            raise AppError(f"no app {app_id!r}")
+        record = change(AppRecord.decode(raw))
+        new.append(record if record is not None else b"")
+        return record
+
+    now_ms = time.time_ns() // 1_000_000
+    store.change_app(app_id, checked, lambda book: noted(book, kind, app_id, pin, now_ms=now_ms))
+    return new[-1]
 
 
 def list_app_records(store: AppStore) -> list[AppRecord]:
@@ -435,6 +484,10 @@ class AppDirectory(Mapping[str, AppCredential]):
 
     def __len__(self) -> int:
         return len(self._store.list_apps())
+
+    def forget(self, app_id: str) -> None:
+        """Forget one cached app (a session order named it): its next lookup reads the store."""
+        self._cache.pop(app_id, None)
 
     def invalidate(self) -> None:
         """Forget every cached app (SIGHUP, or after apps were added or revoked)."""
