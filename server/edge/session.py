@@ -77,10 +77,12 @@ class Session(asyncio.Protocol):
         "_read_paused_until",
         "_scheduled",
         "admission_pending",
+        "client_key",
         "conn",
         "gateway",
         "ready",
         "sid",
+        "since",
         "suite_name",
         "transport",
         "user",
@@ -96,6 +98,10 @@ class Session(asyncio.Protocol):
         self.sid = 0
         self.user = ""
         self.suite_name = ""
+        self.client_key = ""
+        """The pin of the client key the session authenticated with ("" for the app secret)."""
+        self.since = 0.0
+        """When the handshake completed (wall-clock seconds)."""
         self.ready = False
         self.write_paused = False
         self.admission_pending = False
@@ -306,9 +312,7 @@ class Session(asyncio.Protocol):
                         room = self.window.room if self.window is not None else gateway.config.delivery.inflight_window
                         gateway.core.sync(self.sid, event, room)
                 case HandshakeComplete():
-                    self.user = event.app_id
-                    self.ready = True
-                    gateway.on_ready(self, event)
+                    self._on_handshake(event)  # if it ends the session, the core ignores what followed: never ready
                 case ConnectionTerminated() | ConnectionClosed():
                     gateway.on_closed(self, event)
                 case Frame() if type(event) in SERVICE_REQUESTS:
@@ -316,6 +320,18 @@ class Session(asyncio.Protocol):
                         gateway.core.service(self.sid, event)
                 case _:
                     pass  # PONG, a non-fatal ERROR from a client: nothing to do
+
+    def _on_handshake(self, event: HandshakeComplete) -> None:
+        """The connection now belongs to its app, unless it is ended instead: a resumed session whose client key was
+        retired since its ticket was issued (a full handshake checks the key itself)."""
+        if event.resumed and event.client_key:
+            credential = self.gateway.server_config.apps.get(event.app_id)
+            if credential is None or event.client_key not in credential.client_keys:
+                self.end(ErrorCode.AUTH_FAILED, "client key retired")
+                return
+        self.user, self.client_key, self.since = event.app_id, event.client_key or "", time.time()
+        self.ready = True
+        self.gateway.on_ready(self, event)
 
     def _allow(self, frame: Frame, now: float) -> bool:
         """The per-connection frame bucket; a frame over it is answered with a non-fatal RATE_LIMITED ERROR."""
@@ -345,6 +361,15 @@ class Session(asyncio.Protocol):
         """Send CLOSE; the transport closes once it is written."""
         if self.conn is not None:
             self.conn.close(code, reason)
+            self._schedule_flush()
+
+    def end(self, code: ErrorCode, reason: str) -> None:
+        """End the session at once with a fatal ERROR (an operator's order: `kefu.server.identity.orders`); the flush
+        writes it and closes the transport, whatever the client does."""
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            conn.fail(code, reason)
+            self._handle_events(self.gateway.now())
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:

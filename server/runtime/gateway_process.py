@@ -20,6 +20,7 @@ from typing import Any
 from .. import log as logmod
 from .. import wiring
 from ..edge.gateway import Gateway
+from ..edge.operator import SessionOrders
 from ..identity import keys as keymod
 from ..identity.tickets import SharedTicketGuard, claims_path
 from ..link.gateway_side import CoreLink
@@ -27,6 +28,7 @@ from ..metrics import Metrics
 from ..storage.store import Store
 from . import process, sdnotify
 from .control import Control
+from .operator import OperatorSocket, socket_path
 
 __all__ = ["run_gateway"]
 
@@ -53,6 +55,9 @@ class GatewayProcess:
         )
         self.link = CoreLink(self.gateway, self.gateway, loop, gateway=index, on_lost=self._link_lost)
         self.gateway.attach(self.link)
+        name = f"gateway-{index}"
+        self.orders = SessionOrders(self.gateway, self.apps_store.app_orders, self.keyring.apps, name=name)
+        self.operator = OperatorSocket(socket_path(data_dir, name), self.orders)
         self.control: Control | None = None
         self.listener: asyncio.AbstractServer | None = None
         self.done = asyncio.Event()
@@ -62,11 +67,13 @@ class GatewayProcess:
         """Join the core, listen, and tell the supervisor."""
         self.control = Control(control, self.loop, self._on_control, self._supervisor_gone)
         await self.link.attach(link)
+        await self.operator.start()
         sock = socket.socket(fileno=listen_fd) if listen_fd >= 0 else self._bind(port)
         self.listener = await self.loop.create_server(self.gateway.protocol_factory, sock=sock, backlog=LISTEN_BACKLOG)
         self._tasks = [
             self.loop.create_task(process.publish_forever(self.gateway.publish_counters)),
             self.loop.create_task(self._purge_claims_forever()),
+            self.loop.create_task(self.orders.poll_forever()),
         ]
         if self.metrics is not None:
             self._tasks.append(self.loop.create_task(self.metrics.watch_loop_lag()))
@@ -155,6 +162,7 @@ class GatewayProcess:
         self.gateway.draining = True
         if self.listener is not None:
             self.listener.close()
+        self.operator.close()
         self.gateway.close_all()
         for task in self._tasks:
             task.cancel()

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import log as logmod
 from .. import wiring
+from ..edge.operator import SessionOrders
 from ..identity import keys as keymod
 from ..identity.tickets import SharedTicketGuard, open_claims, purge_forever
 from ..metrics import Metrics, MetricsServer
@@ -28,6 +29,7 @@ from ..storage import maintenance
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
 from . import process, sdnotify
+from .operator import OperatorSocket, socket_path
 
 __all__ = ["EXIT_LOG_FAILED", "LISTEN_BACKLOG", "Server", "run"]
 
@@ -57,6 +59,8 @@ class Server:
         self.guard = SharedTicketGuard(open_claims(data_dir))  # claims outlive restarts, as with worker processes
         self.gateway = wiring.build_gateway(config, loop, self.keyring, guard=self.guard, metrics=metrics)
         wiring.connect_local(self.side.core, self.gateway)
+        self.orders = SessionOrders(self.gateway, self.store.app_orders, self.keyring.apps, name="server")
+        self.operator = OperatorSocket(socket_path(data_dir, "server"), self.orders)
         self.listener: asyncio.AbstractServer | None = None
         self.stopped = asyncio.Event()
         self.failed = asyncio.Event()
@@ -73,8 +77,10 @@ class Server:
             self.loop.create_task(tick_forever(desk)),
             self.loop.create_task(process.sweep_forever(self.config, self._sweep)),
             self.loop.create_task(process.publish_forever(self.gateway.publish_counters)),
+            self.loop.create_task(self.orders.poll_forever()),
             self.loop.create_task(purge_forever(self.guard)),
         ]
+        await self.operator.start()
         s = self.config.server
         factory = self.gateway.protocol_factory
         if sock is not None:
@@ -97,6 +103,7 @@ class Server:
         self.gateway.goaway_all()
         if self.listener is not None:
             self.listener.close()
+        self.operator.close()
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(TimeoutError):
