@@ -1,5 +1,5 @@
-"""The `kefu` command: serve, check-config, keygen, key list/retire, app add/add-bulk/list/revoke, backup, restore,
-status.
+"""The `kefu` command: serve, check-config, keygen, key list/retire, app add/add-bulk/list/revoke/retire-key, session
+list/end, backup, restore, status.
 
 Theory of operation: every subcommand loads the configuration the same way (defaults <- --config file <-
 KEFU_* environment <- flags), so `kefu check-config` shows exactly what `kefu serve` would run with. This
@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import log
 from .config import CONFIG_ENV, Config, ConfigError, describe_settings, load_config, render_example_toml, render_toml
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_status)
     _add_app_parsers(sub, cfg)
     _add_key_parsers(sub, cfg)
+    _add_session_parsers(sub, cfg)
     return parser
 
 
@@ -132,9 +134,27 @@ def _add_app_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], c
     p.set_defaults(run=_cmd_app_add_bulk)
     p = app.add_parser("list", parents=[cfg], help="list apps")
     p.set_defaults(run=_cmd_app_list)
-    p = app.add_parser("revoke", parents=[cfg], help="delete an app's credentials")
+    p = app.add_parser("revoke", parents=[cfg], help="delete an app's credentials and end its live sessions")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(run=_cmd_app_revoke)
+    p = app.add_parser("retire-key", parents=[cfg], help="remove a client key of an app and end its sessions")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("pin", metavar="PIN", help="the client key's pin (sm2:<hex> or ed25519:<hex>, see app list)")
+    p.set_defaults(run=_cmd_app_retire_key)
+
+
+def _add_session_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser
+) -> None:
+    session = sub.add_parser("session", help="list and end a running server's live sessions").add_subparsers(
+        dest="session_command", required=True, metavar="ACTION"
+    )
+    p = session.add_parser("list", parents=[cfg], help="list live sessions (app, role, process, address, since, suite)")
+    p.add_argument("--app", default="", help="only this app's sessions")
+    p.set_defaults(run=_cmd_session_list)
+    p = session.add_parser("end", parents=[cfg], help="end every live session of an app (it may connect again)")
+    p.add_argument("name", metavar="APP")
+    p.set_defaults(run=_cmd_session_end)
 
 
 def _version() -> str:
@@ -301,13 +321,53 @@ def _cmd_app_revoke(args: argparse.Namespace, config: Config) -> int:
     _require(STORE_EXTRA, "this command")
     from .admin import apps  # noqa: PLC0415
 
-    apps.revoke(config, args.name)
-    print(
-        f"kefu: app {args.name!r} revoked. A running server refuses new handshakes for it within "
-        f"{apps.APP_CACHE_TTL_S:g} s, or at once after SIGHUP (systemctl reload kefu).",
-        file=sys.stderr,
-    )
+    poke = apps.revoke(config, args.name)
+    print(f"kefu: app {args.name!r} revoked; {_ended(poke)}", file=sys.stderr)
     return 0
+
+
+def _cmd_app_retire_key(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import apps  # noqa: PLC0415
+
+    _, poke = apps.retire_key(config, args.name, args.pin)
+    print(f"kefu: client key {args.pin} of app {args.name!r} retired; {_ended(poke)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_session_list(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import sessions  # noqa: PLC0415
+
+    found = sessions.list_sessions(config, args.app)
+    print(f"{'APP':<24} {'ROLE':<10} {'PROCESS':<11} {'ADDRESS':<22} {'SINCE (UTC)':<26} {'SUITE':<13} CLIENT KEY")
+    for s in found.sessions:
+        print(f"{s['app']:<24} {s['role']:<10} {s['process']:<11} {s['address']:<22} {s['since']:<26} "
+              f"{s['suite']:<13} {s['client_key'] or '-'}")  # fmt: skip
+    for process in found.truncated:
+        print(f"kefu: {process} listed only its first sessions (use --app to narrow)", file=sys.stderr)
+    for process in found.unreachable:
+        print(f"kefu: {process} did not answer", file=sys.stderr)
+    return 1 if found.unreachable else 0
+
+
+def _cmd_session_end(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import sessions  # noqa: PLC0415
+
+    poke = sessions.end(config, args.name)
+    print(f"kefu: sessions of app {args.name!r}: {_ended(poke)}", file=sys.stderr)
+    return 0
+
+
+def _ended(poke: Any) -> str:
+    """What a running server's processes did with a session order, in words."""
+    if not poke.reached and not poke.unreachable:
+        return "no server is running here (a server that starts refuses what the store no longer allows)"
+    text = f"{poke.ended} live session(s) ended by {', '.join(poke.reached) or 'no process'}"
+    if poke.unreachable:
+        text += f"; {', '.join(poke.unreachable)} did not answer and will apply it within a second"
+    return text
 
 
 def _cmd_backup(args: argparse.Namespace, config: Config) -> int:

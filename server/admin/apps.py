@@ -1,4 +1,7 @@
-"""App credentials: register, register in bulk (benchmarks), list, revoke."""
+"""App credentials: register, register in bulk (benchmarks), list, revoke, retire a client key.
+
+Revoking an app and retiring one of its client keys also end the live sessions they authenticated (a session order,
+`kefu.server.identity.orders`, then a poke of the running server: `kefu.server.admin.operator`)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,13 @@ from typing import Any
 
 from ..engine.identity import Role
 from ..identity.bulk import add_bulk
-from ..identity.keys import APP_CACHE_TTL_S, AppError, AppRecord, create_app, list_app_records, revoke_app
+from ..identity.keys import AppError, AppRecord, create_app, list_app_records, retire_client_key, revoke_app
 from ..storage.store import Store
 from ..wiring import open_store
 from .errors import AdminError
+from .operator import Poke, poke
 
-__all__ = ["APP_CACHE_TTL_S", "add_app", "add_apps_in_bulk", "list_apps", "revoke", "store_of"]
+__all__ = ["add_app", "add_apps_in_bulk", "list_apps", "retire_key", "revoke", "store_of"]
 
 
 @contextmanager
@@ -53,8 +57,23 @@ def list_apps(config: Any) -> list[AppRecord]:
         return list_app_records(store)
 
 
-def revoke(config: Any, name: str) -> None:
-    """Delete an app's credentials; a running server refuses new handshakes for it within APP_CACHE_TTL_S."""
+def revoke(config: Any, name: str) -> Poke:
+    """Delete an app's credentials and end its live sessions; what the running server's processes said."""
     with store_of(config) as store:
-        if not revoke_app(store, name):
+        try:
+            revoked = revoke_app(store, name)
+        except ValueError as exc:
+            raise AdminError(str(exc)) from None
+        if not revoked:
             raise AdminError(f"no app {name!r}")
+    return poke(config)
+
+
+def retire_key(config: Any, name: str, pin: str) -> tuple[AppRecord, Poke]:
+    """Remove client key `pin` from app `name` and end the live sessions that authenticated with it."""
+    with store_of(config) as store:
+        try:
+            record = retire_client_key(store, name, pin)
+        except (AppError, ValueError) as exc:
+            raise AdminError(str(exc)) from None
+    return record, poke(config)

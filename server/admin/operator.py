@@ -1,0 +1,77 @@
+"""Talking to a running server's operator sockets (`kefu.server.runtime.operator`): one request to every process
+that holds client connections.
+
+An operator's change to an app (revoke, retire a client key, end its sessions) is a session order written to the store
+with the change itself (`kefu.server.identity.orders`); `poke` then asks every such process to apply it at once. A
+process the poke does not reach applies the order within ORDER_POLL_S all the same: a failed poke delays an order, it
+never loses it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..runtime.operator import socket_paths
+
+__all__ = ["ASK_TIMEOUT_S", "Poke", "ask_all", "poke"]
+
+ASK_TIMEOUT_S = 5.0
+"""How long one process may take to answer (it answers from its event loop: milliseconds unless it is stuck)."""
+MAX_ANSWER = 64 << 20
+"""Largest answer read (MAX_LISTED sessions of one process take a few MB)."""
+
+
+@dataclass(slots=True)
+class Poke:
+    """What the processes that hold connections said to an order: sessions ended, and who did not answer."""
+
+    ended: int = 0
+    reached: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+    """Processes that did not answer (they apply the order within ORDER_POLL_S anyway)."""
+
+
+def _ask(path: Path, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One request to one operator socket (OSError if it cannot be asked)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = bytearray()
+        while not data.endswith(b"\n") and len(data) < MAX_ANSWER:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise OSError(f"{path}: no answer") from None
+    if not isinstance(answer, dict):
+        raise OSError(f"{path}: unexpected answer")
+    return answer
+
+
+def ask_all(data_dir: Path, request: dict[str, Any], timeout: float) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every live process's answer, and the processes whose socket did not answer. Stale sockets (their process is
+    gone: nothing listens there) are skipped."""
+    answers, failed = [], []
+    for path in socket_paths(data_dir):
+        try:
+            answers.append(_ask(path, request, timeout))
+        except (ConnectionRefusedError, FileNotFoundError):
+            continue
+        except OSError:
+            failed.append(path.stem)
+    return answers, failed
+
+
+def poke(config: Any, timeout: float = ASK_TIMEOUT_S) -> Poke:
+    """Ask every process that holds connections to apply the session orders now."""
+    answers, failed = ask_all(config.data_path, {"op": "apply"}, timeout)
+    reached = sorted(str(a.get("process", "?")) for a in answers)
+    return Poke(sum(int(a.get("ended", 0)) for a in answers), reached, failed)
