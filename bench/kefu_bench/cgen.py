@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,8 +181,10 @@ class Generators:
 
 
 def _run(mode: str, target: Target, shares: list[dict[str, Any]], common: list[str], gates: int,
-         max_seconds: float) -> list[dict[str, Any]]:  # fmt: skip
-    """Run one generator process per share, release each of `gates` gates together, return their results."""
+         max_seconds: float, on_start: Callable[[int], object] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Run one generator process per share, release each of `gates` gates together, return their results.
+    `on_start(t0_ns)` is called as each gate is released (T0 is START_DELAY_S later): a caller starts other load
+    with the timed phase."""
     binary = build()
     deadline = max(10.0, max_seconds - MARGIN_S)
     argvs = []
@@ -200,6 +202,8 @@ def _run(mode: str, target: Target, shares: list[dict[str, Any]], common: list[s
                 gens.wait_all("ready", READY_TIMEOUT_S)
                 gate_t0.append(time.monotonic_ns() + int(START_DELAY_S * 1e9))
                 gens.start(gate_t0[-1])
+                if on_start is not None:
+                    on_start(gate_t0[-1])
             results = gens.wait_all("mode", deadline + MARGIN_S / 2)
         finally:
             gens.close()
@@ -245,7 +249,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = merge_histograms([v for v in values if v])
         elif key in ("max_sender_lag_ms", "elapsed_s", "ramp_s", "hold_s", "window_s", "phase_reached"):
             merged[key] = max(v for v in values if v is not None)
-        elif key in ("sent_per_s", "delivered_per_s"):
+        elif key in ("sent_per_s", "delivered_per_s", "answered_per_s", "refused_per_s"):
             merged[key] = stats.add_series([v for v in values if v])
         elif key == "gate_t0_ns":
             merged[key] = value
@@ -253,7 +257,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = min(v for v in values if v is not None)
         elif key == "end_ns":
             merged[key] = max(v for v in values if v is not None)
-        elif key in ("fail_codes", "drop_codes", "errors"):
+        elif key in ("fail_codes", "drop_codes", "errors", "goaway_codes"):
             merged[key] = add_counts([v for v in values if v])
         elif key == "setup":
             merged[key] = {k: sum(p[key][k] for p in parts) for k in value}
@@ -313,8 +317,10 @@ def run_hold(target: Target, sessions: int, hold_s: float, *, processes: int = 0
 def run_chat(target: Target, pairs: int, rate: float, duration: float, *, processes: int = 0,
              suite: str = "national", prefix: str = "benchcm", seed: str = "kefu-bench", concurrency: int = 128,
              body_bytes: int = 200, drain_s: float = 15.0, closed_window: int = 0, warmup: float = 0.0,
-             max_seconds: float = 900.0, add_users: bool = True) -> dict[str, Any]:  # fmt: skip
-    """`chat` at an aggregate `rate` (open loop), or with `closed_window` > 0 `throughput` (closed loop)."""
+             max_seconds: float = 900.0, add_users: bool = True,
+             on_start: Callable[[int], object] | None = None) -> dict[str, Any]:  # fmt: skip
+    """`chat` at an aggregate `rate` (open loop), or with `closed_window` > 0 `throughput` (closed loop).
+    `on_start(t0_ns)`: called when the timed phase is released, before it begins (see `_run`)."""
     procs = _processes(2 * pairs, processes or 2)
     procs = min(procs, pairs)
     if add_users:
@@ -335,7 +341,7 @@ def run_chat(target: Target, pairs: int, rate: float, duration: float, *, proces
         common += ["--window", str(closed_window)]
     for share in shares:  # each process sends its pairs' share of the rate
         share["extra"] = ["--rate", f"{rate * share['count'] / pairs:.6f}"] if not closed_window else []
-    result = merge(_run(mode, target, shares, common, 1, max_seconds + duration + drain_s))
+    result = merge(_run(mode, target, shares, common, 1, max_seconds + duration + drain_s, on_start))
     result["rate"] = rate
     result["duration_s"] = duration
     if not closed_window:
@@ -358,6 +364,28 @@ def run_handshake(target: Target, connectors: int, per_connector: int, *, proces
     nsuites = len([s for s in suites.split(",") if s.strip()])
     common = ["--suite", suites, "--prefix", prefix, "--seed", seed, "--per-connector", str(per_connector)]
     return merge(_run("handshake", target, shares, common, 2 * nsuites, max_seconds))
+
+
+def run_flood(target: Target, sources: Sequence[str], sockets: int, duration: float, *, processes: int = 1,
+              suite: str = "national", prefix: str = "benchfl", seed: str = "kefu-bench", hellos: int = 16,
+              max_seconds: float = 120.0, add_users: bool = True) -> dict[str, Any]:  # fmt: skip
+    """A handshake flood (`cgen flood`) from `sources` with `sockets` connections at a time, for `duration` s:
+    each process takes its share of the addresses and sockets and replays `hellos` CLIENT_HELLOs of apps
+    PREFIX0..; merged counts, per-second series and the time to the server's flight (`latency`)."""
+    procs = max(1, min(processes, len(sources), sockets))
+    if add_users:
+        target.add_bulk(prefix, hellos, seed)
+    blocks = split(len(sources), procs)
+    socket_shares = split(sockets, procs)
+    shares: list[dict[str, Any]] = [
+        {"first": 0, "count": hellos, "src": [sources[i] for i in block],
+         "extra": ["--concurrency", str(len(share))]}
+        for block, share in zip(blocks, socket_shares, strict=True)
+    ]  # fmt: skip
+    common = ["--suite", suite, "--prefix", prefix, "--seed", seed, "--duration", f"{duration:g}"]
+    result = merge(_run("flood", target, shares, common, 1, max_seconds + duration))
+    result["duration_s"] = duration
+    return result
 
 
 # --- command line ---------------------------------------------------------------------------------------------

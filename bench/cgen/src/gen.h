@@ -118,5 +118,6 @@ extern const mode_ops hold_ops, chat_ops, storm_ops;
 void hold_setup(gen *g);
 void chat_setup(gen *g, int closed_loop);
 void storm_setup(gen *g);
+int flood_main(opts *o); /* run_flood.c: its own loop over raw sockets, no sessions */
 
 #endif

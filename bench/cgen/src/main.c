@@ -12,7 +12,7 @@ int selftest_main(const char *dir);
 static void usage(void)
 {
     fputs("usage: cgen selftest [VECTORS_DIR]\n"
-          "       cgen hold|chat|throughput|handshake --port P --pins-file F [options]  (see bench/cgen/README.md)\n",
+          "       cgen hold|chat|throughput|handshake|flood --port P --pins-file F [options]  (see bench/cgen/README.md)\n",
           stderr);
     exit(2);
 }
@@ -126,6 +126,8 @@ int main(int argc, char **argv)
               .setup_timeout_s = 120, .prep = 1};
     parse(&o, argc - 1, argv + 1);
     crypto_init();
+    if (!strcmp(o.mode, "flood"))
+        return flood_main(&o);
     gen g;
     if (!strcmp(o.mode, "hold")) {
         gen_init(&g, &o, &hold_ops, (uint32_t)o.count);
