@@ -44,6 +44,7 @@ from .frames import (
     FrameDecoder,
     FrameTally,
     FrameType,
+    Goaway,
     KeyUpdate,
     Ping,
     Pong,
@@ -103,14 +104,16 @@ KEEPALIVE_TICKS = 4
 quarter interval: the client pings after between 0.75 and 1 interval without sending, and either side
 fails after between 1.25 and 1.5 intervals without receiving."""
 
-PLAINTEXT_TYPES = frozenset({FrameType.CLIENT_HELLO, FrameType.SERVER_HELLO, FrameType.ERROR})
-"""The only frames that travel outside records (and ERROR only before the handshake completes)."""
+PLAINTEXT_TYPES = frozenset({FrameType.CLIENT_HELLO, FrameType.SERVER_HELLO, FrameType.ERROR, FrameType.GOAWAY})
+"""The only frames that travel outside records: ERROR only before the handshake completes, GOAWAY only as the
+server's refusal of a CLIENT_HELLO (section 5.8)."""
 
 _HANDSHAKE_ROWS: dict[tuple[Role, State, int], str] = {
     (Role.SERVER, State.START, FrameType.CLIENT_HELLO): "_on_client_hello",
     (Role.CLIENT, State.WAIT_SERVER_HELLO, FrameType.SERVER_HELLO): "_on_server_hello",
     (Role.CLIENT, State.WAIT_SERVER_FINISHED, FrameType.SERVER_FINISHED): "_on_server_finished",
     (Role.SERVER, State.WAIT_CLIENT_FINISHED, FrameType.CLIENT_FINISHED): "_on_client_finished",
+    (Role.CLIENT, State.WAIT_SERVER_HELLO, FrameType.GOAWAY): "_on_refused",
 }
 _SPECIAL = {
     FrameType.ERROR: "_on_error",
@@ -505,6 +508,15 @@ class Connection:
             self._timer = None
         else:
             self._events.append(frame)  # type: ignore[arg-type]
+
+    def _on_refused(self, frame: Goaway, _encoded: bytes) -> None:
+        """The server refused our CLIENT_HELLO for load (section 5.8): the GOAWAY itself (when to retry), then the
+        end of the connection."""
+        code = ErrorCode(frame.code) if frame.code in ErrorCode._value2member_map_ else ErrorCode.OVERLOADED
+        self._events.append(frame)  # type: ignore[arg-type]
+        self._events.append(ConnectionTerminated(code, frame.reason, by_peer=True))
+        self.state = State.CLOSED
+        self._timer = None
 
     def _on_close(self, frame: Close, _encoded: bytes) -> None:
         if not self._sent_close:

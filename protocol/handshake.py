@@ -27,13 +27,14 @@ from __future__ import annotations
 import hmac
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 from . import crypto
 from .crypto import KeyType, SigningKey, Suite
 from .errors import CryptoError, ErrorCode, RemoteProtocolError
-from .frames import FrameTally, PskMode
+from .frames import FrameTally, Goaway, PskMode
 from .keyschedule import KeySchedule, expand_label
 from .tickets import DEFAULT_TICKET_LIFETIME_S, TicketGuard, TicketKeys
 
@@ -92,6 +93,25 @@ class AppCredential:
         """Verifiers for both suites' hashes, computed from a secret the server then forgets."""
         keys = {h: stored_key(h, app_id, secret) for h in ("sm3", "sha256")}
         return cls(app_id, keys, client_keys)
+
+
+# --- admission ------------------------------------------------------------------------------------------
+
+
+class HandshakeKind(IntEnum):
+    """What a handshake costs the server, as CLIENT_HELLO announces it (section 5.8)."""
+
+    FULL = 0
+    """ECDHE and a signature: the expensive kind."""
+    RESUMED_ECDHE = 1
+    """A ticket with PSK_WITH_ECDHE: one key exchange, no signature."""
+    RESUMED = 2
+    """A ticket with PSK_ONLY: symmetric work only."""
+
+
+Admission = Callable[[Suite, HandshakeKind], Goaway | None]
+"""The adapter's verdict on a handshake before the server computes anything asymmetric: None to go on, or the
+GOAWAY (code OVERLOADED, with the delay after which to retry) that refuses it."""
 
 
 # --- configuration --------------------------------------------------------------------------------------

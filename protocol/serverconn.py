@@ -9,11 +9,12 @@ from . import crypto
 from .connection import Connection, Role, State
 from .crypto import SUITES, KeyType, Suite
 from .errors import CryptoError, ErrorCode, RemoteProtocolError
-from .events import HandshakeComplete
+from .events import ConnectionTerminated, HandshakeComplete
 from .frames import (
     AuthMode,
     ClientFinished,
     ClientHello,
+    Goaway,
     NewTicket,
     PskMode,
     ServerFinished,
@@ -23,6 +24,8 @@ from .frames import (
 from .handshake import (
     CLIENT_SIGNATURE_CONTEXT,
     SERVER_SIGNATURE_CONTEXT,
+    Admission,
+    HandshakeKind,
     ServerConfig,
     Transcript,
     check_app_proof,
@@ -64,6 +67,7 @@ class ServerConnection(Connection):
         "_schedule",
         "_ticket_state",
         "_transcript",
+        "admission",
         "app_id",
         "claimed_app_id",
         "client_key",
@@ -85,11 +89,21 @@ class ServerConnection(Connection):
         self.claimed_app_id = ""
         """The app id a failed CLIENT_FINISHED claimed, for the server's log ("" until one arrives)."""
         self.client_key = ""
+        self.admission: Admission | None = None
+        """Asked before any asymmetric work whether this handshake may go on (set by the adapter; None: always)."""
 
     # --- CLIENT_HELLO -----------------------------------------------------------------------------------
 
     def _on_client_hello(self, hello: ClientHello, encoded: bytes) -> None:
         suite, opened = self._pick_suite(hello)
+        if self.admission is not None:
+            kind = HandshakeKind.FULL if opened is None else HandshakeKind.RESUMED
+            if opened is not None and hello.psk_mode == PskMode.PSK_WITH_ECDHE:
+                kind = HandshakeKind.RESUMED_ECDHE
+            refusal = self.admission(suite, kind)
+            if refusal is not None:
+                self._refuse(refusal)
+                return
         spec = SUITES[suite]
         self.suite = suite
         state, schedule = self._resume(hello, opened, suite, encoded) if hello.ticket else (None, None)
@@ -120,6 +134,14 @@ class ServerConnection(Connection):
         self._set_recv(c_hs)
         self._send_server_finished(spec, transcript, schedule, resumed=state is not None)
         self.state = State.WAIT_CLIENT_FINISHED
+
+    def _refuse(self, goaway: Goaway) -> None:
+        """Answer CLIENT_HELLO with a plaintext GOAWAY (section 5.8) and close: the handshake costs more than the
+        server can afford now; nothing asymmetric was computed."""
+        self._queue_plain(encode(goaway))
+        self._events.append(ConnectionTerminated(ErrorCode(goaway.code), goaway.reason, by_peer=False))
+        self.state = State.CLOSED
+        self._timer = None
 
     def _pick_suite(self, hello: ClientHello) -> tuple[Suite, TicketState | None]:
         """The suite, and the ticket's state if the ticket opens under it (each ticket is opened once)."""

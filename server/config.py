@@ -209,6 +209,15 @@ class LimitsSection:
         20_000, "Handshakes running at once; past it new connections are refused until some finish.", lo=1,
         reloadable=True,
     )  # fmt: skip
+    handshake_cpu_share: float = setting(
+        0.5,
+        "Share of each gateway process's CPU that handshakes may use. What a handshake costs is measured when the"
+        " gateway starts; one past the budget is refused before any public-key work with a GOAWAY (OVERLOADED) that"
+        " says when to retry, so that established sessions keep their latency during a flood. One address gets at"
+        " most a tenth of the budget, and addresses without a recent full handshake keep a reserve of it. 0: no"
+        " admission control.",
+        unit="CPU seconds/s", lo=0, hi=1, reloadable=True,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

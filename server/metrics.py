@@ -51,7 +51,7 @@ BATCH_BUCKETS = tuple(float(1 << i) for i in range(14))
 """1 to 8192 writes per commit: powers of two up past [delivery] max_batch's default of 4096."""
 SUITES = ("national", "international", "none")
 """Suite label values; "none" while a connection has not finished its handshake."""
-HANDSHAKE_RESULTS = ("ok", "resumed", "failed", "timeout")
+HANDSHAKE_RESULTS = ("ok", "resumed", "failed", "timeout", "refused")
 CONNECTION_STATES = ("handshake", "open", "draining")
 HTTP_TIMEOUT_S = 10.0
 """A scraper that sends nothing for this long is dropped, so idle sockets cannot pin handler threads."""

@@ -17,11 +17,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from kefu.protocol.crypto import Suite
 from kefu.protocol.delivery import DeliveryWindow
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
 from kefu.protocol.frames import Flag, Frame, Goaway, Send, SendAck
-from kefu.protocol.handshake import ServerConfig
+from kefu.protocol.handshake import HandshakeKind, ServerConfig
 
 from .. import log as logmod
 from ..engine.messages import Outgoing, SendResult
@@ -29,6 +30,7 @@ from ..engine.ports import CorePort, ResumePlan
 from ..engine.presence import Presence
 from ..engine.ratelimit import TokenBucket
 from ..engine.streams import Outbound
+from .admission import HandshakeAdmission, measure_costs
 from .session import Session
 from .timers import TimerWheel
 
@@ -88,6 +90,8 @@ class Gateway:
         self._flush_armed = False
         self._offset = time.time() - loop.time()
         self._connections: dict[str, Any] = {}
+        self.admission = HandshakeAdmission(config.limits.handshake_cpu_share, measure_costs(), clock=loop.time)
+        """The handshake budget (`admit_handshake`), in CPU seconds measured on this process at start."""
         self._auth_log = TokenBucket(AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time())
         self._auth_log_dropped = 0
 
@@ -98,6 +102,7 @@ class Gateway:
     def reconfigure(self, config: Any) -> None:
         """SIGHUP: new limits for existing and future connections."""
         self.config = config
+        self.admission.configure(config.limits.handshake_cpu_share)
 
     # --- clock and timers -----------------------------------------------------------------------------------
 
@@ -141,6 +146,13 @@ class Gateway:
             self._count("refused_connections")
             session.refuse()
 
+    def admit_handshake(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None:
+        """May a handshake from `address` go on (None), or the GOAWAY refusing it (section 5.8)."""
+        refusal = self.admission.check(address, suite, kind)
+        if refusal is not None and self.metrics is not None:
+            self.metrics.handshake(suite.name.lower(), "refused")
+        return refusal
+
     def new_window(self) -> DeliveryWindow:
         """A delivery window with the configured bounds."""
         d = self.config.delivery
@@ -165,11 +177,13 @@ class Gateway:
             if not event.by_peer:
                 if event.code is ErrorCode.AUTH_FAILED:
                     self._auth_failed(session, event.reason)
+                elif event.code is ErrorCode.OVERLOADED and not session.ready:
+                    pass  # a refused handshake: counted (kefu_handshakes{result="refused"}), not a log line each
                 else:
                     fields = {"peer": session.peer, "app": session.user, "code": event.code.name}
                     logmod.event("conn.error", **fields, reason=event.reason)
                 self.count_error(event.code)
-            if not session.ready and self.metrics is not None:
+            if not session.ready and self.metrics is not None and event.code is not ErrorCode.OVERLOADED:
                 timeout = event.code is ErrorCode.HANDSHAKE_TIMEOUT
                 self.metrics.handshake("none", "timeout" if timeout else "failed")
 

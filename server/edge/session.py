@@ -20,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from functools import partial
 from typing import Any, Protocol, cast
 
 from kefu.protocol.connection import State
+from kefu.protocol.crypto import Suite
 from kefu.protocol.delivery import DeliveryWindow
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
-from kefu.protocol.frames import SERVICE_REQUESTS, DeliverAck, Error, Frame, Send, SendAck, Sync
-from kefu.protocol.handshake import ServerConfig
+from kefu.protocol.frames import SERVICE_REQUESTS, DeliverAck, Error, Frame, Goaway, Send, SendAck, Sync
+from kefu.protocol.handshake import HandshakeKind, ServerConfig
 from kefu.protocol.serverconn import ServerConnection
 
 from ..engine.ports import CorePort
@@ -46,6 +48,7 @@ class SessionHost(Protocol):
 
     def now(self) -> float: ...
     def admit(self, session: Session, address: str) -> bool: ...
+    def admit_handshake(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None: ...
     def on_ready(self, session: Session, event: HandshakeComplete) -> None: ...
     def on_closed(self, session: Session, event: ConnectionClosed | ConnectionTerminated) -> None: ...
     def forget(self, session: Session) -> None: ...
@@ -136,6 +139,7 @@ class Session(asyncio.Protocol):
         limits = gateway.config.limits
         transport.set_write_buffer_limits(high=limits.write_high_water, low=limits.write_low_water)
         self.conn = ServerConnection(gateway.server_config, now=now)
+        self.conn.admission = partial(gateway.admit_handshake, peer[0] if peer else "?")
         self._frame_tokens, self._byte_tokens = float(limits.conn_frames_burst), float(limits.conn_bytes_burst)
         self._frame_stamp = self._byte_stamp = now
         self._rearm()
@@ -330,6 +334,8 @@ class Session(asyncio.Protocol):
                 self.end(ErrorCode.AUTH_FAILED, "client key retired")
                 return
         self.user, self.client_key, self.since = event.app_id, event.client_key or "", time.time()
+        if self.conn is not None:
+            self.conn.admission = None  # asked once per handshake; an idle session does not keep it
         self.ready = True
         self.gateway.on_ready(self, event)
 

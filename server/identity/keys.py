@@ -463,7 +463,10 @@ class AppDirectory(Mapping[str, AppCredential]):
         hit = self._cache.get(app_id)
         if hit is not None and hit[2] > now:
             return hit
-        raw = self._store.get_app(app_id)
+        try:
+            raw = self._store.get_app(app_id)
+        except ValueError:  # not an id the store can hold ("", 0x00): no such app, whoever asks
+            raw = None
         if raw is None:
             self._cache.pop(app_id, None)
             return None

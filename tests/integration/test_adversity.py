@@ -217,3 +217,41 @@ async def test_a_bad_app_id_is_an_authentication_failure_with_one_reason(server:
     assert "\x00" not in log
     if app_id == "nobody":
         assert "claimed_app=nobody" in log
+
+
+@pytest.fixture
+def thrifty_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server whose gateways may spend 5 % of their CPU on handshakes."""
+    yield from _server(tmp_path, {"KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0.05"})
+
+
+async def _hello_answer(server: ServerProcess, host: str) -> frames.Frame:
+    """Send a national CLIENT_HELLO from `host`; the server's first frame (SERVER_HELLO or GOAWAY)."""
+    peer = Peer(_config(server))  # type: ignore[arg-type]
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=(host, 0))
+    peer.conn.connect(now=asyncio.get_running_loop().time())
+    writer.write(peer.conn.data_to_send())
+    await writer.drain()
+    header = await asyncio.wait_for(reader.readexactly(frames.HEADER_LEN), READ_TIMEOUT)
+    body = await asyncio.wait_for(reader.readexactly(HEADER.unpack(header)[0]), READ_TIMEOUT)
+    await shut(writer)
+    (raw_frame,) = frames.FrameDecoder().feed(header + body)
+    answer = frames.decode_frame(raw_frame)
+    assert answer is not None
+    return answer
+
+
+async def test_handshakes_past_the_budget_get_a_goaway_and_a_quiet_address_still_gets_in(
+    thrifty_server: ServerProcess,
+) -> None:
+    """Section 5.8: one address asking for many full handshakes at once gets most of them refused with a plaintext
+    GOAWAY (OVERLOADED, a retry delay) instead of SERVER_HELLO; a client on another address is answered at once."""
+    server = thrifty_server
+    answers = await asyncio.gather(*(_hello_answer(server, "127.0.0.1") for _ in range(30)))
+    refusals = [a for a in answers if isinstance(a, frames.Goaway)]
+    assert len(refusals) >= 20
+    assert all(r.code == ErrorCode.OVERLOADED and 50 <= r.reconnect_delay_ms <= 5000 for r in refusals)
+    assert all(isinstance(a, frames.Goaway | frames.ServerHello) for a in answers)
+    assert isinstance(await _hello_answer(server, "127.0.0.2"), frames.ServerHello)
+    await asyncio.sleep(max(r.reconnect_delay_ms for r in refusals) / 1000)
+    assert isinstance(await _hello_answer(server, "127.0.0.1"), frames.ServerHello)

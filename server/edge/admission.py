@@ -1,0 +1,171 @@
+"""Handshake admission: full handshakes cost what the gateway can afford, and a flood does not lock others out.
+
+Theory of operation (spec section 5.8). A full national handshake costs the gateway about 1 ms of CPU, most of it
+SM2 (an ECDHE key, the shared point and a signature); a resumption with PSK_ONLY costs symmetric crypto only. Any
+peer that can open TCP connections can ask for handshakes, so without a bound a flood takes the whole process and
+established sessions wait behind it. `HandshakeAdmission` is asked by the protocol core after CLIENT_HELLO is parsed
+and before anything asymmetric is computed (`ServerConnection.admission`); it answers None (go on) or a GOAWAY with
+code OVERLOADED and the delay after which a retry would be admitted, which costs the server a few microseconds.
+
+- **Budget.** Handshakes are paid for in CPU seconds from one token bucket per gateway: `handshake_cpu_share` CPU
+  seconds per second (half of the process by default), with a burst of `BURST_S` seconds of it. What each kind of
+  handshake costs is measured when the gateway starts (`measure_costs`: the suite's key generation, key exchange
+  and signature, timed here, divided by `CRYPTO_SHARE` for the per-connection work around them), so the number of
+  handshakes a second that the budget buys is this machine's, not a constant.
+- **Per address.** While more than half the bucket is left, nobody is refused. Below it, one address gets at most
+  `PER_ADDRESS_SHARE` of the budget (derived from the measured budget, not configured: with the default share, about
+  22 full national handshakes a second on the machine of bench/RESULTS.md), so ten addresses are needed to hold the
+  bucket down.
+- **Fairness under a flood.** The last `RESERVE_S` seconds of the bucket are kept for quiet addresses: ones that
+  asked for no full handshake (admitted or not) in the last `QUIET_S` seconds. A flooding address asks all the time,
+  so it stops at the reserve line; a client on a quiet address (a teller after a restart, a new visitor) still finds
+  the reserve at its first try. An attacker reaches the reserve only with addresses that each ask once per `QUIET_S`:
+  exhausting it needs more addresses than the budget buys handshakes in `QUIET_S` seconds (thousands here).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Final
+
+from kefu.protocol.crypto import SUITES, SigningKey, Suite
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.frames import Goaway
+from kefu.protocol.handshake import HandshakeKind, new_share
+
+__all__ = ["HandshakeAdmission", "measure_costs"]
+
+BURST_S: Final = 0.5
+"""The bucket holds this many seconds of the budget: a burst of reconnections after a restart goes through at once."""
+RESERVE_S: Final = 0.1
+"""Seconds of the budget that only quiet addresses may spend."""
+QUIET_S: Final = 10.0
+"""An address is quiet when no full handshake of its was admitted for this long."""
+PER_ADDRESS_SHARE: Final = 0.1
+"""The share of the budget one address may take."""
+CRYPTO_SHARE: Final = 0.6
+"""The asymmetric crypto's share of a full handshake's gateway CPU (py-spy, bench/RESULTS.md: 60 % for SM2)."""
+MAX_ADDRESSES: Final = 200_000
+"""Bound on the addresses tracked; past it, the ones that are quiet and whose bucket is full are forgotten."""
+RETRY_MIN_MS: Final = 50
+RETRY_MAX_MS: Final = 5_000
+JITTER_PERMILLE: Final = 500
+"""Clients spread their retries over half the delay again, so refused clients do not return together."""
+REASON: Final = "handshake capacity reached; retry after the delay"
+
+
+def measure_costs(rounds: int = 8) -> dict[tuple[Suite, HandshakeKind], float]:
+    """CPU seconds a handshake of each suite and kind costs this process, measured now: the median of `rounds` runs of
+    its asymmetric work (ephemeral key, key exchange, and for a full handshake a signature), over CRYPTO_SHARE."""
+    costs: dict[tuple[Suite, HandshakeKind], float] = {}
+    for suite, spec in SUITES.items():
+        key = SigningKey.generate(spec.key_type)
+        peer = new_share(spec, None).public_bytes()
+        ecdhe: list[float] = []
+        full: list[float] = []
+        for _ in range(rounds):
+            started = time.thread_time()
+            new_share(spec, None).exchange(peer)
+            middle = time.thread_time()
+            key.sign(os.urandom(32))
+            ended = time.thread_time()
+            ecdhe.append(middle - started)
+            full.append(ended - started)
+        exchange = sorted(ecdhe)[rounds // 2] / CRYPTO_SHARE
+        costs[(suite, HandshakeKind.FULL)] = sorted(full)[rounds // 2] / CRYPTO_SHARE
+        costs[(suite, HandshakeKind.RESUMED_ECDHE)] = exchange
+        costs[(suite, HandshakeKind.RESUMED)] = exchange / 10  # symmetric only; bounded below, never free
+    return costs
+
+
+class _Address:
+    __slots__ = ("asked_at", "stamp", "tokens")
+
+    def __init__(self, tokens: float, now: float) -> None:
+        self.tokens = tokens
+        self.stamp = now
+        self.asked_at = now - QUIET_S
+
+
+class HandshakeAdmission:
+    """One gateway's handshake budget (`ServerConnection.admission` for each of its connections, bound to the
+    connection's address by `for_address`)."""
+
+    def __init__(
+        self,
+        cpu_share: float,
+        costs: dict[tuple[Suite, HandshakeKind], float],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        count: Callable[[Suite, HandshakeKind], None] | None = None,
+    ) -> None:
+        self.costs = costs
+        self._clock = clock
+        self._count = count
+        self._addresses: dict[str, _Address] = {}
+        self.configure(cpu_share)
+        self._tokens = self._burst
+        self._stamp = clock()
+
+    def configure(self, cpu_share: float) -> None:
+        """A new budget (SIGHUP); 0 turns admission off."""
+        self.rate = cpu_share
+        self._burst = cpu_share * BURST_S
+        self._reserve = cpu_share * RESERVE_S
+        self._address_rate = cpu_share * PER_ADDRESS_SHARE
+        self._address_burst = self._burst * PER_ADDRESS_SHARE
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def full_handshakes_per_s(self, suite: Suite = Suite.NATIONAL) -> float:
+        """Full handshakes a second the budget buys (what the per-address share is derived from)."""
+        return self.rate / self.costs[(suite, HandshakeKind.FULL)]
+
+    def for_address(self, address: str) -> Callable[[Suite, HandshakeKind], Goaway | None]:
+        """The admission callback of one connection from `address`."""
+        return lambda suite, kind: self.check(address, suite, kind)
+
+    def check(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None:
+        """None if a handshake of `kind` from `address` is admitted (and paid for), else the refusal to send."""
+        if not self.enabled:
+            return None
+        now = self._clock()
+        cost = self.costs[(suite, kind)]
+        if now > self._stamp:
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+        entry = self._addresses.get(address)
+        if entry is None:
+            if len(self._addresses) >= MAX_ADDRESSES:
+                self._sweep(now)
+            entry = self._addresses[address] = _Address(self._address_burst, now)
+        elif now > entry.stamp:
+            entry.tokens = min(self._address_burst, entry.tokens + (now - entry.stamp) * self._address_rate)
+            entry.stamp = now
+        quiet = kind is not HandshakeKind.FULL or now - entry.asked_at >= QUIET_S
+        floor = 0.0 if quiet else self._reserve
+        if kind is HandshakeKind.FULL:
+            entry.asked_at = now
+        # While more than half the burst is left the gateway is not short of handshake CPU, and nobody is refused;
+        # below, each address keeps to its share. Both buckets may go into debt by one handshake: a budget smaller
+        # than one handshake still admits one now and then, at the configured rate.
+        if self._tokens > self._burst / 2 or (self._tokens > floor and entry.tokens > 0):
+            self._tokens -= cost
+            entry.tokens -= cost
+            return None
+        if self._count is not None:
+            self._count(suite, kind)
+        wait = max((floor - self._tokens) / self.rate, -entry.tokens / self._address_rate, 0.0)
+        delay_ms = int(min(max(wait * 1000, RETRY_MIN_MS), RETRY_MAX_MS))
+        return Goaway(ErrorCode.OVERLOADED, delay_ms, delay_ms, RETRY_MAX_MS, JITTER_PERMILLE, REASON)
+
+    def _sweep(self, now: float) -> None:
+        self._addresses = {
+            address: entry
+            for address, entry in self._addresses.items()
+            if now - entry.asked_at < QUIET_S or entry.tokens < self._address_burst
+        }

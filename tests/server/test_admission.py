@@ -1,0 +1,187 @@
+"""Handshake admission (spec section 5.8): the budget, the per-address share, the quiet addresses' reserve, the
+refusal's delay, and that a refusal costs the server no public-key work."""
+
+from __future__ import annotations
+
+import pytest
+
+from kefu.protocol import serverconn
+from kefu.protocol.crypto import Suite
+from kefu.protocol.errors import ErrorCode
+from kefu.protocol.events import ConnectionTerminated, HandshakeComplete
+from kefu.protocol.frames import FrameDecoder, FrameType, Goaway, decode_frame
+from kefu.protocol.handshake import HandshakeKind
+from kefu.server.edge.admission import PER_ADDRESS_SHARE, QUIET_S, RETRY_MAX_MS, HandshakeAdmission, measure_costs
+
+from ..protocol.pairs import Pair, client_config, server_config
+
+FULL_COST = 0.002
+COSTS = {
+    (suite, kind): FULL_COST * factor
+    for suite in Suite
+    for kind, factor in ((HandshakeKind.FULL, 1.0), (HandshakeKind.RESUMED_ECDHE, 0.5), (HandshakeKind.RESUMED, 0.05))
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admitted(admission: HandshakeAdmission, address: str, n: int, kind: HandshakeKind = HandshakeKind.FULL) -> int:
+    return sum(admission.check(address, Suite.NATIONAL, kind) is None for _ in range(n))
+
+
+def test_the_budget_bounds_full_handshakes_per_second_over_time() -> None:
+    clock = Clock()
+    admission = HandshakeAdmission(0.5, COSTS, clock=clock)  # 0.5 CPU s/s at 2 ms: 250 a second
+    total = 0
+    for step in range(200):  # 10 s, from 2,000 addresses, 20 tries each step
+        clock.now += 0.05
+        total += sum(admitted(admission, f"10.0.{step % 100}.{i}", 1) for i in range(20))
+    assert 0.9 * 2500 <= total <= 2500 + 0.5 * 0.5 / FULL_COST + 2
+
+
+def test_alone_an_address_may_use_the_budget_and_under_contention_its_share() -> None:
+    clock = Clock()
+    admission = HandshakeAdmission(0.5, COSTS, clock=clock)
+    budget_per_s = 0.5 / FULL_COST
+    alone = 0
+    for _ in range(100):  # 10 s, one address asking 500 times a second
+        clock.now += 0.1
+        alone += admitted(admission, "10.0.0.1", 50)
+    assert 0.9 * budget_per_s <= alone / 10 <= budget_per_s * 1.1
+    crowded = 0
+    for _ in range(100):  # 10 s more, 40 other addresses asking as often
+        clock.now += 0.1
+        crowded += admitted(admission, "10.0.0.1", 50)
+        for i in range(40):
+            admitted(admission, f"10.0.1.{i}", 50)
+    assert crowded / 10 <= budget_per_s * PER_ADDRESS_SHARE * 1.2
+
+
+def test_a_quiet_address_gets_through_a_flood_from_many_addresses() -> None:
+    """240 flooding addresses try every 10 ms; a new client every 200 ms, each from its own address, gets in at
+    its first try once the flood is under way (at its very start the flooders are new addresses too, and a refused
+    newcomer gets in when it retries after the refusal's delay)."""
+    clock = Clock()
+    admission = HandshakeAdmission(0.5, COSTS, clock=clock)
+    flooders = [f"10.1.0.{i}" for i in range(240)]
+    first_try: list[bool] = []
+    waits: list[float] = []
+    retry_at: dict[str, float] = {}
+    for step in range(1500):  # 15 s
+        clock.now += 0.01
+        for address in flooders:
+            admission.check(address, Suite.NATIONAL, HandshakeKind.FULL)
+        for address, when in list(retry_at.items()):
+            if clock.now >= when:
+                refusal = admission.check(address, Suite.NATIONAL, HandshakeKind.FULL)
+                if refusal is None:
+                    del retry_at[address]
+                    waits.append(clock.now - float(address.rsplit(".", 1)[1]) * 0.01 - 1000.0)
+                else:
+                    retry_at[address] = clock.now + refusal.reconnect_delay_ms / 1000
+        if step % 20 == 10:
+            address = f"10.2.{step // 256}.{step}"
+            refusal = admission.check(address, Suite.NATIONAL, HandshakeKind.FULL)
+            if step >= 100:
+                first_try.append(refusal is None)
+            if refusal is not None:
+                retry_at[address] = clock.now + refusal.reconnect_delay_ms / 1000
+    assert first_try and all(first_try)
+    assert not retry_at
+    assert all(wait < 1.0 for wait in waits)
+
+
+def test_an_address_is_quiet_again_after_quiet_s_without_asking() -> None:
+    clock = Clock()
+    admission = HandshakeAdmission(0.5, COSTS, clock=clock)
+    assert admitted(admission, "10.0.0.9", 1) == 1
+    flooders = [f"10.1.0.{i}" for i in range(240)]
+    for _ in range(int((QUIET_S + 1) / 0.01)):
+        clock.now += 0.01
+        for address in flooders:
+            admission.check(address, Suite.NATIONAL, HandshakeKind.FULL)
+    assert admitted(admission, "10.0.0.9", 1) == 1
+
+
+def test_resumptions_cost_less_and_may_use_the_reserve() -> None:
+    clock = Clock()
+    admission = HandshakeAdmission(0.5, COSTS, clock=clock)
+    full = admitted(admission, "10.0.0.1", 1000)
+    clock.now += 10
+    resumed = admitted(admission, "10.0.0.2", 1000, HandshakeKind.RESUMED)
+    assert resumed > 10 * full
+
+
+def test_a_refusal_is_a_goaway_overloaded_with_a_bounded_delay() -> None:
+    clock = Clock()
+    admission = HandshakeAdmission(0.01, COSTS, clock=clock)
+    admitted(admission, "10.0.0.1", 5)
+    refusal = admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL)
+    assert isinstance(refusal, Goaway)
+    assert refusal.code == ErrorCode.OVERLOADED
+    assert 50 <= refusal.reconnect_delay_ms <= RETRY_MAX_MS
+    clock.now += refusal.reconnect_delay_ms / 1000 + 0.001
+    assert admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL) is None
+
+
+def test_share_zero_turns_admission_off_and_configure_turns_it_on() -> None:
+    admission = HandshakeAdmission(0.0, COSTS, clock=Clock())
+    assert admitted(admission, "10.0.0.1", 10_000) == 10_000
+    admission.configure(0.01)
+    assert admitted(admission, "10.0.0.1", 100) < 100
+
+
+def test_measured_costs_are_positive_and_national_full_costs_most() -> None:
+    costs = measure_costs(rounds=3)
+    assert all(cost > 0 for cost in costs.values())
+    assert costs[(Suite.NATIONAL, HandshakeKind.FULL)] > costs[(Suite.NATIONAL, HandshakeKind.RESUMED)]
+
+
+def test_a_refused_client_hello_gets_a_plaintext_goaway_and_no_public_key_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_share(*_: object) -> None:
+        raise AssertionError("public-key work for a refused handshake")
+
+    monkeypatch.setattr(serverconn, "new_share", no_share)
+    refusal = Goaway(ErrorCode.OVERLOADED, 250, 250, 5000, 500, "busy")
+    asked: list[tuple[Suite, HandshakeKind]] = []
+    pair = Pair(client_config(Suite.NATIONAL), server_config())
+    pair.server.admission = lambda suite, kind: asked.append((suite, kind)) or refusal
+    pair.handshake()
+    assert asked == [(Suite.NATIONAL, HandshakeKind.FULL)]
+    (wire,) = pair.wire_to_client
+    (raw,) = FrameDecoder().feed(wire)
+    assert raw.frame_type == FrameType.GOAWAY
+    assert decode_frame(raw) == refusal
+    assert pair.of("client", Goaway) == [refusal]
+    assert pair.of("client", ConnectionTerminated) == [ConnectionTerminated(ErrorCode.OVERLOADED, "busy", True)]
+    assert pair.of("server", ConnectionTerminated) == [ConnectionTerminated(ErrorCode.OVERLOADED, "busy", False)]
+    assert not pair.of("server", HandshakeComplete)
+
+
+def test_an_admitted_handshake_is_unchanged() -> None:
+    pair = Pair(client_config(Suite.INTERNATIONAL), server_config())
+    pair.server.admission = lambda suite, kind: None
+    pair.handshake()
+    assert pair.of("server", HandshakeComplete)
+    assert pair.server.admission is not None  # the server core keeps it; the gateway drops it when ready
+
+
+def test_a_plaintext_goaway_is_refused_from_a_client_and_after_the_handshake() -> None:
+    pair = Pair(client_config(Suite.INTERNATIONAL), server_config())
+    goaway = Goaway(ErrorCode.OVERLOADED, 1, 1, 1, 0, "")
+    from kefu.protocol.frames import encode  # noqa: PLC0415
+
+    pair.server.receive_data(encode(goaway))
+    assert pair.of("server", ConnectionTerminated) == [] and pair.server.closed
+    connected = Pair(client_config(Suite.INTERNATIONAL), server_config()).handshake()
+    connected.client.receive_data(encode(goaway))
+    (ended,) = [e for e in connected.client.events_received() if isinstance(e, ConnectionTerminated)]
+    assert ended.code == ErrorCode.UNEXPECTED_FRAME
