@@ -13,7 +13,10 @@ Theory of operation:
 - When a connection is lost (or a GOAWAY drains it) and `reconnect` is on, one task reconnects: it waits
   each delay of the backoff schedule (GOAWAY's parameters once one arrived, else the defaults), offers
   exactly the configured suites every time, resumes with the latest ticket when it has one, and stops only
-  on refusals that retrying cannot cure (bad credentials, no common suite, unpinned server key).
+  on refusals that retrying cannot cure (bad credentials, no common suite, unpinned server key). A session the
+  server ends with AUTH_FAILED (an operator revoked the app, retired its client key or ended its sessions) is
+  reconnected at once and without the ticket, so that the credentials are checked again: a refusal then ends the
+  client with CredentialsRefused instead of retrying forever.
 - The message last handed to the app is "in hand": it is marked handled, and its acknowledgement queued,
   when the app asks for the next message, or when the client is closed without an exception. The link's
   per-iteration flush writes all queued acknowledgements as one DELIVER_ACK.
@@ -28,7 +31,7 @@ from types import TracebackType
 
 from kefu.protocol.crypto import SigningKey, Suite
 from kefu.protocol.errors import ErrorCode
-from kefu.protocol.events import Event, HandshakeComplete, TicketReceived
+from kefu.protocol.events import ConnectionTerminated, Event, HandshakeComplete, TicketReceived
 from kefu.protocol.frames import (
     ContentType,
     Deliver,
@@ -53,10 +56,12 @@ from .connection import Clock, Link
 from .dialer import Dialer
 from .errors import (
     NOT_RETRIED,
+    REAUTHENTICATE,
     ClientClosed,
     ClientError,
     ConnectError,
     ConnectionLost,
+    CredentialsRefused,
     RequestRefused,
     SendRefused,
     SendTimeout,
@@ -135,6 +140,8 @@ class Client:
         self._failure: ClientError | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._reconnects = 0
+        self._ended_by_server: ConnectionTerminated | None = None
+        """The server's AUTH_FAILED that ended the last connection, until a reconnection is accepted."""
         self._suite: Suite | None = None
         self._resumed = False
         self._outbox = Outbox()
@@ -387,9 +394,13 @@ class Client:
             fetch.link = None
         if self._closed or self._failure is not None or not self._started:
             return  # (not started: the first connect() failed after the handshake; it raises, no retry)
+        end = link.end
+        if isinstance(end, ConnectionTerminated) and end.by_peer and end.code in REAUTHENTICATE:
+            self._ended_by_server = end
+            self._dialer.ticket = None  # a ticket would resume the very credentials the server just refused
         if not self._reconnect:
-            end = link.end
-            self._fail(ConnectionLost(f"connection lost ({end.code.name if end else 'transport closed'})"))
+            code = end.code if end is not None else None
+            self._fail(ConnectionLost(f"connection lost ({code.name if code else 'transport closed'})", code=code))
         elif self._reconnect_task is None or self._reconnect_task.done():
             assert self._clock is not None
             self._reconnect_task = self._clock.loop.create_task(self._reconnect_loop())
@@ -527,15 +538,18 @@ class Client:
 
     async def _reconnect_loop(self) -> None:
         assert self._clock is not None
+        at_once = self._ended_by_server is not None  # authenticate again now: back within a round trip, or refused
         for delay in self._dialer.schedule():
-            await asyncio.sleep(delay)
+            if not at_once:
+                await asyncio.sleep(delay)
+            at_once = False
             if self._closed:
                 return
             try:
                 link = await self._dialer.dial(self, self._clock)
             except ConnectError as exc:
                 if exc.code in NOT_RETRIED:
-                    self._fail(ConnectionLost(f"reconnecting failed for good: {exc}"))
+                    self._fail(self._refusal(exc))
                     return
                 continue
             except Exception as exc:  # a bug must not end reconnecting silently
@@ -543,7 +557,18 @@ class Client:
                 raise
             if link is self._link:
                 self._reconnects += 1
+                self._ended_by_server = None
                 return
+
+    def _refusal(self, exc: ConnectError) -> ConnectionLost:
+        """The error that ends the client when reconnecting is refused for good."""
+        ended = self._ended_by_server
+        if ended is not None and exc.code == ended.code:
+            return CredentialsRefused(
+                f"the server ended the session ({ended.code.name}: {ended.reason}) and refused the app again: {exc}",
+                code=exc.code,
+            )
+        return ConnectionLost(f"reconnecting failed for good: {exc}", code=exc.code)
 
     def _fail(self, error: ClientError) -> None:
         """The client cannot go on: end every waiter with `error`."""
@@ -563,6 +588,8 @@ class Client:
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosed("the client is closed")
+        if isinstance(self._failure, ConnectionLost):  # its own type (CredentialsRefused stays itself), a fresh one
+            raise type(self._failure)(str(self._failure), code=self._failure.code) from self._failure
         if self._failure is not None:
             raise ConnectionLost(str(self._failure)) from self._failure
         if not self._started:

@@ -11,7 +11,10 @@
         │   │                         BAD_SIGNATURE, BAD_FINISHED, DOWNGRADE_DETECTED)
         │   ├── NoCommonSuite         NO_COMMON_SUITE: the server accepts none of the configured suites
         │   └── ConnectTimeout        TCP connect and handshake took longer than `connect_timeout`
-        ├── ConnectionLost            the connection ended and the client will not reconnect
+        ├── ConnectionLost            the connection ended and the client will not reconnect; `code` is the
+        │   │                         wire code that ended it, when there was one
+        │   └── CredentialsRefused    the server ended the session with AUTH_FAILED (app revoked, client key
+        │                             retired) and refused to authenticate the app again
         ├── ClientClosed              the client was closed while the operation waited
         ├── RequestRefused            the server answered a request with an error code (`code`)
         │   └── SendRefused           a SEND_ACK with a nonzero status: FORBIDDEN, NOT_FOUND, ...
@@ -33,6 +36,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "ConnectionLost",
+    "CredentialsRefused",
     "NoCommonSuite",
     "RequestRefused",
     "SendRefused",
@@ -89,7 +93,17 @@ class SendTimeout(Timeout):
 
 
 class ConnectionLost(ClientError):
-    """The connection ended and the client will not reconnect (reconnect=False, or a fatal refusal)."""
+    """The connection ended and the client will not reconnect (reconnect=False, or a fatal refusal). `code` is the
+    wire code that ended the connection or refused the reconnection, None when there was none."""
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CredentialsRefused(ConnectionLost):
+    """The server ended the session with AUTH_FAILED (the app was revoked, or the client key it authenticated with
+    was retired) and refused to authenticate the app again: reconnecting cannot help until an operator acts."""
 
 
 class ClientClosed(ClientError):
@@ -123,6 +137,10 @@ _CONNECT_ERRORS: dict[ErrorCode, type[ConnectError]] = {
 
 NOT_RETRIED = frozenset({ErrorCode.AUTH_FAILED, ErrorCode.NO_COMMON_SUITE, ErrorCode.SERVER_KEY_NOT_PINNED})
 """Handshake failures that reconnecting cannot cure (configuration, not weather): the client stops."""
+
+REAUTHENTICATE = frozenset({ErrorCode.AUTH_FAILED})
+"""Codes with which the server ends an established session when an operator revokes the app, retires its client key
+or ends its sessions: the client authenticates again at once, without its ticket, and stops if that is refused."""
 
 
 def connect_error(code: ErrorCode | None, reason: str) -> ConnectError:
