@@ -64,6 +64,16 @@ def test_public_key_derivation_matches(d: int) -> None:
     assert key(d).public_key().public_bytes()[1:].hex() == expected
 
 
+def test_generated_keys_match() -> None:
+    crypt = gm_sm2.CryptSM2(private_key="", public_key="")
+    for _ in range(5):
+        private = SM2PrivateKey.generate()
+        expected = crypt._kg(int.from_bytes(private.private_bytes(), "big"), gm_sm2.default_ecc_table["g"])
+        assert private.public_key().public_bytes()[1:].hex() == expected
+        signature = private.sign(b"m", signer_id=DEFAULT_SIGNER_ID)
+        assert gmssl_sm2(private).verify_with_sm3(signature.hex(), b"m")
+
+
 @slow
 @given(a=scalars, b=scalars)
 def test_ecdh_matches(a: int, b: int) -> None:
