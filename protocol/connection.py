@@ -106,7 +106,7 @@ fails after between 1.25 and 1.5 intervals without receiving."""
 
 PLAINTEXT_TYPES = frozenset({FrameType.CLIENT_HELLO, FrameType.SERVER_HELLO, FrameType.ERROR, FrameType.GOAWAY})
 """The only frames that travel outside records: ERROR only before the handshake completes, GOAWAY only as the
-server's refusal of a CLIENT_HELLO (section 5.8)."""
+server's refusal of a CLIENT_HELLO (section 5.9)."""
 
 _HANDSHAKE_ROWS: dict[tuple[Role, State, int], str] = {
     (Role.SERVER, State.START, FrameType.CLIENT_HELLO): "_on_client_hello",
@@ -510,7 +510,7 @@ class Connection:
             self._events.append(frame)  # type: ignore[arg-type]
 
     def _on_refused(self, frame: Goaway, _encoded: bytes) -> None:
-        """The server refused our CLIENT_HELLO for load (section 5.8): the GOAWAY itself (when to retry), then the
+        """The server refused our CLIENT_HELLO for load (section 5.9): the GOAWAY itself (when to retry), then the
         end of the connection."""
         code = ErrorCode(frame.code) if frame.code in ErrorCode._value2member_map_ else ErrorCode.OVERLOADED
         self._events.append(frame)  # type: ignore[arg-type]

@@ -99,7 +99,7 @@ class AppCredential:
 
 
 class HandshakeKind(IntEnum):
-    """What a handshake costs the server, as CLIENT_HELLO announces it (section 5.8)."""
+    """What a handshake costs the server, as CLIENT_HELLO announces it (section 5.9)."""
 
     FULL = 0
     """ECDHE and a signature: the expensive kind."""

@@ -136,7 +136,7 @@ class ServerConnection(Connection):
         self.state = State.WAIT_CLIENT_FINISHED
 
     def _refuse(self, goaway: Goaway) -> None:
-        """Answer CLIENT_HELLO with a plaintext GOAWAY (section 5.8) and close: the handshake costs more than the
+        """Answer CLIENT_HELLO with a plaintext GOAWAY (section 5.9) and close: the handshake costs more than the
         server can afford now; nothing asymmetric was computed."""
         self._queue_plain(encode(goaway))
         self._events.append(ConnectionTerminated(ErrorCode(goaway.code), goaway.reason, by_peer=False))

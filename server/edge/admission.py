@@ -1,6 +1,6 @@
 """Handshake admission: full handshakes cost what the gateway can afford, and a flood does not lock others out.
 
-Theory of operation (spec section 5.8). A full national handshake costs the gateway about 1 ms of CPU, most of it
+Theory of operation (spec section 5.9). A full national handshake costs the gateway about 1 ms of CPU, most of it
 SM2 (an ECDHE key, the shared point and a signature); a resumption with PSK_ONLY costs symmetric crypto only. Any
 peer that can open TCP connections can ask for handshakes, so without a bound a flood takes the whole process and
 established sessions wait behind it. `HandshakeAdmission` is asked by the protocol core after CLIENT_HELLO is parsed
@@ -147,19 +147,21 @@ class HandshakeAdmission:
             entry.tokens = min(self._address_burst, entry.tokens + (now - entry.stamp) * self._address_rate)
             entry.stamp = now
         quiet = kind is not HandshakeKind.FULL or now - entry.asked_at >= QUIET_S
-        floor = 0.0 if quiet else self._reserve
         if kind is HandshakeKind.FULL:
             entry.asked_at = now
-        # While more than half the burst is left the gateway is not short of handshake CPU, and nobody is refused;
-        # below, each address keeps to its share. Both buckets may go into debt by one handshake: a budget smaller
-        # than one handshake still admits one now and then, at the configured rate.
-        if self._tokens > self._burst / 2 or (self._tokens > floor and entry.tokens > 0):
-            self._tokens -= cost
+        tokens = self._tokens
+        # While more than half the burst is left the gateway is not short of handshake CPU and nobody is refused.
+        # Below it, an address keeps to its share, and only quiet addresses may spend the reserve. A quiet address
+        # and an address's own share may go into debt by one handshake, so that a budget smaller than a handshake
+        # still admits one now and then, at the configured rate.
+        if tokens > self._burst / 2 or (entry.tokens > 0 and (tokens > 0 if quiet else tokens - cost >= self._reserve)):
+            self._tokens = tokens - cost
             entry.tokens -= cost
             return None
         if self._count is not None:
             self._count(suite, kind)
-        wait = max((floor - self._tokens) / self.rate, -entry.tokens / self._address_rate, 0.0)
+        need = -tokens if quiet else min(cost + self._reserve, self._burst / 2) - tokens
+        wait = max(need / self.rate, -entry.tokens / self._address_rate, 0.0)
         delay_ms = int(min(max(wait * 1000, RETRY_MIN_MS), RETRY_MAX_MS))
         return Goaway(ErrorCode.OVERLOADED, delay_ms, delay_ms, RETRY_MAX_MS, JITTER_PERMILLE, REASON)
 

@@ -147,7 +147,7 @@ class Gateway:
             session.refuse()
 
     def admit_handshake(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None:
-        """May a handshake from `address` go on (None), or the GOAWAY refusing it (section 5.8)."""
+        """May a handshake from `address` go on (None), or the GOAWAY refusing it (section 5.9)."""
         refusal = self.admission.check(address, suite, kind)
         if refusal is not None and self.metrics is not None:
             self.metrics.handshake(suite.name.lower(), "refused")

@@ -221,8 +221,8 @@ async def test_a_bad_app_id_is_an_authentication_failure_with_one_reason(server:
 
 @pytest.fixture
 def thrifty_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server whose gateways may spend 5 % of their CPU on handshakes."""
-    yield from _server(tmp_path, {"KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0.05"})
+    """A server whose gateways may spend 1 % of their CPU on handshakes."""
+    yield from _server(tmp_path, {"KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0.01"})
 
 
 async def _hello_answer(server: ServerProcess, host: str) -> frames.Frame:
@@ -253,5 +253,11 @@ async def test_handshakes_past_the_budget_get_a_goaway_and_a_quiet_address_still
     assert all(r.code == ErrorCode.OVERLOADED and 50 <= r.reconnect_delay_ms <= 5000 for r in refusals)
     assert all(isinstance(a, frames.Goaway | frames.ServerHello) for a in answers)
     assert isinstance(await _hello_answer(server, "127.0.0.2"), frames.ServerHello)
-    await asyncio.sleep(max(r.reconnect_delay_ms for r in refusals) / 1000)
-    assert isinstance(await _hello_answer(server, "127.0.0.1"), frames.ServerHello)
+    answer = refusals[-1]
+    for _ in range(3):  # a client that waits as told gets in
+        assert isinstance(answer, frames.Goaway)
+        await asyncio.sleep(answer.reconnect_delay_ms / 1000)
+        answer = await _hello_answer(server, "127.0.0.1")
+        if isinstance(answer, frames.ServerHello):
+            break
+    assert isinstance(answer, frames.ServerHello)

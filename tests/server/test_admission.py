@@ -1,4 +1,4 @@
-"""Handshake admission (spec section 5.8): the budget, the per-address share, the quiet addresses' reserve, the
+"""Handshake admission (spec section 5.9): the budget, the per-address share, the quiet addresses' reserve, the
 refusal's delay, and that a refusal costs the server no public-key work."""
 
 from __future__ import annotations
