@@ -54,7 +54,7 @@ class ErrorCode(IntEnum):
     """A Finished MAC over the transcript does not verify."""
 
     AUTH_FAILED = 206
-    """Unknown app id, wrong app secret proof, unregistered client key, or revoked app."""
+    """Unknown app id, wrong app secret proof, unregistered client key, or revoked app; the reason on the wire is always "authentication failed" (section 5.5). Also ends the live sessions of an app revoked, or of a client key retired, while they run."""
 
     BAD_BINDER = 207
     """A resumption binder does not verify."""
@@ -78,16 +78,16 @@ class ErrorCode(IntEnum):
     """A local known-answer self-test of the cryptography failed; the implementation refuses to run."""
 
     BAD_REQUEST = 400
-    """A request is well formed but its values are not acceptable (for example an empty body, or conversation 0)."""
+    """A request is well formed but its values are not acceptable (for example an empty body, conversation 0, or a client's EVENT in a service conversation)."""
 
     UNAUTHORIZED = 401
     """The request needs an identity the connection does not have."""
 
     FORBIDDEN = 403
-    """The connection's identity may not act on this conversation or resource."""
+    """The connection's identity may not act on this conversation or resource, though it may know of it (otherwise NOT_FOUND)."""
 
     NOT_FOUND = 404
-    """The conversation, message or resource does not exist."""
+    """The conversation, message or resource does not exist, or the connection's identity may not know of it; the two are not told apart."""
 
     CONFLICT = 409
     """The request conflicts with the current state (for example a lost transfer race)."""
@@ -108,7 +108,7 @@ class ErrorCode(IntEnum):
     """No traffic for 1.5 times the negotiated keepalive interval."""
 
     OVERLOADED = 505
-    """A connection, buffer or handshake limit of the server was reached."""
+    """A connection, buffer or handshake limit of the server was reached; a handshake refused for load gets it in a plaintext GOAWAY that says when to retry (section 5.9)."""
 
     STORAGE_UNAVAILABLE = 507
     """The write-ahead log could not make the message durable; it was not acknowledged."""
