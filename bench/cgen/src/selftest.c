@@ -258,27 +258,106 @@ static void records(const char *dir)
 
 /* --- handshakes -------------------------------------------------------------------------------------------- */
 
+/* What the client reports is checked against the scenario's `final.client_events`, in order: the sink's
+ * callbacks walk that list. HandshakeComplete is our `established`, TicketReceived our `ticket`, and every
+ * application frame the event named after its type, with the fields the file gives. */
 typedef struct {
+    const jnode *inputs, *event; /* the next expected client event */
+    const char *pins[2];
     kc_ticket *ticket;
-    int acks, delivers, closed_code, established;
+    uint8_t sent_cmid[8][16];   /* the client_msg_ids of the SENDs the client sent */
+    int nsent, acks, delivers, mismatches, closed_code, established;
     int64_t now_ms;
 } replay_state;
 
-static void rs_established(kc_conn *c) { ((replay_state *)c->user)->established++; }
+static const jnode *next_event(replay_state *rs, const char *name)
+{
+    const jnode *e = rs->event;
+    if (!e || strcmp(json_str(e, "event") ? json_str(e, "event") : "", name)) {
+        rs->mismatches++;
+        return NULL;
+    }
+    rs->event = e->next;
+    return json_get(e, "fields");
+}
+
+static int bool_is(const jnode *obj, const char *key, int want)
+{
+    const jnode *n = json_get(obj, key);
+    return n && n->type == J_BOOL && !n->boolean == !want;
+}
+
+static int hex_is(const jnode *obj, const char *key, const uint8_t *p, size_t n)
+{
+    static uint8_t want[MAXB];
+    return same(p, (int)n, want, hexm(obj, key, want, MAXB));
+}
+
+static int str_is(const jnode *obj, const char *key, const uint8_t *p, size_t n)
+{
+    const char *s = json_str(obj, key);
+    return s && strlen(s) == n && !memcmp(s, p, n);
+}
+
+static void rs_established(kc_conn *c)
+{
+    replay_state *rs = c->user;
+    rs->established++;
+    const jnode *f = next_event(rs, "HandshakeComplete");
+    const char *app_id = json_str(rs->inputs, "app_id"), *key = json_str(f, "server_key");
+    /* a full handshake names the pinned key the server signed with; a resumed one names none */
+    int key_ok = key && (c->resumed ? !*key : !strcmp(key, rs->pins[c->suite == SUITE_NATIONAL ? 0 : 1]));
+    if (f && !(json_int(f, "suite", -1) == c->suite && bool_is(f, "resumed", c->resumed) && app_id &&
+               str_is(f, "app_id", (const uint8_t *)app_id, strlen(app_id)) &&
+               json_int(f, "keepalive_ms", -1) == c->keepalive_ms && key_ok))
+        rs->mismatches++;
+}
 static void rs_ticket(kc_conn *c, kc_ticket *t)
 {
     replay_state *rs = c->user;
     t->received_ms = rs->now_ms;
     free(rs->ticket);
     rs->ticket = t;
+    const jnode *f = next_event(rs, "TicketReceived");
+    if (f && !(json_int(f, "suite", -1) == t->suite && hex_is(f, "ticket", t->data, t->len) &&
+               hex_is(f, "psk", t->psk, HASH_LEN) && json_int(f, "lifetime_s", -1) == t->lifetime_s &&
+               json_int(f, "age_add", -1) == t->age_add))
+        rs->mismatches++;
 }
 static void rs_frame(kc_conn *c, const kc_frame *f)
 {
     replay_state *rs = c->user;
-    if (f->type == FT_SEND_ACK && f->u.ack.seq == 1 && !memcmp(f->u.ack.cmid, M16, 16))
-        rs->acks++;
-    if (f->type == FT_DELIVER && f->u.deliver.body.len == 11 && !memcmp(f->u.deliver.body.ptr, "hello agent", 11))
-        rs->delivers++;
+    const jnode *e = rs->event, *x = NULL;
+    int ok = 0;
+    if (f->type == FT_SEND_ACK) {
+        x = next_event(rs, "SEND_ACK");
+        for (int i = 0; i < rs->nsent; i++)
+            if (!memcmp(f->u.ack.cmid, rs->sent_cmid[i], 16)) {
+                rs->acks++;
+                break;
+            }
+        ok = x && hex_is(x, "client_msg_id", f->u.ack.cmid, 16) && json_int(x, "status", -1) == f->u.ack.status &&
+             json_int(x, "server_msg_id", -1) == (int64_t)f->u.ack.server_msg_id &&
+             json_int(x, "conversation_id", -1) == (int64_t)f->u.ack.conversation_id &&
+             json_int(x, "seq", -1) == (int64_t)f->u.ack.seq && json_int(x, "timestamp_ms", -1) == (int64_t)f->u.ack.ts;
+    } else if (f->type == FT_DELIVER) {
+        x = next_event(rs, "DELIVER");
+        ok = x && json_int(x, "conversation_id", -1) == (int64_t)f->u.deliver.conversation_id &&
+             json_int(x, "seq", -1) == (int64_t)f->u.deliver.seq &&
+             json_int(x, "server_msg_id", -1) == (int64_t)f->u.deliver.server_msg_id &&
+             json_int(x, "timestamp_ms", -1) == (int64_t)f->u.deliver.ts &&
+             hex_is(x, "client_msg_id", f->u.deliver.cmid, 16) &&
+             json_int(x, "content_type", -1) == f->u.deliver.content_type &&
+             str_is(x, "sender", f->u.deliver.sender.ptr, f->u.deliver.sender.len) &&
+             hex_is(x, "body", f->u.deliver.body.ptr, f->u.deliver.body.len);
+        rs->delivers += ok;
+    } else {
+        rs->mismatches++; /* nothing else is in the recorded flights */
+        return;
+    }
+    ok = ok && json_int(e, "request_id", -1) == f->request_id && json_int(e, "flags", -1) == f->flags;
+    if (x && !ok)
+        rs->mismatches++;
 }
 static void rs_closed(kc_conn *c, uint16_t code, int by_peer, int clean)
 {
@@ -308,8 +387,70 @@ static void server_pins(const jnode *inputs, char pins[2][80])
     EVP_PKEY_free(ed);
 }
 
-/* mutate: 0 replay as recorded; 1 pin a wrong key (expect 204); 2 flip a byte of the server's record (300) */
-static kc_ticket *replay(const jnode *inputs, const jnode *sc, const kc_ticket *ticket, int mutate)
+/* The ticket a scenario presents, from its inputs (NULL for a full handshake). */
+static kc_ticket *given_ticket(const jnode *sc)
+{
+    const jnode *g = json_get(json_get(sc, "inputs"), "ticket");
+    static uint8_t data[MAXB];
+    int n = g ? hexm(g, "ticket", data, MAXB) : -1;
+    if (n < 0)
+        return NULL;
+    kc_ticket *t = xcalloc(1, sizeof *t + (size_t)n);
+    t->suite = (uint16_t)json_int(g, "suite", 0);
+    t->lifetime_s = (uint32_t)json_int(g, "lifetime_s", 0);
+    t->age_add = (uint32_t)json_int(g, "age_add", 0);
+    t->received_ms = json_int(g, "received_at_ms", 0);
+    hexm(g, "psk", t->psk, HASH_LEN);
+    t->len = (uint16_t)n;
+    memcpy(t->data, data, (size_t)n);
+    return t;
+}
+
+static int same_ticket(const kc_ticket *a, const kc_ticket *b)
+{
+    return a && b && a->suite == b->suite && a->lifetime_s == b->lifetime_s && a->age_add == b->age_add &&
+           a->received_ms == b->received_ms && !memcmp(a->psk, b->psk, HASH_LEN) && a->len == b->len &&
+           !memcmp(a->data, b->data, a->len);
+}
+
+/* What the client's application sends in a step, as the file lists it: a SEND through our own builder (so
+ * its encoding is checked too), anything else as recorded. Returns whether each frame queued is the
+ * recorded one. */
+static int send_step(kc_conn *c, replay_state *rs, const jnode *step)
+{
+    static uint8_t frame[MAXB], body[MAXB], mv[MAXB];
+    int ok = 1;
+    for (const jnode *s = json_get(step, "sends") ? json_get(step, "sends")->child : NULL; s; s = s->next) {
+        int n = hexm(s, "hex", frame, MAXB);
+        if (n < HEADER_LEN) {
+            ok = 0;
+            continue;
+        }
+        size_t at = c->pend.len;
+        const jnode *f = json_get(s, "fields"), *meta = json_get(f, "metadata");
+        const jnode *m = meta ? meta->child : NULL;
+        uint8_t cmid[16];
+        int bl = hexm(f, "body", body, MAXB), ml = m ? hexm(m, "value", mv, MAXB) : 0;
+        if (json_int(s, "type", -1) == FT_SEND && !json_int(s, "flags", 0) && bl >= 0 && ml >= 0 &&
+            (!m || (!m->next && json_str(m, "key"))) && hexm(f, "client_msg_id", cmid, 16) == 16) {
+            put_send(c, (uint32_t)json_int(s, "request_id", 0), cmid, (uint64_t)json_int(f, "conversation_id", 0),
+                     (uint16_t)json_int(f, "content_type", 0), body, (size_t)bl, m ? json_str(m, "key") : NULL, mv,
+                     (size_t)ml);
+            if (rs->nsent < 8)
+                memcpy(rs->sent_cmid[rs->nsent++], cmid, 16);
+        } else {
+            memcpy(kc_frame_begin(c, frame[5], rd16(frame + 6), rd32(frame + 8), (size_t)n - HEADER_LEN),
+                   frame + HEADER_LEN, (size_t)n - HEADER_LEN);
+        }
+        ok = ok && same(c->pend.p + at, (int)(c->pend.len - at), frame, n);
+    }
+    return ok;
+}
+
+/* mutate: 0 replay as recorded; 1 pin a wrong key (expect 204); 2 flip a byte of the server's record (300).
+ * `source` is the ticket the scenario named in `ticket_from` received when it was replayed: it must be the
+ * one this scenario's inputs give. Returns the ticket the client received. */
+static kc_ticket *replay(const jnode *inputs, const jnode *sc, const kc_ticket *source, int mutate)
 {
     static uint8_t want[MAXB], in[MAXB];
     const char *name = json_str(sc, "name");
@@ -326,13 +467,17 @@ static kc_ticket *replay(const jnode *inputs, const jnode *sc, const kc_ticket *
     jnode *opts = json_get(sc, "options");
     kc_config cfg = {{suite}, 1, pins, 2, (uint32_t)json_int(inputs, "keepalive_ms", 30000),
                      (uint8_t)json_int(opts, "psk_mode", PSK_ONLY), random, {eph}};
-    replay_state rs = {.now_ms = json_int(sc, "now_ms", 0)};
+    jnode *fin = json_get(sc, "final"), *events = json_get(fin, "client_events");
+    replay_state rs = {.inputs = inputs, .event = events ? events->child : NULL, .pins = {pin_store[0], pin_store[1]},
+                       .now_ms = json_int(sc, "now_ms", 0)};
+    kc_ticket *ticket = given_ticket(sc);
     kc_conn c;
     kc_init(&c, &cfg, &replay_sink, &rs);
     jnode *step = json_get(sc, "steps")->child;
     char label[160];
     snprintf(label, sizeof label, "%s%s", name, mutate == 1 ? " (wrong pin)" : mutate == 2 ? " (tampered)" : "");
-    int ok = !kc_connect(&c, json_str(inputs, "app_id"), secret, ticket, rs.now_ms) &&
+    int ok = (!json_str(opts, "ticket_from") || same_ticket(ticket, source)) &&
+             !kc_connect(&c, json_str(inputs, "app_id"), secret, ticket, rs.now_ms) &&
              same(c.out.p, (int)c.out.len, want, hexm(step, "hex", want, MAXB));
     record("handshakes (handshakes.json)", label, ok || mutate);
     c.out.len = 0;
@@ -347,23 +492,26 @@ static kc_ticket *replay(const jnode *inputs, const jnode *sc, const kc_ticket *
         int plain_error = c.out.len == 16 && c.out.p[5] == FT_ERROR && rd16(c.out.p + 12) == want_code;
         record("handshakes refused", label, rs.closed_code == want_code && plain_error && c.state == ST_CLOSED);
         kc_free(&c);
+        free(ticket);
+        free(rs.ticket);
         return NULL;
     }
-    put_send(&c, 1, M16, 42, 1, (const uint8_t *)"hello agent", 11, NULL, NULL, 0);
-    kc_flush(&c);
     step = step->next;
+    ok = send_step(&c, &rs, step);
+    kc_flush(&c);
     record("handshakes (handshakes.json)", label,
-           c.state == ST_CONNECTED && same(c.out.p, (int)c.out.len, want, hexm(step, "hex", want, MAXB)));
+           ok && c.state == ST_CONNECTED && same(c.out.p, (int)c.out.len, want, hexm(step, "hex", want, MAXB)));
     step = step->next;
     n = hexm(step, "hex", in, MAXB);
     kc_receive(&c, in, (size_t)n);
-    jnode *fin = json_get(sc, "final");
-    ok = c.state == ST_CONNECTED && rs.acks == 1 && rs.delivers == 1 && rs.ticket && rs.established == 1 &&
+    ok = c.state == ST_CONNECTED && rs.nsent > 0 && rs.acks == rs.nsent && rs.delivers >= 1 && !rs.mismatches &&
+         !rs.event && rs.ticket && rs.established == 1 &&
          same(c.send->secret, 32, want, hexm(fin, "client_send_secret", want, 32)) &&
          same(c.recv->secret, 32, want, hexm(fin, "server_send_secret", want, 32)) &&
-         c.resumed == (ticket != NULL);
+         same(c.res_secret, 32, want, hexm(fin, "resumption_secret", want, 32)) && c.resumed == (ticket != NULL);
     record("handshakes (handshakes.json)", label, ok);
     kc_free(&c);
+    free(ticket);
     return rs.ticket;
 }
 
@@ -375,23 +523,34 @@ static void handshakes(const char *dir)
     jnode *root = text ? json_parse(text) : NULL;
     record("files", "handshakes.json", root != NULL);
     jnode *inputs = json_get(root, "inputs");
-    kc_ticket *tickets[2] = {NULL, NULL};
+    struct {
+        const char *name;
+        kc_ticket *ticket;
+    } received[16] = {{0}};
+    int nreceived = 0;
     for (jnode *sc = root ? json_get(root, "scenarios")->child : NULL; sc; sc = sc->next) {
         jnode *opts = json_get(sc, "options");
         if (json_get(opts, "client_key"))
             continue; /* CLIENT_KEY authentication: the generator authenticates with app secrets only */
-        int national = json_int(sc, "suite", 0) == SUITE_NATIONAL;
-        if (json_str(opts, "ticket_from")) {
-            kc_ticket *t = replay(inputs, sc, tickets[national], 0);
+        const char *from = json_str(opts, "ticket_from");
+        const kc_ticket *source = NULL;
+        for (int i = 0; from && i < nreceived; i++)
+            if (!strcmp(received[i].name, from))
+                source = received[i].ticket;
+        kc_ticket *t = replay(inputs, sc, source, 0);
+        if (nreceived < 16 && json_str(sc, "name")) {
+            received[nreceived].name = json_str(sc, "name");
+            received[nreceived++].ticket = t;
+        } else {
             free(t);
-            continue;
         }
-        tickets[national] = replay(inputs, sc, NULL, 0);
-        replay(inputs, sc, NULL, 1);
-        replay(inputs, sc, NULL, 2);
+        if (!from) {
+            replay(inputs, sc, NULL, 1);
+            replay(inputs, sc, NULL, 2);
+        }
     }
-    free(tickets[0]);
-    free(tickets[1]);
+    for (int i = 0; i < nreceived; i++)
+        free(received[i].ticket);
     json_free(root);
     free(text);
 }
