@@ -30,6 +30,7 @@ from .errors import (
     RequestRefused,
     SendRefused,
     SendTimeout,
+    ServerBusy,
     ServerNotTrusted,
     Timeout,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "SendRefused",
     "SendTimeout",
     "Sentiment",
+    "ServerBusy",
     "ServerNotTrusted",
     "ServiceApi",
     "SigningKey",

@@ -65,6 +65,7 @@ from .errors import (
     RequestRefused,
     SendRefused,
     SendTimeout,
+    ServerBusy,
     Timeout,
 )  # fmt: skip
 from .fetches import Fetch, Resume
@@ -181,8 +182,9 @@ class Client:
     async def connect(self) -> None:
         """Open the first connection and complete the handshake.
 
-        Raises a ConnectError subclass (AuthFailed, ServerNotTrusted, NoCommonSuite, ConnectTimeout)
-        carrying the wire code when the server refuses; the first connection is not retried.
+        Raises a ConnectError subclass (AuthFailed, ServerNotTrusted, NoCommonSuite, ServerBusy, ConnectTimeout)
+        carrying the wire code when the server refuses. The first connection is not retried, except after a refusal
+        for load (ServerBusy), which is retried after the delay the server gives while `connect_timeout` allows.
         """
         if self._closed:
             raise ClientClosed("the client is closed")
@@ -190,7 +192,17 @@ class Client:
             raise ClientError("connect() was already called")
         if self._clock is None:
             self._clock = Clock(asyncio.get_running_loop())
-        await self._dialer.dial(self, self._clock)
+        loop = self._clock.loop
+        deadline = loop.time() + self._dialer.connect_timeout
+        while True:
+            try:
+                await self._dialer.dial(self, self._clock)
+                break
+            except ServerBusy:
+                delay = self._dialer.refusal_delay()
+                if delay is None or loop.time() + delay >= deadline:
+                    raise
+                await asyncio.sleep(delay)
         self._started = True
 
     async def close(self) -> None:
@@ -539,7 +551,9 @@ class Client:
     async def _reconnect_loop(self) -> None:
         assert self._clock is not None
         at_once = self._ended_by_server is not None  # authenticate again now: back within a round trip, or refused
-        for delay in self._dialer.schedule():
+        delays = self._dialer.schedule()  # endless
+        while True:
+            delay = next(delays)
             if not at_once:
                 await asyncio.sleep(delay)
             at_once = False
@@ -551,6 +565,8 @@ class Client:
                 if exc.code in NOT_RETRIED:
                     self._fail(self._refusal(exc))
                     return
+                if isinstance(exc, ServerBusy):
+                    delays = self._dialer.schedule()  # the refusal's GOAWAY: its delay, then its backoff
                 continue
             except Exception as exc:  # a bug must not end reconnecting silently
                 self._fail(ConnectionLost(f"reconnecting failed: {exc!r}"))

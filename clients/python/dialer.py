@@ -49,6 +49,10 @@ class Dialer:
         self.policy = policy.without_first()
         self._goaway_delay = policy.first
 
+    def refusal_delay(self) -> float | None:
+        """After a handshake refused for load: the wait its GOAWAY asks for (with jitter), once; else None."""
+        return next(self.schedule()) if self._goaway_delay is not None else None
+
     def schedule(self) -> Iterator[float]:
         """The delays before each attempt of one reconnect (endless)."""
         policy = replace(self.policy, first=self._goaway_delay)

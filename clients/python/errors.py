@@ -41,6 +41,7 @@ __all__ = [
     "RequestRefused",
     "SendRefused",
     "SendTimeout",
+    "ServerBusy",
     "ServerNotTrusted",
     "Timeout",
     "connect_error",
@@ -71,6 +72,11 @@ class ServerNotTrusted(ConnectError):
 
 class NoCommonSuite(ConnectError):
     """The server supports none of the offered suites (the client never offers weaker ones on its own)."""
+
+
+class ServerBusy(ConnectError):
+    """The server refused the handshake for load (a GOAWAY with OVERLOADED, spec section 5.9). `connect()` retries it
+    after the server's delay while its connect timeout allows, and reconnecting always does."""
 
 
 class Timeout(ClientError, TimeoutError):
@@ -132,6 +138,7 @@ _CONNECT_ERRORS: dict[ErrorCode, type[ConnectError]] = {
     ErrorCode.BAD_FINISHED: ServerNotTrusted,
     ErrorCode.DOWNGRADE_DETECTED: ServerNotTrusted,
     ErrorCode.NO_COMMON_SUITE: NoCommonSuite,
+    ErrorCode.OVERLOADED: ServerBusy,
 }
 """Handshake failures with a class of their own; any other code is a plain ConnectError."""
 

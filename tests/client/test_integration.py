@@ -276,3 +276,37 @@ def test_examples_in_service_mode(kefu_server: KefuServer, tmp_path: Path) -> No
     assert "in general: agent desk-agent" in visitor
     assert "visitor: desk-agent replied: 您好 desk-visitor，已收到：请问营业时间" in visitor
     assert "agent: desk-visitor says: 请问营业时间" in agent
+
+
+def test_a_handshake_refused_for_load_is_retried_after_the_servers_delay(tmp_path: Path, run: Any) -> None:
+    """Spec section 5.9: past the handshake budget the server answers CLIENT_HELLO with a GOAWAY (OVERLOADED); the
+    client waits the delay it gives and connects, within its connect timeout."""
+    import urllib.request  # noqa: PLC0415
+
+    from .conftest import KefuServer, free_port  # noqa: PLC0415
+
+    server = KefuServer(tmp_path / "data", free_port())
+    server.env["KEFU_LIMITS_HANDSHAKE_CPU_SHARE"] = "0.02"
+    server.add_app("alice")
+    server.start()
+    try:
+
+        async def main() -> None:
+            clients = [server.client("alice", connect_timeout=20) for _ in range(10)]
+            await asyncio.gather(*(c.connect() for c in clients))
+            receipt = await clients[-1].send(new_conversation_id(), b"in", to=["alice"])
+            assert receipt.seq == 1
+            for c in clients:
+                await c.close()
+
+        run(main(), timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as page:
+            metrics = page.read().decode()
+        refused = [
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("kefu_handshakes_total") and 'result="refused"' in line
+        ]
+        assert sum(refused) >= 1, "no handshake was refused: the test did not exercise the retry"
+    finally:
+        server.stop()
