@@ -180,8 +180,12 @@ class ServerConnection(Connection):
         if self._now >= expires or age_ms > state.lifetime_s * 1000:
             self._no_resumption(hello, "ticket expired")
             return refused
-        if state.app_id not in self.config.apps:
+        credential = self.config.apps.get(state.app_id)
+        if credential is None:
             self._no_resumption(hello, "ticket's app is revoked")
+            return refused
+        if state.client_key and state.client_key not in credential.client_keys:
+            self._no_resumption(hello, "ticket's client key is retired")
             return refused
         if not self.config.ticket_guard.claim(state.ticket_id, expires, now=self._now):
             self._no_resumption(hello, "ticket already used")

@@ -7,14 +7,14 @@ import dataclasses
 import pytest
 
 from kefu.protocol import frames
-from kefu.protocol.crypto import Suite
+from kefu.protocol.crypto import KeyType, Suite
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionTerminated, HandshakeComplete, TicketReceived
 from kefu.protocol.frames import FrameDecoder, FrameType, PskMode
 from kefu.protocol.handshake import ServerConfig
 from kefu.protocol.tickets import SessionTicket, TicketGuard
 
-from .pairs import APP_ID, Pair, client_config, server_config
+from .pairs import APP_ID, CLIENT_KEYS, Pair, client_config, server_config
 
 SUITES = [Suite.NATIONAL, Suite.INTERNATIONAL]
 
@@ -156,6 +156,27 @@ def test_revoked_app_cannot_resume() -> None:
     assert not pair.of("server", HandshakeComplete)
     (event,) = pair.of("server", ConnectionTerminated)
     assert event.code is ErrorCode.AUTH_FAILED
+
+
+def test_a_ticket_of_a_retired_client_key_does_not_resume() -> None:
+    """A ticket issued to a session that authenticated with a client key resumes only while the key is registered."""
+    config = server_config()
+    key = CLIENT_KEYS[KeyType.SM2]
+    pair = Pair(client_config(Suite.NATIONAL, app_secret=None, client_key=key), config)
+    pair.start()
+    pair.pump()
+    (event,) = pair.of("client", TicketReceived)
+    ticket = dataclasses.replace(event.ticket, received_at=0.0)
+    retired = dataclasses.replace(
+        config, apps={APP_ID: dataclasses.replace(config.apps[APP_ID], client_keys=frozenset())}
+    )
+    refused = Pair(client_config(Suite.NATIONAL, app_secret=None, client_key=key, ticket=ticket), retired, now=1.0)
+    refused.start(now=1.0)
+    refused.pump()
+    assert not any(e.resumed for e in refused.of("server", HandshakeComplete))
+    assert refused.of("server", ConnectionTerminated)[0].code is ErrorCode.AUTH_FAILED  # and the full one fails too
+    still = resume(config, ticket, now=1.0)
+    assert still.of("server", HandshakeComplete)[0].resumed
 
 
 def test_guard_forgets_expired_ids() -> None:
