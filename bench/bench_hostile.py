@@ -5,13 +5,16 @@ service its established sessions and new clients get.
     .venv/bin/python bench/bench_hostile.py flood --duration 30 --runs 3
 
 `preauth-memory`: `--connections` connections (2,000) from a few loopback addresses (127.0.3.x) each send a header
-declaring a 1 MiB body before authenticating, then as much of the body as the server takes (all but its last
+declaring a 1 MiB body before authenticating, then as much of the body as the sockets take (all but its last
 byte, so the frame never completes): (a) a plaintext SEND header, (b) a valid CLIENT_HELLO followed by a RECORD
-header. Reported per variant: the server's RSS (summed over its processes) before, its peak while the connections
-stay open (sampled every 0.1 s), the growth, how many connections the server closed and how soon after our first
-byte, and how many body bytes it took. Target: growth under 16 MiB. With `--old-tree` the same variants also run
-against another kefu tree, the code before a fix (`git worktree add /tmp/hostile-old 4fa8431`): a worktree (its
-`kefu` namespace directory of symlinks is made here) or a namespace directory as bench_workers.py's `--old-tree`.
+header; and as a control, as many connections that send nothing (what unauthenticated connections cost anyway,
+until the handshake deadline closes them). Reported per variant: the server's RSS (summed over its processes)
+before, its peak while the connections stay open (sampled every 0.1 s), the growth, how many connections the
+server closed and how soon after they opened, and how many body bytes were written (the kernel's socket buffers
+take about 1 MiB a connection whatever the server does). Target: growth under 16 MiB. With `--old-tree` the same
+variants also run against another kefu tree, the code before a fix (`git worktree add /tmp/hostile-old 4fa8431`):
+a worktree (its `kefu` namespace directory of symlinks is made beside it) or a namespace directory as
+bench_workers.py's `--old-tree`.
 
 `flood`: per configuration a fresh server; `--pairs` established pairs exchange `--rate` messages per second for
 `--duration` s (cgen chat, open loop: latency from each message's scheduled time) while
@@ -132,6 +135,23 @@ def spawn(extra: dict[str, str] | None = None) -> tuple[Server, dict[str, Any]]:
     return server, config
 
 
+SETTLE_S, SETTLE_KIB, SETTLE_MAX_S = 2.0, 1024, 60.0
+"""A fresh server's processes grow for a few seconds after it listens (the desk's scorer loads its model: about
+400 MiB): the baseline is read once the total moved less than SETTLE_KIB over SETTLE_S."""
+
+
+def settled_rss_kb(server: Server) -> int:
+    """The server's total RSS once it stopped growing by itself."""
+    end, last = time.monotonic() + SETTLE_MAX_S, server.rss_kb()
+    while time.monotonic() < end:
+        time.sleep(SETTLE_S)
+        now = server.rss_kb()
+        if abs(now - last) < SETTLE_KIB:
+            return now
+        last = now
+    return last
+
+
 def secret_of(app_id: str) -> bytes:
     """server/bulk.py: a bulk app's secret is HMAC-SHA256(seed, app id)."""
     return hmac.new(SEED.encode(), app_id.encode(), hashlib.sha256).digest()
@@ -160,8 +180,15 @@ class Hostile:
 ZEROS = memoryview(bytes(256 * 1024))
 
 
+PREAUTH_VARIANTS = ("idle", "send", "hello-record")
+"""`idle` is the control: connections that send nothing, what 2,000 unauthenticated connections cost anyway."""
+
+
 def preauth_prefixes(variant: str, server: Server, count: int) -> list[bytes]:
-    """What each connection sends before the body: (a) a SEND header, (b) a CLIENT_HELLO and a RECORD header."""
+    """What each connection sends before the body: (a) a SEND header, (b) a CLIENT_HELLO and a RECORD header;
+    nothing (and no body) for the control."""
+    if variant == "idle":
+        return [b""] * count
     if variant == "send":
         return [HEADER.pack(MIB, 1, FrameType.SEND, 0, 0)] * count
     config = client_config(server, "benchpa0")
@@ -203,7 +230,7 @@ def _drain(h: Hostile) -> bool:
     return False
 
 
-def attack(port: int, prefixes: list[bytes], hold_s: float) -> list[Hostile]:
+def attack(port: int, prefixes: list[bytes], body: int, hold_s: float) -> list[Hostile]:
     """Open every connection at once, push each one's bytes, until the server closed all or `hold_s` passed."""
     sel = selectors.DefaultSelector()
     conns = []
@@ -211,7 +238,7 @@ def attack(port: int, prefixes: list[bytes], hold_s: float) -> list[Hostile]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.bind((f"127.0.3.{1 + i % PREAUTH_SOURCES}", 0))
-        h = Hostile(sock, prefix, len(prefix) + MIB - 1)
+        h = Hostile(sock, prefix, len(prefix) + body)
         if sock.connect_ex(("127.0.0.1", port)) not in (0, errno.EINPROGRESS):
             h.connect_failed, h.closed = True, time.monotonic()
             sock.close()
@@ -243,11 +270,10 @@ def preauth_variant(variant: str, connections: int, hold_s: float) -> dict[str, 
         server.add_bulk("benchpa", 1, SEED)
         asyncio.run(login(server.port, client_config(server, "benchpa0")))  # warm-up: imports, caches
         prefixes = preauth_prefixes(variant, server, connections)
-        time.sleep(1.0)
-        before = server.rss_kb()
+        before = settled_rss_kb(server)
         readings = Readings(server)
         started = time.monotonic_ns()
-        conns = attack(server.port, prefixes, hold_s)
+        conns = attack(server.port, prefixes, 0 if variant == "idle" else MIB - 1, hold_s)
         ended = time.monotonic_ns()
         readings.stop()
         peak = max(readings.rss_between(started, ended), default=before)
@@ -284,7 +310,7 @@ def run_preauth(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, pythonpath in trees:
         with tree(pythonpath):
-            for variant in ("send", "hello-record"):
+            for variant in PREAUTH_VARIANTS:
                 out[f"{name}/{variant}"] = preauth_variant(variant, args.connections, args.hold)
     return out
 
