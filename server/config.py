@@ -210,12 +210,13 @@ class LimitsSection:
         reloadable=True,
     )  # fmt: skip
     handshake_cpu_share: float = setting(
-        0.5,
-        "Share of each gateway process's CPU that handshakes may use. What a handshake costs is measured when the"
-        " gateway starts; one past the budget is refused before any public-key work with a GOAWAY (OVERLOADED) that"
-        " says when to retry, so that established sessions keep their latency during a flood. One address gets at"
-        " most a tenth of the budget, and addresses without a recent full handshake keep a reserve of it. 0: no"
-        " admission control.",
+        0.25,
+        "Share of the host's usable cores that handshakes may use, split evenly over the gateways. What a handshake"
+        " costs is measured when each gateway starts; one past the budget is refused before any public-key work with"
+        " a GOAWAY (OVERLOADED) that says when to retry, and the address's connections until then are dropped unread,"
+        " so that established sessions keep their latency during a flood. Under contention one address gets at most"
+        " a tenth of the budget, and addresses without a recent full handshake keep a reserve of it. 0: no admission"
+        " control.",
         unit="CPU seconds/s", lo=0, hi=1, reloadable=True,
     )  # fmt: skip
 

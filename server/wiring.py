@@ -23,10 +23,12 @@ from kefu.protocol.frames import FrameTally
 from kefu.protocol.handshake import ServerConfig
 from kefu.protocol.tickets import TicketGuard
 
+from .edge.admission import per_gateway
 from .edge.gateway import Gateway
 from .engine.core import Core
 from .engine.local import LocalCore
 from .identity.keys import AppDirectory, Keyring
+from .runtime.process import usable_cores, worker_count
 from .service.desk import TABLES as DESK_TABLES
 from .service.desk import Desk
 from .service.setup import build_desk
@@ -131,7 +133,10 @@ def build_gateway(
 ) -> Gateway:
     """A gateway with the protocol's configuration; attach it to a core before serving."""
     protocol = server_config(config, keyring, guard=guard, metrics=metrics)
-    return Gateway(config=config, server_config=protocol, loop=loop, metrics=metrics, name=name)
+    share = per_gateway(1.0, usable_cores(), worker_count(config) or 1)
+    return Gateway(
+        config=config, server_config=protocol, loop=loop, metrics=metrics, name=name, cores_per_gateway=share
+    )
 
 
 def connect_local(core: Core, gateway: Gateway) -> None:

@@ -7,8 +7,9 @@ established sessions wait behind it. `HandshakeAdmission` is asked by the protoc
 and before anything asymmetric is computed (`ServerConnection.admission`); it answers None (go on) or a GOAWAY with
 code OVERLOADED and the delay after which a retry would be admitted, which costs the server a few microseconds.
 
-- **Budget.** Handshakes are paid for in CPU seconds from one token bucket per gateway: `handshake_cpu_share` CPU
-  seconds per second (half of the process by default), with a burst of `BURST_S` seconds of it. What each kind of
+- **Budget.** Handshakes are paid for in CPU seconds from one token bucket per gateway. `handshake_cpu_share` is a
+  share of the host's usable cores (a quarter by default), split evenly over the gateways: each gateway's bucket
+  fills at share x cores / gateways CPU seconds per second, with a burst of `BURST_S` seconds of it. What each kind of
   handshake costs is measured when the gateway starts (`measure_costs`: the suite's key generation, key exchange
   and signature, timed here, divided by `CRYPTO_SHARE` for the per-connection work around them), so the number of
   handshakes a second that the budget buys is this machine's, not a constant.
@@ -16,6 +17,11 @@ code OVERLOADED and the delay after which a retry would be admitted, which costs
   `PER_ADDRESS_SHARE` of the budget (derived from the measured budget, not configured: with the default share, about
   22 full national handshakes a second on the machine of bench/RESULTS.md), so ten addresses are needed to hold the
   bucket down.
+- **Refusals stay cheap.** A refused address is told when to come back; until then, each of its new connections gets
+  the same GOAWAY (with the delay that is left) as soon as it is accepted, and is closed (`early_refusal`), before the
+  core is asked about it and before anything is read: an attacker that ignores the delay costs the gateway an accept,
+  a write and a close, not a handshake's parsing, while a client that opened several connections at once learns
+  when to retry on each.
 - **Fairness under a flood.** The last `RESERVE_S` seconds of the bucket are kept for quiet addresses: ones that
   asked for no full handshake (admitted or not) in the last `QUIET_S` seconds. A flooding address asks all the time,
   so it stops at the reserve line; a client on a quiet address (a teller after a restart, a new visitor) still finds
@@ -49,7 +55,8 @@ CRYPTO_SHARE: Final = 0.6
 """The asymmetric crypto's share of a full handshake's gateway CPU (py-spy, bench/RESULTS.md: 60 % for SM2)."""
 MAX_ADDRESSES: Final = 200_000
 """Bound on the addresses tracked; past it, the ones that are quiet and whose bucket is full are forgotten."""
-RETRY_MIN_MS: Final = 50
+RETRY_MIN_MS: Final = 250
+"""The shortest delay a refusal gives, and so the shortest time its address's new connections are dropped at once."""
 RETRY_MAX_MS: Final = 5_000
 JITTER_PERMILLE: Final = 500
 """Clients spread their retries over half the delay again, so refused clients do not return together."""
@@ -80,13 +87,19 @@ def measure_costs(rounds: int = 8) -> dict[tuple[Suite, HandshakeKind], float]:
     return costs
 
 
+def per_gateway(share: float, cores: int, gateways: int) -> float:
+    """Each gateway's budget, in CPU seconds per second, for a host-wide `share` of `cores` over `gateways`."""
+    return share * cores / max(gateways, 1)
+
+
 class _Address:
-    __slots__ = ("asked_at", "stamp", "tokens")
+    __slots__ = ("asked_at", "blocked_until", "stamp", "tokens")
 
     def __init__(self, tokens: float, now: float) -> None:
         self.tokens = tokens
         self.stamp = now
         self.asked_at = now - QUIET_S
+        self.blocked_until = 0.0
 
 
 class HandshakeAdmission:
@@ -110,7 +123,7 @@ class HandshakeAdmission:
         self._stamp = clock()
 
     def configure(self, cpu_share: float) -> None:
-        """A new budget (SIGHUP); 0 turns admission off."""
+        """A new budget for this gateway, in CPU seconds per second (SIGHUP); 0 turns admission off."""
         self.rate = cpu_share
         self._burst = cpu_share * BURST_S
         self._reserve = cpu_share * RESERVE_S
@@ -163,7 +176,21 @@ class HandshakeAdmission:
         need = -tokens if quiet else min(cost + self._reserve, self._burst / 2) - tokens
         wait = max(need / self.rate, -entry.tokens / self._address_rate, 0.0)
         delay_ms = int(min(max(wait * 1000, RETRY_MIN_MS), RETRY_MAX_MS))
+        entry.blocked_until = now + delay_ms / 1000
         return Goaway(ErrorCode.OVERLOADED, delay_ms, delay_ms, RETRY_MAX_MS, JITTER_PERMILLE, REASON)
+
+    def early_refusal(self, address: str) -> Goaway | None:
+        """While `address` should be waiting out a refusal's delay: the GOAWAY for its new connection, sent before
+        anything is read (with the delay that is left); else None."""
+        entry = self._addresses.get(address)
+        if entry is None:
+            return None
+        left_ms = int((entry.blocked_until - self._clock()) * 1000)
+        if left_ms <= 0:
+            return None
+        if self._count is not None:
+            self._count(Suite.NATIONAL, HandshakeKind.FULL)
+        return Goaway(ErrorCode.OVERLOADED, left_ms, left_ms, RETRY_MAX_MS, JITTER_PERMILLE, REASON)
 
     def _sweep(self, now: float) -> None:
         self._addresses = {

@@ -21,7 +21,7 @@ from kefu.protocol.crypto import Suite
 from kefu.protocol.delivery import DeliveryWindow
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
-from kefu.protocol.frames import Flag, Frame, Goaway, Send, SendAck
+from kefu.protocol.frames import Flag, Frame, Goaway, Send, SendAck, encode
 from kefu.protocol.handshake import HandshakeKind, ServerConfig
 
 from .. import log as logmod
@@ -59,8 +59,11 @@ class Gateway:
         loop: asyncio.AbstractEventLoop,
         metrics: Any = None,
         name: str = "gateway",
+        cores_per_gateway: float = 1.0,
     ) -> None:
         self.config = config
+        self.cores_per_gateway = cores_per_gateway
+        """The host's usable cores over its gateways: this gateway's part of the host-wide handshake budget."""
         self.server_config = server_config
         self.loop = loop
         self.metrics = metrics
@@ -90,7 +93,8 @@ class Gateway:
         self._flush_armed = False
         self._offset = time.time() - loop.time()
         self._connections: dict[str, Any] = {}
-        self.admission = HandshakeAdmission(config.limits.handshake_cpu_share, measure_costs(), clock=loop.time)
+        budget = config.limits.handshake_cpu_share * cores_per_gateway
+        self.admission = HandshakeAdmission(budget, measure_costs(), clock=loop.time)
         """The handshake budget (`admit_handshake`), in CPU seconds measured on this process at start."""
         self._auth_log = TokenBucket(AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time())
         self._auth_log_dropped = 0
@@ -102,7 +106,7 @@ class Gateway:
     def reconfigure(self, config: Any) -> None:
         """SIGHUP: new limits for existing and future connections."""
         self.config = config
-        self.admission.configure(config.limits.handshake_cpu_share)
+        self.admission.configure(config.limits.handshake_cpu_share * self.cores_per_gateway)
 
     # --- clock and timers -----------------------------------------------------------------------------------
 
@@ -145,6 +149,16 @@ class Gateway:
         else:
             self._count("refused_connections")
             session.refuse()
+
+    def early_refusal(self, address: str) -> bytes:
+        """The encoded GOAWAY for a new connection from an address that was told to wait and came back early (section
+        5.9): written before anything is read or the core is asked; b"" to go on as usual."""
+        refusal = self.admission.early_refusal(address)
+        if refusal is None:
+            return b""
+        if self.metrics is not None:
+            self.metrics.handshake("none", "refused")
+        return encode(refusal)
 
     def admit_handshake(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None:
         """May a handshake from `address` go on (None), or the GOAWAY refusing it (section 5.9)."""

@@ -48,6 +48,7 @@ class SessionHost(Protocol):
 
     def now(self) -> float: ...
     def admit(self, session: Session, address: str) -> bool: ...
+    def early_refusal(self, address: str) -> bytes: ...
     def admit_handshake(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None: ...
     def on_ready(self, session: Session, event: HandshakeComplete) -> None: ...
     def on_closed(self, session: Session, event: ConnectionClosed | ConnectionTerminated) -> None: ...
@@ -130,7 +131,13 @@ class Session(asyncio.Protocol):
         # `_data_received` also holds what arrives early and pauses again.
         transport.pause_reading()
         peer = transport.get_extra_info("peername")
-        if not gateway.admit(self, peer[0] if peer else "?"):
+        address = peer[0] if peer else "?"
+        refusal = gateway.early_refusal(address)
+        if refusal:  # told to wait and back early: the refusal again, nothing read (spec section 5.9)
+            transport.write(refusal)
+            transport.close()
+            return
+        if not gateway.admit(self, address):
             transport.abort()
             return
         if transport.is_closing():

@@ -244,16 +244,17 @@ async def _hello_answer(server: ServerProcess, host: str) -> frames.Frame:
 async def test_handshakes_past_the_budget_get_a_goaway_and_a_quiet_address_still_gets_in(
     thrifty_server: ServerProcess,
 ) -> None:
-    """Section 5.8: one address asking for many full handshakes at once gets most of them refused with a plaintext
-    GOAWAY (OVERLOADED, a retry delay) instead of SERVER_HELLO; a client on another address is answered at once."""
+    """Section 5.9: one address asking for many full handshakes at once gets most of them refused with a plaintext
+    GOAWAY (OVERLOADED, a retry delay) instead of SERVER_HELLO (until the delay is over, as soon as its connection is
+    accepted); a client on another address is answered at once, and one that waits as told gets in."""
     server = thrifty_server
     answers = await asyncio.gather(*(_hello_answer(server, "127.0.0.1") for _ in range(30)))
     refusals = [a for a in answers if isinstance(a, frames.Goaway)]
     assert len(refusals) >= 20
-    assert all(r.code == ErrorCode.OVERLOADED and 50 <= r.reconnect_delay_ms <= 5000 for r in refusals)
+    assert all(r.code == ErrorCode.OVERLOADED and 0 < r.reconnect_delay_ms <= 5000 for r in refusals)
     assert all(isinstance(a, frames.Goaway | frames.ServerHello) for a in answers)
     assert isinstance(await _hello_answer(server, "127.0.0.2"), frames.ServerHello)
-    answer = refusals[-1]
+    answer: object = max(refusals, key=lambda r: r.reconnect_delay_ms)
     for _ in range(3):  # a client that waits as told gets in
         assert isinstance(answer, frames.Goaway)
         await asyncio.sleep(answer.reconnect_delay_ms / 1000)

@@ -11,7 +11,15 @@ from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionTerminated, HandshakeComplete
 from kefu.protocol.frames import FrameDecoder, FrameType, Goaway, decode_frame
 from kefu.protocol.handshake import HandshakeKind
-from kefu.server.edge.admission import PER_ADDRESS_SHARE, QUIET_S, RETRY_MAX_MS, HandshakeAdmission, measure_costs
+from kefu.server.edge.admission import (
+    PER_ADDRESS_SHARE,
+    QUIET_S,
+    RETRY_MAX_MS,
+    RETRY_MIN_MS,
+    HandshakeAdmission,
+    measure_costs,
+    per_gateway,
+)
 
 from ..protocol.pairs import Pair, client_config, server_config
 
@@ -125,9 +133,29 @@ def test_a_refusal_is_a_goaway_overloaded_with_a_bounded_delay() -> None:
     refusal = admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL)
     assert isinstance(refusal, Goaway)
     assert refusal.code == ErrorCode.OVERLOADED
-    assert 50 <= refusal.reconnect_delay_ms <= RETRY_MAX_MS
+    assert RETRY_MIN_MS <= refusal.reconnect_delay_ms <= RETRY_MAX_MS
     clock.now += refusal.reconnect_delay_ms / 1000 + 0.001
     assert admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL) is None
+
+
+def test_a_refused_address_gets_the_refusal_again_until_its_delay_is_over() -> None:
+    clock = Clock()
+    admission = HandshakeAdmission(0.01, COSTS, clock=clock)
+    admitted(admission, "10.0.0.1", 5)
+    refusal = admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL)
+    assert isinstance(refusal, Goaway)
+    assert admission.early_refusal("10.0.0.2") is None
+    clock.now += 0.1
+    again = admission.early_refusal("10.0.0.1")
+    assert again is not None and again.code == ErrorCode.OVERLOADED
+    assert again.reconnect_delay_ms == pytest.approx(refusal.reconnect_delay_ms - 100, abs=2)
+    clock.now += refusal.reconnect_delay_ms / 1000
+    assert admission.early_refusal("10.0.0.1") is None
+
+
+def test_the_host_share_is_split_over_the_gateways() -> None:
+    assert per_gateway(0.25, cores=8, gateways=4) == 0.5
+    assert per_gateway(0.25, cores=2, gateways=0) == 0.5
 
 
 def test_share_zero_turns_admission_off_and_configure_turns_it_on() -> None:
