@@ -42,6 +42,7 @@ enum sess_flags {
     SF_ACK = 1 << 6,         /* a DELIVER_ACK is due after this read */
     SF_FINISHED = 1 << 7,    /* the mode is done with this connection (handshake storm) */
     SF_RAMP = 1 << 8,        /* opened by the ramp, not yet established or given up */
+    SF_REFUSED = 1 << 9,     /* the server refused the handshake for load: retries at next_ns (section 5.9) */
 };
 
 typedef struct sess {
@@ -55,6 +56,7 @@ typedef struct sess {
     uint32_t gw_delay_ms, gw_binit_ms, gw_bmax_ms;
     uint16_t gw_jitter, lost_code;
     kc_ticket *ticket;
+    kc_ticket *offered; /* the ticket offered by the handshake in progress: a refusal gives it back (5.9) */
     uint32_t *unacked; /* message indices sent (or due) on this session without a SEND_ACK */
     uint32_t n_unacked, cap_unacked;
 } sess;
@@ -87,9 +89,14 @@ typedef struct gen {
     int gate_waiting;
     char line[256];
     size_t line_len;
-    /* ramp: open sessions [0, ramp_end) with at most `concurrency` handshakes in flight */
-    uint32_t ramp_next, ramp_end, inflight;
+    /* ramp: open sessions [0, ramp_end) with at most `concurrency` handshakes in flight. A refused ramp session
+     * gives its slot back while it waits (ramp_refused counts those), then queues in `retry` for a slot; a due
+     * retry goes before a session not yet tried. */
+    uint32_t ramp_next, ramp_end, inflight, ramp_refused;
+    sess **retry;
+    uint32_t retry_head, retry_len;
     uint64_t connected, failed, reconnects, goaways, closes;
+    uint64_t refusals, refusal_wait_ms_sum, refusal_wait_ms_max; /* handshakes refused for load, the waits drawn */
     uint64_t fail_codes[1024]; /* failures by error code (index 600+: socket errors, see gen_code_name) */
     hist handshake;
 } gen;

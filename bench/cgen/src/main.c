@@ -152,8 +152,11 @@ int main(int argc, char **argv)
            ru.ru_maxrss, rss_kb(), g.deadline_hit ? "true" : "false", (unsigned long long)g.connected,
            (unsigned long long)g.failed);
     json_codes(stdout, g.fail_codes);
-    printf(", \"reconnects\": %llu, \"goaways\": %llu, \"closes\": %llu, \"handshake\": ",
-           (unsigned long long)g.reconnects, (unsigned long long)g.goaways, (unsigned long long)g.closes);
+    printf(", \"reconnects\": %llu, \"goaways\": %llu, \"closes\": %llu, \"refusals\": %llu, "
+           "\"refusal_wait_ms_sum\": %llu, \"refusal_wait_ms_max\": %llu, \"handshake\": ",
+           (unsigned long long)g.reconnects, (unsigned long long)g.goaways, (unsigned long long)g.closes,
+           (unsigned long long)g.refusals, (unsigned long long)g.refusal_wait_ms_sum,
+           (unsigned long long)g.refusal_wait_ms_max);
     hist_json(stdout, &g.handshake);
     fputs(", ", stdout);
     g.ops->report(&g, stdout);

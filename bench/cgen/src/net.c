@@ -7,7 +7,12 @@
  * dirty session is sealed and written once at the end of the turn: one record and one write() per
  * session per turn, whatever the number of frames. A sweep ten times a second checks handshake
  * deadlines, keepalives (a PING when nothing was sent for 3/4 of the interval, KEEPALIVE_TIMEOUT after
- * 1.5 intervals without a byte received) and reconnections that are due. */
+ * 1.5 intervals without a byte received) and reconnections that are due.
+ *
+ * Refusals (section 5.9): a server short of handshake budget answers CLIENT_HELLO with a plaintext GOAWAY
+ * (or sends it as soon as it accepts an address it told to wait). That is neither a failed attempt nor a lost
+ * session: the session closes, gives back its ramp slot, and tries the same handshake again (the same ticket)
+ * after the GOAWAY's delay with its jitter; a due ramp retry queues for a slot ahead of untried sessions. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -41,6 +46,8 @@ static void on_established(kc_conn *c)
     sess *s = (sess *)c;
     s->flags |= SF_ESTABLISHED;
     s->backoff_n = 0;
+    free(s->offered); /* taken or not, the ticket offered is spent now */
+    s->offered = NULL;
     if (s->flags & SF_RAMP) {
         s->flags &= (uint16_t)~SF_RAMP;
         the_gen->inflight--;
@@ -83,7 +90,17 @@ static void on_closed(kc_conn *c, uint16_t code, int by_peer, int clean)
         the_gen->closes++;
 }
 
-static const kc_sink sink = {on_established, on_frame, on_ticket, on_closed};
+static void on_refused(kc_conn *c, const kc_frame *f)
+{
+    sess *s = (sess *)c; /* sess_lost does the rest once the core has closed */
+    s->flags |= SF_REFUSED;
+    s->gw_delay_ms = f->u.goaway.delay_ms;
+    s->gw_binit_ms = f->u.goaway.backoff_initial_ms; /* section 4.8: the last GOAWAY's backoff from now on */
+    s->gw_bmax_ms = f->u.goaway.backoff_max_ms;
+    s->gw_jitter = f->u.goaway.jitter;
+}
+
+static const kc_sink sink = {on_established, on_frame, on_ticket, on_closed, on_refused};
 
 /* --- sessions ------------------------------------------------------------------------------------------ */
 
@@ -133,7 +150,7 @@ void sess_open(gen *g, sess *s)
 {
     char app_id[256];
     uint8_t secret[32];
-    s->flags &= (uint16_t) ~(SF_ESTABLISHED | SF_GOAWAY | SF_WAITING | SF_ACK | SF_FINISHED | SF_POLLOUT);
+    s->flags &= (uint16_t) ~(SF_ESTABLISHED | SF_GOAWAY | SF_WAITING | SF_ACK | SF_FINISHED | SF_POLLOUT | SF_REFUSED);
     s->lost_code = 0;
     s->t_start_ns = s->last_send_ns = s->last_recv_ns = mono_ns();
     kc_init(&s->core, &g->cfg[s->suite_idx], &sink, NULL);
@@ -163,10 +180,9 @@ void sess_open(gen *g, sess *s)
     app_secret(g, app_id, secret);
     if (kc_connect(&s->core, app_id, secret, s->ticket, wall_ms()))
         die("cannot build CLIENT_HELLO for %s", app_id);
-    if (s->ticket) { /* tickets are single-use: this one is spent whether or not the server takes it */
-        free(s->ticket);
-        s->ticket = NULL;
-    }
+    free(s->offered);
+    s->offered = s->ticket; /* tickets are single-use: spent unless the server refuses this handshake (5.9) */
+    s->ticket = NULL;
 }
 
 void sess_drop(gen *g, sess *s, int reset)
@@ -192,14 +208,45 @@ static uint32_t jittered_ms(uint32_t t, uint16_t jitter_permille)
     return v < RECONNECT_FLOOR_MS ? RECONNECT_FLOOR_MS : (uint32_t)v;
 }
 
-/* The connection is gone (socket closed). Ramp retries, the mode's accounting, then the reconnect loop of
- * section 4.8 if the mode still wants this session. */
+/* Section 5.9: the handshake was refused for load. Wait the GOAWAY's delay with its jitter (and the floor),
+ * then try again with the same ticket; the mode is not told (nothing was lost), the ramp slot is given back. */
+static void sess_refused(gen *g, sess *s)
+{
+    if (!s->ticket)
+        s->ticket = s->offered; /* a refused CLIENT_HELLO does not use the ticket up */
+    else
+        free(s->offered);
+    s->offered = NULL;
+    uint32_t wait = jittered_ms(s->gw_delay_ms, s->gw_jitter);
+    s->gw_delay_ms = 0;
+    s->next_ns = mono_ns() + (int64_t)wait * 1000000;
+    g->refusals++;
+    g->refusal_wait_ms_sum += wait;
+    if (wait > g->refusal_wait_ms_max)
+        g->refusal_wait_ms_max = wait;
+    if (s->flags & SF_RAMP) {
+        g->inflight--;
+        g->ramp_refused++;
+        ramp_pump(g);
+    } else {
+        s->flags |= SF_WAITING; /* down, coming back at next_ns: what the modes see of a reconnecting session */
+    }
+}
+
+/* The connection is gone (socket closed). A refusal waits and retries; otherwise ramp retries, the mode's
+ * accounting, then the reconnect loop of section 4.8 if the mode still wants this session. */
 static void sess_lost(gen *g, sess *s, uint16_t code, int clean)
 {
     int was_established = s->flags & SF_ESTABLISHED;
     if (s->fd >= 0 || s->core.cfg)
         sess_drop(g, s, !clean);
     s->flags &= (uint16_t) ~(SF_ESTABLISHED | SF_ACK);
+    if (s->flags & SF_REFUSED) { /* once the run is done nothing retries it, and it is no failure either */
+        sess_refused(g, s);
+        return;
+    }
+    free(s->offered);
+    s->offered = NULL;
     if (s->flags & SF_RAMP) { /* a ramp handshake failed: try again, or give up on this one */
         if (s->attempts < RAMP_ATTEMPTS && !g->done) {
             s->attempts++;
@@ -320,16 +367,41 @@ void ramp_start(gen *g, uint32_t end)
 
 void ramp_pump(gen *g)
 {
-    while (g->inflight < (uint32_t)g->o->concurrency && g->ramp_next < g->ramp_end && !g->done) {
-        sess *s = &g->s[g->ramp_next++];
-        s->attempts = 1;
-        s->flags |= SF_RAMP;
+    while (g->inflight < (uint32_t)g->o->concurrency && !g->done) {
+        sess *s;
+        if (g->retry_len) { /* a refused session whose wait is over */
+            s = g->retry[g->retry_head];
+            g->retry_head = (g->retry_head + 1) % g->n;
+            g->retry_len--;
+            g->ramp_refused--;
+        } else if (g->ramp_next < g->ramp_end) {
+            s = &g->s[g->ramp_next++];
+            s->attempts = 1;
+            s->flags |= SF_RAMP;
+        } else {
+            break;
+        }
         g->inflight++;
         sess_open(g, s);
     }
 }
 
-int ramp_done(const gen *g) { return g->ramp_next >= g->ramp_end && g->inflight == 0; }
+/* The refusal's wait is over: a ramp session queues for a slot, any other tries again at once. */
+static void retry_refused(gen *g, sess *s)
+{
+    if (!(s->flags & SF_RAMP)) {
+        sess_open(g, s);
+        return;
+    }
+    s->flags &= (uint16_t)~SF_REFUSED; /* in the queue now: the sweep leaves it alone */
+    g->retry[(g->retry_head + g->retry_len++) % g->n] = s;
+    ramp_pump(g);
+}
+
+int ramp_done(const gen *g)
+{
+    return g->ramp_next >= g->ramp_end && g->inflight == 0 && g->ramp_refused == 0;
+}
 
 /* --- gates and stdin ------------------------------------------------------------------------------------- */
 
@@ -405,7 +477,9 @@ static void sweep(gen *g, int64_t now)
     for (uint32_t i = 0; i < g->n; i++) {
         sess *s = &g->s[i];
         if (s->fd < 0) {
-            if (s->flags & SF_WAITING && now >= s->next_ns && !g->done) {
+            if (s->flags & SF_REFUSED && now >= s->next_ns && !g->done) {
+                retry_refused(g, s);
+            } else if (s->flags & SF_WAITING && now >= s->next_ns && !g->done) {
                 g->reconnects++;
                 sess_open(g, s);
             }
@@ -450,6 +524,7 @@ void gen_init(gen *g, opts *o, const mode_ops *ops, uint32_t nsess)
     g->n = nsess;
     g->s = xcalloc(nsess ? nsess : 1, sizeof *g->s);
     g->dirty = xcalloc(nsess ? nsess : 1, sizeof *g->dirty);
+    g->retry = xcalloc(nsess ? nsess : 1, sizeof *g->retry);
     g->scratch = xmalloc(RECV_CHUNK);
     for (uint32_t i = 0; i < nsess; i++) {
         g->s[i].fd = -1;

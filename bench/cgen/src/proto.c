@@ -700,6 +700,16 @@ static void on_error_frame(kc_conn *c, const kc_frame *f)
     }
 }
 
+/* Section 5.9 and the WAIT_SERVER_HELLO row of 7.2: a GOAWAY in place of SERVER_HELLO refuses the handshake for
+ * load. Reported with its delay, then the end of the connection with its code (an unknown one as OVERLOADED). */
+static void on_refused(kc_conn *c, const kc_frame *f)
+{
+    uint16_t code = f->u.goaway.code;
+    if (c->sink && c->sink->refused)
+        c->sink->refused(c, f);
+    closed(c, code_known(code) ? code : E_OVERLOADED, 1, 0);
+}
+
 static void on_connected_frame(kc_conn *c, kc_frame *f)
 {
     if (!c->got_app_frame && f->type != FT_ERROR) {
@@ -768,6 +778,10 @@ static int dispatch(kc_conn *c, const uint8_t *frame, size_t flen, int in_record
         return rc;
     if (f.type == FT_ERROR) {
         on_error_frame(c, &f);
+        return 0;
+    }
+    if (f.type == FT_GOAWAY && !in_record) { /* dispatch_outer lets it through in WAIT_SERVER_HELLO only */
+        on_refused(c, &f);
         return 0;
     }
     int connected = c->state == ST_CONNECTED || c->state == ST_CLOSING;
@@ -844,7 +858,8 @@ static int dispatch_outer(kc_conn *c, const uint8_t *frame, size_t flen)
     if (type == FT_RECORD)
         return open_record(c, frame, flen);
     int handshaking = c->state == ST_WAIT_SERVER_HELLO || c->state == ST_WAIT_SERVER_FINISHED;
-    if (type == FT_SERVER_HELLO || (type == FT_ERROR && handshaking))
+    if (type == FT_SERVER_HELLO || (type == FT_ERROR && handshaking) ||
+        (type == FT_GOAWAY && c->state == ST_WAIT_SERVER_HELLO))
         return dispatch(c, frame, flen, 0);
     return E_UNEXPECTED_FRAME; /* section 7.2: nothing else travels in plaintext */
 }

@@ -88,6 +88,9 @@ typedef struct kc_sink {
     void (*frame)(struct kc_conn *c, const kc_frame *f);
     void (*ticket)(struct kc_conn *c, kc_ticket *t); /* the sink owns t (free() it) */
     void (*closed)(struct kc_conn *c, uint16_t code, int by_peer, int clean);
+    /* The server refused the handshake for load (section 5.9): its plaintext GOAWAY in WAIT_SERVER_HELLO, in
+     * place of SERVER_HELLO. closed() follows at once (its code, OVERLOADED as a rule; not clean). */
+    void (*refused)(struct kc_conn *c, const kc_frame *goaway);
 } kc_sink;
 
 /* What every connection of a run shares. */
