@@ -163,11 +163,14 @@ class HandshakeAdmission:
         if kind is HandshakeKind.FULL:
             entry.asked_at = now
         tokens = self._tokens
-        # While more than half the burst is left the gateway is not short of handshake CPU and nobody is refused.
-        # Below it, an address keeps to its share, and only quiet addresses may spend the reserve. A quiet address
-        # and an address's own share may go into debt by one handshake, so that a budget smaller than a handshake
-        # still admits one now and then, at the configured rate.
-        if tokens > self._burst / 2 or (entry.tokens > 0 and (tokens > 0 if quiet else tokens - cost >= self._reserve)):
+        # While more than half the burst is left the gateway is not short of handshake CPU: nobody is refused, and no
+        # address is charged its share. Below it, an address keeps to its share, and only quiet addresses may spend
+        # the reserve. A quiet address and an address's own share may go into debt by one handshake, so that a budget
+        # smaller than a handshake still admits one now and then, at the configured rate.
+        if tokens > self._burst / 2:
+            self._tokens = tokens - cost
+            return None
+        if entry.tokens > 0 and (tokens > 0 if quiet else tokens - cost >= self._reserve):
             self._tokens = tokens - cost
             entry.tokens -= cost
             return None

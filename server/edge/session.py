@@ -28,7 +28,18 @@ from kefu.protocol.crypto import Suite
 from kefu.protocol.delivery import DeliveryWindow
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
-from kefu.protocol.frames import SERVICE_REQUESTS, DeliverAck, Error, Frame, Goaway, Send, SendAck, Sync
+from kefu.protocol.frames import (
+    HEADER_LEN,
+    MAX_HANDSHAKE_BODY,
+    SERVICE_REQUESTS,
+    DeliverAck,
+    Error,
+    Frame,
+    Goaway,
+    Send,
+    SendAck,
+    Sync,
+)
 from kefu.protocol.handshake import HandshakeKind, ServerConfig
 from kefu.protocol.serverconn import ServerConnection
 
@@ -36,6 +47,10 @@ from ..engine.ports import CorePort
 from ..engine.streams import Outbound
 
 __all__ = ["Session", "SessionHost"]
+
+
+PREFLIGHT_LIMIT = HEADER_LEN + MAX_HANDSHAKE_BODY
+"""The most a client may have sent before the server's first flight: one CLIENT_HELLO."""
 
 
 class SessionHost(Protocol):
@@ -154,6 +169,8 @@ class Session(asyncio.Protocol):
     def admit(self) -> None:
         """The core admitted the connection: handle what arrived meanwhile, and start reading."""
         self.admission_pending = False
+        if self.conn is None or self.conn.closed:
+            return
         held, self._held = self._held, None
         if held is not None:
             self.data_received(held)
@@ -221,7 +238,16 @@ class Session(asyncio.Protocol):
         if conn is None or conn.closed:
             return
         if self.admission_pending:  # one read at most: reading is paused until the core's verdict
-            self._held = data if self._held is None else self._held + data
+            held = data if self._held is None else self._held + data
+            if len(held) > PREFLIGHT_LIMIT:
+                # A client sends CLIENT_HELLO and waits for the server's flight (spec section 5.1): more before the
+                # server has said anything is no client's, and none of it is kept (section 8).
+                self._held = None
+                conn.fail(ErrorCode.UNEXPECTED_FRAME, "bytes after CLIENT_HELLO before the server's answer")
+                self._handle_events(self.gateway.now())
+                self._schedule_flush()
+                return
+            self._held = held
             if self.transport is not None:
                 self.transport.pause_reading()
             return

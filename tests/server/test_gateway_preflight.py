@@ -1,0 +1,103 @@
+"""What a gateway keeps of a connection the core has not admitted yet (spec sections 5.1 and 8): one CLIENT_HELLO at
+most. A real gateway on a real loopback socket, with a core that has not answered, on uvloop (which the server runs
+on, and which reads once after `connection_made` even when it paused reading there)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvloop
+
+from kefu.protocol import frames
+from kefu.protocol.clientconn import ClientConnection
+from kefu.protocol.crypto import Suite
+from kefu.protocol.errors import ErrorCode
+from kefu.server.config import Config
+from kefu.server.edge.gateway import Gateway
+from kefu.server.edge.session import PREFLIGHT_LIMIT
+
+from ..protocol.pairs import client_config, server_config
+
+
+class SilentCore:
+    """A core that records admissions and answers nothing (as one whose verdict is still on its way)."""
+
+    def __init__(self) -> None:
+        self.admitted: list[int] = []
+        self.closed_sids: list[int] = []
+
+    def admit(self, ticket: int, address: str) -> None:
+        self.admitted.append(ticket)
+
+    def closed(self, sid: int) -> None:
+        self.closed_sids.append(sid)
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+async def _serve() -> tuple[Gateway, SilentCore, asyncio.Server, int]:
+    loop = asyncio.get_running_loop()
+    gateway = Gateway(config=Config(), server_config=server_config(), loop=loop)
+    core = SilentCore()
+    gateway.attach(core)  # type: ignore[arg-type]
+    server = await loop.create_server(gateway.protocol_factory, "127.0.0.1", 0)
+    return gateway, core, server, server.sockets[0].getsockname()[1]
+
+
+def _hello() -> bytes:
+    client = ClientConnection(client_config(Suite.NATIONAL), now=0.0)
+    client.connect(now=0.0)
+    return client.data_to_send()
+
+
+def test_bytes_beyond_a_client_hello_before_admission_end_the_connection_and_are_not_kept() -> None:
+    uvloop.run(_beyond_a_client_hello())
+
+
+async def _beyond_a_client_hello() -> None:
+    gateway, core, server, port = await _serve()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_hello() + frames.HEADER.pack(1 << 20, 1, frames.FrameType.RECORD, 0, 0) + bytes(64 << 10))
+        data = await asyncio.wait_for(reader.read(), 10)
+        (raw,) = frames.FrameDecoder().feed(data)
+        error = frames.decode_frame(raw)
+        assert isinstance(error, frames.Error) and error.code == ErrorCode.UNEXPECTED_FRAME
+        assert core.admitted  # the core was asked, and had not answered
+        writer.close()
+        for _ in range(100):
+            if not gateway.sessions:
+                break
+            await asyncio.sleep(0.01)
+        assert not gateway.sessions
+        assert core.closed_sids == core.admitted
+    finally:
+        server.close()
+
+
+def test_a_client_hello_alone_waits_for_the_verdict_and_is_kept() -> None:
+    uvloop.run(_a_client_hello_alone())
+
+
+async def _a_client_hello_alone() -> None:
+    gateway, core, server, port = await _serve()
+    try:
+        hello = _hello()
+        assert len(hello) <= PREFLIGHT_LIMIT
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(hello)
+        await writer.drain()
+        for _ in range(100):
+            if core.admitted and any(s._held for s in gateway.sessions.values()):
+                break
+            await asyncio.sleep(0.01)
+        (session,) = gateway.sessions.values()
+        assert session._held == hello and not session.conn.closed  # type: ignore[union-attr]
+        gateway.admitted(core.admitted[0], None)  # the verdict: the hello is handled now
+        header = await asyncio.wait_for(reader.readexactly(frames.HEADER_LEN), 10)
+        assert frames.HEADER.unpack(header)[2] == frames.FrameType.SERVER_HELLO
+        writer.close()
+    finally:
+        server.close()
