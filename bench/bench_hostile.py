@@ -21,10 +21,12 @@ bench_workers.py's `--old-tree`.
   - a handshake flood (cgen flood) from `--flood-addresses` loopback addresses (127.0.1.1 ...), `--per-address`
     sockets each, sends valid national CLIENT_HELLOs, closes on the server's flight and reconnects at once
     (never verifying, ignoring any GOAWAY's delay);
-  - a legitimate client from 127.0.2.1 logs in every `--legit-every` s (a full national handshake with a
-    registered app, the protocol core over asyncio): its time is from its first attempt's connect to the
-    server's NEW_TICKET (the server took its Finished); on a GOAWAY it waits the delay with the jitter and tries
-    again, on any other failure it backs off as section 4.8's defaults say.
+  - a legitimate new client logs in every `--legit-every` s, each from an address of its own (127.0.2.1,
+    127.0.2.2, ...: a teller or a visitor the server has not heard from; `--legit-same-address` makes them all
+    come from 127.0.2.1, a client that logs in again and again): a full national handshake with a registered
+    app, the protocol core over asyncio; its time is from its first attempt's connect to the server's NEW_TICKET
+    (the server took its Finished); on a GOAWAY it waits the delay with the jitter and tries again, on any other
+    failure it backs off as section 4.8's defaults say.
 The configurations: `no-flood` (the baseline, legitimate client included), `admission-off` (flood,
 KEFU_LIMITS_HANDSHAKE_CPU_SHARE=0) and `admission-on` (flood, the server's default), the latter two only where
 the tree has the setting (`server/config.py` handshake_cpu_share). Targets: deliver p99 under flood within 2x
@@ -365,11 +367,11 @@ class Attempt(asyncio.Protocol):
             self.outcome.set_result((kind, detail))
 
 
-async def attempt(port: int, config: ClientConfig) -> tuple[str, Any]:
+async def attempt(port: int, config: ClientConfig, source: str = LEGIT_SOURCE) -> tuple[str, Any]:
     loop = asyncio.get_running_loop()
     try:
         transport, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: Attempt(config), "127.0.0.1", port, local_addr=(LEGIT_SOURCE, 0)),
+            loop.create_connection(lambda: Attempt(config), "127.0.0.1", port, local_addr=(source, 0)),
             ATTEMPT_TIMEOUT_S,
         )
     except (OSError, TimeoutError) as exc:
@@ -388,12 +390,12 @@ def jittered_s(ms: float, permille: int) -> float:
     return max(RECONNECT_FLOOR_MS, ms * (1 - j + 2 * j * random.random())) / 1000
 
 
-async def login(port: int, config: ClientConfig) -> dict[str, Any]:
+async def login(port: int, config: ClientConfig, source: str = LEGIT_SOURCE) -> dict[str, Any]:
     """Attempts until the server accepts the handshake; the time from the first connect, attempts, refusals."""
     started, attempts, refused, failures = time.monotonic(), 0, 0, []
     while time.monotonic() - started < LOGIN_GIVE_UP_S:
         attempts += 1
-        kind, detail = await attempt(port, config)
+        kind, detail = await attempt(port, config, source)
         if kind == "ok":
             return {"ms": round(1000 * (time.monotonic() - started), 1), "attempts": attempts, "refused": refused,
                     "failures": failures}  # fmt: skip
@@ -407,13 +409,17 @@ async def login(port: int, config: ClientConfig) -> dict[str, Any]:
     return {"ms": None, "attempts": attempts, "refused": refused, "failures": failures}
 
 
-async def logins(port: int, config: ClientConfig, t0_ns: int, duration: float, every: float) -> list[dict[str, Any]]:
-    """A login every `every` s from T0 (CLOCK_MONOTONIC, as the generators') for `duration` s, one at a time."""
+async def logins(
+    port: int, config: ClientConfig, t0_ns: int, duration: float, every: float, *, same_address: bool = False
+) -> list[dict[str, Any]]:
+    """A login every `every` s from T0 (CLOCK_MONOTONIC, as the generators') for `duration` s, one at a time, each
+    from an address of its own (127.0.2.1, 127.0.2.2, ...) unless `same_address`."""
     out = []
     k = 0
     while (at := t0_ns / 1e9 + k * every) < t0_ns / 1e9 + duration:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
-        out.append(await login(port, config))
+        source = LEGIT_SOURCE if same_address else f"127.0.2.{k % 250 + 1}"
+        out.append({**await login(port, config, source), "source": source})
         k += 1
     return out
 
@@ -453,7 +459,14 @@ class Background:
             self.results[name] = {"error": repr(exc)}
 
     async def _logins(self, t0_ns: int) -> list[dict[str, Any]]:
-        return await logins(self.target.port, self.config, t0_ns, self.args.duration, self.args.legit_every)
+        return await logins(
+            self.target.port,
+            self.config,
+            t0_ns,
+            self.args.duration,
+            self.args.legit_every,
+            same_address=self.args.legit_same_address,
+        )
 
     def _flood(self) -> dict[str, Any]:
         sources = [f"127.0.1.{i}" for i in range(1, self.args.flood_addresses + 1)]
@@ -595,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flood-processes", type=int, default=1)
     p.add_argument("--hellos", type=int, default=16, help="flood: distinct CLIENT_HELLOs replayed")
     p.add_argument("--legit-every", type=float, default=2.0)
+    p.add_argument("--legit-same-address", action="store_true", help="every login from 127.0.2.1")
     p.add_argument("--configs", default="no-flood,admission-off,admission-on")
     args = p.parse_args(argv)
     OUT.parent.mkdir(parents=True, exist_ok=True)
