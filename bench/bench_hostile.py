@@ -478,7 +478,9 @@ class Background:
 
 
 def flood_config(args: argparse.Namespace, name: str) -> dict[str, Any]:
-    extra = {"admission-off": {"KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0"}}.get(name, {}) if has_admission_control() else {}
+    shares = {"admission-off": "0", "admission-on": args.handshake_share}
+    share = shares.get(name, "") if has_admission_control() else ""
+    extra = {"KEFU_LIMITS_HANDSHAKE_CPU_SHARE": share} if share else {}
     server, config = spawn(extra)
     try:
         target = cgen.Target(server.port, server.data_dir, pid=server.pid)
@@ -610,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--legit-every", type=float, default=2.0)
     p.add_argument("--legit-same-address", action="store_true", help="every login from 127.0.2.1")
     p.add_argument("--configs", default="no-flood,admission-off,admission-on")
+    p.add_argument("--handshake-share", default="", help="flood: [limits] handshake_cpu_share of admission-on")
     args = p.parse_args(argv)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     heads = []

@@ -17,11 +17,12 @@ code OVERLOADED and the delay after which a retry would be admitted, which costs
   `PER_ADDRESS_SHARE` of the budget (derived from the measured budget, not configured: with the default share, about
   22 full national handshakes a second on the machine of bench/RESULTS.md), so ten addresses are needed to hold the
   bucket down.
-- **Refusals stay cheap.** A refused address is told when to come back; until then, each of its new connections gets
-  the same GOAWAY (with the delay that is left) as soon as it is accepted, and is closed (`early_refusal`), before the
-  core is asked about it and before anything is read: an attacker that ignores the delay costs the gateway an accept,
-  a write and a close, not a handshake's parsing, while a client that opened several connections at once learns
-  when to retry on each.
+- **Refusals stay cheap, and flooding does not pay.** A refused address is told when to come back, and the delay
+  doubles with each refusal in a row (from `RETRY_MIN_MS` to `RETRY_MAX_MS`; an admission resets it). A connection
+  from that address that arrives before the delay is over is held, unread and unanswered, until it is over
+  (`early_wait`; the gateway holds at most `MAX_HELD` such connections), and then handled like any other: the core
+  is not asked about it and nothing is parsed meanwhile. An attacker that ignores the delay thus gets one answer per
+  socket per delay, while a client that opened several connections at once sees them go through as the delay ends.
 - **Fairness under a flood.** The last `RESERVE_S` seconds of the bucket are kept for quiet addresses: ones that
   asked for no full handshake (admitted or not) in the last `QUIET_S` seconds. A flooding address asks all the time,
   so it stops at the reserve line; a client on a quiet address (a teller after a restart, a new visitor) still finds
@@ -92,14 +93,20 @@ def per_gateway(share: float, cores: int, gateways: int) -> float:
     return share * cores / max(gateways, 1)
 
 
+MAX_HELD: Final = 10_000
+"""Connections a gateway holds back until their address's delay is over; past it, new ones are dropped at once."""
+
+
 class _Address:
-    __slots__ = ("asked_at", "blocked_until", "stamp", "tokens")
+    __slots__ = ("asked_at", "blocked_until", "stamp", "strikes", "tokens")
 
     def __init__(self, tokens: float, now: float) -> None:
         self.tokens = tokens
         self.stamp = now
         self.asked_at = now - QUIET_S
         self.blocked_until = 0.0
+        self.strikes = 0
+        """Refusals in a row (an admission resets it): each doubles the delay the next refusal gives."""
 
 
 class HandshakeAdmission:
@@ -169,31 +176,30 @@ class HandshakeAdmission:
         # smaller than a handshake still admits one now and then, at the configured rate.
         if tokens > self._burst / 2:
             self._tokens = tokens - cost
+            entry.strikes = 0
             return None
         if entry.tokens > 0 and (tokens > 0 if quiet else tokens - cost >= self._reserve):
             self._tokens = tokens - cost
             entry.tokens -= cost
+            entry.strikes = 0
             return None
         if self._count is not None:
             self._count(suite, kind)
-        need = -tokens if quiet else min(cost + self._reserve, self._burst / 2) - tokens
-        wait = max(need / self.rate, -entry.tokens / self._address_rate, 0.0)
-        delay_ms = int(min(max(wait * 1000, RETRY_MIN_MS), RETRY_MAX_MS))
-        entry.blocked_until = now + delay_ms / 1000
+        if now < entry.blocked_until:  # already told to wait (a connection opened before that): the time left
+            delay_ms = max(1, int((entry.blocked_until - now) * 1000))
+        else:
+            need = -tokens if quiet else min(cost + self._reserve, self._burst / 2) - tokens
+            wait = max(need / self.rate, -entry.tokens / self._address_rate, 0.0)
+            floor_ms = RETRY_MIN_MS << min(entry.strikes, 16)
+            entry.strikes += 1
+            delay_ms = int(min(max(wait * 1000, floor_ms), RETRY_MAX_MS))
+            entry.blocked_until = now + delay_ms / 1000
         return Goaway(ErrorCode.OVERLOADED, delay_ms, delay_ms, RETRY_MAX_MS, JITTER_PERMILLE, REASON)
 
-    def early_refusal(self, address: str) -> Goaway | None:
-        """While `address` should be waiting out a refusal's delay: the GOAWAY for its new connection, sent before
-        anything is read (with the delay that is left); else None."""
+    def early_wait(self, address: str) -> float:
+        """Seconds until `address` may ask again, for a connection it opened before its delay is over (0: none)."""
         entry = self._addresses.get(address)
-        if entry is None:
-            return None
-        left_ms = int((entry.blocked_until - self._clock()) * 1000)
-        if left_ms <= 0:
-            return None
-        if self._count is not None:
-            self._count(Suite.NATIONAL, HandshakeKind.FULL)
-        return Goaway(ErrorCode.OVERLOADED, left_ms, left_ms, RETRY_MAX_MS, JITTER_PERMILLE, REASON)
+        return 0.0 if entry is None else max(0.0, entry.blocked_until - self._clock())
 
     def _sweep(self, now: float) -> None:
         self._addresses = {

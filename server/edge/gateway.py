@@ -21,7 +21,7 @@ from kefu.protocol.crypto import Suite
 from kefu.protocol.delivery import DeliveryWindow
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionClosed, ConnectionTerminated, HandshakeComplete
-from kefu.protocol.frames import Flag, Frame, Goaway, Send, SendAck, encode
+from kefu.protocol.frames import Flag, Frame, Goaway, Send, SendAck
 from kefu.protocol.handshake import HandshakeKind, ServerConfig
 
 from .. import log as logmod
@@ -30,7 +30,7 @@ from ..engine.ports import CorePort, ResumePlan
 from ..engine.presence import Presence
 from ..engine.ratelimit import TokenBucket
 from ..engine.streams import Outbound
-from .admission import HandshakeAdmission, measure_costs
+from .admission import MAX_HELD, HandshakeAdmission, measure_costs
 from .session import Session
 from .timers import TimerWheel
 
@@ -95,6 +95,8 @@ class Gateway:
         self._connections: dict[str, Any] = {}
         budget = config.limits.handshake_cpu_share * cores_per_gateway
         self.admission = HandshakeAdmission(budget, measure_costs(), clock=loop.time)
+        self.held_back: set[Session] = set()
+        """Connections held back until their address may ask for a handshake again (`hold_back`)."""
         """The handshake budget (`admit_handshake`), in CPU seconds measured on this process at start."""
         self._auth_log = TokenBucket(AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time())
         self._auth_log_dropped = 0
@@ -150,15 +152,18 @@ class Gateway:
             self._count("refused_connections")
             session.refuse()
 
-    def early_refusal(self, address: str) -> bytes:
-        """The encoded GOAWAY for a new connection from an address that was told to wait and came back early (section
-        5.9): written before anything is read or the core is asked; b"" to go on as usual."""
-        refusal = self.admission.early_refusal(address)
-        if refusal is None:
-            return b""
+    def hold_back(self, session: Session, address: str) -> float:
+        """A new connection from an address that was told to wait (section 5.9): how long to hold it, unread, before
+        handling it (0: at once). -1: drop it now (this gateway holds MAX_HELD connections already)."""
+        wait = self.admission.early_wait(address)
+        if wait <= 0:
+            return 0.0
         if self.metrics is not None:
             self.metrics.handshake("none", "refused")
-        return encode(refusal)
+        if len(self.held_back) >= MAX_HELD:
+            return -1.0
+        self.held_back.add(session)
+        return wait
 
     def admit_handshake(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None:
         """May a handshake from `address` go on (None), or the GOAWAY refusing it (section 5.9)."""
@@ -223,6 +228,7 @@ class Gateway:
                 self._gauge(session.suite_name).dec()
             self.core.closed(session.sid)
         self.deferred.discard(session)
+        self.held_back.discard(session)
         if session.ready:
             self._users.discard(session.user, session)
         self.outbound.forget(session)

@@ -61,9 +61,12 @@ class SessionHost(Protocol):
     core: CorePort
     outbound: Outbound
 
+    loop: asyncio.AbstractEventLoop
+    held_back: set[Session]
+
     def now(self) -> float: ...
     def admit(self, session: Session, address: str) -> bool: ...
-    def early_refusal(self, address: str) -> bytes: ...
+    def hold_back(self, session: Session, address: str) -> float: ...
     def admit_handshake(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None: ...
     def on_ready(self, session: Session, event: HandshakeComplete) -> None: ...
     def on_closed(self, session: Session, event: ConnectionClosed | ConnectionTerminated) -> None: ...
@@ -93,6 +96,7 @@ class Session(asyncio.Protocol):
         "_frame_stamp",
         "_frame_tokens",
         "_held",
+        "_hold_timer",
         "_read_paused_until",
         "_scheduled",
         "admission_pending",
@@ -127,6 +131,8 @@ class Session(asyncio.Protocol):
         self.window: DeliveryWindow | None = None
         self._held: bytes | None = None
         """What arrived before the core admitted the connection (read at once, not yet handled)."""
+        self._hold_timer: asyncio.TimerHandle | None = None
+        """Set while the connection is held back until its address may ask for a handshake again."""
         self._flush_pending = False
         self._buffered = 0
         self._read_paused_until = 0.0
@@ -139,37 +145,49 @@ class Session(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # uvloop's TCPTransport is not a subclass
-        transport = self.transport
-        gateway = self.gateway
         # Not read until the core admits the connection (at once, in one process). uvloop starts reading after this
         # method returns even when it paused reading here (CPython fixed the same in asyncio, gh-76002), so
         # `_data_received` also holds what arrives early and pauses again.
-        transport.pause_reading()
+        self.transport.pause_reading()
+        self._arrive()
+
+    def _arrive(self) -> None:
+        """Hold the connection back while its address waits out a refusal (spec section 5.9), else put it to the
+        core and get ready to read."""
+        transport, gateway = self.transport, self.gateway
+        if transport is None or transport.is_closing():
+            return
+        self._hold_timer = None
         peer = transport.get_extra_info("peername")
         address = peer[0] if peer else "?"
-        refusal = gateway.early_refusal(address)
-        if refusal:  # told to wait and back early: the refusal again, nothing read (spec section 5.9)
-            transport.write(refusal)
-            transport.close()
-            return
-        if not gateway.admit(self, address):
+        wait = gateway.hold_back(self, address)
+        if wait < 0:
             transport.abort()
             return
-        if transport.is_closing():
-            return  # the core refused it at once
+        if wait > 0:
+            self._hold_timer = gateway.loop.call_later(wait, self._arrive)
+            return
+        gateway.held_back.discard(self)
         now = gateway.now()
         limits = gateway.config.limits
         transport.set_write_buffer_limits(high=limits.write_high_water, low=limits.write_low_water)
         self.conn = ServerConnection(gateway.server_config, now=now)
-        self.conn.admission = partial(gateway.admit_handshake, peer[0] if peer else "?")
+        self.conn.admission = partial(gateway.admit_handshake, address)
         self._frame_tokens, self._byte_tokens = float(limits.conn_frames_burst), float(limits.conn_bytes_burst)
         self._frame_stamp = self._byte_stamp = now
+        # The core may answer before this returns (one process), and a held-back connection may have data waiting.
+        if not gateway.admit(self, address):
+            self.conn = None
+            transport.abort()
+            return
+        if transport.is_closing():
+            return  # the core refused it at once
         self._rearm()
 
     def admit(self) -> None:
         """The core admitted the connection: handle what arrived meanwhile, and start reading."""
         self.admission_pending = False
-        if self.conn is None or self.conn.closed:
+        if self.conn is not None and self.conn.closed:
             return
         held, self._held = self._held, None
         if held is not None:
@@ -235,6 +253,15 @@ class Session(asyncio.Protocol):
 
     def _data_received(self, data: bytes) -> None:
         conn = self.conn
+        if conn is None and self._hold_timer is not None:  # held back: keep at most a CLIENT_HELLO until then
+            held = data if self._held is None else self._held + data
+            if len(held) > PREFLIGHT_LIMIT and self.transport is not None:
+                self.transport.abort()
+                return
+            self._held = held
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
         if conn is None or conn.closed:
             return
         if self.admission_pending:  # one read at most: reading is paused until the core's verdict
@@ -269,6 +296,9 @@ class Session(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         self.gateway.account_buffered(self._buffered, 0)
         self._buffered = 0
         self.gateway.forget(self)

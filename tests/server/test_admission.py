@@ -138,19 +138,38 @@ def test_a_refusal_is_a_goaway_overloaded_with_a_bounded_delay() -> None:
     assert admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL) is None
 
 
-def test_a_refused_address_gets_the_refusal_again_until_its_delay_is_over() -> None:
+def test_a_refused_address_waits_until_its_delay_is_over_and_each_refusal_in_a_row_doubles_it() -> None:
     clock = Clock()
-    admission = HandshakeAdmission(0.01, COSTS, clock=clock)
-    admitted(admission, "10.0.0.1", 5)
+    admission = HandshakeAdmission(0.5, COSTS, clock=clock)
+
+    rounds = iter(range(100))
+
+    def drain() -> None:  # many new addresses at once take the whole bucket, reserve included
+        k = next(rounds)
+        for i in range(400):
+            admission.check(f"10.{k}.{i // 200}.{i % 200}", Suite.NATIONAL, HandshakeKind.FULL)
+
+    drain()
+    delays = []
+    for _ in range(6):  # each time it comes back when told, and is refused again
+        refusal = admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL)
+        assert isinstance(refusal, Goaway)
+        delays.append(refusal.reconnect_delay_ms)
+        assert admission.early_wait("10.0.0.2") == 0
+        assert admission.early_wait("10.0.0.1") == pytest.approx(refusal.reconnect_delay_ms / 1000, abs=0.002)
+        clock.now += 0.1
+        again = admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL)  # one opened before: the time left
+        assert again is not None and again.reconnect_delay_ms == pytest.approx(refusal.reconnect_delay_ms - 100, abs=2)
+        clock.now += refusal.reconnect_delay_ms / 1000 - 0.1
+        drain()
+    assert delays[:4] == [RETRY_MIN_MS, 2 * RETRY_MIN_MS, 4 * RETRY_MIN_MS, 8 * RETRY_MIN_MS]
+    assert delays[-1] == RETRY_MAX_MS
+    assert admission.early_wait("10.0.0.1") == 0
+    clock.now += 10
+    assert admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL) is None  # the bucket refilled
+    drain()
     refusal = admission.check("10.0.0.1", Suite.NATIONAL, HandshakeKind.FULL)
-    assert isinstance(refusal, Goaway)
-    assert admission.early_refusal("10.0.0.2") is None
-    clock.now += 0.1
-    again = admission.early_refusal("10.0.0.1")
-    assert again is not None and again.code == ErrorCode.OVERLOADED
-    assert again.reconnect_delay_ms == pytest.approx(refusal.reconnect_delay_ms - 100, abs=2)
-    clock.now += refusal.reconnect_delay_ms / 1000
-    assert admission.early_refusal("10.0.0.1") is None
+    assert refusal is not None and refusal.reconnect_delay_ms == RETRY_MIN_MS  # admitted: the count starts again
 
 
 def test_the_host_share_is_split_over_the_gateways() -> None:

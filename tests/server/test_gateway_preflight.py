@@ -101,3 +101,36 @@ async def _a_client_hello_alone() -> None:
         writer.close()
     finally:
         server.close()
+
+
+def test_a_connection_from_an_address_told_to_wait_is_held_unread_until_the_delay_is_over() -> None:
+    uvloop.run(_held_back())
+
+
+async def _held_back() -> None:
+    from kefu.protocol.handshake import HandshakeKind  # noqa: PLC0415
+
+    gateway, core, server, port = await _serve()
+    try:
+        for i in range(2000):  # new addresses take the whole budget
+            gateway.admission.check(f"10.1.{i // 250}.{i % 250}", Suite.NATIONAL, HandshakeKind.FULL)
+        refusal = gateway.admission.check("127.0.0.1", Suite.NATIONAL, HandshakeKind.FULL)
+        assert refusal is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_hello())
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        (session,) = gateway.held_back
+        assert not core.admitted and session.conn is None and session._held  # held, its hello kept, core not asked
+        while not core.admitted:
+            await asyncio.sleep(0.01)
+        assert loop.time() - started >= refusal.reconnect_delay_ms / 1000 - 0.06
+        assert not gateway.held_back
+        gateway.admitted(core.admitted[0], None)
+        header = await asyncio.wait_for(reader.readexactly(frames.HEADER_LEN), 10)
+        assert frames.HEADER.unpack(header)[2] in (frames.FrameType.SERVER_HELLO, frames.FrameType.GOAWAY)
+        writer.close()
+    finally:
+        server.close()
