@@ -78,7 +78,7 @@ class ErrorCode(IntEnum):
     """A local known-answer self-test of the cryptography failed; the implementation refuses to run."""
 
     BAD_REQUEST = 400
-    """A request is well formed but its values are not acceptable (for example an empty body, conversation 0, or a client's EVENT in a service conversation)."""
+    """A request is well formed but its values are not acceptable (for example an empty body, conversation 0, or a SEND of content type EVENT, which only the server writes)."""
 
     UNAUTHORIZED = 401
     """The request needs an identity the connection does not have."""

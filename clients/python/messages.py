@@ -51,8 +51,9 @@ class Message:
     def is_system_event(self) -> bool:
         """Whether this is one of the server's own events (spec section 13.2: opened, queued, assigned, transferred,
         closed, ...): content type EVENT *and* the system sender, `SYSTEM_SENDER` ("#kefu", which no app id can be).
-        Check this, never the content type alone, before showing a message as the system's: EVENT is also an
-        application content type (section 4.1), and an EVENT from any other sender is that sender's message."""
+        Check this, never the content type alone, before showing a message as the system's: the server refuses a
+        client's EVENT (section 4.1), but a message stored before it did, or one from a server that does not, is
+        still no system event unless its sender is the system's."""
         return self.content_type == ContentType.EVENT and self.sender == SYSTEM_SENDER
 
     @property

@@ -30,6 +30,7 @@ from typing import Any
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.frames import (
     SERVICE_BASE,
+    ContentType,
     Deliver,
     Error,
     Flag,
@@ -267,8 +268,10 @@ class Core:
             return ErrorCode.RATE_LIMITED
         if len(send.body) > self.config.server.max_message_bytes:
             return ErrorCode.MESSAGE_TOO_LARGE
-        if not send.body or send.conversation_id == 0:
-            return ErrorCode.BAD_REQUEST  # conversation 0 means "every conversation" in SYNC: no conversation has it
+        # Conversation 0 means "every conversation" in SYNC: no conversation has it. EVENT is the server's (#kefu)
+        # alone, in every conversation: no client's message may pass for a system event.
+        if not send.body or send.conversation_id == 0 or send.content_type == ContentType.EVENT:
+            return ErrorCode.BAD_REQUEST
         if send.conversation_id >= SERVICE_BASE:
             # The service range (section 13.2): created by the server only, written under the policy's rules.
             if self.policy is None or any(m.key == MEMBERS_KEY for m in send.metadata):

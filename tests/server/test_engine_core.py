@@ -220,6 +220,19 @@ async def test_invalid_sends_are_refused_at_once(
     assert log.requests == [] and one.published == []
 
 
+@pytest.mark.parametrize("conversation", [7, SERVICE], ids=["plain", "service"])
+@pytest.mark.asyncio
+async def test_a_clients_event_is_refused_in_any_conversation(clock: ManualClock, conversation: int) -> None:
+    """Only the server's system sender writes EVENT (sections 4.1, 13.2): a client's is BAD_REQUEST, stored nowhere."""
+    core, log = make_core(policy=RecordingPolicy())
+    one = RecordingEndpoint()
+    sid = connect(core, one, "alice")
+    s = dataclasses.replace(send(conversation, to=["bob"]), content_type=ContentType.EVENT)
+    core.submit(one, sid, s, 0.0)
+    assert one.acks == [(sid, s, SendResult(int(ErrorCode.BAD_REQUEST), False, None, ()), 0)]
+    assert log.requests == [] and one.published == []
+
+
 @pytest.mark.asyncio
 async def test_a_body_of_exactly_the_limit_is_stored(clock: ManualClock) -> None:
     core, log = make_core(server={"max_message_bytes": 16})
