@@ -465,6 +465,8 @@ class Connection:
         self._state = value
         self._accept = _accepts(type(self), value)
         self._decoder.limits = outer_limits(self.role, value)
+        if value is State.CLOSED:
+            self._decoder.clear()  # the rest of a chunk read with the frame that ended it: held by nobody now
 
     def _handle(self, frame: Frame, encoded: bytes) -> None:
         handler = self._accept.get(type(frame))

@@ -754,6 +754,12 @@ class FrameDecoder:
         """Bytes held for an incomplete frame."""
         return len(self._buf)
 
+    def clear(self) -> None:
+        """Drop what is buffered (the connection is over: nothing more will be read from it)."""
+        self._buf = bytearray()
+        self._need = HEADER_LEN
+        self.blocked = False
+
     def feed(self, data: bytes) -> list[RawFrame]:
         """Every complete frame that `data` completes, in order. Raises RemoteProtocolError."""
         buf = self._buf

@@ -114,3 +114,13 @@ def test_a_closed_connection_holds_nothing_more() -> None:
     server.receive_data(b"\0" * 1000)
     assert server.buffered_incomplete == 0
     assert frames.FrameDecoder().limits == frames.BODY_LIMITS
+
+
+def test_a_connection_that_fails_drops_the_rest_of_the_chunk_it_was_reading() -> None:
+    """A CLIENT_HELLO, then a RECORD header declaring 1 MiB and 64 KiB of its body in the same chunk: the RECORD is
+    refused, and the 64 KiB are not kept by the closed connection (an adapter may keep it until the socket closes)."""
+    pair = Pair(client_config(Suite.INTERNATIONAL), server_config())
+    pair.start()
+    pair.server.receive_data(pair.client.data_to_send() + HEADER.pack(MIB, 1, FrameType.RECORD, 0, 0) + bytes(65536))
+    assert terminated(pair.server).code == ErrorCode.FRAME_TOO_LARGE
+    assert pair.server.buffered_incomplete == 0
