@@ -247,8 +247,15 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         values = [p.get(key) for p in parts]
         if key in HIST_KEYS:
             merged[key] = merge_histograms([v for v in values if v])
-        elif key in ("max_sender_lag_ms", "elapsed_s", "ramp_s", "hold_s", "window_s", "phase_reached",
-                     "refusal_wait_ms_max"):
+        elif key in (
+            "max_sender_lag_ms",
+            "elapsed_s",
+            "ramp_s",
+            "hold_s",
+            "window_s",
+            "phase_reached",
+            "refusal_wait_ms_max",
+        ):
             merged[key] = max(v for v in values if v is not None)
         elif key in ("sent_per_s", "delivered_per_s", "answered_per_s", "refused_per_s"):
             merged[key] = stats.add_series([v for v in values if v])

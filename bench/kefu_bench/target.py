@@ -39,8 +39,22 @@ LOAD_ENV = {
     "KEFU_LIMITS_NEW_CONNS_PER_IP_PER_S": "1000000",
     "KEFU_LIMITS_NEW_CONNS_PER_IP_BURST": "1000000",
     "KEFU_LIMITS_MAX_HANDSHAKES_IN_PROGRESS": "100000",
+    "KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0",
 }
 """Limits out of the harness's way (the defaults are per client; the harness is thousands on few addresses)."""
+
+NEWER_SETTINGS = frozenset({"KEFU_LIMITS_HANDSHAKE_CPU_SHARE"})
+"""Settings an older kefu tree (run with PYTHONPATH, to compare) may not have: it refuses unknown ones, so they are
+left out for it."""
+
+
+def server_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """LOAD_ENV with `env` over it, without the settings an older tree would refuse when PYTHONPATH names one."""
+    merged = {**LOAD_ENV, **(env or {})}
+    if os.environ.get("PYTHONPATH"):
+        merged = {k: v for k, v in merged.items() if k not in NEWER_SETTINGS}
+    return merged
+
 
 BUCKETS_KEPT = (
     "kefu_fsync_seconds", "kefu_commit_batch_size", "kefu_event_loop_lag_seconds", "kefu_delivery_latency_seconds",
@@ -146,7 +160,7 @@ class Server:
         if data_dir is None:
             temp = Path(tempfile.mkdtemp(prefix="kefu-bench-"))
             data_dir = temp / "data"
-        server = cls(port, 0, data_dir, True, {**LOAD_ENV, **(env or {})}, temp_dir=temp, cpus=cpus)
+        server = cls(port, 0, data_dir, True, server_env(env), temp_dir=temp, cpus=cpus)
         server.log_path = (temp or data_dir.parent) / "server.log"
         server.start()
         return server

@@ -133,10 +133,13 @@ class HandshakeAdmission:
         self._stamp = clock()
 
     def configure(self, cpu_share: float) -> None:
-        """A new budget for this gateway, in CPU seconds per second (SIGHUP); 0 turns admission off."""
+        """A new budget for this gateway, in CPU seconds per second (SIGHUP); 0 turns admission off. However small
+        the budget, the bucket holds three of the dearest handshakes and the reserve one, so that a quiet address
+        always finds room for its own."""
+        dearest = max(self.costs.values())
         self.rate = cpu_share
-        self._burst = cpu_share * BURST_S
-        self._reserve = cpu_share * RESERVE_S
+        self._burst = max(cpu_share * BURST_S, 3 * dearest)
+        self._reserve = max(cpu_share * RESERVE_S, dearest)
         self._address_rate = cpu_share * PER_ADDRESS_SHARE
         self._address_burst = self._burst * PER_ADDRESS_SHARE
 

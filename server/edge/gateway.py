@@ -216,7 +216,12 @@ class Gateway:
         claimed = session.conn.claimed_app_id if session.conn is not None else ""
         dropped, self._auth_log_dropped = self._auth_log_dropped, 0
         logmod.warning(
-            "conn.auth_failed", peer=session.peer, claimed_app=printable(claimed), reason=why, not_logged=dropped
+            "conn.auth_failed",
+            peer=session.peer,
+            code=ErrorCode.AUTH_FAILED.name,
+            claimed_app=printable(claimed),
+            reason=why,
+            not_logged=dropped,
         )
 
     def forget(self, session: Session) -> None:
