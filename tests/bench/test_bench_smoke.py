@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -12,15 +13,25 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-@pytest.fixture(scope="module")
-def bench() -> Any:
-    """bench/bench_protocol.py, imported as the command imports it (its directory on sys.path)."""
+def bench_script(name: str) -> Any:
+    """bench/NAME.py, imported as its command imports it (its directory on sys.path: bench/ is not a package)."""
     sys.path.insert(0, str(BENCH))
     try:
-        import bench_protocol  # noqa: PLC0415 - bench/ is not a package
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
-    return bench_protocol
+
+
+@pytest.fixture(scope="module")
+def bench() -> Any:
+    """bench/bench_protocol.py."""
+    return bench_script("bench_protocol")
+
+
+@pytest.fixture(scope="module")
+def sm2_timing() -> Any:
+    """bench/bench_sm2_timing.py."""
+    return bench_script("bench_sm2_timing")
 
 
 def test_every_row_runs_and_is_reported(bench: Any, tmp_path: Path) -> None:
@@ -45,3 +56,31 @@ def test_command_line_subset(bench: Any, tmp_path: Path) -> None:
     assert bench.main(["--quick", "--runs", "1", "--only", "seal32_aes_connection", "--out", str(out)]) == 0
     names = [r["name"] for r in json.loads(out.read_text())["results"] if r["group"] != "baseline"]
     assert names == ["seal32_aes_connection"]
+
+
+# --- bench/bench_sm2_timing.py ---------------------------------------------------------------------------
+
+
+def test_sm2_timing_runs_every_target(sm2_timing: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setattr(sm2_timing, "WARM_UP", 2)
+    assert sm2_timing.main(["--samples", "5"]) == 0
+    document = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert [r["target"] for r in document["results"]] == list(sm2_timing.targets())
+    for result in document["results"]:
+        assert result["samples_per_class"] == 5 and result["short_median_us"] > 0
+        assert result["verdict"] in {"LEAK", "no evidence", "unclear"}
+
+
+def test_sm2_timing_scalar_classes(sm2_timing: Any) -> None:
+    for _ in range(50):
+        assert 0 < int.from_bytes(sm2_timing.short_scalar(8), "big") < 2**248
+        assert 2**255 <= int.from_bytes(sm2_timing.full_scalar(), "big") < sm2_timing.N - 1
+
+
+def test_sm2_timing_statistics_on_known_samples(sm2_timing: Any) -> None:
+    assert sm2_timing.ks_statistic([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 0
+    assert sm2_timing.ks_statistic([1.0, 2.0], [3.0, 4.0]) == 1
+    assert sm2_timing.ks_p_value(0.0, 100, 100) == 1.0
+    assert sm2_timing.ks_p_value(0.5, 1000, 1000) < 1e-50
+    assert sm2_timing.welch_t([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 0
+    assert sm2_timing.welch_t([10.0, 11.0, 12.0], [1.0, 2.0, 3.0]) > 10
