@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from kefu.server.identity import keys
 from kefu.server.storage.store import Store
 
 PIN = "ed25519:" + "ab" * 32
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "wal")
-    yield s
-    s.close()
 
 
 def mode(path: Path) -> int:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from kefu.server.identity import keys
@@ -12,13 +9,6 @@ from kefu.server.identity.orders import MAX_ORDERS, OrderBook, OrderKind, noted
 from kefu.server.storage.store import Store
 
 PIN = "sm2:" + "ab" * 32
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "store")
-    yield s
-    s.close()
 
 
 def test_each_change_appends_one_order_with_the_change(store: Store) -> None:

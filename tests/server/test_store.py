@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +52,6 @@ def assert_gapless(store: Store, conv: int) -> list[StoredMessage]:
     assert [m.seq for m in messages] == list(range(1, store.last_seq(conv) + 1))
     assert all(m.conversation_id == conv for m in messages)
     return messages
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "db")
-    yield s
-    s.close()
 
 
 # --- sending ----------------------------------------------------------------------------------------------
