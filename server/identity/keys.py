@@ -42,6 +42,7 @@ from kefu.protocol.wire import U64, Bytes8, Seq, Str8, Truncated, WireStruct, wi
 from .. import log
 from ..engine.identity import NOBODY, ROLES, Profile, Role
 from ..storage.files import fsync_path
+from ..storage.modes import private_dir
 from .orders import OrderKind, noted
 
 __all__ = [
@@ -118,8 +119,7 @@ def keys_dir(data_dir: Path) -> Path:
     """data_dir/keys, created 0700 when missing."""
     path = Path(data_dir) / KEYS_DIR
     if not path.is_dir():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.chmod(0o700)  # mkdir's mode is filtered by the umask
+        private_dir(path)
     elif path.stat().st_mode & 0o077:
         log.warning("keys.dir_permissions", path=str(path), mode=oct(path.stat().st_mode & 0o777), want="0700")
     return path
