@@ -5,6 +5,7 @@ on, and which reads once after `connection_made` even when it paused reading the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import uvloop
@@ -46,6 +47,13 @@ async def _serve() -> tuple[Gateway, SilentCore, asyncio.Server, int]:
     return gateway, core, server, server.sockets[0].getsockname()[1]
 
 
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until `condition` holds; TimeoutError (the test fails) if it still does not after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 def _hello() -> bytes:
     client = ClientConnection(client_config(Suite.NATIONAL), now=0.0)
     client.connect(now=0.0)
@@ -67,11 +75,7 @@ async def _beyond_a_client_hello() -> None:
         assert isinstance(error, frames.Error) and error.code == ErrorCode.UNEXPECTED_FRAME
         assert core.admitted  # the core was asked, and had not answered
         writer.close()
-        for _ in range(100):
-            if not gateway.sessions:
-                break
-            await asyncio.sleep(0.01)
-        assert not gateway.sessions
+        await until(lambda: not gateway.sessions)
         assert core.closed_sids == core.admitted
     finally:
         server.close()
@@ -89,10 +93,7 @@ async def _a_client_hello_alone() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(hello)
         await writer.drain()
-        for _ in range(100):
-            if core.admitted and any(s._held for s in gateway.sessions.values()):
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: bool(core.admitted) and any(s._held for s in gateway.sessions.values()))
         (session,) = gateway.sessions.values()
         assert session._held == hello and not session.conn.closed  # type: ignore[union-attr]
         gateway.admitted(core.admitted[0], None)  # the verdict: the hello is handled now
@@ -124,8 +125,7 @@ async def _held_back() -> None:
         await asyncio.sleep(0.05)
         (session,) = gateway.held_back
         assert not core.admitted and session.conn is None and session._held  # held, its hello kept, core not asked
-        while not core.admitted:
-            await asyncio.sleep(0.01)
+        await until(lambda: bool(core.admitted))
         assert loop.time() - started >= refusal.reconnect_delay_ms / 1000 - 0.06
         assert not gateway.held_back
         gateway.admitted(core.admitted[0], None)
