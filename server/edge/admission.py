@@ -42,6 +42,8 @@ from kefu.protocol.errors import ErrorCode
 from kefu.protocol.frames import Goaway
 from kefu.protocol.handshake import HandshakeKind, new_share
 
+from ..engine.ratelimit import TokenBucket
+
 __all__ = ["HandshakeAdmission", "measure_costs"]
 
 BURST_S: Final = 0.05
@@ -101,11 +103,11 @@ MAX_HELD: Final = 10_000
 
 
 class _Address:
-    __slots__ = ("asked_at", "blocked_until", "stamp", "strikes", "tokens")
+    __slots__ = ("asked_at", "blocked_until", "bucket", "strikes")
 
-    def __init__(self, tokens: float, now: float) -> None:
-        self.tokens = tokens
-        self.stamp = now
+    def __init__(self, bucket: TokenBucket, now: float) -> None:
+        self.bucket = bucket
+        """The address's share of the budget."""
         self.asked_at = now - QUIET_S
         self.blocked_until = 0.0
         self.strikes = 0
@@ -113,8 +115,8 @@ class _Address:
 
 
 class HandshakeAdmission:
-    """One gateway's handshake budget (`ServerConnection.admission` for each of its connections, bound to the
-    connection's address by `for_address`)."""
+    """One gateway's handshake budget (`ServerConnection.admission` for each of its connections, through the
+    gateway)."""
 
     def __init__(
         self,
@@ -122,15 +124,13 @@ class HandshakeAdmission:
         costs: dict[tuple[Suite, HandshakeKind], float],
         *,
         clock: Callable[[], float] = time.monotonic,
-        count: Callable[[Suite, HandshakeKind], None] | None = None,
     ) -> None:
         self.costs = costs
         self._clock = clock
-        self._count = count
         self._addresses: dict[str, _Address] = {}
+        self._bucket = TokenBucket(0.0, 0.0, clock())
         self.configure(cpu_share)
-        self._tokens = self._burst
-        self._stamp = clock()
+        self._bucket.spend(-self._bucket.burst)  # starts full
 
     def configure(self, cpu_share: float) -> None:
         """A new budget for this gateway, in CPU seconds per second (SIGHUP); 0 turns admission off. However small
@@ -138,22 +138,16 @@ class HandshakeAdmission:
         always finds room for its own."""
         dearest = max(self.costs.values())
         self.rate = cpu_share
-        self._burst = max(cpu_share * BURST_S, 3 * dearest)
+        self._bucket.rate, self._bucket.burst = cpu_share, max(cpu_share * BURST_S, 3 * dearest)
         self._reserve = max(cpu_share * RESERVE_S, dearest)
         self._address_rate = cpu_share * PER_ADDRESS_SHARE
-        self._address_burst = self._burst * PER_ADDRESS_SHARE
+        self._address_burst = self._bucket.burst * PER_ADDRESS_SHARE
+        for entry in self._addresses.values():
+            entry.bucket.rate, entry.bucket.burst = self._address_rate, self._address_burst
 
     @property
     def enabled(self) -> bool:
         return self.rate > 0
-
-    def full_handshakes_per_s(self, suite: Suite = Suite.NATIONAL) -> float:
-        """Full handshakes a second the budget buys (what the per-address share is derived from)."""
-        return self.rate / self.costs[(suite, HandshakeKind.FULL)]
-
-    def for_address(self, address: str) -> Callable[[Suite, HandshakeKind], Goaway | None]:
-        """The admission callback of one connection from `address`."""
-        return lambda suite, kind: self.check(address, suite, kind)
 
     def check(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None:
         """None if a handshake of `kind` from `address` is admitted (and paid for), else the refusal to send."""
@@ -161,41 +155,31 @@ class HandshakeAdmission:
             return None
         now = self._clock()
         cost = self.costs[(suite, kind)]
-        if now > self._stamp:
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
         entry = self._addresses.get(address)
         if entry is None:
             if len(self._addresses) >= MAX_ADDRESSES:
                 self._sweep(now)
-            entry = self._addresses[address] = _Address(self._address_burst, now)
-        elif now > entry.stamp:
-            entry.tokens = min(self._address_burst, entry.tokens + (now - entry.stamp) * self._address_rate)
-            entry.stamp = now
+            entry = self._addresses[address] = _Address(TokenBucket(self._address_rate, self._address_burst, now), now)
         quiet = kind is not HandshakeKind.FULL or now - entry.asked_at >= QUIET_S
         if kind is HandshakeKind.FULL:
             entry.asked_at = now
-        tokens = self._tokens
+        tokens, own = self._bucket.level(now), entry.bucket.level(now)
         # While more than half the burst is left the gateway is not short of handshake CPU: nobody is refused, and no
         # address is charged its share. Below it, an address keeps to its share, and only quiet addresses may spend
         # the reserve. A quiet address and an address's own share may go into debt by one handshake, so that a budget
         # smaller than a handshake still admits one now and then, at the configured rate.
-        if tokens > self._burst / 2:
-            self._tokens = tokens - cost
+        half = self._bucket.burst / 2
+        if tokens > half or (own > 0 and (tokens > 0 if quiet else tokens - cost >= self._reserve)):
+            self._bucket.spend(cost)
+            if tokens <= half:
+                entry.bucket.spend(cost)
             entry.strikes = 0
             return None
-        if entry.tokens > 0 and (tokens > 0 if quiet else tokens - cost >= self._reserve):
-            self._tokens = tokens - cost
-            entry.tokens -= cost
-            entry.strikes = 0
-            return None
-        if self._count is not None:
-            self._count(suite, kind)
         if now < entry.blocked_until:  # already told to wait (a connection opened before that): the time left
             delay_ms = max(1, int((entry.blocked_until - now) * 1000))
         else:
-            need = -tokens if quiet else min(cost + self._reserve, self._burst / 2) - tokens
-            wait = max(need / self.rate, -entry.tokens / self._address_rate, 0.0)
+            need = -tokens if quiet else min(cost + self._reserve, half) - tokens
+            wait = max(need / self.rate, -own / self._address_rate, 0.0)
             floor_ms = RETRY_MIN_MS << min(entry.strikes, 16)
             entry.strikes += 1
             delay_ms = int(min(max(wait * 1000, floor_ms), RETRY_MAX_MS))
@@ -211,5 +195,5 @@ class HandshakeAdmission:
         self._addresses = {
             address: entry
             for address, entry in self._addresses.items()
-            if now - entry.asked_at < QUIET_S or entry.tokens < self._address_burst
+            if now - entry.asked_at < QUIET_S or entry.bucket.level(now) < self._address_burst
         }

@@ -27,6 +27,15 @@ class TokenBucket:
             return True
         return False
 
+    def level(self, now: float) -> float:
+        """The tokens there are at `now` (negative: in debt)."""
+        self._refill(now)
+        return self._tokens
+
+    def spend(self, amount: float) -> None:
+        """Spend `amount` (into debt if need be) after `level` said so; no refill."""
+        self._tokens -= amount
+
     def force(self, amount: float, now: float) -> float:
         """Spend `amount` even into debt; returns seconds until the bucket is out of debt (0 if not in debt)."""
         self._refill(now)
