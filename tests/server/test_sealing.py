@@ -1,0 +1,116 @@
+"""Sealed values at rest (kefu.server.storage.sealing) and their key files (kefu.server.identity.datakeys)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from kefu.server.identity.datakeys import (
+    DataKeyError,
+    add_data_key,
+    data_key_path,
+    ensure_data_keys,
+    load_data_keys,
+    retire_data_key,
+)
+from kefu.server.storage.sealing import OVERHEAD, Damaged, DataKey, Sealer, key_id_of
+
+SM4 = DataKey(1, "sm4-gcm", bytes(range(16)))
+AES = DataKey(2, "aes-gcm", bytes(range(32)))
+
+
+def _independent_open(key: DataKey, table: str, k: bytes, sealed: bytes) -> bytes:
+    """The documented layout, opened with cryptography's public API only (not the code under test)."""
+    header, nonce, body = sealed[:5], sealed[5:17], sealed[17:]
+    ad = b"kefu-seal/1" + header + bytes((len(table),)) + table.encode() + k
+    if key.cipher == "aes-gcm":
+        return AESGCM(key.secret).decrypt(nonce, body, ad)
+    dec = Cipher(algorithms.SM4(key.secret), modes.GCM(nonce, body[-16:])).decryptor()
+    dec.authenticate_additional_data(ad)
+    return dec.update(body[:-16]) + dec.finalize()
+
+
+@pytest.mark.parametrize("key", [SM4, AES], ids=lambda k: k.cipher)
+def test_seal_opens_as_documented(key: DataKey) -> None:
+    sealer = Sealer([key])
+    sealed = sealer.seal("messages", b"\x00\x01", b"card lost, please block it")
+    assert len(sealed) == len(b"card lost, please block it") + OVERHEAD
+    assert b"card lost" not in sealed
+    assert struct.unpack_from("!BI", sealed) == (1, key.key_id)
+    assert _independent_open(key, "messages", b"\x00\x01", sealed) == b"card lost, please block it"
+    assert sealer.open("messages", b"\x00\x01", sealed) == b"card lost, please block it"
+
+
+def test_a_value_is_bound_to_its_table_and_key() -> None:
+    sealer = Sealer([SM4])
+    sealed = sealer.seal("messages", b"k1", b"v")
+    for table, key in (("messages", b"k2"), ("cursors", b"k1"), ("messages", b"k1\x00")):
+        with pytest.raises(Damaged) as info:
+            sealer.open(table, key, sealed)
+        assert "tag" in info.value.reason
+
+
+def test_every_flipped_bit_and_truncation_is_found() -> None:
+    sealer = Sealer([AES])
+    sealed = sealer.seal("apps", b"a", b"verifier bytes")
+    for i in range(len(sealed) * 8):
+        bad = bytearray(sealed)
+        bad[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(Damaged):
+            sealer.open("apps", b"a", bytes(bad))
+    for n in range(len(sealed)):
+        with pytest.raises(Damaged):
+            sealer.open("apps", b"a", sealed[:n])
+
+
+def test_rotation_new_key_seals_old_ones_open() -> None:
+    old = Sealer([SM4]).seal("messages", b"k", b"old")
+    both = Sealer([AES, SM4])  # order given does not matter: the highest id seals
+    assert both.active == 2
+    new = both.seal("messages", b"k", b"new")
+    assert key_id_of(new) == 2 and key_id_of(old) == 1
+    assert both.open("messages", b"k", old) == b"old"
+    assert both.needs_reseal(old) and not both.needs_reseal(new)
+    with pytest.raises(Damaged, match="data key 2"):
+        Sealer([SM4]).open("messages", b"k", new)
+
+
+def test_nonces_never_repeat_and_differ_between_processes() -> None:
+    sealer = Sealer([AES])
+    nonces = {sealer.seal("t", b"k", b"")[5:17] for _ in range(5000)}
+    assert len(nonces) == 5000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child seals with the parent's object: it must draw its own prefix
+        os.write(write, sealer.seal("t", b"k", b"")[5:17])
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 12)
+    os.close(read), os.close(write)
+    assert child[:8] != next(iter(nonces))[:8]
+
+
+def test_data_key_files(tmp_path) -> None:
+    first = ensure_data_keys(tmp_path, "sm4-gcm")
+    assert [k.key_id for k in first] == [1] and first[0].cipher == "sm4-gcm"
+    assert ensure_data_keys(tmp_path, "aes-gcm") == first  # made once
+    path = data_key_path(tmp_path, 1)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    second = add_data_key(tmp_path, "aes-gcm")
+    assert second.key_id == 2 and load_data_keys(tmp_path) == [first[0], second]
+    with pytest.raises(DataKeyError, match="newest"):
+        retire_data_key(tmp_path, 2, still_sealed=0)
+    with pytest.raises(DataKeyError, match="still sealed"):
+        retire_data_key(tmp_path, 1, still_sealed=3)
+    retire_data_key(tmp_path, 1, still_sealed=0)
+    assert load_data_keys(tmp_path) == [second]
+    data_key_path(tmp_path, 2).write_text("{not json")
+    with pytest.raises(DataKeyError, match="not a data key file"):
+        load_data_keys(tmp_path)
+    assert "secret" not in repr(second) and second.secret.hex() not in repr(second)
