@@ -55,3 +55,14 @@ def test_mypy_strict() -> None:
         [str(ROOT / ".ci/typecheck")], cwd=ROOT, capture_output=True, text=True, check=False, env=env
     )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_files_procurement_asks_for() -> None:
+    license_text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
+    security = (ROOT / "SECURITY.md").read_text()
+    for heading in ("## Reporting a vulnerability", "## Supported versions", "## Version policy"):
+        assert heading in security
+    version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert version and f"## [{version.group(1)}]" in (ROOT / "CHANGELOG.md").read_text()
