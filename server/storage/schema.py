@@ -52,8 +52,10 @@ __all__ = [
 SCHEMA_VERSION: Final = 2
 CORE_TABLES: Final = (
     "meta", "messages", "conversations", "cursors", "user_convs", "idempotency", "idem_expiry", "expiry", "apps",
+    "audit",
 )  # fmt: skip
-"""The named dbs of delivery itself; the layers above register their own (`Store(tables=...)`)."""
+"""The named dbs of delivery itself (and ``audit``, the tamper-evident audit trail: `kefu.server.storage.audit`); the
+layers above register their own (`Store(tables=...)`)."""
 MAX_TABLES: Final = 32
 """Named dbs an environment may hold (LMDB's max_dbs: a small fixed table in the environment's header)."""
 MAX_MEMBERS: Final = 0xFFFF  # the members list has a u16 count
