@@ -293,6 +293,15 @@ class StorageSection:
         " max_map_size_gb, a disk error) new SENDs get STORAGE_UNAVAILABLE until indexing catches up.",
         unit="MiB", lo=1,
     )  # fmt: skip
+    seal_cipher: str = setting(
+        "sm4-gcm", "Cipher of the data key a new data directory gets (data_dir/keys/data-1.key) and of the key"
+        " `kefu data-key rotate` adds; every stored record is sealed (encrypted and authenticated) under the newest"
+        " data key. Existing keys keep their cipher.", choices=("sm4-gcm", "aes-gcm"),
+    )  # fmt: skip
+    seal: bool = setting(
+        True, "Seal stored records at rest. false exists only to measure what sealing costs (bench/): it is fixed"
+        " when the store is created, and a store is refused if opened with the other value.",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
