@@ -46,7 +46,7 @@ from typing import Any, Final, TypeVar
 import lmdb
 
 from ..engine.messages import MAX_ID_BYTES, CursorUpdate, SendRequest, SendResult, StoredMessage, decode_message
-from . import index
+from . import index, preflight
 from .modes import FILE_MODE, private_dir
 from .records import Cursors, Write
 from .schema import (
@@ -191,6 +191,7 @@ class Store:
         """Held by retention (`maintenance.expire`), which is not reentrant: one archive per batch of deletions."""
         if not readonly:
             private_dir(self.path)
+        preflight.check_store_dir(self.path)  # a damaged file is refused here, before LMDB maps it (SIGBUS)
         self.env = lmdb.open(
             str(self.path), subdir=True, map_size=map_size, max_dbs=MAX_TABLES, sync=sync, metasync=sync,
             readonly=readonly, create=not readonly, mode=FILE_MODE,
