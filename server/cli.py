@@ -433,10 +433,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = config.log.level if args.run is _cmd_serve or args.log_level else "warning"
     log.configure(level, json_lines=config.log.json)
     from .admin.errors import AdminError  # noqa: PLC0415 - standard library only
+    from .storage.preflight import OpenRefused  # noqa: PLC0415 - standard library only
 
     try:
         status: int = args.run(args, config)
-    except (CliError, AdminError) as exc:
+    except (CliError, AdminError, OpenRefused) as exc:  # OpenRefused: the store was not opened (damaged, not ours)
         print(f"kefu: {exc}", file=sys.stderr)
         return 1
     return status

@@ -32,6 +32,7 @@ from .runtime.process import usable_cores, worker_count
 from .service.desk import TABLES as DESK_TABLES
 from .service.desk import Desk
 from .service.setup import build_desk
+from .storage import deployment
 from .storage.conversations import Conversations, LogSettings, open_conversations
 from .storage.datadir import migrate_store_dir
 from .storage.store import Store
@@ -41,18 +42,23 @@ __all__ = ["CoreSide", "build_core", "build_gateway", "connect_local", "open_sto
 
 def open_store(config: Any, *, readonly: bool = False) -> Store:
     """The message store of `config`'s data directory, with the desk's tables registered (a store still in the
-    old place, data_dir/wal, is moved first; a read-only open reads it there)."""
+    old place, data_dir/wal, is moved first; a read-only open reads it there). An open for writing is checked against
+    the data directory's deployment marker (`kefu.server.storage.deployment`: OpenRefused)."""
     storage = config.storage
     path = Path(config.store_path)
     path = migrate_store_dir(path, readonly=readonly)
-    return Store(
-        path,
-        map_size=storage.map_size_mb << 20,
-        max_map_size=storage.max_map_size_gb << 30,
-        idempotency_window_s=storage.idempotency_window_s,
-        tables=DESK_TABLES,
-        readonly=readonly,
-    )
+
+    def opened() -> Store:
+        return Store(
+            path,
+            map_size=storage.map_size_mb << 20,
+            max_map_size=storage.max_map_size_gb << 30,
+            idempotency_window_s=storage.idempotency_window_s,
+            tables=DESK_TABLES,
+            readonly=readonly,
+        )
+
+    return opened() if readonly else deployment.open_checked(config.data_path, path, opened)
 
 
 @dataclass(slots=True)

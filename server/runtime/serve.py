@@ -8,6 +8,7 @@ from typing import Any
 
 from ..service.setup import ServiceSetupError
 from ..storage.datadir import DataDirBusy
+from ..storage.preflight import OpenRefused
 from . import sdnotify
 from .process import worker_count
 
@@ -31,6 +32,6 @@ def serve(config: Any, reload: Callable[[], Any] | None = None, argv: Sequence[s
         from .supervisor import supervise  # noqa: PLC0415
 
         return supervise(config, reload, argv)
-    except (DataDirBusy, sdnotify.ActivationError, ServiceSetupError) as exc:  # the operator's to fix: one line
+    except (DataDirBusy, OpenRefused, sdnotify.ActivationError, ServiceSetupError) as exc:  # the operator's to fix
         print(f"kefu: {exc}", file=sys.stderr)
         return 1

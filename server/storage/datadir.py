@@ -16,7 +16,11 @@ Restore, under the lock::
     data_dir/store.restoring --rename-> data_dir/store, then data_dir fsync'd
 
 The store directory holds the write-ahead log too (store/log/), so the old store is set aside with its log, and the
-restored one starts a new log: a backup is indexed completely (`maintenance.backup`). A crash before the first
+restored one starts a new log: a backup is indexed completely (`maintenance.backup`). The data directory's
+deployment marker (keys/deployment, `kefu.server.storage.deployment`) then names the restored store's deployment: a
+backup of another deployment is accepted (restoring is the operator's deliberate act) and logged as a warning naming
+both; a backup from before the marker keeps the marker, whose id the next start stamps into the store. A backup is
+also checked against LMDB's meta pages (`preflight`) before it is mapped. A crash before the first
 rename leaves the store untouched (and a store.restoring the next restore replaces); a crash between the two
 renames leaves no store, and running the restore again completes it. Run as root, the new files are given to the
 owner of the data directory, so the service user can still open them.
@@ -40,8 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from .. import log
+from .deployment import DEPLOYMENT_KEY, read_marker, write_marker
 from .files import fsync_path
 from .modes import DIR_MODE, FILE_MODE, private_dir
+from .preflight import DamagedStore, check_data_file
 
 __all__ = [
     "LOCK_FILE",
@@ -189,6 +196,8 @@ class BackupInfo:
     entries: dict[str, int]
     """Entries per database (messages, apps, ...)."""
     size_bytes: int
+    deployment: str | None = None
+    """The deployment id stored in the backup (`kefu.server.storage.deployment`); None in a backup from before it."""
 
 
 def inspect_backup(backup: Path) -> BackupInfo:
@@ -203,6 +212,10 @@ def inspect_backup(backup: Path) -> BackupInfo:
     data = backup / DATA_FILE
     if not data.is_file():
         raise RestoreError(f"{backup}: no {DATA_FILE}: not a directory made by kefu backup")
+    try:
+        check_data_file(data)  # a backup cut short is refused here rather than mapped (SIGBUS)
+    except DamagedStore as exc:
+        raise RestoreError(str(exc)) from None
     try:
         env = lmdb.open(str(backup), readonly=True, lock=False, subdir=True, max_dbs=MAX_TABLES)
     except lmdb.Error as exc:
@@ -220,11 +233,12 @@ def inspect_backup(backup: Path) -> BackupInfo:
             if version > SCHEMA_VERSION:
                 raise RestoreError(f"{backup}: schema version {version}, newer than {SCHEMA_VERSION}: upgrade kefu")
             entries = {name: int(txn.stat(db)["entries"]) for name, db in handles.items()}
+            deployment = txn.get(DEPLOYMENT_KEY, db=handles["meta"])
     except lmdb.Error as exc:
         raise RestoreError(f"{backup}: cannot be read: {exc}") from None
     finally:
         env.close()
-    return BackupInfo(backup, version, entries, data.stat().st_size)
+    return BackupInfo(backup, version, entries, data.stat().st_size, deployment.hex() if deployment else None)
 
 
 def _set_aside_name(store_path: Path, now: float) -> Path:
@@ -280,4 +294,20 @@ def restore(
             store_path.rename(aside)
         store_path.with_name(store_path.name + ".restoring").rename(store_path)
         fsync_path(store_path.parent)
-    return BackupInfo(Path(backup), info.schema_version, info.entries, info.size_bytes), aside
+        _adopt_deployment(data_dir, info.deployment)
+    return BackupInfo(Path(backup), info.schema_version, info.entries, info.size_bytes, info.deployment), aside
+
+
+def _adopt_deployment(data_dir: Path, restored: str | None) -> None:
+    """After a restore, the marker names the restored store's deployment (`kefu.server.storage.deployment`): a backup
+    of another deployment is restored on purpose, and said so; one from before the marker is stamped at the next
+    start with the marker's id."""
+    if restored is None:
+        return
+    marker = read_marker(data_dir)
+    if marker is not None and marker.id == restored:
+        return
+    write_marker(data_dir, restored)
+    if marker is not None:
+        note = "the backup restored is of another deployment: this data directory now holds that one"
+        log.warning("deployment.replaced", deployment=restored, was=marker.id, note=note)
