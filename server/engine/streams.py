@@ -11,10 +11,19 @@ Theory of operation:
   its ticket); a SYNC that rewinds the stream makes an answer still on its way stale.
 - DELIVER_ACK advances streams; each advance of the user's position goes to the core (`CorePort.cursor`).
 - A device's own messages are never sent back to it: its SEND_ACK carries the seq (`own`), which its stream counts as
-  acknowledged once everything before it is.
+  acknowledged once everything before it is (a stream is created for it at the user's cursor if there is none yet).
+- Nor is a user's message sent back to that user on a stream that starts (at the user's cursor, or where a SYNC puts
+  it) behind messages stored before it began: a connection cannot tell the device that sent them from another of the
+  user's, and the user's cursor would include them if a cumulative position could skip over a gap. Each such stream
+  remembers the last seq stored before it began (`_before`); its own user's messages up to there count as
+  acknowledged as the stream reaches them, like a device's own (the messages stored while it runs are offered as
+  usual, to every device of the user but the sending one).
 - Retries (`retry`) resend what is in flight on a stream, in order, from the cache or the core.
 - SYNC: the core sends a plan with the first window of each resumed stream (`resume`); those DELIVERs go out before
-  SYNC_DONE.
+  SYNC_DONE. A resume of every conversation (SYNC 0, from the user's stored cursors) leaves alone the streams the
+  connection already has: they were positioned by the client's own SYNC of the conversation, or started at the cursor
+  by a live message, and go on from there. Rewinding them to a stored cursor that a crash left behind sent everything
+  since again (issue #14).
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from kefu.protocol.frames import HEADER, DeliverAck, Flag, Frame, SyncDone
 from .messages import Outgoing
 from .ports import CorePort, ResumePlan
 
-__all__ = ["PUMP_BATCH", "Outbound", "Outlet", "RecentMessages", "redelivered"]
+__all__ = ["PUMP_BATCH", "Outbound", "Outlet", "RecentMessages", "redelivered", "sender_of"]
 
 PUMP_BATCH = 16
 """DELIVERs read per step of a catch-up, so the buffer bound is checked every few messages."""
@@ -39,6 +48,13 @@ RECENT_MESSAGES = 8192
 catches up without asking the core."""
 _FLAGS_LOW = HEADER.size - 5
 """Offset of the low byte of a frame header's flags (u16 at 6..7): REDELIVERY is bit 0."""
+_SENDER_AT = HEADER.size + 50
+"""Offset of a DELIVER's `sender` (utf8<u8>), after its 50 bytes of fixed fields (section 4.3)."""
+
+
+def sender_of(frame: bytes) -> bytes:
+    """The `sender` of an encoded DELIVER, as UTF-8."""
+    return frame[_SENDER_AT + 1 : _SENDER_AT + 1 + frame[_SENDER_AT]]
 
 
 def redelivered(frame: bytes) -> bytes:
@@ -141,6 +157,9 @@ class Outbound:
         self.recent = RecentMessages()
         self._reads: dict[int, _Read] = {}
         self._next_ticket = 1
+        self._before: dict[Outlet, dict[int, int]] = {}
+        """Per connection, per conversation whose stream began behind: the last seq stored before it began (the
+        user's own messages up to there are never sent). Dropped once the stream is past it."""
 
     # --- live messages -------------------------------------------------------------------------------------
 
@@ -150,12 +169,15 @@ class Outbound:
         if not outlet.ready:
             return
         window = outlet.delivery_window()
-        stream = window.streams.get(message.conversation_id) or window.stream(message.conversation_id, cursor)
+        stream = window.streams.get(message.conversation_id)
+        if stream is None:
+            stream = window.stream(message.conversation_id, cursor)
+            self._began(outlet, stream, message.seq - 1)
         stream.last = max(stream.last, message.seq)
         if not outlet.can_send_more():
             self._defer(outlet)
             return
-        if stream.next_seq == message.seq and window.room > 0 and not stream.fetching:
+        if stream.next_seq == message.seq and window.room > 0 and not stream.fetching and outlet not in self._before:
             own = stream.own is not None and message.seq in stream.own  # before take(), which may absorb it
             window.take(stream, message.seq, now=self._clock())
             if not own:
@@ -168,19 +190,18 @@ class Outbound:
     def own(self, outlet: Outlet, conversation_id: int, seq: int, cursor: int) -> None:
         """The connection sent message `seq` itself (its SEND_ACK carries it): never deliver it back; count it as
         acknowledged once everything before it is. `cursor`: the user's stored cursor before it."""
-        window = outlet.window
-        stream = window.streams.get(conversation_id) if window is not None else None
-        if stream is None:
-            if cursor != seq - 1:
-                return  # the device is behind: its catch-up will carry the message like any other
-            window = outlet.delivery_window()
+        window = outlet.delivery_window()
+        stream = window.streams.get(conversation_id)
+        if stream is None:  # where the next live message would start it; a catch-up skips `seq`
             stream = window.stream(conversation_id, cursor)
-        assert window is not None
+            self._began(outlet, stream, seq - 1)
         stream.last = max(stream.last, seq)
         before = stream.acked
         window.mark_own(stream, seq)
         if stream.acked > before:
             self.core.cursor(outlet.user, conversation_id, stream.acked)
+        if stream.next_seq < seq:
+            self.pump(outlet, stream)
 
     # --- catch-up --------------------------------------------------------------------------------------------
 
@@ -213,13 +234,40 @@ class Outbound:
         self, outlet: Outlet, window: DeliveryWindow, stream: Stream, last: int, messages: Sequence[Outgoing]
     ) -> None:
         """Take next_seq..`last` from the window (as far as it allows) and send the messages among them."""
+        acked = stream.acked
+        if outlet in self._before:
+            self._skip_users_own(outlet, window, stream, messages)
         own = set(stream.own) if stream.own else None  # before take(), which may absorb some of them
         seqs = window.take(stream, last, now=self._clock())
-        if not seqs:
-            return
         for message in messages:
             if message.seq in seqs and (own is None or message.seq not in own):  # never echo a device's own
                 outlet.send_encoded(message.frame)
+        if stream.acked > acked:  # own messages absorbed: the user's position moved without a DELIVER_ACK
+            self.core.cursor(outlet.user, stream.conversation_id, stream.acked)
+
+    def _began(self, outlet: Outlet, stream: Stream, before: int) -> None:
+        """`stream` (re)starts behind `before`, the last seq stored before it began: see `_skip_users_own`."""
+        if stream.acked < before:
+            self._before.setdefault(outlet, {})[stream.conversation_id] = before
+
+    def _skip_users_own(
+        self, outlet: Outlet, window: DeliveryWindow, stream: Stream, messages: Sequence[Outgoing]
+    ) -> None:
+        """Count as own (never sent, acknowledged with what precedes them) the messages of the connection's user
+        among `messages` that were stored before its stream began."""
+        befores = self._before[outlet]
+        conversation_id = stream.conversation_id
+        before = befores.get(conversation_id, 0)
+        user = outlet.user.encode()
+        for message in messages:
+            if message.seq > before:
+                break
+            if message.seq >= stream.next_seq and sender_of(message.frame) == user:
+                window.mark_own(stream, message.seq)
+        if messages and messages[-1].seq >= before:
+            befores.pop(conversation_id, None)
+            if not befores:
+                del self._before[outlet]
 
     def _read(self, outlet: Outlet, stream: Stream, first: int, last: int, *, retry: bool = False) -> None:
         """Ask the core for first..last of the stream's conversation (a catch-up holds the stream until the answer,
@@ -311,10 +359,13 @@ class Outbound:
         window = outlet.delivery_window()
         stream: Stream | None = None
         for conv, after, last, first in plans:
-            stream = window.rewind(conv, after)
-            stream.last = max(stream.last, last)
             for message in first:
                 self.recent.add(message)
+            if conversation_id == 0 and conv in window.streams:
+                continue  # resume-all: the stream this connection has goes on where the client put it (or it began)
+            stream = window.rewind(conv, after)
+            stream.last = max(stream.last, last)
+            self._began(outlet, stream, last)
             if first and outlet.can_send_more():
                 self._send_run(outlet, window, stream, first[-1].seq, first)
             self.pump(outlet, stream)
@@ -329,6 +380,7 @@ class Outbound:
         """The connection is gone: drop its reads (their answers are ignored)."""
         for ticket in [t for t, read in self._reads.items() if read.outlet is outlet]:
             del self._reads[ticket]
+        self._before.pop(outlet, None)
 
     @property
     def reads_waiting(self) -> int:

@@ -18,7 +18,7 @@ from kefu.server.engine.streams import PUMP_BATCH, Outbound, Outlet
 from .fakes import START_MS, FetchRequest, ManualClock, RecordingCore, RecordingOutlet, decode_one
 
 
-def message(conversation: int, seq: int, sender: str = "bob") -> Outgoing:
+def message(conversation: int, seq: int, sender: str = "erin") -> Outgoing:
     """A durable message, encoded as the core hands it to the gateways."""
     stored = StoredMessage(
         conversation, seq, 1000 + seq, START_MS, sender, seq.to_bytes(16, "big"), ContentType.TEXT,
@@ -234,14 +234,18 @@ def test_an_own_message_is_not_sent_back_even_when_offered() -> None:
     assert rig.core.cursors == [("alice", 7, 2)]
 
 
-def test_an_own_message_behind_the_cursor_comes_with_the_catch_up() -> None:
+def test_an_own_message_behind_the_cursor_is_skipped_by_the_catch_up() -> None:
     rig = Rig()
     alice = RecordingOutlet("alice")
     rig.outbound.own(alice, 8, 5, 2)
-    assert alice.window is None and rig.core.cursors == []
+    assert alice.window is not None and rig.core.cursors == [], "a stream at the cursor, nothing acknowledged yet"
+    [read] = rig.core.fetches
+    assert (read.after_seq, read.until_seq) == (2, 5), "it catches up to the own message"
+    rig.answer(read)
     rig.publish(alice, 8, [6], cursor=2)
-    rig.answer(rig.core.fetches[0])
-    assert delivered(alice) == [3, 4, 5, 6], "the client recognises its own by client_msg_id"
+    assert delivered(alice) == [3, 4, 6], "the sending device never gets its own message back (issue #14)"
+    rig.ack(alice, (8, 4))
+    assert rig.core.cursors == [("alice", 8, 5)], "the own seq counts once everything before it is acknowledged"
 
 
 # --- retries -------------------------------------------------------------------------------------------------------
