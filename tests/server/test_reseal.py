@@ -1,0 +1,212 @@
+"""The one-time sealing of a plain store and the reseal after a rotation (kefu.server.storage.reseal), on real LMDB
+with real SM4-GCM / AES-GCM keys."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kefu.server.engine.messages import SendRequest
+from kefu.server.storage.reseal import MIGRATION_KEY, RESEAL_KEY, Resealer, count_sealed, migrate, sealed_tables
+from kefu.server.storage.sealing import DataKey, Sealer, key_id_of
+from kefu.server.storage.store import Store
+
+from .children import lines_until_killed
+
+KEY1 = DataKey(1, "sm4-gcm", bytes(range(16)))
+KEY2 = DataKey(2, "aes-gcm", bytes(range(32)))
+TABLES = ("svc",)
+
+
+def _fill(store: Store, conversations: int = 30, per_conversation: int = 10) -> None:
+    """Messages (so conversations, cursors, idempotency entries and the key-only indexes), apps and a registered
+    table with empty values too, as the code that writes plain values writes them."""
+    for c in range(1, conversations + 1):
+        requests = [
+            SendRequest("alice", (c * 1000 + n).to_bytes(16, "big"), c, 1, f"card lost {c}/{n}".encode(),
+                        (("k", b"v"),), create_members=("bob",),
+                        puts=(("svc", f"s{c}-{n}".encode(), b"" if n % 2 else b"x" * n),))
+            for n in range(per_conversation)
+        ]  # fmt: skip
+        store.commit(requests, [], now_ms=1_700_000_000_000 + c)
+    for a in range(5):
+        store.put_app(f"app{a}", f"verifier {a}".encode())
+
+
+def _values(store: Store) -> dict[tuple[str, bytes], bytes]:
+    out = {}
+    for table in sealed_tables(store):
+        for key, value in store.scan(table):
+            out[table, key] = value
+    return out
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "db", tables=TABLES)
+    _fill(s)
+    yield s
+    s.close()
+
+
+def test_migrate_seals_every_value_once_and_leaves_the_key_only_tables(plain: Store) -> None:
+    before = _values(plain)
+    user_convs = plain.scan("user_convs")
+    sealer = Sealer([KEY1])
+    finished = []
+    sealed = migrate(plain, sealer, batch_values=37, finish=lambda txn: finished.append(True))
+    assert sealed == len(before) > 300
+    assert finished == [True]
+    after = _values(plain)
+    assert after.keys() == before.keys()
+    for (table, key), value in after.items():
+        assert key_id_of(value) == 1
+        assert sealer.open(table, key, value) == before[table, key]
+    assert plain.scan("user_convs") == user_convs
+    assert plain.get_record("meta", MIGRATION_KEY) is None  # `finish` ends it (the caller's schema version says)
+
+
+def test_migrate_without_finish_records_completion_and_does_not_run_twice(plain: Store) -> None:
+    before = _values(plain)
+    sealer = Sealer([KEY1])
+    assert migrate(plain, sealer, batch_values=100) == len(before)
+    assert migrate(plain, sealer, batch_values=100) == 0
+    for (table, key), value in _values(plain).items():
+        assert sealer.open(table, key, value) == before[table, key]
+
+
+_MIGRATE_SLOWLY = textwrap.dedent(
+    """
+    import sys, time
+    from kefu.server.storage.reseal import migrate
+    from kefu.server.storage.sealing import DataKey, Sealer
+    from kefu.server.storage.store import Store
+    store = Store(sys.argv[1], tables=("svc",))
+    def batch(table, sealed):
+        print(table, sealed, flush=True)
+        time.sleep(0.01)
+    migrate(store, Sealer([DataKey(1, "sm4-gcm", bytes(range(16)))]), batch_values=20, on_batch=batch)
+    print("done", flush=True)
+    """
+)
+
+
+def test_migrate_killed_midway_goes_on_where_it_stopped(plain: Store) -> None:
+    before = _values(plain)
+    path = plain.path
+    plain.close()
+    lines = lines_until_killed([sys.executable, "-c", _MIGRATE_SLOWLY, str(path)], 5.0, 6)
+    assert "done\n" not in lines and len(lines) >= 6  # six batches committed at least, then the kill
+    store = Store(path, tables=TABLES)
+    try:
+        sealer = Sealer([KEY1])
+        partial = _values(store)
+        done_already = sum(key_id_of(v) == 1 and _opens(sealer, t, k, v) for (t, k), v in partial.items())
+        assert 6 * 20 <= done_already < len(before)  # the kill came midway
+        rest = migrate(store, sealer, batch_values=50)
+        assert rest == len(before) - done_already  # nothing sealed twice, nothing left out
+        for (table, key), value in _values(store).items():
+            assert sealer.open(table, key, value) == before[table, key]
+    finally:
+        store.close()
+
+
+def _opens(sealer: Sealer, table: str, key: bytes, value: bytes) -> bool:
+    try:
+        sealer.open(table, key, value)
+    except Exception:
+        return False
+    return True
+
+
+def _sealed_store(path: Path) -> tuple[Store, dict[tuple[str, bytes], bytes]]:
+    """A store whose values are sealed under KEY1; returns it and the plain values."""
+    store = Store(path, tables=TABLES)
+    _fill(store)
+    before = _values(store)
+    migrate(store, Sealer([KEY1]), finish=lambda txn: None)
+    return store, before
+
+
+def test_reseal_moves_every_value_to_the_new_key(tmp_path: Path) -> None:
+    store, before = _sealed_store(tmp_path / "db")
+    observed: list[dict[int, int]] = []
+    rotated = Sealer([KEY1, KEY2])
+    resealer = Resealer(store, rotated, observe=lambda counts: observed.append(dict(counts)), batch_values=40,
+                        scan_values=150, duty=1.0)  # fmt: skip
+    try:
+        resealer.start()
+        assert resealer.done.wait(30)
+    finally:
+        resealer.stop()
+    totals = {k: sum(c[k] for c in count_sealed(store).values()) for k in (1, 2)}
+    assert totals == {1: 0, 2: len(before)}
+    assert observed[-1] == {2: len(before)}
+    for (table, key), value in _values(store).items():
+        assert rotated.open(table, key, value) == before[table, key]
+    assert store.get_record("meta", RESEAL_KEY) == b"\x00\x00\x00\x02\xff"
+    store.close()
+
+
+def test_reseal_never_overwrites_a_value_written_meanwhile(tmp_path: Path) -> None:
+    """A writer (as the indexer process) rewrites values under the new key while the reseal runs: each keeps the
+    last value written, never an older one sealed again."""
+    store, _ = _sealed_store(tmp_path / "db")
+    rotated = Sealer([KEY1, KEY2])
+    keys = [key for key, _ in store.scan("svc")]
+    latest: dict[bytes, bytes] = {}
+    stop = threading.Event()
+
+    def indexer() -> None:
+        n = 0
+        while not stop.is_set():
+            key = keys[n % len(keys)]
+            value = f"rewritten {n}".encode()
+            store.writing(lambda txn, k=key, v=value: txn.put(k, rotated.seal("svc", k, v), db=store.handle("svc")))
+            latest[key] = value
+            n += 1
+
+    writer = threading.Thread(target=indexer)
+    resealer = Resealer(store, rotated, batch_values=7, scan_values=20, duty=1.0)
+    writer.start()
+    try:
+        resealer.start()
+        assert resealer.done.wait(30)
+    finally:
+        stop.set()
+        writer.join()
+        resealer.stop()
+    assert len(latest) > 10
+    for key, value in store.scan("svc"):
+        assert key_id_of(value) == 2
+        if key in latest:
+            assert rotated.open("svc", key, value) == latest[key]
+    store.close()
+
+
+def test_reseal_after_a_restart_goes_on_and_reads_work_meanwhile(tmp_path: Path) -> None:
+    store, before = _sealed_store(tmp_path / "db")
+    rotated = Sealer([KEY1, KEY2])
+    first = Resealer(store, rotated, batch_values=25, scan_values=25, duty=1.0)
+    first.start()
+    reads = 0
+    while store.get_record("meta", RESEAL_KEY) is None:  # reads go on while it runs
+        for (table, key), value in list(before.items())[:50]:
+            assert rotated.open(table, key, store.get_record(table, key) or b"") == value
+            reads += 1
+    first.stop()
+    counts = count_sealed(store)
+    left = sum(c[1] for c in counts.values())
+    assert 0 < left < len(before)
+    again = Resealer(store, rotated, duty=1.0)
+    again.start()
+    assert again.done.wait(30)
+    again.stop()
+    assert sum(c[1] for c in count_sealed(store).values()) == 0
+    assert reads > 0
+    store.close()
