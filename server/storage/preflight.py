@@ -71,6 +71,12 @@ MAX_FREE_WALK: Final = 1 << 22
 of 4 KiB pages); a free list larger than that is not walked and the short file is refused."""
 
 
+WHAT_TO_DO: Final = (
+    "The store was not opened and nothing was written to it: restore a backup (kefu restore BACKUP sets this store "
+    "aside, systemd/OPERATIONS.md)"
+)
+
+
 class OpenRefused(Exception):
     """The store is not opened, for a reason the operator must act on (the message says which and what to do).
 
@@ -146,6 +152,8 @@ def check_data_file(path: Path) -> MetaPage | None:
         if size < meta.pages * meta.page_size:
             _account_for_short_file(fd, size, meta, path)
         return meta
+    except DamagedStore as exc:
+        raise DamagedStore(f"{exc}. {WHAT_TO_DO}") from None
     finally:
         os.close(fd)
 
