@@ -1,5 +1,5 @@
 """The `kefu` command: serve, check-config, keygen, key list/retire, app add/add-bulk/list/revoke/retire-key, session
-list/end, backup, restore, status.
+list/end, backup, restore, status, audit verify/export/tail.
 
 Theory of operation: every subcommand loads the configuration the same way (defaults <- --config file <-
 KEFU_* environment <- flags), so `kefu check-config` shows exactly what `kefu serve` would run with. This
@@ -23,6 +23,7 @@ from typing import Any
 
 from . import log
 from .config import CONFIG_ENV, Config, ConfigError, describe_settings, load_config, render_example_toml, render_toml
+from .engine.audit import Action
 from .engine.identity import ROLES
 
 __all__ = ["build_parser", "main"]
@@ -98,7 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_app_parsers(sub, cfg)
     _add_key_parsers(sub, cfg)
     _add_session_parsers(sub, cfg)
+    _add_audit_parsers(sub, cfg)
     return parser
+
+
+def _add_audit_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser) -> None:
+    audit = sub.add_parser("audit", help="verify and export the audit trail (read-only; beside a running server too)")
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", metavar="DIR", help="a store or backup directory (default: the data directory's)")
+    p = actions.add_parser(
+        "verify", parents=[cfg, store], help="prove the chain intact (exit 1 naming the first bad entry)"
+    )
+    p.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
+                   help="a chain head from an audit.anchor log line, to check against; repeatable")  # fmt: skip
+    p.set_defaults(run=_cmd_audit_verify)
+    p = actions.add_parser("export", parents=[cfg, store], help="write the entries as JSON Lines (for a SIEM)")
+    p.add_argument("--since", metavar="SEQ|TIME", help="from entry SEQ, or from an ISO time (UTC unless it says)")
+    p.add_argument("--output", metavar="FILE", help="write to FILE (default: standard output)")
+    p.set_defaults(run=_cmd_audit_export)
+    p = actions.add_parser("tail", parents=[cfg, store], help="show the last entries")
+    p.add_argument("-n", type=int, default=20, metavar="N", help="how many (default: 20)")
+    p.set_defaults(run=_cmd_audit_tail)
 
 
 def _add_key_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser) -> None:
@@ -246,6 +268,7 @@ def _cmd_keygen(args: argparse.Namespace, config: Config) -> int:
     types = [KeyType.SM2, KeyType.ED25519] if args.type == "both" else [KeyType[args.type.upper()]]
     for added in keys.generate(config, types):
         print(f"{added.path.name}  {added.pin}")
+        _audit_key(config, Action.SERVER_KEY_ADD, added)
     print(
         "kefu: give these pins to clients before restarting the server: from its next start, the newest key of\n"
         "each type signs. Older keys stay pinned until `kefu key retire PIN` (see systemd/OPERATIONS.md).",
@@ -268,12 +291,21 @@ def _cmd_key_retire(args: argparse.Namespace, config: Config) -> int:
 
     removed = keys.retire(config, args.pin)
     print(f"{removed.path.name}  {removed.pin}  retired")
+    _audit_key(config, Action.SERVER_KEY_RETIRE, removed)
     print(
         f"kefu: {removed.path.name} deleted; {config.keys_path / 'pins.txt'} no longer lists it. Copies in key\n"
         "backups are still secrets: destroy them under your key-management procedure.",
         file=sys.stderr,
     )
     return 0
+
+
+def _audit_key(config: Config, action: str, key_file: Any) -> None:
+    """Record a server key's change in the audit trail (when the store exists and lmdb is installed)."""
+    if importlib.util.find_spec("lmdb") is not None:
+        from .admin.audit import record_if_store  # noqa: PLC0415
+
+        record_if_store(config, action, key_file.path.name, {"pin": key_file.pin})
 
 
 def _cmd_app_add(args: argparse.Namespace, config: Config) -> int:
@@ -411,6 +443,49 @@ def _cmd_status(args: argparse.Namespace, config: Config) -> int:
     for line in found.summary:
         print("  " + line)
     return 0 if found.healthy else 1
+
+
+def _cmd_audit_verify(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import audit  # noqa: PLC0415 - crypto and lmdb load only when needed
+
+    with audit.open_for_reading(config, args.store) as store:
+        report = audit.verify(store, args.anchor)
+    seq, digest = report.head
+    if report.problem is not None:
+        problem = report.problem
+        print(f"kefu: audit trail NOT intact: entry {problem.seq} {problem.kind}: {problem.detail}")
+        print(f"kefu: entries 1..{seq} are intact (head {seq}:{digest.hex()})", file=sys.stderr)
+        return 1
+    anchors = f"; {report.anchors_matched} anchor(s) matched" if args.anchor else ""
+    print(f"kefu: audit trail intact: {report.checked} entries, head {seq}:{digest.hex()}{anchors}")
+    return 0
+
+
+def _cmd_audit_export(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import audit  # noqa: PLC0415
+
+    with audit.open_for_reading(config, args.store) as store:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as out:
+                written, unreadable = audit.export(store, out, args.since)
+        else:
+            written, unreadable = audit.export(store, sys.stdout, args.since)
+    for line in unreadable:
+        print(f"kefu: left out: {line}", file=sys.stderr)
+    print(f"kefu: {written} audit entries exported", file=sys.stderr)
+    return 1 if unreadable else 0
+
+
+def _cmd_audit_tail(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import audit  # noqa: PLC0415
+
+    with audit.open_for_reading(config, args.store) as store:
+        for line in audit.tail(store, args.n):
+            print(line)
+    return 0
 
 
 # --- entry point ----------------------------------------------------------------------------------------
