@@ -125,6 +125,10 @@ class Metrics:
         self.store_messages = Counter(
             "kefu_store_messages", "Messages made durable (log) and indexed behind it (index).", ["part"], registry=r
         )
+        self.sealed_records = Gauge(
+            "kefu_storage_sealed_records", "Values of the store sealed under each data key, as the last reseal pass"
+            " counted them (older keys than the newest: still to reseal, or damaged).", ["key_id"], registry=r,
+        )  # fmt: skip
         self.retries_total = Counter("kefu_retries", "DELIVERs sent again for want of an ACK.", registry=r)
         self.refused_total = Counter("kefu_refused_connections", "Connections refused by a limit.", registry=r)
         self.queue_depth = Gauge(
@@ -219,6 +223,12 @@ class Metrics:
         """The store wrote `nbytes` for `messages` (part "log": a group commit's append; "index": a batch indexed)."""
         self.store_written.labels(part).inc(nbytes)
         self.store_messages.labels(part).inc(messages)
+
+    def observe_sealed(self, counts: Mapping[int, int]) -> None:
+        """Values per data key id after a reseal pass (`kefu.server.storage.reseal.Resealer`)."""
+        self.sealed_records.clear()
+        for key_id, n in counts.items():
+            self.sealed_records.labels(str(key_id)).set(n)
 
     def observe_commit(self, batch_size: int, fsync_seconds: float) -> None:
         """One group commit: how many writes it held and how long its fsync took."""
