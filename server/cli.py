@@ -100,7 +100,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_key_parsers(sub, cfg)
     _add_session_parsers(sub, cfg)
     _add_audit_parsers(sub, cfg)
+    _add_data_key_parsers(sub, cfg)
     return parser
+
+
+def _add_data_key_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser
+) -> None:
+    data_key = sub.add_parser("data-key", help="rotate and retire the data keys that seal the store").add_subparsers(
+        dest="data_key_command", required=True, metavar="ACTION"
+    )
+    p = data_key.add_parser("rotate", parents=[cfg], help="add a data key ([storage] seal_cipher): it seals from the "
+                            "server's next reload or start; older values are resealed in the background")  # fmt: skip
+    p.add_argument("--reload", action="store_true", help="send SIGHUP to the server running on the data directory")
+    p.set_defaults(run=_cmd_data_key)
+    p = data_key.add_parser("status", parents=[cfg], help="per data key, the values sealed under it in the store, "
+                            "the log and the archives (read-only, beside a running server too)")  # fmt: skip
+    p.set_defaults(run=_cmd_data_key)
+    p = data_key.add_parser("retire", parents=[cfg], help="delete an old data key once nothing is sealed under it")
+    p.add_argument("key_id", metavar="N", type=int, help="the key's id (see data-key status)")
+    p.set_defaults(run=_cmd_data_key)
+
+
+def _cmd_data_key(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import datakeys  # noqa: PLC0415 - crypto and lmdb load only when needed
+
+    return datakeys.command(args.data_key_command, args, config)
 
 
 def _add_audit_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser) -> None:
