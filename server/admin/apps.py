@@ -9,11 +9,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from ..engine.audit import Action
 from ..engine.identity import Role
 from ..identity.bulk import add_bulk
 from ..identity.keys import AppError, AppRecord, create_app, list_app_records, retire_client_key, revoke_app
 from ..storage.store import Store
 from ..wiring import open_store
+from .audit import audited
 from .errors import AdminError
 from .operator import Poke, poke
 
@@ -35,7 +37,8 @@ def add_app(
     config: Any, name: str, *, client_key_pins: Sequence[str] = (), role: Role = Role.APP, tenant: str = ""
 ) -> tuple[AppRecord, bytes]:
     """Register an app; returns its record and its secret (shown once: the server keeps only verifiers)."""
-    with store_of(config) as store:
+    details = {"role": role.value, "tenant": tenant, "client_key_pins": list(client_key_pins)}
+    with store_of(config) as store, audited(store, Action.APP_ADD, name, details):
         try:
             return create_app(store, name, client_key_pins=client_key_pins, role=role.value, tenant=tenant)
         except AppError as exc:
@@ -44,9 +47,10 @@ def add_app(
 
 def add_apps_in_bulk(config: Any, prefix: str, count: int, seed: bytes, *, role: Role = Role.APP) -> int:
     """Register PREFIX0..PREFIX{count-1} with secrets derived from `seed` (a benchmarking aid); how many were new."""
-    with store_of(config) as store:
+    with store_of(config) as store, audited(store, Action.APP_ADD_BULK, prefix, {"count": count}) as details:
         try:
-            return add_bulk(store, prefix, count, seed, role=role.value)
+            details["created"] = created = add_bulk(store, prefix, count, seed, role=role.value)
+            return created
         except (AppError, ValueError) as exc:
             raise AdminError(str(exc)) from None
 
@@ -59,7 +63,7 @@ def list_apps(config: Any) -> list[AppRecord]:
 
 def revoke(config: Any, name: str) -> Poke:
     """Delete an app's credentials and end its live sessions; what the running server's processes said."""
-    with store_of(config) as store:
+    with store_of(config) as store, audited(store, Action.APP_REVOKE, name):
         try:
             revoked = revoke_app(store, name)
         except ValueError as exc:
@@ -71,7 +75,7 @@ def revoke(config: Any, name: str) -> Poke:
 
 def retire_key(config: Any, name: str, pin: str) -> tuple[AppRecord, Poke]:
     """Remove client key `pin` from app `name` and end the live sessions that authenticated with it."""
-    with store_of(config) as store:
+    with store_of(config) as store, audited(store, Action.APP_RETIRE_KEY, name, {"pin": pin}):
         try:
             record = retire_client_key(store, name, pin)
         except (AppError, ValueError) as exc:

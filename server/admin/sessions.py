@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.audit import Action
 from ..identity.keys import AppError, end_sessions
 from ..storage.datadir import holder
 from .apps import store_of
+from .audit import audited
 from .errors import AdminError
 from .operator import ASK_TIMEOUT_S, Poke, ask_all, poke
 
@@ -43,7 +45,7 @@ def list_sessions(config: Any, app: str = "", timeout: float = ASK_TIMEOUT_S) ->
 def end(config: Any, app: str) -> Poke:
     """End every live session of `app` (ERROR AUTH_FAILED, "session ended by the operator"); the app stays registered
     and may connect again. What the running server's processes said."""
-    with store_of(config) as store:
+    with store_of(config) as store, audited(store, Action.SESSION_END, app):
         try:
             end_sessions(store, app)
         except (AppError, ValueError) as exc:

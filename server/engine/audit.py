@@ -30,8 +30,6 @@ class Action(StrEnum):
     SERVER_KEY_RETIRE = "server_key.retire"
     DATA_KEY_ROTATE = "data_key.rotate"
     DATA_KEY_RETIRE = "data_key.retire"
-    BACKUP = "store.backup"
-    RESTORE = "store.restore"
     SERVER_START = "server.start"
     SERVER_STOP = "server.stop"
     CONFIG_RELOAD = "config.reload"
