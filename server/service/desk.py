@@ -59,6 +59,7 @@ from kefu.protocol.frames import (
     Watch,
 )
 
+from ..engine.audit import NO_AUDIT, Action, AuditTrail
 from ..engine.identity import Profile, Role
 from ..engine.messages import SendRequest, SendResult
 from ..engine.ports import Device, Profiles, ServiceHost
@@ -70,6 +71,7 @@ from .model import (
     MAX_ATTRIBUTE_BYTES,
     MAX_ATTRIBUTES,
     SERVICE_BASE,
+    STAFF_BIT,
     IllegalTransition,
     Refusal,
     ServiceConversation,
@@ -111,6 +113,8 @@ class Desk:
         self._positions: dict[int, tuple[str, int]] = {}
         """The place (group, position) each waiting conversation's visitor was last told."""
         self._dirty_groups: set[str] = set()
+        self.audit: AuditTrail = NO_AUDIT
+        """Where transfers, watching, whispers and searches are recorded with their actor (set by the runtime)."""
         last = host.log.last_key("service")
         self._next_id = max(SERVICE_BASE, _U64.unpack(last)[0] if last else 0) + 1
         """Ids are taken in order, at OPEN; the records are keyed by id, so after a restart the next is one past the
@@ -157,12 +161,30 @@ class Desk:
     def on_request(self, session: Device, frame: Frame) -> None:
         """Dispatch a service request; a Refusal becomes a RESULT with its code."""
         handler = self._handlers[type(frame)]
+        audited, result = self._audited(frame), "ok"
         try:
             handler(self, session, frame)
         except Refusal as refusal:
+            result = ErrorCode(refusal.code).name
             self.refuse(session, frame, refusal)
         except IllegalTransition as exc:
+            result = ErrorCode.CONFLICT.name
             self.answer(session, frame, ErrorCode.CONFLICT, detail={"reason": str(exc)})
+        if audited is not None:
+            self.audit.record(session.user, audited[0], audited[1], result, audited[2])
+
+    def _audited(self, frame: Frame) -> tuple[Action, str, dict[str, Any]] | None:
+        """What the audit trail records of a request (its action, target, details), taken before it runs."""
+        match frame:
+            case Transfer():
+                conv = self.open.get(frame.conversation_id)
+                details = {"from": conv.owner if conv else None, "to_agent": frame.to_agent, "to_group": frame.to_group}
+                return Action.TRANSFER, str(frame.conversation_id), {**details, "note": frame.note}
+            case Watch():
+                return (Action.WATCH if frame.on else Action.UNWATCH), str(frame.conversation_id), {}
+            case Search():
+                return Action.SEARCH, "", {"query": frame.query, "limit": frame.limit}
+        return None
 
     def refuse(self, session: Device, frame: Frame, refusal: Refusal) -> None:
         """RESULT for a refused `frame`."""
@@ -664,7 +686,16 @@ class Desk:
 
     def committed(self, result: SendResult) -> None:
         """A client's message in the service range is durable and delivered."""
+        message = result.message
+        if message is not None and message.conversation_id & STAFF_BIT and not result.duplicate:
+            self._whispered(message.sender, message.conversation_id, message.seq)
         self.assist.committed(result)
+
+    def _whispered(self, sender: str, channel: int, seq: int) -> None:
+        """A message in a staff channel: a supervisor's is a whisper to the agent, recorded (not its text)."""
+        if self.profile(sender).role is Role.SUPERVISOR:
+            details = {"channel": channel, "seq": seq}
+            self.audit.record(sender, Action.WHISPER, str(channel & ~STAFF_BIT), details=details)
 
     def visitor_record(self, conv: ServiceConversation, *, last_agent: str) -> bytes:
         """The visitor's history record with a new last agent."""
