@@ -25,6 +25,7 @@ from kefu.protocol.frames import Flag, Frame, Goaway, Send, SendAck
 from kefu.protocol.handshake import HandshakeKind, ServerConfig
 
 from .. import log as logmod
+from ..engine.audit import NO_AUDIT, Action, AuditTrail
 from ..engine.messages import Outgoing, SendResult
 from ..engine.ports import CorePort, ResumePlan
 from ..engine.presence import Presence
@@ -100,6 +101,8 @@ class Gateway:
         """The handshake budget (`admit_handshake`), in CPU seconds measured on this process at start."""
         self._auth_log = TokenBucket(AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time())
         self._auth_log_dropped = 0
+        self.audit: AuditTrail = NO_AUDIT
+        """Where failed logins are tallied (an entry per claimed app id a minute, with a count; set by the runtime)."""
 
     def attach(self, core: CorePort) -> None:
         """Send requests to `core` from now on."""
@@ -209,11 +212,15 @@ class Gateway:
     def _auth_failed(self, session: Session, why: str) -> None:
         """A failed login stands out in the log (warning): the address, the app id it claimed and why it failed, at
         most AUTH_LOG_BURST lines at once and AUTH_LOG_PER_S a second after that; the lines left out are counted in
-        the next one, so that a guessing peer cannot flood the journal."""
+        the next one, so that a guessing peer cannot flood the journal. A login that failed (not a session the
+        operator ended, which the operator's command records) is tallied in the audit trail."""
+        claimed = session.conn.claimed_app_id if session.conn is not None else ""
+        if not session.ready:
+            note = f"{why} from {session.address}"
+            self.audit.tally(printable(claimed), Action.AUTH_FAILED, "", ErrorCode.AUTH_FAILED.name, note)
         if not self._auth_log.take(1, self.loop.time()):
             self._auth_log_dropped += 1
             return
-        claimed = session.conn.claimed_app_id if session.conn is not None else ""
         dropped, self._auth_log_dropped = self._auth_log_dropped, 0
         logmod.warning(
             "conn.auth_failed",
