@@ -34,6 +34,7 @@ __all__ = [
     "ENV_PREFIX",
     "SECTIONS",
     "SUITE_NAMES",
+    "AuditSection",
     "Change",
     "Config",
     "ConfigError",
@@ -338,6 +339,18 @@ class ServiceSection:
     plugin_history: int = setting(20, "Recent messages given to AI plugins as context.", lo=1, hi=200)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditSection:
+    """[audit]: the tamper-evident audit trail (who did what; `kefu audit verify`, `kefu audit export`)."""
+
+    anchor_interval_s: int = setting(
+        300, "How often the server logs the audit chain's head (audit.anchor, at info; also at stop). Keep these"
+        " lines where the store cannot rewrite them (a log collector): `kefu audit verify --anchor SEQ:HASH` checks"
+        " the trail against them, which is what catches a rewrite of the whole chain after an anchor.",
+        unit="seconds", lo=1, hi=86400,
+    )  # fmt: skip
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerSection,
     "metrics": MetricsSection,
@@ -346,6 +359,7 @@ SECTIONS: dict[str, type] = {
     "storage": StorageSection,
     "log": LogSection,
     "service": ServiceSection,
+    "audit": AuditSection,
 }
 
 
@@ -370,6 +384,7 @@ class Config:
     storage: StorageSection = field(default_factory=StorageSection)
     log: LogSection = field(default_factory=LogSection)
     service: ServiceSection = field(default_factory=ServiceSection)
+    audit: AuditSection = field(default_factory=AuditSection)
 
     @property
     def data_path(self) -> Path:
