@@ -129,6 +129,10 @@ class Metrics:
             "kefu_storage_sealed_records", "Values of the store sealed under each data key, as the last reseal pass"
             " counted them (older keys than the newest: still to reseal, or damaged).", ["key_id"], registry=r,
         )  # fmt: skip
+        self.storage_damaged_total = Counter(
+            "kefu_storage_damaged_records", "Stored values that failed to open or decode on read (reported and never"
+            " served: spec section 12.4), by table.", ["table"], registry=r,
+        )  # fmt: skip
         self.retries_total = Counter("kefu_retries", "DELIVERs sent again for want of an ACK.", registry=r)
         self.refused_total = Counter("kefu_refused_connections", "Connections refused by a limit.", registry=r)
         self.queue_depth = Gauge(
@@ -229,6 +233,10 @@ class Metrics:
         self.sealed_records.clear()
         for key_id, n in counts.items():
             self.sealed_records.labels(str(key_id)).set(n)
+
+    def storage_damaged(self, table: str) -> None:
+        """One stored value of `table` that did not open (a bounded set: the store's table names)."""
+        self.storage_damaged_total.labels(table).inc()
 
     def observe_commit(self, batch_size: int, fsync_seconds: float) -> None:
         """One group commit: how many writes it held and how long its fsync took."""
