@@ -282,6 +282,12 @@ def _cmd_check_config(args: argparse.Namespace, config: Config) -> int:
 
     for warning in mode_warnings(config, args.config or os.environ.get(CONFIG_ENV)):
         print(f"kefu: warning: {warning}", file=sys.stderr)
+    if not config.storage.seal:
+        print(
+            "kefu: WARNING: [storage] seal = false: a new store keeps every message, app and record IN CLEAR on disk,"
+            " in its log, backups and archives (meant only for measuring the cost of sealing)",
+            file=sys.stderr,
+        )
     print(f"kefu: configuration OK ({source})", file=sys.stderr)
     return 0
 
