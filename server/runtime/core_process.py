@@ -13,11 +13,12 @@ from typing import Any
 
 from .. import log as logmod
 from .. import wiring
+from ..engine.audit import Action, Result
 from ..identity.keys import AppDirectory
 from ..link.core_side import GatewayLink
 from ..metrics import Metrics
 from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_forever
-from ..storage import maintenance
+from ..storage import audit, maintenance
 from . import process, sdnotify
 from .control import Control
 from .single import EXIT_LOG_FAILED
@@ -36,6 +37,8 @@ class CoreProcess:
         self.store = wiring.open_store(config)
         self.apps = AppDirectory(self.store)
         self.side = wiring.build_core(config, loop, self.store, self.apps, self.metrics, on_fatal=self._log_failed)
+        self.audit = audit.AuditWriter(self.store, name="core")
+        self.side.desk.audit = self.audit
         self.exit_status = 0
         self.links: dict[int, GatewayLink] = {}
         self.control: Control | None = None
@@ -52,9 +55,11 @@ class CoreProcess:
         self._tasks = [
             self.loop.create_task(tick_forever(self.side.desk)),
             self.loop.create_task(process.sweep_forever(self.config, self._sweep)),
+            self.loop.create_task(audit.anchor_forever(self.store, self.config.audit.anchor_interval_s)),
         ]
         if self.metrics is not None:
             self._tasks.append(self.loop.create_task(self.metrics.watch_loop_lag()))
+        self.audit.record("kefu", Action.SERVER_START, details={"pid": os.getpid(), "gateways": sorted(self.links)})
         self.control.send({"op": "ready", "role": "core", "pid": os.getpid()})
 
     async def _attach(self, index: int, sock: socket.socket) -> None:
@@ -111,7 +116,9 @@ class CoreProcess:
     def _reload(self) -> None:
         config = process.reloaded(self.config, self._load)
         if config is None:
+            self.audit.record("kefu", Action.CONFIG_RELOAD, "", Result.FAILED, {"reason": "invalid configuration"})
             return
+        details = audit.changes(self.config.diff(config))
         self.config = config
         self.side.core.reconfigure(self.config)
         self.side.log.reconfigure(self.config)
@@ -120,7 +127,10 @@ class CoreProcess:
             reload_desk(self.side.desk, self.config)
         except ServiceSetupError as exc:
             logmod.error("service.reload_failed", reason=str(exc))
+            details["service_failed"] = str(exc)
         logmod.set_level(self.config.log.level)
+        result = Result.FAILED if "service_failed" in details else Result.OK
+        self.audit.record("kefu", Action.CONFIG_RELOAD, "", result, details)
 
     def health(self) -> dict[str, Any]:
         """This worker's part of /healthz."""
@@ -146,6 +156,9 @@ class CoreProcess:
             await asyncio.wait_for(self.side.desk.aclose(), timeout=max(0.1, deadline * 0.1))
         except Exception as exc:  # the service workers must not turn a clean stop into a failed exit
             logmod.error("service.close_failed", reason=repr(exc))
+        self.audit.record("kefu", Action.SERVER_STOP, details={"pid": os.getpid(), "exit_status": self.exit_status})
+        await self.loop.run_in_executor(None, self.audit.close)
+        audit.log_anchor(self.store)
         self.done.set()
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -21,11 +22,12 @@ from typing import Any
 from .. import log as logmod
 from .. import wiring
 from ..edge.operator import SessionOrders
+from ..engine.audit import Action, Result
 from ..identity import keys as keymod
 from ..identity.tickets import SharedTicketGuard, open_claims, purge_forever
 from ..metrics import Metrics, MetricsServer
 from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_forever
-from ..storage import maintenance
+from ..storage import audit, maintenance
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
 from . import process, sdnotify
@@ -59,6 +61,8 @@ class Server:
         self.guard = SharedTicketGuard(open_claims(data_dir))  # claims outlive restarts, as with worker processes
         self.gateway = wiring.build_gateway(config, loop, self.keyring, guard=self.guard, metrics=metrics)
         wiring.connect_local(self.side.core, self.gateway)
+        self.audit = audit.AuditWriter(self.store, name="server")
+        self.side.desk.audit = self.gateway.audit = self.audit
         self.orders = SessionOrders(self.gateway, self.store.app_orders, self.keyring.apps, name="server")
         self.operator = OperatorSocket(socket_path(data_dir, "server"), self.orders)
         self.listener: asyncio.AbstractServer | None = None
@@ -79,7 +83,9 @@ class Server:
             self.loop.create_task(process.publish_forever(self.gateway.publish_counters)),
             self.loop.create_task(self.orders.poll_forever()),
             self.loop.create_task(purge_forever(self.guard)),
+            self.loop.create_task(audit.anchor_forever(self.store, self.config.audit.anchor_interval_s)),
         ]
+        self.audit.record("kefu", Action.SERVER_START, details={"pid": os.getpid(), "workers": 0})
         await self.operator.start()
         s = self.config.server
         factory = self.gateway.protocol_factory
@@ -114,6 +120,9 @@ class Server:
             logmod.error("service.close_failed", reason=repr(exc))
         self.gateway.close_all()
         await asyncio.sleep(0.05)
+        self.audit.record("kefu", Action.SERVER_STOP, details={"pid": os.getpid()})
+        await self.loop.run_in_executor(None, self.audit.close)
+        audit.log_anchor(self.store)
         self.store.close()
         self.guard.close()
         self.data_dir_lock.release()  # after the store is closed
@@ -130,6 +139,7 @@ class Server:
 
     def reload(self, new_config: Any) -> None:
         """SIGHUP: apply the settings that are safe to change while running; re-read app credentials."""
+        details = audit.changes(*self.config.reload_changes(new_config))
         self.config = self.config.reload_from(new_config)
         self.side.core.reconfigure(self.config)
         self.side.log.reconfigure(self.config)
@@ -139,8 +149,11 @@ class Server:
             reload_desk(self.side.desk, self.config)
         except ServiceSetupError as exc:
             logmod.error("service.reload_failed", reason=str(exc))
+            details["service_failed"] = str(exc)
         logmod.set_level(self.config.log.level)
         logmod.event("server.reloaded")
+        result = Result.FAILED if "service_failed" in details else Result.OK
+        self.audit.record("kefu", Action.CONFIG_RELOAD, "", result, details)
 
     def health(self) -> dict[str, Any]:
         """The /healthz payload."""

@@ -30,6 +30,7 @@ that the entry at each anchor's seq exists and has the anchor's hash (spec/PROTO
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import struct
@@ -56,6 +57,8 @@ __all__ = [
     "Entry",
     "Problem",
     "Report",
+    "anchor_forever",
+    "changes",
     "entries",
     "head",
     "log_anchor",
@@ -588,3 +591,20 @@ class AuditWriter:
         if now - self._warned >= _WARN_EVERY_S:
             self._warned = now
             logmod.error("audit.write_failed", entries=count, reason=repr(exc))
+
+
+async def anchor_forever(store: Any, interval_s: float) -> None:
+    """Log the chain's head every `interval_s` (`log_anchor`, read in a worker thread); cancel to stop."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await loop.run_in_executor(None, log_anchor, store)
+        except Exception as exc:  # a failed read is logged; the next interval tries again
+            logmod.error("audit.anchor_failed", reason=repr(exc))
+
+
+def changes(applied: Sequence[Any], ignored: Sequence[Any] = ()) -> dict[str, Any]:
+    """The details of a configuration reload: {"applied": {setting: [old, new]}, "ignored": [setting, ...]}
+    (`kefu.server.config.Change`s)."""
+    return {"applied": {c.name: [c.old, c.new] for c in applied}, "ignored": [c.name for c in ignored]}
