@@ -175,8 +175,9 @@ def _hex(text: str) -> bool:
 # --- the archives -----------------------------------------------------------------------------------------------
 
 
-ARCHIVE_SEALED_FIELD = "sealed"
-"""The field of an archive line holding the message sealed (base64); a line without it is a plain archive's (0)."""
+ARCHIVE_VALUE_FIELD = "value"
+"""The field of an archive line holding the message as stored, sealed (base64, `maintenance.write_archive`); a line
+of an archive written before sealing has none (counted under 0: in clear)."""
 
 
 def count_archives(directory: Path) -> Counter[int]:
@@ -187,7 +188,7 @@ def count_archives(directory: Path) -> Counter[int]:
     for path in sorted(directory.glob("*.jsonl.gz")):
         with gzip.open(path, "rt") as lines:
             for line in lines:
-                sealed = json.loads(line).get(ARCHIVE_SEALED_FIELD)
+                sealed = json.loads(line).get(ARCHIVE_VALUE_FIELD)
                 counts[key_id_of(base64.b64decode(sealed)) or 0 if sealed else 0] += 1
     return counts
 
