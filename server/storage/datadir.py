@@ -39,7 +39,7 @@ import os
 import shutil
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -275,7 +275,12 @@ def _stage(backup: Path, staging: Path, data_dir: Path) -> BackupInfo:
 
 
 def restore(
-    backup: Path, data_dir: Path, store_path: Path, *, now: float | None = None
+    backup: Path,
+    data_dir: Path,
+    store_path: Path,
+    *,
+    now: float | None = None,
+    check: Callable[[Path], None] | None = None,
 ) -> tuple[BackupInfo, Path | None]:
     """Replace the store at `store_path` by the backup; returns (what was restored, where the old store went).
 
@@ -288,6 +293,8 @@ def restore(
         inspect_backup(backup)
         migrate_store_dir(store_path)  # an old data_dir/wal is set aside under the new name
         info = _stage(Path(backup), store_path.with_name(store_path.name + ".restoring"), data_dir)
+        if check is not None:  # the staged copy verified (kefu.server.admin.verify.restore_check); raises RestoreError
+            check(store_path.with_name(store_path.name + ".restoring"))
         aside = None
         if store_path.exists():
             aside = _set_aside_name(store_path, time.time() if now is None else now)

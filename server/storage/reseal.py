@@ -293,6 +293,8 @@ class Resealer:
     ) -> None:
         self.store, self.sealer = store, sealer
         self._observe = observe
+        self._report: Callable[[Damaged], None] = getattr(store, "damage", _log_damaged)
+        """The store's damage report (log line, metric, mark), or a log line for a store without one."""
         self.batch_values, self.scan_values = batch_values, scan_values
         self._pause = (1 - duty) / duty
         self._wake = threading.Event()
@@ -387,7 +389,8 @@ class Resealer:
 
     def _progress(self, sealer: Sealer) -> tuple[str, bytes | None]:
         """Where a pass under `sealer`'s key stopped before (a restart), or ("", None): the start."""
-        raw = self.store.get_record("meta", RESEAL_KEY)
+        with self.store.reading() as txn:
+            raw = txn.get(RESEAL_KEY, db=self.store.handle("meta"))
         if raw is None or len(raw) <= _KEY_ID.size or _KEY_ID.unpack_from(raw)[0] != sealer.active:
             return "", None
         rest = raw[_KEY_ID.size :]
@@ -430,9 +433,13 @@ class Resealer:
                 plain = sealer.open(table, key, value)
             except Damaged as exc:
                 damaged += 1
-                logmod.warning("storage.damaged", table=table, key=key.hex(), reason=exc.reason)
+                self._report(exc)
                 continue
             txn.put(key, sealer.seal(table, key, plain), db=db)
             resealed += 1
         txn.put(RESEAL_KEY, _KEY_ID.pack(sealer.active) + _position(table, keys[-1]), db=self.store.handle("meta"))
         return resealed, damaged
+
+
+def _log_damaged(exc: Damaged) -> None:
+    logmod.warning("storage.damaged", table=exc.table, key=exc.key.hex(), reason=exc.reason)

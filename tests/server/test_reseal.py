@@ -38,12 +38,24 @@ def _fill(store: Store, conversations: int = 30, per_conversation: int = 10) -> 
         store.put_app(f"app{a}", f"verifier {a}".encode())
 
 
+def _raw(store: Store, table: str) -> list[tuple[bytes, bytes]]:
+    """A table's keys and values as stored (sealed or not)."""
+    with store.reading() as txn, txn.cursor(store.handle(table)) as cur:
+        return list(cur)
+
+
+def _get(store: Store, table: str, key: bytes) -> bytes:
+    with store.reading() as txn:
+        return txn.get(key, db=store.handle(table)) or b""
+
+
+def _meta(store: Store, key: bytes) -> bytes | None:
+    with store.reading() as txn:
+        return txn.get(key, db=store.handle("meta"))
+
+
 def _values(store: Store) -> dict[tuple[str, bytes], bytes]:
-    out = {}
-    for table in sealed_tables(store):
-        for key, value in store.scan(table):
-            out[table, key] = value
-    return out
+    return {(table, key): value for table in sealed_tables(store) for key, value in _raw(store, table)}
 
 
 @pytest.fixture
@@ -56,7 +68,7 @@ def plain(tmp_path: Path) -> Iterator[Store]:
 
 def test_migrate_seals_every_value_once_and_leaves_the_key_only_tables(plain: Store) -> None:
     before = _values(plain)
-    user_convs = plain.scan("user_convs")
+    user_convs = _raw(plain, "user_convs")
     sealer = Sealer([KEY1])
     finished = []
     sealed = migrate(plain, sealer, batch_values=37, finish=lambda txn: finished.append(True))
@@ -67,8 +79,8 @@ def test_migrate_seals_every_value_once_and_leaves_the_key_only_tables(plain: St
     for (table, key), value in after.items():
         assert key_id_of(value) == 1
         assert sealer.open(table, key, value) == before[table, key]
-    assert plain.scan("user_convs") == user_convs
-    assert plain.get_record("meta", MIGRATION_KEY) is None  # `finish` ends it (the caller's schema version says)
+    assert _raw(plain, "user_convs") == user_convs
+    assert _meta(plain, MIGRATION_KEY) is None  # `finish` ends it (the caller's schema version says)
 
 
 def test_migrate_without_finish_records_completion_and_does_not_run_twice(plain: Store) -> None:
@@ -149,7 +161,7 @@ def test_reseal_moves_every_value_to_the_new_key(tmp_path: Path) -> None:
     assert observed[-1] == {2: len(before)}
     for (table, key), value in _values(store).items():
         assert rotated.open(table, key, value) == before[table, key]
-    assert store.get_record("meta", RESEAL_KEY) == b"\x00\x00\x00\x02\xff"
+    assert _meta(store, RESEAL_KEY) == b"\x00\x00\x00\x02\xff"
     store.close()
 
 
@@ -158,7 +170,7 @@ def test_reseal_never_overwrites_a_value_written_meanwhile(tmp_path: Path) -> No
     last value written, never an older one sealed again."""
     store, _ = _sealed_store(tmp_path / "db")
     rotated = Sealer([KEY1, KEY2])
-    keys = [key for key, _ in store.scan("svc")]
+    keys = [key for key, _ in _raw(store, "svc")]
     latest: dict[bytes, bytes] = {}
     stop = threading.Event()
 
@@ -182,7 +194,7 @@ def test_reseal_never_overwrites_a_value_written_meanwhile(tmp_path: Path) -> No
         writer.join()
         resealer.stop()
     assert len(latest) > 10
-    for key, value in store.scan("svc"):
+    for key, value in _raw(store, "svc"):
         assert key_id_of(value) == 2
         if key in latest:
             assert rotated.open("svc", key, value) == latest[key]
@@ -195,9 +207,9 @@ def test_reseal_after_a_restart_goes_on_and_reads_work_meanwhile(tmp_path: Path)
     first = Resealer(store, rotated, batch_values=25, scan_values=25, duty=1.0)
     first.start()
     reads = 0
-    while store.get_record("meta", RESEAL_KEY) is None:  # reads go on while it runs
+    while _meta(store, RESEAL_KEY) is None:  # reads go on while it runs
         for (table, key), value in list(before.items())[:50]:
-            assert rotated.open(table, key, store.get_record(table, key) or b"") == value
+            assert rotated.open(table, key, _get(store, table, key)) == value
             reads += 1
     first.stop()
     counts = count_sealed(store)
