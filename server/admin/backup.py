@@ -10,6 +10,7 @@ from ..storage.datadir import BackupInfo, DataDirBusy, RestoreError
 from ..storage.datadir import restore as restore_store
 from .apps import store_of
 from .errors import AdminError
+from .verify import restore_check
 
 __all__ = ["backup", "restore"]
 
@@ -23,10 +24,12 @@ def backup(config: Any, dest: Path) -> None:
         maintenance.backup(store, dest)
 
 
-def restore(config: Any, source: Path) -> tuple[BackupInfo, Path | None]:
+def restore(config: Any, source: Path, *, force: bool = False) -> tuple[BackupInfo, Path | None]:
     """Replace the store by a backup (the server must be stopped); returns what was restored and where the previous
-    store was set aside (None if there was none)."""
+    store was set aside (None if there was none). The staged copy is verified first (`verify.restore_check`: a backup
+    sealed under data keys not here is refused; a damaged one unless `force`)."""
     try:
-        return restore_store(source, config.data_path, config.store_path)
+        check = restore_check(config.data_path, force=force)
+        return restore_store(source, config.data_path, config.store_path, check=check)
     except (DataDirBusy, RestoreError) as exc:
         raise AdminError(str(exc)) from None
