@@ -47,6 +47,7 @@ from ..identity.tickets import open_claims
 from ..metrics import MetricsServer, merge_expositions, version
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
+from ..storage.verify_report import death_hint
 from . import sdnotify
 from .control import Control, control_pair
 from .process import worker_count
@@ -248,6 +249,8 @@ class Supervisor:
             logmod.event("worker.exited", worker=worker.name, code=code)
             return
         logmod.error("worker.died", worker=worker.name, pid=proc.pid, code=code, ready=was_ready)
+        if (hint := death_hint(code)) is not None:  # SIGABRT, SIGBUS, SIGSEGV: how LMDB ends a reader of a bad page
+            logmod.error("worker.store_damaged", worker=worker.name, pid=proc.pid, hint=hint)
         quick = time.monotonic() - worker.started < QUICK_DEATH_S
         worker.backoff = min(1.0, max(0.05, worker.backoff * 2)) if quick else 0.0
         self.loop.call_later(worker.backoff, self._restart, worker)

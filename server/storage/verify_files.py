@@ -26,16 +26,14 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from ..engine.messages import decode_message
 from .logfile import HEADER, HEADER_SIZE, PAGE_SIZE, SUFFIX, pinned_for_backup, read_log, record_crc, segment_name
 from .records import Write, decode_record
 from .schema import LogPosition, message_key
 from .sealing import Damaged, Sealer, key_id_of
-
-if TYPE_CHECKING:
-    from .verify import Report
+from .verify_report import Report
 
 __all__ = ["check_archives", "check_log", "log_pinned", "open_counted"]
 
