@@ -56,18 +56,20 @@ from typing import Final
 from kefu.protocol.errors import ErrorCode
 
 from ..engine.messages import CursorUpdate, SendRequest, SendResult
-from .logfile import LogWriter
+from .logfile import LogFull, LogWriter
 from .overlay import Logged, Overlay
 from .records import Kind, Write
 from .sequencer import Sequenced, Sequencer
 from .store import Store
 from .view import SequencingSource
 
-__all__ = ["GroupCommitter"]
+__all__ = ["REFUSALS_INTERVAL_S", "GroupCommitter", "Refusals"]
 
 log = logging.getLogger(__name__)
 
 _NEVER: Final = 1 << 62
+REFUSALS_INTERVAL_S: Final = 10.0
+"""Refused commits are logged once per this interval, with their count (a full disk refuses hundreds a second)."""
 _UNAVAILABLE: Final = SendResult(int(ErrorCode.STORAGE_UNAVAILABLE), False, None, ())
 
 Callback = Callable[[SendResult], None]
@@ -109,10 +111,14 @@ class GroupCommitter:
         self.on_fatal = on_fatal
         """`on_fatal(exc)` runs once on the loop when the log fails (settable after construction)."""
         self.sequencer = Sequencer(
-            tables=store.tables, window_ms=store.idempotency_window_ms, max_record=log_writer.max_record
+            tables=store.tables,
+            window_ms=store.idempotency_window_ms,
+            max_record=log_writer.max_record,
         )
         self.failure: BaseException | None = None
         """The log's fatal error, once it failed."""
+        self.refusals = Refusals()
+        """Commits refused without a fatal error (a full disk, a failing indexer): logged once per interval."""
         self.messages_logged = 0
         self._sends: deque[tuple[SendRequest, Callback, float]] = deque()
         self._cursors: deque[CursorUpdate] = deque()
@@ -228,24 +234,15 @@ class GroupCommitter:
         t0 = time.perf_counter()
         cursor_result: SendResult | None = None
         refused = self._overlay.size > self.max_unindexed_bytes  # the indexer is failing: take no more SENDs
-        if self.failure is not None:
+        batch = None if self.failure is not None else self._logged(requests if not refused else [], cursors)
+        if batch is None:
             results, cursor_result = [_UNAVAILABLE] * len(requests), _UNAVAILABLE
         else:
-            try:
-                batch = self._sequence([] if refused else requests, cursors)
-            except Exception:  # reading the store failed: nothing was sequenced, the next batch tries again
-                log.exception("sequencing %d sends and %d cursor updates failed", len(requests), len(cursors))
-                batch = None
-            try:
-                if batch is not None:
-                    self._append(batch)
-            except Exception as exc:  # the log's state on disk is unknown: fatal
-                self._fail(exc)
-                batch = None
-            if batch is None:
-                results, cursor_result = [_UNAVAILABLE] * len(requests), _UNAVAILABLE
-            else:
-                results = [_UNAVAILABLE] * len(requests) if refused else batch.results
+            results = [_UNAVAILABLE] * len(requests) if refused else batch.results
+            if refused and requests:
+                self.refusals.note(f"{self._overlay.size} bytes wait for the indexer (max_unindexed_bytes)")
+            elif requests:
+                self.refusals.flush()
         elapsed = time.perf_counter() - t0
         if self._observer is not None:
             try:
@@ -256,6 +253,24 @@ class GroupCommitter:
             self._loop.call_soon_threadsafe(self._deliver, sends, results, cursors, cursor_result)
         except RuntimeError:  # the loop is closed: nobody is waiting for these callbacks any more
             log.warning("event loop closed; %d commit callbacks dropped", len(sends))
+
+    def _logged(self, requests: list[SendRequest], cursors: list[CursorUpdate]) -> Sequenced | None:
+        """The batch sequenced and made durable; None if it was refused (the reason logged, `refusals`) or the log
+        failed (`_fail`)."""
+        try:
+            batch = self._sequence(requests, cursors)
+        except Exception as exc:  # reading the store failed: nothing was sequenced, the next batch tries again
+            self.refusals.note(f"sequencing failed: {exc!r}", exc)
+            return None
+        try:
+            self._append(batch)
+        except LogFull as exc:  # no room for the log: nothing was written, the next batch tries again
+            self.refusals.note(f"the log has no room: {exc}", exc)
+            return None
+        except Exception as exc:  # the log's state on disk is unknown: fatal
+            self._fail(exc)
+            return None
+        return batch
 
     def _sequence(self, requests: list[SendRequest], cursors: list[CursorUpdate]) -> Sequenced:
         """Sequence against one LMDB snapshot and the overlay, again if the indexer trimmed it meanwhile."""
@@ -322,3 +337,45 @@ class GroupCommitter:
     def _set_finished(self) -> None:
         if self._finished is not None and not self._finished.done():
             self._finished.set_result(None)
+
+
+class Refusals:
+    """Refused commits, logged once per `interval_s` with their count: the first refusal with its traceback, then one
+    line per interval ("N commits refused in the last 10 s: <reason>"), and a line when commits succeed again.
+    Writer thread only."""
+
+    def __init__(self, interval_s: float = REFUSALS_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s, self._clock = interval_s, clock
+        self.total = 0
+        """Commits refused since the start."""
+        self._count = 0  # refused since the last line
+        self._since = 0.0  # when the current interval started
+        self._reason = ""
+        self._first = True
+
+    def note(self, reason: str, exc: BaseException | None = None) -> None:
+        """One commit refused, for `reason` (`exc`: its error, whose traceback the first refusal logs)."""
+        now = self._clock()
+        self.total += 1
+        if self._first:
+            self._first, self._since = False, now
+            log.error("commit refused (logged once per %g s from now on): %s", self.interval_s, reason, exc_info=exc)
+            return
+        if not self._count:
+            self._since = max(self._since, now - self.interval_s)
+        self._count, self._reason = self._count + 1, reason
+        if now - self._since >= self.interval_s:
+            self._log(now)
+
+    def flush(self) -> None:
+        """A commit succeeded: say how many were refused since the last line, and that commits succeed again."""
+        if self._first or not (self._count or self.total):
+            return
+        if self._count:
+            self._log(self._clock())
+        log.warning("commits succeed again (%d refused in all)", self.total)
+        self.total, self._first = 0, True
+
+    def _log(self, now: float) -> None:
+        log.error("%d commits refused in the last %.0f s: %s", self._count, now - self._since, self._reason)
+        self._count, self._since = 0, now

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
-from .files import fsync_path
+from .files import disk_full, fsync_path
 from .modes import private_dir
 from .schema import LogPosition
 
@@ -50,6 +50,7 @@ __all__ = [
     "HEADER_SIZE",
     "PAGE_SIZE",
     "SPARE_SEGMENTS",
+    "LogFull",
     "LogWriter",
     "SegmentFiles",
     "read_log",
@@ -215,6 +216,9 @@ class SegmentFiles:
         try:
             self._fill(fd, 0, self.segment_bytes)
             os.fsync(fd)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a half-made segment (a full disk) would hold the room it got for nothing
+            raise
         finally:
             os.close(fd)
         return tmp
@@ -250,11 +254,20 @@ def pinned_for_backup(directory: Path) -> Iterator[None]:
 # --- writing -------------------------------------------------------------------------------------------------------
 
 
+class LogFull(OSError):
+    """The log has no segment to write the batch in and none can be made (the disk is full): nothing of the batch was
+    written, and the log is as it was. Not fatal: a later append tries again."""
+
+
 class LogWriter:
     """Appends group commits to the log. One thread at a time (the group commit's writer thread).
 
-    `sync` is the fdatasync it calls (os.fdatasync; a test may hold it). Any OSError from `append` means the log's
-    state on disk is unknown: the caller must not append again (`GroupCommitter` treats it as fatal).
+    `sync` is the fdatasync it calls (os.fdatasync; a test may hold it). An OSError from `append` other than `LogFull`
+    means the log's state on disk is unknown: the caller must not append again (`GroupCommitter` treats it as fatal).
+
+    A full disk: every segment a batch needs is opened (made, when it is not a spare) before any of the batch is
+    written, so a segment that cannot be made refuses the whole batch (`LogFull`) and writes nothing. A writer opened
+    on a full disk without a spare segment starts without one and makes it at its first append (or refuses it).
     """
 
     def __init__(self, files: SegmentFiles, after: LogPosition) -> None:
@@ -268,7 +281,14 @@ class LogWriter:
         """Page-granular bytes made durable by appends (what the disk writes for them)."""
         self.sync: Callable[[int], None] = os.fdatasync
         self._page = b""  # the current page's bytes before `offset` (rewritten with the next append)
-        self._fd = files.open(self.segment)
+        self._ahead: list[int] = []  # the next segments' fds, opened before a batch that reaches them is written
+        try:
+            self._fd = files.open(self.segment)
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            self._fd = -1
+            log.warning("log segment %d cannot be made (%s): SENDs are refused until there is room", self.segment, exc)
 
     @property
     def position(self) -> LogPosition:
@@ -280,12 +300,12 @@ class LogWriter:
         return self._fd
 
     def append(self, records: Sequence[tuple[int, bytes]]) -> int:
-        """Write (kind, payload) records durably; returns the lsn of the first. Raises OSError."""
+        """Write (kind, payload) records durably; returns the lsn of the first. Raises OSError (LogFull: nothing
+        written)."""
+        self._open_ahead(records)
         first = self.lsn
         buf = bytearray(self._page)
         for kind, payload in records:
-            if len(payload) > self.max_record:
-                raise ValueError(f"log record of {len(payload)} bytes: more than a segment holds")
             if self.offset + HEADER_SIZE + len(payload) > self.files.segment_bytes:
                 self._write(buf)
                 self._next_segment()
@@ -315,12 +335,33 @@ class LogWriter:
         self.sync(self._fd)
         self.written_bytes += len(buf)
 
+    def _open_ahead(self, records: Sequence[tuple[int, bytes]]) -> None:
+        """Open the current segment, if the writer has none, and every next one the batch reaches; LogFull if one
+        cannot be made for want of room (nothing is written then)."""
+        offset, needed = self.offset, 0
+        for _, payload in records:
+            if len(payload) > self.max_record:
+                raise ValueError(f"log record of {len(payload)} bytes: more than a segment holds")
+            if offset + HEADER_SIZE + len(payload) > self.files.segment_bytes:
+                needed, offset = needed + 1, 0
+            offset += HEADER_SIZE + len(payload)
+        try:
+            if self._fd < 0:
+                self._fd = self.files.open(self.segment)
+            while len(self._ahead) < needed:
+                self._ahead.append(self.files.open(self.segment + 1 + len(self._ahead)))
+        except OSError as exc:
+            if disk_full(exc):
+                raise LogFull(exc.errno, f"no room for log segment {self.segment + 1 + len(self._ahead)}") from exc
+            raise
+
     def _next_segment(self) -> None:
-        fd = self.files.open(self.segment + 1)
+        fd = self._ahead.pop(0) if self._ahead else self.files.open(self.segment + 1)
         os.close(self._fd)
         self._fd, self.segment, self.offset, self._page = fd, self.segment + 1, 0, b""
 
     def close(self) -> None:
         """Close the current segment (appends are durable already)."""
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        for fd in (self._fd, *self._ahead):
+            with contextlib.suppress(OSError):
+                os.close(fd)
