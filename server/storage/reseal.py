@@ -229,7 +229,7 @@ def migrate(
         return 0
     work = _Migration(names, sealer, batch_values, batch_bytes, finish)
     started, last_log = time.monotonic(), 0.0
-    logmod.event("storage.seal_migration_started", tables=",".join(names), key_id=sealer.active)
+    logmod.event("storage.seal_migration_started", tables=",".join(names), datakey=sealer.active)
     while True:
         table, complete = store.writing(lambda txn: work.step(store, txn))
         if on_batch is not None:
@@ -350,7 +350,7 @@ class Resealer:
             total.damaged += stats.damaged
             if stats.resealed and not self.running:
                 self.running = True
-                logmod.event("storage.reseal_started", key_id=sealer.active, older_keys_found=stats.resealed)
+                logmod.event("storage.reseal_started", datakey=sealer.active, resealed_first_pass=stats.resealed)
             if stats.whole and not stats.resealed:
                 self._finished(sealer, stats, total, passes, time.monotonic() - started)
                 return
@@ -364,12 +364,12 @@ class Resealer:
         if self.running or total.resealed:
             self.running = False
             logmod.event(
-                "storage.reseal_finished", key_id=sealer.active, resealed=total.resealed, damaged=total.damaged,
-                passes=passes, seconds=round(seconds, 3), left_under_older_keys=older,
+                "storage.reseal_finished", datakey=sealer.active, resealed=total.resealed, damaged=total.damaged,
+                passes=passes, seconds=round(seconds, 3), left_under_older=older,
             )  # fmt: skip
         if older:
             keys = ",".join(str(k) for k in sorted(stats.counts) if k != sealer.active)
-            logmod.warning("storage.reseal_left", key_ids=keys, values=older, reason="they do not open: kefu verify")
+            logmod.warning("storage.reseal_left", datakeys=keys, values=older, reason="they do not open: kefu verify")
         self.done.set()
 
     def _pass(self, sealer: Sealer) -> PassStats | None:
@@ -442,4 +442,4 @@ class Resealer:
 
 
 def _log_damaged(exc: Damaged) -> None:
-    logmod.warning("storage.damaged", table=exc.table, key=exc.key.hex(), reason=exc.reason)
+    logmod.warning("storage.damaged", table=exc.table, record=exc.key.hex(), reason=exc.reason)
