@@ -99,29 +99,35 @@ def _canonical(obj: Mapping[str, Any]) -> bytes:
 
 def _text(value: str) -> str:
     """`value` cut at MAX_TEXT characters, with what UTF-8 cannot encode (lone surrogates) escaped."""
-    if not value.isascii():
+    if len(value) > MAX_TEXT:
+        value = value[:MAX_TEXT] + "..."
+    try:
+        value.encode()
+    except UnicodeEncodeError:
         value = value.encode("utf-8", "backslashreplace").decode()
-    return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "..."
+    return value
 
 
 def _jsonable(value: Any, depth: int = 0) -> Any:
     """`value` as the JSON an entry may hold: str (cut at MAX_TEXT), int, bool, None, lists and objects of them
     (MAX_ITEMS each, 4 deep); floats and anything else become strings, so that the encoding is canonical."""
-    match value:
-        case None | bool() | int():
-            return value
-        case str():
-            return _text(value)
-        case Mapping() if depth < 4:
+    kind = type(value)
+    if kind is str:
+        return _text(value)
+    if value is None or kind is int or kind is bool:
+        return value
+    if depth < 4:
+        if kind is dict or isinstance(value, Mapping):
             return {_text(str(k)): _jsonable(v, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]}
-        case list() | tuple() | set() | frozenset() if depth < 4:
+        if kind in (list, tuple, set, frozenset):
             return [_jsonable(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
-    return _text(str(value))
+    if isinstance(value, str):  # a StrEnum
+        return _text(str(value))
+    return int(value) if isinstance(value, int) else _text(str(value))
 
 
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """An entry before it is chained: what happened, when (Unix ms)."""
+class Draft(NamedTuple):
+    """An entry before it is chained: what happened, when (Unix ms). (A tuple: the event loop makes one per entry.)"""
 
     time_ms: int
     actor: str
@@ -240,7 +246,7 @@ def append(store: Any, drafts: Sequence[Draft]) -> list[Entry]:
 
     def work(txn: lmdb.Transaction[bytes]) -> list[Entry]:
         seq, prev = _tail(store, txn)
-        db, chained = store.handle(TABLE), []
+        db, chained = store.handle(TABLE), list[Entry]()
         for draft in drafts:
             entry = Entry.chained(draft, seq + len(chained) + 1, prev)
             key = seq_key(entry.seq)
