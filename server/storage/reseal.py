@@ -46,7 +46,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeAlias, TypeVar
 
 import lmdb
 
@@ -89,7 +89,7 @@ RETRY_S: Final = 30.0
 _DONE: Final = b"\xff"
 _KEY_ID: Final = struct.Struct("!I")
 T = TypeVar("T")
-Txn = "lmdb.Transaction[bytes]"
+Txn: TypeAlias = "lmdb.Transaction[bytes]"
 
 
 class MigrationError(Exception):
