@@ -108,7 +108,7 @@ def _seed(data_dir: Path, messages: int) -> dict[str, bytes]:
     for app in ("alice", "bob"):
         line = [x for x in _kefu(data_dir, "app", "add", app).splitlines() if x.strip()][-1].strip()
         secrets[app] = base64.urlsafe_b64decode(line + "=" * (-len(line) % 4))
-    config = load_config(None, {"server": {"data_dir": str(data_dir)}})
+    config = load_config(None, overrides={"server.data_dir": str(data_dir)})
     store = open_store(config)
     assert store.sealer is not None and store.sealer.active == sealer_of(data_dir, "sm4-gcm").active == 1
     fill(store, messages, users=("alice", "bob"))
