@@ -41,7 +41,7 @@ from kefu.protocol.wire import U64, Bytes8, Seq, Str8, Truncated, WireStruct, wi
 
 from .. import log
 from ..engine.identity import NOBODY, ROLES, Profile, Role
-from ..storage.files import fsync_path
+from ..storage.files import disk_full, fsync_path
 from ..storage.modes import private_dir
 from .orders import OrderKind, noted
 
@@ -195,9 +195,15 @@ def pins_of(keys: Mapping[KeyType, Sequence[KeyFile]]) -> list[str]:
 
 
 def write_pins(data_dir: Path) -> Path:
-    """Rewrite keys/pins.txt (public: what clients pin) from the keys on disk."""
+    """Rewrite keys/pins.txt (public: what clients pin) from the keys on disk, unless it already says that."""
     path = keys_dir(data_dir) / PINS_FILE
-    write_private_file(path, "".join(f"{pin}\n" for pin in pins_of(load_keys(data_dir))).encode(), replace=True)
+    text = "".join(f"{pin}\n" for pin in pins_of(load_keys(data_dir))).encode()
+    try:
+        if path.read_bytes() == text:
+            return path
+    except FileNotFoundError:
+        pass
+    write_private_file(path, text, replace=True)
     return path
 
 
@@ -227,14 +233,27 @@ def retire_key(data_dir: Path, pin: str, *, server_started: float | None = None)
 
 
 def _rotate_ticket_keys(directory: Path) -> TicketKeys:
-    """A new current ticket secret; the old current becomes previous, so tickets survive one restart."""
+    """A new current ticket secret; the old current becomes previous, so tickets survive one restart.
+
+    On a full disk (`disk_full`) the keys are not rotated: the ones on disk stay in use, read back as they are (the
+    gateway processes read the same files), and a warning says so. The current key then seals tickets for one more
+    run: tickets still expire with their lifetime, but a copy of ticket.key taken before this start keeps opening
+    new tickets until the next rotation, one restart longer than usual. Without a ticket key on disk at all (a first
+    start) the error propagates: there is nothing to keep."""
     current = directory / TICKET_FILE
     previous: bytes | None = None
-    if current.exists():
-        previous = current.read_bytes()
-        write_private_file(directory / PREVIOUS_TICKET_FILE, previous, replace=True)
-    secret = secrets.token_bytes(TICKET_SECRET_LEN)
-    write_private_file(current, secret, replace=True)
+    try:
+        if current.exists():
+            previous = current.read_bytes()
+            write_private_file(directory / PREVIOUS_TICKET_FILE, previous, replace=True)
+        secret = secrets.token_bytes(TICKET_SECRET_LEN)
+        write_private_file(current, secret, replace=True)
+    except OSError as exc:
+        if not disk_full(exc) or not current.exists():
+            raise
+        note = "the disk is full: the ticket key on disk stays in use until a start can rotate it"
+        log.warning("keys.ticket_key_not_rotated", reason=exc.strerror, path=str(current), note=note)
+        return _read_ticket_keys(directory)
     return TicketKeys(secret, previous if previous and len(previous) == TICKET_SECRET_LEN else None)
 
 
@@ -551,7 +570,12 @@ def load_or_create(data_dir: Path, store: AppStore, *, out: TextIO | None = None
         print(f"kefu: new server keys in {directory}; clients pin:", file=stream)
         for pin in pins:
             print(f"  {pin}", file=stream, flush=True)
-    ensure_dev_app(store, data_dir, out=out)
+    try:
+        ensure_dev_app(store, data_dir, out=out)
+    except Exception as exc:  # the store's write (lmdb.DiskError) or the secret's file
+        if not disk_full(exc):
+            raise
+        log.warning("keys.dev_app_not_created", reason=str(exc), note="the disk is full: no app can log in yet")
     return Keyring(keys, _rotate_ticket_keys(directory), AppDirectory(store))
 
 

@@ -37,7 +37,9 @@ import lmdb
 from kefu.protocol.tickets import TicketGuard
 
 from .. import log
+from ..storage.files import disk_full
 from ..storage.modes import FILE_MODE, private_dir
+from ..storage.preflight import reserve_lock_file
 
 __all__ = ["CLAIMS_DIR", "PURGE_INTERVAL_S", "SharedTicketGuard", "claims_path", "open_claims", "purge_forever"]
 
@@ -57,6 +59,8 @@ def claims_path(data_dir: Path) -> Path:
 
 
 def _open_env(path: Path, *, create: bool) -> lmdb.Environment:
+    if create:
+        reserve_lock_file(path)  # a full disk is then an OSError here, not a SIGBUS in LMDB
     return lmdb.open(str(path), map_size=MAP_SIZE, sync=False, metasync=False, create=create, mode=FILE_MODE)
 
 
@@ -75,6 +79,9 @@ def open_claims(data_dir: Path, *, now: float | None = None) -> Path:
         finally:
             guard.close()
     except lmdb.Error as exc:
+        if disk_full(exc):  # the claims are intact, only the purge found no room: keep them (a reset would lose them)
+            log.warning("tickets.claims_not_purged", path=str(path), reason=str(exc))
+            return path
         log.warning("tickets.claims_reset", path=str(path), reason=str(exc))
         shutil.rmtree(path)
         private_dir(path)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..service.setup import ServiceSetupError
 from ..storage.datadir import DataDirBusy
+from ..storage.files import disk_full
 from ..storage.preflight import OpenRefused
 from . import sdnotify
 from .process import worker_count
@@ -34,4 +35,11 @@ def serve(config: Any, reload: Callable[[], Any] | None = None, argv: Sequence[s
         return supervise(config, reload, argv)
     except (DataDirBusy, OpenRefused, sdnotify.ActivationError, ServiceSetupError) as exc:  # the operator's to fix
         print(f"kefu: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if not disk_full(exc, config.server.data_dir):
+            raise
+        # what a start must write and cannot (a first start's keys, an upgrade, the log's replay): one line, no trace
+        print(f"kefu: cannot start: the disk is full ({exc}): free space under {config.server.data_dir}, then start"
+              " again (a server already set up starts on a full disk and serves reads)", file=sys.stderr)  # fmt: skip
         return 1

@@ -46,7 +46,7 @@ from typing import Final
 
 from .. import log
 from .deployment import DEPLOYMENT_KEY, read_marker, write_marker
-from .files import fsync_path
+from .files import disk_full, fsync_path
 from .modes import DIR_MODE, FILE_MODE, private_dir
 from .preflight import DamagedStore, check_data_file
 
@@ -140,8 +140,16 @@ def lock_data_dir(data_dir: Path) -> DataDirLock:
         raise
     if created:
         _give_to_owner_of(path, data_dir)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # also sets the mtime: when this holder started
+    pid = f"{os.getpid()}\n".encode()
+    try:  # over the old pid, then cut to length: the file keeps its block, which a full disk could not give back
+        os.pwrite(fd, pid, 0)  # also sets the mtime: when this holder started
+        os.ftruncate(fd, len(pid))
+    except OSError as exc:
+        if not disk_full(exc):
+            os.close(fd)
+            raise
+        os.utime(fd)  # the pid is for messages only (the lock is the flock): on a full disk, the start time still
+        log.warning("datadir.pid_not_written", path=str(path), reason=exc.strerror)
     return DataDirLock(path, fd)
 
 

@@ -45,9 +45,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from .files import DISK_FULL
+
 __all__ = ["DATA_FILE", "DamagedStore", "MetaPage", "OpenRefused", "check_data_file", "check_store_dir", "read_meta"]
 
 DATA_FILE: Final = "data.mdb"
+LOCK_FILE: Final = "lock.mdb"
+LOCK_FILE_BYTES: Final = 8192
+"""The size LMDB gives its lock file with py-lmdb's default 126 reader slots (a header and 64 bytes per slot)."""
 MAGIC: Final = 0xBEEFC0DE
 DATA_VERSION: Final = 1
 """MDB_DATA_VERSION of LMDB 0.9."""
@@ -132,8 +137,31 @@ def read_meta(head: bytes, index: int) -> MetaPage | str:
 
 
 def check_store_dir(path: Path) -> MetaPage | None:
-    """`check_data_file` of the data file in the LMDB environment directory `path`."""
-    return check_data_file(Path(path) / DATA_FILE)
+    """`check_data_file` of the data file in the LMDB environment directory `path`, after `reserve_lock_file`
+    (when the directory is writable)."""
+    path = Path(path)
+    if os.access(path, os.W_OK):
+        reserve_lock_file(path)
+    return check_data_file(path / DATA_FILE)
+
+
+def reserve_lock_file(directory: Path) -> None:
+    """Make sure LMDB's lock file in `directory` has its blocks (posix_fallocate), creating it if missing. LMDB sizes
+    it with ftruncate, a sparse file, and maps it: on a full disk, its first write to a page without a block is a
+    SIGBUS. Allocated here, a full disk is an OSError (ENOSPC) instead. Best effort otherwise (a file system that
+    cannot allocate ahead is left to LMDB)."""
+    fd = os.open(Path(directory) / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        st = os.fstat(fd)
+        size = max(st.st_size, LOCK_FILE_BYTES)
+        if st.st_blocks * 512 < size:
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as exc:
+                if exc.errno in DISK_FULL:
+                    raise
+    finally:
+        os.close(fd)
 
 
 def check_data_file(path: Path) -> MetaPage | None:
