@@ -77,6 +77,9 @@ def print_report(report: Report, out: TextIO) -> None:
     for key_id, n in sorted(report.missing_keys.items()):
         print(f"NOT CHECKED {n} values sealed under data key {key_id}, which was not given (data-{key_id}.key)",
               file=out)  # fmt: skip
+    for key_id in report.wrong_keys():
+        print(f"WRONG KEY none of the {report.key_ids[key_id]} values sealed under data key {key_id} opens with the "
+              f"data-{key_id}.key given: it is another key under the same id", file=out)  # fmt: skip
     for conversation, seqs in sorted(report.marked.items()):
         what = ", ".join("the conversation record" if s == 0 else f"seq {s}" for s in seqs)
         print(f"MARKED conversation {conversation}: the server found damaged: {what}", file=out)
@@ -104,6 +107,14 @@ def restore_check(data_dir: Path, *, force: bool) -> Callable[[Path], None]:
                 f"the backup's values are sealed under data key(s) {', '.join(map(str, missing))}, which "
                 f"{Path(data_dir) / 'keys'} does not hold: copy {files} from your key backup there (mode 0600), "
                 "then restore again"
+            )
+        wrong = report.wrong_keys()
+        if wrong:
+            names = ", ".join(f"data-{k}.key" for k in wrong)
+            raise RestoreError(
+                f"none of the backup's values sealed under data key(s) {', '.join(map(str, wrong))} opens with "
+                f"{names} in {Path(data_dir) / 'keys'}: those are other keys under the same id (another "
+                "deployment's?); put the backup's own key files there, then restore again"
             )
         if report.clean:
             return

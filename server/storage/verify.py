@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import verify_files
-from .preflight import DamagedStore, check_store_dir
+from .preflight import DATA_FILE, DamagedStore, check_data_file
 from .sealing import DataKey, Sealer
 from .verify_report import STRUCTURE, Finding, Report, TableRead, death_hint
 from .verify_tables import PROGRESS_EVERY, describe_key
@@ -65,7 +65,7 @@ def verify_store(
     report = Report(path)
     sealer = Sealer(keys) if keys else None
     try:
-        check_store_dir(path)
+        check_data_file(path / DATA_FILE)  # not check_store_dir: it would make a lock file in a backup
     except DamagedStore as exc:
         report.add(STRUCTURE, b"", "data.mdb", str(exc))
         report.seconds = time.monotonic() - start
@@ -159,16 +159,16 @@ class _Walks:
         }  # fmt: skip
         self.current = None
         with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(
+            with subprocess.Popen(
                 [sys.executable, "-m", "kefu.server.storage.verify"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=err, text=True,
-            )  # fmt: skip
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps(request))
-            proc.stdin.close()
-            for line in proc.stdout:
-                self._event(json.loads(line))
-            code = proc.wait()
+            ) as proc:  # fmt: skip
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(json.dumps(request))
+                proc.stdin.close()
+                for line in proc.stdout:
+                    self._event(json.loads(line))
+            code = proc.returncode
             err.seek(0)
             stderr = err.read().decode(errors="replace")
         if code == 0:
@@ -219,7 +219,7 @@ class _Walks:
             assert self.current is not None and self.pending is not None
             report.bytes_read += event["bytes"]
             report.skipped += event["skipped"]
-            report.count(event["key_ids"], event["missing"])
+            report.count(event["key_ids"], event["missing"], event["failed"])
             if "broken" in event:
                 self._failed(self.current, event["n"], event["broken"])
             else:

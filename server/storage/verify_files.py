@@ -31,14 +31,13 @@ from typing import Any, Final
 from ..engine.messages import decode_message
 from .logfile import HEADER, HEADER_SIZE, PAGE_SIZE, SUFFIX, pinned_for_backup, read_log, record_crc, segment_name
 from .records import Write, decode_record
-from .schema import LogPosition, message_key
+from .schema import CONV_SEQ, LogPosition, message_key
 from .sealing import Damaged, Sealer, key_id_of
 from .verify_report import Report
+from .verify_tables import describe_key
 
 __all__ = ["check_archives", "check_log", "log_pinned", "open_counted"]
 
-ARCHIVE_SEALED_FIELD: Final = "sealed"
-"""The field of an archive line that holds the message sealed (base64); a line without it is plain."""
 LOOKAHEAD: Final = 64
 """Later lsns searched for beyond a stop in the chain: a damaged run of more records than this is missed."""
 REREADS: Final = 3
@@ -147,7 +146,12 @@ def open_counted(report: Report, sealer: Sealer | None, table: str, key: bytes, 
             return None
     if sealer is None:
         raise Damaged(table, key, "not a sealed value")
-    return sealer.open(table, key, value)
+    try:
+        return sealer.open(table, key, value)
+    except Damaged:
+        if key_id is not None:
+            report.failed_keys[key_id] = report.failed_keys.get(key_id, 0) + 1
+        raise
 
 
 def _beyond(log_dir: Path, end: LogPosition) -> tuple[str, str] | None:
@@ -155,6 +159,7 @@ def _beyond(log_dir: Path, end: LogPosition) -> tuple[str, str] | None:
     why = _why_stopped(log_dir, end)
     for number in sorted(n for n in _segments(log_dir) if n >= end.segment):
         data = (log_dir / segment_name(number)).read_bytes()
+        data = data[: len(data.rstrip(b"\0"))]  # zeros hold no record (and make the search slow)
         found = _find_later(data, end.offset if number == end.segment else 0, end.lsn + 1, end.lsn + LOOKAHEAD)
         if found is not None:
             offset, lsn = found
@@ -236,22 +241,25 @@ def _check_archive(path: Path, report: Report, sealer: Sealer | None) -> None:
 
 
 def _archive_line(line: bytes, report: Report, sealer: Sealer | None) -> str | None:
-    """Why an archive line is damaged, or None."""
+    """Why an archive line is damaged, or None. A line is ``{"key": hex, "value": base64}`` (the ``messages`` key
+    and value as the table held them: sealed in a sealed store), or a plain message from before sealing."""
     try:
         o: Any = json.loads(line)
-        conversation_id, seq = int(o["conversation_id"]), int(o["seq"])
+        if "key" not in o:  # an archive from before sealing: the message's fields in clear
+            return None if {"conversation_id", "seq", "body", "sender"} <= set(o) else "not a message line"
+        key, value = bytes.fromhex(o["key"]), base64.b64decode(o["value"], validate=True)
+        if len(key) != CONV_SEQ.size:
+            raise ValueError(f"a key of {len(key)} bytes")
     except (ValueError, KeyError, TypeError) as exc:
-        return f"not a message line ({type(exc).__name__})"
-    sealed = o.get(ARCHIVE_SEALED_FIELD)
-    if sealed is None:
-        return None if {"body", "sender", "server_msg_id"} <= set(o) else "not a message line (fields missing)"
+        return f"not a message line ({exc})"
+    where = describe_key("messages", key)
     try:
-        plain = open_counted(report, sealer, "messages", message_key(conversation_id, seq), base64.b64decode(sealed))
+        plain = open_counted(report, sealer, "messages", key, value) if report.sealed else value
         m = decode_message(plain) if plain is not None else None
     except Damaged as exc:
-        return f"conversation {conversation_id} seq {seq}: {exc.reason}"
-    except Exception as exc:  # not base64, or a message that does not decode
-        return f"conversation {conversation_id} seq {seq}: does not decode ({type(exc).__name__})"
-    if m is not None and (m.conversation_id, m.seq) != (conversation_id, seq):
-        return f"holds conversation {m.conversation_id} seq {m.seq}, not the line's"
+        return f"{where}: {exc.reason}"
+    except Exception as exc:  # a message that does not decode
+        return f"{where}: does not decode ({type(exc).__name__})"
+    if m is not None and (m.conversation_id, m.seq) != CONV_SEQ.unpack(key):
+        return f"{where}: holds conversation {m.conversation_id} seq {m.seq}"
     return None

@@ -52,6 +52,9 @@ class Report:
     """Sealed values per data key id (the store's tables, the log and the archives)."""
     missing_keys: dict[int, int] = field(default_factory=dict)
     """Of those, the values under a data key id that was not given: not checked (see `clean`)."""
+    failed_keys: dict[int, int] = field(default_factory=dict)
+    """Of those, the values that did not open (each one a finding). All of a key id's: the key given under that id is
+    not the one they were sealed with (another deployment's data key N, say)."""
     marked: dict[int, list[int]] = field(default_factory=dict)
     """The damage marks the server left in ``meta``: conversation -> seqs (0: the conversation record itself)."""
     records: int = 0
@@ -77,11 +80,15 @@ class Report:
             self._seen.add(finding)
             self.findings.append(finding)
 
-    def count(self, key_ids: dict[str, int], missing: dict[str, int]) -> None:
+    def count(self, key_ids: dict[str, int], missing: dict[str, int], failed: dict[str, int]) -> None:
         """Add a child's counts of sealed values per data key id (JSON: ids as strings)."""
-        for into, counts in ((self.key_ids, key_ids), (self.missing_keys, missing)):
+        for into, counts in ((self.key_ids, key_ids), (self.missing_keys, missing), (self.failed_keys, failed)):
             for key_id, n in counts.items():
                 into[int(key_id)] = into.get(int(key_id), 0) + n
+
+    def wrong_keys(self) -> list[int]:
+        """The key ids given none of whose values opened: the key under that id is not the one that sealed them."""
+        return sorted(k for k, n in self.failed_keys.items() if n == self.key_ids.get(k) and k not in self.missing_keys)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +98,7 @@ class Report:
                        for n, t in self.tables.items()},
             "key_ids": {str(k): n for k, n in sorted(self.key_ids.items())},
             "missing_keys": {str(k): n for k, n in sorted(self.missing_keys.items())},
+            "failed_keys": {str(k): n for k, n in sorted(self.failed_keys.items())},
             "marked": {str(c): seqs for c, seqs in sorted(self.marked.items())}, "records": self.records,
             "bytes": self.bytes_read, "skipped": self.skipped, "seconds": round(self.seconds, 3),
         }  # fmt: skip

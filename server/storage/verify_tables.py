@@ -152,6 +152,8 @@ class Walker:
     """Sealed values per data key id, in the table being walked."""
     missing: dict[int, int] = field(default_factory=dict)
     """Of those, the values under a key id not given, which could not be checked."""
+    failed: dict[int, int] = field(default_factory=dict)
+    """Of those, the values that did not open (reported)."""
     skipped: int = 0
     """Cross-checks not made (see the module docstring), in the table being walked."""
     read: int = 0
@@ -170,7 +172,7 @@ class Walker:
         lmdb.Error propagates: then `end` it as broken."""
         check = CHECKS.get(table, _check_sealed_only)
         self.read = self.value_bytes = self.skipped = 0
-        self.key_ids, self.missing = {}, {}
+        self.key_ids, self.missing, self.failed = {}, {}, {}
         self.emit(start=table, backward=backward, stop=stop.hex())
         with self.txn.cursor(self.db[table]) as cur:
             entries = (cur.iterprev() if cur.last() else iter(())) if backward else iter(cur)
@@ -194,7 +196,8 @@ class Walker:
         """The table's last event: what was read of it (``done``, or ``broken`` with LMDB's `error`)."""
         counts = {"n": self.read, "bytes": self.value_bytes, "skipped": self.skipped,
                   "key_ids": {str(k): n for k, n in self.key_ids.items()},
-                  "missing": {str(k): n for k, n in self.missing.items()}}  # fmt: skip
+                  "missing": {str(k): n for k, n in self.missing.items()},
+                  "failed": {str(k): n for k, n in self.failed.items()}}  # fmt: skip
         if error:
             self.emit(broken=error, **counts)
         else:
@@ -217,6 +220,8 @@ class Walker:
         try:
             return self.opener(table, key, value)
         except Damaged as exc:
+            if key_id is not None:
+                self.failed[key_id] = self.failed.get(key_id, 0) + 1
             raise _Bad(exc.reason) from None
 
     def opener(self, table: str, key: bytes, value: bytes) -> bytes:
