@@ -404,12 +404,10 @@ class Resealer:
                 return False
             began = time.monotonic()
             with self.store.reading() as txn:
-                seen = _scan(txn, db, after, self.scan_values)
+                seen, stale = self._look(txn, db, after, sealer)
             if not seen:
                 return True
-            stale = [key for key, value in seen if sealer.needs_reseal(value)][: self.batch_values]
             if stale:
-                seen = [(k, v) for k, v in seen if k <= stale[-1]] if len(stale) == self.batch_values else seen
                 resealed, damaged = self.store.writing(
                     functools.partial(self._batch, sealer=sealer, table=table, keys=stale)
                 )
@@ -420,6 +418,27 @@ class Resealer:
                 return True
             after = seen[-1][0]
             self._stopping.wait((time.monotonic() - began) * self._pause)
+
+    def _look(
+        self, txn: Txn, db: Any, after: bytes | None, sealer: Sealer
+    ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+        """The values after `after` up to `scan_values` of them, or up to the `batch_values`-th that needs a reseal
+        (each value is then read once per pass however many need it); and the keys of those that do."""
+        seen: list[tuple[bytes, bytes]] = []
+        stale: list[bytes] = []
+        with txn.cursor(db) as cur:
+            found = cur.first() if after is None else cur.set_range(after)
+            if found and after is not None and cur.key() == after:
+                found = cur.next()
+            while found and len(seen) < self.scan_values:
+                key, value = cur.item()
+                seen.append((key, value))
+                if sealer.needs_reseal(value):
+                    stale.append(key)
+                    if len(stale) == self.batch_values:
+                        break
+                found = cur.next()
+        return seen, stale
 
     def _batch(self, txn: Txn, *, sealer: Sealer, table: str, keys: Sequence[bytes]) -> tuple[int, int]:
         """Read-check-write, in one write transaction: each value still under an older key is sealed again."""
