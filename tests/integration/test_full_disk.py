@@ -1,0 +1,103 @@
+"""A real `kefu serve` (supervisor, core and a gateway) on a full file system (issue #14 point 6): it starts, clients
+log in and read their history, SENDs are refused with STORAGE_UNAVAILABLE, and the refusals are logged once per
+interval with a count, not one traceback per commit. The file system is a small tmpfs filled to the last byte (the
+test needs to mount one: root, or it is skipped)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kefu.protocol import frames
+from kefu.protocol.errors import ErrorCode
+
+from .conftest import ServerProcess, add_app
+from .peer import Peer
+
+pytestmark = pytest.mark.asyncio
+
+ENV = {"KEFU_SERVER_WORKERS": "1", "KEFU_STORAGE_LOG_SEGMENT_MB": "4"}
+BODY = 60_000
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 40 MiB tmpfs: room for a store, its log's three 4 MiB segments and the keys, quick to fill."""
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)],
+                          capture_output=True, check=False)  # fmt: skip
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Path) -> None:
+    """Write a file until the file system holding `directory` has no byte left."""
+    with (directory / "ballast").open("wb", buffering=0) as f:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    f.write(bytes(size))
+            except OSError:
+                continue
+    assert os.statvfs(directory).f_bavail == 0
+
+
+async def peer(server: ServerProcess, name: str) -> Peer:
+    return await Peer.connect(server.port, name, server.secrets[name], server.pins)
+
+
+async def test_a_full_disk_starts_serves_reads_and_refuses_writes(small_fs: Path, tmp_path: Path) -> None:
+    server = ServerProcess(small_fs / "data", env=ENV)
+    server.log_path = tmp_path / "server.log"  # not on the full file system
+    for name in ("alice", "bob"):
+        server.secrets[name] = add_app(server.data_dir, name)
+    server.start()
+    try:
+        alice = await peer(server, "alice")
+        for i in range(3):
+            alice.send(100, f"before the disk filled {i}".encode(), to=("bob",))
+            assert (await alice.next(frames.SendAck)).status == 0
+        alice.close()
+        assert server.stop() == 0
+        fill(small_fs)
+        ticket_key = (server.data_dir / "keys" / "ticket.key").read_bytes()
+
+        server.start()  # on a full disk
+        assert (server.data_dir / "keys" / "ticket.key").read_bytes() == ticket_key, "not rotated: no room"
+        bob = await peer(server, "bob")
+        bob.send_frame(frames.Sync(0, 0, 0, 0, request_id=1))
+        history = [await bob.next(frames.Deliver) for _ in range(3)]
+        assert [d.body for d in history] == [f"before the disk filled {i}".encode() for i in range(3)]
+
+        alice = await peer(server, "alice")
+        statuses = []
+        for _ in range(400):  # the log's spare segment holds about 70 of these; then each one is refused
+            alice.send(100, os.urandom(BODY), to=("bob",))
+            statuses.append((await alice.next(frames.SendAck)).status)
+            if statuses[-1] and statuses.count(statuses[-1]) >= 60:
+                break
+        refused = statuses.count(ErrorCode.STORAGE_UNAVAILABLE)
+        assert refused >= 60 and set(statuses) <= {0, ErrorCode.STORAGE_UNAVAILABLE}, statuses
+        assert statuses[-refused:] == [ErrorCode.STORAGE_UNAVAILABLE] * refused, "once refused, refused while full"
+        assert server.alive and not server.workers().keys() ^ {"core", "gateway-0"}, "nothing exited"
+
+        bob.send_frame(frames.Sync(0, 0, 0, 0, request_id=2))
+        while (done := await bob.next(frames.SyncDone)).request_id != 2:
+            continue
+        assert done.request_id == 2, "reads still served"
+    finally:
+        server.kill()
+    log = server.log_tail(1 << 20)
+    assert "keys.ticket_key_not_rotated" in log
+    assert sum("Traceback" in line for line in log.splitlines()) == 1, "the first refusal's traceback, then counts"
+    assert log.count("commit refused (logged once per") == 1
+    assert log.count("commits refused in the last") <= 2, f"one line per 10 s, {refused} refusals"
