@@ -140,10 +140,10 @@ def lock_data_dir(data_dir: Path) -> DataDirLock:
         raise
     if created:
         _give_to_owner_of(path, data_dir)
-    pid = f"{os.getpid()}\n".encode()
+    mine = f"{os.getpid()}\n".encode()
     try:  # over the old pid, then cut to length: the file keeps its block, which a full disk could not give back
-        os.pwrite(fd, pid, 0)  # also sets the mtime: when this holder started
-        os.ftruncate(fd, len(pid))
+        os.pwrite(fd, mine, 0)  # also sets the mtime: when this holder started
+        os.ftruncate(fd, len(mine))
     except OSError as exc:
         if not disk_full(exc):
             os.close(fd)
