@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import lmdb
+
 from ..engine.audit import Result
 from ..storage import audit
-from ..storage.store import Store
+from ..storage.store import StorageError, Store
 from ..wiring import open_store
 from .errors import AdminError
 
@@ -52,16 +54,20 @@ def record_if_store(config: Any, action: str, target: str, details: Mapping[str,
 
 @contextmanager
 def open_for_reading(config: Any, store_dir: str | None = None) -> Iterator[Store]:
-    """The configured store (or the store or backup at `store_dir`), read-only."""
-    if store_dir is not None:
-        path = Path(store_dir)
-        if not (path / "data.mdb").is_file():
-            raise AdminError(f"{path}: no data.mdb: not a store or a backup")
-        store = Store(path, readonly=True)
-    else:
-        if not (Path(config.store_path) / "data.mdb").is_file():
-            raise AdminError(f"no store in {config.store_path}")
-        store = open_store(config, readonly=True)
+    """The configured store (or the store or backup at `store_dir`, opened with the configured data keys),
+    read-only."""
+    path = Path(store_dir) if store_dir is not None else Path(config.store_path)
+    if not (path / "data.mdb").is_file():
+        raise AdminError(f"{path}: no data.mdb: not a store or a backup")
+    try:
+        if store_dir is None:
+            store = open_store(config, readonly=True)
+        else:
+            from ..wiring import store_sealer  # noqa: PLC0415 - the data keys are read only for another store
+
+            store = Store(path, readonly=True, sealer=store_sealer(config, readonly=True))
+    except (StorageError, lmdb.Error) as exc:
+        raise AdminError(f"{path}: cannot be read: {exc}") from None
     try:
         yield store
     finally:
