@@ -74,6 +74,7 @@ def verify_store(
     with verify_files.log_pinned(log_dir), _reader(path):
         unsafe = _structure(path, report)
         _walk(path, keys, unsafe, report)
+        _counts(report)
         if report.log_position and log_dir.is_dir():
             verify_files.check_log(log_dir, report, sealer)
     if archive_dir is not None:
@@ -125,6 +126,19 @@ def _structure(path: Path, report: Report) -> set[str]:
         if n > STRUCTURE_LINES:
             report.add(table, b"", "B-tree", f"and {n - STRUCTURE_LINES} more structural problems")
     return unsafe
+
+
+def _counts(report: Report) -> None:
+    """A message has exactly one expiry key, so once both tables were read whole and every expiry key names a stored
+    message (the walks checked), more keys than messages means some message has a second key with another time."""
+    messages, expiry = report.tables.get("messages"), report.tables.get("expiry")
+    if messages is None or expiry is None or not (messages.complete and expiry.complete):
+        return
+    if any(f.table == "expiry" for f in report.findings):
+        return
+    if (extra := expiry.entries - messages.entries) > 0:
+        report.add("expiry", b"", "", f"{extra} keys more than messages: a message has a second key, with another "
+                   "time (retention would archive it then)")  # fmt: skip
 
 
 def _walk(path: Path, keys: Sequence[DataKey], unsafe: set[str], report: Report) -> None:
