@@ -41,6 +41,7 @@ from .overlay import Overlay
 from .records import Cursors, Write, decode_record
 from .schema import LogPosition
 from .store import Store
+from .verify_report import death_hint
 
 __all__ = ["FRAME", "IndexerProcess", "decode_messages", "frame", "replay"]
 
@@ -243,6 +244,8 @@ class IndexerProcess:
             code = self._proc.wait()
             self._proc = None
             log.error("the indexer process exited (status %s); starting another", code)
+            if (hint := death_hint(code)) is not None:  # how LMDB ends a process that reads a damaged page
+                log.error("the indexer process %s", hint)
             self._loop.call_later(RETRY_S, self._restart)
 
     def _restart(self) -> None:
