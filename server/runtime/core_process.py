@@ -21,6 +21,7 @@ from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_for
 from ..storage import audit, maintenance
 from . import process, sdnotify
 from .control import Control
+from .datakeys import DataKeys
 from .single import EXIT_LOG_FAILED
 
 __all__ = ["run_core"]
@@ -37,6 +38,7 @@ class CoreProcess:
         self.store = wiring.open_store(config)
         self.apps = AppDirectory(self.store)
         self.side = wiring.build_core(config, loop, self.store, self.apps, self.metrics, on_fatal=self._log_failed)
+        self.data_keys = DataKeys(config, self.store, self.side.log, metrics=self.metrics)
         self.audit = audit.AuditWriter(self.store, name="core")
         self.side.desk.audit = self.audit
         self.exit_status = 0
@@ -48,6 +50,7 @@ class CoreProcess:
     async def start(self, control: socket.socket, links: list[tuple[int, socket.socket]]) -> None:
         """Start the log and the desk, take every gateway's link, and tell the supervisor."""
         self.side.log.start()
+        self.data_keys.start()
         await start_desk(self.side.desk, self.config)
         self.control = Control(control, self.loop, self._on_control, self._supervisor_gone)
         for index, sock in links:
@@ -123,6 +126,7 @@ class CoreProcess:
         self.side.core.reconfigure(self.config)
         self.side.log.reconfigure(self.config)
         self.apps.invalidate()
+        self.data_keys.reload_soon()
         try:
             reload_desk(self.side.desk, self.config)
         except ServiceSetupError as exc:
@@ -147,6 +151,7 @@ class CoreProcess:
         self.side.core.draining = True
         for task in self._tasks:
             task.cancel()
+        await self.loop.run_in_executor(None, self.data_keys.stop)
         deadline = self.config.server.drain_timeout_s
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.side.log.close(), timeout=max(1.0, deadline * 0.8))
@@ -156,8 +161,9 @@ class CoreProcess:
             await asyncio.wait_for(self.side.desk.aclose(), timeout=max(0.1, deadline * 0.1))
         except Exception as exc:  # the service workers must not turn a clean stop into a failed exit
             logmod.error("service.close_failed", reason=repr(exc))
-        self.audit.record("kefu", Action.SERVER_STOP, details={"pid": os.getpid(), "exit_status": self.exit_status})
-        await self.loop.run_in_executor(None, self.audit.close)
+        details = {"pid": os.getpid(), "exit_status": self.exit_status}
+        stopped = audit.Draft.of("kefu", Action.SERVER_STOP, details=details)
+        await self.loop.run_in_executor(None, lambda: self.audit.close(last=stopped))
         audit.log_anchor(self.store)
         self.done.set()
 

@@ -26,7 +26,7 @@ from ..identity.tickets import SharedTicketGuard, claims_path
 from ..link.gateway_side import CoreLink
 from ..metrics import Metrics
 from ..storage.store import Store
-from . import process, sdnotify
+from . import datakeys, process, sdnotify
 from .control import Control
 from .operator import OperatorSocket, socket_path
 
@@ -135,6 +135,7 @@ class GatewayProcess:
             return
         self.config = config
         self.gateway.reconfigure(self.config)
+        datakeys.reload_reader(self.apps_store, config.data_path)
         self.keyring.apps.invalidate()
         logmod.set_level(self.config.log.level)
 

@@ -31,6 +31,7 @@ from ..storage import audit, maintenance
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
 from . import process, sdnotify
+from .datakeys import DataKeys
 from .operator import OperatorSocket, socket_path
 
 __all__ = ["EXIT_LOG_FAILED", "LISTEN_BACKLOG", "Server", "run"]
@@ -58,6 +59,7 @@ class Server:
         self.keyring = keymod.load_or_create(data_dir, self.store)
         keymod.write_pins(data_dir)
         self.side = wiring.build_core(config, loop, self.store, self.keyring.apps, metrics, on_fatal=self._log_failed)
+        self.data_keys = DataKeys(config, self.store, self.side.log, metrics=metrics)
         self.guard = SharedTicketGuard(open_claims(data_dir))  # claims outlive restarts, as with worker processes
         self.gateway = wiring.build_gateway(config, loop, self.keyring, guard=self.guard, metrics=metrics)
         wiring.connect_local(self.side.core, self.gateway)
@@ -75,6 +77,7 @@ class Server:
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen and serve; on `sock`, a listening socket systemd passed (socket activation), if given."""
         self.side.log.start()
+        self.data_keys.start()
         desk = self.side.desk
         await start_desk(desk, self.config)
         self._tasks = [
@@ -112,6 +115,7 @@ class Server:
         self.operator.close()
         for task in self._tasks:
             task.cancel()
+        await self.loop.run_in_executor(None, self.data_keys.stop)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.side.log.close(), timeout=deadline * 0.8)
         try:
@@ -120,8 +124,8 @@ class Server:
             logmod.error("service.close_failed", reason=repr(exc))
         self.gateway.close_all()
         await asyncio.sleep(0.05)
-        self.audit.record("kefu", Action.SERVER_STOP, details={"pid": os.getpid()})
-        await self.loop.run_in_executor(None, self.audit.close)
+        stopped = audit.Draft.of("kefu", Action.SERVER_STOP, details={"pid": os.getpid()})
+        await self.loop.run_in_executor(None, lambda: self.audit.close(last=stopped))
         audit.log_anchor(self.store)
         self.store.close()
         self.guard.close()
@@ -145,6 +149,7 @@ class Server:
         self.side.log.reconfigure(self.config)
         self.gateway.reconfigure(self.config)
         self.keyring.apps.invalidate()
+        self.data_keys.reload_soon()
         try:
             reload_desk(self.side.desk, self.config)
         except ServiceSetupError as exc:

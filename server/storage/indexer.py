@@ -152,6 +152,7 @@ class IndexerProcess:
         self._maintenance = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kefu-log-maintenance")
         self._stopped: asyncio.Future[LogPosition] | None = None
         self._stopping = False
+        self._closing = False
 
     def start(self) -> None:
         """Start the worker process (its store is this one's, on disk), and recycle what replay indexed."""
@@ -255,6 +256,22 @@ class IndexerProcess:
 
     async def stop_async(self, *, index_rest: bool = True) -> None:
         """Have the worker index what is durable (`index_rest`) and exit; then stop the maintenance thread."""
+        self._closing = True
+        await self._stop_worker(index_rest=index_rest)
+        await self._loop.run_in_executor(None, self._maintenance.shutdown)
+
+    async def restart_async(self) -> None:
+        """Have the worker index what is durable and exit, then start another, which loads the data keys again (a
+        rotation: `kefu.server.runtime.datakeys`). Nothing waits meanwhile: the overlay serves what is not indexed."""
+        if self._stopping or self._closing or self._proc is None:
+            return
+        await self._stop_worker(index_rest=True)
+        if not self._closing:
+            self._stopping = False
+            self.start()
+            self.notify()
+
+    async def _stop_worker(self, *, index_rest: bool) -> None:
         self._stopping = True
         proc, self._proc = self._proc, None
         if proc is not None:
@@ -276,7 +293,6 @@ class IndexerProcess:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        await self._loop.run_in_executor(None, self._maintenance.shutdown)
 
     def stop(self, *, index_rest: bool = True) -> None:
         """Blocking form of `stop_async` for a thread other than the loop's (tests)."""
