@@ -54,6 +54,7 @@ __all__ = [
     "TABLE",
     "Anchor",
     "AuditWriter",
+    "Draft",
     "Entry",
     "Problem",
     "Report",
@@ -536,9 +537,15 @@ class AuditWriter:
                 self._cond.wait(min(left, 0.05))
         return True
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued and tallied, then stop the thread (entries recorded later are dropped)."""
+    def close(self, timeout: float = 10.0, *, last: Draft | None = None) -> None:
+        """Write what is queued and tallied, then `last` (the process's stop: the chain's head at stop), then stop
+        the thread (entries recorded later are dropped)."""
         self.flush(timeout)
+        if last is not None:
+            with self._cond:
+                self._queue.append(last)
+                self._cond.notify()
+            self.flush(timeout)
         with self._cond:
             self._closing = True
             self._cond.notify()
@@ -547,9 +554,8 @@ class AuditWriter:
     def _take(self) -> list[Draft] | None:
         """The next batch, waiting for one; None once closing and nothing is left. Holds the lock."""
         while True:
-            now = self._clock()
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
-            if self._tallies and now >= self._tally_due:
+            now, batch = self._clock(), []
+            if self._tallies and now >= self._tally_due:  # first: they counted what happened before now
                 batch += self._tally_drafts()
             if now >= self._tally_due:
                 self._tally_due = now + self.tally_interval_s
@@ -558,6 +564,7 @@ class AuditWriter:
                 batch.append(Draft.of("kefu", Action.DROPPED, "", Result.FAILED, details, now_ms=int(now * 1000)))
                 self.lost += self._dropped
                 self._dropped = 0
+            batch += [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
             if batch:
                 self._busy = True
                 return batch
