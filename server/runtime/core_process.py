@@ -161,8 +161,9 @@ class CoreProcess:
             await asyncio.wait_for(self.side.desk.aclose(), timeout=max(0.1, deadline * 0.1))
         except Exception as exc:  # the service workers must not turn a clean stop into a failed exit
             logmod.error("service.close_failed", reason=repr(exc))
-        self.audit.record("kefu", Action.SERVER_STOP, details={"pid": os.getpid(), "exit_status": self.exit_status})
-        await self.loop.run_in_executor(None, self.audit.close)
+        details = {"pid": os.getpid(), "exit_status": self.exit_status}
+        stopped = audit.Draft.of("kefu", Action.SERVER_STOP, details=details)
+        await self.loop.run_in_executor(None, lambda: self.audit.close(last=stopped))
         audit.log_anchor(self.store)
         self.done.set()
 
