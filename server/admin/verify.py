@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from .. import log as logmod
 from ..identity.datakeys import DataKeyError, load_data_keys
-from ..storage.datadir import RestoreError
+from ..storage.datadir import RestoreError, migrate_store_dir
 from ..storage.sealing import DataKey
 from ..storage.verify import Report, verify_store
 from .errors import AdminError
@@ -48,7 +48,7 @@ def load_keys(data_dir: Path, keys_dir: Path | None = None) -> list[DataKey]:
 
 def command(args: Any, config: Any) -> int:
     """Run `kefu verify`; the exit status."""
-    path = Path(args.path) if args.path else Path(config.store_path)
+    path = Path(args.path) if args.path else migrate_store_dir(Path(config.store_path), readonly=True)
     if not (path / "data.mdb").is_file():
         print(f"kefu: {path}: no data.mdb: not a store directory nor a backup made by kefu backup", file=sys.stderr)
         return USAGE
