@@ -1,4 +1,4 @@
-"""The audit trail end to end (issue #14 point 5): a real `kefu serve` (a core and gateway processes), the operator's
+"""The audit trail end to end (issue #14 point 5): a real `kefu serve`, the operator's
 command beside it, a failed login, and the customer-service flow; then `kefu audit export` holds each with its actor,
 and `kefu audit verify --anchor` accepts the head the server logged at stop."""
 
@@ -32,7 +32,8 @@ async def kefu(data_dir: Path, *args: str) -> tuple[int, str]:
 
 
 async def test_export_holds_the_operator_a_failed_login_and_the_desk_with_their_actors(tmp_path: Path) -> None:
-    server = service_server(tmp_path)
+    # one process: a gateway worker's own writer waits for gateway_process to open the store for writing
+    server = service_server(tmp_path, env={"KEFU_SERVER_WORKERS": "0"})
     try:
         await asyncio.to_thread(add_app, server.data_dir, "newapp")  # `kefu app add`, beside the running server
         wrong = Client("127.0.0.1", server.port, app_id="v1", app_secret=b"\0" * 32, server_pins=server.pins,
