@@ -27,6 +27,7 @@ from .edge.admission import per_gateway
 from .edge.gateway import Gateway
 from .engine.core import Core
 from .engine.local import LocalCore
+from .identity.datakeys import load_data_keys, sealer_of
 from .identity.keys import AppDirectory, Keyring
 from .runtime.process import usable_cores, worker_count
 from .service.desk import TABLES as DESK_TABLES
@@ -35,15 +36,31 @@ from .service.setup import build_desk
 from .storage import deployment
 from .storage.conversations import Conversations, LogSettings, open_conversations
 from .storage.datadir import migrate_store_dir
+from .storage.sealing import Sealer
 from .storage.store import Store
 
-__all__ = ["CoreSide", "build_core", "build_gateway", "connect_local", "open_store", "server_config"]
+__all__ = [
+    "CoreSide", "build_core", "build_gateway", "connect_local", "open_store", "server_config", "store_sealer",
+]  # fmt: skip
+
+
+def store_sealer(config: Any, *, readonly: bool = False) -> Sealer | None:
+    """The `Sealer` of the data keys in `config`'s data directory (for writing, the first key is made with
+    [storage] seal_cipher if there is none; read-only, None then), or None with [storage] seal = false."""
+    storage = config.storage
+    if not storage.seal:
+        return None
+    if readonly:
+        keys = load_data_keys(config.data_path)
+        return Sealer(keys) if keys else None
+    return sealer_of(config.data_path, storage.seal_cipher)
 
 
 def open_store(config: Any, *, readonly: bool = False) -> Store:
-    """The message store of `config`'s data directory, with the desk's tables registered (a store still in the
-    old place, data_dir/wal, is moved first; a read-only open reads it there). An open for writing is checked against
-    the data directory's deployment marker (`kefu.server.storage.deployment`: OpenRefused)."""
+    """The message store of `config`'s data directory, with the desk's tables registered and its values sealed with
+    the data keys (`store_sealer`) (a store still in the old place, data_dir/wal, is moved first; a read-only open
+    reads it there). An open for writing is checked against the data directory's deployment marker
+    (`kefu.server.storage.deployment`: OpenRefused)."""
     storage = config.storage
     path = Path(config.store_path)
     path = migrate_store_dir(path, readonly=readonly)
@@ -56,6 +73,7 @@ def open_store(config: Any, *, readonly: bool = False) -> Store:
             idempotency_window_s=storage.idempotency_window_s,
             tables=DESK_TABLES,
             readonly=readonly,
+            sealer=store_sealer(config, readonly=readonly),
         )
 
     return opened() if readonly else deployment.open_checked(config.data_path, path, opened)
@@ -102,7 +120,10 @@ def build_core(
         # kefu_store_written_bytes_total{part} and messages: the metrics' hook, once it exists
         written=getattr(metrics, "observe_store_written", None),
         on_fatal=on_fatal,
+        data_dir=config.data_path,
     )
+    if metrics is not None:
+        store.damage.on_damaged = metrics.storage_damaged
     core = Core(config=config, log=log, loop=loop, metrics=metrics)
     desk = build_desk(core, apps, config)
     core.policy = desk

@@ -47,7 +47,11 @@ class GatewayProcess:
         self.loop = loop
         self.metrics = Metrics() if config.metrics.enabled else None
         data_dir = Path(config.server.data_dir)
-        self.apps_store = Store(Path(config.store_path), readonly=True)
+        self.apps_store = Store(
+            Path(config.store_path), readonly=True, sealer=wiring.store_sealer(config, readonly=True)
+        )
+        if self.metrics is not None:
+            self.apps_store.damage.on_damaged = self.metrics.storage_damaged
         self.keyring = keymod.load(data_dir, self.apps_store)
         self.guard = SharedTicketGuard(claims_path(data_dir))
         self.gateway: Gateway = wiring.build_gateway(

@@ -114,6 +114,7 @@ class GroupCommitter:
             tables=store.tables,
             window_ms=store.idempotency_window_ms,
             max_record=log_writer.max_record,
+            sealer=store.sealer,
         )
         self.failure: BaseException | None = None
         """The log's fatal error, once it failed."""

@@ -16,6 +16,7 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..engine.messages import SendRequest, StoredMessage
@@ -25,13 +26,11 @@ from .cursors import PendingCursors
 from .indexer import IndexerProcess, Written, replay
 from .logfile import LogWriter, SegmentFiles
 from .overlay import Overlay
+from .schema import LOG_DIR
 from .store import Store
 from .view import View
 
-__all__ = ["Conversations", "LogSettings", "open_conversations"]
-
-LOG_DIR = "log"
-"""The log's directory, inside the store's: a backup, a restore or a migration moves them together."""
+__all__ = ["LOG_DIR", "Conversations", "LogSettings", "open_conversations"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +55,20 @@ def open_conversations(
     observer: Callable[[int, float], None] | None = None,
     written: Written | None = None,
     on_fatal: Callable[[BaseException], None] | None = None,
+    data_dir: Path | None = None,
 ) -> Conversations:
     """Replay the log's tail into `store`, then build the log over it (not started).
 
     `observer(writes, seconds)` runs per group commit, `written(part, nbytes, messages)` per log append ("log") and
-    per indexed batch ("index"), both on their threads; `on_fatal(exc)` on the loop when the log fails."""
+    per indexed batch ("index"), both on their threads; `on_fatal(exc)` on the loop when the log fails. `data_dir`:
+    where the indexer process finds the data keys of a sealed store (default: the store's parent)."""
     files = SegmentFiles(store.path / LOG_DIR, settings.segment_bytes)
     end, _ = replay(store, files.directory)
     writer = LogWriter(files, end)
     overlay = Overlay()
     indexer = IndexerProcess(
         store, overlay, files, lambda: writer.segment, loop, interval_s=settings.index_interval_s,
-        batch_bytes=settings.index_batch_bytes, position=end, written=written,
+        batch_bytes=settings.index_batch_bytes, position=end, written=written, data_dir=data_dir,
     )  # fmt: skip
     committer = GroupCommitter(
         store, writer, overlay, loop, window_s=settings.window_s, max_batch=settings.max_batch, nice=settings.nice,

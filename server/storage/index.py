@@ -6,6 +6,12 @@ write: for a `Write`, its message under ``messages`` with the idempotency entry 
 conversation record and ``user_convs`` when the members change, and its `puts`; for `Cursors`, each cursor if it
 moves forward. A replaced conversation keeps the larger of the stored floor and the record's last seq, and its
 ``user_convs`` lose the members that left (read from the stored record, so a replayed record needs no more).
+
+Sealing (spec section 12): a `Write`'s message and puts arrive sealed (the sequencer sealed them) and are stored as
+they are; the values built here (conversation records, cursors, idempotency entries) are sealed here, through the
+store's `values.Values`. A stored conversation record or cursor that does not open is reported and taken as absent:
+the record written over it is whole again (a replaced conversation's leavers then keep their ``user_convs`` keys;
+the damage stays marked in ``meta``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any, Final
 
 import lmdb
 
-from ..engine.messages import StoredMessage, decode_message
+from ..engine.messages import StoredMessage
 from .records import Cursors, Write
 from .schema import (
     NEXT_ID_KEY,
@@ -25,7 +31,6 @@ from .schema import (
     ConversationRecord,
     IdempotencyRecord,
     conversation_last_seq,
-    decode_conversation,
     decode_idempotency,
     encode_conversation,
     encode_idempotency,
@@ -33,9 +38,11 @@ from .schema import (
     member_key,
     message_key,
 )
+from .sealing import Damaged
 from .sequencer import Conversation
+from .values import Values, open_conversation, open_message
 
-__all__ = ["TxnSource", "apply"]
+__all__ = ["TxnSource", "apply", "open_cursor"]
 
 CHUNK: Final = 256
 """Records, or entries per ``putmulti``, between two pauses (at most a millisecond or two of work holding the GIL)."""
@@ -52,7 +59,7 @@ class UnknownTable(Exception):
     """A logged record names a table that is not registered (a store opened without the desk's tables)."""
 
 
-def apply(txn: lmdb.Transaction[bytes], db: dict[str, Any], records: Iterable[Write | Cursors]) -> int:
+def apply(txn: lmdb.Transaction[bytes], db: dict[str, Any], records: Iterable[Write | Cursors], values: Values) -> int:
     """Write the index entries of `records`, in order; returns how many messages they stored.
 
     The entries every message has (four tables) and the cursors (only the highest per key counts) are gathered and
@@ -66,10 +73,10 @@ def apply(txn: lmdb.Transaction[bytes], db: dict[str, Any], records: Iterable[Wr
             pause()
         if type(record) is Write:
             if record.message_raw:
-                next_id = max(next_id, _message_rows(record, rows) + 1)
+                next_id = max(next_id, _message_rows(record, rows, values) + 1)
                 messages += 1
             if record.membership:
-                _put_members(txn, db, record)
+                _put_members(txn, db, record, values)
             if record.puts:
                 _put_records(txn, db, record)
         else:
@@ -79,7 +86,7 @@ def apply(txn: lmdb.Transaction[bytes], db: dict[str, Any], records: Iterable[Wr
                 cursors[key] = max(seq, cursors.get(key, 0))
     for table, items in rows.items():
         _put_all(txn, db[table], items)
-    _put_cursors(txn, db["cursors"], cursors)
+    _put_cursors(txn, db["cursors"], cursors, values)
     if next_id:
         raw = txn.get(NEXT_ID_KEY, db=db["meta"])
         if next_id > (U64S.unpack(raw)[0] if raw else 1):
@@ -97,17 +104,17 @@ def _put_records(txn: lmdb.Transaction[bytes], db: dict[str, Any], w: Write) -> 
             txn.put(key, value, db=db[table])
 
 
-def _message_rows(w: Write, rows: dict[str, list[tuple[bytes, bytes]]]) -> int:
-    m = w.message if w.message is not None else decode_message(w.message_raw)
-    sender = id_key(m.sender)
+def _message_rows(w: Write, rows: dict[str, list[tuple[bytes, bytes]]], values: Values) -> int:
+    sender = id_key(w.sender)
     assert sender is not None
-    idem = sender + b"\0" + m.client_msg_id
-    ts = U64S.pack(m.timestamp_ms)
-    rows["messages"].append((message_key(m.conversation_id, m.seq), w.message_raw))
-    rows["idempotency"].append((idem, encode_idempotency(m)))
+    idem = sender + b"\0" + w.client_msg_id
+    ts = U64S.pack(w.timestamp_ms)
+    entry = encode_idempotency(IdempotencyRecord(w.conversation_id, w.last_seq, w.server_msg_id, w.timestamp_ms))
+    rows["messages"].append((message_key(w.conversation_id, w.last_seq), w.message_raw))
+    rows["idempotency"].append((idem, values.seal("idempotency", idem, entry)))
     rows["idem_expiry"].append((ts + idem, b""))
-    rows["expiry"].append((TS_CONV_SEQ.pack(m.timestamp_ms, m.conversation_id, m.seq), b""))
-    return m.server_msg_id
+    rows["expiry"].append((TS_CONV_SEQ.pack(w.timestamp_ms, w.conversation_id, w.last_seq), b""))
+    return w.server_msg_id
 
 
 def _put_all(txn: lmdb.Transaction[bytes], handle: Any, items: list[tuple[bytes, bytes]]) -> None:
@@ -118,60 +125,91 @@ def _put_all(txn: lmdb.Transaction[bytes], handle: Any, items: list[tuple[bytes,
             pause()
 
 
-def _put_cursors(txn: lmdb.Transaction[bytes], handle: Any, latest: dict[bytes, int]) -> None:
-    """Raise each cursor to its latest seq, where that moves it forward."""
+def _put_cursors(txn: lmdb.Transaction[bytes], handle: Any, latest: dict[bytes, int], values: Values) -> None:
+    """Raise each cursor to its latest seq, where that moves it forward (over a stored one that does not open too)."""
     keys = sorted(latest)
     with txn.cursor(db=handle) as cur:
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
             stored = dict(cur.getmulti(chunk))
             cur.putmulti([
-                (key, U64S.pack(latest[key]))
+                (key, values.seal("cursors", key, U64S.pack(latest[key])))
                 for key in chunk
-                if key not in stored or latest[key] > U64S.unpack(stored[key])[0]
+                if key not in stored or latest[key] > open_cursor(values, key, stored[key])
             ])  # fmt: skip
             pause()
 
 
-def _put_members(txn: lmdb.Transaction[bytes], db: dict[str, Any], w: Write) -> None:
+def open_cursor(values: Values, key: bytes, stored: bytes) -> int:
+    """A stored cursor's seq; 0 if it does not open (reported): acknowledged messages are delivered again."""
+    try:
+        return int(U64S.unpack(values.open("cursors", key, stored))[0])
+    except Damaged:
+        return 0
+    except Exception:  # opened, but not a u64
+        values.damaged("cursors", key, f"{len(stored)} bytes, not a cursor")
+        return 0
+
+
+def _put_members(txn: lmdb.Transaction[bytes], db: dict[str, Any], w: Write, values: Values) -> None:
     key = U64S.pack(w.conversation_id)
     raw = txn.get(key, db=db["conversations"])
     floor, gone = w.last_seq, set[str]()
     if raw is not None:
-        stored = decode_conversation(raw)
-        floor = max(floor, stored.last_seq)
-        gone = set(stored.members) - set(w.members)
+        try:
+            stored = open_conversation(values, key, raw)
+        except Damaged:  # reported (and marked); rewritten whole below
+            pass
+        else:
+            floor = max(floor, stored.last_seq)
+            gone = set(stored.members) - set(w.members)
     for user in gone:
         txn.delete(member_key(id_key(user) or b"", w.conversation_id), db=db["user_convs"])
     for user in w.members:
         txn.put(member_key(id_key(user) or b"", w.conversation_id), b"", db=db["user_convs"])
-    txn.put(key, encode_conversation(ConversationRecord(floor, w.created_ms, w.members)), db=db["conversations"])
+    record = encode_conversation(ConversationRecord(floor, w.created_ms, w.members))
+    txn.put(key, values.seal("conversations", key, record), db=db["conversations"])
 
 
 class TxnSource:
     """The state sequencing starts from, as one LMDB transaction sees it (`sequencer.Source`)."""
 
-    def __init__(self, txn: lmdb.Transaction[bytes], db: dict[str, Any]) -> None:
-        self.txn, self.db = txn, db
+    def __init__(self, txn: lmdb.Transaction[bytes], db: dict[str, Any], values: Values) -> None:
+        self.txn, self.db, self.values = txn, db, values
         self._messages: lmdb.Cursor[bytes] | None = None
 
     def conversation(self, conversation_id: int) -> Conversation | None:
-        raw = self.txn.get(U64S.pack(conversation_id), db=self.db["conversations"])
+        key = U64S.pack(conversation_id)
+        raw = self.txn.get(key, db=self.db["conversations"])
         if raw is None:
             return None
+        record = open_conversation(self.values, key, raw)  # Damaged: the sequencer refuses the conversation
         if self._messages is None:
             self._messages = self.txn.cursor(db=self.db["messages"])
-        record = decode_conversation(raw)
-        return Conversation(conversation_last_seq(self._messages, conversation_id, raw), record.members,
+        return Conversation(conversation_last_seq(self._messages, conversation_id, record.last_seq), record.members,
                             record.created_ms)  # fmt: skip
 
     def idempotency(self, key: bytes) -> IdempotencyRecord | None:
         raw = self.txn.get(key, db=self.db["idempotency"])
-        return decode_idempotency(raw) if raw is not None else None
+        if raw is None:
+            return None
+        try:
+            return decode_idempotency(self.values.open("idempotency", key, raw))
+        except Damaged:  # reported: taken as absent, so the SEND is stored (again, perhaps)
+            return None
+        except Exception:
+            self.values.damaged("idempotency", key, f"{len(raw)} bytes, not an idempotency entry")
+            return None
 
     def message(self, conversation_id: int, seq: int) -> StoredMessage | None:
-        raw = self.txn.get(message_key(conversation_id, seq), db=self.db["messages"])
-        return decode_message(raw) if raw is not None else None
+        key = message_key(conversation_id, seq)
+        raw = self.txn.get(key, db=self.db["messages"])
+        if raw is None:
+            return None
+        try:
+            return open_message(self.values, key, raw)
+        except Damaged:  # reported: a duplicate's answer is rebuilt from its idempotency entry
+            return None
 
     def next_server_msg_id(self) -> int:
         raw = self.txn.get(NEXT_ID_KEY, db=self.db["meta"])

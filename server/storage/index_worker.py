@@ -15,6 +15,10 @@ Messages on the socket, each ``length u32 | payload``:
   for a batch that failed (retried RETRY_S later), or ``{"stopped": position hex}``.
 
 When the socket closes (the parent died), it indexes what it was told is durable and exits.
+
+Sealed stores (spec section 12): the messages and puts arrive sealed in the log and are copied as they are; the
+conversation records, cursors and idempotency entries built here are sealed here, so this process builds its own
+`Sealer` from the data keys in ``--data-dir``/keys (`--sealed`): the keys never pass on a command line.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from .indexer import RETRY_S, decode_messages, frame, thread_write_bytes
 from .logfile import read_log
 from .records import Cursors, Write, decode_record
 from .schema import LogPosition
+from .sealing import Sealer
 from .store import Store
 
 __all__ = ["Worker", "main"]
@@ -145,14 +150,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--interval-s", type=float, required=True)
     p.add_argument("--batch-bytes", type=int, required=True)
     p.add_argument("--log-dir", required=True)
+    p.add_argument("--data-dir", help="where keys/ holds the data keys (with --sealed)")
+    p.add_argument("--sealed", action="store_true", help="the store's values are sealed")
     args = p.parse_args(argv)
     import signal  # noqa: PLC0415
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # the parent says when to stop (or goes away)
+    sealer = None
+    if args.sealed:
+        from ..identity.datakeys import load_data_keys  # noqa: PLC0415 - 0.3 s of imports a plain store does without
+
+        sealer = Sealer(load_data_keys(Path(args.data_dir)))
     store = Store(
         Path(args.store), map_size=args.map_size, max_map_size=args.max_map_size,
         idempotency_window_s=args.idempotency_window_s, tables=[t for t in args.tables.split(",") if t],
+        sealer=sealer,
     )  # fmt: skip
     try:
         worker = Worker(

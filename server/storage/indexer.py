@@ -134,8 +134,12 @@ class IndexerProcess:
         batch_bytes: int,
         position: LogPosition,
         written: Written | None = None,
+        data_dir: Path | None = None,
     ) -> None:
+        """`data_dir`: where the worker finds the data keys of a sealed store (default: the store's parent, as in
+        data_dir/store)."""
         self._store, self._overlay, self._files = store, overlay, files
+        self._data_dir = data_dir if data_dir is not None else store.path.parent
         self._current_segment, self._loop = current_segment, loop
         self.interval_s, self.batch_bytes = interval_s, batch_bytes
         self.position = position
@@ -164,6 +168,7 @@ class IndexerProcess:
             "--map-size", str(store.env.info()["map_size"]), "--max-map-size", str(store.max_map_size),
             "--idempotency-window-s", str(store.idempotency_window_ms // 1000), "--interval-s", str(self.interval_s),
             "--batch-bytes", str(self.batch_bytes), "--log-dir", str(self._files.directory),
+            "--data-dir", str(self._data_dir), *(["--sealed"] if store.sealer is not None else []),
         ]  # fmt: skip
         self._proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)  # noqa: S603
         theirs.close()

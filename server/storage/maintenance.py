@@ -8,7 +8,12 @@ messages are its first keys. `expire_messages` works in batches of at most `EXPI
 (gzip JSON Lines, fsync'd, then linked into place under a name holding the batch's time range, then the directory
 fsync'd), and only then deletes those messages and index keys in one write transaction. A crash between the two
 steps leaves the messages stored and archived; the next run archives them again into a new file, so an archive
-reader deduplicates by ``server_msg_id``. The writer thread waits for at most one batch's write transaction.
+reader deduplicates by (conversation, seq). The writer thread waits for at most one batch's write transaction.
+
+Archives stay sealed (spec section 12.3): a line is ``{"key": hex, "value": base64}``, the ``messages`` key and
+value exactly as the table holds them, so reading one needs the data key it names (`read_archive`), and nothing
+in the file is opened or sealed again on the way. A conversation's record whose floor retention raises is opened and
+sealed again; one that does not open is left as it is (reported). Backups copy the sealed values as they are.
 
 The byte budget counts live pages (``used_bytes`` in `store_stats`), which shrink as messages are deleted; the
 file itself never shrinks (LMDB reuses its free pages), a compacting `backup` does. Idempotency entries are
@@ -33,26 +38,29 @@ from typing import Any, Final
 
 import lmdb
 
-from ..engine.messages import StoredMessage, decode_message
+from ..engine.messages import StoredMessage, encode_message
 from . import index
 from .files import fsync_path
 from .logfile import pinned_for_backup, read_log
 from .modes import DIR_MODE, FILE_MODE, private_dir
 from .records import Cursors, Write, decode_record
 from .schema import (
+    CONV_SEQ,
     CORE_TABLES,
+    LOG_DIR,
     LOG_ID_KEY,
     LOG_POSITION_KEY,
     MAX_TABLES,
     U64S,
     LogPosition,
     decode_idempotency,
+    encode_conversation,
     message_key,
     new_log_id,
 )
+from .sealing import Damaged
 from .store import Store
-
-LOG_DIR: Final = "log"  # as kefu.server.storage.conversations.LOG_DIR (which imports this module's neighbours)
+from .values import Values, open_conversation, open_message, placeholder
 
 __all__ = [
     "ExpireStats",
@@ -61,6 +69,7 @@ __all__ = [
     "expire_messages",
     "purge_idempotency",
     "read_archive",
+    "read_archive_values",
     "store_stats",
     "write_archive",
 ]
@@ -70,6 +79,9 @@ EXPIRE_BATCH_BYTES: Final = 32 << 20  # stored values held in memory for one arc
 PURGE_BATCH: Final = 10_000  # idempotency entries deleted per write transaction
 _TS_CONV_SEQ = struct.Struct("!QQQ")
 _TS = _U64 = struct.Struct("!Q")
+
+Archived = tuple[bytes, bytes, int]
+"""One archived message: its ``messages`` key, its value as stored (sealed), its timestamp_ms (from ``expiry``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +128,10 @@ def expire_messages(
         expired += len(messages)
 
 
-def _oldest(store: Store, before_ms: int | None, limit: int) -> tuple[list[bytes], list[StoredMessage]]:
-    """The first `limit` expiry keys (older than before_ms, if given) and their messages."""
+def _oldest(store: Store, before_ms: int | None, limit: int) -> tuple[list[bytes], list[Archived]]:
+    """The first `limit` expiry keys (older than before_ms, if given) and their messages, as stored."""
     keys: list[bytes] = []
-    messages: list[StoredMessage] = []
+    messages: list[Archived] = []
     size = 0
     with store.reading() as txn, txn.cursor(store.handle("expiry")) as cur:
         for key in cur.iternext(values=False):
@@ -129,7 +141,7 @@ def _oldest(store: Store, before_ms: int | None, limit: int) -> tuple[list[bytes
             keys.append(key)
             raw = txn.get(message_key(conv, seq), db=store.handle("messages"))
             if raw is not None:
-                messages.append(decode_message(raw))
+                messages.append((key[8:], raw, ts))
                 size += len(raw)
     return keys, messages
 
@@ -141,12 +153,26 @@ def _delete(store: Store, txn: lmdb.Transaction[bytes], keys: Sequence[bytes]) -
         _, conv, seq = _TS_CONV_SEQ.unpack(key)
         last[conv] = max(seq, last.get(conv, 0))
     for conv, seq in last.items():  # a conversation's last seq outlives its last messages: raise the record's floor
-        raw = txn.get(_U64.pack(conv), db=conversations)
-        if raw is not None and _U64.unpack_from(raw)[0] < seq:
-            txn.put(_U64.pack(conv), _U64.pack(seq) + raw[_U64.size :], db=conversations)
+        _raise_floor(store.values, txn, conversations, conv, seq)
     for key in keys:
         txn.delete(key[8:], db=messages)  # the expiry key ends with the messages key
         txn.delete(key, db=expiry)
+
+
+def _raise_floor(values: Values, txn: lmdb.Transaction[bytes], conversations: Any, conv: int, seq: int) -> None:
+    """Raise a conversation record's floor (last_seq) to `seq`, sealed again; one that does not open stays as it is
+    (reported: its conversation is refused anyway)."""
+    key = _U64.pack(conv)
+    raw = txn.get(key, db=conversations)
+    if raw is None:
+        return
+    try:
+        record = open_conversation(values, key, raw)
+    except Damaged:
+        return
+    if record.last_seq < seq:
+        record.last_seq = seq
+        txn.put(key, values.seal("conversations", key, encode_conversation(record)), db=conversations)
 
 
 def purge_idempotency(store: Store, before_ms: int) -> int:
@@ -167,23 +193,35 @@ def _purge_batch(store: Store, txn: lmdb.Transaction[bytes], before_ms: int) -> 
     purged = 0
     for key in keys:
         raw = txn.get(key[8:], db=idempotency)
-        if raw is not None and decode_idempotency(raw).timestamp_ms == _TS.unpack_from(key)[0]:
+        if raw is not None and _entry_time(store.values, key[8:], raw) in (_TS.unpack_from(key)[0], None):
             txn.delete(key[8:], db=idempotency)
             purged += 1
         txn.delete(key, db=index)
     return len(keys), purged
 
 
+def _entry_time(values: Values, key: bytes, raw: bytes) -> int | None:
+    """An idempotency entry's timestamp_ms; None if it does not open (reported; absent already, so purged)."""
+    try:
+        return int(decode_idempotency(values.open("idempotency", key, raw)).timestamp_ms)
+    except Damaged:
+        return None
+
+
 # --- archives --------------------------------------------------------------------------------------------
 
 
-def write_archive(archive_dir: Path, messages: Sequence[StoredMessage]) -> Path:
-    """Write messages (oldest first) as gzip JSON Lines, durably, under a new name holding their time range."""
-    stem = f"messages-{_stamp(messages[0].timestamp_ms)}-{_stamp(messages[-1].timestamp_ms)}"
+def write_archive(archive_dir: Path, messages: Sequence[Archived]) -> Path:
+    """Write messages (oldest first: (key, value as stored, timestamp_ms)) as gzip JSON Lines, durably, under a new
+    name holding their time range."""
+    stem = f"messages-{_stamp(messages[0][2])}-{_stamp(messages[-1][2])}"
     tmp = archive_dir / f".{stem}.{os.getpid()}.tmp"
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE), "wb") as raw:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-            gz.writelines(json.dumps(_as_json(m), separators=(",", ":")).encode() + b"\n" for m in messages)
+            gz.writelines(
+                b'{"key":"%s","value":"%s"}\n' % (key.hex().encode(), base64.b64encode(value))
+                for key, value, _ in messages
+            )
         raw.flush()
         os.fsync(raw.fileno())
     try:
@@ -200,30 +238,37 @@ def write_archive(archive_dir: Path, messages: Sequence[StoredMessage]) -> Path:
     return path
 
 
-def read_archive(path: Path) -> Iterator[StoredMessage]:
-    """The messages of an archive file, in file order."""
+def read_archive_values(path: Path) -> Iterator[tuple[bytes, bytes]]:
+    """The (``messages`` key, value as stored) of an archive file, in file order, nothing opened (a line of an
+    archive from before sealing, with the message in clear, is given as its encoding)."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
             o = json.loads(line)
-            yield StoredMessage(
-                o["conversation_id"], o["seq"], o["server_msg_id"], o["timestamp_ms"], o["sender"],
-                bytes.fromhex(o["client_msg_id"]), o["content_type"], base64.b64decode(o["body"]),
-                tuple((k, base64.b64decode(v)) for k, v in o["metadata"]),
-            )  # fmt: skip
+            if "value" in o:
+                yield bytes.fromhex(o["key"]), base64.b64decode(o["value"])
+            else:
+                m = _from_json(o)
+                yield message_key(m.conversation_id, m.seq), encode_message(m)
 
 
-def _as_json(m: StoredMessage) -> dict[str, Any]:
-    return {
-        "conversation_id": m.conversation_id,
-        "seq": m.seq,
-        "server_msg_id": m.server_msg_id,
-        "timestamp_ms": m.timestamp_ms,
-        "sender": m.sender,
-        "client_msg_id": m.client_msg_id.hex(),
-        "content_type": m.content_type,
-        "body": base64.b64encode(m.body).decode(),
-        "metadata": [[k, base64.b64encode(v).decode()] for k, v in m.metadata],
-    }
+def read_archive(path: Path, values: Values) -> Iterator[StoredMessage]:
+    """The messages of an archive file, in file order, opened with `values` (the store's, or
+    ``Values(sealer_of(data_dir, ...), DamageReport())``); one that does not open is reported and an EVENT takes its
+    place, as in a read of the store (`values.placeholder`)."""
+    for key, value in read_archive_values(path):
+        try:
+            yield open_message(values, key, value)
+        except Damaged:
+            yield placeholder(*CONV_SEQ.unpack(key))
+
+
+def _from_json(o: dict[str, Any]) -> StoredMessage:
+    """A message of an archive line from before sealing."""
+    return StoredMessage(
+        o["conversation_id"], o["seq"], o["server_msg_id"], o["timestamp_ms"], o["sender"],
+        bytes.fromhex(o["client_msg_id"]), o["content_type"], base64.b64decode(o["body"]),
+        tuple((k, base64.b64decode(v)) for k, v in o["metadata"]),
+    )  # fmt: skip
 
 
 def _stamp(ms: int) -> str:
@@ -236,7 +281,8 @@ def _stamp(ms: int) -> str:
 def backup(store: Store, dest: Path) -> None:
     """A consistent compacted copy in ``dest.partial``, fsync'd, then renamed to `dest` (which must not exist).
 
-    The copy holds every record of the write-ahead log too: LMDB copies one snapshot, with the log position it is
+    The copy's values are sealed as the store's are (copied as they are): restoring it needs the data keys they
+    name. The copy holds every record of the write-ahead log too: LMDB copies one snapshot, with the log position it is
     indexed up to, then the log's records after that position are indexed into the copy, and the copy is given a new,
     empty log (a restore starts from it alone). While this runs, the server does not recycle log segments
     (`logfile.pinned_for_backup`), so the records after the snapshot's position are all still there. The copy may
@@ -256,15 +302,16 @@ def backup(store: Store, dest: Path) -> None:
             store.env.copy(str(partial), compact=True)
             os.chmod(partial / "data.mdb", FILE_MODE)  # LMDB makes the copy 0666 less the umask
             map_size = int(store.env.info()["map_size"])
-        _index_log_tail(partial, log_dir, [name for name, _ in store.handles()], map_size)
+        _index_log_tail(partial, log_dir, [name for name, _ in store.handles()], map_size, store.values)
     fsync_path(partial / "data.mdb")
     fsync_path(partial)
     partial.rename(dest)
     fsync_path(dest.parent)
 
 
-def _index_log_tail(copy: Path, log_dir: Path, tables: list[str], map_size: int) -> int:
-    """Index the log's records after the copy's position into the copy, then give it a new log; returns how many."""
+def _index_log_tail(copy: Path, log_dir: Path, tables: list[str], map_size: int, store_values: Values) -> int:
+    """Index the log's records after the copy's position into the copy, then give it a new log; returns how many.
+    The records' values are sealed already; what indexing builds is sealed with `store_values`, as in the store."""
     env = lmdb.open(str(copy), subdir=True, lock=False, max_dbs=MAX_TABLES, map_size=map_size, mode=FILE_MODE)
     try:
         with env.begin() as txn:
@@ -278,7 +325,7 @@ def _index_log_tail(copy: Path, log_dir: Path, tables: list[str], map_size: int)
         env.set_mapsize(max(map_size, (copy / "data.mdb").stat().st_size) + 2 * size + (64 << 20))
         with env.begin(write=True) as txn:
             db = {name: env.open_db(name.encode(), txn=txn) for name in (*CORE_TABLES, *tables)}
-            index.apply(txn, db, records)
+            index.apply(txn, db, records, store_values)
             log_id = new_log_id()
             txn.put(LOG_ID_KEY, U64S.pack(log_id), db=db["meta"])
             txn.put(LOG_POSITION_KEY, LogPosition.first(log_id).encode(), db=db["meta"])

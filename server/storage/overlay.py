@@ -16,6 +16,9 @@ noted the generation before the trim's increment and sees the change: the merge 
 once (not per chunk) matters: the group commit re-sequences a batch whose reads a trim overlapped, and a trim of
 seconds of records in many chunks would have it retry for as long. All methods are thread-safe (one lock, held
 for well under a millisecond).
+
+The overlay holds the writer's own records, so it serves messages and records in clear (`Write.message`,
+`Write.clear_puts`) from memory: what the log and LMDB hold sealed is never opened again while it is held here.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class Overlay:
             assert key is not None
             record = IdempotencyRecord(m.conversation_id, m.seq, m.server_msg_id, m.timestamp_ms)
             self._idempotency[key + b"\0" + m.client_msg_id] = (lsn, record)
-        for table, k, value in w.puts:
+        for table, k, value in w.clear_puts:
             self._tables.setdefault(table, {})[k] = (lsn, value)
 
     # --- the indexer ---------------------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ class Overlay:
             idem = key + b"\0" + m.client_msg_id
             if self._idempotency.get(idem, (0, None))[0] == lsn:
                 del self._idempotency[idem]
-        for table, k, _ in w.puts:
+        for table, k, _ in w.clear_puts:
             entries2 = self._tables[table]
             if entries2.get(k, (0, None))[0] == lsn:
                 del entries2[k]

@@ -1,4 +1,4 @@
-"""The store's layout (schema version 2), declared once: table names, keys and stored values.
+"""The store's layout (schema version 3), declared once: table names, keys and stored values.
 
 Integers are unsigned big-endian; ``user`` and ``app_id`` are UTF-8 without 0x00, at most 255 bytes, so
 ``user + 0x00`` is an unambiguous key prefix. Values named like ``StoredMessage`` are `wire_struct` declarations
@@ -7,6 +7,14 @@ Integers are unsigned big-endian; ``user`` and ``app_id`` are UTF-8 without 0x00
 Version 2 added the write-ahead log: ``meta`` keys ``log_id`` and ``log_position`` say which log the tables were
 indexed from and how far. A version-1 store is upgraded when first opened for writing (it had no log: a fresh one
 starts); a kefu that knows only version 1 refuses a version-2 store rather than ignore a log it cannot replay.
+
+Version 3 seals the values at rest (`kefu.server.storage.sealing`, spec section 12): every value of ``messages``,
+``conversations``, ``cursors``, ``idempotency``, ``apps``, ``audit`` and the registered tables is a sealed value of
+its encoding below, bound to its table and key; ``meta`` and the key-only indexes (``user_convs``, ``expiry``,
+``idem_expiry``) are not sealed. ``meta`` key ``sealed`` (1 or 0) says whether the values are sealed: fixed when the
+store is made ([storage] seal). The log's WRITE records changed layout with it (`records.Kind`). A version-2 store is
+upgraded when first opened for writing (`Store`): its log tail replayed with the old layout, its values sealed in
+place (`kefu.server.storage.reseal.migrate`), then a new log.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from ..engine.messages import MAX_ID_BYTES
 
 __all__ = [
     "CORE_TABLES",
+    "LOG_DIR",
     "LOG_ID_KEY",
     "LOG_POSITION_KEY",
     "MAX_MEMBERS",
@@ -33,6 +42,7 @@ __all__ = [
     "NEXT_ID_KEY",
     "SCHEMA_KEY",
     "SCHEMA_VERSION",
+    "SEALED_KEY",
     "ConversationRecord",
     "IdempotencyRecord",
     "LogPosition",
@@ -49,7 +59,7 @@ __all__ = [
     "new_log_id",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 CORE_TABLES: Final = (
     "meta", "messages", "conversations", "cursors", "user_convs", "idempotency", "idem_expiry", "expiry", "apps",
     "audit",
@@ -64,6 +74,10 @@ SCHEMA_KEY: Final = b"schema_version"
 NEXT_ID_KEY: Final = b"next_server_msg_id"
 LOG_ID_KEY: Final = b"log_id"
 LOG_POSITION_KEY: Final = b"log_position"
+SEALED_KEY: Final = b"sealed"
+"""``meta``: b"\x01" if the values are sealed, b"\x00" if plain (schema 3; fixed when the store is made)."""
+LOG_DIR: Final = "log"
+"""The write-ahead log's directory, inside the store's: a backup, a restore or a migration moves them together."""
 U32 = struct.Struct("!I")
 U64S = struct.Struct("!Q")
 CONV_SEQ = struct.Struct("!QQ")
@@ -167,12 +181,12 @@ def message_key(conversation_id: int, seq: int) -> bytes:
     return CONV_SEQ.pack(conversation_id, seq)
 
 
-def conversation_last_seq(cur: lmdb.Cursor[bytes], conversation_id: int, record: bytes | None) -> int:
-    """A conversation's last seq from its ``conversations`` `record` (None: it does not exist, 0) and `cur`, a
-    cursor on ``messages``: the larger of the record's floor and the seq of its last stored message."""
-    if record is None:
+def conversation_last_seq(cur: lmdb.Cursor[bytes], conversation_id: int, floor: int | None) -> int:
+    """A conversation's last seq from the `floor` of its ``conversations`` record (None: it does not exist, 0) and
+    `cur`, a cursor on ``messages``: the larger of the floor and the seq of its last stored message."""
+    if floor is None:
         return 0
-    return max(int(U64S.unpack_from(record)[0]), last_message_seq(cur, conversation_id))
+    return max(floor, last_message_seq(cur, conversation_id))
 
 
 def last_message_seq(cur: lmdb.Cursor[bytes], conversation_id: int) -> int:

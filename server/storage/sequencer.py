@@ -14,6 +14,12 @@ conversation already has.
 A batch produces one `records.Write` per stored request (its message, its membership change and its `puts`, all or
 nothing) and at most one `records.Cursors` with the batch's cursor advances, coalesced per (user, conversation)
 and applied after its sends (an acknowledgement may cover a message of the same batch).
+
+Sealing (`kefu.server.storage.sealing`, spec section 12): each message is sealed here, once, as the ``messages`` table
+will hold it, and so are the values of its `puts`; the log carries those sealed bytes and the indexer copies them
+into LMDB unchanged. The clear message and puts stay in the `Write` for the overlay, which serves them from memory.
+A conversation whose stored record does not open (`Damaged`, reported where it was read) takes no SEND: each one
+gets STORAGE_UNAVAILABLE (NOT_FOUND would say it does not exist), and its cursor advances are dropped.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from typing import Final, Protocol
 from kefu.protocol.errors import ErrorCode
 
 from ..engine.messages import CursorUpdate, SendRequest, SendResult, StoredMessage, encode_message
-from .records import CREATED, REPLACED, UNCHANGED, Cursors, Write, encode_cursors, encode_write
-from .schema import MAX_MEMBERS, U64_LIMIT, IdempotencyRecord, id_key
+from .records import CREATED, REPLACED, UNCHANGED, Cursors, Put, Write, encode_cursors, encode_write
+from .schema import MAX_MEMBERS, U64_LIMIT, IdempotencyRecord, id_key, message_key
+from .sealing import Damaged, Sealer
 
 __all__ = ["Conversation", "Sequenced", "Sequencer", "Source"]
 
@@ -42,6 +49,7 @@ def _refused(code: ErrorCode) -> SendResult:
 BAD_REQUEST: Final = _refused(ErrorCode.BAD_REQUEST)
 FORBIDDEN: Final = _refused(ErrorCode.FORBIDDEN)
 NOT_FOUND: Final = _refused(ErrorCode.NOT_FOUND)
+UNAVAILABLE: Final = _refused(ErrorCode.STORAGE_UNAVAILABLE)
 _OK: Final = int(ErrorCode.OK)
 
 
@@ -58,13 +66,14 @@ class Source(Protocol):
     """The state a batch starts from (durable: indexed in LMDB, or in the overlay)."""
 
     def conversation(self, conversation_id: int) -> Conversation | None:
-        """A conversation's state, or None if it does not exist."""
+        """A conversation's state, or None if it does not exist; raises `Damaged` (reported) if its record does
+        not open."""
 
     def idempotency(self, key: bytes) -> IdempotencyRecord | None:
-        """The entry of (sender + 0x00 + client_msg_id), or None."""
+        """The entry of (sender + 0x00 + client_msg_id), or None (also if it does not open: reported)."""
 
     def message(self, conversation_id: int, seq: int) -> StoredMessage | None:
-        """A stored message (None once retention deleted it)."""
+        """A stored message (None once retention deleted it, or if it does not open: reported)."""
 
     def next_server_msg_id(self) -> int:
         """The id the next stored message gets."""
@@ -112,8 +121,12 @@ def _members(names: Sequence[str]) -> tuple[str, ...] | None:
 class Sequencer:
     """Sequences batches against a `Source`; keeps what durable batches left (see the module docstring)."""
 
-    def __init__(self, *, tables: frozenset[str], window_ms: int, max_record: int = 1 << 62) -> None:
+    def __init__(
+        self, *, tables: frozenset[str], window_ms: int, max_record: int = 1 << 62, sealer: Sealer | None = None
+    ) -> None:
+        """`sealer`: seals messages and puts as they are logged and stored (None: a plain store)."""
         self.tables, self.window_ms, self.max_record = tables, window_ms, max_record
+        self.sealer = sealer
         self.cache: dict[int, Conversation] = {}
         self.next_id: int | None = None
 
@@ -148,6 +161,7 @@ class _Run:
     def __init__(self, sequencer: Sequencer, source: Source, now_ms: int) -> None:
         self.sequencer, self.source, self.now_ms = sequencer, source, now_ms
         self.conversations: dict[int, Conversation | None] = {}
+        self.damaged: set[int] = set()  # conversations whose record does not open
         self.idempotency: dict[bytes, tuple[IdempotencyRecord, StoredMessage | None]] = {}
         self.records: list[Write | Cursors] = []
         self.payloads: list[bytes] = []
@@ -158,7 +172,11 @@ class _Run:
         if conversation_id in self.conversations:
             return self.conversations[conversation_id]
         cached = self.sequencer.cache.get(conversation_id)
-        conv = cached if cached is not None else self.source.conversation(conversation_id)
+        try:
+            conv = cached if cached is not None else self.source.conversation(conversation_id)
+        except Damaged:  # reported where it was read; refused below, never taken for a new conversation
+            self.damaged.add(conversation_id)
+            conv = None
         if conv is not None:
             conv = Conversation(conv.last_seq, conv.members, conv.created_ms)  # a copy: kept only if durable
         self.conversations[conversation_id] = conv
@@ -184,6 +202,8 @@ class _Run:
         conv = self.conversation(r.conversation_id)
         membership = UNCHANGED
         if conv is None:
+            if r.conversation_id in self.damaged:
+                return UNAVAILABLE
             if r.silent or not r.create_members:
                 return NOT_FOUND
             created = _members(r.create_members if r.system else (r.sender, *r.create_members))
@@ -200,8 +220,9 @@ class _Run:
     def store(
         self, r: SendRequest, idem_key: bytes, conv: Conversation, members: tuple[str, ...], membership: int
     ) -> SendResult:
-        """Build the request's record; if it fits in the log, take its seq and id and keep its changes."""
-        message, raw, seq = None, b"", conv.last_seq
+        """Build the request's record (sealing its message and puts); if it fits in the log, take its seq and id and
+        keep its changes."""
+        message, raw, seq, sealer = None, b"", conv.last_seq, self.sequencer.sealer
         if not r.silent:
             seq += 1
             message = StoredMessage(
@@ -209,9 +230,17 @@ class _Run:
                 r.body, r.metadata,
             )  # fmt: skip
             raw = encode_message(message)
+            if sealer is not None:
+                raw = sealer.seal("messages", message_key(r.conversation_id, seq), raw)
+        puts = r.puts if sealer is None or not r.puts else _sealed(sealer, r.puts)
         logged = members if membership else ()  # a message alone does not repeat the members in the log
         previous = conv.members if membership == REPLACED else ()
-        write = Write(r.conversation_id, seq, membership, conv.created_ms, logged, message, raw, r.puts, previous)
+        write = Write(r.conversation_id, seq, membership, conv.created_ms, logged, message, raw, puts, previous)
+        write.clear_puts = r.puts
+        if message is not None:
+            write.server_msg_id, write.timestamp_ms, write.sender, write.client_msg_id = (
+                message.server_msg_id, self.now_ms, r.sender, r.client_msg_id
+            )  # fmt: skip
         payload = encode_write(write)
         if len(payload) > self.sequencer.max_record:
             return BAD_REQUEST  # more than a log segment holds: the store cannot represent it
@@ -255,3 +284,8 @@ class _Run:
             record = Cursors(tuple((user, conv, seq) for (user, conv), seq in latest.items()))
             self.records.append(record)
             self.payloads.append(encode_cursors(record))
+
+
+def _sealed(sealer: Sealer, puts: tuple[Put, ...]) -> tuple[Put, ...]:
+    """`puts` with each value sealed under its (table, key); deletions stay None."""
+    return tuple((table, key, None if value is None else sealer.seal(table, key, value)) for table, key, value in puts)

@@ -15,6 +15,19 @@ is first needed; the sequencer then keeps it).
 A message does not rewrite its conversation's record: the record's `last_seq` is only a floor, written when the
 record is created or its members change, and raised by retention before it deletes a conversation's last messages.
 
+Values are sealed at rest (schema 3, spec section 12): the store is given a `sealing.Sealer` by whoever opens it
+(built from the data keys in data_dir/keys: `kefu.server.identity.datakeys.sealer_of`; the storage layer never reads a
+key file), or None for a plain store ([storage] seal = false, fixed at creation in ``meta`` ``sealed``; opening a
+store with the other setting is refused). Every read opens what it returns (`values.Values`); a value that does not
+open is reported and never served (`values` says what each reader puts in its place), and messages and conversations
+found damaged are marked in ``meta`` by a thread of their own (`damage_marks` lists them). At open, a sealed store
+whose sampled values none of the given keys open is refused (the keys directory was lost or replaced).
+
+A version-2 store (plain values, the old log layout) is upgraded when first opened for writing: its log tail is
+replayed with the old record layout, its values are sealed in place (`kefu.server.storage.reseal.migrate`, resumable
+after a kill), its old log segments (which hold messages in clear) are deleted, and the schema becomes 3 with a new
+log.
+
 `Store.commit` sequences and indexes a batch in one transaction without a log, for tools and tests on a store whose
 log is fully indexed; the server never calls it. The other processes that open the store while the server runs
 (`kefu app add`, `kefu backup`) touch only ``apps`` (and the session orders in ``meta``) or read.
@@ -45,43 +58,65 @@ from typing import Any, Final, TypeVar
 
 import lmdb
 
-from ..engine.messages import MAX_ID_BYTES, CursorUpdate, SendRequest, SendResult, StoredMessage, decode_message
+from .. import log as logmod
+from ..engine.messages import MAX_ID_BYTES, CursorUpdate, SendRequest, SendResult, StoredMessage
 from . import index, preflight
+from .logfile import SUFFIX, read_log
 from .modes import FILE_MODE, private_dir
-from .records import Cursors, Write
+from .records import Cursors, Write, decode_record
 from .schema import (
+    CONV_SEQ,
     CORE_TABLES,
+    LOG_DIR,
     LOG_ID_KEY,
     LOG_POSITION_KEY,
     MAX_TABLES,
     NEXT_ID_KEY,
     SCHEMA_KEY,
     SCHEMA_VERSION,
+    SEALED_KEY,
     U32,
     U64_LIMIT,
     U64S,
     ConversationRecord,
     LogPosition,
     conversation_last_seq,
-    decode_conversation,
     id_key,
     member_key,
     message_key,
     new_log_id,
 )
+from .sealing import Damaged, Sealer, key_id_of
 from .sequencer import Sequenced, Sequencer
+from .values import (
+    DAMAGED_PREFIX,
+    DamageReport,
+    Values,
+    add_mark,
+    decode_marks,
+    open_conversation,
+    open_message,
+    placeholder,
+)
 
 __all__ = [
     "CORE_TABLES",
     "SCHEMA_KEY",
     "SCHEMA_VERSION",
     "SchemaError",
+    "SealingMismatch",
     "StorageError",
     "StorageFull",
     "Store",
 ]
 
 GROW_AT: Final = 0.8  # grow the map ahead of time once the file's high-water mark passes this share of it
+UPGRADE_CHUNK_BYTES: Final = 64 << 20
+"""Record payloads of an old log replayed per transaction at the upgrade (as `indexer.REPLAY_CHUNK_BYTES`)."""
+SAMPLED_TABLES: Final = ("apps", "conversations", "messages", "cursors", "idempotency")
+"""Where the check at open takes one value each (the first) to see that the data keys open the store."""
+MAX_MARKS: Final = 100_000
+"""Damage marks one process remembers having written (each is written once): a bound on memory, not on marks."""
 _U64_LIMIT: Final = U64_LIMIT
 T = TypeVar("T")
 
@@ -96,13 +131,19 @@ class StorageError(Exception):
     ::
 
         StorageError
-        ├── SchemaError     the environment was written by a newer kefu, or is not a kefu store
-        └── StorageFull     a write needs more than max_map_size
+        ├── SchemaError         the environment was written by a newer kefu, or is not a kefu store
+        ├── SealingMismatch     sealed store without data keys (or the reverse), or keys that do not open it
+        └── StorageFull         a write needs more than max_map_size
     """
 
 
 class SchemaError(StorageError):
     """The environment's schema version is unknown to this build; it is left untouched."""
+
+
+class SealingMismatch(StorageError):
+    """The store's values are sealed and no sealer was given, or plain and one was, or the data keys given do not
+    open it (the keys directory lost or replaced); it is left untouched."""
 
 
 class StorageFull(StorageError):
@@ -174,8 +215,10 @@ class Store:
         idempotency_window_s: int = 7 * 86400,
         tables: Sequence[str] = (),
         readonly: bool = False,
+        sealer: Sealer | None = None,
     ) -> None:
-        """`readonly`: only read, from another process than the one writing (the store must exist)."""
+        """`readonly`: only read, from another process than the one writing (the store must exist). `sealer`: seals
+        and opens the values (None only for a plain store, [storage] seal = false)."""
         self.path = Path(path)
         if set(tables) & set(CORE_TABLES) or len(CORE_TABLES) + len(set(tables)) > MAX_TABLES:
             raise ValueError(f"tables must be new names, at most {MAX_TABLES - len(CORE_TABLES)}: {tables}")
@@ -184,8 +227,18 @@ class Store:
         self.max_map_size = max(map_size, max_map_size)
         self.idempotency_window_ms = idempotency_window_s * 1000
         self.guard = _ResizeGuard()
-        self.sequencer = Sequencer(tables=self.tables, window_ms=self.idempotency_window_ms)
+        self.readonly = readonly
+        self.damage = DamageReport(on_mark=None if readonly else self._mark)
+        """What damaged values this process found (its counts, and the metric's hook `on_damaged`)."""
+        self.values = Values(sealer, self.damage)
+        self.sealer = sealer
+        """Seals and opens this store's values; None for a plain store."""
+        self.sequencer = Sequencer(tables=self.tables, window_ms=self.idempotency_window_ms, sealer=sealer)
         """Sequences `commit`'s batches (the server's writer has its own, over the log)."""
+        self._marks_lock = threading.Lock()
+        self._marks: list[tuple[int, int]] = []
+        self._marked: set[tuple[int, int]] = set()
+        self._marker: threading.Thread | None = None
         self._writing = threading.Lock()  # one write transaction at a time, taken before the guard: see _write
         self.maintenance_lock = threading.Lock()
         """Held by retention (`maintenance.expire`), which is not reentrant: one archive per batch of deletions."""
@@ -200,6 +253,9 @@ class Store:
             self.env.reader_check()  # free reader slots left behind by a killed process
             self.page_size = self.env.stat()["psize"]
             self._db: dict[str, Any] = self._existing_databases() if readonly else self.writing(self._open_databases)
+            if self._schema_version() < SCHEMA_VERSION and not readonly:
+                self._upgrade(sealer)
+            self._check_sealing(sealer)
         except BaseException:
             self.env.close()
             raise
@@ -217,17 +273,90 @@ class Store:
 
     def _open_databases(self, txn: lmdb.Transaction[bytes]) -> dict[str, Any]:
         db = {name: self.env.open_db(name.encode(), txn=txn) for name in (*CORE_TABLES, *sorted(self.tables))}
-        raw = txn.get(SCHEMA_KEY, db=db["meta"])
+        meta = db["meta"]
+        raw = txn.get(SCHEMA_KEY, db=meta)
         if raw is None:
             if any(txn.stat(handle)["entries"] for handle in db.values()):
                 raise SchemaError(f"{self.path}: data without a schema version: not a kefu store")
-            txn.put(NEXT_ID_KEY, U64S.pack(1), db=db["meta"])
+            txn.put(NEXT_ID_KEY, U64S.pack(1), db=meta)
+            txn.put(SCHEMA_KEY, U32.pack(SCHEMA_VERSION), db=meta)
+            txn.put(SEALED_KEY, bytes((self.sealer is not None,)), db=meta)
+            self._new_log(txn, db)
         elif (version := U32.unpack(raw)[0]) > SCHEMA_VERSION:
             raise SchemaError(f"{self.path}: schema version {version}, newer than {SCHEMA_VERSION}: upgrade kefu")
-        if raw is None or U32.unpack(raw)[0] < SCHEMA_VERSION:  # new, or version 1 (no log yet): a new log
-            txn.put(SCHEMA_KEY, U32.pack(SCHEMA_VERSION), db=db["meta"])
+        elif version == 1:  # no log yet: a new one, then the upgrade from version 2
+            txn.put(SCHEMA_KEY, U32.pack(2), db=meta)
             self._new_log(txn, db)
         return db
+
+    def _schema_version(self) -> int:
+        with self.reading() as txn:
+            raw = txn.get(SCHEMA_KEY, db=self._db["meta"])
+        return int(U32.unpack(raw)[0]) if raw is not None else 0
+
+    def _upgrade(self, sealer: Sealer | None) -> None:
+        """Version 2 to 3 (see the module docstring). Every step is safe to run again after a kill."""
+        self.values = Values(None, self.damage)  # the replay writes the plain values of version 2
+        self.sealer = self.sequencer.sealer = None
+        log_dir = self.path / LOG_DIR
+        _, position = self.log_state()
+        pending: list[Write | Cursors] = []
+        size = 0
+        for kind, payload, end in read_log(log_dir, position):
+            pending.append(decode_record(kind, payload))
+            size, position = size + len(payload), end
+            if size >= UPGRADE_CHUNK_BYTES:
+                self.apply(pending, position)
+                pending, size = [], 0
+        if pending:
+            self.apply(pending, position)
+        for segment in sorted(log_dir.glob("*" + SUFFIX)) if log_dir.is_dir() else ():
+            segment.unlink()  # indexed; they hold messages in clear
+        if sealer is None:
+            self.writing(self._finish_upgrade)
+        else:
+            try:
+                from .reseal import migrate  # noqa: PLC0415 - only at an upgrade
+            except ImportError:
+                raise SchemaError(f"{self.path}: schema version 2 (values not sealed), and this build cannot seal it "
+                                  "in place: run a kefu with `kefu.server.storage.reseal`") from None  # fmt: skip
+            logmod.event("storage.upgrade", path=str(self.path), to_version=SCHEMA_VERSION, sealed=True)
+            self.sealer = self.sequencer.sealer = sealer
+            migrate(self, sealer, finish=self._finish_upgrade)
+        self.values = Values(self.sealer, self.damage)
+
+    def _finish_upgrade(self, txn: lmdb.Transaction[bytes]) -> None:
+        meta = self._db["meta"]
+        txn.put(SCHEMA_KEY, U32.pack(SCHEMA_VERSION), db=meta)
+        txn.put(SEALED_KEY, bytes((self.sealer is not None,)), db=meta)
+        self._new_log(txn, self._db)
+
+    def _check_sealing(self, sealer: Sealer | None) -> None:
+        """Refuse a store sealed otherwise than `sealer` says, or whose sampled values none of its keys open."""
+        with self.reading() as txn:
+            flag = txn.get(SEALED_KEY, db=self._db["meta"])
+            samples = [(t, cur.key(), cur.value()) for t in SAMPLED_TABLES if t in self._db
+                       for cur in [txn.cursor(self._db[t])] if cur.first()]  # fmt: skip
+        sealed = flag == b"\x01"
+        if flag is None:  # a read-only open of a version-2 store: plain values
+            self.sealer = self.sequencer.sealer = None
+            self.values = Values(None, self.damage)
+            return
+        if sealed and sealer is None:
+            raise SealingMismatch(f"{self.path}: the store's values are sealed, and [storage] seal is false")
+        if not sealed and sealer is not None:
+            raise SealingMismatch(f"{self.path}: the store's values are not sealed ([storage] seal = false when it "
+                                  "was made): set [storage] seal = false to open it")  # fmt: skip
+        if sealer is None or len(samples) < 2:
+            return
+        unknown = {k for _, _, v in samples if (k := key_id_of(v)) is not None and k not in sealer.key_ids}
+        if all(not _opens(sealer, *sample) for sample in samples):
+            have = ", ".join(map(str, sorted(sealer.key_ids)))
+            missing = f"; they name data key(s) {', '.join(map(str, sorted(unknown)))}" if unknown else ""
+            raise SealingMismatch(
+                f"{self.path}: none of the values sampled opens with the data keys in the keys directory (ids "
+                f"{have}){missing}: the keys directory was lost or replaced; restore it from its backup"
+            )
 
     @staticmethod
     def _new_log(txn: lmdb.Transaction[bytes], db: dict[str, Any]) -> None:
@@ -255,7 +384,7 @@ class Store:
     def snapshot(self) -> Iterator[index.TxnSource]:
         """The state sequencing reads, in one read transaction held for the block."""
         with self.reading() as txn:
-            yield index.TxnSource(txn, self._db)
+            yield index.TxnSource(txn, self._db, self.values)
 
     def _adopt_resize(self) -> None:
         """Another process (`kefu app add`, `kefu backup`) grew the map: adopt its size (set_mapsize(0))."""
@@ -320,8 +449,9 @@ class Store:
         docstring): results in request order, cursors applied after the sends."""
 
         def work(txn: lmdb.Transaction[bytes]) -> Sequenced:
-            batch = self.sequencer.sequence(requests, cursors, now_ms=now_ms, source=index.TxnSource(txn, self._db))
-            index.apply(txn, self._db, batch.records)
+            source = index.TxnSource(txn, self._db, self.values)
+            batch = self.sequencer.sequence(requests, cursors, now_ms=now_ms, source=source)
+            index.apply(txn, self._db, batch.records, self.values)
             return batch
 
         batch = self.writing(work)
@@ -333,7 +463,7 @@ class Store:
         them; returns how many messages they stored."""
 
         def work(txn: lmdb.Transaction[bytes]) -> int:
-            stored = index.apply(txn, self._db, records)
+            stored = index.apply(txn, self._db, records, self.values)
             txn.put(LOG_POSITION_KEY, position.encode(), db=self._db["meta"])
             return stored
 
@@ -356,7 +486,8 @@ class Store:
     def put_app(self, app_id: str, record: bytes) -> None:
         """Store (or replace) an app's record, durably."""
         key = self._app_key(app_id)
-        self.writing(lambda txn: txn.put(key, record, db=self._db["apps"]))
+        sealed = self.values.seal("apps", key, record)
+        self.writing(lambda txn: txn.put(key, sealed, db=self._db["apps"]))
 
     def delete_app(self, app_id: str) -> bool:
         """Remove an app's record durably; False if there was none."""
@@ -373,11 +504,11 @@ class Store:
 
         def work(txn: lmdb.Transaction[bytes]) -> None:
             apps, meta = self._db["apps"], self._db["meta"]
-            record = change(txn.get(key, db=apps))
+            record = change(self._open_app(key, txn.get(key, db=apps)))
             if record is None:
                 txn.delete(key, db=apps)
             else:
-                txn.put(key, record, db=apps)
+                txn.put(key, self.values.seal("apps", key, record), db=apps)
             txn.put(APP_ORDERS_KEY, note(txn.get(APP_ORDERS_KEY, db=meta)), db=meta)
 
         self.writing(work)
@@ -386,6 +517,16 @@ class Store:
         """The session orders that app changes left (`change_app`); every gateway reads them a few times a second."""
         with self.reading() as txn:
             return txn.get(APP_ORDERS_KEY, db=self._db["meta"])
+
+    def _open_app(self, key: bytes, stored: bytes | None) -> bytes | None:
+        """An app's record; None if there is none, or if it does not open (reported: the app does not
+        authenticate)."""
+        if stored is None:
+            return None
+        try:
+            return self.values.open("apps", key, stored)
+        except Damaged:
+            return None
 
     @staticmethod
     def _app_key(app_id: str) -> bytes:
@@ -397,48 +538,71 @@ class Store:
     # --- reads (any thread) ------------------------------------------------------------------------------
 
     def read_range(self, conversation_id: int, after_seq: int, until_seq: int, limit: int) -> list[StoredMessage]:
-        """Messages with after_seq < seq <= until_seq (0: the latest), at most `limit`, in seq order."""
+        """Messages with after_seq < seq <= until_seq (0: the latest), at most `limit`, in seq order; a message that
+        does not open is reported and an EVENT takes its place (`values.placeholder`)."""
         out: list[StoredMessage] = []
         if limit <= 0 or after_seq >= _U64_LIMIT - 1:
             return out
         end = message_key(conversation_id, until_seq if until_seq else _U64_LIMIT - 1)
+        values = self.values
         with self.reading() as txn, txn.cursor(self._db["messages"]) as cur:
             if not cur.set_range(message_key(conversation_id, after_seq + 1)):
                 return out
             for key, value in cur:
                 if key > end or len(out) >= limit:
                     break
-                out.append(decode_message(value))
+                try:
+                    out.append(open_message(values, key, value))
+                except Damaged:
+                    out.append(placeholder(*CONV_SEQ.unpack(key)))
         return out
 
     def last_seq(self, conversation_id: int) -> int:
         """The conversation's latest seq; 0 if it has none or does not exist."""
         with self.reading() as txn:
-            raw = txn.get(U64S.pack(conversation_id), db=self._db["conversations"])
-            return self._last_seq(txn, conversation_id, raw)
+            return self._last_seq(txn, conversation_id)
 
-    def _last_seq(self, txn: lmdb.Transaction[bytes], conversation_id: int, record: bytes | None) -> int:
+    def _last_seq(self, txn: lmdb.Transaction[bytes], conversation_id: int) -> int:
+        """The larger of the record's floor (0 if the record does not open: its messages still count) and the last
+        stored message's seq; 0 if the conversation does not exist."""
+        key = U64S.pack(conversation_id)
+        raw = txn.get(key, db=self._db["conversations"])
+        floor = None
+        if raw is not None:
+            try:
+                floor = open_conversation(self.values, key, raw).last_seq
+            except Damaged:
+                floor = 0
         with txn.cursor(self._db["messages"]) as cur:
-            return conversation_last_seq(cur, conversation_id, record)
+            return conversation_last_seq(cur, conversation_id, floor)
 
     def members(self, conversation_id: int) -> tuple[str, ...] | None:
-        """The conversation's members; None if it does not exist."""
+        """The conversation's members; None if it does not exist, or if its record does not open (reported)."""
         conv = self._conversation(conversation_id)
         return conv.members if conv else None
 
     def _conversation(self, conversation_id: int) -> ConversationRecord | None:
+        key = U64S.pack(conversation_id)
         with self.reading() as txn:
-            raw = txn.get(U64S.pack(conversation_id), db=self._db["conversations"])
-        return decode_conversation(raw) if raw else None
+            raw = txn.get(key, db=self._db["conversations"])
+        if raw is None:
+            return None
+        try:
+            return open_conversation(self.values, key, raw)
+        except Damaged:
+            return None
 
     def cursor(self, user: str, conversation_id: int) -> int:
-        """The highest seq `user` acknowledged in the conversation; 0 if none."""
+        """The highest seq `user` acknowledged in the conversation; 0 if none (or if it does not open: reported)."""
         key = id_key(user)
         if key is None:
             return 0
         with self.reading() as txn:
-            raw = txn.get(member_key(key, conversation_id), db=self._db["cursors"])
-        return U64S.unpack(raw)[0] if raw else 0
+            return self._cursor(txn, member_key(key, conversation_id))
+
+    def _cursor(self, txn: lmdb.Transaction[bytes], key: bytes) -> int:
+        raw = txn.get(key, db=self._db["cursors"])
+        return 0 if raw is None else index.open_cursor(self.values, key, raw)
 
     def conversations_of(self, user: str) -> list[int]:
         """The ids of every conversation `user` is a member of, ascending."""
@@ -447,17 +611,7 @@ class Store:
 
     def pending(self, user: str) -> list[tuple[int, int, int]]:
         """(conversation_id, cursor, last_seq) of every conversation of `user` with unacknowledged messages."""
-        out = []
-        with self.reading() as txn:
-            prefix = id_key(user) or b""
-            for conversation_id in self._user_conversations(txn, user):
-                key = U64S.pack(conversation_id)
-                raw = txn.get(prefix + b"\0" + key, db=self._db["cursors"])
-                acked = U64S.unpack(raw)[0] if raw else 0
-                last = self._last_seq(txn, conversation_id, txn.get(key, db=self._db["conversations"]))
-                if acked < last:
-                    out.append((conversation_id, acked, last))
-        return out
+        return [p for p in self.positions(user) if p[1] < p[2]]
 
     def positions(self, user: str, also: Iterable[int] = ()) -> list[tuple[int, int, int]]:
         """(conversation_id, cursor, last_seq) of every conversation `user` is a member of here, and of `also`."""
@@ -465,11 +619,8 @@ class Store:
         prefix = id_key(user) or b""
         with self.reading() as txn:
             for conversation_id in sorted({*self._user_conversations(txn, user), *also}):
-                key = U64S.pack(conversation_id)
-                raw = txn.get(prefix + b"\0" + key, db=self._db["cursors"])
-                acked = U64S.unpack(raw)[0] if raw else 0
-                last = self._last_seq(txn, conversation_id, txn.get(key, db=self._db["conversations"]))
-                out.append((conversation_id, acked, last))
+                acked = self._cursor(txn, prefix + b"\0" + U64S.pack(conversation_id))
+                out.append((conversation_id, acked, self._last_seq(txn, conversation_id)))
         return out
 
     def _user_conversations(self, txn: lmdb.Transaction[bytes], user: str) -> Iterator[int]:
@@ -485,20 +636,31 @@ class Store:
                     yield U64S.unpack_from(k, len(prefix))[0]
 
     def get_record(self, name: str, key: bytes) -> bytes | None:
-        """One value of a named db (the service layer's records), or None."""
+        """One value of a named db (the service layer's records), or None (also if it does not open: reported)."""
         with self.reading() as txn:
-            return txn.get(key, db=self._db[name])
+            raw = txn.get(key, db=self._db[name])
+        if raw is None:
+            return None
+        try:
+            return self.values.open(name, key, raw)
+        except Damaged:
+            return None
 
     def scan(self, name: str, prefix: bytes = b"", *, limit: int = 1 << 62) -> list[tuple[bytes, bytes]]:
-        """The (key, value) pairs of a named db whose key starts with `prefix`, in key order, at most `limit`."""
+        """The (key, value) pairs of a named db whose key starts with `prefix`, in key order, at most `limit`; a value
+        that does not open is left out (reported)."""
         out: list[tuple[bytes, bytes]] = []
+        values = self.values
         with self.reading() as txn, txn.cursor(self._db[name]) as cur:
             if not cur.set_range(prefix):
                 return out
             for key, value in cur:
                 if not key.startswith(prefix) or len(out) >= limit:
                     break
-                out.append((key, value))
+                try:
+                    out.append((key, values.open(name, key, value)))
+                except Damaged:
+                    continue
         return out
 
     def last_key(self, name: str, *, skip: frozenset[bytes] = frozenset()) -> bytes | None:
@@ -510,15 +672,53 @@ class Store:
             return cur.key() if found else None
 
     def get_app(self, app_id: str) -> bytes | None:
-        """An app's record, or None."""
+        """An app's record, or None (also if it does not open: reported, and the app does not authenticate)."""
         key = self._app_key(app_id)
         with self.reading() as txn:
-            return txn.get(key, db=self._db["apps"])
+            raw = txn.get(key, db=self._db["apps"])
+        return self._open_app(key, raw)
 
     def list_apps(self) -> list[str]:
         """Every app id with a record, sorted by UTF-8 bytes."""
         with self.reading() as txn, txn.cursor(self._db["apps"]) as cur:
             return [key.decode() for key in cur.iternext(values=False)]
+
+    # --- damage marks ------------------------------------------------------------------------------------------
+
+    def _mark(self, conversation_id: int, seq: int) -> None:
+        """Mark a damaged message (or, seq 0, conversation record) in ``meta``, from a thread of its own."""
+        with self._marks_lock:
+            if (conversation_id, seq) in self._marked or len(self._marked) >= MAX_MARKS:
+                return
+            self._marked.add((conversation_id, seq))
+            self._marks.append((conversation_id, seq))
+            if self._marker is None:
+                self._marker = threading.Thread(target=self._write_marks, name="kefu-damage-marks", daemon=True)
+                self._marker.start()
+
+    def _write_marks(self) -> None:
+        while True:
+            with self._marks_lock:
+                marks, self._marks = self._marks, []
+                if not marks:
+                    self._marker = None
+                    return
+            meta = self._db["meta"]
+            try:
+                self.writing(lambda txn: [add_mark(txn, meta, conv, seq) for conv, seq in marks])  # noqa: B023
+            except Exception as exc:  # a closed store, a full disk: the log line and the metric remain
+                logmod.warning("storage.damage_mark_failed", marks=len(marks), error=repr(exc))
+
+    def damage_marks(self) -> dict[int, list[int]]:
+        """The damage marks in ``meta``: conversation id -> seqs found damaged (0: the conversation record)."""
+        out = {}
+        with self.reading() as txn, txn.cursor(self._db["meta"]) as cur:
+            if cur.set_range(DAMAGED_PREFIX):
+                for key, value in cur:
+                    if not key.startswith(DAMAGED_PREFIX):
+                        break
+                    out[U64S.unpack_from(key, len(DAMAGED_PREFIX))[0]] = decode_marks(value)
+        return out
 
     # --- for the maintenance functions (kefu.server.storage.maintenance) ---------------------------------------
 
@@ -531,6 +731,18 @@ class Store:
         return list(self._db.items())
 
     def close(self) -> None:
-        """Close the environment (waits for open transactions). Every later call fails."""
+        """Close the environment (waits for open transactions and the marks being written). Every later call
+        fails."""
+        marker = self._marker
+        if marker is not None:
+            marker.join()
         with self._writing, self.guard.exclusive():
             self.env.close()
+
+
+def _opens(sealer: Sealer, table: str, key: bytes, value: bytes) -> bool:
+    try:
+        sealer.open(table, key, value)
+    except Damaged:
+        return False
+    return True

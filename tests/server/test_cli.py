@@ -14,6 +14,7 @@ import pytest
 from kefu.protocol.handshake import AppCredential
 from kefu.server import config as cfg
 from kefu.server.identity import keys
+from kefu.server.identity.datakeys import sealer_of
 from kefu.server.metrics import Metrics, MetricsServer
 from kefu.server.storage.store import Store
 
@@ -134,7 +135,7 @@ def test_app_add_list_revoke(data_dir: Path) -> None:
     assert added.returncode == 0, added.stderr
     secret = keys.decode_secret(added.stdout)
     assert "shown only this once" in added.stderr
-    store = Store(data_dir / "store")
+    store = Store(data_dir / "store", sealer=sealer_of(data_dir, "sm4-gcm"))  # sealed under the data key
     try:
         assert keys.AppDirectory(store)["teller-1"] == AppCredential.from_secret("teller-1", secret, frozenset({pin}))
     finally:
@@ -166,7 +167,7 @@ def test_backup(data_dir: Path, tmp_path: Path) -> None:
     dest = tmp_path / "backup"
     result = kefu("backup", str(dest), "--data-dir", str(data_dir))
     assert result.returncode == 0, result.stderr
-    copy = Store(dest)
+    copy = Store(dest, sealer=sealer_of(data_dir, "sm4-gcm"))  # sealed as the store is: the same data key
     try:
         assert copy.list_apps() == ["a"]
     finally:

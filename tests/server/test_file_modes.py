@@ -17,9 +17,10 @@ import pytest
 
 from kefu.protocol import frames
 from kefu.server import log
-from kefu.server.engine.messages import StoredMessage
+from kefu.server.engine.messages import StoredMessage, encode_message
 from kefu.server.storage import maintenance
 from kefu.server.storage.modes import private_dir, tighten, too_wide
+from kefu.server.storage.schema import message_key
 from kefu.server.storage.store import Store
 from tests.integration.conftest import ServerProcess, add_app
 from tests.integration.peer import Peer
@@ -107,8 +108,8 @@ def test_store_backup_and_archives_are_private_under_a_wide_umask(tmp_path: Path
     finally:
         store.close()
     archives = private_dir(tmp_path / "data" / "archive")
-    message = StoredMessage(1, 1, 1, 1_700_000_000_000, "alice", b"c" * 16, "text/plain", b"hello", ())
-    maintenance.write_archive(archives, [message])
+    message = StoredMessage(1, 1, 1, 1_700_000_000_000, "alice", b"c" * 16, 1, b"hello", ())
+    maintenance.write_archive(archives, [(message_key(1, 1), encode_message(message), message.timestamp_ms)])
     assert not_private(tmp_path / "data") == {}
     assert not_private(tmp_path / "backups" / "one") == {}
 

@@ -31,7 +31,7 @@ def test_first_start_generates_keys_and_dev_app(tmp_path: Path, store: Store, ca
     keydir = tmp_path / "keys"
     assert mode(keydir) == 0o700
     names = sorted(p.name for p in keydir.iterdir())
-    assert names == ["dev-app.secret", "ed25519-1.key", "sm2-1.key", "ticket.key"]
+    assert names == ["data-1.key", "dev-app.secret", "ed25519-1.key", "sm2-1.key", "ticket.key"]  # data-1: the store's
     assert all(mode(keydir / n) == 0o600 for n in names)
     assert set(ring.signing_keys()) == {KeyType.SM2, KeyType.ED25519}
     printed = out.getvalue()

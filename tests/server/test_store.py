@@ -24,15 +24,21 @@ import pytest
 
 from kefu.protocol.errors import ErrorCode
 from kefu.server.engine.messages import CursorUpdate, SendRequest, SendResult, StoredMessage
+from kefu.server.identity.datakeys import sealer_of
 from kefu.server.storage import maintenance as storage_maintenance
 from kefu.server.storage.conversations import Conversations, LogSettings, open_conversations
 from kefu.server.storage.maintenance import read_archive
-from kefu.server.storage.store import ConversationRecord, SchemaError, StorageFull, Store
+from kefu.server.storage.store import SCHEMA_VERSION, ConversationRecord, SchemaError, StorageFull, Store
 
 from .children import lines_until_killed
 
 NOW = 1_700_000_000_000
 OK, FORBIDDEN, NOT_FOUND, BAD_REQUEST = ErrorCode.OK, ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND, ErrorCode.BAD_REQUEST
+
+
+def opened(path: Path, **settings: Any) -> Store:
+    """A store whose values are sealed under a data key beside it (path.parent/keys), as the server's are."""
+    return Store(path, sealer=sealer_of(path.parent, "sm4-gcm"), **settings)
 
 
 def cmid(n: int) -> bytes:
@@ -126,7 +132,7 @@ def test_duplicates_within_and_across_batches(store: Store) -> None:
 
 
 def test_a_resend_after_the_window_is_a_new_message(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", idempotency_window_s=10)
+    store = opened(tmp_path / "db", idempotency_window_s=10)
     [a] = store.commit([req("alice", 1, 1)], [], now_ms=NOW)
     [b] = store.commit([req("alice", 1, 1)], [], now_ms=NOW + 9_999)
     [c] = store.commit([req("alice", 1, 1)], [], now_ms=NOW + 10_000)
@@ -169,10 +175,10 @@ def test_cursors_and_pending(store: Store) -> None:
 
 
 def test_reopening_continues_every_counter(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db")
+    store = opened(tmp_path / "db")
     store.commit([req("alice", i, 1 + i % 2) for i in range(6)], [CursorUpdate("agent", 1, 2)], now_ms=NOW)
     store.close()
-    store = Store(tmp_path / "db")
+    store = opened(tmp_path / "db")
     [dup, new] = store.commit([req("alice", 0, 1), req("alice", 100, 1)], [], now_ms=NOW + 1)
     assert dup.duplicate and new.message is not None and (new.message.seq, new.message.server_msg_id) == (4, 7)
     assert store.cursor("agent", 1) == 2 and store.members(2) == ("alice", "agent")
@@ -180,22 +186,22 @@ def test_reopening_continues_every_counter(tmp_path: Path) -> None:
 
 
 def test_schema_checks(tmp_path: Path) -> None:
-    Store(tmp_path / "new").close()
+    opened(tmp_path / "new").close()
     with lmdb.open(str(tmp_path / "new"), max_dbs=16) as env, env.begin(write=True) as txn:
-        txn.put(b"schema_version", struct.pack("!I", 3), db=env.open_db(b"meta", txn=txn))
+        txn.put(b"schema_version", struct.pack("!I", SCHEMA_VERSION + 1), db=env.open_db(b"meta", txn=txn))
     with pytest.raises(SchemaError, match="newer"):
-        Store(tmp_path / "new")
+        opened(tmp_path / "new")
     with lmdb.open(str(tmp_path / "foreign"), max_dbs=16) as env, env.begin(write=True) as txn:
         txn.put(b"k", b"v", db=env.open_db(b"messages", txn=txn))
     with pytest.raises(SchemaError, match="not a kefu store"):
-        Store(tmp_path / "foreign")
+        opened(tmp_path / "foreign")
 
 
 def test_messages_leave_the_conversation_record_alone(tmp_path: Path) -> None:
     """last_seq is the record's floor or the last message key, whichever is larger: a message writes no record."""
     encode = ConversationRecord._wire_build  # type: ignore[attr-defined]
     assert encode(ConversationRecord(7, 1, ("a",)))[:8] == struct.pack("!Q", 7), "the floor leads the record"
-    store = Store(tmp_path / "db")
+    store = opened(tmp_path / "db")
     store.commit([req("alice", 0, 1)], [], now_ms=NOW)
     record = store.get_record("conversations", struct.pack("!Q", 1))
     for i in range(1, 5):
@@ -203,7 +209,7 @@ def test_messages_leave_the_conversation_record_alone(tmp_path: Path) -> None:
     assert store.get_record("conversations", struct.pack("!Q", 1)) == record, "untouched by later messages"
     assert (store.last_seq(1), store.last_seq(2), store.last_seq(3)) == (5, 4, 0), "neighbours do not leak"
     store.close()
-    store = Store(tmp_path / "db")
+    store = opened(tmp_path / "db")
     [after] = store.commit([req("alice", 9, 1)], [], now_ms=NOW)
     assert after.message is not None and after.message.seq == 6
     assert store.pending("agent") == [(1, 0, 6), (2, 0, 4)]
@@ -214,7 +220,7 @@ def test_messages_leave_the_conversation_record_alone(tmp_path: Path) -> None:
 
 
 def test_apps(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db")
+    store = opened(tmp_path / "db")
     store.put_app("web", b"r1")
     store.put_app("ios", b"r2")
     store.put_app("web", b"r3")
@@ -225,7 +231,7 @@ def test_apps(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="invalid app id"):
             store.put_app(bad, b"")
     store.close()
-    store = Store(tmp_path / "db")
+    store = opened(tmp_path / "db")
     assert store.list_apps() == ["web"] and store.get_app("web") == b"r3"
     store.close()
 
@@ -236,14 +242,14 @@ def test_stats(store: Store) -> None:
     assert stats["map_size_bytes"] == 64 << 20 and 0 < stats["used_bytes"] <= stats["high_water_bytes"]
     expected = {"messages": 3, "conversations": 1, "cursors": 1, "user_convs": 2, "idempotency": 3, "expiry": 3}
     assert {name: stats[f"{name}_entries"] for name in expected} == expected
-    assert stats["idem_expiry_entries"] == 3 and stats["apps_entries"] == 0 and stats["meta_entries"] == 4
+    assert stats["idem_expiry_entries"] == 3 and stats["apps_entries"] == 0 and stats["meta_entries"] == 5
 
 
 # --- map growth ---------------------------------------------------------------------------------------------
 
 
 def test_the_map_grows_under_concurrent_reads(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", map_size=256 << 10)
+    store = opened(tmp_path / "db", map_size=256 << 10)
     store.commit([req("alice", 0, 1)], [], now_ms=NOW)
     stop, errors, reads = threading.Event(), list[BaseException](), [0]
 
@@ -281,7 +287,7 @@ def test_the_map_grows_under_concurrent_reads(tmp_path: Path) -> None:
 
 
 def test_the_map_stops_at_its_cap(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", map_size=256 << 10, max_map_size=512 << 10)
+    store = opened(tmp_path / "db", map_size=256 << 10, max_map_size=512 << 10)
     with pytest.raises(StorageFull):
         store.commit([req("alice", 0, 1, body=os.urandom(1 << 20))], [], now_ms=NOW)
     [ok] = store.commit([req("alice", 1, 1)], [], now_ms=NOW)
@@ -300,7 +306,7 @@ def test_the_map_stops_at_its_cap(tmp_path: Path) -> None:
 
 
 def test_expire_by_age_archives_then_deletes(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", idempotency_window_s=3600)
+    store = opened(tmp_path / "db", idempotency_window_s=3600)
     day = 86_400_000
     old = [
         r.message
@@ -314,7 +320,7 @@ def test_expire_by_age_archives_then_deletes(tmp_path: Path) -> None:
     assert stats.idempotency_purged == 6, "every entry is older than the window"
     name = stats.archives[0].name
     assert name == "messages-20231114T221320.000Z-20231114T221320.000Z.jsonl.gz"
-    assert list(read_archive(stats.archives[0])) == old[:2]
+    assert list(read_archive(stats.archives[0], store.values)) == old[:2]
     assert [m.seq for m in all_messages(store, 1)] == [2, 3] and store.last_seq(1) == 3, "last_seq is kept"
     again = storage_maintenance.expire(
         store, now_ms=NOW + 12 * day, max_age_s=None, max_bytes=None, archive_dir=tmp_path / "archive"
@@ -326,14 +332,14 @@ def test_expire_by_age_archives_then_deletes(tmp_path: Path) -> None:
 
 def test_expire_in_batches_and_duplicates_of_expired_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(storage_maintenance, "EXPIRE_BATCH_MESSAGES", 4)
-    store = Store(tmp_path / "db")
+    store = opened(tmp_path / "db")
     sent = [r.message for r in store.commit([req("alice", i, 1, body=bytes([i])) for i in range(10)], [], now_ms=NOW)]
     stats = storage_maintenance.expire(store, now_ms=NOW + 1, max_age_s=0, max_bytes=None, archive_dir=tmp_path / "a")
     assert stats.messages_expired == 10 and len(stats.archives) == 3 and stats.idempotency_purged == 0
     assert [
         p.name.endswith(s) for p, s in zip(stats.archives, ["Z.jsonl.gz", "-1.jsonl.gz", "-2.jsonl.gz"], strict=True)
     ]
-    assert [m for p in stats.archives for m in read_archive(p)] == sent
+    assert [m for p in stats.archives for m in read_archive(p, store.values)] == sent
     assert storage_maintenance.store_stats(store)["expiry_entries"] == 0 and all_messages(store, 1) == []
     [dup] = store.commit([req("alice", 3, 1, body=bytes([3]))], [], now_ms=NOW + 2)
     assert dup == SendResult(OK, True, sent[3], ("alice", "agent")), "rebuilt from the idempotency record"
@@ -344,7 +350,7 @@ def test_expire_in_batches_and_duplicates_of_expired_messages(tmp_path: Path, mo
 
 
 def test_expire_by_bytes_removes_the_oldest(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db")
+    store = opened(tmp_path / "db")
     body = os.urandom(2000)
     for t in range(20):
         store.commit([req("alice", t * 10 + i, 1 + i % 3, body=body) for i in range(10)], [], now_ms=NOW + t)
@@ -354,7 +360,7 @@ def test_expire_by_bytes_removes_the_oldest(tmp_path: Path) -> None:
     )
     assert storage_maintenance.store_stats(store)["used_bytes"] <= used // 2
     assert 50 <= stats.messages_expired < 200
-    archived = [m for p in stats.archives for m in read_archive(p)]
+    archived = [m for p in stats.archives for m in read_archive(p, store.values)]
     kept = [m for conv in (1, 2, 3) for m in all_messages(store, conv)]
     assert len(archived) + len(kept) == 200
     assert max(m.timestamp_ms for m in archived) <= min(m.timestamp_ms for m in kept)
@@ -362,7 +368,7 @@ def test_expire_by_bytes_removes_the_oldest(tmp_path: Path) -> None:
 
 
 def test_backup_while_writing_is_consistent(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db")
+    store = opened(tmp_path / "db")
     stop = threading.Event()
 
     def writer() -> None:
@@ -384,7 +390,7 @@ def test_backup_while_writing_is_consistent(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         storage_maintenance.backup(store, tmp_path / "b1")
     for name in ("b1", "b2"):
-        copy = Store(tmp_path / name)
+        copy = opened(tmp_path / name)
         ids = [m.server_msg_id for conv in copy.conversations_of("agent") for m in assert_gapless(copy, conv)]
         assert ids and len(ids) == storage_maintenance.store_stats(copy)["idempotency_entries"]
         [new] = copy.commit([req("u1", 1 << 40, 1)], [], now_ms=NOW)
@@ -399,9 +405,11 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 from kefu.server.engine.messages import SendRequest
+from kefu.server.identity.datakeys import sealer_of
 from kefu.server.storage.store import Store
 
-store = Store(Path(sys.argv[1]), map_size=256 << 10)  # small: the map grows while being killed, too
+path = Path(sys.argv[1])
+store = Store(path, map_size=256 << 10, sealer=sealer_of(path.parent, "sm4-gcm"))  # small: the map grows, too
 i = int(sys.argv[2])
 while True:
     batch = []
@@ -435,7 +443,7 @@ def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
     acked: dict[tuple[str, str], tuple[int, int, int]] = {}
     for round_, start in enumerate((0, 1_000_000)):
         run_and_kill(tmp_path / "db", start, acked)
-        store = Store(tmp_path / "db")
+        store = opened(tmp_path / "db")
         stored = {}
         for conv in range(1, 6):
             for m in assert_gapless(store, conv):
@@ -576,11 +584,12 @@ async def test_group_commit_cursor_only_batches(store: Store) -> None:
 
 def test_a_map_grown_by_another_process_is_adopted(tmp_path: Path) -> None:
     """`kefu app add` or `kefu backup` in another process may grow the map while the server serves."""
-    store = Store(tmp_path / "wal", map_size=256 << 10)
+    store = opened(tmp_path / "wal", map_size=256 << 10)
     store.put_app("before", b"x")
     script = (
         "import sys; from pathlib import Path; from kefu.server.storage.store import Store\n"
-        "s = Store(Path(sys.argv[1]), map_size=256 << 10)\n"
+        "from kefu.server.identity.datakeys import sealer_of\n"
+        "p = Path(sys.argv[1]); s = Store(p, map_size=256 << 10, sealer=sealer_of(p.parent, 'sm4-gcm'))\n"
         "for i in range(300): s.put_app(f'other-{i}', bytes(8000))\n"
         "s.close()\n"
     )
