@@ -9,7 +9,8 @@ torn tail after a crash is normal too: nothing was acknowledged from it). It is 
 did write is found beyond the stop: a record with a later lsn that chains to the record after it (found by
 searching the rest of the log for the next lsns' bytes), or a segment shorter than its siblings (segments are
 preallocated whole) or cut inside a record. Then every acknowledged write after the stop is lost to replay.
-Beside a running server the tail moves: a stop is read again before it is reported.
+Beside a running server the tail moves, and a read may catch an append half-written (a page of it copied in, an
+earlier one not yet): a stop is damage only if, read again after a pause, the same record still fails.
 
 **The archives** (`maintenance.write_archive`): gzip JSON Lines; a file whose gzip stream or checksum is broken, a
 line that is not JSON or not a message, and a sealed message that does not open with its (conversation, seq) are
@@ -40,9 +41,10 @@ __all__ = ["check_archives", "check_log", "log_pinned", "open_counted"]
 
 LOOKAHEAD: Final = 64
 """Later lsns searched for beyond a stop in the chain: a damaged run of more records than this is missed."""
-REREADS: Final = 3
-"""Times a stop is read before it is reported (a running server's writer may just have moved on)."""
 REREAD_PAUSE_S: Final = 0.05
+"""How long a stop in the chain is given to complete before it is read again (an append in progress)."""
+LIVE_TAIL_S: Final = 5.0
+"""How long a tail that keeps growing (a busy server's) is followed before the check of the log ends."""
 
 
 @contextlib.contextmanager
@@ -71,19 +73,20 @@ def _segments(log_dir: Path) -> dict[int, int]:
 
 def check_log(log_dir: Path, report: Report, sealer: Sealer | None) -> None:
     """Check the log records after the report's indexed position (see the module docstring)."""
-    start = end = LogPosition.decode(report.log_position)
-    broken: tuple[str, str] | None = None
-    for attempt in range(REREADS):
-        if attempt:
-            time.sleep(REREAD_PAUSE_S)
-        end = _read_chain(log_dir, end, report, sealer)
-        broken = _beyond(log_dir, end)
-        if broken is None:
+    start = LogPosition.decode(report.log_position)
+    end = _read_chain(log_dir, start, report, sealer)
+    deadline = time.monotonic() + LIVE_TAIL_S
+    while (broken := _beyond(log_dir, end)) is not None:
+        time.sleep(REREAD_PAUSE_S)  # a running server's append may have been read half-written: read it again
+        after = _read_chain(log_dir, end, report, sealer)
+        if after == end:  # the same record still fails: damage, not an append in progress
+            where, why = broken
+            report.add("log", b"", _where(end), f"the chain of records stops here ({why}), but {where}: the "
+                       "writes logged after this point cannot be replayed")  # fmt: skip
             break
-    if broken is not None:
-        where, why = broken
-        report.add("log", b"", _where(end), f"the chain of records stops here ({why}), but {where}: the writes "
-                   "logged after this point cannot be replayed")  # fmt: skip
+        if time.monotonic() > deadline:  # a busy server's tail keeps moving: checked as far as it was followed
+            break
+        end = after
     sizes = _segments(log_dir)
     full = max(sizes.values(), default=0)
     for number, size in sorted(sizes.items()):
