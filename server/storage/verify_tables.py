@@ -36,6 +36,7 @@ from .schema import (
     LOG_POSITION_KEY,
     NEXT_ID_KEY,
     SCHEMA_KEY,
+    SEALED_KEY,
     TS_CONV_SEQ,
     U32,
     U64S,
@@ -47,6 +48,7 @@ from .schema import (
     message_key,
 )
 from .sealing import Damaged, Sealer, key_id_of
+from .values import DAMAGED_PREFIX, decode_marks
 
 __all__ = ["CHECKS", "INDEX_TABLES", "PROGRESS_EVERY", "Walker", "describe_key", "store_is_sealed"]
 
@@ -56,10 +58,6 @@ INDEX_TABLES: Final = frozenset({"meta", "user_convs", "expiry", "idem_expiry"})
 """The tables whose values are not sealed (SEALING-DESIGN rule 1): meta, and the key-only indexes."""
 CLIENT_MSG_ID_BYTES: Final = 16
 _TS: Final = struct.Struct("!Q")
-SEALED_KEY: Final = b"sealed"
-"""``meta``: b"\\x01" when the values are sealed (schema 3)."""
-DAMAGED_PREFIX: Final = b"damaged"
-"""``meta`` keys of the damage marks the server left: this prefix and a conversation id -> seqs (0: the record)."""
 
 
 def store_is_sealed(txn: lmdb.Transaction[bytes], meta: Any) -> bool:
@@ -360,8 +358,7 @@ def _check_meta(w: Walker, table: str, key: bytes, value: bytes) -> None:
     if key in (LOG_POSITION_KEY, LOG_ID_KEY):
         w.emit(meta=key.decode(), value=value.hex())
     elif key.startswith(DAMAGED_PREFIX) and len(key) == len(DAMAGED_PREFIX) + U64S.size:
-        seqs = [U64S.unpack_from(value, i)[0] for i in range(0, len(value) - len(value) % 8, 8)]
-        w.emit(marked=U64S.unpack_from(key, len(DAMAGED_PREFIX))[0], seqs=seqs)
+        w.emit(marked=U64S.unpack_from(key, len(DAMAGED_PREFIX))[0], seqs=decode_marks(value))
 
 
 def _check_sealed_only(w: Walker, table: str, key: bytes, value: bytes) -> None:
