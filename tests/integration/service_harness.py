@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kefu.client import AgentState, Client, Message
+from kefu.server.identity.datakeys import sealer_of
 from kefu.server.identity.keys import create_app
 from kefu.server.storage.store import Store
 
@@ -104,8 +105,9 @@ def write_directory(data_dir: Path, *, overflow_after_s: float = 3600, plugins: 
 
 
 def add_apps(data_dir: Path) -> dict[str, bytes]:
-    """Every app of APPS, created in the real store before the server starts."""
-    store = Store(data_dir / "wal")
+    """Every app of APPS, created in the real store before the server starts (sealed under the data key the server
+    will find in data_dir/keys)."""
+    store = Store(data_dir / "wal", sealer=sealer_of(data_dir, "sm4-gcm"))
     try:
         return {name: create_app(store, name, role=role, tenant=tenant)[1] for name, (role, tenant) in APPS.items()}
     finally:
