@@ -1,0 +1,60 @@
+"""A real `kefu serve` over a sealed store: bytes flipped inside one stored message while it is stopped are found on
+the next read, reported (storage.damaged in its log), and the client's SYNC gets an EVENT in that message's place and
+the messages after it, on the same connection (issue #14 point 3, spec section 12.4)."""
+
+from __future__ import annotations
+
+import json
+
+import lmdb
+import pytest
+
+from kefu.protocol import frames
+from kefu.server.storage.schema import MAX_TABLES, message_key
+
+from .conftest import ServerProcess
+from .peer import Peer
+
+pytestmark = pytest.mark.asyncio
+
+CONVERSATION = 5150
+BODIES = [f"card ending 7890 lost, message {i}".encode() for i in range(1, 6)]
+
+
+def flip_inside_value(data_dir_store: str, key: bytes) -> None:
+    """Flip bytes in the middle of the value stored under ``messages`` `key`, in data.mdb itself (the server is
+    stopped): the value is found in the file by its bytes (sealed, with a random nonce: it occurs once)."""
+    with lmdb.open(data_dir_store, readonly=True, lock=False, max_dbs=MAX_TABLES) as env, env.begin() as txn:
+        value = txn.get(key, db=env.open_db(b"messages", txn=txn, create=False))
+    assert value is not None and all(body not in value for body in BODIES), "stored sealed"
+    path = f"{data_dir_store}/data.mdb"
+    with open(path, "r+b") as f:
+        data = f.read()
+        assert data.count(value) == 1
+        at = data.index(value) + len(value) // 2
+        f.seek(at)
+        f.write(bytes(b ^ 0x5A for b in data[at : at + 4]))
+
+
+async def test_a_damaged_message_is_replaced_by_an_event_and_the_stream_goes_on(server: ServerProcess) -> None:
+    alice = await Peer.connect(server.port, "alice", server.secrets["alice"], server.pins)
+    for body in BODIES:
+        alice.send(CONVERSATION, body, to=("bob",))
+        assert (await alice.next(frames.SendAck)).status == 0
+    assert server.stop() == 0  # a graceful stop indexes everything into data.mdb
+    flip_inside_value(str(server.data_dir / "store"), message_key(CONVERSATION, 3))
+
+    server.start()
+    bob = await Peer.connect(server.port, "bob", server.secrets["bob"], server.pins)
+    bob.send_frame(frames.Sync(CONVERSATION, 0, len(BODIES), 100, request_id=7))
+    delivered = [await bob.next(frames.Deliver) for _ in BODIES]
+    done = await bob.next(frames.SyncDone)
+    assert [d.seq for d in delivered] == [1, 2, 3, 4, 5] and done.last_seq == 5
+    assert [d.body for i, d in enumerate(delivered) if i != 2] == [b for i, b in enumerate(BODIES) if i != 2]
+    event = delivered[2]
+    assert event.sender == frames.SYSTEM_SENDER and event.content_type == frames.ContentType.EVENT
+    assert json.loads(event.body) == {"event": "damaged", "conversation_id": CONVERSATION, "seq": 3}
+    bob.send(CONVERSATION, b"still here")  # the connection goes on
+    assert (await bob.next(frames.SendAck)).seq == 6
+    log = server.log.read_text()
+    assert "storage.damaged" in log and "table=messages" in log and message_key(CONVERSATION, 3).hex() in log
