@@ -222,3 +222,51 @@ def test_reseal_after_a_restart_goes_on_and_reads_work_meanwhile(tmp_path: Path)
     assert sum(c[1] for c in count_sealed(store).values()) == 0
     assert reads > 0
     store.close()
+
+
+_MIGRATE_ENV_SLOWLY = textwrap.dedent(
+    """
+    import sys, time
+    import lmdb
+    from kefu.server.storage.reseal import migrate
+    from kefu.server.storage.sealing import DataKey, Sealer
+    tables = sys.argv[2].split(",")
+    env = lmdb.open(sys.argv[1], max_dbs=32)
+    with env.begin(write=True) as txn:
+        handles = {name: env.open_db(name.encode(), txn=txn) for name in ["meta", *tables]}
+    def batch(table, sealed):
+        print(table, sealed, flush=True)
+        time.sleep(0.01)
+    migrate(env, Sealer([DataKey(1, "sm4-gcm", bytes(range(16)))]), handles=handles, tables=tables, batch_values=20,
+            on_batch=batch)
+    print("done", flush=True)
+    """
+)
+
+
+def test_a_version_2_store_killed_midway_is_sealed_when_first_opened(plain: Store) -> None:
+    """A schema-2 store (plain values, no "sealed" flag), half sealed by an upgrade killed with SIGKILL, is finished
+    by the store's own upgrade at its next open for writing; it then reads as before, through the sealed path."""
+    from kefu.server.storage.schema import SCHEMA_KEY, SEALED_KEY, U32  # noqa: PLC0415
+
+    before = _values(plain)
+    conversation_1 = plain.read_range(1, 0, 0, 100)
+    tables = sealed_tables(plain)
+    meta = plain.handle("meta")
+    plain.writing(lambda txn: (txn.put(SCHEMA_KEY, U32.pack(2), db=meta), txn.delete(SEALED_KEY, db=meta)))
+    path = plain.path
+    plain.close()
+    lines = lines_until_killed([sys.executable, "-c", _MIGRATE_ENV_SLOWLY, str(path), ",".join(tables)], 5.0, 4)
+    assert "done\n" not in lines and len(lines) >= 4
+    store = Store(path, tables=TABLES, sealer=Sealer([KEY1]))
+    try:
+        assert _meta(store, SCHEMA_KEY) == U32.pack(3) and _meta(store, SEALED_KEY) == b"\x01"
+        assert _meta(store, MIGRATION_KEY) is None
+        sealer = Sealer([KEY1])
+        after = _values(store)
+        assert after.keys() == before.keys()
+        for (table, key), value in after.items():
+            assert sealer.open(table, key, value) == before[table, key]  # sealed once: opens to the plain value
+        assert store.read_range(1, 0, 0, 100) == conversation_1
+    finally:
+        store.close()
