@@ -18,10 +18,12 @@ from pathlib import Path
 import lmdb
 import pytest
 
+from kefu.server.admin.verify import restore_check
 from kefu.server.engine.messages import SendRequest
 from kefu.server.identity.datakeys import load_data_keys, sealer_of
 from kefu.server.storage import maintenance
 from kefu.server.storage.conversations import LogSettings, open_conversations
+from kefu.server.storage.datadir import RestoreError
 from kefu.server.storage.logfile import read_log, segment_name
 from kefu.server.storage.preflight import P_BRANCH, P_LEAF, PAGE_HEADER
 from kefu.server.storage.schema import LOG_DIR, LOG_POSITION_KEY, MAX_TABLES, LogPosition, message_key
@@ -337,3 +339,15 @@ def test_values_under_a_data_key_not_given_are_counted_not_reported(data: Path) 
     assert not report.findings and not report.clean
     assert report.missing_keys[1] == report.key_ids[1] > INDEXED
     assert message_key(1, 1)  # the keys themselves were still checked
+
+
+def test_restore_check_names_a_missing_key_and_a_wrong_key_under_the_same_id(data: Path, tmp_path: Path) -> None:
+    """The check `kefu restore` makes of a staged backup (kefu.server.admin.verify.restore_check)."""
+    staged = data / "store"
+    other = tmp_path / "other"
+    with pytest.raises(RestoreError, match=r"sealed under data key\(s\) 1, which .* does not hold: copy data-1.key"):
+        restore_check(other, force=True)(staged)  # no keys at all: even --force refuses
+    sealer_of(other, "sm4-gcm")  # another deployment's data key 1
+    with pytest.raises(RestoreError, match=r"under data key\(s\) 1 opens with data-1.key .* same id"):
+        restore_check(other, force=True)(staged)
+    restore_check(data, force=False)(staged)  # its own keys: clean, nothing raised
