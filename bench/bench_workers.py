@@ -6,12 +6,20 @@
     .venv/bin/python bench/bench_workers.py throughput --connections 1000 --window 8 --workers 0,2
     .venv/bin/python bench/bench_workers.py chat --pairs 5000 --rate 5000 --duration 20 --workers 0,2
     .venv/bin/python bench/bench_workers.py seed --users 100000 --rate 2000 --duration 60 --workers 6
+    .venv/bin/python bench/bench_workers.py throughput --workers 0 --seal on,off,aes-gcm --runs 3 \
+        --out bench/results/issue14-sealing.jsonl
 
 `--workers` takes a list: each value is a fresh server in the same run, one after the other (0 is the single-process
 server, the baseline the ratio is taken against). `--runs K` repeats the list K times, interleaved. Each run prints one
 JSON line and appends it to bench/out/workers.jsonl. The value `old` runs another kefu tree instead, the one whose
 `kefu` namespace directory `--old-tree` names (for example a worktree of an earlier commit), to compare against the
 code before a change in the same run.
+
+`--seal` (issue #14) takes a list too: `on` (the default cipher, SM4-GCM), `off` ([storage] seal = false: values in
+clear), or a cipher (`sm4-gcm`, `aes-gcm`); each value is a fresh server (and data directory: the setting is fixed
+when a store is made), alternated within each run, so that sealing's cost per message is measured against the same
+machine's load at about the same time. With more than one value, the end prints the median of each and the ratio of
+each to `off` (messages per server CPU-second for `throughput`).
 
 What is measured where:
 
@@ -74,6 +82,15 @@ class Readings:
 
     def rss_between(self, a_ns: int, b_ns: int) -> list[int]:
         return [s[2] for s in self.samples if a_ns <= s[0] <= b_ns]
+
+
+SEAL_ENV = {
+    "on": {"KEFU_STORAGE_SEAL": "true", "KEFU_STORAGE_SEAL_CIPHER": "sm4-gcm"},
+    "sm4-gcm": {"KEFU_STORAGE_SEAL": "true", "KEFU_STORAGE_SEAL_CIPHER": "sm4-gcm"},
+    "aes-gcm": {"KEFU_STORAGE_SEAL": "true", "KEFU_STORAGE_SEAL_CIPHER": "aes-gcm"},
+    "off": {"KEFU_STORAGE_SEAL": "false"},
+}
+"""What each `--seal` value puts in the environment of the server and of the admin commands (`app add-bulk`)."""
 
 
 def spawn(workers: int, extra_env: dict[str, str] | None = None) -> Server:
@@ -332,36 +349,73 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=900.0)
     p.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server's environment (hold)")
     p.add_argument("--old-tree", default="", help="PYTHONPATH of the kefu tree `--workers old` runs")
+    p.add_argument("--seal", default="", help="comma list of on, off, sm4-gcm, aes-gcm: one fresh server each")
+    p.add_argument("--out", default=str(OUT), help="the JSON Lines file each run's line is appended to")
     args = p.parse_args(argv)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    seals = [s for s in args.seal.split(",") if s] or [""]
+    if bad := [s for s in seals if s and s not in SEAL_ENV]:
+        p.error(f"--seal: unknown {', '.join(bad)} (one of {', '.join(SEAL_ENV)})")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines: list[dict[str, Any]] = []
     for run in range(args.runs):
-        for token in args.workers.split(","):
-            started = time.time()
-            old = token == "old"
-            if old and not args.old_tree:
-                p.error("--workers old needs --old-tree")
-            os.environ.pop("PYTHONPATH", None)
-            if old:  # the server and the admin commands the generator runs (add-bulk) import the other tree
-                os.environ["PYTHONPATH"] = args.old_tree
-            workers = 0 if old else int(token)
-            match args.scenario:
-                case "hold":
-                    result = run_hold(args, workers)
-                case "handshake":
-                    result = run_handshake(args, workers)
-                case "throughput":
-                    result = run_messages(args, workers, closed=True)
-                case "chat":
-                    result = run_messages(args, workers, closed=False)
-                case _:
-                    result = run_seed(args, workers)
-            os.environ.pop("PYTHONPATH", None)
-            line = {"scenario": args.scenario, "workers": token if old else workers, "run": run, "at": time.strftime(
-                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "argv": sys.argv[1:], **result}  # fmt: skip
-            print(json.dumps(line), flush=True)
-            with OUT.open("a") as f:
-                f.write(json.dumps(line) + "\n")
+        for seal in seals:
+            for token in args.workers.split(","):
+                if token == "old" and not args.old_tree:
+                    p.error("--workers old needs --old-tree")
+                line = run_one(args, token, seal, run)
+                lines.append(line)
+                print(json.dumps(line), flush=True)
+                with out.open("a") as f:
+                    f.write(json.dumps(line) + "\n")
+    if len(seals) > 1:
+        print(json.dumps(seal_summary(lines)), flush=True)
     return 0
+
+
+def run_one(args: argparse.Namespace, token: str, seal: str, run: int) -> dict[str, Any]:
+    """One fresh server of `--workers` value `token` and `--seal` value `seal`; its JSON line."""
+    started = time.time()
+    old = token == "old"
+    os.environ.pop("PYTHONPATH", None)
+    if old:  # the server and the admin commands the generator runs (add-bulk) import the other tree
+        os.environ["PYTHONPATH"] = args.old_tree
+    for name in SEAL_ENV["on"]:
+        os.environ.pop(name, None)
+    os.environ.update(SEAL_ENV.get(seal, {}))  # the server's and add-bulk's: they open the same store
+    workers = 0 if old else int(token)
+    try:
+        match args.scenario:
+            case "hold":
+                result = run_hold(args, workers)
+            case "handshake":
+                result = run_handshake(args, workers)
+            case "throughput":
+                result = run_messages(args, workers, closed=True)
+            case "chat":
+                result = run_messages(args, workers, closed=False)
+            case _:
+                result = run_seed(args, workers)
+    finally:
+        os.environ.pop("PYTHONPATH", None)
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    line = {"scenario": args.scenario, "workers": token if old else workers, "run": run, "at": at,
+            "argv": sys.argv[1:], **result}  # fmt: skip
+    return line | ({"seal": seal} if seal else {})
+
+
+def seal_summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each `--seal` value's runs and its ratio to `off` (messages per server CPU-second, or server CPU
+    share for the open-loop scenarios, where less is better)."""
+    metric = "messages_per_server_cpu_s" if lines[0]["scenario"] == "throughput" else "server_cpu_share"
+    by: dict[str, list[float]] = {}
+    for line in lines:
+        if line.get(metric) is not None:
+            by.setdefault(line["seal"], []).append(float(line[metric]))
+    medians = {seal: statistics.median(values) for seal, values in by.items()}
+    base = medians.get("off")
+    ratios = {seal: round(m / base, 4) for seal, m in medians.items() if base and seal != "off"}
+    return {"summary": "seal", "metric": metric, "runs": by, "medians": medians, "ratio_to_off": ratios}
 
 
 if __name__ == "__main__":

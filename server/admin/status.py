@@ -48,8 +48,8 @@ def _fetch(url: str, timeout: float) -> tuple[int, bytes]:
 
 
 def summarise(samples: list[tuple[str, dict[str, str], float]]) -> list[str]:
-    """A few lines an operator reads first: connections, handshakes, frames, latency, errors, queues, loop lag
-    (summed over every worker process)."""
+    """A few lines an operator reads first: connections, handshakes, frames, latency, errors, queues, loop lag,
+    stored values found damaged (summed over every worker process)."""
 
     def total(name: str, pred: Callable[[dict[str, str]], bool] = lambda _: True) -> float:
         return sum(v for n, labels, v in samples if n == name and pred(labels))
@@ -76,6 +76,7 @@ def summarise(samples: list[tuple[str, dict[str, str], float]]) -> list[str]:
         f"commit queue: {total('kefu_queue_depth', lambda x: x.get('queue') == 'commit'):g};"
         f" outbound buffered: {total('kefu_queue_depth', lambda x: x.get('queue') == 'outbound_bytes'):g} bytes",
         f"event loop lag: {1000 * worst('kefu_event_loop_lag_last_seconds'):.1f} ms",
+        f"damaged records found on read: {by('kefu_storage_damaged_records_total', 'table')}",
     ]
 
 
