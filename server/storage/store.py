@@ -703,11 +703,14 @@ class Store:
                 if not marks:
                     self._marker = None
                     return
-            meta = self._db["meta"]
             try:
-                self.writing(lambda txn: [add_mark(txn, meta, conv, seq) for conv, seq in marks])  # noqa: B023
+                self.writing(lambda txn: self._add_marks(txn, marks))  # noqa: B023 - called at once
             except Exception as exc:  # a closed store, a full disk: the log line and the metric remain
                 logmod.warning("storage.damage_mark_failed", marks=len(marks), error=repr(exc))
+
+    def _add_marks(self, txn: lmdb.Transaction[bytes], marks: list[tuple[int, int]]) -> None:
+        for conversation_id, seq in marks:
+            add_mark(txn, self._db["meta"], conversation_id, seq)
 
     def damage_marks(self) -> dict[int, list[int]]:
         """The damage marks in ``meta``: conversation id -> seqs found damaged (0: the conversation record)."""
