@@ -131,7 +131,7 @@ class Metrics:
         )  # fmt: skip
         self.storage_damaged_total = Counter(
             "kefu_storage_damaged_records", "Stored values that failed to open or decode on read (reported and never"
-            " served: spec section 12.4), by table.", ["table"], registry=r,
+            " served: spec section 12, \"Damage found on read\"), by table.", ["table"], registry=r,
         )  # fmt: skip
         self.retries_total = Counter("kefu_retries", "DELIVERs sent again for want of an ACK.", registry=r)
         self.refused_total = Counter("kefu_refused_connections", "Connections refused by a limit.", registry=r)

@@ -7,7 +7,7 @@ tables of the layers above) goes through `Values`: `seal(table, key, value)` whe
 stored)` where it is read. With sealing off ([storage] seal = false, fixed when the store was made) both hand the bytes
 through. A value that does not open (`sealing.Damaged`: flipped bits, a value copied under another key or into
 another table, a data key this store does not have) is never served and never fatal: `open` reports it and raises
-`Damaged`, and each reader puts in its place what spec section 12.4 says:
+`Damaged`, and each reader puts in its place what spec section 12 ("Damage found on read") says:
 
     messages        an EVENT message from the system sender at the same (conversation, seq): `placeholder`
     conversations   the conversation is refused (a SEND gets STORAGE_UNAVAILABLE); positions use its messages

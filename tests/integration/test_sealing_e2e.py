@@ -1,6 +1,6 @@
 """A real `kefu serve` over a sealed store: bytes flipped inside one stored message while it is stopped are found on
 the next read, reported (storage.damaged in its log), and the client's SYNC gets an EVENT in that message's place and
-the messages after it, on the same connection (issue #14 point 3, spec section 12.4)."""
+the messages after it, on the same connection (issue #14 point 3; spec section 12, "Damage found on read")."""
 
 from __future__ import annotations
 

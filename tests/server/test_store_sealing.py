@@ -3,8 +3,9 @@
 Nothing of a message, a desk record or an app is in clear at rest (data.mdb, the log, a backup, an archive), in
 either cipher, while a plain store holds the same bytes findable (so the search can fail). A value copied under
 another key or with flipped bytes is found on read, reported (log line, count, marks) and never served, and each
-reader goes on with what spec section 12.4 says. A store is refused when opened with the other [storage] seal or
-with keys that open none of it, and a version-2 store (plain values, old log records) is upgraded in place.
+reader goes on as spec section 12 ("Damage found on read") says. A store is refused when opened with the other
+[storage] seal or with keys that open none of it, and a version-2 store (plain values, old log records) is upgraded
+in place.
 """
 
 from __future__ import annotations
