@@ -41,7 +41,7 @@ class DataKeys:
     def __init__(self, config: Any, store: Any, log: Any, *, metrics: Any = None) -> None:
         self.data_dir = config.data_path
         self.store, self.log = store, log
-        sealer: Sealer | None = getattr(store, "sealer", None)  # None: a plain store
+        sealer: Sealer | None = store.sealer  # None: a plain store
         observe = metrics.observe_sealed if metrics is not None else None
         self.resealer = Resealer(store, sealer, observe=observe) if sealer is not None else None
         self._reloading = asyncio.Lock()
@@ -105,8 +105,10 @@ def changed_keys(data_dir: Path, current: Sealer) -> Sealer | None:
 def reload_reader(store: Any, data_dir: Path) -> None:
     """SIGHUP in a process that only reads the store (a gateway: the apps table): open with the keys now on disk, so
     that it reads what the core reseals under a new key."""
-    current: Sealer | None = getattr(store, "sealer", None)
-    sealer = changed_keys(data_dir, current) if current is not None else None
+    current: Sealer | None = store.sealer
+    if current is None:
+        return  # a plain store
+    sealer = changed_keys(data_dir, current)
     if sealer is not None:
         store.values.sealer = sealer
         store.sealer = sealer
