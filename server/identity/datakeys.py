@@ -88,8 +88,9 @@ def ensure_data_keys(data_dir: Path, cipher: str) -> list[DataKey]:
 
 
 def sealer_of(data_dir: Path, cipher: str) -> Sealer:
-    """A `Sealer` over every data key of `data_dir` (the first one made if there is none)."""
-    return Sealer(ensure_data_keys(data_dir, cipher))
+    """A `Sealer` over every data key of `data_dir` (the first one made if there is none), which looks at the files
+    again when a value names a key it does not know (a key rotated in while it runs)."""
+    return Sealer(ensure_data_keys(data_dir, cipher), reload=lambda: load_data_keys(data_dir))
 
 
 def retire_data_key(data_dir: Path, key_id: int, *, still_sealed: int) -> None:

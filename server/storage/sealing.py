@@ -31,9 +31,10 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from kefu.protocol.crypto import aead_ciphers, aead_open, aead_seal
 from kefu.protocol.errors import CryptoError
@@ -59,6 +60,9 @@ OVERHEAD: Final = _HEADER.size + NONCE_BYTES + TAG_BYTES
 _AD_LABEL: Final = b"kefu-seal/1"
 _COUNTER_LIMIT: Final = 1 << 32
 _PREFIX_BYTES: Final = NONCE_BYTES - 4
+RELOAD_INTERVAL_S: Final = 1.0
+"""How often, at most, a `Sealer` with a `reload` looks for keys it does not know (one file listing per second at
+worst, however many values name an unknown key)."""
 
 
 class Damaged(Exception):
@@ -105,9 +109,13 @@ class Sealer:
     """Seals with the newest of `keys` and opens with any of them; thread-safe (a nonce is one `next` on a C
     iterator, which the interpreter lock makes atomic, paired with its prefix in one tuple)."""
 
-    __slots__ = ("_ciphers", "_lock", "_nonces", "active", "key_ids")
+    __slots__ = ("_ciphers", "_lock", "_nonces", "_reload", "_reloaded", "active", "key_ids")
 
-    def __init__(self, keys: Iterable[DataKey]) -> None:
+    def __init__(self, keys: Iterable[DataKey], *, reload: Callable[[], Iterable[DataKey]] | None = None) -> None:
+        """`reload`: the keys as they are now (the data directory's files). A value that names a key this sealer
+        does not know makes it look once more (at most every `RELOAD_INTERVAL_S`) before calling the value damaged:
+        another process (`kefu app add`, a restarted indexer) may seal under a key rotated in after this one
+        started. Keys found that way only open; the active key changes only with a new `Sealer`."""
         keys = sorted(keys, key=lambda k: k.key_id)
         if not keys:
             raise ValueError("a Sealer needs at least one data key")
@@ -118,6 +126,7 @@ class Sealer:
         """The id of the key that seals."""
         self.key_ids = frozenset(self._ciphers)
         """Every key id this sealer opens."""
+        self._reload, self._reloaded = reload, 0.0
         self._lock = threading.Lock()
         self._nonces: tuple[int, bytes, Iterator[int]] = (0, b"", iter(()))  # (pid, prefix, counter)
 
@@ -146,7 +155,7 @@ class Sealer:
         version, key_id = _HEADER.unpack_from(sealed)
         if version != VERSION:
             raise Damaged(table, key, f"unknown sealed-value version {version}")
-        ciphers = self._ciphers.get(key_id)
+        ciphers = self._ciphers.get(key_id) or self._look_again(key_id)
         if ciphers is None:
             raise Damaged(table, key, f"sealed under data key {key_id}, which this store does not have")
         header, nonce = sealed[: _HEADER.size], sealed[_HEADER.size : _HEADER.size + NONCE_BYTES]
@@ -154,6 +163,21 @@ class Sealer:
             return aead_open(*ciphers, nonce, sealed[_HEADER.size + NONCE_BYTES :], _associated(header, table, key))
         except CryptoError:
             raise Damaged(table, key, "authentication tag does not match") from None
+
+    def _look_again(self, key_id: int) -> Any:
+        """The ciphers of `key_id` after reading the keys again, if `reload` was given and it is time to."""
+        if self._reload is None:
+            return None
+        with self._lock:
+            now = time.monotonic()
+            if key_id not in self._ciphers and now - self._reloaded >= RELOAD_INTERVAL_S:
+                self._reloaded = now
+                found = {k.key_id: k for k in self._reload() if k.key_id not in self._ciphers}
+                if found:
+                    ciphers = dict(self._ciphers)
+                    ciphers.update((i, aead_ciphers(k.cipher, k.secret)) for i, k in found.items())
+                    self._ciphers, self.key_ids = ciphers, frozenset(ciphers)
+            return self._ciphers.get(key_id)
 
     def needs_reseal(self, sealed: bytes) -> bool:
         """True if `sealed` names a key other than the active one (rotation reseals it)."""

@@ -17,6 +17,7 @@ from kefu.server.identity.datakeys import (
     ensure_data_keys,
     load_data_keys,
     retire_data_key,
+    sealer_of,
 )
 from kefu.server.storage.sealing import OVERHEAD, Damaged, DataKey, Sealer, key_id_of
 
@@ -114,3 +115,19 @@ def test_data_key_files(tmp_path) -> None:
     with pytest.raises(DataKeyError, match="not a data key file"):
         load_data_keys(tmp_path)
     assert "secret" not in repr(second) and second.secret.hex() not in repr(second)
+
+
+def test_a_key_rotated_in_later_opens_once_the_sealer_looks_again(tmp_path) -> None:
+    reader = sealer_of(tmp_path, "sm4-gcm")  # started before the rotation
+    add_data_key(tmp_path, "aes-gcm")
+    newer = sealer_of(tmp_path, "sm4-gcm")  # e.g. `kefu app add` after `kefu data-key rotate`
+    sealed = newer.seal("apps", b"a", b"record")
+    assert key_id_of(sealed) == 2 and reader.active == 1
+    assert reader.open("apps", b"a", sealed) == b"record"
+    assert reader.active == 1  # found keys open; the sealing key stays until a new Sealer
+    stranger = Sealer([DataKey(3, "sm4-gcm", bytes(16))]).seal("apps", b"a", b"x")
+    with pytest.raises(Damaged, match="data key 3"):
+        reader.open("apps", b"a", stranger)  # still unknown after looking: damaged
+    without = Sealer(load_data_keys(tmp_path)[:1])  # no reload: never looks
+    with pytest.raises(Damaged, match="data key 2"):
+        without.open("apps", b"a", sealed)
