@@ -131,3 +131,29 @@ def test_a_key_rotated_in_later_opens_once_the_sealer_looks_again(tmp_path) -> N
     without = Sealer(load_data_keys(tmp_path)[:1])  # no reload: never looks
     with pytest.raises(Damaged, match="data key 2"):
         without.open("apps", b"a", sealed)
+
+
+@pytest.mark.parametrize("key", [SM4, AES], ids=lambda k: k.cipher)
+def test_idempotency_entries_and_cursors_are_tagged_not_sealed(key: DataKey) -> None:
+    import hmac as std_hmac
+
+    sealer = Sealer([key])
+    tagged = sealer.seal("cursors", b"alice\x00k", b"\x00" * 7 + b"\x05")
+    assert len(tagged) == 8 + 21 and tagged[5:13] == b"\x00" * 7 + b"\x05"  # the value in clear
+    assert sealer.open("cursors", b"alice\x00k", tagged) == b"\x00" * 7 + b"\x05"
+    # the documented tag, computed independently: HMAC of "kefu-tag/1" under the key, then over AD || value
+    digest = "sm3" if key.cipher == "sm4-gcm" else "sha256"
+    tag_key = std_hmac.new(key.secret, b"kefu-tag/1", digest).digest()
+    ad = b"kefu-seal/1" + tagged[:5] + bytes((7,)) + b"cursors" + b"alice\x00k"
+    assert std_hmac.new(tag_key, ad + tagged[5:-16], digest).digest()[:16] == tagged[-16:]
+    for i in range(len(tagged) * 8):  # every bit, header, value and tag
+        bad = bytearray(tagged)
+        bad[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(Damaged):
+            sealer.open("cursors", b"alice\x00k", bytes(bad))
+    with pytest.raises(Damaged):
+        sealer.open("cursors", b"bob\x00k", tagged)  # bound to its key
+    with pytest.raises(Damaged, match="form"):  # a sealed value where a tagged one belongs, and the reverse
+        sealer.open("idempotency", b"k", sealer.seal("messages", b"k", b"v"))
+    with pytest.raises(Damaged, match="form"):
+        sealer.open("messages", b"k", sealer.seal("idempotency", b"k", b"v" * 20))
