@@ -45,7 +45,7 @@ from kefu.protocol.frames import (
 
 from .. import log as logmod
 from .messages import Outgoing, SendRequest, SendResult, StoredMessage
-from .ports import ConversationPolicy, Endpoint, LogClosed, MessageLog, ResumePlan
+from .ports import ConversationPolicy, Endpoint, LogClosed, MessageLog, ResumePlan, Unreadable
 from .presence import Presence
 from .ratelimit import BucketTable
 
@@ -370,6 +370,12 @@ class Core:
         if not self._allow(device):
             self.refuse(device, sync, ErrorCode.RATE_LIMITED)
             return
+        try:
+            self._sync(endpoint, sid, device, sync, room)
+        except Unreadable:  # reported by the store; this SYNC alone is refused, the connection goes on
+            self.refuse(device, sync, ErrorCode.STORAGE_UNAVAILABLE)
+
+    def _sync(self, endpoint: Endpoint, sid: int, device: CoreDevice, sync: Sync, room: int) -> None:
         if sync.conversation_id == 0:
             endpoint.resume(sid, sync.request_id, 0, list(self._resume_all(device.user, room)))
             return
@@ -392,7 +398,10 @@ class Core:
         for conversation_id, cursor, last_seq in self.log.pending(user):
             if last_seq > self._last_seq.get(conversation_id, 0):
                 self._last_seq[conversation_id] = last_seq
-            first = self.log.read_range(conversation_id, cursor, last_seq, room) if room > 0 else []
+            try:
+                first = self.log.read_range(conversation_id, cursor, last_seq, room) if room > 0 else []
+            except Unreadable:  # reported; the others resume, a SYNC of this one is refused
+                continue
             room -= len(first)
             yield conversation_id, cursor, last_seq, [outgoing(m) for m in first]
 
@@ -428,7 +437,11 @@ class Core:
         self, endpoint: Endpoint, ticket: int, conversation_id: int, *, after: int, until: int, limit: int
     ) -> None:
         """Messages for a gateway's catch-up or retry."""
-        endpoint.fetched(ticket, [outgoing(m) for m in self.log.read_range(conversation_id, after, until, limit)])
+        try:
+            messages = self.log.read_range(conversation_id, after, until, limit)
+        except Unreadable as exc:  # reported; the stream goes on past what could not be read (damage EVENTs)
+            messages = list(exc.messages)
+        endpoint.fetched(ticket, [outgoing(m) for m in messages])
 
     # --- customer service -----------------------------------------------------------------------------------
 

@@ -51,6 +51,14 @@ class LogClosed(Exception):
     """The message log takes no more work (the server is draining): the SEND is refused with SHUTTING_DOWN."""
 
 
+class Unreadable(Exception):
+    """The store cannot read what a request needs (a damaged page, reported where it was found): that request alone
+    is answered, a SYNC with STORAGE_UNAVAILABLE, a gateway's fetch with `messages` (what could be read, and a damage
+    EVENT in place of each message that could not); every other request goes on."""
+
+    messages: Sequence[StoredMessage] = ()
+
+
 class MessageLog(Protocol):
     """Sequenced, durable conversations. Reads see only durable messages (never one a crash could take back)."""
 
