@@ -25,7 +25,7 @@ from ..identity import keys as keymod
 from ..identity.tickets import SharedTicketGuard, claims_path
 from ..link.gateway_side import CoreLink
 from ..metrics import Metrics
-from ..storage.store import Store
+from ..storage import audit
 from . import datakeys, process, sdnotify
 from .control import Control
 from .operator import OperatorSocket, socket_path
@@ -47,9 +47,11 @@ class GatewayProcess:
         self.loop = loop
         self.metrics = Metrics() if config.metrics.enabled else None
         data_dir = Path(config.server.data_dir)
-        self.apps_store = Store(
-            Path(config.store_path), readonly=True, sealer=wiring.store_sealer(config, readonly=True)
-        )
+        # Opened for writing, as the core opens it: the gateway appends its failed-login tallies to the audit trail.
+        # Safe beside the core: the supervisor's `prepare` has made, upgraded and checked the store (and its data
+        # key) before any worker starts, so this open finds the current schema and writes nothing but what
+        # LMDB's write lock orders among the processes.
+        self.apps_store = wiring.open_store(config)
         if self.metrics is not None:
             self.apps_store.damage.on_damaged = self.metrics.storage_damaged
         self.keyring = keymod.load(data_dir, self.apps_store)
@@ -57,6 +59,8 @@ class GatewayProcess:
         self.gateway: Gateway = wiring.build_gateway(
             config, loop, self.keyring, guard=self.guard, metrics=self.metrics, name=f"gateway-{index}"
         )
+        self.audit = audit.AuditWriter(self.apps_store, name=f"gateway-{index}")
+        self.gateway.audit = self.audit
         self.link = CoreLink(self.gateway, self.gateway, loop, gateway=index, on_lost=self._link_lost)
         self.gateway.attach(self.link)
         name = f"gateway-{index}"
@@ -179,6 +183,7 @@ class GatewayProcess:
         self.link.close()
         with contextlib.suppress(Exception):
             self.guard.close()
+        await self.loop.run_in_executor(None, self.audit.close)  # its last tallies, before the store closes
         self.apps_store.close()
         if self.control is not None:
             self.control.send({"op": "stopped"})

@@ -32,8 +32,7 @@ async def kefu(data_dir: Path, *args: str) -> tuple[int, str]:
 
 
 async def test_export_holds_the_operator_a_failed_login_and_the_desk_with_their_actors(tmp_path: Path) -> None:
-    # one process: a gateway worker's own writer waits for gateway_process to open the store for writing
-    server = service_server(tmp_path, env={"KEFU_SERVER_WORKERS": "0"})
+    server = service_server(tmp_path)  # the default: supervisor, gateway worker processes (their own writers), core
     try:
         await asyncio.to_thread(add_app, server.data_dir, "newapp")  # `kefu app add`, beside the running server
         wrong = Client("127.0.0.1", server.port, app_id="v1", app_secret=b"\0" * 32, server_pins=server.pins,
