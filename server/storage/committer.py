@@ -32,7 +32,10 @@ STORAGE_UNAVAILABLE, nothing more is sequenced, and `on_fatal(exc)` runs once on
 and start-up replays whatever records did reach the disk; a client's retry of one of them gets its DUPLICATE). While
 the indexer lags by more than `max_unindexed_bytes` (it is failing: the map at max_map_size, a disk error), new
 SENDs get STORAGE_UNAVAILABLE without being sequenced, so memory stays bounded; cursor advances are still logged
-(at most one per user and conversation per commit).
+(at most one per user and conversation per commit). So do they while the indexer cannot write the store for want of
+room (`hold_back`, from its first such failure until a batch succeeds): the log's spare segments could take more, but
+what they take can only wait in memory and be replayed into it at every start until there is room, so the unindexed
+tail is kept to what arrived before the indexer first found the disk full.
 
 Waking the writer costs an Event.set only when the writer waits for that item: `_signal_at` is the queue length
 at which `submit` must wake it (1 when idle, `max_batch` while gathering, never while committing). Because the
@@ -56,6 +59,7 @@ from typing import Final
 from kefu.protocol.errors import ErrorCode
 
 from ..engine.messages import CursorUpdate, SendRequest, SendResult
+from .index import TreeDamaged, Unreadable
 from .logfile import LogFull, LogWriter
 from .overlay import Logged, Overlay
 from .records import Kind, Write
@@ -71,6 +75,9 @@ _NEVER: Final = 1 << 62
 REFUSALS_INTERVAL_S: Final = 10.0
 """Refused commits are logged once per this interval, with their count (a full disk refuses hundreds a second)."""
 _UNAVAILABLE: Final = SendResult(int(ErrorCode.STORAGE_UNAVAILABLE), False, None, ())
+MAX_UNREADABLE: Final = 64
+"""Damaged parts one batch is sequenced around (a new read transaction each) before the whole batch is refused: a
+store with more damage than this needs restoring, and the batch must not take that many tries."""
 
 Callback = Callable[[SendResult], None]
 Committed = Callable[[list[tuple[SendRequest | CursorUpdate, SendResult | None]]], None]
@@ -121,6 +128,8 @@ class GroupCommitter:
         self.refusals = Refusals()
         """Commits refused without a fatal error (a full disk, a failing indexer): logged once per interval."""
         self.messages_logged = 0
+        self.held_back: str | None = None
+        """Why SENDs are refused though the log has room (the indexer finds no room: `hold_back`), or None."""
         self._sends: deque[tuple[SendRequest, Callback, float]] = deque()
         self._cursors: deque[CursorUpdate] = deque()
         self._wake = threading.Event()
@@ -155,6 +164,10 @@ class GroupCommitter:
         self._cursors.append(update)
         if self._signal_at == 1:
             self._wake.set()
+
+    def hold_back(self, reason: str | None) -> None:
+        """Refuse SENDs for `reason` (the indexer finds no room), or take them again (None). Any thread."""
+        self.held_back = reason
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -234,14 +247,17 @@ class GroupCommitter:
         requests = [item[0] for item in sends]
         t0 = time.perf_counter()
         cursor_result: SendResult | None = None
-        refused = self._overlay.size > self.max_unindexed_bytes  # the indexer is failing: take no more SENDs
+        held_back = self.held_back
+        refused = held_back is not None or self._overlay.size > self.max_unindexed_bytes  # the indexer is failing
         batch = None if self.failure is not None else self._logged(requests if not refused else [], cursors)
         if batch is None:
             results, cursor_result = [_UNAVAILABLE] * len(requests), _UNAVAILABLE
         else:
             results = [_UNAVAILABLE] * len(requests) if refused else batch.results
             if refused and requests:
-                self.refusals.note(f"{self._overlay.size} bytes wait for the indexer (max_unindexed_bytes)")
+                self.refusals.note(
+                    held_back or f"{self._overlay.size} bytes wait for the indexer (max_unindexed_bytes)"
+                )
             elif requests:
                 self.refusals.flush()
         elapsed = time.perf_counter() - t0
@@ -274,13 +290,21 @@ class GroupCommitter:
         return batch
 
     def _sequence(self, requests: list[SendRequest], cursors: list[CursorUpdate]) -> Sequenced:
-        """Sequence against one LMDB snapshot and the overlay, again if the indexer trimmed it meanwhile."""
+        """Sequence against one LMDB snapshot and the overlay, again if the indexer trimmed it meanwhile, and again
+        without what a damaged page hid (`index.TreeDamaged`, reported: only the SENDs that need it are refused)."""
         now_ms = int(self._clock() * 1000)
+        unreadable: set[Unreadable] = set()
         while True:
             generation = self._overlay.generation
-            with self._store.snapshot() as indexed:
-                source = SequencingSource(self._overlay, indexed)
-                batch = self.sequencer.sequence(requests, cursors, now_ms=now_ms, source=source)
+            try:
+                with self._store.snapshot(frozenset(unreadable)) as indexed:
+                    source = SequencingSource(self._overlay, indexed)
+                    batch = self.sequencer.sequence(requests, cursors, now_ms=now_ms, source=source)
+            except TreeDamaged as exc:
+                if exc.what in unreadable or len(unreadable) >= MAX_UNREADABLE or exc.what[0] == "meta":
+                    raise  # the whole batch is refused (and tried again with the next one)
+                unreadable.add(exc.what)
+                continue
             if self._overlay.generation == generation:
                 return batch
 

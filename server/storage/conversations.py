@@ -7,13 +7,17 @@ batches. Reads merge the tables with the overlay of records logged and not yet i
 what is durable. Cursor advances go into the log with the next group commit (`cursors.PendingCursors`).
 
 `open_conversations` puts the parts together: it replays the log's tail into the store first, so everything built
-after it (the desk, the engine) starts from a complete store.
+after it (the desk, the engine) starts from a complete store. When the store has no room for the tail (a full disk,
+the map at max_map_size), the tail goes into the overlay instead (`indexer.replay_into_overlay`): reads serve it from
+memory, SENDs are refused with STORAGE_UNAVAILABLE until the indexer has written it into the store (it tries every
+`indexer.RETRY_S`), and the server starts and serves (issue #14 point 6) instead of refusing to start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +27,16 @@ from ..engine.messages import SendRequest, StoredMessage
 from ..engine.ports import Done, LogClosed
 from .committer import GroupCommitter
 from .cursors import PendingCursors
-from .indexer import IndexerProcess, Written, replay
+from .indexer import IndexerProcess, Written, replay, replay_into_overlay
 from .logfile import LogWriter, SegmentFiles
 from .overlay import Overlay
-from .schema import LOG_DIR
-from .store import Store
+from .schema import LOG_DIR, LogPosition
+from .store import Store, no_room
 from .view import View
 
 __all__ = ["LOG_DIR", "Conversations", "LogSettings", "open_conversations"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +69,9 @@ def open_conversations(
     per indexed batch ("index"), both on their threads; `on_fatal(exc)` on the loop when the log fails. `data_dir`:
     where the indexer process finds the data keys of a sealed store (default: the store's parent)."""
     files = SegmentFiles(store.path / LOG_DIR, settings.segment_bytes)
-    end, _ = replay(store, files.directory)
-    writer = LogWriter(files, end)
     overlay = Overlay()
+    end, next_id, no_room_reason = _replay(store, files, overlay)
+    writer = LogWriter(files, end)
     indexer = IndexerProcess(
         store, overlay, files, lambda: writer.segment, loop, interval_s=settings.index_interval_s,
         batch_bytes=settings.index_batch_bytes, position=end, written=written, data_dir=data_dir,
@@ -75,8 +81,31 @@ def open_conversations(
         max_unindexed_bytes=settings.max_unindexed_bytes, on_logged=indexer.notify, observer=observer,
         written=written,
     )  # fmt: skip
+    indexer.on_room = committer.hold_back
+    if no_room_reason is not None:
+        with store.snapshot() as indexed:
+            committer.sequencer.next_id = max(next_id, indexed.next_server_msg_id())
+        indexer.hold_back(no_room_reason)
     return Conversations(View(store, overlay), committer, indexer, loop, cursor_delay_s=settings.cursor_delay_s,
                          on_fatal=on_fatal)  # fmt: skip
+
+
+def _replay(store: Store, files: SegmentFiles, overlay: Overlay) -> tuple[LogPosition, int, str | None]:
+    """Replay the log's tail into the store, or, when it has no room, into `overlay`: (the position after the tail,
+    the next server_msg_id the overlay's records leave (0: none), why SENDs wait (None: the store took the tail))."""
+    try:
+        end, _ = replay(store, files.directory)
+    except Exception as exc:
+        if not no_room(exc, store.path):
+            raise
+        end, next_id = replay_into_overlay(store, files.directory, overlay)
+        reason = f"the store has no room for the log's tail ({exc})"
+        log.error(
+            "%s: %d bytes of records held in memory and served from there; SENDs are refused until the indexer has "
+            "written them (retried every second): free space under the data directory", reason, overlay.size,
+        )  # fmt: skip
+        return end, next_id, reason
+    return end, 0, None
 
 
 CURSOR_CACHE = 1 << 18

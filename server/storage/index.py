@@ -12,12 +12,18 @@ they are; the values built here (conversation records, cursors, idempotency entr
 store's `values.Values`. A stored conversation record or cursor that does not open is reported and taken as absent:
 the record written over it is whole again (a replaced conversation's leavers then keep their ``user_convs`` keys;
 the damage stays marked in ``meta``).
+
+A damaged page (LMDB raises `values.TREE_ERRORS`) is reported as damage of the table read: `TxnSource` raises
+`TreeDamaged` naming what it could not read, and the group commit sequences the batch again in a new transaction with
+that part `unreadable` (its conversation's SENDs refused, an idempotency entry or a message absent); `apply` raises
+`TreeDamaged` too, and the batch fails (a write through a damaged page is not safe: the store must be restored).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 import lmdb
@@ -40,9 +46,12 @@ from .schema import (
 )
 from .sealing import Damaged
 from .sequencer import Conversation
-from .values import Values, open_conversation, open_message
+from .values import TREE_ERRORS, Values, open_conversation, open_message, tree_damaged
 
-__all__ = ["TxnSource", "apply", "open_cursor"]
+__all__ = ["TreeDamaged", "TxnSource", "apply", "open_cursor"]
+
+Unreadable = tuple[str, object]
+"""What a read could not get: ("conversation", id), ("idempotency", key), ("message", key) or ("meta", b"")."""
 
 CHUNK: Final = 256
 """Records, or entries per ``putmulti``, between two pauses (at most a millisecond or two of work holding the GIL)."""
@@ -53,6 +62,14 @@ def pause() -> None:
     """Sleep briefly, so that a thread waiting for the GIL (the event loop, the group commit) takes it now rather
     than after Python's switch interval (5 ms); ``sleep(0)`` would often take it straight back."""
     time.sleep(PAUSE_S)
+
+
+class TreeDamaged(Exception):
+    """LMDB refused a read of `table` (a damaged page; reported): `what` could not be read."""
+
+    def __init__(self, table: str, what: Unreadable, reason: str) -> None:
+        super().__init__(f"{table}: {reason}")
+        self.table, self.what = table, what
 
 
 class UnknownTable(Exception):
@@ -76,7 +93,8 @@ def apply(txn: lmdb.Transaction[bytes], db: dict[str, Any], records: Iterable[Wr
                 next_id = max(next_id, _message_rows(record, rows, values) + 1)
                 messages += 1
             if record.membership:
-                _put_members(txn, db, record, values)
+                with _tree(values, "conversations", ("conversation", record.conversation_id)):
+                    _put_members(txn, db, record, values)
             if record.puts:
                 _put_records(txn, db, record)
         else:
@@ -85,8 +103,10 @@ def apply(txn: lmdb.Transaction[bytes], db: dict[str, Any], records: Iterable[Wr
                 key = member_key(id_key(user) or b"", conversation_id)
                 cursors[key] = max(seq, cursors.get(key, 0))
     for table, items in rows.items():
-        _put_all(txn, db[table], items)
-    _put_cursors(txn, db["cursors"], cursors, values)
+        with _tree(values, table, (table, b"")):
+            _put_all(txn, db[table], items)
+    with _tree(values, "cursors", ("cursors", b"")):
+        _put_cursors(txn, db["cursors"], cursors, values)
     if next_id:
         raw = txn.get(NEXT_ID_KEY, db=db["meta"])
         if next_id > (U64S.unpack(raw)[0] if raw else 1):
@@ -171,26 +191,52 @@ def _put_members(txn: lmdb.Transaction[bytes], db: dict[str, Any], w: Write, val
     txn.put(key, values.seal("conversations", key, record), db=db["conversations"])
 
 
-class TxnSource:
-    """The state sequencing starts from, as one LMDB transaction sees it (`sequencer.Source`)."""
+@contextmanager
+def _tree(values: Values, table: str, what: Unreadable) -> Iterator[None]:
+    """Turn LMDB's refusal of a read of `table` into a reported `TreeDamaged`."""
+    try:
+        yield
+    except TREE_ERRORS as exc:
+        key = what[1] if isinstance(what[1], bytes) else U64S.pack(int(what[1]))  # type: ignore[call-overload]
+        raise TreeDamaged(table, what, tree_damaged(values.report, table, key, exc).reason) from exc
 
-    def __init__(self, txn: lmdb.Transaction[bytes], db: dict[str, Any], values: Values) -> None:
-        self.txn, self.db, self.values = txn, db, values
+
+class TxnSource:
+    """The state sequencing starts from, as one LMDB transaction sees it (`sequencer.Source`). `unreadable`: what
+    an earlier try of the batch found damaged pages under (`TreeDamaged`): not read again."""
+
+    def __init__(
+        self,
+        txn: lmdb.Transaction[bytes],
+        db: dict[str, Any],
+        values: Values,
+        unreadable: frozenset[Unreadable] = frozenset(),
+    ) -> None:
+        self.txn, self.db, self.values, self.unreadable = txn, db, values, unreadable
         self._messages: lmdb.Cursor[bytes] | None = None
 
     def conversation(self, conversation_id: int) -> Conversation | None:
         key = U64S.pack(conversation_id)
-        raw = self.txn.get(key, db=self.db["conversations"])
+        what = ("conversation", conversation_id)
+        if what in self.unreadable:
+            raise Damaged("conversations", key, "a damaged page (reported)")  # the sequencer refuses it
+        with _tree(self.values, "conversations", what):
+            raw = self.txn.get(key, db=self.db["conversations"])
         if raw is None:
             return None
         record = open_conversation(self.values, key, raw)  # Damaged: the sequencer refuses the conversation
-        if self._messages is None:
-            self._messages = self.txn.cursor(db=self.db["messages"])
-        return Conversation(conversation_last_seq(self._messages, conversation_id, record.last_seq), record.members,
-                            record.created_ms)  # fmt: skip
+        with _tree(self.values, "messages", what):
+            if self._messages is None:
+                self._messages = self.txn.cursor(db=self.db["messages"])
+            last_seq = conversation_last_seq(self._messages, conversation_id, record.last_seq)
+        return Conversation(last_seq, record.members, record.created_ms)
 
     def idempotency(self, key: bytes) -> IdempotencyRecord | None:
-        raw = self.txn.get(key, db=self.db["idempotency"])
+        what = ("idempotency", key)
+        if what in self.unreadable:  # as an entry that does not open: absent
+            return None
+        with _tree(self.values, "idempotency", what):
+            raw = self.txn.get(key, db=self.db["idempotency"])
         if raw is None:
             return None
         try:
@@ -203,7 +249,11 @@ class TxnSource:
 
     def message(self, conversation_id: int, seq: int) -> StoredMessage | None:
         key = message_key(conversation_id, seq)
-        raw = self.txn.get(key, db=self.db["messages"])
+        what = ("message", key)
+        if what in self.unreadable:
+            return None
+        with _tree(self.values, "messages", what):
+            raw = self.txn.get(key, db=self.db["messages"])
         if raw is None:
             return None
         try:
@@ -212,5 +262,6 @@ class TxnSource:
             return None
 
     def next_server_msg_id(self) -> int:
-        raw = self.txn.get(NEXT_ID_KEY, db=self.db["meta"])
+        with _tree(self.values, "meta", ("meta", NEXT_ID_KEY)):
+            raw = self.txn.get(NEXT_ID_KEY, db=self.db["meta"])
         return int(U64S.unpack(raw)[0]) if raw else 1

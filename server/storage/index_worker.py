@@ -12,7 +12,9 @@ Messages on the socket, each ``length u32 | payload``:
 - parent to worker: ``D`` + position (the log is durable up to there), ``S`` + position (index everything up to
   there, say so, and exit);
 - worker to parent: a JSON object ``{"indexed": position hex, "bytes": n, "messages": m}``, or ``{"error": text}``
-  for a batch that failed (retried RETRY_S later), or ``{"stopped": position hex}``.
+  for a batch that failed (retried RETRY_S later; with ``"full": true`` for want of room, ``"damage": table`` for a
+  damaged page), or ``{"stopped": position hex}``; any of them with ``"damaged": {table: n}``, the values this
+  process found damaged since its last answer (it logs and marks them; the parent counts them in its metric).
 
 When the socket closes (the parent died), it indexes what it was told is durable and exits.
 
@@ -33,12 +35,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .index import TreeDamaged
 from .indexer import RETRY_S, decode_messages, frame, thread_write_bytes
 from .logfile import read_log
 from .records import Cursors, Write, decode_record
 from .schema import LogPosition
 from .sealing import Sealer
-from .store import Store
+from .store import Store, no_room
 
 __all__ = ["Worker", "main"]
 
@@ -54,6 +57,7 @@ class Worker:
         self._buf = bytearray()
         self._stop_at: LogPosition | None = None
         self._parent_gone = False
+        self._counted: dict[str, int] = {}  # damage counts already sent
 
     def run(self) -> None:
         """Index until told to stop (or orphaned)."""
@@ -117,7 +121,12 @@ class Worker:
             if pending:
                 self._apply(pending, end)
         except Exception as exc:  # the map at its cap, a disk error: the parent keeps the overlay; retry later
-            self._send({"error": f"{type(exc).__name__}: {exc}"})
+            answer: dict[str, Any] = {"error": f"{type(exc).__name__}: {exc}"}
+            if isinstance(exc, TreeDamaged):
+                answer["damage"] = exc.table
+            elif no_room(exc, self.store.path):
+                answer["full"] = True
+            self._send(answer)
             return False
         return True
 
@@ -132,6 +141,11 @@ class Worker:
     def _send(self, message: dict[str, Any]) -> None:
         if self._parent_gone:
             return
+        counts = dict(self.store.damage.counts)
+        damaged = {t: n - self._counted.get(t, 0) for t, n in counts.items() if n > self._counted.get(t, 0)}
+        if damaged:
+            message["damaged"] = damaged
+            self._counted = counts
         try:
             self.sock.sendall(frame(json.dumps(message).encode()))
         except OSError:

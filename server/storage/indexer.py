@@ -11,13 +11,22 @@ Why behind and in bulk: a transaction's cost is its B-tree pages, nearly one per
 it holds a handful of messages (every 2 ms), and one per conversation or key-page when it holds seconds of them
 (bench/RESULTS.md, "write-ahead log").
 
-A failed batch (the map at max_map_size, a disk error) leaves the overlay as it was; the indexer logs it and tries
-again every `RETRY_S`. The overlay then grows, and past `[storage] max_unindexed_mb` the group commit refuses new
-SENDs with STORAGE_UNAVAILABLE (`GroupCommitter`), until a batch succeeds again (retention freed pages, the operator
-raised the map's cap).
+A failed batch (the map at max_map_size, a disk error) leaves the overlay as it was; the indexer tries again every
+`RETRY_S` and logs the failures once per `FAILURES_INTERVAL_S` with their count (the first at once). The overlay then
+grows, and past `[storage] max_unindexed_mb` the group commit refuses new SENDs with STORAGE_UNAVAILABLE
+(`GroupCommitter`), until a batch succeeds again (retention freed pages, the operator raised the map's cap). A batch
+that failed for want of room (a full disk, the map at its cap) makes the group commit refuse SENDs at once
+(`GroupCommitter.hold_back`) until one succeeds. A batch that failed on a damaged page (`index.TreeDamaged`) is damage:
+reported as such (the table, counted), and its lines tell the operator to run `kefu verify` and restore a backup;
+it is tried again all the same (the overlay keeps every record, nothing is lost meanwhile), and SENDs are refused once
+max_unindexed_mb waits. Damage the indexer process finds in the values it rewrites is counted in this process's
+metric from the counts its answers carry.
 
 `replay` is the same work at start-up, before anything is served: every valid record after the stored position is
-indexed, so the desk and the engine start from a complete store, and the overlay starts empty.
+indexed, so the desk and the engine start from a complete store, and the overlay starts empty. When the store has no
+room for them (a full disk, the map at its cap), the records not indexed go into the overlay instead
+(`replay_into_overlay`, `conversations.open_conversations`): the server starts as a running one whose indexer lags,
+serves them from memory and refuses SENDs until the indexer gets them into the store.
 """
 
 from __future__ import annotations
@@ -36,19 +45,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from ..engine.messages import decode_message
 from .logfile import SegmentFiles, read_log
-from .overlay import Overlay
-from .records import Cursors, Write, decode_record
-from .schema import LogPosition
+from .overlay import Logged, Overlay
+from .records import REPLACED, Cursors, Write, decode_record
+from .schema import LogPosition, message_key
+from .sealing import Damaged
 from .store import Store
+from .values import placeholder
 from .verify_report import death_hint
 
-__all__ = ["FRAME", "IndexerProcess", "decode_messages", "frame", "replay"]
+__all__ = ["FRAME", "IndexerProcess", "decode_messages", "frame", "replay", "replay_into_overlay"]
 
 log = logging.getLogger(__name__)
 
+FAILURES_INTERVAL_S: Final = 10.0
+"""Failed batches are logged once per this interval, with their count (one is tried every RETRY_S)."""
 RETRY_S: Final = 1.0
 """Pause after a failed batch: long enough not to spin on a full map, short enough to catch up soon after."""
+OVERLAY_CHUNK: Final = 256
+"""Records per overlay batch when a replay goes into the overlay: the overlay is trimmed a whole batch at a time, so
+small ones free memory as the indexer catches up."""
 REPLAY_CHUNK_BYTES: Final = 64 << 20
 """Record payloads indexed per transaction at start-up (bounds the memory of a long replay)."""
 
@@ -114,6 +131,53 @@ def replay(store: Store, directory: Path) -> tuple[LogPosition, int]:
     return position, count
 
 
+def replay_into_overlay(store: Store, directory: Path, overlay: Overlay) -> tuple[LogPosition, int]:
+    """Put every valid record after the store's position into `overlay`, as the group commit would have (a start
+    whose store has no room for them); returns (the position after the last, the next server_msg_id they leave)."""
+    _, position = store.log_state()
+    chunk: list[tuple[int, Write | Cursors]] = []
+    size = messages = next_id = 0
+    for kind, payload, end in read_log(directory, position):
+        record = decode_record(kind, payload)
+        if type(record) is Write:
+            _in_clear(store, overlay, record)
+            if record.message is not None:
+                next_id, messages = max(next_id, record.server_msg_id + 1), messages + 1
+        chunk.append((end.lsn - 1, record))
+        size, position = size + len(payload), end
+        if len(chunk) >= OVERLAY_CHUNK:
+            overlay.add(Logged(tuple(chunk), position, size, messages))
+            chunk, size, messages = [], 0, 0
+    if chunk:
+        overlay.add(Logged(tuple(chunk), position, size, messages))
+    return position, next_id
+
+
+def _in_clear(store: Store, overlay: Overlay, w: Write) -> None:
+    """Give a logged Write what the overlay serves: its message and puts opened, the members a replacement ends."""
+    values = store.values
+    if w.message_raw:
+        key = message_key(w.conversation_id, w.last_seq)
+        try:
+            w.message = decode_message(values.open("messages", key, w.message_raw))
+        except Exception:  # reported (Damaged) or not a message: the sender's index fields with a damage EVENT
+            stand_in = placeholder(w.conversation_id, w.last_seq)
+            stand_in.server_msg_id, stand_in.timestamp_ms = w.server_msg_id, w.timestamp_ms
+            stand_in.sender, stand_in.client_msg_id = w.sender, w.client_msg_id
+            w.message = stand_in
+    clear = []
+    for table, key, value in w.puts:
+        try:
+            clear.append((table, key, None if value is None else values.open(table, key, value)))
+        except Damaged:  # reported: the overlay leaves it to the store
+            continue
+    w.clear_puts = tuple(clear)
+    if w.membership == REPLACED:
+        held = overlay.conversation(w.conversation_id)
+        members = held[1] if held is not None and held[1] is not None else store.members(w.conversation_id)
+        w.previous = members or ()
+
+
 class IndexerProcess:
     """The indexer in a process of its own (`kefu.server.storage.index_worker`), seen from the serving process.
 
@@ -149,6 +213,12 @@ class IndexerProcess:
         self.messages_indexed = 0
         self.failure: str | None = None
         """The last batch's error, None once one succeeds."""
+        self.on_room: Callable[[str | None], None] | None = None
+        """Called (on the loop) with the reason when a batch fails for want of room, and with None when a batch
+        succeeds after that (`GroupCommitter.hold_back`)."""
+        self._failed = 0  # batches failed since the last success
+        self._failed_logged = (0.0, 0)  # (when the last line about failures was logged, its count)
+        self._held_back = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
@@ -208,9 +278,11 @@ class IndexerProcess:
             self._answer(json.loads(raw))
 
     def _answer(self, message: dict[str, Any]) -> None:
+        if "damaged" in message:  # logged and marked by the worker: counted here, where the metric is
+            self._store.damage.add_counts({str(t): int(n) for t, n in message["damaged"].items()})
         if "indexed" in message:
             position = LogPosition.decode(bytes.fromhex(message["indexed"]))
-            self.failure = None
+            self._succeeded()
             self.written_bytes += int(message.get("bytes", 0))
             self.messages_indexed += int(message.get("messages", 0))
             if self._written is not None:
@@ -218,11 +290,47 @@ class IndexerProcess:
             self.position = position
             self._maintenance.submit(self._trim_and_maintain, position)
         elif "error" in message:
-            if self.failure is None:
-                log.error("indexing failed; retrying every %.0f s: %s", RETRY_S, message["error"])
-            self.failure = str(message["error"])
+            self._failed_batch(message)
         elif "stopped" in message and self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(LogPosition.decode(bytes.fromhex(message["stopped"])))
+
+    def hold_back(self, reason: str) -> None:
+        """SENDs are refused for `reason` (a start whose store had no room for the log's tail) until a batch is
+        indexed."""
+        self._held_back = True
+        if self.on_room is not None:
+            self.on_room(reason)
+
+    def _failed_batch(self, message: dict[str, Any]) -> None:
+        """A batch failed: log it (once per FAILURES_INTERVAL_S, with the count), hold SENDs back if it found no
+        room."""
+        error = str(message["error"])
+        self.failure, self._failed = error, self._failed + 1
+        if message.get("full") and not self._held_back and self.on_room is not None:
+            self._held_back = True
+            self.on_room(f"the indexer finds no room for the log's records: {error}")
+        hint = ""
+        if message.get("damage"):
+            hint = (f" -- the store is damaged (table {message['damage']}): run kefu verify, then restore a backup"
+                    " (kefu restore); SENDs are refused once [storage] max_unindexed_mb waits")  # fmt: skip
+        now = self._loop.time()
+        logged, count = self._failed_logged
+        if self._failed == 1:
+            log.error("indexing failed; retrying every %.0f s: %s%s", RETRY_S, error, hint)
+            self._failed_logged = (now, 1)
+        elif now - logged >= FAILURES_INTERVAL_S:
+            log.error("indexing failed %d times in the last %.0f s: %s%s", self._failed - count, now - logged, error,
+                      hint)  # fmt: skip
+            self._failed_logged = (now, self._failed)
+
+    def _succeeded(self) -> None:
+        if self._failed:
+            log.warning("indexing succeeds again (%d batches failed)", self._failed)
+        self.failure, self._failed = None, 0
+        if self._held_back:
+            self._held_back = False
+            if self.on_room is not None:
+                self.on_room(None)
 
     def _trim_and_maintain(self, position: LogPosition) -> None:
         batches = self._overlay.indexed_by(position)

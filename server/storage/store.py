@@ -50,6 +50,7 @@ waits for LMDB's write lock, which a failed transaction keeps until its abort un
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -60,7 +61,9 @@ import lmdb
 
 from .. import log as logmod
 from ..engine.messages import MAX_ID_BYTES, CursorUpdate, SendRequest, SendResult, StoredMessage
+from ..engine.ports import Unreadable
 from . import index, preflight
+from .files import disk_full
 from .logfile import SUFFIX, read_log
 from .modes import FILE_MODE, private_dir
 from .records import Cursors, Write, decode_record
@@ -90,6 +93,7 @@ from .sealing import Damaged, Sealer, key_id_of
 from .sequencer import Sequenced, Sequencer
 from .values import (
     DAMAGED_PREFIX,
+    TREE_ERRORS,
     DamageReport,
     Values,
     add_mark,
@@ -97,6 +101,7 @@ from .values import (
     open_conversation,
     open_message,
     placeholder,
+    tree_damaged,
 )
 
 __all__ = [
@@ -105,9 +110,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "SchemaError",
     "SealingMismatch",
+    "StorageDamaged",
     "StorageError",
     "StorageFull",
     "Store",
+    "no_room",
 ]
 
 GROW_AT: Final = 0.8  # grow the map ahead of time once the file's high-water mark passes this share of it
@@ -133,7 +140,8 @@ class StorageError(Exception):
         StorageError
         ├── SchemaError         the environment was written by a newer kefu, or is not a kefu store
         ├── SealingMismatch     sealed store without data keys (or the reverse), or keys that do not open it
-        └── StorageFull         a write needs more than max_map_size
+        ├── StorageFull         a write needs more than max_map_size
+        └── StorageDamaged      a read met a damaged B-tree page (also the engine's `ports.Unreadable`)
     """
 
 
@@ -148,6 +156,17 @@ class SealingMismatch(StorageError):
 
 class StorageFull(StorageError):
     """The map reached max_map_size and the write still does not fit."""
+
+
+class StorageDamaged(StorageError, Unreadable):
+    """LMDB refused a read of `table` (`values.TREE_ERRORS`: a damaged page), reported already (log, count, marks).
+    The request that needed it is refused (STORAGE_UNAVAILABLE); nothing else fails. `read`: the messages a range
+    read got before the damage (`failed_seq`: the first it could not read)."""
+
+    def __init__(self, table: str, key: bytes, reason: str, *, read: Sequence[StoredMessage] = (), failed_seq: int = 0):
+        super().__init__(f"{table} [{key.hex()}]: {reason}")
+        self.table, self.key, self.reason = table, key, reason
+        self.read, self.failed_seq = read, failed_seq
 
 
 class _ResizeGuard:
@@ -381,10 +400,11 @@ class Store:
             self._adopt_resize()
 
     @contextmanager
-    def snapshot(self) -> Iterator[index.TxnSource]:
-        """The state sequencing reads, in one read transaction held for the block."""
+    def snapshot(self, unreadable: frozenset[index.Unreadable] = frozenset()) -> Iterator[index.TxnSource]:
+        """The state sequencing reads, in one read transaction held for the block (`unreadable`: what not to read
+        again, `index.TxnSource`)."""
         with self.reading() as txn:
-            yield index.TxnSource(txn, self._db, self.values)
+            yield index.TxnSource(txn, self._db, self.values, unreadable)
 
     def _adopt_resize(self) -> None:
         """Another process (`kefu app add`, `kefu backup`) grew the map: adopt its size (set_mapsize(0))."""
@@ -545,35 +565,41 @@ class Store:
             return out
         end = message_key(conversation_id, until_seq if until_seq else _U64_LIMIT - 1)
         values = self.values
-        with self.reading() as txn, txn.cursor(self._db["messages"]) as cur:
-            if not cur.set_range(message_key(conversation_id, after_seq + 1)):
-                return out
-            for key, value in cur:
-                if key > end or len(out) >= limit:
-                    break
-                try:
-                    out.append(open_message(values, key, value))
-                except Damaged:
-                    out.append(placeholder(*CONV_SEQ.unpack(key)))
+        try:
+            with self.reading() as txn, txn.cursor(self._db["messages"]) as cur:
+                if not cur.set_range(message_key(conversation_id, after_seq + 1)):
+                    return out
+                for key, value in cur:
+                    if key > end or len(out) >= limit:
+                        break
+                    try:
+                        out.append(open_message(values, key, value))
+                    except Damaged:
+                        out.append(placeholder(*CONV_SEQ.unpack(key)))
+        except TREE_ERRORS as exc:
+            failed = (out[-1].seq if out else after_seq) + 1
+            key = message_key(conversation_id, failed)
+            raise self._tree("messages", key, exc, read=out, failed_seq=failed) from exc
         return out
 
     def last_seq(self, conversation_id: int) -> int:
         """The conversation's latest seq; 0 if it has none or does not exist."""
-        with self.reading() as txn:
+        with self._table("messages", U64S.pack(conversation_id)), self.reading() as txn:
             return self._last_seq(txn, conversation_id)
 
     def _last_seq(self, txn: lmdb.Transaction[bytes], conversation_id: int) -> int:
         """The larger of the record's floor (0 if the record does not open: its messages still count) and the last
         stored message's seq; 0 if the conversation does not exist."""
         key = U64S.pack(conversation_id)
-        raw = txn.get(key, db=self._db["conversations"])
+        with self._table("conversations", key):
+            raw = txn.get(key, db=self._db["conversations"])
         floor = None
         if raw is not None:
             try:
                 floor = open_conversation(self.values, key, raw).last_seq
             except Damaged:
                 floor = 0
-        with txn.cursor(self._db["messages"]) as cur:
+        with self._table("messages", key), txn.cursor(self._db["messages"]) as cur:
             return conversation_last_seq(cur, conversation_id, floor)
 
     def members(self, conversation_id: int) -> tuple[str, ...] | None:
@@ -583,7 +609,7 @@ class Store:
 
     def _conversation(self, conversation_id: int) -> ConversationRecord | None:
         key = U64S.pack(conversation_id)
-        with self.reading() as txn:
+        with self._table("conversations", key), self.reading() as txn:
             raw = txn.get(key, db=self._db["conversations"])
         if raw is None:
             return None
@@ -597,16 +623,20 @@ class Store:
         key = id_key(user)
         if key is None:
             return 0
-        with self.reading() as txn:
-            return self._cursor(txn, member_key(key, conversation_id))
+        try:
+            with self.reading() as txn:
+                return self._cursor(txn, member_key(key, conversation_id))
+        except StorageDamaged:  # reported: as a cursor that does not open, 0 (the stream is delivered again)
+            return 0
 
     def _cursor(self, txn: lmdb.Transaction[bytes], key: bytes) -> int:
-        raw = txn.get(key, db=self._db["cursors"])
+        with self._table("cursors", key):
+            raw = txn.get(key, db=self._db["cursors"])
         return 0 if raw is None else index.open_cursor(self.values, key, raw)
 
     def conversations_of(self, user: str) -> list[int]:
         """The ids of every conversation `user` is a member of, ascending."""
-        with self.reading() as txn:
+        with self._table("user_convs", id_key(user) or b""), self.reading() as txn:
             return list(self._user_conversations(txn, user))
 
     def pending(self, user: str) -> list[tuple[int, int, int]]:
@@ -615,12 +645,16 @@ class Store:
 
     def positions(self, user: str, also: Iterable[int] = ()) -> list[tuple[int, int, int]]:
         """(conversation_id, cursor, last_seq) of every conversation `user` is a member of here, and of `also`."""
-        out = []
         prefix = id_key(user) or b""
-        with self.reading() as txn:
-            for conversation_id in sorted({*self._user_conversations(txn, user), *also}):
-                acked = self._cursor(txn, prefix + b"\0" + U64S.pack(conversation_id))
-                out.append((conversation_id, acked, self._last_seq(txn, conversation_id)))
+        with self._table("user_convs", prefix), self.reading() as txn:
+            ids = sorted({*self._user_conversations(txn, user), *also})
+        out: list[tuple[int, int, int]] = []
+        while ids:  # a conversation whose pages are damaged is left out (reported), the rest read in a new transaction
+            with contextlib.suppress(StorageDamaged), self.reading() as txn:
+                while ids:
+                    conversation_id = ids.pop(0)
+                    acked = self._cursor(txn, prefix + b"\0" + U64S.pack(conversation_id))
+                    out.append((conversation_id, acked, self._last_seq(txn, conversation_id)))
         return out
 
     def _user_conversations(self, txn: lmdb.Transaction[bytes], user: str) -> Iterator[int]:
@@ -636,9 +670,13 @@ class Store:
                     yield U64S.unpack_from(k, len(prefix))[0]
 
     def get_record(self, name: str, key: bytes) -> bytes | None:
-        """One value of a named db (the service layer's records), or None (also if it does not open: reported)."""
-        with self.reading() as txn:
-            raw = txn.get(key, db=self._db[name])
+        """One value of a named db (the service layer's records), or None (also if it does not open or its page is
+        damaged: reported)."""
+        try:
+            with self._table(name, key), self.reading() as txn:
+                raw = txn.get(key, db=self._db[name])
+        except StorageDamaged:
+            return None
         if raw is None:
             return None
         try:
@@ -651,7 +689,12 @@ class Store:
         that does not open is left out (reported)."""
         out: list[tuple[bytes, bytes]] = []
         values = self.values
-        with self.reading() as txn, txn.cursor(self._db[name]) as cur:
+        with (
+            contextlib.suppress(StorageDamaged),  # a damaged page: what was read before it (reported)
+            self._table(name, prefix),
+            self.reading() as txn,
+            txn.cursor(self._db[name]) as cur,
+        ):
             if not cur.set_range(prefix):
                 return out
             for key, value in cur:
@@ -665,7 +708,7 @@ class Store:
 
     def last_key(self, name: str, *, skip: frozenset[bytes] = frozenset()) -> bytes | None:
         """The greatest key of a named db not in `skip`, or None if there is none."""
-        with self.reading() as txn, txn.cursor(self._db[name]) as cur:
+        with self._table(name, b""), self.reading() as txn, txn.cursor(self._db[name]) as cur:
             found = cur.last()
             while found and cur.key() in skip:
                 found = cur.prev()
@@ -674,14 +717,28 @@ class Store:
     def get_app(self, app_id: str) -> bytes | None:
         """An app's record, or None (also if it does not open: reported, and the app does not authenticate)."""
         key = self._app_key(app_id)
-        with self.reading() as txn:
-            raw = txn.get(key, db=self._db["apps"])
+        try:
+            with self._table("apps", key), self.reading() as txn:
+                raw = txn.get(key, db=self._db["apps"])
+        except StorageDamaged:  # reported: the app does not authenticate
+            return None
         return self._open_app(key, raw)
 
     def list_apps(self) -> list[str]:
         """Every app id with a record, sorted by UTF-8 bytes."""
-        with self.reading() as txn, txn.cursor(self._db["apps"]) as cur:
+        with self._table("apps", b""), self.reading() as txn, txn.cursor(self._db["apps"]) as cur:
             return [key.decode() for key in cur.iternext(values=False)]
+
+    @contextmanager
+    def _table(self, table: str, key: bytes) -> Iterator[None]:
+        """Turn LMDB's refusal of a read of `table` (a damaged page) into a reported `StorageDamaged`."""
+        try:
+            yield
+        except TREE_ERRORS as exc:
+            raise self._tree(table, key, exc) from exc
+
+    def _tree(self, table: str, key: bytes, exc: BaseException, **kw: Any) -> StorageDamaged:
+        return StorageDamaged(table, key, tree_damaged(self.damage, table, key, exc).reason, **kw)
 
     # --- damage marks ------------------------------------------------------------------------------------------
 
@@ -741,6 +798,11 @@ class Store:
             marker.join()
         with self._writing, self.guard.exclusive():
             self.env.close()
+
+
+def no_room(exc: BaseException, where: Path | None = None) -> bool:
+    """Whether a write failed for want of room: the map at max_map_size, or the disk full (`files.disk_full`)."""
+    return isinstance(exc, StorageFull | lmdb.MapFullError) or disk_full(exc, where)
 
 
 def _opens(sealer: Sealer, table: str, key: bytes, value: bytes) -> bool:

@@ -25,6 +25,11 @@ conversations, a mark in ``meta`` that `kefu verify` and `kefu status` show (`on
 
 A value that opens but does not decode (a layout this build does not know, or a plain store's flipped bits) is
 reported the same way (`open_message`, `open_conversation`).
+
+A damaged B-tree page is found by LMDB, not by the tag: a read of the table raises one of `TREE_ERRORS`
+(MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_CURSOR_FULL, then MDB_BAD_TXN for the rest of the transaction). Its readers
+report it here too (`tree_damaged`: table, the key asked for, "the B-tree is damaged (LMDB: ...)"), with the same log
+line, count and marks, and raise `store.StorageDamaged`: the request that needed the page is refused, nothing else.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ __all__ = [
     "open_conversation",
     "open_message",
     "placeholder",
+    "tree_damaged",
 ]
 
 LOG_INTERVAL_S: Final = 10.0
@@ -65,6 +71,15 @@ DAMAGED_PREFIX: Final = b"damaged"
 """``meta`` keys of the damage marks: this prefix and a conversation id."""
 CONVERSATION_ITSELF: Final = 0
 """The seq a mark lists for the conversation record itself (message seqs start at 1)."""
+TREE_ERRORS: Final = (
+    lmdb.CorruptedError,
+    lmdb.PageNotFoundError,
+    lmdb.CursorFullError,
+    lmdb.BadTxnError,
+    lmdb.PageFullError,
+)
+"""What LMDB raises on a read through a damaged page (kefu verify's measurements): damage of the table read, never a
+bug of the caller. Not here: MapResizedError, ReadersFullError (handled where transactions begin), a closed store."""
 MARKED: Final = ("messages", "conversations")
 """The tables whose damage is marked in ``meta`` (their keys start with the conversation id)."""
 
@@ -116,6 +131,16 @@ class DamageReport:
         self._lock = threading.Lock()
         self._quiet: dict[str, tuple[float, int]] = {}  # table -> (when its last line was logged, reports left out)
 
+    def add_counts(self, counts: dict[str, int]) -> None:
+        """Count damage another process found and logged (the indexer's, with its answers): counts and metric."""
+        with self._lock:
+            for table, n in counts.items():
+                self.counts[table] = self.counts.get(table, 0) + n
+        if self.on_damaged is not None:
+            for table, n in counts.items():
+                for _ in range(max(0, min(n, 1 << 20))):
+                    self.on_damaged(table)
+
     def __call__(self, damaged: Damaged) -> None:
         table = damaged.table
         now = self._clock()
@@ -133,6 +158,14 @@ class DamageReport:
         if self.on_mark is not None and table in MARKED and len(damaged.key) >= 8:
             seq = CONV_SEQ.unpack(damaged.key)[1] if len(damaged.key) == CONV_SEQ.size else CONVERSATION_ITSELF
             self.on_mark(U64S.unpack_from(damaged.key)[0], seq)
+
+
+def tree_damaged(report: DamageReport, table: str, key: bytes, exc: BaseException) -> Damaged:
+    """Report a read of `table` (at `key`, or where it began) that LMDB refused (`TREE_ERRORS`); the `Damaged` to
+    chain."""
+    damaged = Damaged(table, key, f"the B-tree is damaged (LMDB: {type(exc).__name__}: {exc})")
+    report(damaged)
+    return damaged
 
 
 class Values:

@@ -4,6 +4,10 @@ Every read notes the overlay's `generation` before it opens an LMDB transaction 
 by the time it has read the overlay too (`consistent`): then whatever it did not find in the overlay was indexed
 before its transaction began (kefu.server.storage.overlay explains why). Both hold only durable data, so no read
 returns a message a crash could take back. Any thread may read.
+
+A read the store cannot do (`store.StorageDamaged`: a damaged page, reported) propagates to the engine, which refuses
+that request alone; a range read's exception carries what stands for the range (`messages`: what was read, then the
+overlay's messages and a damage EVENT for each seq that could not be read), which a gateway's catch-up delivers.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from .index import TxnSource
 from .overlay import Overlay
 from .schema import U64_LIMIT, IdempotencyRecord
 from .sequencer import Conversation
-from .store import Store
+from .store import StorageDamaged, Store
+from .values import placeholder
 
 __all__ = ["SequencingSource", "View"]
 
@@ -43,7 +48,11 @@ class View:
             return []
 
         def read() -> list[StoredMessage]:
-            indexed = self.store.read_range(conversation_id, after_seq, until_seq, limit)
+            try:
+                indexed = self.store.read_range(conversation_id, after_seq, until_seq, limit)
+            except StorageDamaged as exc:
+                exc.messages = self._stand_ins(exc, conversation_id, until_seq, limit)
+                raise
             held = self.overlay.messages(conversation_id, after_seq, until_seq)
             if not held:
                 return indexed
@@ -51,6 +60,17 @@ class View:
             return (indexed + [m for m in held if m.seq > top])[:limit]
 
         return self.consistent(read)
+
+    def _stand_ins(self, exc: StorageDamaged, conversation_id: int, until_seq: int, limit: int) -> list[StoredMessage]:
+        """What stands for a range whose reading stopped at a damaged page: the messages read, then for each seq
+        from the first not read up to `until_seq` (0: only what was read) the overlay's message or a damage EVENT."""
+        out = list(exc.read)
+        if not until_seq:
+            return out
+        held = {m.seq: m for m in self.overlay.messages(conversation_id, exc.failed_seq - 1, until_seq)}
+        for seq in range(exc.failed_seq, min(until_seq, exc.failed_seq + limit - len(out) - 1) + 1):
+            out.append(held.get(seq) or placeholder(conversation_id, seq))
+        return out
 
     def last_seq(self, conversation_id: int) -> int:
         """The conversation's last durable seq; 0 if it has none or does not exist."""
