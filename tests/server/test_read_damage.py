@@ -86,7 +86,7 @@ def test_the_group_commit_refuses_only_the_sends_under_the_damaged_page(damaged:
             loop = asyncio.get_running_loop()
             results: list[asyncio.Future[int]] = []
             for conv in (good, bad, good):
-                for n in range(3):
+                for _ in range(3):
                     future: asyncio.Future[int] = loop.create_future()
                     results.append(future)
                     conversations.submit(send(conv, 900 + len(results)),
