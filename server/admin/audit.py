@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,16 @@ from ..storage.store import StorageError, Store
 from ..wiring import open_store
 from .errors import AdminError
 
-__all__ = ["audited", "export", "open_for_reading", "parse_since", "record_if_store", "tail", "verify"]
+__all__ = [
+    "audited",
+    "export",
+    "open_for_reading",
+    "parse_since",
+    "record_failure",
+    "record_if_store",
+    "tail",
+    "verify",
+]
 
 
 @contextmanager
@@ -39,17 +49,30 @@ def audited(store: Any, action: str, target: str, details: Mapping[str, Any] | N
     audit.record(store, actor=audit.operator(), action=action, target=target, details=more)
 
 
-def record_if_store(config: Any, action: str, target: str, details: Mapping[str, Any] | None = None) -> bool:
-    """Record a command that does not otherwise open the store (server keys), if the store exists; whether it did.
-    A data directory without a store yet (the first keygen of a new install) has no trail to record in."""
+def record_if_store(
+    config: Any, action: str, target: str, details: Mapping[str, Any] | None = None, *, result: str = Result.OK
+) -> bool:
+    """Record a command that does not otherwise open the store (server keys, data keys, a restore), if the store
+    exists; whether it did. A data directory without a store yet (the first keygen of a new install) has no trail to
+    record in."""
     if not (Path(config.store_path) / "data.mdb").is_file():
         return False
     store = open_store(config)
     try:
-        audit.record(store, actor=audit.operator(), action=action, target=target, details=details)
+        audit.record(store, actor=audit.operator(), action=action, target=target, result=result, details=details)
     finally:
         store.close()
     return True
+
+
+def record_failure(config: Any, action: str, target: str, error: BaseException, details: Mapping[str, Any]) -> None:
+    """Record a command that failed with `error` (``failed``, with its text), if the store exists. The command's own
+    error is what the operator must see: a store that cannot be opened to record it (the very store being replaced,
+    say) is said on stderr, not raised."""
+    try:
+        record_if_store(config, action, target, {**details, "reason": str(error)}, result=Result.FAILED)
+    except Exception as exc:  # any failure to open or write it: the command's own error goes on
+        print(f"kefu: the audit entry of this failure could not be written: {exc}", file=sys.stderr)
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.audit import Action
 from ..identity.datakeys import DataKeyError, add_data_key, load_data_keys, retire_data_key
 from ..storage.datadir import holder
 from ..storage.logfile import HEADER, HEADER_SIZE, SUFFIX, read_log, segment_name
@@ -36,6 +37,7 @@ from ..storage.reseal import count_sealed
 from ..storage.schema import LogPosition
 from ..storage.sealing import DataKey, key_id_of
 from ..wiring import open_store
+from .audit import record_failure, record_if_store
 from .errors import AdminError
 
 __all__ = ["KeyCounts", "command", "count_archives", "count_log", "reload_server", "retire", "rotate", "status"]
@@ -69,13 +71,19 @@ class KeyCounts:
 
 def rotate(config: Any) -> tuple[DataKey, int | None]:
     """Write the next data key with [storage] seal_cipher; returns it and the pid of the server running on the data
-    directory (None if none), which takes the key on SIGHUP."""
+    directory (None if none), which takes the key on SIGHUP. Recorded in the audit trail (the entry is sealed under
+    the new key: a running server's sealer reads the key files again when it meets a key id it does not know)."""
+    cipher = config.storage.seal_cipher
     try:
-        key = add_data_key(config.data_path, config.storage.seal_cipher)
+        key = add_data_key(config.data_path, cipher)
     except DataKeyError as exc:
+        record_failure(config, Action.DATA_KEY_ROTATE, "", exc, {"cipher": cipher})
         raise AdminError(str(exc)) from None
     running = holder(config.data_path)
-    return key, running[0] if running else None
+    pid = running[0] if running else None
+    details = {"cipher": key.cipher, "server_pid": pid}
+    record_if_store(config, Action.DATA_KEY_ROTATE, f"data-{key.key_id}", details)
+    return key, pid
 
 
 def reload_server(pid: int) -> None:
@@ -107,11 +115,16 @@ def status(config: Any) -> KeyCounts:
 def retire(config: Any, key_id: int) -> KeyCounts:
     """Delete data key `key_id`, refused while anything is sealed under it (or if it is the newest)."""
     counts = status(config)
+    target = f"data-{key_id}"
+    details = {"store": counts.in_store(key_id), "log": counts.log[key_id], "archives": counts.archives[key_id]}
     try:
         retire_data_key(config.data_path, key_id, still_sealed=counts.total(key_id))
     except DataKeyError as exc:
         where = f" (store {counts.in_store(key_id)}, log {counts.log[key_id]}, archives {counts.archives[key_id]})"
-        raise AdminError(str(exc) + (where if counts.total(key_id) else "")) from None
+        error = AdminError(str(exc) + (where if counts.total(key_id) else ""))
+        record_failure(config, Action.DATA_KEY_RETIRE, target, error, details)
+        raise error from None
+    record_if_store(config, Action.DATA_KEY_RETIRE, target, details)
     return counts
 
 

@@ -20,7 +20,7 @@ import pytest
 from kefu.protocol.crypto import hash_digest
 from kefu.server.config import load_config
 from kefu.server.engine.audit import Action
-from kefu.server.identity.datakeys import ensure_data_keys, load_data_keys
+from kefu.server.identity.datakeys import add_data_key, ensure_data_keys, load_data_keys
 from kefu.server.storage import audit
 from kefu.server.storage.sealing import DataKey, Sealer
 from kefu.server.storage.store import Store
@@ -306,3 +306,52 @@ def test_verify_and_export_commands_on_the_store_and_on_a_tampered_copy(tmp_path
     lines = [json.loads(text) for text in out.read_text().splitlines()]
     assert [line["seq"] for line in lines] == list(range(4, 11))
     assert all(line == rehash(line) for line in lines) and lines[-1]["hash"] == head.split(":")[1]
+
+
+def exported(data_dir: Path, *more: str) -> list[dict[str, Any]]:
+    done = kefu("audit", "export", "--data-dir", str(data_dir), *more)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(text) for text in done.stdout.splitlines()]
+
+
+def test_data_key_rotate_and_retire_backup_and_restore_are_recorded_with_the_operator(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    config = load_config(overrides={"server.data_dir": str(data_dir)})
+    ensure_data_keys(data_dir, "sm4-gcm")
+    add_data_key(data_dir, "sm4-gcm")  # key 2 seals from the start: nothing is ever sealed under key 1
+    open_store(config).close()
+    me = audit.operator()
+
+    steps = [
+        ("data-key", "retire", "1"),  # nothing under it: retired
+        ("data-key", "rotate"),  # key 3
+        ("data-key", "retire", "2"),  # refused: the store is sealed under it
+        ("backup", str(tmp_path / "backup")),
+        ("restore", str(tmp_path / "nowhere")),  # refused: not a backup
+    ]
+    outcomes = [kefu(*step, "--data-dir", str(data_dir)).returncode for step in steps]
+    assert outcomes == [0, 0, 1, 0, 1]
+    before = exported(data_dir)
+    assert [(e["actor"], e["action"], e["target"], e["result"]) for e in before] == [
+        (me, "data_key.retire", "data-1", "ok"),
+        (me, "data_key.rotate", "data-3", "ok"),
+        (me, "data_key.retire", "data-2", "failed"),
+        (me, "store.backup", str(tmp_path / "backup"), "ok"),
+        (me, "store.restore", str(tmp_path / "nowhere"), "failed"),
+    ]
+    assert before[1]["details"]["cipher"] == "sm4-gcm" and before[2]["details"]["store"] > 0
+    assert "still sealed under data key 2" in before[2]["details"]["reason"]
+
+    restored = kefu("restore", str(tmp_path / "backup"), "--data-dir", str(data_dir))
+    assert restored.returncode == 0, restored.stderr
+    after = exported(data_dir)  # the restored store: the backup's chain (made before its own entry), then the restore
+    assert [e["hash"] for e in after[:3]] == [e["hash"] for e in before[:3]]
+    (restore,) = after[3:]
+    assert (restore["actor"], restore["action"], restore["target"], restore["result"]) == (
+        me, "store.restore", str(tmp_path / "backup"), "ok"
+    )  # fmt: skip
+    aside = Path(restore["details"]["set_aside"])
+    assert aside.is_dir() and aside != Path(config.store_path) and restore["prev"] == after[2]["hash"]
+    assert kefu("audit", "verify", "--data-dir", str(data_dir)).returncode == 0
+    in_aside = exported(data_dir, "--store", str(aside))  # the store set aside keeps its own trail
+    assert [e["action"] for e in in_aside][-2:] == ["store.backup", "store.restore"]
