@@ -246,6 +246,7 @@ class IndexerProcess:
         self._sock = mine
         self._loop.add_reader(mine.fileno(), self._readable)
         self._maintenance.submit(self._maintain)
+        self.notify()  # what the overlay holds already (a start whose replay went into it)
 
     def notify(self) -> None:
         """A group commit is durable and in the overlay (writer thread): tell the worker how far it may index."""
