@@ -200,7 +200,9 @@ class Loop:
                 )
             except ClientError as exc:
                 self.send_failures += 1
-                self.errors.append(f"{user.app_id}: {exc!r}")
+                client = user.client
+                state = f"connected={client.connected} reconnects={client.reconnects}"
+                self.errors.append(f"{user.app_id} after {time.monotonic() - started:.0f} s ({state}): {exc!r}")
                 return
             self.tally.acked[(receipt.conversation_id, receipt.seq)] = user.app_id
             n += 1

@@ -84,3 +84,16 @@ def test_sm2_timing_statistics_on_known_samples(sm2_timing: Any) -> None:
     assert sm2_timing.ks_p_value(0.5, 1000, 1000) < 1e-50
     assert sm2_timing.welch_t([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 0
     assert sm2_timing.welch_t([10.0, 11.0, 12.0], [1.0, 2.0, 3.0]) > 10
+
+
+def test_the_crash_loop_kills_restarts_and_counts(tmp_path: Path) -> None:
+    crashloop = bench_script("bench_crashloop")
+    out = tmp_path / "crashloop.jsonl"
+    tiny = ["--conversations", "1", "--senders", "2", "--cycles", "1", "--min-up", "0.5", "--max-up", "0.5"]
+    tiny += ["--server-env", "KEFU_SERVER_WORKERS=0"]  # one process: the quickest to start, twice
+    result = crashloop.run_once(crashloop.parse_args([*tiny, "--drain", "20", "--out", str(out)]))
+    assert result["cycles"] == 1 and result["acknowledged_sends"] > 0
+    assert result["drained"] and result["lost"] == 0, "every acknowledged message reached every other member"
+    assert result["frames"] >= result["distinct_deliveries"] > 0 and result["own_sender_frames"] == 0
+    assert set(result["by_kind"]) == {"sender", "observer"}
+    assert json.loads(out.read_text().splitlines()[-1])["frames"] == result["frames"]
