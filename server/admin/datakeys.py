@@ -32,12 +32,14 @@ from ..engine.audit import Action
 from ..identity.datakeys import DataKeyError, add_data_key, load_data_keys, retire_data_key
 from ..storage.datadir import holder
 from ..storage.logfile import HEADER, HEADER_SIZE, SUFFIX, read_log, segment_name
+from ..storage.preflight import DATA_FILE
 from ..storage.records import Cursors, decode_record
 from ..storage.reseal import count_sealed
 from ..storage.schema import LogPosition
 from ..storage.sealing import DataKey, key_id_of
 from ..wiring import open_store
-from .audit import record_failure, record_if_store
+from .apps import store_of
+from .audit import audited, record_failure, record_if_store
 from .errors import AdminError
 
 __all__ = ["KeyCounts", "command", "count_archives", "count_log", "reload_server", "retire", "rotate", "status"]
@@ -71,19 +73,32 @@ class KeyCounts:
 
 def rotate(config: Any) -> tuple[DataKey, int | None]:
     """Write the next data key with [storage] seal_cipher; returns it and the pid of the server running on the data
-    directory (None if none), which takes the key on SIGHUP. Recorded in the audit trail (the entry is sealed under
-    the new key: a running server's sealer reads the key files again when it meets a key id it does not know)."""
-    cipher = config.storage.seal_cipher
+    directory (None if none), which takes the key on SIGHUP. Recorded in the audit trail, sealed under the keys as
+    they were: an entry under the new key would have a running server meet (and take) the key before its reload,
+    which then finds nothing new and starts no reseal."""
+    if not (Path(config.store_path) / DATA_FILE).is_file():
+        key = _add_data_key(config)  # no store yet: no trail to record in
+    else:
+        keys = load_data_keys(config.data_path)
+        target = f"data-{(keys[-1].key_id if keys else 0) + 1}"
+        with store_of(config) as store, audited(store, Action.DATA_KEY_ROTATE, target) as details:
+            details["cipher"] = config.storage.seal_cipher
+            key = _add_data_key(config)
+            details["server_pid"] = pid = _server_pid(config)
+        return key, pid
+    return key, _server_pid(config)
+
+
+def _add_data_key(config: Any) -> DataKey:
     try:
-        key = add_data_key(config.data_path, cipher)
+        return add_data_key(config.data_path, config.storage.seal_cipher)
     except DataKeyError as exc:
-        record_failure(config, Action.DATA_KEY_ROTATE, "", exc, {"cipher": cipher})
         raise AdminError(str(exc)) from None
+
+
+def _server_pid(config: Any) -> int | None:
     running = holder(config.data_path)
-    pid = running[0] if running else None
-    details = {"cipher": key.cipher, "server_pid": pid}
-    record_if_store(config, Action.DATA_KEY_ROTATE, f"data-{key.key_id}", details)
-    return key, pid
+    return running[0] if running else None
 
 
 def reload_server(pid: int) -> None:
