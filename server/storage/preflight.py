@@ -32,8 +32,29 @@ The layout read here is LMDB 0.9's (the mdb.c that py-lmdb bundles), in the mach
 The page size is the free db's ``pad`` (LMDB's ``mm_psize``). A free-db value is an ID list: a count, then that many
 page numbers (u64 each).
 
-This checks the file's frame, not every page: damage inside the file (a flipped byte in a B-tree page) is for
-`kefu verify`. What else can stop a start on a damaged store is in spec section 12.
+The tops of the B-trees (`check_tree_tops`, run by every `Store` open after the frame check): LMDB follows a page
+number it reads as an offset into the map, so a root page overwritten with garbage sends the first lookup of every
+table (opening the named databases, at open) beyond the file: SIGBUS again. So the pages every open and every lookup
+start from are read with pread and checked: the main database's root (and, if it is a branch, its children, down
+to its leaves), the root of each named database its leaves record (the MDB_db of each F_SUBDATA node), and the free
+database's root. Each such page must lie in the file below ``last_pg + 1`` (and not be a meta page), hold its own
+page number in its header, have the type its tree's depth says (a branch above depth 1, a leaf at it; no other flag
+bit), free-space bounds (lower, upper) inside the page, and nodes between ``upper`` and the page's end. The page
+numbers a table's root names are not checked: LMDB checks a page number against ``last_pg`` itself before it maps
+it (MDB_PAGE_NOTFOUND, an error its reader handles: `kefu.server.storage.store`); what it cannot check is a page
+inside that bound but beyond the file (a file cut short: `check_data_file`) and a page that is not what it should be
+(a header or node offsets of garbage, read as memory). The cost: one pread per table and one or two more, about 20
+pages of 4 KiB for kefu's store.
+
+Beside a running writer (a gateway or `kefu app` opening the store while the core commits) these reads hold no
+reader slot, so a page of the state read may be reused by a later transaction while it is read. It cannot be before
+a transaction after the next one commits (LMDB reuses a page freed by transaction T+1 from transaction T+2 on,
+and writes a transaction's pages before its meta page), so a failing check is believed only when the current meta
+page is still the one it started from; otherwise it is read again (TOP_TRIES times at most, then accepted: a store
+committing that fast is being written by a server that opened it).
+
+This checks the file's frame and the tops of its trees, not every page: damage deeper inside the file (a flipped
+byte in a leaf page) is for `kefu verify`. What else can stop a start on a damaged store is in spec section 12.
 """
 
 from __future__ import annotations
@@ -47,7 +68,16 @@ from typing import Final
 
 from .files import DISK_FULL
 
-__all__ = ["DATA_FILE", "DamagedStore", "MetaPage", "OpenRefused", "check_data_file", "check_store_dir", "read_meta"]
+__all__ = [
+    "DATA_FILE",
+    "DamagedStore",
+    "MetaPage",
+    "OpenRefused",
+    "check_data_file",
+    "check_store_dir",
+    "check_tree_tops",
+    "read_meta",
+]
 
 DATA_FILE: Final = "data.mdb"
 LOCK_FILE: Final = "lock.mdb"
@@ -58,10 +88,13 @@ DATA_VERSION: Final = 1
 """MDB_DATA_VERSION of LMDB 0.9."""
 P_BRANCH, P_LEAF, P_OVERFLOW, P_META = 0x01, 0x02, 0x04, 0x08
 F_BIGDATA: Final = 0x01
+F_SUBDATA: Final = 0x02
+"""A main-db node whose data is a named database's MDB_db."""
 PAGE_HEADER: Final = struct.Struct("=QHHHH")
 """pgno, pad, flags, lower, upper."""
 DB: Final = "IHHQQQQQ"
 """An MDB_db: pad (page size, in the free db's), flags, depth, branch, leaf and overflow pages, entries, root."""
+MDB_DB: Final = struct.Struct("=" + DB)
 META: Final = struct.Struct("=IIQQ" + DB + DB + "QQ")
 """An MDB_meta, after the page header."""
 NODE: Final = struct.Struct("=HHHH")
@@ -74,6 +107,13 @@ NO_PAGE: Final = (1 << 64) - 1
 MAX_FREE_WALK: Final = 1 << 22
 """Pages of the free database read at most while accounting for a short file: a bound on the work at start (16 GiB
 of 4 KiB pages); a free list larger than that is not walked and the short file is refused."""
+MAX_MAIN_PAGES: Final = 64
+"""Pages of the main database read at most: it holds one small record per named database (at most MAX_TABLES, which
+fit one leaf page), so more means its branch pages are damaged."""
+MAX_DEPTH: Final = 32
+"""LMDB's CURSOR_STACK: no tree is deeper."""
+TOP_TRIES: Final = 5
+"""Reads of the tree tops while a writer commits under them (see the module docstring)."""
 
 
 WHAT_TO_DO: Final = (
@@ -89,6 +129,7 @@ class OpenRefused(Exception):
 
         OpenRefused
         ├── DamagedStore            the data file fails the checks at open (this module)
+        │   └── DamagedTree         a page at the top of a B-tree (`check_tree_tops`)
         └── DeploymentMismatch      the store is not the data directory's deployment's (`deployment`)
     """
 
@@ -110,6 +151,8 @@ class MetaPage:
     main_root: int
     named_dbs: int
     """Entries of the main db: the named databases."""
+    free_depth: int = 0
+    main_depth: int = 0
 
     @property
     def pages(self) -> int:
@@ -133,16 +176,19 @@ def read_meta(head: bytes, index: int) -> MetaPage | str:
     page_size = free[0]
     if not MIN_PAGE <= page_size <= MAX_PAGE or page_size & (page_size - 1):
         return f"page size {page_size} is not one LMDB uses"
-    return MetaPage(index, page_size, map_size, last_page, txnid, free[7], main[7], main[6])
+    return MetaPage(index, page_size, map_size, last_page, txnid, free[7], main[7], main[6], free[2], main[2])
 
 
 def check_store_dir(path: Path) -> MetaPage | None:
-    """`check_data_file` of the data file in the LMDB environment directory `path`, after `reserve_lock_file`
-    (when the directory is writable)."""
+    """`check_data_file` and `check_tree_tops` of the data file in the LMDB environment directory `path`, after
+    `reserve_lock_file` (when the directory is writable)."""
     path = Path(path)
     if os.access(path, os.W_OK):
         reserve_lock_file(path)
-    return check_data_file(path / DATA_FILE)
+    meta = check_data_file(path / DATA_FILE)
+    if meta is not None:
+        check_tree_tops(path / DATA_FILE)
+    return meta
 
 
 def reserve_lock_file(directory: Path) -> None:
@@ -295,3 +341,115 @@ def _nodes(page: bytes, lower: int) -> Iterator[int]:
         if offset + NODE.size > len(page):
             raise _Unreadable("a node of the free database lies outside its page")
         yield offset
+
+
+# --- the tops of the B-trees --------------------------------------------------------------------------------------
+
+
+def check_tree_tops(path: Path) -> int:
+    """Check the pages every lookup starts from (see the module docstring) in the LMDB file at `path`, which
+    `check_data_file` accepted; the number of pages read. Raises DamagedTree, naming the page."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for _ in range(TOP_TRIES):
+            meta = _current_meta(fd, os.fstat(fd).st_size, path)
+            tops = _Tops(fd, meta.page_size, os.fstat(fd).st_size // meta.page_size, meta.pages)
+            try:
+                tops.check(meta)
+                return tops.read
+            except _TreeDamage as exc:
+                damage = exc
+            if _current_meta(fd, os.fstat(fd).st_size, path).txnid == meta.txnid:
+                raise DamagedTree(path, damage.pgno, f"{damage.what}: {damage.reason}")
+        return tops.read  # a writer committed under every try: it opened this store, whose tops it just wrote
+    finally:
+        os.close(fd)
+
+
+class DamagedTree(DamagedStore):
+    """A page at the top of a B-tree fails `check_tree_tops`: `pgno`, and what is wrong with it (`detail`)."""
+
+    def __init__(self, path: Path, pgno: int, detail: str) -> None:
+        super().__init__(
+            f"{path}: the store's B-tree is damaged at page {pgno} ({detail}): restore a backup, or run kefu verify "
+            "to see what it reaches. The store was not opened and nothing was written to it (kefu restore BACKUP "
+            "sets this store aside, systemd/OPERATIONS.md)"
+        )
+        self.pgno, self.detail = pgno, detail
+
+
+class _TreeDamage(Exception):
+    def __init__(self, pgno: int, what: str, reason: str) -> None:
+        super().__init__(f"page {pgno} ({what}): {reason}")
+        self.pgno, self.what, self.reason = pgno, what, reason
+
+
+class _Tops:
+    """The tops of the trees of one state (a meta page) of the file `fd`, holding `have` whole pages."""
+
+    def __init__(self, fd: int, page_size: int, have: int, pages: int) -> None:
+        self.fd, self.page_size, self.have, self.pages = fd, page_size, have, pages
+        self.read = 0
+
+    def check(self, meta: MetaPage) -> None:
+        self.tree(meta.free_root, meta.free_depth, "the free list's root")
+        for name, root, depth in self.named_dbs(meta):
+            self.tree(root, depth, f"the root of table {name!r}")
+
+    def named_dbs(self, meta: MetaPage) -> Iterator[tuple[str, int, int]]:
+        """(name, root, depth) of each named database the main database records, its pages checked on the way."""
+        if meta.main_root == NO_PAGE:
+            return
+        stack = [(meta.main_root, meta.main_depth, "the main database's root")]
+        while stack:
+            pgno, depth, what = stack.pop()
+            if self.read >= MAX_MAIN_PAGES:
+                raise _TreeDamage(pgno, what, f"the main database spans more than {MAX_MAIN_PAGES} pages")
+            page = self.tree(pgno, depth, what)
+            for node in self.nodes(page, pgno, what):
+                lo, hi, flags, ksize = NODE.unpack_from(page, node)
+                if depth > 1:
+                    stack.append((lo | hi << 16 | flags << 32, depth - 1, "a page of the main database"))
+                elif flags & F_SUBDATA:
+                    name = page[node + NODE.size : node + NODE.size + ksize].decode(errors="replace")
+                    if lo | hi << 16 != MDB_DB.size:
+                        raise _TreeDamage(pgno, what, f"table {name!r}'s record is {lo | hi << 16} bytes")
+                    record = MDB_DB.unpack_from(page, node + NODE.size + ksize)
+                    yield name, record[7], record[2]
+
+    def tree(self, pgno: int, depth: int, what: str) -> bytes:
+        """The top page of a tree of `depth` at `pgno`, checked (b"" for an empty tree)."""
+        if pgno == NO_PAGE:
+            return b""
+        if not 1 <= depth <= MAX_DEPTH:
+            raise _TreeDamage(pgno, what, f"its tree's depth is {depth}")
+        if not 2 <= pgno < self.pages:
+            raise _TreeDamage(pgno, what, f"not a page of the tree (its pages are 2..{self.pages - 1})")
+        if pgno >= self.have:
+            raise _TreeDamage(pgno, what, f"beyond the end of the file ({self.have} pages)")
+        page = os.pread(self.fd, self.page_size, pgno * self.page_size)
+        self.read += 1
+        held, _, flags, lower, upper = PAGE_HEADER.unpack_from(page)
+        if held != pgno:
+            raise _TreeDamage(pgno, what, f"its header names page {held}")
+        if flags != (P_BRANCH if depth > 1 else P_LEAF):
+            kind = "branch" if depth > 1 else "leaf"
+            raise _TreeDamage(pgno, what, f"type flags {flags:#06x}, not a {kind} page as its tree's depth says")
+        if not PAGE_HEADER.size <= lower <= upper <= self.page_size or (lower - PAGE_HEADER.size) % 2:
+            raise _TreeDamage(pgno, what, f"its free space ({lower}, {upper}) is not inside the page")
+        for node in self.nodes(page, pgno, what):
+            lo, hi, flags, ksize = NODE.unpack_from(page, node)
+            end = node + NODE.size + ksize + (0 if depth > 1 else U64.size if flags & F_BIGDATA else lo | hi << 16)
+            if end > self.page_size:
+                raise _TreeDamage(pgno, what, f"a node at offset {node} ends beyond the page")
+        return page
+
+    def nodes(self, page: bytes, pgno: int, what: str) -> Iterator[int]:
+        """The offsets of `page`'s nodes (its header's bounds checked)."""
+        _, _, _, lower, upper = PAGE_HEADER.unpack_from(page)
+        for i in range((lower - PAGE_HEADER.size) // 2):
+            offset = struct.unpack_from("=H", page, PAGE_HEADER.size + 2 * i)[0]
+            if not upper <= offset <= self.page_size - NODE.size:
+                raise _TreeDamage(pgno, what, f"node {i} lies at offset {offset}, outside the page's node space")
+            yield offset

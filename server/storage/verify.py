@@ -5,7 +5,9 @@ Theory of operation
 A store is checked in four passes, each one reading what the one before proved safe to read:
 
 1. **The frame** (`preflight.check_store_dir`): the data file against LMDB's meta pages, read with pread. A file
-   that fails is not mapped (a page past its end would be SIGBUS) and nothing else is read.
+   that fails is not mapped (a page past its end would be SIGBUS) and nothing else is read. The tops of its
+   B-trees are checked too (`preflight.check_tree_tops`: what a server's open refuses), and reported, but the
+   check goes on: the passes below read the file as bytes, or in child processes.
 2. **The structure** (``lmdb.verify``, py-lmdb's offline verifier: pure Python over the file's bytes, never the
    engine): every page reachable from the current meta page, each table's B-tree, and the free list. A table with
    a problem here is "unsafe": no lookup from another table descends into it.
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import verify_files
-from .preflight import DATA_FILE, DamagedStore, check_data_file
+from .preflight import DATA_FILE, DamagedStore, DamagedTree, check_data_file, check_tree_tops
 from .sealing import DataKey, Sealer
 from .verify_report import STRUCTURE, Finding, Report, TableRead, death_hint
 from .verify_tables import PROGRESS_EVERY, describe_key
@@ -70,6 +72,12 @@ def verify_store(
         report.add(STRUCTURE, b"", "data.mdb", str(exc))
         report.seconds = time.monotonic() - start
         return report
+    try:
+        check_tree_tops(path / DATA_FILE)
+    except DamagedTree as exc:  # what a server's open refuses; the walks below go on (in child processes)
+        report.add(
+            STRUCTURE, b"", f"page {exc.pgno}", f"the B-tree is damaged ({exc.detail}): a server refuses to open it"
+        )
     log_dir = path / "log" if log_dir is None else log_dir
     with verify_files.log_pinned(log_dir), _reader(path):
         unsafe = _structure(path, report)

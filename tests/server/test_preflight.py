@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,13 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from kefu.server.storage.preflight import PAGE_HEADER, DamagedStore, check_data_file, check_store_dir
+from kefu.server.storage.preflight import (
+    PAGE_HEADER,
+    DamagedStore,
+    check_data_file,
+    check_store_dir,
+    check_tree_tops,
+)
 from kefu.server.storage.store import Store
 
 READ_EVERYTHING = """
@@ -136,3 +143,108 @@ def test_a_file_short_only_by_free_pages_is_accepted(tmp_path: Path) -> None:
                 assert child.returncode == 0 and "read everything" in child.stdout
     env.close()
     assert shorts, "the workload made no short file: the acceptance above was not exercised"
+
+
+# --- the tops of the B-trees --------------------------------------------------------------------------------------
+
+OPEN_STORE = """
+import sys
+from kefu.server.storage.store import Store
+Store(sys.argv[1]).close()
+print("opened")
+"""
+
+
+def open_in_child(path: Path) -> subprocess.CompletedProcess[str]:
+    """`Store(path)` in a child process: a SIGBUS there is a failed test here, not a dead test runner."""
+    return subprocess.run([sys.executable, "-c", OPEN_STORE, str(path)],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+
+def named_root(data: Path, table: bytes) -> int:
+    """The root page of `table`, read from the main database's root leaf (written out here, not preflight's walk)."""
+    raw = data.read_bytes()
+    metas = [struct.unpack_from("=IIQQ" + "IHHQQQQQ" * 2 + "QQ", raw, i * 4096 + 16) for i in (0, 1)]
+    page_no = max(metas, key=lambda m: m[-1])[19]
+    page = raw[page_no * 4096 : (page_no + 1) * 4096]
+    for i in range((PAGE_HEADER.unpack_from(page)[3] - PAGE_HEADER.size) // 2):
+        node = struct.unpack_from("=H", page, PAGE_HEADER.size + 2 * i)[0]
+        ksize = struct.unpack_from("=H", page, node + 6)[0]
+        if page[node + 8 : node + 8 + ksize] == table:
+            return int(struct.unpack_from("=Q", page, node + 8 + ksize + 40)[0])
+    raise AssertionError(f"no table {table!r}")
+
+
+@pytest.mark.parametrize(("where", "offset"), [("main", 0), ("main", 16), ("apps", 0), ("apps", 16)])
+def test_random_bytes_over_a_root_page_are_refused_at_open(tmp_path: Path, where: str, offset: int) -> None:
+    """64 random bytes over the main database's root page, or over a table's: its header (offset 0), or its node
+    pointers (16). LMDB alone reads such a page as memory (a garbage node offset or count reads beyond the page, and
+    beyond the file near its end: SIGBUS)."""
+    data = filled_store(tmp_path / "db")
+    meta = check_data_file(data)
+    assert meta is not None
+    page = meta.main_root if where == "main" else named_root(data, b"apps")
+    with data.open("r+b") as f:
+        f.seek(page * 4096 + offset)
+        f.write(random.Random(page + offset).randbytes(64))
+    child = open_in_child(tmp_path / "db")
+    assert child.returncode == 1, (child.returncode, child.stderr[-2000:])
+    assert "DamagedTree" in child.stderr and f"the store's B-tree is damaged at page {page} (" in child.stderr
+    assert "restore a backup, or run kefu verify" in child.stderr and "opened" not in child.stdout
+
+
+def test_the_tops_of_a_store_after_many_transactions_are_accepted(tmp_path: Path) -> None:
+    """Random puts (values from 10 bytes to overflow pages), deletes and drops over several tables, checked every
+    few transactions: never refused; a few pages read."""
+    path = tmp_path / "db"
+    env = lmdb.open(str(path), map_size=1 << 30, max_dbs=16)
+    dbs = [env.open_db(b"t%d" % i) for i in range(12)]
+    rnd = random.Random(7)
+    read = []
+    for n in range(800):
+        with env.begin(write=True) as txn:
+            for _ in range(rnd.randint(1, 60)):
+                db, key = rnd.choice(dbs), rnd.randbytes(rnd.randint(1, 40))
+                if rnd.random() < 0.7:
+                    txn.put(key, rnd.randbytes(rnd.choice([10, 100, 1000, 3000, 9000])), db=db)
+                elif (cur := txn.cursor(db)).set_range(key):
+                    cur.delete()
+            if rnd.random() < 0.01:
+                txn.drop(rnd.choice(dbs), delete=False)
+        if n % 8 == 0:
+            read.append(check_tree_tops(path / "data.mdb"))
+    env.close()
+    assert check_store_dir(path) is not None
+    assert max(read) <= 16, "the free list's root, the main database's root, a root per table"
+    child = open_in_child(path)
+    assert child.returncode == 0 and "opened" in child.stdout, child.stderr
+
+
+def test_the_tops_are_accepted_while_another_process_commits(tmp_path: Path) -> None:
+    """Opening beside a running writer (a gateway, kefu app add): the pages read may be reused while they are read,
+    which must never be taken for damage."""
+    filled_store(tmp_path / "db", messages=400)
+    writer = subprocess.Popen([sys.executable, "-c", WRITE_FOREVER, str(tmp_path / "db")], stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == b"writing\n"
+        for _ in range(300):
+            assert check_store_dir(tmp_path / "db") is not None
+    finally:
+        writer.kill()
+        writer.wait()
+        if writer.stdout is not None:
+            writer.stdout.close()
+
+
+WRITE_FOREVER = """
+import os, sys, lmdb
+env = lmdb.open(sys.argv[1], max_dbs=32, map_size=1 << 30)
+dbs = [env.open_db(name) for name in (b"apps", b"w1", b"w2")]
+print("writing", flush=True)
+n = 0
+while True:
+    with env.begin(write=True) as txn:
+        for db in dbs:
+            txn.put(b"k%d" % (n % 5000), os.urandom(n % 3000), db=db)
+    n += 1
+"""

@@ -25,7 +25,7 @@ from kefu.server.storage import maintenance
 from kefu.server.storage.conversations import LogSettings, open_conversations
 from kefu.server.storage.datadir import RestoreError
 from kefu.server.storage.logfile import read_log, segment_name
-from kefu.server.storage.preflight import P_BRANCH, P_LEAF, PAGE_HEADER
+from kefu.server.storage.preflight import P_BRANCH, P_LEAF, PAGE_HEADER, DamagedTree, check_store_dir
 from kefu.server.storage.schema import LOG_DIR, LOG_POSITION_KEY, MAX_TABLES, LogPosition, message_key
 from kefu.server.storage.store import Store
 from kefu.server.storage.verify import Report, verify_store
@@ -323,6 +323,22 @@ def test_a_damaged_b_tree_page_is_reported_without_ending_the_check(data: Path) 
     assert {name for name, t in report.tables.items() if not t.complete} == {"messages"}
     stored = sum(1 for _ in values_of(data, "idempotency"))
     assert stored - LOGGED - 200 < messages.entries < stored, "both ends of the table were read"
+
+
+def test_a_damaged_table_root_is_named_as_the_server_refuses_it_and_the_check_goes_on(data: Path) -> None:
+    """The header of a table's root page overwritten: a server's open refuses the store (preflight's check of the
+    trees' tops); verify names the same page, and still reads every other table."""
+    path = data / "store" / "data.mdb"
+    (root,) = table_pages(path, b"user_convs", P_LEAF)  # a small table: its root is its one leaf
+    with path.open("r+b") as f:
+        f.seek(root * 4096)
+        f.write(b"\xa5" * 64)
+    with pytest.raises(DamagedTree, match=f"damaged at page {root} "):
+        check_store_dir(data / "store")
+    report = check(data)
+    assert any(f.where == f"page {root}" and "a server refuses to open it" in f.reason for f in report.findings)
+    assert {name for name, t in report.tables.items() if not t.complete} <= {"user_convs"} and not report.clean
+    assert report.tables["messages"].complete and report.tables["idempotency"].complete
 
 
 def values_of(data: Path, table: str) -> Iterator[bytes]:
