@@ -6,19 +6,24 @@ reported as damage."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 from pathlib import Path
 
 import pytest
 
 from kefu.protocol.errors import ErrorCode
-from kefu.server.engine.messages import SendRequest
+from kefu.server.engine.messages import CursorUpdate, SendRequest
 from kefu.server.engine.ports import Unreadable
 from kefu.server.identity.datakeys import sealer_of
 from kefu.server.storage.conversations import LogSettings, open_conversations
 from kefu.server.storage.index import TreeDamaged
+from kefu.server.storage.index_worker import Worker
+from kefu.server.storage.indexer import decode_messages, frame
 from kefu.server.storage.records import Write
-from kefu.server.storage.schema import U64S
+from kefu.server.storage.schema import LOG_DIR, U64S
 from kefu.server.storage.store import StorageDamaged, Store
+from kefu.server.storage.values import DamageReport
 
 from .tree_damage import break_child
 
@@ -117,5 +122,32 @@ def test_an_indexing_batch_through_the_damaged_page_is_reported_as_damage(damage
             store.apply([write], position)
         assert caught.value.table == "messages" and store.damage.counts["messages"] == 1
         assert store.last_seq(1 if bad != 1 else 2) > 0, "the failed write left the store readable"
+    finally:
+        store.close()
+
+
+def test_damage_the_indexer_process_finds_reaches_the_serving_process_metric(tmp_path: Path) -> None:
+    """The worker's answers carry the values it found damaged since its last answer; the parent's report counts
+    them in its metric (kefu_storage_damaged_records_total), without logging them again."""
+    path = tmp_path / "store"
+    store = opened(path)
+    try:
+        store.commit([send(7, 1)], [CursorUpdate("bob", 7, 1)], now_ms=1_000_000)
+        cursor_key = b"bob\0" + U64S.pack(7)
+        store.writing(lambda txn: txn.put(cursor_key, b"\0" * 40, db=store.handle("cursors")))
+        assert store.cursor("bob", 7) == 0 and store.damage.counts == {"cursors": 1}  # reported in "its" process
+        parent_end, worker_end = socket.socketpair()
+        with parent_end, worker_end:
+            _, position = store.log_state()
+            worker = Worker(store, path / LOG_DIR, worker_end, interval_s=60, batch_bytes=1 << 20)
+            parent_end.sendall(frame(b"S" + position.encode()))
+            worker.run()
+            answer = json.loads(decode_messages(bytearray(parent_end.recv(1 << 16)))[0])
+        assert answer["damaged"] == {"cursors": 1} and "stopped" in answer
+        counted: list[str] = []
+        parent = DamageReport()
+        parent.on_damaged = counted.append
+        parent.add_counts(answer["damaged"])
+        assert counted == ["cursors"] and parent.counts == {"cursors": 1}
     finally:
         store.close()
