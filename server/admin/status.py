@@ -93,4 +93,32 @@ def status(config: Any, timeout: float) -> Status:
         _, metrics = _fetch(base + "/metrics", timeout)
     except (OSError, ValueError) as exc:
         raise AdminError(f"no answer from {base}: {exc}") from None
-    return Status(base, code == 200, health, summarise(parse_exposition(metrics.decode("utf-8", "replace"))))
+    summary = summarise(parse_exposition(metrics.decode("utf-8", "replace")))
+    return Status(base, code == 200, health, [*summary, marked(config)])
+
+
+MARKS_SHOWN = 10
+"""Conversations the status line names (kefu verify lists every one)."""
+
+
+def marked(config: Any) -> str:
+    """The line about the damage marks the server left in the store (``meta`` "damaged"): which conversations have
+    records found damaged on read (seq 0: the conversation record, or a page of it LMDB could not read)."""
+    try:
+        from ..wiring import open_store  # noqa: PLC0415 - lmdb and the desk load only here
+
+        store = open_store(config, readonly=True)
+        try:
+            marks = store.damage_marks()
+        finally:
+            store.close()
+    except Exception as exc:  # a status line must not fail the command: say why it is missing
+        return f"conversations marked damaged: not read ({type(exc).__name__}: {exc})"
+    if not marks:
+        return "conversations marked damaged: none"
+    shown = "; ".join(
+        f"{conv} (seqs {', '.join(map(str, seqs[:5]))}{', ...' if len(seqs) > 5 else ''})"
+        for conv, seqs in sorted(marks.items())[:MARKS_SHOWN]
+    )
+    more = f"; and {len(marks) - MARKS_SHOWN} more" if len(marks) > MARKS_SHOWN else ""
+    return f"conversations marked damaged: {len(marks)}: {shown}{more} (kefu verify checks them)"

@@ -88,3 +88,5 @@ async def test_a_damaged_page_refuses_its_conversation_alone(server: ServerProce
     assert "Traceback" not in log, "no read failed as a bug"
     damaged = [line for line in status.stdout.splitlines() if "damaged records found on read" in line]
     assert damaged and "messages" in damaged[0], status.stdout + status.stderr
+    marks = [line for line in status.stdout.splitlines() if "conversations marked damaged" in line]
+    assert marks and f" {bad} (seqs " in marks[0], status.stdout
