@@ -15,9 +15,10 @@ Once the cursors were written behind every 5 s, to spare LMDB one randomly place
 the log a cursor costs about 30 sequential bytes, so the default delay is 0 and a crash loses at most the advances
 of the commit in flight: their messages are delivered again to a device that resumes from the stored cursor (one
 that names its own position in its SYNC of the conversation gets nothing twice: a SYNC 0 never rewinds it,
-`kefu.server.engine.streams`), which clients deduplicate by conversation and seq. Measured over a kill -9 loop
-(bench/bench_crashloop.py): a receiver resuming from its stored cursors alone got at most a couple of messages it had
-acknowledged before the kill, and none as a rule.
+`kefu.server.engine.streams`), which clients deduplicate by conversation and seq. Measured over kill -9 loops
+(bench/bench_crashloop.py, 3 x 50 SIGKILLs under load): a receiver resuming from its stored cursors alone was sent
+again a median of 0 and at most 4 messages it had acknowledged before a kill (with the 5 s delay of old: a median of
+about 790).
 
 Every read of a cursor goes through `read` and `pending`, which take the larger of the durable value (`View`) and
 the entries here, so nothing the server does depends on whether a cursor is durable yet. A drain saves everything
