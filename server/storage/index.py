@@ -197,8 +197,12 @@ def _tree(values: Values, table: str, what: Unreadable) -> Iterator[None]:
     try:
         yield
     except TREE_ERRORS as exc:
-        key = what[1] if isinstance(what[1], bytes) else U64S.pack(int(what[1]))  # type: ignore[call-overload]
-        raise TreeDamaged(table, what, tree_damaged(values.report, table, key, exc).reason) from exc
+        raise _damaged(values, table, what, exc) from exc
+
+
+def _damaged(values: Values, table: str, what: Unreadable, exc: BaseException) -> TreeDamaged:
+    key = what[1] if isinstance(what[1], bytes) else U64S.pack(int(what[1]))  # type: ignore[call-overload]
+    return TreeDamaged(table, what, tree_damaged(values.report, table, key, exc).reason)
 
 
 class TxnSource:
@@ -220,23 +224,28 @@ class TxnSource:
         what = ("conversation", conversation_id)
         if what in self.unreadable:
             raise Damaged("conversations", key, "a damaged page (reported)")  # the sequencer refuses it
-        with _tree(self.values, "conversations", what):
-            raw = self.txn.get(key, db=self.db["conversations"])
-        if raw is None:
-            return None
-        record = open_conversation(self.values, key, raw)  # Damaged: the sequencer refuses the conversation
-        with _tree(self.values, "messages", what):
+        table = "conversations"
+        try:  # a try, not a `with _tree(...)`: this runs per SEND of an uncached conversation (2 us a with)
+            raw = self.txn.get(key, db=self.db[table])
+            if raw is None:
+                return None
+            record = open_conversation(self.values, key, raw)  # Damaged: the sequencer refuses the conversation
+            table = "messages"
             if self._messages is None:
-                self._messages = self.txn.cursor(db=self.db["messages"])
+                self._messages = self.txn.cursor(db=self.db[table])
             last_seq = conversation_last_seq(self._messages, conversation_id, record.last_seq)
+        except TREE_ERRORS as exc:
+            raise _damaged(self.values, table, what, exc) from exc
         return Conversation(last_seq, record.members, record.created_ms)
 
     def idempotency(self, key: bytes) -> IdempotencyRecord | None:
         what = ("idempotency", key)
         if what in self.unreadable:  # as an entry that does not open: absent
             return None
-        with _tree(self.values, "idempotency", what):
+        try:  # per SEND: see `conversation`
             raw = self.txn.get(key, db=self.db["idempotency"])
+        except TREE_ERRORS as exc:
+            raise _damaged(self.values, "idempotency", what, exc) from exc
         if raw is None:
             return None
         try:

@@ -591,16 +591,20 @@ class Store:
         """The larger of the record's floor (0 if the record does not open: its messages still count) and the last
         stored message's seq; 0 if the conversation does not exist."""
         key = U64S.pack(conversation_id)
-        with self._table("conversations", key):
-            raw = txn.get(key, db=self._db["conversations"])
-        floor = None
-        if raw is not None:
-            try:
-                floor = open_conversation(self.values, key, raw).last_seq
-            except Damaged:
-                floor = 0
-        with self._table("messages", key), txn.cursor(self._db["messages"]) as cur:
-            return conversation_last_seq(cur, conversation_id, floor)
+        table = "conversations"
+        try:  # a try, not `with self._table(...)`: 2 us a with, on a read positions makes per conversation
+            raw = txn.get(key, db=self._db[table])
+            floor = None
+            if raw is not None:
+                try:
+                    floor = open_conversation(self.values, key, raw).last_seq
+                except Damaged:
+                    floor = 0
+            table = "messages"
+            with txn.cursor(self._db[table]) as cur:
+                return conversation_last_seq(cur, conversation_id, floor)
+        except TREE_ERRORS as exc:
+            raise self._tree(table, key, exc) from exc
 
     def members(self, conversation_id: int) -> tuple[str, ...] | None:
         """The conversation's members; None if it does not exist, or if its record does not open (reported)."""
@@ -630,8 +634,10 @@ class Store:
             return 0
 
     def _cursor(self, txn: lmdb.Transaction[bytes], key: bytes) -> int:
-        with self._table("cursors", key):
+        try:
             raw = txn.get(key, db=self._db["cursors"])
+        except TREE_ERRORS as exc:
+            raise self._tree("cursors", key, exc) from exc
         return 0 if raw is None else index.open_cursor(self.values, key, raw)
 
     def conversations_of(self, user: str) -> list[int]:
