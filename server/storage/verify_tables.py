@@ -52,8 +52,10 @@ from .values import DAMAGED_PREFIX, decode_marks
 
 __all__ = ["CHECKS", "INDEX_TABLES", "PROGRESS_EVERY", "Walker", "describe_key", "store_is_sealed"]
 
-PROGRESS_EVERY: Final = 256
-"""Entries between two progress lines: how far back the last key reported may be when LMDB aborts the child."""
+PROGRESS_EVERY: Final = 32
+"""Entries between two progress lines: how far back the last key reported may be when LMDB aborts the child. The
+walk back from the table's end stops at that key, so up to PROGRESS_EVERY - 1 entries before a damaged page go
+unread with it. A line costs ~4 us (written and flushed), ~0.13 us per entry against ~8 us to check one (2 %)."""
 INDEX_TABLES: Final = frozenset({"meta", "user_convs", "expiry", "idem_expiry"})
 """The tables whose values are not sealed (SEALING-DESIGN rule 1): meta, and the key-only indexes."""
 CLIENT_MSG_ID_BYTES: Final = 16
@@ -172,6 +174,7 @@ class Walker:
         self.read = self.value_bytes = self.skipped = 0
         self.key_ids, self.missing, self.failed = {}, {}, {}
         self.emit(start=table, backward=backward, stop=stop.hex())
+        self.out.flush()  # the parent must know which table a child that dies before its first progress line was in
         with self.txn.cursor(self.db[table]) as cur:
             entries = (cur.iterprev() if cur.last() else iter(())) if backward else iter(cur)
             for key, value in entries:
