@@ -92,14 +92,16 @@ class DataKeys:
 
 
 def changed_keys(data_dir: Path, current: Sealer) -> Sealer | None:
-    """A `Sealer` over the data keys now in `data_dir`, or None if they are those of `current` (or do not load:
-    logged, the current keys stay)."""
+    """A `Sealer` over the data keys now in `data_dir`, or None if its sealing key is `current`'s (or the keys do
+    not load: logged, the current keys stay). The sealing key decides, not the set of keys: `current` adds a key
+    to those it opens as soon as it meets a value under it (`Sealer`'s reload), which a `kefu app add` after `kefu
+    data-key rotate` brings before the reload does."""
     try:
-        sealer = Sealer(load_data_keys(data_dir))
+        sealer = Sealer(load_data_keys(data_dir), reload=lambda: load_data_keys(data_dir))
     except (DataKeyError, ValueError) as exc:
         logmod.error("storage.data_keys_reload_failed", reason=str(exc))
         return None
-    return None if sealer.key_ids == current.key_ids else sealer
+    return None if sealer.active == current.active else sealer
 
 
 def reload_reader(store: Any, data_dir: Path) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from kefu.server.engine.messages import SendRequest
+from kefu.server.identity.datakeys import add_data_key, sealer_of
+from kefu.server.runtime.datakeys import changed_keys
 from kefu.server.storage.reseal import MIGRATION_KEY, RESEAL_KEY, Resealer, count_sealed, migrate, sealed_tables
 from kefu.server.storage.sealing import DataKey, Sealer, key_id_of
 from kefu.server.storage.store import Store
@@ -270,3 +272,17 @@ def test_a_version_2_store_killed_midway_is_sealed_when_first_opened(plain: Stor
         assert store.read_range(1, 0, 0, 100) == conversation_1
     finally:
         store.close()
+
+
+def test_a_reload_takes_a_rotated_key_that_a_read_already_met(tmp_path: Path) -> None:
+    """`kefu data-key rotate`, then `kefu app add` (sealed under the new key) before the SIGHUP: the running core's
+    sealer opens the app's record at once (it reads the key files again), and the SIGHUP must still switch its
+    sealing key and so start the reseal."""
+    running = sealer_of(tmp_path, "sm4-gcm")
+    add_data_key(tmp_path, "sm4-gcm")
+    app_add = sealer_of(tmp_path, "sm4-gcm")
+    assert running.open("apps", b"a", app_add.seal("apps", b"a", b"record")) == b"record"
+    assert running.key_ids == {1, 2} and running.active == 1
+    reloaded = changed_keys(tmp_path, running)
+    assert reloaded is not None and reloaded.active == 2
+    assert changed_keys(tmp_path, reloaded) is None
