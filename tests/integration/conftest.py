@@ -70,6 +70,14 @@ def loaded_server(tmp_path: Path) -> Iterator[ServerProcess]:
     yield from _server(tmp_path, LOAD_LIMITS)
 
 
+def served_pair(data_dir: Path, env: dict[str, str]) -> ServerProcess:
+    """A server (not started) on `data_dir` with the apps alice and bob registered."""
+    server = ServerProcess(data_dir, env=env)
+    for name in ("alice", "bob"):
+        server.secrets[name] = add_app(data_dir, name)
+    return server
+
+
 def _server(tmp_path: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
     data_dir = tmp_path / "data"
     proc = ServerProcess(data_dir, env=env)

@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from kefu.client import Client
 
-from .conftest import ServerProcess, add_app
+from .conftest import ServerProcess, served_pair
 from .workers_harness import WORKERS
 
 pytestmark = pytest.mark.asyncio
@@ -32,10 +32,7 @@ FAST_INDEXING = {"KEFU_STORAGE_INDEX_INTERVAL_MS": "200"}
 
 @pytest_asyncio.fixture(params=[0, WORKERS], ids=["single", "workers"])
 async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    data_dir = tmp_path / "data"
-    server = ServerProcess(data_dir, env={"KEFU_SERVER_WORKERS": str(request.param), **FAST_INDEXING})
-    for name in ("alice", "bob"):
-        server.secrets[name] = add_app(data_dir, name)
+    server = served_pair(tmp_path / "data", {"KEFU_SERVER_WORKERS": str(request.param), **FAST_INDEXING})
     await asyncio.to_thread(server.start)
     try:
         yield server

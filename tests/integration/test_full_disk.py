@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from kefu.protocol.errors import ErrorCode
 from kefu.server.identity.datakeys import sealer_of
 from kefu.server.storage.store import Store
 
+from ..tmpfs import mounted_tmpfs
 from .conftest import ServerProcess, add_app
 from .peer import Peer
 
@@ -31,16 +31,8 @@ BODY = 60_000
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 40 MiB tmpfs: room for a store, its log's three 4 MiB segments and the keys, quick to fill."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)],
-                          capture_output=True, check=False)  # fmt: skip
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "fs", "40m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(directory: Path) -> None:

@@ -19,7 +19,7 @@ from kefu.client import AuthFailed, Client, CredentialsRefused
 from kefu.protocol.crypto import KeyType, SigningKey, Suite
 from kefu.protocol.errors import ErrorCode
 
-from .conftest import ServerProcess, add_app
+from .conftest import ServerProcess, served_pair
 from .workers_harness import GATEWAYS, HOST, WORKERS, client_on
 
 pytestmark = pytest.mark.asyncio
@@ -31,10 +31,7 @@ CLIENT_GIVES_UP_S = 10.0
 
 @pytest_asyncio.fixture(params=[0, WORKERS], ids=["single", "workers"])
 async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    data_dir = tmp_path / "data"
-    server = ServerProcess(data_dir, env={"KEFU_SERVER_WORKERS": str(request.param)})
-    for name in ("alice", "bob"):
-        server.secrets[name] = add_app(data_dir, name)
+    server = served_pair(tmp_path / "data", {"KEFU_SERVER_WORKERS": str(request.param)})
     await asyncio.to_thread(server.start)
     try:
         yield server

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from kefu.server.storage.datadir import OLD_STORE_MARKER
 from kefu.server.storage.schema import LogPosition
 from kefu.server.storage.store import Store
 
+from ..tmpfs import mounted_tmpfs
 from .children import lines_until_killed
 
 OK, UNAVAILABLE = ErrorCode.OK, ErrorCode.STORAGE_UNAVAILABLE
@@ -173,17 +173,8 @@ async def test_a_failed_log_write_is_fatal(tmp_path: Path) -> None:
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Any:
     """A 1 MiB tmpfs (a full disk that is quick to fill); skipped where mounting is not allowed."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tmpfs", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.asyncio
