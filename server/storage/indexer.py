@@ -51,7 +51,7 @@ from .overlay import Logged, Overlay
 from .records import REPLACED, Cursors, Write, decode_record
 from .schema import LogPosition, message_key
 from .sealing import Damaged
-from .store import Store
+from .store import StorageDamaged, Store
 from .values import placeholder
 from .verify_report import death_hint
 
@@ -174,7 +174,10 @@ def _in_clear(store: Store, overlay: Overlay, w: Write) -> None:
     w.clear_puts = tuple(clear)
     if w.membership == REPLACED:
         held = overlay.conversation(w.conversation_id)
-        members = held[1] if held is not None and held[1] is not None else store.members(w.conversation_id)
+        try:
+            members = held[1] if held is not None and held[1] is not None else store.members(w.conversation_id)
+        except StorageDamaged:  # reported: indexing reads the members it replaces again, and reports them there
+            members = ()
         w.previous = members or ()
 
 

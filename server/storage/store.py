@@ -607,7 +607,8 @@ class Store:
             raise self._tree(table, key, exc) from exc
 
     def members(self, conversation_id: int) -> tuple[str, ...] | None:
-        """The conversation's members; None if it does not exist, or if its record does not open (reported)."""
+        """The conversation's members; None if it does not exist. A record that does not open (reported) raises
+        `StorageDamaged`: the conversation exists, so a SYNC of it is refused STORAGE_UNAVAILABLE, not NOT_FOUND."""
         conv = self._conversation(conversation_id)
         return conv.members if conv else None
 
@@ -619,8 +620,8 @@ class Store:
             return None
         try:
             return open_conversation(self.values, key, raw)
-        except Damaged:
-            return None
+        except Damaged as exc:
+            raise StorageDamaged("conversations", key, exc.reason) from None
 
     def cursor(self, user: str, conversation_id: int) -> int:
         """The highest seq `user` acknowledged in the conversation; 0 if none (or if it does not open: reported)."""

@@ -11,7 +11,8 @@ import lmdb
 import pytest
 
 from kefu.protocol import frames
-from kefu.server.storage.schema import MAX_TABLES, message_key
+from kefu.protocol.errors import ErrorCode
+from kefu.server.storage.schema import MAX_TABLES, U64S, message_key
 
 from .conftest import ServerProcess
 from .peer import Peer
@@ -19,15 +20,16 @@ from .peer import Peer
 pytestmark = pytest.mark.asyncio
 
 CONVERSATION = 5150
+OTHER = 5151
 BODIES = [f"card ending 7890 lost, message {i}".encode() for i in range(1, 6)]
 
 
-def flip_inside_value(data_dir_store: str, key: bytes) -> None:
-    """Flip bytes in the middle of the value stored under ``messages`` `key`, in data.mdb itself (the server is
+def flip_inside_value(data_dir_store: str, key: bytes, table: bytes = b"messages") -> None:
+    """Flip bytes in the middle of the value stored under `table` `key`, in data.mdb itself (the server is
     stopped): the value is found in the file by its bytes (sealed, with its own nonce: no other value has them).
     Every copy is flipped: a page LMDB copied on write may still hold the same bytes in a free page."""
     with lmdb.open(data_dir_store, readonly=True, lock=False, max_dbs=MAX_TABLES) as env, env.begin() as txn:
-        value = txn.get(key, db=env.open_db(b"messages", txn=txn, create=False))
+        value = txn.get(key, db=env.open_db(table, txn=txn, create=False))
     assert value is not None and all(body not in value for body in BODIES), "stored sealed"
     path = f"{data_dir_store}/data.mdb"
     with open(path, "r+b") as f:
@@ -45,8 +47,11 @@ async def test_a_damaged_message_is_replaced_by_an_event_and_the_stream_goes_on(
     for body in BODIES:
         alice.send(CONVERSATION, body, to=("bob",))
         assert (await alice.next(frames.SendAck)).status == 0
+    alice.send(OTHER, b"in a conversation whose record will not open", to=("bob",))
+    assert (await alice.next(frames.SendAck)).status == 0
     assert server.stop() == 0  # a graceful stop indexes everything into data.mdb
     flip_inside_value(str(server.data_dir / "store"), message_key(CONVERSATION, 3))
+    flip_inside_value(str(server.data_dir / "store"), U64S.pack(OTHER), b"conversations")
 
     server.start()
     bob = await Peer.connect(server.port, "bob", server.secrets["bob"], server.pins)
@@ -58,6 +63,9 @@ async def test_a_damaged_message_is_replaced_by_an_event_and_the_stream_goes_on(
     event = delivered[2]
     assert event.sender == frames.SYSTEM_SENDER and event.content_type == frames.ContentType.EVENT
     assert json.loads(event.body) == {"event": "damaged", "conversation_id": CONVERSATION, "seq": 3}
+    bob.send_frame(frames.Sync(OTHER, 0, 0, 0, request_id=8))  # it exists: not NOT_FOUND
+    refused = await bob.next(frames.Error)
+    assert (refused.code, refused.request_id) == (ErrorCode.STORAGE_UNAVAILABLE, 8)
     bob.send(CONVERSATION, b"still here")  # the connection goes on
     assert (await bob.next(frames.SendAck)).seq == 6
     log = server.log.read_text()

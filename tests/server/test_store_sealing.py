@@ -33,7 +33,7 @@ from kefu.server.storage.logfile import LogWriter, SegmentFiles
 from kefu.server.storage.records import Kind, Write, encode_write_v2
 from kefu.server.storage.schema import SCHEMA_KEY, SEALED_KEY, U32, message_key
 from kefu.server.storage.sealing import DataKey, Sealer
-from kefu.server.storage.store import SCHEMA_VERSION, SealingMismatch, Store
+from kefu.server.storage.store import SCHEMA_VERSION, SealingMismatch, StorageDamaged, Store
 
 NOW = 1_700_000_000_000
 CARD = b"I lost my bank card 6222 0212 3456 7890 yesterday, please block it"
@@ -169,7 +169,8 @@ def test_each_kind_of_damage_has_its_outcome_and_nothing_stops(store: Store) -> 
     tamper(store, "conversations", struct.pack("!Q", 1), flip)
     store.close()
     store = Store(store.path, sealer=store.sealer)  # a writer that has not seen the conversation since
-    assert store.members(1) is None
+    with pytest.raises(StorageDamaged):  # it exists: refused (STORAGE_UNAVAILABLE), not absent (NOT_FOUND)
+        store.members(1)
     assert store.last_seq(1) == 4 and store.positions("agent") == [(1, 0, 4)], "its messages still count"
     [refused, elsewhere] = store.commit(
         [req("agent", 9, 1), req("bob", 10, 2)], [CursorUpdate("agent", 1, 4)], now_ms=NOW
