@@ -3,6 +3,7 @@ found in a copy of the store and named by its first bad entry. Real LMDB, real S
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -202,6 +203,8 @@ from kefu.server.storage.store import Store
 path, secret, name, count = sys.argv[1:5]
 store = Store(Path(path), sealer=Sealer([DataKey(1, "sm4-gcm", bytes.fromhex(secret))]))
 writer = audit.AuditWriter(store, name=name)
+print("ready", flush=True)
+sys.stdin.readline()  # every process starts appending at once (the test writes a line to all of them)
 for i in range(int(count)):
     writer.record(name, "test.queued", str(i))
     if i % 10 == 0:
@@ -213,11 +216,20 @@ store.close()
 
 def test_several_processes_append_one_chain(sealed: Store, key: DataKey) -> None:
     count, names = 200, ("p1", "p2", "p3", "p4")
-    procs = [
-        subprocess.Popen([sys.executable, "-c", APPENDER, str(sealed.path), key.secret.hex(), name, str(count)])
-        for name in names
-    ]  # fmt: skip
-    assert [p.wait(timeout=60) for p in procs] == [0] * len(names)
+    with contextlib.ExitStack() as stack:
+        procs = [
+            stack.enter_context(subprocess.Popen(
+                [sys.executable, "-c", APPENDER, str(sealed.path), key.secret.hex(), name, str(count)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            ))
+            for name in names
+        ]  # fmt: skip
+        assert [p.stdout.readline() if p.stdout else "" for p in procs] == ["ready\n"] * len(names)
+        for p in procs:  # all of them opened their store: go
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        assert [p.wait(timeout=60) for p in procs] == [0] * len(names)
     report = audit.verify(sealed)
     assert report.problem is None
     assert report.checked == 20 + len(names) * (count + count // 10)
