@@ -60,6 +60,7 @@ __all__ = [
     "MigrationError",
     "Resealer",
     "count_sealed",
+    "finished_under",
     "migrate",
     "sealed_tables",
 ]
@@ -88,6 +89,14 @@ RETRY_S: Final = 30.0
 """Pause after a failed reseal step (a disk error, a full map) before the reseal tries again."""
 _DONE: Final = b"\xff"
 _KEY_ID: Final = struct.Struct("!I")
+
+
+def finished_under(key_id: int) -> bytes:
+    """The ``reseal_progress`` value that says every value is sealed under data key `key_id` (a new store's, whose
+    values are all sealed under its first key; and a finished pass's)."""
+    return _KEY_ID.pack(key_id) + _DONE
+
+
 T = TypeVar("T")
 Txn: TypeAlias = "lmdb.Transaction[bytes]"
 
@@ -308,8 +317,14 @@ class Resealer:
         """Set when a reseal under the current keys is complete (cleared by `update`)."""
 
     def start(self) -> None:
-        """Start the thread: it makes a pass now (a reseal left unfinished before a restart goes on)."""
-        self._wake.set()
+        """Start the thread: it makes a pass now (a reseal left unfinished before a restart goes on), unless the last
+        pass finished under the sealing key (nothing to do: a start does not walk the whole store for nothing)."""
+        with self.store.reading() as txn:
+            finished = txn.get(RESEAL_KEY, db=self.store.handle("meta")) == finished_under(self.sealer.active)
+        if finished:
+            self.done.set()
+        else:
+            self._wake.set()
         self._thread = threading.Thread(target=self._run, name="kefu-reseal", daemon=True)
         self._thread.start()
 
@@ -384,7 +399,7 @@ class Resealer:
             if not self._walk(sealer, name, after if n == 0 else None, stats):
                 return None
         meta = self.store.handle("meta")
-        self.store.writing(lambda txn: txn.put(RESEAL_KEY, _KEY_ID.pack(sealer.active) + _DONE, db=meta))
+        self.store.writing(lambda txn: txn.put(RESEAL_KEY, finished_under(sealer.active), db=meta))
         return stats
 
     def _progress(self, sealer: Sealer) -> tuple[str, bytes | None]:

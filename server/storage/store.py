@@ -67,6 +67,7 @@ from .files import disk_full
 from .logfile import SUFFIX, read_log
 from .modes import FILE_MODE, private_dir
 from .records import Cursors, Write, decode_record
+from .reseal import RESEAL_KEY, finished_under
 from .schema import (
     CONV_SEQ,
     CORE_TABLES,
@@ -300,6 +301,8 @@ class Store:
             txn.put(NEXT_ID_KEY, U64S.pack(1), db=meta)
             txn.put(SCHEMA_KEY, U32.pack(SCHEMA_VERSION), db=meta)
             txn.put(SEALED_KEY, bytes((self.sealer is not None,)), db=meta)
+            if self.sealer is not None:  # nothing here is under an older key: no reseal to make at start
+                txn.put(RESEAL_KEY, finished_under(self.sealer.active), db=meta)
             self._new_log(txn, db)
         elif (version := U32.unpack(raw)[0]) > SCHEMA_VERSION:
             raise SchemaError(f"{self.path}: schema version {version}, newer than {SCHEMA_VERSION}: upgrade kefu")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,6 +165,30 @@ def test_reseal_moves_every_value_to_the_new_key(tmp_path: Path) -> None:
     for (table, key), value in _values(store).items():
         assert rotated.open(table, key, value) == before[table, key]
     assert _meta(store, RESEAL_KEY) == b"\x00\x00\x00\x02\xff"
+    store.close()
+
+
+def test_a_start_walks_nothing_once_everything_is_under_the_sealing_key(tmp_path: Path) -> None:
+    """A new store is all under its first key, and a finished pass says so: a start makes no pass over the store
+    (it would cost every start a walk of every value); a rotated key makes one."""
+    store = Store(tmp_path / "db", tables=TABLES, sealer=Sealer([KEY1]))
+    _fill(store)
+    assert _meta(store, RESEAL_KEY) == b"\x00\x00\x00\x01\xff"
+    observed: list[dict[int, int]] = []
+    idle = Resealer(store, Sealer([KEY1]), observe=lambda counts: observed.append(dict(counts)), duty=1.0)
+    idle.start()
+    try:
+        assert idle.done.is_set() and idle.last is None
+        time.sleep(0.2)
+        assert observed == [], "no pass was made"
+    finally:
+        idle.stop()
+    rotated = Resealer(store, Sealer([KEY1, KEY2]), observe=lambda counts: observed.append(dict(counts)), duty=1.0)
+    rotated.start()
+    try:
+        assert rotated.done.wait(30) and observed and set(observed[-1]) == {2}
+    finally:
+        rotated.stop()
     store.close()
 
 
