@@ -17,7 +17,7 @@ from ..storage.store import Store
 from ..wiring import open_store
 from .audit import audited
 from .errors import AdminError
-from .operator import Poke, poke
+from .operator import Poke, orders_generation, poke
 
 __all__ = ["add_app", "add_apps_in_bulk", "list_apps", "retire_key", "revoke", "store_of"]
 
@@ -64,20 +64,22 @@ def list_apps(config: Any) -> list[AppRecord]:
 def revoke(config: Any, name: str) -> Poke:
     """Delete an app's credentials and end its live sessions; what the running server's processes said."""
     with store_of(config) as store, audited(store, Action.APP_REVOKE, name):
+        before = orders_generation(store)
         try:
             revoked = revoke_app(store, name)
         except ValueError as exc:
             raise AdminError(str(exc)) from None
         if not revoked:
             raise AdminError(f"no app {name!r}")
-    return poke(config)
+    return poke(config, after=before)
 
 
 def retire_key(config: Any, name: str, pin: str) -> tuple[AppRecord, Poke]:
     """Remove client key `pin` from app `name` and end the live sessions that authenticated with it."""
     with store_of(config) as store, audited(store, Action.APP_RETIRE_KEY, name, {"pin": pin}):
+        before = orders_generation(store)
         try:
             record = retire_client_key(store, name, pin)
         except (AppError, ValueError) as exc:
             raise AdminError(str(exc)) from None
-    return record, poke(config)
+    return record, poke(config, after=before)

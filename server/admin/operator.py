@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..identity.orders import OrderBook
 from ..runtime.operator import socket_paths
 
 __all__ = ["ASK_TIMEOUT_S", "Poke", "ask_all", "poke"]
@@ -70,8 +71,17 @@ def ask_all(data_dir: Path, request: dict[str, Any], timeout: float) -> tuple[li
     return answers, failed
 
 
-def poke(config: Any, timeout: float = ASK_TIMEOUT_S) -> Poke:
-    """Ask every process that holds connections to apply the session orders now."""
-    answers, failed = ask_all(config.data_path, {"op": "apply"}, timeout)
+def poke(config: Any, timeout: float = ASK_TIMEOUT_S, *, after: int | None = None) -> Poke:
+    """Ask every process that holds connections to apply the session orders now; with `after` (the orders' generation
+    before the command wrote its own), count the sessions the newer orders ended, whether this poke or a process's
+    own periodic check applied them."""
+    request: dict[str, Any] = {"op": "apply"} if after is None else {"op": "apply", "after": after}
+    answers, failed = ask_all(config.data_path, request, timeout)
     reached = sorted(str(a.get("process", "?")) for a in answers)
     return Poke(sum(int(a.get("ended", 0)) for a in answers), reached, failed)
+
+
+def orders_generation(store: Any) -> int:
+    """The generation of the last session order in `store` (0: none): what a command that writes an order passes to
+    `poke` as `after`."""
+    return OrderBook.decode(store.app_orders()).generation

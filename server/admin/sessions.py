@@ -11,7 +11,7 @@ from ..storage.datadir import holder
 from .apps import store_of
 from .audit import audited
 from .errors import AdminError
-from .operator import ASK_TIMEOUT_S, Poke, ask_all, poke
+from .operator import ASK_TIMEOUT_S, Poke, ask_all, orders_generation, poke
 
 __all__ = ["Listing", "end", "list_sessions"]
 
@@ -46,8 +46,9 @@ def end(config: Any, app: str) -> Poke:
     """End every live session of `app` (ERROR AUTH_FAILED, "session ended by the operator"); the app stays registered
     and may connect again. What the running server's processes said."""
     with store_of(config) as store, audited(store, Action.SESSION_END, app):
+        before = orders_generation(store)
         try:
             end_sessions(store, app)
         except (AppError, ValueError) as exc:
             raise AdminError(str(exc)) from None
-    return poke(config)
+    return poke(config, after=before)

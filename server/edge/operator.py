@@ -12,6 +12,7 @@ MAX_ORDERS orders since the last look) makes it check every session against the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any, Final, Protocol
@@ -35,6 +36,10 @@ class AppView(Protocol):
     def role(self) -> str: ...
     @property
     def pins(self) -> tuple[str, ...]: ...
+
+
+REMEMBERED: Final = 256
+"""Orders whose effect a process remembers for the operator's commands (a few bytes each)."""
 
 
 class AppCache(Protocol):
@@ -62,6 +67,9 @@ class SessionOrders:
         self._raw = read()
         self.generation = OrderBook.decode(self._raw).generation
         """The last order applied (orders before this process started concern no session of it)."""
+        self._ended: collections.OrderedDict[int, int] = collections.OrderedDict()
+        """Sessions each recent order ended (by generation, the last `REMEMBERED` orders): an operator's command asks
+        what its order did, whether its poke or the periodic check applied it."""
 
     def check(self) -> int:
         """Apply the orders issued since the last check; how many sessions ended."""
@@ -71,11 +79,23 @@ class SessionOrders:
         self._raw = raw
         book = OrderBook.decode(raw)
         if book.complete_after(self.generation):
-            ended = sum(self._apply(order) for order in book.after(self.generation))
+            ended = 0
+            for order in book.after(self.generation):
+                self._ended[order.generation] = n = self._apply(order)
+                ended += n
         else:
             ended = self._recheck_all()
+            self._ended[book.generation] = ended
+        while len(self._ended) > REMEMBERED:
+            self._ended.popitem(last=False)
         self.generation = book.generation
         return ended
+
+    def ended_after(self, generation: int) -> int:
+        """Apply what is new, then how many sessions the orders newer than `generation` ended (as far as the last
+        `REMEMBERED` orders go)."""
+        self.check()
+        return sum(n for g, n in self._ended.items() if g > generation)
 
     def _apply(self, order: SessionOrder) -> int:
         self._apps.forget(order.app_id)

@@ -4,7 +4,8 @@ Theory of operation: every process that holds client connections (each gateway w
 listens on its own Unix-domain stream socket, ``data_dir/control/<process>.sock``, so a command reaches every gateway
 without going through the supervisor or the core, in either mode. A request is one JSON line, the answer one JSON line:
 
-    {"op": "apply"}                  the session orders in the store, at once  -> {"process", "ended", "generation"}
+    {"op": "apply", "after": G}      the session orders in the store, at once  -> {"process", "ended", "generation"}
+                                     (ended: by the orders after generation G, or by this check without "after")
     {"op": "sessions", "app": ""}    the ready sessions (of one app)           -> {"process", "sessions", "truncated"}
 
 Who may ask: the directory is 0700 and the socket 0600, and the peer's uid (SO_PEERCRED) must be the server's or
@@ -86,7 +87,11 @@ class OperatorSocket:
         """The answer to one request."""
         op = request.get("op") if isinstance(request, dict) else None
         if op == "apply":
-            ended = self._orders.check()
+            after = request.get("after")
+            if isinstance(after, int) and not isinstance(after, bool):
+                ended = self._orders.ended_after(after)  # what the orders after `after` ended, whoever applied them
+            else:
+                ended = self._orders.check()
             return {"process": self._orders.name, "ended": ended, "generation": self._orders.generation}
         if op == "sessions":
             return self._orders.listing(str(request.get("app") or ""))

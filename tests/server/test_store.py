@@ -242,7 +242,8 @@ def test_stats(store: Store) -> None:
     assert stats["map_size_bytes"] == 64 << 20 and 0 < stats["used_bytes"] <= stats["high_water_bytes"]
     expected = {"messages": 3, "conversations": 1, "cursors": 1, "user_convs": 2, "idempotency": 3, "expiry": 3}
     assert {name: stats[f"{name}_entries"] for name in expected} == expected
-    assert stats["idem_expiry_entries"] == 3 and stats["apps_entries"] == 0 and stats["meta_entries"] == 5
+    # meta: schema_version, sealed, next_server_msg_id, log_id, log_position, reseal_progress
+    assert stats["idem_expiry_entries"] == 3 and stats["apps_entries"] == 0 and stats["meta_entries"] == 6
 
 
 # --- map growth ---------------------------------------------------------------------------------------------
