@@ -7,6 +7,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -68,6 +69,18 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 def loaded_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """Like `server`, with the per-connection rate limits lifted."""
     yield from _server(tmp_path, LOAD_LIMITS)
+
+
+async def kefu_command(server: ServerProcess, *args: str) -> tuple[int, str, str, float]:
+    """Run a `kefu` command on the server's data directory: (status, stdout, stderr, seconds it took)."""
+    t0 = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kefu.server.cli", *args, "--data-dir", str(server.data_dir),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode(), time.monotonic() - t0
 
 
 def served_pair(data_dir: Path, env: dict[str, str]) -> ServerProcess:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest_asyncio
 
 from kefu.client import Client
 
-from .conftest import ServerProcess, served_pair
+from .conftest import ServerProcess, kefu_command, served_pair
 from .workers_harness import WORKERS
 
 pytestmark = pytest.mark.asyncio
@@ -42,13 +41,8 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 async def kefu(server: ServerProcess, *args: str) -> tuple[int, str, str]:
     """A `kefu` command on the server's data directory: (status, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kefu.server.cli", *args, "--data-dir", str(server.data_dir),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    code, out, err, _ = await kefu_command(server, *args)
+    return code, out, err
 
 
 async def status(server: ServerProcess) -> dict[int, tuple[int, int, int]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from kefu.client import AuthFailed, Client, CredentialsRefused
 from kefu.protocol.crypto import KeyType, SigningKey, Suite
 from kefu.protocol.errors import ErrorCode
 
-from .conftest import ServerProcess, served_pair
+from .conftest import ServerProcess, kefu_command, served_pair
 from .workers_harness import GATEWAYS, HOST, WORKERS, client_on
 
 pytestmark = pytest.mark.asyncio
@@ -37,18 +36,6 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield server
     finally:
         server.kill()
-
-
-async def kefu(server: ServerProcess, *args: str) -> tuple[int, str, str, float]:
-    """Run a `kefu` command on the server's data directory: (status, stdout, stderr, seconds it took)."""
-    t0 = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kefu.server.cli", *args, "--data-dir", str(server.data_dir),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode(), time.monotonic() - t0
 
 
 async def connected(server: ServerProcess, app: str, *, on: str | None = None, **config: object) -> Client:
@@ -92,7 +79,7 @@ async def test_revoke_ends_every_session_of_the_app(served: ServerProcess) -> No
     bob_link = bob._link
     endings = [asyncio.create_task(ended(c)) for c in alices]
     t0 = time.monotonic()
-    status, _, err, took = await kefu(served, "app", "revoke", "alice")
+    status, _, err, took = await kefu_command(served, "app", "revoke", "alice")
     assert status == 0, err
     # At least ours: a connection client_on placed on the wrong gateway and closed may not be gone yet at the server.
     assert int(re.search(r"(\d+) live session\(s\) ended", err).group(1)) >= len(alices)  # type: ignore[union-attr]
@@ -116,7 +103,7 @@ async def test_session_end_ends_sessions_and_lets_the_app_back(served: ServerPro
     bob_link = bob._link
     ending = asyncio.create_task(ended(alice))
     t0 = time.monotonic()
-    status, _, err, took = await kefu(served, "session", "end", "alice")
+    status, _, err, took = await kefu_command(served, "session", "end", "alice")
     assert status == 0, err
     code, at = await ending
     assert code is ErrorCode.AUTH_FAILED and at - t0 <= took + CLOSE_WITHIN_S
@@ -135,7 +122,7 @@ async def test_session_end_ends_sessions_and_lets_the_app_back(served: ServerPro
 async def test_retire_key_ends_the_sessions_of_that_key(served: ServerProcess) -> None:
     key = SigningKey.generate(KeyType.SM2)
     pin = key.verify_key.fingerprint()
-    status, out, err, _ = await kefu(served, "app", "add", "carol", "--client-key-pin", pin)
+    status, out, err, _ = await kefu_command(served, "app", "add", "carol", "--client-key-pin", pin)
     assert status == 0, err
     served.secrets["carol"] = add_secret(out)
     by_key = Client(HOST, served.port, app_id="carol", client_key=key, server_pins=served.pins,
@@ -145,7 +132,7 @@ async def test_retire_key_ends_the_sessions_of_that_key(served: ServerProcess) -
     secret_link = by_secret._link
     ending = asyncio.create_task(ended(by_key))
     t0 = time.monotonic()
-    status, _, err, took = await kefu(served, "app", "retire-key", "carol", pin)
+    status, _, err, took = await kefu_command(served, "app", "retire-key", "carol", pin)
     assert status == 0, err
     code, at = await ending
     assert code is ErrorCode.AUTH_FAILED and at - t0 <= took + CLOSE_WITHIN_S
@@ -158,14 +145,14 @@ async def test_retire_key_ends_the_sessions_of_that_key(served: ServerProcess) -
 
 async def test_session_list(served: ServerProcess) -> None:
     alice, bob = await connected(served, "alice"), await connected(served, "bob")
-    status, out, err, _ = await kefu(served, "session", "list")
+    status, out, err, _ = await kefu_command(served, "session", "list")
     assert status == 0, err
     rows = [line.split() for line in out.splitlines()[1:]]
     assert sorted(r[0] for r in rows) == ["alice", "bob"]
     expected = set(GATEWAYS) if served.workers() else {"server"}
     assert {r[2] for r in rows} <= expected
     assert all(r[1] == "app" and r[3].startswith("127.0.0.1:") and r[5] == "national" for r in rows)
-    status, out, _, _ = await kefu(served, "session", "list", "--app", "bob")
+    status, out, _, _ = await kefu_command(served, "session", "list", "--app", "bob")
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["bob"]
     for client in (alice, bob):
         await client.close()
