@@ -219,6 +219,14 @@ class Sealer:
         except CryptoError:
             raise Damaged(table, key, "authentication tag does not match") from None
 
+    def opens(self, table: str, key: bytes, sealed: bytes) -> bool:
+        """Whether `sealed` opens as the value of (`table`, `key`)."""
+        try:
+            self.open(table, key, sealed)
+        except Damaged:
+            return False
+        return True
+
     def _look_again(self, key_id: int) -> _Key | None:
         """`key_id`'s key after reading the keys again, if `reload` was given and it is time to."""
         if self._reload is None:

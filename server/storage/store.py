@@ -372,7 +372,7 @@ class Store:
         if sealer is None or len(samples) < 2:
             return
         unknown = {k for _, _, v in samples if (k := key_id_of(v)) is not None and k not in sealer.key_ids}
-        if all(not _opens(sealer, *sample) for sample in samples):
+        if not any(sealer.opens(*sample) for sample in samples):
             have = ", ".join(map(str, sorted(sealer.key_ids)))
             missing = f"; they name data key(s) {', '.join(map(str, sorted(unknown)))}" if unknown else ""
             raise SealingMismatch(
@@ -813,11 +813,3 @@ class Store:
 def no_room(exc: BaseException, where: Path | None = None) -> bool:
     """Whether a write failed for want of room: the map at max_map_size, or the disk full (`files.disk_full`)."""
     return isinstance(exc, StorageFull | lmdb.MapFullError) or disk_full(exc, where)
-
-
-def _opens(sealer: Sealer, table: str, key: bytes, value: bytes) -> bool:
-    try:
-        sealer.open(table, key, value)
-    except Damaged:
-        return False
-    return True
