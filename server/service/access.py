@@ -94,7 +94,7 @@ def can_read(desk: DeskView, user: str, conversation_id: int) -> bool:  # noqa: 
             if user == conv.owner or user in conv.owners:
                 return True
             entry = directory.agent(user)
-            groups = (directory.group(name) for name in conv.groups)
+            groups = (directory.group(conv.tenant, name) for name in conv.groups)
             return profile.tenant == conv.tenant and any(
                 g is not None and directory.serves(entry, g, profile.tenant) for g in groups
             )

@@ -65,7 +65,7 @@ from ..engine.messages import SendRequest, SendResult
 from ..engine.ports import Device, Profiles, ServiceHost
 from . import access
 from .assist import Assistant
-from .directory import Directory, GroupEntry
+from .directory import Directory, GroupEntry, GroupKey
 from .journal import Journal, event, key
 from .model import (
     MAX_ATTRIBUTE_BYTES,
@@ -112,7 +112,7 @@ class Desk:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._positions: dict[int, tuple[str, int]] = {}
         """The place (group, position) each waiting conversation's visitor was last told."""
-        self._dirty_groups: set[str] = set()
+        self._dirty_groups: set[GroupKey] = set()
         self.audit: AuditTrail = NO_AUDIT
         """Where transfers, watching, whispers and searches are recorded with their actor (set by the runtime)."""
         last = host.log.last_key("service")
@@ -134,7 +134,7 @@ class Desk:
             if conv.owner:
                 self.router.assign(self.router.agent(conv.owner, conv.tenant), conv.id, 0.0)
             elif conv.state is ConversationState.WAITING:
-                self.router.enqueue(conv.group, conv.id, conv.priority, conv.waiting_since)
+                self.router.enqueue((conv.tenant, conv.group), conv.id, conv.priority, conv.waiting_since)
 
     def profile(self, user: str) -> Profile:
         """The user's role and tenant; apps without a record are plain "app"s of tenant ""."""
@@ -236,8 +236,8 @@ class Desk:
             return
         tenant = self.directory.tenant(profile.tenant)
         group_name = frame.group or tenant.default_group
-        group = self.directory.group(group_name)
-        if group is None or group.tenant != profile.tenant:
+        group = self.directory.group(profile.tenant, group_name)
+        if group is None:
             raise Refusal(ErrorCode.NOT_FOUND, f"no group {group_name!r}")
         if len(frame.attributes) > MAX_ATTRIBUTES or any(len(m.value) > MAX_ATTRIBUTE_BYTES for m in frame.attributes):
             raise Refusal(ErrorCode.BAD_REQUEST, f"at most {MAX_ATTRIBUTES} attributes of {MAX_ATTRIBUTE_BYTES} bytes")
@@ -387,8 +387,8 @@ class Desk:
         conversation waits in the group's queue). Changes nothing but the conversation's priority, skills and trace."""
         if decision is not None:
             if decision.group:
-                chosen = self.directory.group(decision.group)
-                if chosen is not None and chosen.tenant == conv.tenant:
+                chosen = self.directory.group(conv.tenant, decision.group)
+                if chosen is not None:
                     group = chosen
                 else:
                     conv.note({"step": "rule", "ignored": f"group {decision.group!r} is not this tenant's"})
@@ -408,8 +408,8 @@ class Desk:
 
     def _queue_full(self, conv: ServiceConversation, group: GroupEntry) -> bool:
         """Whether waiting in `group` would take a place its queue does not have (`GroupEntry.max_queue`)."""
-        full = self.router.queue_length(group.name) >= group.max_queue
-        return full and self.router.queued_group(conv.id) != group.name
+        full = self.router.queue_length(group.key) >= group.max_queue
+        return full and self.router.queued_group(conv.id) != group.key
 
     def _check_queue_room(self, conv: ServiceConversation, group: GroupEntry) -> None:
         """Refuse a request that would make the conversation wait in a full queue (section 13.5): CONFLICT, like an
@@ -452,12 +452,12 @@ class Desk:
             conv.groups.append(group.name)
         conv.waiting_since = self.now()
         left = self.router.dequeue(conv.id)
-        self.router.enqueue(group.name, conv.id, conv.priority, conv.waiting_since)
+        self.router.enqueue(group.key, conv.id, conv.priority, conv.waiting_since)
         written = self.journal.write(conv, event(kind, group=group.name), members=conv.members())
         self.metric("queued")
-        if left is not None and left != group.name:
+        if left is not None and left != group.key:
             self._queue_changed(left)
-        self._queue_changed(group.name)
+        self._queue_changed(group.key)
         return written
 
     def _fill(self, runtime: AgentRuntime) -> None:
@@ -466,11 +466,9 @@ class Desk:
             found = self.router.waiting_for(runtime, lambda cid: self.open[cid].skills if cid in self.open else ())
             if found is None:
                 return
-            group_name, conv_id = found
+            group, conv_id = found
             conv = self.open[conv_id]
-            group = self.directory.group(group_name)
-            assert group is not None
-            conv.note({"step": "choose", "group": group_name, "result": runtime.name, "why": "agent became free"})
+            conv.note({"step": "choose", "group": group.name, "result": runtime.name, "why": "agent became free"})
             self._assign(conv, group, runtime, "assign")
 
     def refill(self) -> None:
@@ -479,21 +477,21 @@ class Desk:
             if runtime.available:
                 self._fill(runtime)
 
-    def _queue_changed(self, group_name: str) -> None:
+    def _queue_changed(self, group: GroupKey) -> None:
         """The group's queue changed: positions go out once at the end of this loop iteration, however many
         changes it made (a tick or a burst of assignments moves a long queue once, not once per change)."""
         if not self._dirty_groups:
             self.host.loop.call_soon(self._send_positions)
-        self._dirty_groups.add(group_name)
+        self._dirty_groups.add(group)
 
     def _send_positions(self) -> None:
         """Tell every waiting visitor of the changed groups whose place changed; a pending OPEN's visitor is told
         after its OPENED instead (`_answer_opened`)."""
         groups, self._dirty_groups = self._dirty_groups, set()
         self.host.set_waiting(sum(len(queue) for queue in self.router.queues.values()))
-        for group_name in groups:
-            waiting = self.router.queue_length(group_name)
-            for conv_id, position in self.router.positions(group_name):
+        for group in groups:
+            waiting = self.router.queue_length(group)
+            for conv_id, position in self.router.positions(group):
                 conv = self.open.get(conv_id)
                 if conv is not None and conv_id not in self._openers:
                     self._tell_position(conv, position, waiting)
@@ -506,7 +504,10 @@ class Desk:
             return
         self._positions[conv.id] = place
         frame = QueuePosition(
-            conv.id, conv.group, position, waiting if waiting is not None else self.router.queue_length(conv.group)
+            conv.id,
+            conv.group,
+            position,
+            waiting if waiting is not None else self.router.queue_length((conv.tenant, conv.group)),
         )
         for session in self.host.devices(conv.visitor):
             session.send(frame)
@@ -514,26 +515,25 @@ class Desk:
     def tick(self) -> None:
         """Overflow: move conversations that waited too long to their group's overflow group, unless its queue is
         full (they keep their place, and try again at the next tick)."""
-        for group_name, conv_id in self.router.overdue(self.now()):
+        for group, conv_id in self.router.overdue(self.now()):
             conv = self.open.get(conv_id)
-            group = self.directory.group(group_name)
-            target = self.directory.group(group.overflow_to) if group and group.overflow_to else None
+            target = self.directory.group(group.tenant, group.overflow_to) if group.overflow_to else None
             if conv is None or target is None or self._queue_full(conv, target):
                 continue
             conv.apply("overflow")
-            conv.note({"step": "overflow", "from": group_name, "to": target.name})
-            self.host.event("service.overflow", conversation=conv_id, group=group_name, to=target.name)
+            conv.note({"step": "overflow", "from": group.name, "to": target.name})
+            self.host.event("service.overflow", conversation=conv_id, group=group.name, to=target.name)
             self.metric("overflowed")
             runtime, trace = self.router.choose(target, conv.skills, self._history(conv.visitor_key).get("last_agent"))
             conv.note(trace)
             self.journal.write(conv, event("overflowed", group=target.name), members=conv.members())
             if runtime is not None:
                 self.router.dequeue(conv_id)
-                self._queue_changed(group_name)
+                self._queue_changed(group.key)
                 self._assign(conv, target, runtime, "assign")
             else:
                 self._enqueue(conv, target, "queued")
-                self._queue_changed(group_name)
+                self._queue_changed(group.key)
 
     # --- TRANSFER ---------------------------------------------------------------------------------------
 
@@ -561,7 +561,7 @@ class Desk:
         if name == conv.owner:
             raise Refusal(ErrorCode.CONFLICT, f"{name} already owns the conversation")
         runtime = self.router.agents.get(name)
-        group = self.directory.group(conv.group)
+        group = self.directory.group(conv.tenant, conv.group)
         if runtime is None or runtime.tenant != conv.tenant or group is None:
             raise Refusal(ErrorCode.NOT_FOUND, f"no agent {name!r} connected")
         if not runtime.available:
@@ -573,8 +573,8 @@ class Desk:
         return self._assign(conv, group, runtime, "transfer_agent")
 
     def _transfer_to_group(self, conv: ServiceConversation, name: str, note: dict[str, Any]) -> Any:
-        group = self.directory.group(name)
-        if group is None or group.tenant != conv.tenant:
+        group = self.directory.group(conv.tenant, name)
+        if group is None:
             raise Refusal(ErrorCode.NOT_FOUND, f"no group {name!r}")
         previous = conv.owner
         runtime, trace = self.router.choose(group, conv.skills, None, exclude=previous)

@@ -30,8 +30,11 @@ under version control and reloads with SIGHUP::
     timeout_s = 1.0
     options = { faq = [ { keywords = ["挂失"], answer = "..." } ] }
 
-Without a file kefu runs on the embedded default: one tenant "" with one group "general" that needs no skill, so an
-agent created with `kefu app add --role agent` serves visitors at once (capacity DEFAULT_MAX_CONCURRENT).
+Without a file, or with a file that declares no group, every tenant has one group "general" that needs no skill, so
+an agent created with `kefu app add --role agent --tenant bank` serves the visitors of tenant "bank" at once
+(capacity DEFAULT_MAX_CONCURRENT). A group is known by its tenant and name (`GroupKey`): the default groups of two
+tenants share a name, never a queue. A file that declares groups declares every tenant's: a tenant it gives none has
+none.
 """
 
 from __future__ import annotations
@@ -43,7 +46,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_GROUP", "AgentEntry", "Directory", "DirectoryError", "GroupEntry", "TenantEntry", "load_directory"]
+__all__ = [
+    "DEFAULT_GROUP",
+    "AgentEntry",
+    "Directory",
+    "DirectoryError",
+    "GroupEntry",
+    "GroupKey",
+    "TenantEntry",
+    "load_directory",
+]
 
 DEFAULT_GROUP = "general"
 DEFAULT_MAX_CONCURRENT = 5
@@ -72,6 +84,10 @@ class TenantEntry:
     rule_name: str = ""
 
 
+GroupKey = tuple[str, str]
+"""(tenant, group name): what names a group, its queue included."""
+
+
 @dataclass(frozen=True, slots=True)
 class GroupEntry:
     """A skill group of one tenant."""
@@ -82,6 +98,11 @@ class GroupEntry:
     overflow_to: str | None = None
     overflow_after_s: float = math.inf
     max_queue: int = DEFAULT_MAX_QUEUE
+
+    @property
+    def key(self) -> GroupKey:
+        """(tenant, name)."""
+        return (self.tenant, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +129,13 @@ class Directory:
         """The tenant's entry (an unlisted tenant gets the defaults)."""
         return self.tenants.get(name) or TenantEntry(name)
 
-    def group(self, name: str) -> GroupEntry | None:
-        """A configured group, or the embedded default group when none is configured."""
+    def group(self, tenant: str, name: str) -> GroupEntry | None:
+        """The tenant's group of that name: a configured one, or the tenant's embedded default group when no group
+        is configured; None if the tenant has no such group (another tenant's group is none of its own)."""
         entry = self.groups.get(name)
         if entry is None and name == DEFAULT_GROUP and not self.groups:
-            return GroupEntry(DEFAULT_GROUP)
-        return entry
+            return GroupEntry(DEFAULT_GROUP, tenant)
+        return entry if entry is not None and entry.tenant == tenant else None
 
     def agent(self, name: str) -> AgentEntry:
         """The agent's entry; an unlisted agent serves the groups of its tenant it has the skills for."""

@@ -1,8 +1,9 @@
 """Routing: which agent gets a conversation, and the queues of those still waiting (section 13.5).
 
 Theory of operation: the router holds, in memory, each agent's status, online devices and current load, and
-one queue per group. It does no I/O and never waits; the desk calls it on the event loop, so every decision
-sees every earlier one (this is what keeps capacity exact and makes racing transfers have one winner).
+one queue per group (by `GroupKey`: tenant and name). It does no I/O and never waits; the desk calls it on the event
+loop, so every decision sees every earlier one (this is what keeps capacity exact and makes racing transfers have
+one winner).
 
 `choose` applies the default policy to the agents that *may* take the conversation (online, serving the group
 with the required skills, below capacity):
@@ -26,7 +27,7 @@ from typing import Any
 
 from kefu.protocol.frames import AgentState
 
-from .directory import AgentEntry, Directory, GroupEntry
+from .directory import AgentEntry, Directory, GroupEntry, GroupKey
 
 __all__ = ["AgentRuntime", "Router"]
 
@@ -63,8 +64,8 @@ class Router:
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
         self.agents: dict[str, AgentRuntime] = {}
-        self.queues: dict[str, list[_Entry]] = {}
-        self._where: dict[int, tuple[str, _Entry]] = {}
+        self.queues: dict[GroupKey, list[_Entry]] = {}
+        self._where: dict[int, tuple[GroupKey, _Entry]] = {}
         self._arrivals = itertools.count()
 
     # --- agents -----------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ class Router:
 
     # --- queues -----------------------------------------------------------------------------------------
 
-    def enqueue(self, group: str, conversation_id: int, priority: int, since: float) -> None:
+    def enqueue(self, group: GroupKey, conversation_id: int, priority: int, since: float) -> None:
         """Add a waiting conversation to `group`'s queue."""
         self.dequeue(conversation_id)
         entry = _Entry((-priority, since, next(self._arrivals)), conversation_id)
@@ -163,7 +164,7 @@ class Router:
         bisect.insort(queue, entry)
         self._where[conversation_id] = (group, entry)
 
-    def dequeue(self, conversation_id: int) -> str | None:
+    def dequeue(self, conversation_id: int) -> GroupKey | None:
         """Remove a conversation from its queue; the group it was in, or None."""
         where = self._where.pop(conversation_id, None)
         if where is None:
@@ -173,16 +174,16 @@ class Router:
         queue.pop(bisect.bisect_left(queue, entry))
         return group
 
-    def queued_group(self, conversation_id: int) -> str | None:
+    def queued_group(self, conversation_id: int) -> GroupKey | None:
         """The group whose queue holds the conversation."""
         where = self._where.get(conversation_id)
         return where[0] if where else None
 
-    def queue_length(self, group: str) -> int:
+    def queue_length(self, group: GroupKey) -> int:
         """Conversations waiting in `group`."""
         return len(self.queues.get(group, ()))
 
-    def positions(self, group: str) -> list[tuple[int, int]]:
+    def positions(self, group: GroupKey) -> list[tuple[int, int]]:
         """(conversation_id, 1-based position) of every conversation waiting in `group`."""
         return [(e.conversation_id, i) for i, e in enumerate(self.queues.get(group, ()), 1)]
 
@@ -194,27 +195,27 @@ class Router:
         group, entry = where
         return bisect.bisect_left(self.queues[group], entry) + 1
 
-    def waiting_for(self, runtime: AgentRuntime, skills_of: Any) -> tuple[str, int] | None:
+    def waiting_for(self, runtime: AgentRuntime, skills_of: Any) -> tuple[GroupEntry, int] | None:
         """The first waiting conversation the agent may take: (group, id), over every group it serves, the
         highest priority and earliest arrival first. `skills_of(id)` gives a conversation's extra skills."""
-        best: tuple[tuple[int, float, int], str, int] | None = None
-        for group_name, queue in self.queues.items():
-            group = self.directory.group(group_name)
+        best: tuple[tuple[int, float, int], GroupEntry, int] | None = None
+        for (tenant, name), queue in self.queues.items():
+            group = self.directory.group(tenant, name)
             if group is None or not queue:
                 continue
             for entry in queue:
                 if self.eligible(runtime, group, skills_of(entry.conversation_id)) is None:
                     if best is None or entry.sort_key < best[0]:
-                        best = (entry.sort_key, group_name, entry.conversation_id)
+                        best = (entry.sort_key, group, entry.conversation_id)
                     break
         return (best[1], best[2]) if best else None
 
-    def overdue(self, now: float) -> list[tuple[str, int]]:
+    def overdue(self, now: float) -> list[tuple[GroupEntry, int]]:
         """(group, id) of waiting conversations past their group's overflow time (with somewhere to go)."""
-        out: list[tuple[str, int]] = []
-        for group_name, queue in self.queues.items():
-            group = self.directory.group(group_name)
+        out: list[tuple[GroupEntry, int]] = []
+        for (tenant, name), queue in self.queues.items():
+            group = self.directory.group(tenant, name)
             if group is None or group.overflow_to is None:
                 continue
-            out.extend((group_name, e.conversation_id) for e in queue if now - e.sort_key[1] >= group.overflow_after_s)
+            out.extend((group, e.conversation_id) for e in queue if now - e.sort_key[1] >= group.overflow_after_s)
         return out

@@ -340,11 +340,24 @@ async def test_a_repeat_of_an_open_that_failed_fails_alike_and_a_later_one_opens
     for answer in (await v1.reply(first_id), await v1.reply(again_id)):
         assert isinstance(answer, Result)
         assert (answer.status, answer.conversation_id) == (ErrorCode.STORAGE_UNAVAILABLE, FIRST)
-    assert rig.desk.open == {} and rig.desk.router.queue_length("general") == 0, "it holds no queue place"
+    assert rig.desk.open == {} and rig.desk.router.queue_length(("bank", "general")) == 0, "it holds no queue place"
     assert v1.of_type(QueuePosition) == [], "no position of a conversation that was never stored"
     rig.log.failing = False
     retried = await rig.ask(v1, OpenConversation(b"\x01" * 16, "", "", (), b""))
     assert isinstance(retried, Opened) and (retried.conversation_id, retried.position) == (FIRST + 1, 1)
+
+
+@pytest.mark.asyncio
+async def test_without_a_directory_every_tenant_has_its_own_general_group(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(Directory())
+    ours = await rig.open(rig.connect("v1"))  # tenant bank
+    theirs = await rig.open(rig.connect("vx"))  # tenant other
+    assert [(o.group, o.state, o.position) for o in (ours, theirs)] == [("general", S.WAITING, 1)] * 2, "two queues"
+    assert rig.desk.router.queue_length(("bank", "general")) == rig.desk.router.queue_length(("other", "general")) == 1
+    await rig.online("x1")  # an agent of tenant other: it takes other's visitor, not the earlier one of bank
+    assert rig.load("x1") == {theirs.conversation_id} and rig.record(ours.conversation_id).state is S.WAITING
+    await rig.online("a3")
+    assert rig.load("a3") == {ours.conversation_id}
 
 
 # --- capacity, queues and positions -------------------------------------------------------------------------------
@@ -403,7 +416,7 @@ async def test_a_conversation_moved_to_another_queue_is_told_its_new_group(make_
     rig.clock.advance(60.0)
     rig.desk.tick()
     await rig.log.durable()  # the positions pass was queued before the last of the tick's commits ran
-    assert rig.desk.router.queued_group(FIRST) == "backup"
+    assert rig.desk.router.queued_group(FIRST) == ("bank", "backup")
     assert v1.of_type(QueuePosition)[-1] == QueuePosition(FIRST, "backup", 1, 1)
 
 
@@ -415,7 +428,7 @@ async def test_a_full_queue_refuses_new_conversations(make_rig: Callable[..., Ri
     await rig.open(rig.connect("v1"))
     answer = await rig.ask(rig.connect("v2"), OpenConversation(b"\x02" * 16, "", "", (), b""))
     assert isinstance(answer, Result) and answer.status != OK
-    assert rig.desk.router.queue_length("general") == 1
+    assert rig.desk.router.queue_length(("bank", "general")) == 1
 
 
 @pytest.mark.asyncio
@@ -435,7 +448,7 @@ async def test_the_last_queue_place_goes_to_one_open_and_the_other_is_refused_un
     assert "general" in json.loads(second.detail)["reason"]
     assert isinstance(repeat, Result) and (repeat.status, repeat.detail) == (second.status, second.detail)
     assert set(rig.log.conversations) == {FIRST} and list(rig.desk.open) == [FIRST], "nothing of it was written"
-    assert rig.desk.router.queue_length("general") == 1 and v2.of_type(QueuePosition) == []
+    assert rig.desk.router.queue_length(("bank", "general")) == 1 and v2.of_type(QueuePosition) == []
 
 
 @pytest.mark.asyncio
@@ -453,8 +466,8 @@ async def test_a_full_queue_takes_no_transfer_and_no_overflow(make_rig: Callable
     rig.clock.advance(60.0)
     rig.desk.tick()
     await rig.log.durable()
-    assert rig.desk.router.queued_group(waiting) == "general", "it keeps its place instead of overflowing"
-    assert names(rig.events(waiting)) == ["opened", "queued"] and rig.desk.router.queue_length("cards") == 1
+    assert rig.desk.router.queued_group(waiting) == ("bank", "general"), "it keeps its place instead of overflowing"
+    assert names(rig.events(waiting)) == ["opened", "queued"] and rig.desk.router.queue_length(("bank", "cards")) == 1
 
 
 @pytest.mark.asyncio
@@ -470,8 +483,8 @@ async def test_a_waiting_conversation_overflows_to_its_groups_overflow_group(mak
     rig.clock.advance(30.0)
     rig.desk.tick()
     await rig.log.durable()
-    assert rig.record(FIRST).group == "backup" and rig.desk.router.queued_group(FIRST) == "backup"
-    assert rig.desk.router.queued_group(second.conversation_id) == "general", "not overdue yet"
+    assert rig.record(FIRST).group == "backup" and rig.desk.router.queued_group(FIRST) == ("bank", "backup")
+    assert rig.desk.router.queued_group(second.conversation_id) == ("bank", "general"), "not overdue yet"
     assert names(rig.events(FIRST)) == ["opened", "queued", "overflowed", "queued"]
     await rig.online("a3")
     await rig.log.durable()
@@ -601,7 +614,7 @@ async def test_transfer_to_a_group_waits_for_its_next_agent_or_routes_at_once(ri
     waiting = (await rig.open(v2)).conversation_id
     status, detail = await rig.result(a1, Transfer(FIRST, "", "", "cards", ""))
     assert (status, detail) == (OK, {"state": "waiting", "owner": None, "group": "cards"}), "no cards agent online"
-    assert rig.desk.router.queued_group(FIRST) == "cards" and rig.log.members(FIRST) == ("v1",)
+    assert rig.desk.router.queued_group(FIRST) == ("bank", "cards") and rig.log.members(FIRST) == ("v1",)
     staff = rig.writes(staff_channel(FIRST))[-1]
     assert json.loads(staff.request.body) == {"event": "transferred", "group": "cards"}
     assert staff.result.members == ("a1",), "the old owner's staff channel is told"
@@ -672,7 +685,7 @@ async def test_ending_a_waiting_conversation_moves_the_queue(rig: Rig) -> None:
     assert await v2.wait_for(lambda f: isinstance(f, QueuePosition) and f.position == 1) == QueuePosition(
         second.conversation_id, "general", 1, 1
     )
-    assert rig.desk.router.queue_length("general") == 1 and rig.host.waiting[-1] == 1
+    assert rig.desk.router.queue_length(("bank", "general")) == 1 and rig.host.waiting[-1] == 1
     assert (await rig.result(v1, EndConversation(FIRST + 5, "")))[0] == ErrorCode.NOT_FOUND
 
 
@@ -925,6 +938,9 @@ async def test_a_new_desk_resumes_from_the_store(make_rig: Callable[..., Rig]) -
     again = make_rig(log=rig.log)
     assert set(again.desk.open) == {FIRST, second.conversation_id, third.conversation_id}
     assert again.load("a1") == {FIRST} and again.desk.router.agents["a1"].available is False
-    assert [c for c, _ in again.desk.router.positions("general")] == [second.conversation_id, third.conversation_id]
+    assert [c for c, _ in again.desk.router.positions(("bank", "general"))] == [
+        second.conversation_id,
+        third.conversation_id,
+    ]
     fourth = await again.open(again.connect("v4"))
     assert fourth.conversation_id == third.conversation_id + 1, "ids are never reused"

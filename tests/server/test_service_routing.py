@@ -87,24 +87,26 @@ def test_extra_skills_from_a_rule() -> None:
 
 def test_queue_order_positions_and_overflow() -> None:
     r = Router(Directory(groups={"g": GroupEntry("g", "", overflow_to="h", overflow_after_s=10), "h": GroupEntry("h")}))
-    r.enqueue("g", 1, priority=0, since=100.0)
-    r.enqueue("g", 2, priority=0, since=101.0)
-    r.enqueue("g", 3, priority=5, since=102.0)
-    assert r.positions("g") == [(3, 1), (1, 2), (2, 3)], "priority first, then arrival"
+    g = ("", "g")
+    r.enqueue(g, 1, priority=0, since=100.0)
+    r.enqueue(g, 2, priority=0, since=101.0)
+    r.enqueue(g, 3, priority=5, since=102.0)
+    assert r.positions(g) == [(3, 1), (1, 2), (2, 3)], "priority first, then arrival"
     assert [r.position(c) for c in (1, 2, 3)] == [2, 3, 1]
-    assert r.dequeue(3) == "g" and r.position(1) == 1 and r.position(3) == 0
-    assert r.overdue(110.5) == [("g", 1)]
-    assert r.overdue(111.0) == [("g", 1), ("g", 2)]
+    assert r.dequeue(3) == g and r.position(1) == 1 and r.position(3) == 0
+    assert [(group.key, c) for group, c in r.overdue(110.5)] == [(g, 1)]
+    assert [(group.key, c) for group, c in r.overdue(111.0)] == [(g, 1), (g, 2)]
 
 
 def test_waiting_for_takes_the_best_conversation_the_agent_may_take() -> None:
     r = router()
-    r.enqueue("general", 10, priority=0, since=1.0)
-    r.enqueue("cards", 11, priority=0, since=0.5)
-    assert r.waiting_for(r.agents["a2"], lambda _: ()) == ("general", 10), "a2 cannot take cards"
-    assert r.waiting_for(r.agents["a1"], lambda _: ()) == ("cards", 11), "the earliest of a1's groups"
-    r.enqueue("general", 12, priority=9, since=2.0)
-    assert r.waiting_for(r.agents["a1"], lambda _: ()) == ("general", 12), "priority before arrival"
+    r.enqueue(("bank", "general"), 10, priority=0, since=1.0)
+    r.enqueue(("bank", "cards"), 11, priority=0, since=0.5)
+    r.enqueue(("o", "other"), 9, priority=0, since=0.1)
+    assert r.waiting_for(r.agents["a2"], lambda _: ()) == (GROUPS["general"], 10), "a2 cannot take cards"
+    assert r.waiting_for(r.agents["a1"], lambda _: ()) == (GROUPS["cards"], 11), "the earliest of a1's groups"
+    r.enqueue(("bank", "general"), 12, priority=9, since=2.0)
+    assert r.waiting_for(r.agents["a1"], lambda _: ()) == (GROUPS["general"], 12), "priority before arrival"
 
 
 def test_lifecycle_table() -> None:
@@ -142,10 +144,14 @@ def test_directory_file(tmp_path: Path) -> None:
     )
     d = load_directory(path)
     assert d.tenant("bank").rule_source == "function route(v) return nil end"
-    assert d.group("g") == GroupEntry("g", "bank", frozenset({"x"}), "h", 5.0)
+    assert d.group("bank", "g") == GroupEntry("g", "bank", frozenset({"x"}), "h", 5.0)
+    assert d.group("other", "g") is None and d.group("bank", DEFAULT_GROUP) is None, "groups are the file's"
     assert d.agent("a").max_concurrent == 3 and d.agent("unlisted").max_concurrent == 5
     assert d.supervised_groups("s") == {"g", "h"}
-    assert load_directory(None).group(DEFAULT_GROUP) == GroupEntry(DEFAULT_GROUP)
+    default = load_directory(None)
+    assert default.group("", DEFAULT_GROUP) == GroupEntry(DEFAULT_GROUP)
+    assert default.group("bank", DEFAULT_GROUP) == GroupEntry(DEFAULT_GROUP, "bank"), "every tenant has one"
+    assert default.group("bank", "cards") is None
 
 
 @pytest.mark.parametrize(
