@@ -30,6 +30,7 @@ from ..engine.messages import Outgoing, SendResult
 from ..engine.ports import CorePort, ResumePlan
 from ..engine.presence import Presence
 from ..engine.ratelimit import TokenBucket
+from ..engine.refusals import RefusalLog
 from ..engine.streams import Outbound
 from .admission import MAX_HELD, HandshakeAdmission, measure_costs
 from .session import Session
@@ -101,6 +102,8 @@ class Gateway:
         """The handshake budget (`admit_handshake`), in CPU seconds measured on this process at start."""
         self._auth_log = TokenBucket(AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time())
         self._auth_log_dropped = 0
+        self.refusals = RefusalLog(loop.time)
+        """Requests this gateway refuses itself (its per-connection rate limit), logged at info at a bounded rate."""
         self.audit: AuditTrail = NO_AUDIT
         """Where failed logins are tallied (an entry per claimed app id a minute, with a count; set by the runtime)."""
 
@@ -207,7 +210,9 @@ class Gateway:
                 self.count_error(event.code)
             if not session.ready and self.metrics is not None and event.code is not ErrorCode.OVERLOADED:
                 timeout = event.code is ErrorCode.HANDSHAKE_TIMEOUT
-                self.metrics.handshake("none", "timeout" if timeout else "failed")
+                named = session.conn.suite if session.conn is not None else None
+                suite = named.name.lower() if named is not None else "none"
+                self.metrics.handshake(suite, "timeout" if timeout else "failed")
 
     def _auth_failed(self, session: Session, why: str) -> None:
         """A failed login stands out in the log (warning): the address, the app id it claimed and why it failed, at
@@ -218,6 +223,8 @@ class Gateway:
         if not session.ready:
             note = f"{why} from {session.address}"
             self.audit.tally(printable(claimed), Action.AUTH_FAILED, "", ErrorCode.AUTH_FAILED.name, note)
+            if self.metrics is not None:
+                self.metrics.auth_failed(why)
         if not self._auth_log.take(1, self.loop.time()):
             self._auth_log_dropped += 1
             return
@@ -428,6 +435,11 @@ class Gateway:
         """Count a protocol error by its wire code."""
         if self.metrics is not None:
             self.metrics.error(code.name)
+
+    def refused(self, user: str, request: Frame, code: ErrorCode) -> None:
+        """Count a request this gateway refused by its wire code and log it (`RefusalLog`)."""
+        self.count_error(code)
+        self.refusals.refused(user, request, code)
 
     def _observe_delivery(self, seconds: float) -> None:
         if self.metrics is not None:

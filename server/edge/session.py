@@ -80,6 +80,7 @@ class SessionHost(Protocol):
     def count_in(self, nbytes: int) -> None: ...
     def count_out(self, nbytes: int) -> None: ...
     def count_error(self, code: ErrorCode) -> None: ...
+    def refused(self, user: str, request: Frame, code: ErrorCode) -> None: ...
 
 
 class Session(asyncio.Protocol):
@@ -371,7 +372,7 @@ class Session(asyncio.Protocol):
                     else:
                         self.send(SendAck(event.client_msg_id, ErrorCode.RATE_LIMITED, 0, event.conversation_id, 0,
                                           0, request_id=event.request_id))  # fmt: skip
-                        gateway.count_error(ErrorCode.RATE_LIMITED)
+                        gateway.refused(self.user, event, ErrorCode.RATE_LIMITED)
                 case DeliverAck():
                     gateway.outbound.acked(self, event)
                 case Sync():
@@ -407,7 +408,7 @@ class Session(asyncio.Protocol):
         if self._spend_frame(now):
             return True
         self.send(Error(ErrorCode.RATE_LIMITED, "rate_limited", request_id=frame.request_id))
-        self.gateway.count_error(ErrorCode.RATE_LIMITED)
+        self.gateway.refused(self.user, frame, ErrorCode.RATE_LIMITED)
         return False
 
     # --- sending ----------------------------------------------------------------------------------------

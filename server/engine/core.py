@@ -48,6 +48,7 @@ from .messages import Outgoing, SendRequest, SendResult, StoredMessage
 from .ports import ConversationPolicy, Endpoint, LogClosed, MessageLog, ResumePlan, Unreadable
 from .presence import Presence
 from .ratelimit import BucketTable
+from .refusals import RefusalLog
 
 __all__ = ["MEMBERS_KEY", "Core", "CoreDevice", "deliver_frame", "outgoing"]
 
@@ -129,6 +130,8 @@ class Core:
         self.loop = loop
         self.metrics = metrics
         self._events = events or logmod.event
+        self.refusals = RefusalLog(loop.time, self._events)
+        """Refused requests, logged at info at a bounded rate."""
         self.policy: ConversationPolicy | None = None
         self._devices: dict[tuple[Endpoint, int], CoreDevice] = {}
         self._users: Presence[CoreDevice] = Presence()
@@ -281,7 +284,7 @@ class Core:
 
     def _refuse_send(self, device: CoreDevice, send: Send, code: ErrorCode) -> None:
         device.endpoint.submitted(device.sid, send, SendResult(int(code), False, None, ()), 0)
-        self.count_error(code)
+        self.refused(device.user, send, code)
 
     def _committed(self, device: CoreDevice, send: Send, result: SendResult, t0: float) -> None:
         message = result.message
@@ -460,7 +463,7 @@ class Core:
     def refuse(self, device: CoreDevice, frame: Frame, code: ErrorCode, reason: str = "") -> None:
         """A non-fatal ERROR answering `frame`."""
         device.send(Error(code, reason or code.name.lower(), request_id=frame.request_id))
-        self.count_error(code)
+        self.refused(device.user, frame, code)
 
     # --- ServiceHost: what the conversation policy uses ---------------------------------------------------------
 
@@ -477,6 +480,11 @@ class Core:
         """Count a refusal by its wire code."""
         if self.metrics is not None:
             self.metrics.error(code.name)
+
+    def refused(self, user: str, request: Frame, code: ErrorCode) -> None:
+        """Count a refused request by its wire code and log it (`RefusalLog`)."""
+        self.count_error(code)
+        self.refusals.refused(user, request, code)
 
     def set_waiting(self, n: int) -> None:
         """Conversations waiting in queues."""

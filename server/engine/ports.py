@@ -210,8 +210,8 @@ class ServiceHost(Protocol):
     def count(self, event: str) -> None:
         """Count a service event (kefu_service_events)."""
 
-    def count_error(self, code: ErrorCode) -> None:
-        """Count a refusal by wire code (kefu_errors)."""
+    def refused(self, user: str, request: Frame, code: ErrorCode) -> None:
+        """`user`'s `request` was refused with `code`: count it (kefu_errors) and log it at info, at a bounded rate."""
 
     def set_waiting(self, n: int) -> None:
         """Conversations waiting in queues (kefu_service_waiting)."""

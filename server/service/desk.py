@@ -66,6 +66,7 @@ from ..engine.ports import Device, Profiles, ServiceHost
 from . import access
 from .assist import Assistant
 from .directory import Directory, GroupEntry, GroupKey
+from .figures import FigureKeeper
 from .journal import Journal, event, key
 from .model import (
     MAX_ATTRIBUTE_BYTES,
@@ -99,6 +100,8 @@ class Desk:
         self.profiles = profiles
         self.directory = directory
         self.router = Router(directory)
+        self.figures = FigureKeeper()
+        """Abandonment and first answers, for the metrics (`publish_figures`)."""
         self.now = now
         self.open: dict[int, ServiceConversation] = {}
         self.closed: dict[int, ServiceConversation] = {}
@@ -199,7 +202,7 @@ class Desk:
         body = json.dumps(detail or {}, ensure_ascii=False, separators=(",", ":")).encode()
         session.send(Result(int(code), conversation_id, seq, body, request_id=frame.request_id))
         if code != ErrorCode.OK:
-            self.host.count_error(ErrorCode(code))
+            self.host.refused(session.user, frame, ErrorCode(code))
 
     def _agent_status(self, session: Device, frame: AgentStatus) -> None:
         profile = self.profile(session.user)
@@ -293,6 +296,7 @@ class Desk:
         if runtime is None:
             self._check_queue_room(conv, group)
         self.open[conv.id] = conv
+        self.figures.opened(conv)
         created = self.journal.write(
             conv, event("opened", group=requested.name, channel=conv.attributes.get("channel", "")),
             create=(conv.visitor,), extra=(("visitors", ref, _U64.pack(conv.id)),),
@@ -488,7 +492,7 @@ class Desk:
         """Tell every waiting visitor of the changed groups whose place changed; a pending OPEN's visitor is told
         after its OPENED instead (`_answer_opened`)."""
         groups, self._dirty_groups = self._dirty_groups, set()
-        self.host.set_waiting(sum(len(queue) for queue in self.router.queues.values()))
+        self.publish_figures()
         for group in groups:
             waiting = self.router.queue_length(group)
             for conv_id, position in self.router.positions(group):
@@ -515,6 +519,7 @@ class Desk:
     def tick(self) -> None:
         """Overflow: move conversations that waited too long to their group's overflow group, unless its queue is
         full (they keep their place, and try again at the next tick)."""
+        self.publish_figures()
         for group, conv_id in self.router.overdue(self.now()):
             conv = self.open.get(conv_id)
             target = self.directory.group(group.tenant, group.overflow_to) if group.overflow_to else None
@@ -596,6 +601,7 @@ class Desk:
         conv = self.open_conversation(session.user, frame.conversation_id)
         if not access.may_end(self, session.user, conv):
             raise Refusal(ErrorCode.FORBIDDEN, "not a participant")
+        self.figures.closing(conv)
         conv.apply("close")
         owner = conv.owner
         self.router.release(owner, conv.id)
@@ -689,6 +695,8 @@ class Desk:
         message = result.message
         if message is not None and message.conversation_id & STAFF_BIT and not result.duplicate:
             self._whispered(message.sender, message.conversation_id, message.seq)
+        elif message is not None and not result.duplicate and (conv := self.open.get(message.conversation_id)):
+            self.figures.message(conv, message.sender, self.now())
         self.assist.committed(result)
 
     def _whispered(self, sender: str, channel: int, seq: int) -> None:
@@ -716,6 +724,12 @@ class Desk:
             self.answer(session, frame, ErrorCode(result.status), conversation_id=conv.id, seq=seq, detail=detail)
 
         written.add_done_callback(reply)
+
+    def publish_figures(self) -> None:
+        """Hand the metrics a snapshot of the queues, agents and counts (`kefu.server.service.figures`)."""
+        groups = [(g.tenant, g.name) for g in self.directory.groups.values()]
+        figures = self.figures.snapshot(self.router.waiting(), self.router.agents.values(), groups, self.open)
+        self.host.publish_figures(figures)
 
     def metric(self, name: str) -> None:
         """Count a service event (kefu_service_events)."""

@@ -93,5 +93,7 @@ async def test_sighup_reloads_limits(tmp_path: Path) -> None:
             alice.send(3, b"x", to=("alice",))
         statuses = [(await alice.next(frames.SendAck)).status for _ in range(5)]
         assert ErrorCode.RATE_LIMITED in statuses, "the reloaded per-connection frame budget applies"
+        refusals = [line for line in proc.log.read_text().splitlines() if "request.refused" in line]
+        assert refusals and all("app=alice request=SEND code=RATE_LIMITED" in line for line in refusals), refusals
     finally:
         proc.stop()

@@ -508,7 +508,7 @@ class FakeHost:
     def count(self, event: str) -> None:
         self.counts.append(event)
 
-    def count_error(self, code: ErrorCode) -> None:
+    def refused(self, user: str, request: Frame, code: ErrorCode) -> None:
         self.errors.append(code)
 
     def set_waiting(self, n: int) -> None:
