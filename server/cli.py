@@ -8,7 +8,7 @@ dependencies (uvloop, lmdb, prometheus-client; the `kefu[server]` extra) and the
 subcommand that needs them, so `kefu --help` works on a plain `pip install kefu`.
 
 Exit status: 0 success, 1 failure (bad configuration, refused operation, unhealthy server), 2 usage error
-or missing server extra.
+or missing server extra, 141 standard output closed before it was all written (`kefu app list | head`).
 """
 
 from __future__ import annotations
@@ -32,12 +32,24 @@ SERVER_EXTRA = ("uvloop", "lmdb", "prometheus_client")
 STORE_EXTRA = ("lmdb",)
 EXTRA_HINT = "pip install 'kefu[server]'"
 STATUS_TIMEOUT_S = 5.0
+EXIT_PIPE_CLOSED = 141
+"""The status a command exits with when the reader of its output went away (128 + SIGPIPE, as the shell reports a
+command SIGPIPE ended): `kefu app list | head` ends quietly."""
 
 _SERVE_EPILOG = """\
 Every setting below can be set in the TOML file given by --config (or $KEFU_CONFIG), overridden by its
 environment variable, and the flags above override both. Lists in the environment are comma-separated;
 booleans accept 1/0/true/false. `kefu check-config` prints the effective configuration.
 
+"""
+
+
+_CHECK_DESCRIPTION = """\
+Print the effective configuration, then check what `kefu serve` checks before it writes anything: the settings,
+the data directory (it can be made, read and written by this user; its key and store files too), the store's frame
+and deployment marker, the service directory file, every routing rule (compiled) and every AI plugin (loaded).
+Exit status 0: kefu serve would start (file modes wider than wanted are warnings: serve narrows them); 1: it would
+refuse, each reason on its own line. The ports are not checked: the server this precedes may hold them.
 """
 
 
@@ -74,11 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser("serve", parents=[cfg, listen], help="run the server", formatter_class=raw,
-                       description="Run the server until SIGTERM/SIGINT; SIGHUP reloads [limits] and [log] level.",
+                       description="Run the server until SIGTERM/SIGINT. SIGHUP reloads the settings marked "
+                       "reloadable, the service directory (with its rules and plugins), the data keys and app "
+                       "credentials; the rest needs a restart (systemd/OPERATIONS.md).",
                        epilog=_SERVE_EPILOG + describe_settings())  # fmt: skip
     p.set_defaults(run=_cmd_serve)
-    p = sub.add_parser("check-config", parents=[cfg, listen], help="validate the configuration and print it",
-                       formatter_class=raw, epilog=describe_settings())  # fmt: skip
+    p = sub.add_parser("check-config", parents=[cfg, listen], help="check everything kefu serve would refuse, and "
+                       "print the effective configuration", formatter_class=raw, description=_CHECK_DESCRIPTION,
+                       epilog=describe_settings())  # fmt: skip
     p.add_argument("--example", action="store_true", help="print the commented example file (every key, defaults)")
     p.set_defaults(run=_cmd_check_config)
     p = sub.add_parser("keygen", parents=[cfg], help="add a server signing key (rotation)")
@@ -288,13 +303,20 @@ def _cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     if args.example:
         print(render_example_toml(), end="")
         return 0
-    source = args.config or os.environ.get(CONFIG_ENV) or "no file"
+    from . import startcheck  # noqa: PLC0415 - the service checks load lupa and the plugins
+
+    config_file = args.config or os.environ.get(CONFIG_ENV)
+    source = config_file or "no file"
     print(f"# kefu effective configuration ({source}, environment and flags applied)")
     print(render_toml(config, comments=False), end="")
-    from .admin.filemodes import mode_warnings  # noqa: PLC0415 - standard library only
-
-    for warning in mode_warnings(config, args.config or os.environ.get(CONFIG_ENV)):
+    for warning in startcheck.warnings(config, config_file):
         print(f"kefu: warning: {warning}", file=sys.stderr)
+    problems = startcheck.refusals(config)  # the very checks `kefu serve` runs before it writes anything
+    if problems:
+        print("kefu: kefu serve would refuse to start:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     if not config.storage.seal:
         print(
             "kefu: WARNING: [storage] seal = false: a new store keeps every message, app and record IN CLEAR on disk,"
@@ -383,15 +405,28 @@ def _cmd_app_add_bulk(args: argparse.Namespace, config: Config) -> int:
 
 def _cmd_app_list(args: argparse.Namespace, config: Config) -> int:
     _require(STORE_EXTRA, "this command")
-    import datetime as dt  # noqa: PLC0415
-
     from .admin import apps  # noqa: PLC0415
 
-    print(f"{'APP':<24} {'ROLE':<10} {'TENANT':<16} {'CREATED (UTC)':<20} CLIENT KEY PINS")
-    for r in apps.list_apps(config):
-        created = dt.datetime.fromtimestamp(r.created_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{r.app_id:<24} {r.role:<10} {r.tenant or '-':<16} {created:<20} {','.join(r.pins) or '-'}")
+    rows = [
+        (r.app_id, str(r.role), r.tenant or "-", _utc(r.created_ms), ",".join(r.pins) or "-")
+        for r in apps.list_apps(config)
+    ]
+    _print_table(("APP", "ROLE", "TENANT", "CREATED (UTC)", "CLIENT KEY PINS"), rows)
     return 0
+
+
+def _utc(ms: int) -> str:
+    import datetime as dt  # noqa: PLC0415
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Left-aligned columns as wide as their widest cell (the last one unpadded), two spaces apart."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
+    for row in (headers, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
 
 
 def _cmd_app_revoke(args: argparse.Namespace, config: Config) -> int:
@@ -417,10 +452,9 @@ def _cmd_session_list(args: argparse.Namespace, config: Config) -> int:
     from .admin import sessions  # noqa: PLC0415
 
     found = sessions.list_sessions(config, args.app)
-    print(f"{'APP':<24} {'ROLE':<10} {'PROCESS':<11} {'ADDRESS':<22} {'SINCE (UTC)':<26} {'SUITE':<13} CLIENT KEY")
-    for s in found.sessions:
-        print(f"{s['app']:<24} {s['role']:<10} {s['process']:<11} {s['address']:<22} {s['since']:<26} "
-              f"{s['suite']:<13} {s['client_key'] or '-'}")  # fmt: skip
+    columns = ("app", "role", "process", "address", "since", "suite")
+    rows = [[str(s[c]) for c in columns] + [s["client_key"] or "-"] for s in found.sessions]
+    _print_table(("APP", "ROLE", "PROCESS", "ADDRESS", "SINCE (UTC)", "SUITE", "CLIENT KEY"), rows)
     for process in found.truncated:
         print(f"kefu: {process} listed only its first sessions (use --app to narrow)", file=sys.stderr)
     for process in found.unreachable:
@@ -564,9 +598,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         status: int = args.run(args, config)
+        sys.stdout.flush()  # here, where a reader gone early is caught, rather than at exit
     except (CliError, AdminError, OpenRefused) as exc:  # OpenRefused: the store was not opened (damaged, not ours)
         print(f"kefu: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `kefu app list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is left unflushed goes nowhere
+        return EXIT_PIPE_CLOSED
     return status
 
 

@@ -427,8 +427,9 @@ class Config:
         changes = self.diff(new)
         return [c for c in changes if c.name in reloadable], [c for c in changes if c.name not in reloadable]
 
-    def reload_from(self, new: Config) -> Config:
-        """This config with the reloadable values of `new` (SIGHUP). Logs what changed and what was ignored."""
+    def reload_from(self, new: Config, *, quiet: bool = False) -> Config:
+        """This config with the reloadable values of `new` (SIGHUP). Logs what changed and what was ignored, unless
+        `quiet` (a worker process: its supervisor logs them once for the whole server)."""
         applied, ignored = self.reload_changes(new)
         sections: dict[str, dict[str, object]] = {}
         for change in applied:
@@ -437,6 +438,8 @@ class Config:
         result = dataclasses.replace(
             self, **{s: dataclasses.replace(getattr(self, s), **kv) for s, kv in sections.items()}
         )
+        if quiet:
+            return result
         for change in applied:
             log.event("config.reloaded", setting=change.name, old=change.old, new=change.new)
         for change in ignored:

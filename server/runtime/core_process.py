@@ -17,9 +17,9 @@ from ..engine.audit import Action, Result
 from ..identity.keys import AppDirectory
 from ..link.core_side import GatewayLink
 from ..metrics import Metrics
-from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_forever
+from ..service.setup import start_desk, tick_forever
 from ..storage import audit, maintenance
-from . import process, sdnotify
+from . import process, reload, sdnotify
 from .control import Control
 from .datakeys import DataKeys
 from .single import EXIT_LOG_FAILED
@@ -127,11 +127,7 @@ class CoreProcess:
         self.side.log.reconfigure(self.config)
         self.apps.invalidate()
         self.data_keys.reload_soon()
-        try:
-            reload_desk(self.side.desk, self.config)
-        except ServiceSetupError as exc:
-            logmod.error("service.reload_failed", reason=str(exc))
-            details["service_failed"] = str(exc)
+        reload.reload_service(self.side.desk, self.config, details)
         logmod.set_level(self.config.log.level)
         result = Result.FAILED if "service_failed" in details else Result.OK
         self.audit.record("kefu", Action.CONFIG_RELOAD, "", result, details)

@@ -61,10 +61,10 @@ def install_signals(loop: asyncio.AbstractEventLoop, reload: Callable[[], None] 
 
 
 def reloaded(current: Any, load: Callable[[], Any]) -> Any | None:
-    """SIGHUP: `current` with the reloadable settings of a freshly loaded configuration, or None (logged) if it does
-    not load."""
+    """SIGHUP in a worker process: `current` with the reloadable settings of a freshly loaded configuration, or None
+    (logged) if it does not load. The changes are not logged here: the supervisor logs them once."""
     try:
-        return current.reload_from(load())
+        return current.reload_from(load(), quiet=True)
     except Exception as exc:
         logmod.error("server.reload_failed", reason=str(exc))
         return None

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import startcheck
 from ..service.setup import ServiceSetupError
 from ..storage.datadir import DataDirBusy
 from ..storage.files import disk_full
@@ -18,12 +19,19 @@ __all__ = ["serve"]
 
 def serve(config: Any, reload: Callable[[], Any] | None = None, argv: Sequence[str] = ()) -> int:
     """Run the server until signalled; returns the exit status. `argv`: the configuration flags, which worker
-    processes are started with so that they load the same configuration."""
+    processes are started with so that they load the same configuration. What `kefu check-config` checks is checked
+    first (`kefu.server.startcheck`), and that the ports are free: a refusal writes nothing."""
     try:
         import uvloop  # noqa: PLC0415 - only the server needs it, and it is an optional extra
     except ImportError:
         print("kefu serve needs the server extra: pip install 'kefu[server]'", file=sys.stderr)
         return 2
+    problems = startcheck.refusals(config) + startcheck.listen_refusals(config)
+    if problems:  # found before anything is written: no half-made data directory, no development keys
+        print("kefu: cannot start:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     try:
         if worker_count(config) == 0:
             from .single import run  # noqa: PLC0415 - only the mode that runs is loaded

@@ -26,11 +26,11 @@ from ..engine.audit import Action, Result
 from ..identity import keys as keymod
 from ..identity.tickets import SharedTicketGuard, open_claims, purge_forever
 from ..metrics import Metrics, MetricsServer
-from ..service.setup import ServiceSetupError, reload_desk, start_desk, tick_forever
+from ..service.setup import start_desk, tick_forever
 from ..storage import audit, maintenance
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
-from . import process, sdnotify
+from . import process, reload, sdnotify
 from .datakeys import DataKeys
 from .operator import OperatorSocket, socket_path
 
@@ -142,21 +142,19 @@ class Server:
         await process.sweep(self.loop, self.config, self.store, maintenance.expire)
 
     def reload(self, new_config: Any) -> None:
-        """SIGHUP: apply the settings that are safe to change while running; re-read app credentials."""
-        details = audit.changes(*self.config.reload_changes(new_config))
+        """SIGHUP: apply the settings that are safe to change while running, the service directory, the data keys;
+        re-read app credentials; log what changed and what needs a restart (`kefu.server.runtime.reload`)."""
+        details = reload.config_details(self.config, new_config)
         self.config = self.config.reload_from(new_config)
         self.side.core.reconfigure(self.config)
         self.side.log.reconfigure(self.config)
         self.gateway.reconfigure(self.config)
         self.keyring.apps.invalidate()
         self.data_keys.reload_soon()
-        try:
-            reload_desk(self.side.desk, self.config)
-        except ServiceSetupError as exc:
-            logmod.error("service.reload_failed", reason=str(exc))
-            details["service_failed"] = str(exc)
+        reload.reload_service(self.side.desk, self.config, details)
+        details["new_keys"] = reload.server_keys(self.config.data_path, self.keyring.pins)
         logmod.set_level(self.config.log.level)
-        logmod.event("server.reloaded")
+        reload.log_reloaded(details)
         result = Result.FAILED if "service_failed" in details else Result.OK
         self.audit.record("kefu", Action.CONFIG_RELOAD, "", result, details)
 
@@ -170,15 +168,23 @@ class Server:
         }
 
 
-async def run(config: Any, reload: Callable[[], Any] | None = None) -> None:
-    """Run until SIGTERM/SIGINT; SIGHUP calls `reload()` for a fresh configuration and applies it."""
+async def run(config: Any, load: Callable[[], Any] | None = None) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP calls `load()` for a fresh configuration and applies it."""
     loop = asyncio.get_running_loop()
     metrics = Metrics() if config.metrics.enabled else None
     inherited = sdnotify.listen_socket()
     notifier = sdnotify.Notifier.from_environment()
     sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
     server = Server(config, loop, metrics)
-    stop = process.install_signals(loop, lambda: server.reload(reload()) if reload is not None else None)
+
+    def on_hup() -> None:
+        fresh = reload.load_fresh(load) if load is not None else None
+        if fresh is not None:
+            server.reload(fresh)
+        else:
+            server.audit.record("kefu", Action.CONFIG_RELOAD, "", Result.FAILED, {"reason": "invalid configuration"})
+
+    stop = process.install_signals(loop, on_hup if load is not None else None)
     await server.start(sock=inherited)
     exporter = None
     lag_task = None

@@ -48,7 +48,7 @@ from ..metrics import MetricsServer, merge_expositions, version
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
 from ..storage.verify_report import death_hint
-from . import sdnotify
+from . import reload, sdnotify
 from .control import Control, control_pair
 from .process import worker_count
 
@@ -110,6 +110,8 @@ class Supervisor:
         """The pidfd of each worker process by pid: readable once it exits."""
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = time.time()
+        self.pins: list[str] = []
+        """The server key pins at start: what the workers sign with until a restart."""
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self._restarts = Counter("kefu_worker_restarts", "Worker processes started again.", ["role"],
@@ -129,7 +131,7 @@ class Supervisor:
         data_dir = Path(self.config.server.data_dir)
         store = wiring.open_store(self.config)
         try:
-            keymod.load_or_create(data_dir, store)
+            self.pins = keymod.load_or_create(data_dir, store).pins
         finally:
             store.close()
         keymod.write_pins(data_dir)
@@ -356,18 +358,21 @@ class Supervisor:
     # --- reload and stop ------------------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """SIGHUP: reload here, and tell every worker to reload."""
+        """SIGHUP: reload here (logging what changes and what needs a restart, once for the whole server), and tell
+        every worker to reload (the core reloads the service directory and logs it: `kefu.server.runtime.reload`)."""
+        details: dict[str, Any] = {}
         if self._reload_config is not None:
-            try:
-                self.config = self.config.reload_from(self._reload_config())
-                logmod.set_level(self.config.log.level)
-            except Exception as exc:
-                logmod.error("server.reload_failed", reason=str(exc))
+            fresh = reload.load_fresh(self._reload_config)
+            if fresh is None:
                 return
+            details = reload.config_details(self.config, fresh)
+            self.config = self.config.reload_from(fresh)
+            logmod.set_level(self.config.log.level)
         for worker in self.workers:
             if worker.control is not None:
                 worker.control.send({"op": "reload"})
-        logmod.event("server.reloaded")
+        details["new_keys"] = reload.server_keys(self.config.data_path, self.pins)
+        reload.log_reloaded(details)
 
     async def stop(self) -> None:
         """Drain the gateways, then stop the core; bounded by drain_timeout_s."""

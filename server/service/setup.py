@@ -1,8 +1,9 @@
-"""Building the desk from the configuration: directory, routing rules, AI plugins and the sentiment worker."""
+"""Building the desk from the configuration: directory, routing rules, AI plugins and the sentiment scorer."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..engine.ports import Profiles, ServiceHost
@@ -11,7 +12,10 @@ from .directory import Directory, DirectoryError, load_directory
 from .plugins import PluginConfig, PluginError, PluginHost
 from .rules import RuleEngine, RuleError, RuleLimits
 
-__all__ = ["ServiceSetupError", "build_desk", "reload_desk", "rule_engines", "start_desk", "tick_forever"]
+__all__ = [
+    "ServiceSetupError", "build_desk", "directory_changes", "load_service", "reload_desk", "rule_engines",
+    "start_desk", "tick_forever",
+]  # fmt: skip
 
 
 class ServiceSetupError(ValueError):
@@ -58,48 +62,105 @@ def _directory(config: Any) -> Directory:
         raise ServiceSetupError(str(exc)) from None
 
 
-def reload_desk(desk: Desk, config: Any) -> None:
-    """SIGHUP: a new directory, rules and limits; on any error the old ones stay (ServiceSetupError)."""
+def load_service(config: Any, on_outcome: Any = None) -> tuple[Directory, dict[str, RuleEngine], PluginHost | None]:
+    """The directory, its rules compiled and its plugins loaded, as the desk is built with them; ServiceSetupError on
+    the first problem, with nothing left open. `kefu check-config` and `kefu serve` (before it writes anything) check
+    a configuration with it (`kefu.server.startcheck`)."""
     directory = _directory(config)
     engines = rule_engines(directory, config)
+    try:
+        plugins = plugin_host(directory, on_outcome)
+    except ServiceSetupError:
+        for engine in engines.values():
+            engine.close()
+        raise
+    return directory, engines, plugins
+
+
+def reload_desk(desk: Desk, config: Any) -> list[str]:
+    """SIGHUP: a new directory, rules, limits and plugins; on any error the old ones all stay (ServiceSetupError).
+    The plugins are loaded again only when their part of the directory changed (a reload would otherwise drop their
+    calls in flight). Returns what changed (`directory_changes`)."""
+    directory = _directory(config)
+    engines = rule_engines(directory, config)
+    plugins_changed = directory.plugins != desk.directory.plugins
+    if plugins_changed:
+        try:
+            plugins = plugin_host(directory, _outcome_counter(desk.host))
+        except ServiceSetupError:
+            for engine in engines.values():
+                engine.close()
+            raise
+        old_plugins, desk.assist.plugins = desk.assist.plugins, plugins
+        if old_plugins is not None:
+            desk.spawn(old_plugins.aclose())  # its calls in flight are cancelled, each plugin closed
+    changes = directory_changes(desk.directory, directory)
     for engine in desk.rules.values():
         engine.close()
     desk.rules = engines
     desk.directory = desk.router.directory = directory
     desk.refill()  # capacities or groups may have grown: waiting conversations go first, in queue order
+    return changes
 
 
-def build_desk(host: ServiceHost, profiles: Profiles, config: Any) -> Desk:
-    """The desk with its directory, rules and plugins (the sentiment worker starts in `start_desk`)."""
-    directory = _directory(config)
-    desk = Desk(host, profiles, directory)
-    desk.rules = rule_engines(directory, config)
+def directory_changes(old: Directory, new: Directory) -> list[str]:
+    """What differs between two directories, one phrase per kind of entry and change ("groups added: cards"); a
+    tenant whose rule file changed counts as changed. For the log line of a reload."""
+    out = []
+    for kind in ("tenants", "groups", "agents", "supervisors"):
+        before, after = getattr(old, kind), getattr(new, kind)
+        out += _named_changes(kind, before, after)
+    before_plugins = {str(p.get("name", "")): p for p in old.plugins}
+    after_plugins = {str(p.get("name", "")): p for p in new.plugins}
+    out += _named_changes("plugins", before_plugins, after_plugins)
+    if not out and old.plugins != new.plugins:
+        out.append("plugins reordered")
+    return out
+
+
+def _named_changes(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    found = {
+        "added": sorted(set(after) - set(before)),
+        "removed": sorted(set(before) - set(after)),
+        "changed": sorted(name for name in set(before) & set(after) if before[name] != after[name]),
+    }
+    return [f"{kind} {how}: {', '.join(names)}" for how, names in found.items() if names]
+
+
+def _outcome_counter(host: ServiceHost) -> Callable[[str, Any, str], None]:
+    """What the plugin host reports each call's outcome to: a counter per outcome, a log line per failure."""
 
     def outcome(plugin: str, mode: Any, result: str) -> None:
         host.count(f"plugin_{result}")
         if result in ("timeout", "error"):
             host.event("service.plugin_failed", plugin=plugin, mode=str(mode), outcome=result)
 
-    desk.assist.plugins = plugin_host(directory, outcome)
+    return outcome
+
+
+def build_desk(host: ServiceHost, profiles: Profiles, config: Any) -> Desk:
+    """The desk with its directory, rules and plugins (the sentiment worker starts in `start_desk`)."""
+    directory, engines, plugins = load_service(config, _outcome_counter(host))
+    desk = Desk(host, profiles, directory)
+    desk.rules = engines
+    desk.assist.plugins = plugins
     return desk
 
 
 async def start_desk(desk: Desk, config: Any) -> None:
-    """Start the sentiment worker (when enabled) in the background: the server listens at once, and texts scored
-    before the model is loaded wait for it (routing waits at most [service] sentiment_wait_ms)."""
+    """Give the desk a sentiment scorer (when enabled). Its worker process (SnowNLP's model, about 450 MB) starts on
+    first use, with the first visitor text of a service conversation, not with the server: a server whose tenants
+    open no service conversation never pays for it. The texts scored while the model loads (~2 s) wait for it, and
+    routing waits for a first message's score at most [service] sentiment_wait_ms, so the first conversation after a
+    start is usually routed without its sentiment. A worker that fails to start fails those texts' scores (counted,
+    logged) and is tried again with the next text."""
     if config.service.sentiment:
         from .sentiment import SentimentScorer  # noqa: PLC0415 - only when sentiment is on
 
-        scorer = SentimentScorer()
-        desk.assist.scorer = scorer
-        desk.spawn(_start_scorer(desk, scorer))
-
-
-async def _start_scorer(desk: Desk, scorer: Any) -> None:
-    try:
-        await scorer.start()
-    except Exception as exc:  # scoring is retried with the next text; serving goes on
-        desk.host.event("service.sentiment_unavailable", reason=str(exc))
+        host = desk.host
+        desk.assist.scorer = SentimentScorer(
+            on_start_failed=lambda reason: host.event("service.sentiment_unavailable", reason=reason)
+        )
 
 
 async def tick_forever(desk: Desk) -> None:
