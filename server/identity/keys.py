@@ -92,6 +92,11 @@ DEV_WARNING = (
     "DEVELOPMENT {what} generated on this machine: fine for a trial, not for production. "
     "In production, generate keys under your key-management procedure and give clients the pins out of band."
 )
+DEV_APP_WARNING = (
+    "DEVELOPMENT app 'dev' created because the store has no app: fine for a trial, not for production. In "
+    "production, register apps with `kefu app add` before the first start; then `kefu app revoke dev` and delete "
+    "the secret's file."
+)
 
 
 # --- files ----------------------------------------------------------------------------------------------
@@ -523,9 +528,9 @@ def ensure_dev_app(store: AppStore, data_dir: Path, *, out: TextIO | None = None
     path = keys_dir(data_dir) / DEV_SECRET_FILE
     _, secret = create_app(store, DEV_APP_ID)
     write_private_file(path, (encode_secret(secret) + "\n").encode(), replace=True)
-    log.warning("keys.dev_app_created", app=DEV_APP_ID, path=str(path), note=DEV_WARNING.format(what="app secret"))
-    print(f"kefu: {DEV_WARNING.format(what='app secret')}", file=out or sys.stdout)
-    print(f"kefu: app {DEV_APP_ID!r} secret (shown once; also in {path}):", file=out or sys.stdout)
+    log.warning("keys.dev_app_created", app=DEV_APP_ID, path=str(path), note=DEV_APP_WARNING)
+    print(f"kefu: {DEV_APP_WARNING}", file=out or sys.stdout)
+    print(f"kefu: app {DEV_APP_ID!r} secret (kept in {path}, readable by this user only):", file=out or sys.stdout)
     print(f"  {encode_secret(secret)}", file=out or sys.stdout, flush=True)
     return secret
 
