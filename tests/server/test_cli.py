@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -105,6 +106,35 @@ def test_check_config_rejects_a_bad_file_clearly(tmp_path: Path) -> None:
     )
 
 
+def test_check_config_refuses_what_serve_would_and_serve_then_writes_nothing(tmp_path: Path) -> None:
+    """A directory file with an unknown key: check-config says so (install.sh stops there), and serve refuses it
+    before it makes a store or development keys."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _write(data / "service.toml", '[groups.general]\ntenant = ""\nbogus = 1\n')
+    env = {"KEFU_SERVICE_DIRECTORY": "service.toml"}
+    checked = kefu("check-config", "--data-dir", str(data), env=env)
+    assert checked.returncode == 1
+    assert "kefu serve would refuse to start" in checked.stderr and "unknown keys ['bogus']" in checked.stderr
+    served = kefu("serve", "--data-dir", str(data), "--port", "0", "--metrics-port", "0", env=env)
+    assert served.returncode == 1 and "cannot start" in served.stderr and "unknown keys ['bogus']" in served.stderr
+    assert [p.name for p in data.iterdir()] == ["service.toml"], "nothing was written"
+    _write(data / "service.toml", '[groups.general]\ntenant = ""\n')
+    fixed = kefu("check-config", "--data-dir", str(data), env=env)
+    assert fixed.returncode == 0 and "configuration OK" in fixed.stderr, fixed.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_before_writing_keys(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        served = kefu("serve", "--data-dir", str(tmp_path / "data"), "--port", port, "--metrics-port", "0")
+    assert served.returncode == 1
+    assert f"127.0.0.1:{port} is in use" in served.stderr and "Traceback" not in served.stderr
+    assert not (tmp_path / "data").exists()
+
+
 def test_check_config_example_is_the_shipped_file() -> None:
     result = kefu("check-config", "--example")
     assert result.stdout == Path(cfg.__file__).with_name("kefu.example.toml").read_text()
@@ -131,7 +161,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 def test_app_add_list_revoke(data_dir: Path) -> None:
     pin = "sm2:" + "0f" * 32
-    added = kefu("app", "add", "teller-1", "--data-dir", str(data_dir), "--client-key-pin", pin, "--role", "agent")
+    added = kefu("app", "add", "teller-1", "--data-dir", str(data_dir), "--client-key-pin", pin,
+                 "--role", "integration", "--tenant", "bank")  # fmt: skip
     assert added.returncode == 0, added.stderr
     secret = keys.decode_secret(added.stdout)
     assert "shown only this once" in added.stderr
@@ -143,9 +174,12 @@ def test_app_add_list_revoke(data_dir: Path) -> None:
 
     listed = kefu("app", "list", "--data-dir", str(data_dir))
     assert listed.returncode == 0
-    [row] = listed.stdout.splitlines()[1:]
-    assert row.split()[:2] == ["teller-1", "agent"] and pin in row
+    header, row = listed.stdout.splitlines()
+    assert row.split()[:3] == ["teller-1", "integration", "bank"] and pin in row
+    for column, value in (("ROLE", "integration"), ("TENANT", "bank"), ("CREATED (UTC)", "20"), ("CLIENT", pin)):
+        assert row.index(value) == header.index(column), f"{value} under {column}:\n{header}\n{row}"
     assert added.stdout.strip() not in listed.stdout + listed.stderr
+    assert app_list_to_a_closed_pipe(data_dir) == (141, ""), "`kefu app list | head` ends quietly"
 
     again = kefu("app", "add", "teller-1", "--data-dir", str(data_dir))
     assert again.returncode == 1 and "already exists" in again.stderr
@@ -155,6 +189,21 @@ def test_app_add_list_revoke(data_dir: Path) -> None:
     assert kefu("app", "list", "--data-dir", str(data_dir)).stdout.splitlines()[1:] == []
     missing = kefu("app", "revoke", "teller-1", "--data-dir", str(data_dir))
     assert missing.returncode == 1 and "no app 'teller-1'" in missing.stderr
+
+
+def app_list_to_a_closed_pipe(data_dir: Path) -> tuple[int, str]:
+    """`kefu app list` writing to a pipe whose reader is gone (`| head -0`): its status and standard error."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
+        listed = subprocess.run(
+            [sys.executable, "-m", "kefu.server.cli", "app", "list", "--data-dir", str(data_dir)],
+            stdout=write, stderr=subprocess.PIPE, text=True, env=clean, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    return listed.returncode, listed.stderr
 
 
 def test_app_add_refuses_a_bad_pin(data_dir: Path) -> None:

@@ -40,6 +40,9 @@ def test_first_start_generates_keys_and_dev_app(tmp_path: Path, store: Store, ca
     # the dev app's secret: printed once, saved 0600, and it matches the stored verifiers
     secret = keys.decode_secret((keydir / "dev-app.secret").read_text())
     assert keys.encode_secret(secret) in printed
+    assert f"kept in {keydir / 'dev-app.secret'}" in printed and "shown once" not in printed, "says where it is kept"
+    pins = keys.write_pins(tmp_path).read_bytes()
+    assert pins == "".join(f"{pin}\n" for pin in ring.pins).encode(), "one pin a line, the last one ended too"
     assert ring.apps["dev"] == AppCredential.from_secret("dev", secret)
     # ... and never logged
     assert not any(keys.encode_secret(secret) in str(r.__dict__) for r in caplog.records)
