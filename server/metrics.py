@@ -3,8 +3,13 @@
 Theory of operation: `Metrics` owns a private CollectorRegistry (never the global default, so tests and
 embedded servers do not collide) and binds the label children of every hot-path series once, at start:
 counting a received DELIVER_ACK is ``metrics.frame_in(FrameType.DELIVER_ACK)``, one dict lookup and one
-``Counter.inc``. Label values come from closed sets (suites, frame types, error codes, a few results) so
-the series count is bounded.
+``Counter.inc``. Label values come from closed sets (suites, frame types, error codes, a few results, the configured
+tenants and groups) so the series count is bounded. One unit per metric name; no ``*_created`` series (the process's
+start time is kefu_start_time_seconds); durations are read from time.monotonic(), never from the event loop's clock,
+which uvloop rounds to the millisecond.
+
+The contact-centre figures (`kefu.server.service.figures`) come from an immutable snapshot the desk publishes at
+each queue tick (`publish_desk`), turned into series at scrape time (`_DeskCollector`).
 
 `MetricsServer` serves the registry from a stdlib ThreadingHTTPServer on daemon threads: scraping never runs
 on the event loop, and a stuck scraper cannot stall message traffic. The /healthz payload comes from a
@@ -26,9 +31,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -36,8 +48,20 @@ from kefu.protocol.codes import ErrorCode
 from kefu.protocol.frames import FrameType
 
 from . import log
+from .service.figures import FIRST_ANSWER_BUCKETS, DeskFigures
 
-__all__ = ["LATENCY_BUCKETS", "Exposition", "Metrics", "MetricsServer", "merge_expositions", "version"]
+__all__ = [
+    "AUTH_FAILURE_REASONS",
+    "LATENCY_BUCKETS",
+    "Exposition",
+    "Metrics",
+    "MetricsServer",
+    "auth_failure_reason",
+    "merge_expositions",
+    "version",
+]
+
+disable_created_metrics()  # process-wide: a `_created` series per counter child doubles the series for nothing
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -50,7 +74,20 @@ FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 BATCH_BUCKETS = tuple(float(1 << i) for i in range(14))
 """1 to 8192 writes per commit: powers of two up past [delivery] max_batch's default of 4096."""
 SUITES = ("national", "international", "none")
-"""Suite label values; "none" while a connection has not finished its handshake."""
+"""Suite label values; "none" for a handshake that ended before the client named its suite."""
+AUTH_FAILURE_REASONS: dict[str, str] = {
+    "unknown app": "unknown_app",
+    "malformed app id": "malformed_app_id",
+    "app proof does not verify": "bad_secret",
+    "client key not registered for this app": "unregistered_key",
+    "client key type must be": "wrong_key_type",
+    "client signature does not verify": "bad_signature",
+    "auth mode RESUMED in a full handshake": "bad_auth_mode",
+    "unknown auth mode": "bad_auth_mode",
+    "a resumed handshake must use auth mode RESUMED": "bad_auth_mode",
+}
+"""Why a login failed (the start of the protocol's detail, kefu.protocol.serverconn) -> the `reason` label of
+kefu_auth_failures_total; anything else is "other". A bounded set: the detail itself names the claimed app."""
 HANDSHAKE_RESULTS = ("ok", "resumed", "failed", "timeout", "refused")
 CONNECTION_STATES = ("handshake", "open", "draining")
 HTTP_TIMEOUT_S = 10.0
@@ -85,6 +122,63 @@ class PlainHistogram:
         return [HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)]
 
 
+def auth_failure_reason(detail: str) -> str:
+    """The `reason` label for a failed login's detail."""
+    for start, reason in AUTH_FAILURE_REASONS.items():
+        if detail.startswith(start):
+            return reason
+    return "other"
+
+
+class _DeskCollector:
+    """The contact-centre series, from the desk's last snapshot (none before the desk publishes one: a gateway
+    process, or a server without the service layer, exports none)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.figures: DeskFigures | None = None
+        registry.register(self)
+
+    def collect(self) -> list[Metric]:
+        figures, now = self.figures, time.time()
+        if figures is None:
+            return []
+        labels = ["tenant", "group"]
+        waiting = GaugeMetricFamily(
+            "kefu_service_waiting_conversations",
+            "Conversations waiting in a group's queue for an agent.",
+            labels=labels,
+        )
+        longest = GaugeMetricFamily(
+            "kefu_service_longest_wait_seconds", "How long the longest-waiting conversation of a group has waited"
+            " (0: nobody waits).", labels=labels,
+        )  # fmt: skip
+        abandoned = CounterMetricFamily(
+            "kefu_service_abandoned", "Conversations closed while waiting for an agent (the visitor gave up).",
+            labels=labels,
+        )  # fmt: skip
+        answers = HistogramMetricFamily(
+            "kefu_service_first_answer_seconds", "From OPEN_CONVERSATION to the assigned agent's first message.",
+            labels=labels,
+        )  # fmt: skip
+        for (tenant, group), g in sorted(figures.groups.items()):
+            key = [tenant, group]
+            waiting.add_metric(key, g.waiting)
+            longest.add_metric(key, 0.0 if g.oldest_since is None else max(0.0, now - g.oldest_since))
+            abandoned.add_metric(key, g.abandoned)
+            cumulative, buckets = 0, []
+            for bound, n in zip((*FIRST_ANSWER_BUCKETS, math.inf), g.answer_counts, strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if bound == math.inf else repr(bound), cumulative))
+            answers.add_metric(key, buckets, g.answer_sum)
+        agents = GaugeMetricFamily(
+            "kefu_service_agents", "Agents by state: the status each set, offline with no device connected.",
+            labels=["tenant", "state"],
+        )  # fmt: skip
+        for (tenant, state), n in sorted(figures.agents.items()):
+            agents.add_metric([tenant, state], n)
+        return [waiting, longest, abandoned, answers, agents]
+
+
 def version() -> str:
     """The installed kefu version."""
     try:
@@ -102,6 +196,10 @@ class Metrics:
             ProcessCollector(registry=r)
         self.connections = Gauge("kefu_connections", "Open connections.", ["suite", "state"], registry=r)
         self.handshakes_total = Counter("kefu_handshakes", "Handshakes finished.", ["suite", "result"], registry=r)
+        self.auth_failures_total = Counter(
+            "kefu_auth_failures", "Logins refused AUTH_FAILED, by why (the client is told only that it failed).",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.frames_total = Counter("kefu_frames", "Frames received and sent.", ["direction", "type"], registry=r)
         self.bytes_total = Counter(
             "kefu_bytes", "Bytes received and sent on client sockets.", ["direction"], registry=r
@@ -135,9 +233,11 @@ class Metrics:
         )  # fmt: skip
         self.retries_total = Counter("kefu_retries", "DELIVERs sent again for want of an ACK.", registry=r)
         self.refused_total = Counter("kefu_refused_connections", "Connections refused by a limit.", registry=r)
-        self.queue_depth = Gauge(
-            "kefu_queue_depth", "Work waiting: writes to commit, bytes buffered to clients.", ["queue"], registry=r
-        )
+        self.commit_queue = Gauge("kefu_commit_queue_writes", "Writes waiting for a group commit.", registry=r)
+        self.outbound_buffered_bytes = Gauge(
+            "kefu_outbound_buffered_bytes", "Bytes written to client sockets that the clients have not read yet.",
+            registry=r,
+        )  # fmt: skip
         self.errors_total = Counter("kefu_errors", "Protocol errors, by wire code name.", ["code"], registry=r)
         self.loop_lag = Histogram(
             "kefu_event_loop_lag_seconds",
@@ -153,7 +253,7 @@ class Metrics:
             ["event"],
             registry=r,
         )
-        self.waiting = Gauge("kefu_service_waiting", "Service conversations waiting in a queue.", registry=r)
+        self.desk = _DeskCollector(r)
         Gauge("kefu_build_info", "Always 1; the version is a label.", ["version"], registry=r).labels(version()).set(1)
         Gauge("kefu_start_time_seconds", "Unix time the process started serving.", registry=r).set(time.time())
         self._bind()
@@ -165,11 +265,10 @@ class Metrics:
         self._frames_in_unknown = frames.labels("in", "unknown")
         self._bytes_in = self.bytes_total.labels("in")
         self._bytes_out = self.bytes_total.labels("out")
-        self._errors = {c.name: self.errors_total.labels(c.name) for c in ErrorCode}
+        self._errors = {c.name: self.errors_total.labels(c.name) for c in ErrorCode if c is not ErrorCode.OK}
+        self._auth_failures = {r: self.auth_failures_total.labels(r) for r in {*AUTH_FAILURE_REASONS.values(), "other"}}
         self._handshakes = {(s, r): self.handshakes_total.labels(s, r) for s in SUITES for r in HANDSHAKE_RESULTS}
         self._conns = {(s, st): self.connections.labels(s, st) for s in SUITES for st in CONNECTION_STATES}
-        self.commit_queue = self.queue_depth.labels("commit")
-        self.outbound_buffered_bytes = self.queue_depth.labels("outbound_bytes")
         self._counts = {"retries": self.retries_total, "refused_connections": self.refused_total}
         self._latencies: dict[str, PlainHistogram | Histogram] = {
             "send_ack": self.send_ack_latency,
@@ -199,13 +298,23 @@ class Metrics:
         self._bytes_out.inc(n)
 
     def error(self, code_name: str) -> None:
-        """One protocol error, by ErrorCode name."""
+        """One protocol error, by ErrorCode name (OK is no error: not counted)."""
+        if code_name == ErrorCode.OK.name:
+            return
         child = self._errors.get(code_name)
         (child if child is not None else self.errors_total.labels(code_name)).inc()
 
     def handshake(self, suite: str, result: str) -> None:
         """One finished handshake: suite in SUITES, result in HANDSHAKE_RESULTS."""
         self._handshakes[(suite, result)].inc()
+
+    def auth_failed(self, detail: str) -> None:
+        """One failed login, by the protocol's detail of why (see AUTH_FAILURE_REASONS)."""
+        self._auth_failures[auth_failure_reason(detail)].inc()
+
+    def publish_desk(self, figures: DeskFigures) -> None:
+        """The desk's latest figures (from its loop; read by scrapes on any thread)."""
+        self.desk.figures = figures
 
     def connection_gauge(self, suite: str, state: str) -> Any:
         """The gauge child of (suite, state): hold it per connection and inc()/dec() it on transitions."""
@@ -250,11 +359,10 @@ class Metrics:
 
     async def watch_loop_lag(self, interval_s: float = 0.5) -> None:
         """Run forever (as a task on the loop being measured), observing how late each wake-up comes."""
-        loop = asyncio.get_running_loop()
         while True:
-            due = loop.time() + interval_s
+            due = time.monotonic() + interval_s  # not loop.time(): uvloop's is in whole milliseconds
             await asyncio.sleep(interval_s)
-            self.observe_loop_lag(max(0.0, loop.time() - due))
+            self.observe_loop_lag(max(0.0, time.monotonic() - due))
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
@@ -264,10 +372,12 @@ class Metrics:
 # --- many processes, one endpoint ----------------------------------------------------------------------
 
 
-HIGHEST: frozenset[str] = frozenset({"kefu_event_loop_lag_last_seconds", "kefu_build_info", "process_max_fds"})
+HIGHEST: frozenset[str] = frozenset(
+    {"kefu_event_loop_lag_last_seconds", "kefu_build_info", "process_max_fds", "kefu_service_longest_wait_seconds"}
+)
 """Gauges whose host-wide value is the largest of the processes' (the others add up)."""
 LOWEST: frozenset[str] = frozenset({"kefu_start_time_seconds", "process_start_time_seconds"})
-"""Gauges whose host-wide value is the smallest of the processes' (and every `_created` series)."""
+"""Gauges whose host-wide value is the smallest of the processes'."""
 
 
 class _Merged:
@@ -301,7 +411,7 @@ def _combine(family: str, sample: str, old: float | None, new: float) -> float:
         return new
     if family in HIGHEST:
         return max(old, new)
-    if family in LOWEST or sample.endswith("_created"):
+    if family in LOWEST:
         return min(old, new)
     return old + new
 

@@ -73,8 +73,8 @@ def summarise(samples: list[tuple[str, dict[str, str], float]]) -> list[str]:
         f" / {total('kefu_frames_total', lambda x: x.get('direction') == 'out'):g}",
         f"mean SEND->SEND_ACK: {ack}; retries: {total('kefu_retries_total'):g}",
         f"errors: {by('kefu_errors_total', 'code')}",
-        f"commit queue: {total('kefu_queue_depth', lambda x: x.get('queue') == 'commit'):g};"
-        f" outbound buffered: {total('kefu_queue_depth', lambda x: x.get('queue') == 'outbound_bytes'):g} bytes",
+        f"commit queue: {total('kefu_commit_queue_writes'):g} writes;"
+        f" outbound buffered: {total('kefu_outbound_buffered_bytes'):g} bytes",
         f"event loop lag: {1000 * worst('kefu_event_loop_lag_last_seconds'):.1f} ms",
         f"damaged records found on read: {by('kefu_storage_damaged_records_total', 'table')}",
     ]

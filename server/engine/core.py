@@ -486,10 +486,10 @@ class Core:
         self.count_error(code)
         self.refusals.refused(user, request, code)
 
-    def set_waiting(self, n: int) -> None:
-        """Conversations waiting in queues."""
+    def publish_figures(self, figures: Any) -> None:
+        """The desk's latest figures (a `DeskFigures`: queues, agents, abandonment, first answers)."""
         if self.metrics is not None:
-            self.metrics.waiting.set(n)
+            self.metrics.publish_desk(figures)
 
     def background_error(self, exc: BaseException | None) -> None:
         """An unexpected exception in background work (a bug): log it with its traceback."""

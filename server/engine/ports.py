@@ -213,8 +213,8 @@ class ServiceHost(Protocol):
     def refused(self, user: str, request: Frame, code: ErrorCode) -> None:
         """`user`'s `request` was refused with `code`: count it (kefu_errors) and log it at info, at a bounded rate."""
 
-    def set_waiting(self, n: int) -> None:
-        """Conversations waiting in queues (kefu_service_waiting)."""
+    def publish_figures(self, figures: Any) -> None:
+        """The desk's latest `kefu.server.service.figures.DeskFigures`, for the metrics (kefu_service_*)."""
 
     def background_error(self, exc: BaseException | None) -> None:
         """A bug in background work: log it with its traceback."""

@@ -187,6 +187,10 @@ class Router:
         """(conversation_id, 1-based position) of every conversation waiting in `group`."""
         return [(e.conversation_id, i) for i, e in enumerate(self.queues.get(group, ()), 1)]
 
+    def waiting(self) -> list[tuple[GroupKey, int, float | None]]:
+        """(group, conversations waiting, when the longest-waiting arrived) of every queue (for the metrics)."""
+        return [(g, len(q), min((e.sort_key[1] for e in q), default=None)) for g, q in self.queues.items()]
+
     def position(self, conversation_id: int) -> int:
         """The conversation's position in its queue; 0 if it is not waiting."""
         where = self._where.get(conversation_id)

@@ -490,6 +490,8 @@ class FakeHost:
         self.counts: list[str] = []
         self.errors: list[ErrorCode] = []
         self.waiting: list[int] = []
+        """Conversations waiting in every queue, at each figures published."""
+        self.figures: Any = None
         self.failures: list[BaseException | None] = []
 
     def devices(self, user: str) -> Iterable[Device]:
@@ -511,8 +513,9 @@ class FakeHost:
     def refused(self, user: str, request: Frame, code: ErrorCode) -> None:
         self.errors.append(code)
 
-    def set_waiting(self, n: int) -> None:
-        self.waiting.append(n)
+    def publish_figures(self, figures: Any) -> None:
+        self.figures = figures
+        self.waiting.append(sum(g.waiting for g in figures.groups.values()))
 
     def background_error(self, exc: BaseException | None) -> None:
         self.failures.append(exc)

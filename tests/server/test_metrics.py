@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -13,7 +14,8 @@ import pytest
 
 from kefu.protocol.codes import ErrorCode
 from kefu.protocol.frames import FrameTally, FrameType
-from kefu.server.metrics import Metrics, MetricsServer
+from kefu.server.metrics import AUTH_FAILURE_REASONS, Metrics, MetricsServer, merge_expositions
+from kefu.server.service.figures import FIRST_ANSWER_BUCKETS, DeskFigures, GroupFigures
 
 TIMEOUT = 5.0
 
@@ -64,7 +66,7 @@ def test_hot_path_helpers() -> None:
     assert sample(m, "kefu_fsync_seconds_count") == 1
     assert sample(m, "kefu_event_loop_lag_last_seconds") == 0.01
     assert sample(m, "kefu_connections", suite="international", state="open") == 1
-    assert sample(m, "kefu_queue_depth", queue="outbound_bytes") == 4096
+    assert sample(m, "kefu_outbound_buffered_bytes") == 4096
     with pytest.raises(KeyError):
         m.count("no such counter")
 
@@ -157,3 +159,73 @@ def test_busy_port_raises_at_start() -> None:
             MetricsServer(Metrics(process=False), "127.0.0.1", first.port).start()
     finally:
         first.stop()
+
+
+def test_exposition_has_no_created_series_and_no_ok_error() -> None:
+    m = Metrics(process=False)
+    m.error(ErrorCode.OK.name)
+    m.error(ErrorCode.AUTH_FAILED.name)
+    text = m.exposition().decode()
+    assert "_created" not in text
+    assert 'code="OK"' not in text and 'kefu_errors_total{code="AUTH_FAILED"} 1.0' in text
+    assert 'kefu_errors_total{code="INTERNAL_ERROR"} 0.0' in text, "every other code is there from the start"
+
+
+@pytest.mark.parametrize(
+    ("detail", "reason"),
+    [
+        ("unknown app", "unknown_app"),
+        ("app proof does not verify", "bad_secret"),
+        ("client key type must be SM2", "wrong_key_type"),
+        ("client signature does not verify", "bad_signature"),
+        ("unknown auth mode 9", "bad_auth_mode"),
+        ("something new", "other"),
+    ],
+)
+def test_auth_failures_by_reason(detail: str, reason: str) -> None:
+    m = Metrics(process=False)
+    m.auth_failed(detail)
+    assert sample(m, "kefu_auth_failures_total", reason=reason) == 1
+    assert sum(sample(m, "kefu_auth_failures_total", reason=r) for r in {*AUTH_FAILURE_REASONS.values(), "other"}) == 1
+
+
+def test_queue_series_one_unit_each() -> None:
+    m = Metrics(process=False)
+    m.commit_queue.set(3)
+    m.outbound_buffered_bytes.set(4096)
+    assert sample(m, "kefu_commit_queue_writes") == 3 and sample(m, "kefu_outbound_buffered_bytes") == 4096
+
+
+def desk_figures(waiting: int, oldest: float | None) -> DeskFigures:
+    counts = [0] * (len(FIRST_ANSWER_BUCKETS) + 1)
+    counts[2] = 1  # one answer between 10 and 20 s
+    group = GroupFigures(waiting, oldest, 2, tuple(counts), 12.5)
+    return DeskFigures({("bank", "general"): group}, {("bank", "online"): 1, ("bank", "offline"): 0})
+
+
+def test_desk_figures_at_scrape_time() -> None:
+    m = Metrics(process=False)
+    assert "kefu_service" not in m.exposition().decode().replace("kefu_service_events", ""), "none before a snapshot"
+    m.publish_desk(desk_figures(3, time.time() - 30))
+    labels = {"tenant": "bank", "group": "general"}
+    assert sample(m, "kefu_service_waiting_conversations", **labels) == 3
+    assert 30 <= sample(m, "kefu_service_longest_wait_seconds", **labels) < 40, "now minus the oldest arrival"
+    assert sample(m, "kefu_service_abandoned_total", **labels) == 2
+    assert sample(m, "kefu_service_first_answer_seconds_bucket", le="10.0", **labels) == 0
+    assert sample(m, "kefu_service_first_answer_seconds_bucket", le="20.0", **labels) == 1
+    assert sample(m, "kefu_service_first_answer_seconds_bucket", le="+Inf", **labels) == 1
+    assert sample(m, "kefu_service_first_answer_seconds_sum", **labels) == 12.5
+    assert sample(m, "kefu_service_agents", tenant="bank", state="online") == 1
+    m.publish_desk(desk_figures(0, None))
+    assert sample(m, "kefu_service_longest_wait_seconds", **labels) == 0
+
+
+def test_merged_desk_figures_are_the_cores() -> None:
+    """With workers only the core has a desk: the host's figures are its own, the longest wait the largest."""
+    core, gateway = Metrics(process=False), Metrics(process=False)
+    core.publish_desk(desk_figures(3, time.time() - 30))
+    merged = merge_expositions([("core", core.exposition().decode()), ("gateway-0", gateway.exposition().decode())])
+    text = merged.decode()
+    assert 'kefu_service_waiting_conversations{group="general",tenant="bank"} 3.0' in text
+    assert 'kefu_service_abandoned_total{group="general",tenant="bank"} 2.0' in text
+    assert "_created" not in text
