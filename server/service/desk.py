@@ -288,6 +288,9 @@ class Desk:
         if first and self.assist.scorer is not None:
             score = self.assist.scorer.score(first)
             if score is not None:
+                # Routing may stop waiting before the score comes (the worker starts on first use): a score that then
+                # fails (the scorer closed at a stop) is not an error of anyone's, so its exception is consumed here.
+                score.add_done_callback(lambda f: f.cancelled() or f.exception())
                 wait = self.host.config.service.sentiment_wait_ms / 1000
                 with contextlib.suppress(Exception):
                     conv.sentiment = await asyncio.wait_for(asyncio.shield(score), wait)

@@ -7,11 +7,12 @@ here), so a thread would still stall the event loop. Scoring runs in one worker 
 inherited event loop, sockets or locks), which imports snownlp and loads its model once (~1.7 s here) and then
 answers batches: a list of texts in, a list of scores out, over a `multiprocessing` pipe.
 
-`score` queues the text and returns a future. The first text queued starts a sender task; a task's first step runs
-on the next loop iteration, so every text submitted during this iteration goes out in the same batch. One batch is
-in flight at a time: while the worker is busy, new texts pile up and leave together as the next batch (at most
-``batch_max``), so the busier the server, the fewer round trips per message. The blocking pipe I/O (send, then
-wait for the answer) happens in one helper thread, never on the loop.
+The worker starts with the first text scored (or `start`), not with the scorer: a server that scores nothing never
+pays for the model (about 450 MB of RSS). `score` queues the text and returns a future. The first text queued starts
+a sender task; a task's first step runs on the next loop iteration, so every text submitted during this iteration
+goes out in the same batch. One batch is in flight at a time: while the worker is busy, new texts pile up and leave
+together as the next batch (at most ``batch_max``), so the busier the server, the fewer round trips per message. The
+blocking pipe I/O (send, then wait for the answer) happens in one helper thread, never on the loop.
 
 Bounds: at most ``max_pending`` texts are waiting (queued or in flight); past that `score` returns None and the
 caller counts a dropped score. Texts are cut to `MAX_TEXT_CHARS`.
@@ -41,6 +42,7 @@ import os
 import signal
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
@@ -146,8 +148,12 @@ class _Worker:
 class SentimentScorer:
     """Sentiment in [0, 1] (0 negative, 1 positive) for visitor messages, off the event loop."""
 
-    def __init__(self, *, max_pending: int = 10_000, batch_max: int = 256) -> None:
+    def __init__(
+        self, *, max_pending: int = 10_000, batch_max: int = 256, on_start_failed: Callable[[str], None] | None = None
+    ) -> None:
         self.max_pending = max_pending
+        self._on_start_failed = on_start_failed
+        """Told why, each time a worker fails to start (the texts waiting for it fail with ScorerError)."""
         self.batch_max = batch_max
         self._queue: deque[tuple[str, asyncio.Future[float]]] = deque()
         self._in_flight: list[asyncio.Future[float]] = []
@@ -248,6 +254,8 @@ class SentimentScorer:
                 except ScorerError as e:  # the worker could not start: fail what waits, retry on the next text
                     self._fail([future for _, future in self._queue], e)
                     self._queue.clear()
+                    if self._on_start_failed is not None:
+                        self._on_start_failed(str(e))
                     return
                 batch = [self._queue.popleft() for _ in range(min(self.batch_max, len(self._queue)))]
                 futures = self._in_flight = [future for _, future in batch]
