@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -114,14 +114,16 @@ def add_apps(data_dir: Path) -> dict[str, bytes]:
         store.close()
 
 
-def service_server(tmp_path: Path, *, env: dict[str, str] | None = None, **directory: Any) -> ServerProcess:
-    """A started server with the directory and apps above."""
+def service_server(
+    tmp_path: Path, *, env: dict[str, str] | None = None, args: Sequence[str] = (), **directory: Any
+) -> ServerProcess:
+    """A started server with the directory and apps above; `args`: more `kefu serve` flags."""
     data_dir = tmp_path / "data"
     write_directory(data_dir, **directory)
     secrets = add_apps(data_dir)
     environment = {"KEFU_SERVICE_DIRECTORY": "service.toml", "KEFU_SERVICE_SENTIMENT_WAIT_MS": "5000",
                    "KEFU_SERVICE_QUEUE_TICK_MS": "100", **(env or {})}  # fmt: skip
-    proc = ServerProcess(data_dir, env=environment)
+    proc = ServerProcess(data_dir, extra=list(args), env=environment)
     proc.secrets.update(secrets)
     return proc.start()
 
