@@ -62,12 +62,17 @@ def install_signals(loop: asyncio.AbstractEventLoop, reload: Callable[[], None] 
 
 def reloaded(current: Any, load: Callable[[], Any]) -> Any | None:
     """SIGHUP in a worker process: `current` with the reloadable settings of a freshly loaded configuration, or None
-    (logged) if it does not load. The changes are not logged here: the supervisor logs them once."""
+    (logged) if it does not load. Each change is not logged here (the supervisor logs them once): one
+    `worker.reloaded` line names the settings this process applied."""
     try:
-        return current.reload_from(load(), quiet=True)
+        fresh = load()
+        applied, _ = current.reload_changes(fresh)
+        config = current.reload_from(fresh, quiet=True)
     except Exception as exc:
         logmod.error("server.reload_failed", reason=str(exc))
         return None
+    logmod.event("worker.reloaded", applied=",".join(c.name for c in applied) or "none")
+    return config
 
 
 def tame_collector(loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:

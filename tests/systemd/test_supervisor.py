@@ -243,7 +243,7 @@ async def test_sighup_reaches_every_worker(tmp_path: Path, served: list[Served])
         config.write_text("[limits]\nconn_frames_per_s = 1\nconn_frames_burst = 2\n")
         server.send(signal.SIGHUP)
         for name in ("core", *GATEWAYS):
-            line = f"config.reloaded worker={name} setting=limits.conn_frames_burst old=1000 new=2"
+            line = f"worker.reloaded worker={name} applied=limits.conn_frames_per_s,limits.conn_frames_burst"
             await asyncio.to_thread(wait_until, lambda n=line: n in server.log.read_text(), 5.0, f"{name} reloaded")
         for gateway, peer in peers.items():  # connections made before the reload get the new budget
             for _ in range(5):
