@@ -2,13 +2,16 @@
 
 ::
 
-    python clients/python/examples/agent.py --port 7420 --app-id agent --secret "$AGENT_SECRET" \\
-        --pins-file data/keys/pins.txt --count 1
+    .venv/bin/python clients/python/examples/agent.py --port 7420 --app-id agent-7 --secret "$AGENT_SECRET" \\
+        --pins-file data/keys/pins.txt --service --count 1
 
-Messages that arrived while the agent was offline are delivered when it connects. With --service, the agent
-(an app registered with --role agent) sets itself online at the customer-service desk and answers the visitors
-the server routes to it; system events and the staff channel are printed, not answered. The agent prints
-"agent: ready" once connected. Exit status: 0 after --count replies, 2 on --timeout, 1 on other errors.
+Run it from the directory that holds `data/`, with AGENT_SECRET set to what `kefu app add agent-7 --role agent
+--tenant bank` printed (README.md, "Customer service"), and start `visitor.py` once it prints "agent: ready".
+
+Messages that arrived while the agent was offline are delivered when it connects. With --service, the agent (an app
+registered with --role agent) sets itself online at the customer-service desk and answers the visitors the server
+routes to it; system events and the staff channel are printed, not answered. Exit status: 0 after --count replies,
+2 on --timeout, 1 on other errors.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7420)
-    p.add_argument("--app-id", default="agent", help="this agent's app id (its user id)")
+    p.add_argument("--app-id", default="agent-7", help="this agent's app id (its user id)")
     p.add_argument("--secret", default=os.environ.get("KEFU_APP_SECRET", ""), help="app secret, base64url")
     p.add_argument("--pin", action="append", default=[], help="server key pin (repeatable)")
     p.add_argument("--pins-file", type=Path, help="file of server key pins, one per line")

@@ -2,11 +2,13 @@
 
 ::
 
-    python clients/python/examples/visitor.py --port 7420 --app-id visitor --secret "$VISITOR_SECRET" \\
-        --pins-file data/keys/pins.txt --agent agent "您好，我想查询信用卡账单"
+    .venv/bin/python clients/python/examples/visitor.py --port 7420 --app-id visitor-1 --secret "$VISITOR_SECRET" \\
+        --pins-file data/keys/pins.txt --service "您好，我想查询信用卡账单"
 
-With --service, the visitor asks the customer-service desk instead of naming an agent: the server routes the
-conversation to an online agent (or queues it, printing the queue position) and the first agent to answer replies.
+Run it from the directory that holds `data/`, with VISITOR_SECRET set to what `kefu app add visitor-1 --role visitor
+--tenant bank` printed (README.md, "Customer service"), while `agent.py` runs. With --service, the visitor asks the
+customer-service desk instead of naming an agent (--agent): the server routes the conversation to an online agent
+(or queues it, printing the queue position) and the first agent to answer replies.
 
 Exit status: 0 once the agent replied, 2 if no reply came within --timeout seconds, 1 on other errors.
 """
@@ -29,12 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("text", nargs="?", default="您好，我想查询信用卡账单", help="what to say")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7420)
-    p.add_argument("--app-id", default="visitor", help="this visitor's app id (its user id)")
+    p.add_argument("--app-id", default="visitor-1", help="this visitor's app id (its user id)")
     p.add_argument("--secret", default=os.environ.get("KEFU_APP_SECRET", ""), help="app secret, base64url")
     p.add_argument("--pin", action="append", default=[], help="server key pin (repeatable)")
     p.add_argument("--pins-file", type=Path, help="file of server key pins, one per line")
     p.add_argument("--suite", action="append", choices=("national", "international"), help="suite to offer")
-    p.add_argument("--agent", default="agent", help="the agent's app id")
+    p.add_argument("--agent", default="agent-7", help="the agent's app id (without --service)")
     p.add_argument("--service", action="store_true", help="open a service conversation; the server picks the agent")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the whole exchange")
     return p.parse_args(argv)
