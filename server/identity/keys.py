@@ -94,8 +94,8 @@ DEV_WARNING = (
 )
 DEV_APP_WARNING = (
     "DEVELOPMENT app 'dev' created because the store has no app: fine for a trial, not for production. In "
-    "production, register apps with `kefu app add` before the first start; then `kefu app revoke dev` and delete "
-    "the secret's file."
+    "production, register apps with `kefu app add` before the first start (then none is created); once real apps "
+    "exist, `kefu app revoke dev` and delete its secret's file."
 )
 
 
