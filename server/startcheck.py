@@ -138,7 +138,10 @@ def _store_refusals(config: Any) -> list[str]:
 
 
 def _service_refusals(config: Any) -> list[str]:
-    """The directory loaded, its rules compiled and its plugins loaded, by the functions the core builds them with."""
+    """The directory loaded, its rules compiled and its plugins loaded, by the functions the core builds them with.
+    Without a directory file the embedded default is used: nothing to check (nor the server extra to need)."""
+    if config.directory_path is None:
+        return []
     try:
         from .service.setup import ServiceSetupError, load_service  # noqa: PLC0415 - lupa, httpx: the server extra
     except ImportError as exc:

@@ -106,6 +106,18 @@ def test_check_config_rejects_a_bad_file_clearly(tmp_path: Path) -> None:
     )
 
 
+def test_check_config_needs_the_server_extra_only_for_a_directory_file(tmp_path: Path) -> None:
+    missing = "import sys\nfor m in ('uvloop', 'lmdb', 'prometheus_client', 'lupa', 'httpx'): sys.modules[m] = None\n"
+    run = "from kefu.server.cli import main\nraise SystemExit(main(['check-config', '--data-dir', {data!r}]))"
+    plain = python(missing + run.format(data=str(tmp_path / "data")))
+    assert plain.returncode == 0 and "configuration OK" in plain.stderr, plain.stderr
+    (tmp_path / "data").mkdir()
+    _write(tmp_path / "data" / "service.toml", "")
+    with_file = python(missing + "import os\nos.environ['KEFU_SERVICE_DIRECTORY'] = 'service.toml'\n"
+                       + run.format(data=str(tmp_path / "data")))  # fmt: skip
+    assert with_file.returncode == 1 and "needs the server extra (missing lupa)" in with_file.stderr
+
+
 def test_check_config_refuses_what_serve_would_and_serve_then_writes_nothing(tmp_path: Path) -> None:
     """A directory file with an unknown key: check-config says so (install.sh stops there), and serve refuses it
     before it makes a store or development keys."""
