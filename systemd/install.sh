@@ -217,6 +217,11 @@ create_account() {
 install_package() {
   step "kefu into $VENV from $source_arg${wheelhouse:+ (offline: from $wheelhouse only)}"
   if [[ ! -x "$VENV/bin/python" ]]; then
+    # The venv's python links to this interpreter: the service's user must be able to run it.
+    if ((!dry_run)) && ! runuser -u "$ACCOUNT" -- "$python" -c '' 2>/dev/null; then
+      echo "install.sh: user $ACCOUNT cannot run $python (a Python under /root?): set KEFU_PYTHON to one it can" >&2
+      exit 1
+    fi
     run "$python" -m venv "$VENV"
   fi
   local pip=("$VENV/bin/pip" install --quiet)
@@ -307,7 +312,7 @@ EOF
 # development app's secret, which only that first start writes (ensure_dev_app: dev-app.secret).
 development_keys() {
   if [[ -e "$1/dev-app.secret" ]]; then
-    echo "$1/dev-app.secret exists: the server made DEVELOPMENT keys and app 'dev' at its first start"
+    echo "$1/dev-app.secret exists: a first start made development app 'dev' (and DEVELOPMENT keys if it had none)"
   elif ! compgen -G "$1/sm2-[1-9]*.key" >/dev/null || ! compgen -G "$1/ed25519-[1-9]*.key" >/dev/null; then
     echo "$1 holds no server keys yet: the first start would generate DEVELOPMENT keys (and app 'dev')"
   else
@@ -331,14 +336,22 @@ start_services() {
     run systemctl restart kefu.service
     if [[ -n "$dev" ]]; then echo "    warning: $dev; see OPERATIONS.md, \"Keys\"" >&2; fi
   elif [[ -n "$dev" ]] && ((!allow_dev_keys)); then
-    cat <<EOF
-    not enabled, not started: $dev.
-    Next, as root (OPERATIONS.md, "Keys"):
+    echo "    not enabled, not started: $dev."
+    echo "    Next, as root (OPERATIONS.md, \"Keys\"):"
+    if [[ "$dev" == *dev-app.secret* ]]; then
+      cat <<EOF
+      kefu keygen                # production keys; then retire each development pin (kefu key list, kefu key retire)
+      kefu app add NAME; kefu app revoke dev; rm $STATE/keys/dev-app.secret
+      systemctl enable --now kefu.socket kefu.service
+EOF
+    else
+      cat <<EOF
       kefu keygen                # or copy keys made under your key-management procedure into $STATE/keys
       kefu app add NAME          # at least one app, so that no development app is made
       systemctl enable --now kefu.socket kefu.service
-    For a trial with development keys, rerun with --allow-development-keys.
 EOF
+    fi
+    echo "    For a trial with development keys, rerun with --allow-development-keys."
   elif ((!start)); then
     run systemctl enable kefu.socket kefu.service
     echo "    enabled, not started (--no-start): systemctl start kefu.socket kefu.service"
@@ -352,7 +365,11 @@ EOF
 remove() {
   local path
   for path in "$@"; do
-    if [[ -e "$path" || -L "$path" ]]; then run rm -rf -- "$path"; else echo "    $path: absent"; fi
+    if [[ ! -e "$path" && ! -L "$path" ]]; then
+      echo "    $path: absent"
+    elif run rm -rf -- "$path" && ((!dry_run)); then
+      echo "    removed $path"
+    fi
   done
 }
 
@@ -371,7 +388,7 @@ uninstall_all() {
     remove "$SYSCTL_DIR/90-kefu.conf"
     echo "    the kernel keeps those settings until the next boot (or set them back with sysctl -w)"
   fi
-  run systemctl daemon-reload
+  run systemctl daemon-reload || echo "    warning: systemctl daemon-reload failed (is systemd running?)" >&2
   if ((purge)); then
     step "--purge: the configuration, the data with its keys, the backups, drop-ins and user $ACCOUNT"
     remove "$ETC" "$STATE" "$BACKUPS" "$UNIT_DIR/kefu.service.d" "$UNIT_DIR/kefu.socket.d"

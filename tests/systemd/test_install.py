@@ -152,6 +152,16 @@ def test_an_upgrade_with_development_keys_restarts_and_warns() -> None:
     assert "warning: /var/lib/kefu/keys" in result.stderr or host_has_keys()
 
 
+def test_after_a_development_first_start_the_next_steps_replace_its_keys_and_app() -> None:
+    fake_host = 'development_keys() { echo "/var/lib/kefu/keys/dev-app.secret exists"; }\n'
+    result = sourced(fake_host + shlex.join(["main", "--dry-run", str(ROOT)]))
+    assert result.returncode == 0, result.stderr
+    next_steps = result.stdout.split("Next, as root", 1)[1]
+    assert "+ systemctl enable" not in result.stdout
+    assert next_steps.index("kefu keygen") < next_steps.index("kefu app revoke dev") < next_steps.index("enable --now")
+    assert "rm /var/lib/kefu/keys/dev-app.secret" in next_steps
+
+
 def test_development_keys_are_detected_as_the_server_marks_them(tmp_path: Path) -> None:
     """No key of a type: the first start generates one (load_or_create). dev-app.secret: it did (ensure_dev_app)."""
 
@@ -166,7 +176,7 @@ def test_development_keys_are_detected_as_the_server_marks_them(tmp_path: Path) 
     add_key(tmp_path, KeyType.ED25519)
     assert development(tmp_path) == "production\n"
     (tmp_path / "keys" / DEV_SECRET_FILE).write_text("x\n")
-    assert "DEVELOPMENT keys and app 'dev'" in development(tmp_path)
+    assert "a first start made development app 'dev'" in development(tmp_path)
 
 
 def test_os_family_from_id_and_id_like(tmp_path: Path) -> None:
