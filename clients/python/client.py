@@ -18,18 +18,27 @@ Theory of operation:
   reconnected at once and without the ticket, so that the credentials are checked again: a refusal then ends the
   client with CredentialsRefused instead of retrying forever.
 - The message last handed to the app is "in hand": it is marked handled, and its acknowledgement queued,
-  when the app asks for the next message, or when the client is closed without an exception. The link's
-  per-iteration flush writes all queued acknowledgements as one DELIVER_ACK.
+  when the app asks for the next message, or when the client is closed without an exception (implicit
+  acknowledgement, the default). With `explicit_ack` a message is marked handled only when the app awaits
+  `Message.ack()`, in any order (inbox.py keeps what was given out and not acked); after a reconnect the
+  messages not acked are given to the app again. The link's per-iteration flush writes all queued
+  acknowledgements as one DELIVER_ACK.
+- Connection callbacks (`connected_cb`, `disconnected_cb`, `reconnected_cb`, `error_cb`, as in nats-py) are
+  called on the loop; a coroutine function's call runs as a task, which close() waits for (briefly). An
+  exception a callback raises is logged and passed to `error_cb`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from types import TracebackType
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import EllipsisType, TracebackType
+from typing import Any
 
-from kefu.protocol.crypto import SigningKey, Suite
+from kefu.protocol.crypto import Suite
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionTerminated, Event, HandshakeComplete, TicketReceived
 from kefu.protocol.frames import (
@@ -50,7 +59,7 @@ from kefu.protocol.frames import (
     Sync,
     SyncDone,
 )  # fmt: skip
-from kefu.protocol.handshake import MAX_KEEPALIVE_MS, MIN_KEEPALIVE_MS, ClientConfig
+from kefu.protocol.handshake import ClientConfig
 
 from .connection import Clock, Link
 from .dialer import Dialer
@@ -71,6 +80,7 @@ from .errors import (
 from .fetches import Fetch, Resume
 from .inbox import AckCoalescer, Cursors, Inbox, Verdict
 from .messages import Message, SendReceipt
+from .options import ClientOptions, decode_secret
 from .outbox import Outbox, PendingSend, build_send
 from .service import ServiceApi
 
@@ -83,6 +93,11 @@ MAX_FETCH_MESSAGES = 10_000
 MAX_CONCURRENT_FETCHES = 64
 """sync() calls in progress at once; further calls wait their turn."""
 
+CALLBACK_DRAIN_S = 2.0
+"""close() waits this long for connection callbacks still running, then cancels them."""
+
+logger = logging.getLogger("kefu.client")
+
 
 class Client:
     """An asyncio kefu client: one user (app id) on one device.
@@ -92,48 +107,36 @@ class Client:
     """
 
     def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        app_id: str,
-        server_pins: Iterable[str],
-        app_secret: bytes | None = None,
-        client_key: SigningKey | None = None,
-        suites: Sequence[Suite] = (Suite.NATIONAL,),
-        keepalive_s: float = 30,
-        reconnect: bool = True,
-        psk_with_ecdhe: bool = False,
-        local_addr: str | None = None,
-        connect_timeout: float = 10,
+        self, host: str | None = None, port: int | None = None, *, options: ClientOptions | None = None, **fields: Any
     ) -> None:
         """Configure a client; nothing happens until `connect()`.
 
-        `server_pins` are fingerprints of the server keys to trust. Authenticate with `app_secret` or
-        `client_key`. `suites` are offered exactly as given, in order, on every connection (never fewer or
-        weaker ones). `keepalive_s` (5..300) is the idle interval after which the client sends PING; 1.5
-        intervals without traffic end the connection.
-        `psk_with_ecdhe` adds a fresh key exchange to resumed handshakes (forward secrecy per connection).
-        `local_addr` binds the source address (e.g. 127.0.0.x for load tests).
+        ``Client(host, port, app_id=..., app_secret=..., server_pins=...)``: the keywords are the fields of
+        `ClientOptions` (see there). ``Client(options=...)`` takes a prepared `ClientOptions`, to which `host`, `port`
+        and keywords, when given, are applied. See also `Client.from_url`. Invalid options are a ValueError, unknown
+        keywords a TypeError.
         """
-        if not suites:
-            raise ValueError("offer at least one suite")
-        if app_secret is None and client_key is None:
-            raise ValueError("need app_secret or client_key")
-        if not MIN_KEEPALIVE_MS <= keepalive_s * 1000 <= MAX_KEEPALIVE_MS:
-            raise ValueError(f"keepalive_s must be within {MIN_KEEPALIVE_MS // 1000}..{MAX_KEEPALIVE_MS // 1000} s")
-        self.app_id = app_id
+        self.options = ClientOptions.build(host, port, options, fields)
+        """The client's configuration (its repr never shows the secret)."""
+        opts = self.options
+        self.app_id = opts.app_id
         config = ClientConfig(
-            app_id,
-            frozenset(server_pins),
-            tuple(Suite(s) for s in suites),
-            app_secret=app_secret,
-            client_key=client_key,
-            keepalive_ms=round(keepalive_s * 1000),
-            psk_mode=PskMode.PSK_WITH_ECDHE if psk_with_ecdhe else PskMode.PSK_ONLY,
+            opts.app_id,
+            opts.server_pins,
+            opts.suites,
+            app_secret=decode_secret(opts.app_secret) if opts.app_secret is not None else None,
+            client_key=opts.client_key,
+            keepalive_ms=round(opts.keepalive_s * 1000),
+            psk_mode=PskMode.PSK_WITH_ECDHE if opts.psk_with_ecdhe else PskMode.PSK_ONLY,
         )
-        self._dialer = Dialer(host, port, config, local_addr=local_addr, connect_timeout=connect_timeout)
-        self._reconnect = reconnect
+        self._dialer = Dialer(
+            opts.host, opts.port, config, local_addr=opts.local_addr, connect_timeout=opts.connect_timeout
+        )
+        self._reconnect = opts.reconnect
+        self._explicit_ack = opts.explicit_ack
+        self._callback_tasks: set[asyncio.Task[None]] = set()
+        self._announced: Link | None = None
+        """The connection connected_cb/reconnected_cb reported (disconnected_cb reports its loss, and no other's)."""
         self._clock: Clock | None = None
         self._link: Link | None = None
         self._started = False
@@ -154,6 +157,17 @@ class Client:
         self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
         self.service = ServiceApi(self)
         """Customer-service requests and events (section 13)."""
+
+    @classmethod
+    def from_url(cls, url: str, **fields: Any) -> Client:
+        """A client configured by a ``kefu://app:secret@host:port?pin=...`` URL (format: `kefu.client.options`);
+        keywords add `ClientOptions` fields or replace the URL's. A malformed URL is a ValueError that does not
+        contain the URL."""
+        return cls(options=ClientOptions.from_url(url, **fields))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "connected" if self.connected else "disconnected"
+        return f"<Client {self.app_id!r} at {self._dialer.host}:{self._dialer.port} {state}>"
 
     # --- public state -----------------------------------------------------------------------------------
 
@@ -196,7 +210,7 @@ class Client:
         deadline = loop.time() + self._dialer.connect_timeout
         while True:
             try:
-                await self._dialer.dial(self, self._clock)
+                self._announced = await self._dialer.dial(self, self._clock)
                 break
             except ServerBusy:
                 delay = self._dialer.refusal_delay()
@@ -204,6 +218,7 @@ class Client:
                     raise
                 await asyncio.sleep(delay)
         self._started = True
+        self._notify(self.options.connected_cb)
 
     async def close(self) -> None:
         """Acknowledge the message in hand, send CLOSE and wait (briefly) for the server's CLOSE.
@@ -233,7 +248,7 @@ class Client:
         metadata: Mapping[str, bytes] | None = None,
         to: Sequence[str] = (),
         client_msg_id: bytes | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
     ) -> SendReceipt:
         """Send a message and return once the server has made it durable.
 
@@ -241,8 +256,11 @@ class Client:
         The message is retried transparently with the same `client_msg_id` across reconnects and after
         RATE_LIMITED; the server stores it once (a repeat returns the original receipt, `duplicate=True`).
         Raises SendRefused (with the server's code) when the server refuses it, SendTimeout after
-        `timeout` seconds, ClientClosed or ConnectionLost when the client ends first.
+        `timeout` seconds (by default the options' `send_timeout`, 30 s; None waits for ever), ClientClosed or
+        ConnectionLost when the client ends first.
         """
+        if isinstance(timeout, EllipsisType):
+            timeout = self.options.send_timeout
         self._check_open()
         frame = build_send(
             conversation_id, body, content_type=content_type, metadata=metadata, to=to, client_msg_id=client_msg_id
@@ -273,12 +291,15 @@ class Client:
     def deliveries(self) -> AsyncIterator[Message]:
         """Incoming messages, in order per conversation, each exactly once.
 
-        ``async for message in client.deliveries(): ...`` -- a message is acknowledged to the server only
-        after the loop body is done with it: when the next message is requested, or when the client is
-        closed without an exception (leaving ``async with Client(...)`` normally, or `close()`). A body
-        that raises therefore leaves its message unacknowledged, and the server delivers it again on a
-        later connection. Use one consumer at a time. The iteration ends when the client is closed and
-        raises ConnectionLost when the client can no longer reconnect.
+        ``async for message in client.deliveries(): ...`` -- by default (implicit acknowledgement) a message
+        is acknowledged to the server only after the loop body is done with it: when the next message is
+        requested, or when the client is closed without an exception (leaving ``async with Client(...)``
+        normally, or `close()`). A body that raises therefore leaves its message unacknowledged, and the
+        server delivers it again on a later connection. An application that hands messages to other tasks
+        sets ``explicit_ack=True`` and awaits `Message.ack()` when each is done: nothing is acknowledged
+        before that, and the messages not acked when a connection is lost are given to it again (with
+        `redelivery` set) after the reconnect. Use one consumer at a time. The iteration ends when the
+        client is closed and raises ConnectionLost when the client can no longer reconnect.
         """
         return _Deliveries(self)
 
@@ -335,7 +356,10 @@ class Client:
         if self._closed:
             return None
         message = await self._inbox.get()
-        self._in_hand = message
+        if message is not None and self._explicit_ack:
+            self._cursors.hand_out(message.conversation_id, message.seq)
+        else:
+            self._in_hand = message
         link = self._link
         if link is not None and link.read_paused and self._inbox.below_low:
             link.resume_reading()
@@ -346,7 +370,22 @@ class Client:
         if message is None:
             return
         self._cursors.mark_handled(message.conversation_id, message.seq)
-        self._acks.add(message.conversation_id, message.seq)
+        self._queue_ack(message.conversation_id, message.seq)
+
+    def _acknowledge(self, message: Message) -> None:
+        """`Message.ack()` of a live message."""
+        if self._closed:
+            return
+        if not self._explicit_ack:
+            if message is self._in_hand:
+                self._mark_handled()
+            return
+        upto = self._cursors.acknowledge(message.conversation_id, message.seq)
+        if upto:
+            self._queue_ack(message.conversation_id, upto)
+
+    def _queue_ack(self, conversation_id: int, seq: int) -> None:
+        self._acks.add(conversation_id, seq)
         if self._link is not None and self._link.ready:
             self._link.schedule_flush()
 
@@ -402,6 +441,9 @@ class Client:
             return
         self._link = None
         self._resumed = False
+        if link is self._announced:
+            self._announced = None
+            self._notify(self.options.disconnected_cb)
         for fetch in self._fetches:
             fetch.link = None
         if self._closed or self._failure is not None or not self._started:
@@ -414,8 +456,7 @@ class Client:
             code = end.code if end is not None else None
             self._fail(ConnectionLost(f"connection lost ({code.name if code else 'transport closed'})", code=code))
         elif self._reconnect_task is None or self._reconnect_task.done():
-            assert self._clock is not None
-            self._reconnect_task = self._clock.loop.create_task(self._reconnect_loop())
+            self._reconnect_task = self._require_clock().loop.create_task(self._reconnect_loop())
 
     def _on_ready(self, link: Link, event: HandshakeComplete) -> None:
         if self._closed:
@@ -424,6 +465,9 @@ class Client:
         self._link = link
         self._suite = event.suite
         self._resumed = event.resumed
+        if self._explicit_ack:  # what the app was given and did not ack comes again (inbox.py)
+            self._cursors.rewind()
+            self._inbox.discard()
         for conversation_id, handled in self._cursors.resume_points():
             self._request_resume(link, conversation_id, handled)
         self._request_resume(link, 0, 0)
@@ -444,7 +488,8 @@ class Client:
                 return
         verdict = self._cursors.admit(frame.conversation_id, frame.seq)
         if verdict is Verdict.NEW:
-            self._inbox.put(Message.from_deliver(frame))
+            seen = self._explicit_ack and self._cursors.was_handed(frame.conversation_id, frame.seq)
+            self._inbox.put(Message.from_deliver(frame, self._acknowledge, seen=seen))
             if self._inbox.above_high:
                 link.pause_reading()
         elif verdict is Verdict.HANDLED:
@@ -494,21 +539,18 @@ class Client:
         found = link.requests.pop(error.request_id, None) if error.request_id else None
         if self.service.on_error(found, error.code, error.reason):
             return
-        retry = error.code == ErrorCode.RATE_LIMITED and self._clock is not None
+        clock = self._clock
+        retry = clock if error.code == ErrorCode.RATE_LIMITED else None
         match found:
             case PendingSend():
                 self._refused(found, error.code, error.reason)
-            case Fetch() if retry:
-                assert self._clock is not None
-                self._clock.loop.call_later(self._dialer.policy.initial, self._reissue, link, found)
+            case Fetch() if retry is not None:
+                retry.loop.call_later(self._dialer.policy.initial, self._reissue, link, found)
             case Fetch():
                 if not found.future.done():
                     found.future.set_exception(RequestRefused(error.code, error.reason))
-            case Resume() if retry:
-                assert self._clock is not None
-                self._clock.loop.call_later(
-                    self._dialer.policy.initial, self._resume_again, link, found.conversation_id
-                )
+            case Resume() if retry is not None:
+                retry.loop.call_later(self._dialer.policy.initial, self._resume_again, link, found.conversation_id)
             case Resume() if error.code in (ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND):
                 self._cursors.forget(found.conversation_id)
             case _:
@@ -549,7 +591,7 @@ class Client:
     # --- connecting -------------------------------------------------------------------------------------
 
     async def _reconnect_loop(self) -> None:
-        assert self._clock is not None
+        clock = self._require_clock()
         at_once = self._ended_by_server is not None  # authenticate again now: back within a round trip, or refused
         delays = self._dialer.schedule()  # endless
         while True:
@@ -560,11 +602,12 @@ class Client:
             if self._closed:
                 return
             try:
-                link = await self._dialer.dial(self, self._clock)
+                link = await self._dialer.dial(self, clock)
             except ConnectError as exc:
                 if exc.code in NOT_RETRIED:
                     self._fail(self._refusal(exc))
                     return
+                self._notify_error(exc)
                 if isinstance(exc, ServerBusy):
                     delays = self._dialer.schedule()  # the refusal's GOAWAY: its delay, then its backoff
                 continue
@@ -574,6 +617,8 @@ class Client:
             if link is self._link:
                 self._reconnects += 1
                 self._ended_by_server = None
+                self._announced = link
+                self._notify(self.options.reconnected_cb)
                 return
 
     def _refusal(self, exc: ConnectError) -> ConnectionLost:
@@ -592,6 +637,55 @@ class Client:
         self._fail_pending(error)
         self.service.fail(error)
         self._inbox.fail(error)
+        self._notify_error(error)
+
+    def _require_clock(self) -> Clock:
+        if self._clock is None:
+            raise ClientError("call connect() first")
+        return self._clock
+
+    # --- callbacks --------------------------------------------------------------------------------------
+
+    def _notify(self, callback: Callable[[], Awaitable[None] | None] | None) -> None:
+        """Call a connected/disconnected/reconnected callback (as a task when it is a coroutine function)."""
+        if callback is not None:
+            self._run_callback(callback, ())
+
+    def _notify_error(self, error: BaseException) -> None:
+        callback = self.options.error_cb
+        if callback is not None:
+            self._run_callback(callback, (error,))
+
+    def _run_callback(self, callback: Callable[..., Awaitable[None] | None], args: tuple[BaseException, ...]) -> None:
+        try:
+            result = callback(*args)
+        except Exception as exc:
+            self._callback_failed(callback, exc)
+            return
+        if inspect.isawaitable(result):
+            task = self._require_clock().loop.create_task(_awaited(result))
+            self._callback_tasks.add(task)
+            task.add_done_callback(lambda done: self._callback_done(callback, done))
+
+    def _callback_done(self, callback: Callable[..., object], task: asyncio.Task[None]) -> None:
+        self._callback_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, Exception):
+                self._callback_failed(callback, exc)
+
+    def _callback_failed(self, callback: Callable[..., object], exc: Exception) -> None:
+        logger.error("kefu client %r: callback %r raised %r", self.app_id, callback, exc)
+        if callback is not self.options.error_cb:
+            self._notify_error(exc)
+
+    async def _drain_callbacks(self) -> None:
+        pending = set(self._callback_tasks)
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=CALLBACK_DRAIN_S)
+        for task in late:
+            task.cancel()
 
     def _fail_pending(self, error: ClientError) -> None:
         for entry in self._outbox.drain():
@@ -630,6 +724,7 @@ class Client:
         self._fail_pending(ClientClosed("the client was closed"))
         self.service.fail(ClientClosed("the client was closed"))
         self._inbox.close()
+        await self._drain_callbacks()
 
     @staticmethod
     async def _wait_lost(link: Link) -> None:
@@ -641,6 +736,10 @@ class Client:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await asyncio.shield(link.lost)
+
+
+async def _awaited(result: Awaitable[None]) -> None:
+    await result
 
 
 class _Deliveries(AsyncIterator[Message]):

@@ -80,6 +80,9 @@ class Dialer:
                 return link  # accepted just as the deadline passed
             link.abort()
             raise ConnectTimeout(f"{where}: no handshake within {self.connect_timeout} s") from None
+        except ClientError:  # the handshake's refusal (a ConnectError is an OSError too: keep its code)
+            link.abort()
+            raise
         except OSError as exc:
             raise ConnectError(None, f"{where}: {exc}") from exc
         except BaseException:

@@ -5,21 +5,25 @@
     ProtocolError (kefu.protocol.errors)
     └── ClientError                   anything kefu.client raises on its own
         ├── ConnectError              no connection: refused, unreachable or failed handshake; `code` is the
-        │   │                         wire code (None when the failure was below the protocol, e.g. TCP)
+        │   │  (OSError)              wire code (None when the failure was below the protocol, e.g. TCP)
         │   ├── AuthFailed            AUTH_FAILED: unknown app id, wrong secret or key, revoked app
         │   ├── ServerNotTrusted      the server failed to prove a pinned key (SERVER_KEY_NOT_PINNED,
         │   │                         BAD_SIGNATURE, BAD_FINISHED, DOWNGRADE_DETECTED)
         │   ├── NoCommonSuite         NO_COMMON_SUITE: the server accepts none of the configured suites
         │   └── ConnectTimeout        TCP connect and handshake took longer than `connect_timeout`
         ├── ConnectionLost            the connection ended and the client will not reconnect; `code` is the
-        │   │                         wire code that ended it, when there was one
+        │   │  (ConnectionError)      wire code that ended it, when there was one
         │   └── CredentialsRefused    the server ended the session with AUTH_FAILED (app revoked, client key
         │                             retired) and refused to authenticate the app again
         ├── ClientClosed              the client was closed while the operation waited
         ├── RequestRefused            the server answered a request with an error code (`code`)
         │   └── SendRefused           a SEND_ACK with a nonzero status: FORBIDDEN, NOT_FOUND, ...
-        └── Timeout                   an operation's own `timeout` passed (also a TimeoutError)
+        └── Timeout (TimeoutError)    an operation's own `timeout` passed
             └── SendTimeout           carries `client_msg_id`, to retry the very same message later
+
+Connection failures are OSErrors, as the standard library's own are: ConnectError is an OSError, ConnectionLost a
+ConnectionError and every Timeout a TimeoutError (an OSError too), so ``except OSError`` around network code catches
+them. Their `errno` is None.
 
 Protocol violations by the server never reach the caller directly: the core answers them with ERROR and
 closes, and the client treats that like any other connection loss (reconnecting when it may).
@@ -52,7 +56,7 @@ class ClientError(ProtocolError):
     """Root of the errors raised by kefu.client."""
 
 
-class ConnectError(ClientError):
+class ConnectError(ClientError, OSError):
     """A connection could not be established. `code` is the wire error code, or None below the protocol."""
 
     def __init__(self, code: ErrorCode | None, reason: str) -> None:
@@ -98,7 +102,7 @@ class SendTimeout(Timeout):
         self.client_msg_id = client_msg_id
 
 
-class ConnectionLost(ClientError):
+class ConnectionLost(ClientError, ConnectionError):
     """The connection ended and the client will not reconnect (reconnect=False, or a fatal refusal). `code` is the
     wire code that ended the connection or refused the reconnection, None when there was none."""
 

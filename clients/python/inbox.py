@@ -6,7 +6,14 @@ Theory of operation (spec/PROTOCOL.md section 4.3, 4.4):
   `handled`, the highest seq the app finished with. A DELIVER at or below `received` is a duplicate (a
   server retry, a re-SYNC after reconnecting) and never reaches the app; if it is also at or below
   `handled`, the acknowledgement was evidently lost, so `handled` is acknowledged again.
-- An acknowledgement is cumulative and is produced only when the app is done with a message.
+- An acknowledgement is cumulative and is produced only when the app is done with a message: implicitly, when it asks
+  for the next one; or, with explicit acknowledgement, when it acks it. Explicit acks may come in any order (the app
+  hands messages to tasks), so each cursor then also keeps `handed` (the highest seq given to the app) and `unacked`
+  (the seqs given out and not acked): `handled` advances to just below the lowest unacked seq, or to `handed` when
+  none is left. Seqs the app never saw (its own messages, which the server does not send back) count as handled.
+- After a reconnect with explicit acknowledgement, `rewind` lowers `received` to `handled`: the server resends
+  everything after `handled`, and the messages given out but not acked reach the app again (flagged as
+  redeliveries), while those it did ack are dropped.
   `AckCoalescer` keeps the highest handled seq per conversation until the next flush, which sends them all
   in one DELIVER_ACK (several frames only past `MAX_ACK_ENTRIES`).
 - `Inbox` is the queue between the reader and the app. It is bounded by high/low water marks on messages
@@ -53,11 +60,13 @@ class Verdict(Enum):
 
 
 class _Cursor:
-    __slots__ = ("handled", "received")
+    __slots__ = ("handed", "handled", "received", "unacked")
 
     def __init__(self) -> None:
         self.received = 0
         self.handled = 0
+        self.handed = 0
+        self.unacked: set[int] | None = None
 
 
 class Cursors:
@@ -85,6 +94,8 @@ class Cursors:
         cursor = self._get(conversation_id)
         if seq > cursor.received:
             cursor.received = seq
+            if seq <= cursor.handed and not (cursor.unacked and seq in cursor.unacked):
+                return Verdict.QUEUED  # resent after a rewind, but the app acked it already: not again
             return Verdict.NEW
         return Verdict.HANDLED if seq <= cursor.handled else Verdict.QUEUED
 
@@ -97,6 +108,39 @@ class Cursors:
         """The app is done with `seq`."""
         cursor = self._get(conversation_id)
         cursor.handled = max(cursor.handled, seq)
+
+    def hand_out(self, conversation_id: int, seq: int) -> None:
+        """Explicit acknowledgement: `seq` was given to the app and waits for its ack."""
+        cursor = self._get(conversation_id)
+        cursor.handed = max(cursor.handed, seq)
+        if cursor.unacked is None:
+            cursor.unacked = set()
+        cursor.unacked.add(seq)
+
+    def was_handed(self, conversation_id: int, seq: int) -> bool:
+        """Whether `seq` was given to the app before (explicit acknowledgement)."""
+        cursor = self._cursors.get(conversation_id)
+        return cursor is not None and seq <= cursor.handed
+
+    def acknowledge(self, conversation_id: int, seq: int) -> int:
+        """Explicit acknowledgement of `seq`: the new `handled` when it advanced, else 0.
+
+        Costs O(unacked) of the conversation (the lowest seq still unacked is looked up).
+        """
+        cursor = self._cursors.get(conversation_id)
+        if cursor is None or not cursor.unacked or seq not in cursor.unacked:
+            return 0  # acked before (or forgotten: the server delivers it again on a later connection)
+        cursor.unacked.discard(seq)
+        upto = min(cursor.unacked) - 1 if cursor.unacked else cursor.handed
+        if upto <= cursor.handled:
+            return 0
+        cursor.handled = upto
+        return upto
+
+    def rewind(self) -> None:
+        """Explicit acknowledgement, on a new connection: take again everything after `handled`."""
+        for cursor in self._cursors.values():
+            cursor.received = cursor.handled
 
     def handled(self, conversation_id: int) -> int:
         """The highest seq the app handled in this conversation (0 if none)."""
@@ -197,9 +241,13 @@ class Inbox:
     def close(self) -> None:
         """Discard what is queued (unacknowledged: the server delivers it again) and end get()."""
         self._closed = True
+        self.discard()
+        self._wake()
+
+    def discard(self) -> None:
+        """Drop what is queued (not yet given to the app, so not acknowledged: the server delivers it again)."""
         self._queue.clear()
         self._bytes = 0
-        self._wake()
 
     def fail(self, error: BaseException) -> None:
         """End get() with `error` once the queued messages are consumed."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from kefu.protocol.frames import SERVICE_BASE, SYSTEM_SENDER, ContentType, Deliver, Flag, SendAck
@@ -27,9 +27,20 @@ def new_client_msg_id() -> bytes:
     return os.urandom(16)
 
 
+_CONTENT_TYPES: dict[int, ContentType] = {int(member): member for member in ContentType}
+
+Acknowledge = Callable[["Message"], None]
+"""What `Message.ack` calls: the receiving client's acknowledgement of one message."""
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message of a conversation, as delivered by the server."""
+    """One message of a conversation, as delivered by the server.
+
+    With ``explicit_ack=True`` the client acknowledges a message only when ``await message.ack()`` is called (from any
+    task, in any order); otherwise it acknowledges each message once the application asks for the next one (see
+    `Client.deliveries`), and `ack()` merely does so earlier.
+    """
 
     conversation_id: int
     seq: int
@@ -37,7 +48,8 @@ class Message:
     sender: str
     """User id (app id) of the sender; may be this client's own user (sent from this or another device)."""
     body: bytes
-    content_type: int
+    content_type: ContentType | int
+    """TEXT, JSON, BINARY or EVENT; an int only for a type this client does not know (passed through untouched)."""
     client_msg_id: bytes
     """The sender's idempotency key: compare it with your own sends to recognise them."""
     server_msg_id: int
@@ -45,7 +57,21 @@ class Message:
     """Server time of storage, milliseconds since the Unix epoch."""
     metadata: Mapping[str, bytes] = field(default_factory=dict, hash=False)
     redelivery: bool = False
-    """The server flagged this DELIVER as possibly sent before (a retry or a SYNC fetch)."""
+    """This message may have been seen before: the server flagged it (a retry, a SYNC fetch), or the client hands it
+    to the application again after a reconnect because it was not acknowledged (explicit acknowledgement)."""
+    acknowledge: Acknowledge | None = field(default=None, repr=False, compare=False, hash=False)
+    """Set by the client on live deliveries; None on messages of `Client.sync` (history needs no acknowledgement)."""
+
+    async def ack(self) -> None:
+        """Acknowledge this message: the server will not deliver it to this user again.
+
+        Acknowledgements are cumulative on the wire, so the client sends one only once every earlier message of the
+        conversation it handed out is acknowledged too; acking out of order is safe. Idempotent. A no-op for
+        messages of `Client.sync` and after the client closed. The acknowledgement is written with the client's next
+        flush (within this event-loop iteration); it does not wait for the server.
+        """
+        if self.acknowledge is not None:
+            self.acknowledge(self)
 
     @property
     def is_system_event(self) -> bool:
@@ -62,19 +88,20 @@ class Message:
         return self.body.decode("utf-8", "replace")
 
     @classmethod
-    def from_deliver(cls, frame: Deliver) -> Message:
-        """The message a DELIVER frame carries."""
+    def from_deliver(cls, frame: Deliver, acknowledge: Acknowledge | None = None, *, seen: bool = False) -> Message:
+        """The message a DELIVER frame carries; `seen`: the client handed it out before (so it is a redelivery)."""
         return cls(
             frame.conversation_id,
             frame.seq,
             frame.sender,
             frame.body,
-            frame.content_type,
+            _CONTENT_TYPES.get(frame.content_type, frame.content_type),
             frame.client_msg_id,
             frame.server_msg_id,
             frame.timestamp_ms,
             {entry.key: entry.value for entry in frame.metadata},
-            bool(frame.flags & Flag.REDELIVERY),
+            seen or bool(frame.flags & Flag.REDELIVERY),
+            acknowledge,
         )
 
 

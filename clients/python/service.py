@@ -4,7 +4,7 @@
 
     opened = await visitor.service.open(attributes={"channel": "app", "vip": "2"}, first_message="我的卡丢了")
     await agent.service.set_status(AgentState.ONLINE)
-    async for event in agent.service.events():       # QUEUE_POSITION and SENTIMENT frames
+    async for event in agent.service.events():       # QueueUpdate and SentimentScore values
         ...
     await agent.service.decide_draft(conv, draft_seq, DraftAction.APPROVE)
 
@@ -12,6 +12,9 @@ Conversation messages (including the server's EVENT messages: opened, assigned, 
 staff channel) arrive through `client.deliveries()` like any other; `Message.is_system_event` tells the server's
 events (content type EVENT from the system sender) from everything else. A request is sent once: if the connection is
 lost before the answer, it fails with ConnectionLost (OPEN can be repeated safely with the same `client_ref`).
+
+Answers are typed values of results.py (`OpenedConversation`, `SearchMatch`, `QueueUpdate`, `SentimentScore`,
+`Outcome`), never the wire frames.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ from kefu.protocol.frames import (
     QueuePosition,
     Result,
     Search,
-    SearchHit,
     SearchResult,
     Sentiment,
     Transfer,
@@ -49,6 +51,7 @@ from kefu.protocol.frames import (
 )
 
 from .errors import ClientError, ConnectionLost, RequestRefused, Timeout
+from .results import OpenedConversation, QueueUpdate, SearchMatch, SentimentScore, ServiceEvent
 
 if TYPE_CHECKING:
     from .client import Client
@@ -57,7 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "ServiceApi", "ServiceRequest", "is_staff_channel", "staff_channel"]
 
 MAX_EVENTS = 1000
-"""QUEUE_POSITION/SENTIMENT frames kept for `events()`; older ones are dropped (each supersedes the last)."""
+"""Queue and sentiment events kept for `events()`; older ones are dropped (each supersedes the last)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,7 @@ class ServiceApi:
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._events: deque[QueuePosition | Sentiment] = deque(maxlen=MAX_EVENTS)
+        self._events: deque[ServiceEvent] = deque(maxlen=MAX_EVENTS)
         self._event_ready = asyncio.Event()
         self._pending: set[ServiceRequest] = set()
 
@@ -97,15 +100,15 @@ class ServiceApi:
     async def open(
         self, *, attributes: Mapping[str, str] | None = None, first_message: str = "", group: str = "",
         customer: str = "", client_ref: bytes | None = None, timeout: float | None = 10,
-    ) -> Opened:  # fmt: skip
-        """Ask for service (a visitor, or an integration for `customer`); OPENED says where it went."""
+    ) -> OpenedConversation:  # fmt: skip
+        """Ask for service (a visitor, or an integration for `customer`); the answer says where it went."""
         meta = tuple(MetaEntry(k, v.encode()) for k, v in (attributes or {}).items())
         frame = OpenConversation(client_ref or os.urandom(16), customer, group, meta, first_message.encode())
         answer = await self._request(frame, timeout)
-        if isinstance(answer, Result):
-            _outcome(answer)  # raises the refusal
-        assert isinstance(answer, Opened)
-        return answer
+        if isinstance(answer, Opened):
+            return OpenedConversation.from_frame(answer)
+        _outcome(answer)  # a RESULT: raises its refusal
+        raise _unexpected(answer)
 
     async def transfer(
         self, conversation_id: int, *, to_agent: str = "", to_group: str = "", expect_owner: str = "",
@@ -130,13 +133,13 @@ class ServiceApi:
         frame = DraftDecision(conversation_id, draft_seq, int(action), text.encode())
         return _outcome(await self._request(frame, timeout))
 
-    async def search(self, query: str, *, limit: int = 20, timeout: float | None = 10) -> list[SearchHit]:
+    async def search(self, query: str, *, limit: int = 20, timeout: float | None = 10) -> list[SearchMatch]:
         """Messages of the agent's conversations containing `query`, newest first."""
         answer = await self._request(Search(query, limit), timeout)
-        if isinstance(answer, Result):
-            _outcome(answer)
-        assert isinstance(answer, SearchResult)
-        return list(answer.hits)
+        if isinstance(answer, SearchResult):
+            return [SearchMatch.from_hit(hit) for hit in answer.hits]
+        _outcome(answer)  # a RESULT: raises its refusal
+        raise _unexpected(answer)
 
     async def info(self, conversation_id: int, *, timeout: float | None = 10) -> dict[str, Any]:
         """The conversation's record as this user may see it (staff: with tags and the routing trace)."""
@@ -165,8 +168,8 @@ class ServiceApi:
 
     # --- events -----------------------------------------------------------------------------------------
 
-    async def next_event(self, timeout: float | None = None) -> QueuePosition | Sentiment | None:
-        """The next QUEUE_POSITION or SENTIMENT frame; None after `timeout`."""
+    async def next_event(self, timeout: float | None = None) -> ServiceEvent | None:
+        """The next queue update (a waiting conversation's place) or sentiment score; None after `timeout`."""
         try:
             async with asyncio.timeout(timeout):
                 while not self._events:
@@ -176,8 +179,8 @@ class ServiceApi:
             return None
         return self._events.popleft()
 
-    async def events(self) -> AsyncIterator[QueuePosition | Sentiment]:
-        """Every QUEUE_POSITION and SENTIMENT frame, as they come."""
+    async def events(self) -> AsyncIterator[ServiceEvent]:
+        """Every queue update and sentiment score, as they come."""
         while True:
             event = await self.next_event()
             if event is not None:
@@ -187,13 +190,19 @@ class ServiceApi:
 
     def on_frame(self, link: Link, frame: Frame) -> None:
         """A service frame arrived."""
-        if isinstance(frame, QueuePosition | Sentiment):
-            self._events.append(frame)
-            self._event_ready.set()
+        if isinstance(frame, QueuePosition):
+            self._push(QueueUpdate.from_frame(frame))
+            return
+        if isinstance(frame, Sentiment):
+            self._push(SentimentScore.from_frame(frame))
             return
         found = link.requests.pop(frame.request_id, None)
         if isinstance(found, ServiceRequest) and not found.future.done():
             found.future.set_result(frame)
+
+    def _push(self, event: ServiceEvent) -> None:
+        self._events.append(event)
+        self._event_ready.set()
 
     def on_error(self, found: object, code: int, reason: str) -> bool:
         """An ERROR answered a service request: fail it. False if `found` is not one."""
@@ -216,9 +225,13 @@ class ServiceApi:
                 request.future.set_exception(error)
 
 
+def _unexpected(answer: Frame) -> RequestRefused:
+    return RequestRefused(ErrorCode.INTERNAL_ERROR, f"unexpected answer {type(answer).__name__}")
+
+
 def _outcome(answer: Frame) -> Outcome:
     if not isinstance(answer, Result):
-        raise RequestRefused(ErrorCode.INTERNAL_ERROR, f"unexpected answer {type(answer).__name__}")
+        raise _unexpected(answer)
     try:
         detail = json.loads(answer.detail) if answer.detail else {}
     except ValueError:

@@ -1,23 +1,27 @@
 """A blocking facade over `Client` for scripts: an event loop runs in a background thread.
 
 Every call hands a coroutine to that loop (`run_coroutine_threadsafe`) and waits for its result, so the
-blocking client behaves exactly as the asyncio one (same reconnects, same acknowledgement rule: the message
-returned by `receive()` is acknowledged when `receive()` is called again or the client is closed).
+blocking client behaves exactly as the asyncio one (same options, same reconnects, same acknowledgement rule: the
+message returned by `receive()` is acknowledged when `receive()` is called again or the client is closed; with
+``explicit_ack=True``, when `BlockingClient.ack()` is called). Connection callbacks run on the loop thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from types import TracebackType
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from types import EllipsisType, TracebackType
 from typing import Any, TypeVar
 
-from kefu.protocol.crypto import SigningKey, Suite
-from kefu.protocol.frames import ContentType
+from kefu.protocol.crypto import Suite
+from kefu.protocol.frames import AgentState, ContentType, DraftAction
 
 from .client import Client
 from .messages import Message, SendReceipt
+from .options import ClientOptions
+from .results import OpenedConversation, SearchMatch, ServiceEvent
+from .service import Outcome
 
 T = TypeVar("T")
 
@@ -30,40 +34,36 @@ class BlockingClient:
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        host: str | None = None,
+        port: int | None = None,
         *,
-        app_id: str,
-        server_pins: Iterable[str],
-        app_secret: bytes | None = None,
-        client_key: SigningKey | None = None,
-        suites: Sequence[Suite] = (Suite.NATIONAL,),
-        keepalive_s: float = 30,
-        reconnect: bool = True,
-        psk_with_ecdhe: bool = False,
-        local_addr: str | None = None,
-        connect_timeout: float = 10,
+        options: ClientOptions | None = None,
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+        **fields: Any,
     ) -> None:
-        """The options of `Client`; `loop_factory` picks the event loop (e.g. ``uvloop.new_event_loop``)."""
-        self._client = Client(
-            host,
-            port,
-            app_id=app_id,
-            server_pins=server_pins,
-            app_secret=app_secret,
-            client_key=client_key,
-            suites=suites,
-            keepalive_s=keepalive_s,
-            reconnect=reconnect,
-            psk_with_ecdhe=psk_with_ecdhe,
-            local_addr=local_addr,
-            connect_timeout=connect_timeout,
-        )
+        """The same options as `Client` (`ClientOptions` fields as keywords, or `options`); `loop_factory` picks the
+        event loop (e.g. ``uvloop.new_event_loop``)."""
+        self._client = Client(host, port, options=options, **fields)
+        app_id = self._client.app_id
         self._loop = (loop_factory or asyncio.new_event_loop)()
         self._thread = threading.Thread(target=self._run, name=f"kefu-client-{app_id}", daemon=True)
         self._thread.start()
         self._closed = False
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None, **fields: Any
+    ) -> BlockingClient:
+        """See `Client.from_url`."""
+        return cls(options=ClientOptions.from_url(url, **fields), loop_factory=loop_factory)
+
+    @property
+    def options(self) -> ClientOptions:
+        """See `Client.options`."""
+        return self._client.options
+
+    def __repr__(self) -> str:
+        return repr(self._client).replace("<Client", "<BlockingClient", 1)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -124,9 +124,9 @@ class BlockingClient:
         metadata: Mapping[str, bytes] | None = None,
         to: Sequence[str] = (),
         client_msg_id: bytes | None = None,
-        timeout: float | None = None,
+        timeout: float | EllipsisType | None = ...,
     ) -> SendReceipt:
-        """See `Client.send`."""
+        """See `Client.send` (the default timeout is the options' `send_timeout`)."""
         return self._call(
             self._client.send(
                 conversation_id,
@@ -142,6 +142,10 @@ class BlockingClient:
     def receive(self, timeout: float | None = None) -> Message | None:
         """The next message, or None after `timeout` seconds; acknowledges the message returned before."""
         return self._call(self._client.receive(timeout))
+
+    def ack(self, message: Message) -> None:
+        """`Message.ack()` as a blocking call (with ``explicit_ack=True``, the only way messages are acknowledged)."""
+        self._call(message.ack())
 
     def sync(
         self,
@@ -184,19 +188,63 @@ class BlockingClient:
 
 
 class BlockingService:
-    """`ServiceApi` with every coroutine method made blocking: ``client.service.open(first_message="...")``."""
+    """`ServiceApi` as blocking calls: ``client.service.open(first_message="...")``. Each method is the asyncio one of
+    the same name (see there), with the same parameters and result."""
 
     __slots__ = ("_owner",)
 
     def __init__(self, owner: BlockingClient) -> None:
         self._owner = owner
 
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._owner.client.service, name)
-        if name.startswith("_") or name == "events" or not asyncio.iscoroutinefunction(attribute):
-            raise AttributeError(f"BlockingService has no {name!r} (use client.client.service for it)")
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._owner._call(coro)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._owner._call(attribute(*args, **kwargs))
+    def set_status(self, status: AgentState, *, timeout: float | None = 10) -> Outcome:
+        """See `ServiceApi.set_status`."""
+        return self._call(self._owner.client.service.set_status(status, timeout=timeout))
 
-        return call
+    def open(
+        self, *, attributes: Mapping[str, str] | None = None, first_message: str = "", group: str = "",
+        customer: str = "", client_ref: bytes | None = None, timeout: float | None = 10,
+    ) -> OpenedConversation:  # fmt: skip
+        """See `ServiceApi.open`."""
+        service = self._owner.client.service
+        return self._call(service.open(attributes=attributes, first_message=first_message, group=group,
+                                       customer=customer, client_ref=client_ref, timeout=timeout))  # fmt: skip
+
+    def transfer(
+        self, conversation_id: int, *, to_agent: str = "", to_group: str = "", expect_owner: str = "",
+        note: str = "", timeout: float | None = 10,
+    ) -> Outcome:  # fmt: skip
+        """See `ServiceApi.transfer`."""
+        service = self._owner.client.service
+        return self._call(service.transfer(conversation_id, to_agent=to_agent, to_group=to_group,
+                                           expect_owner=expect_owner, note=note, timeout=timeout))  # fmt: skip
+
+    def end(self, conversation_id: int, reason: str = "", *, timeout: float | None = 10) -> Outcome:
+        """See `ServiceApi.end`."""
+        return self._call(self._owner.client.service.end(conversation_id, reason, timeout=timeout))
+
+    def watch(self, conversation_id: int, on: bool = True, *, timeout: float | None = 10) -> Outcome:
+        """See `ServiceApi.watch`."""
+        return self._call(self._owner.client.service.watch(conversation_id, on, timeout=timeout))
+
+    def decide_draft(
+        self, conversation_id: int, draft_seq: int, action: DraftAction, text: str = "", *,
+        timeout: float | None = 10,
+    ) -> Outcome:  # fmt: skip
+        """See `ServiceApi.decide_draft`."""
+        service = self._owner.client.service
+        return self._call(service.decide_draft(conversation_id, draft_seq, action, text, timeout=timeout))
+
+    def search(self, query: str, *, limit: int = 20, timeout: float | None = 10) -> list[SearchMatch]:
+        """See `ServiceApi.search`."""
+        return self._call(self._owner.client.service.search(query, limit=limit, timeout=timeout))
+
+    def info(self, conversation_id: int, *, timeout: float | None = 10) -> dict[str, Any]:
+        """See `ServiceApi.info`."""
+        return self._call(self._owner.client.service.info(conversation_id, timeout=timeout))
+
+    def next_event(self, timeout: float | None = None) -> ServiceEvent | None:
+        """See `ServiceApi.next_event`."""
+        return self._call(self._owner.client.service.next_event(timeout))

@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -143,10 +144,34 @@ class KefuServer(ServeProcess):
             self.host, self.port, app_id=app_id, app_secret=self.secrets[app_id], server_pins=self.pins, **options
         )
 
+    def url(self, app_id: str) -> str:
+        """The kefu:// URL of this server for `app_id`, with the secret as `app add` prints it and every pin."""
+        secret = base64.urlsafe_b64encode(self.secrets[app_id]).rstrip(b"=").decode()
+        pins = "&".join(f"pin={pin}" for pin in self.pins)
+        return f"kefu://{app_id}:{secret}@{self.host}:{self.port}?{pins}"
+
+    def fresh_apps(self, count: int) -> list[str]:
+        """`count` apps registered now under new names: what other tests on the same server did cannot reach them."""
+        names = [f"app-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        for name in names:
+            self.add_app(name)
+        return names
+
 
 @pytest.fixture
 def kefu_server(tmp_path: Path) -> Iterator[KefuServer]:
     """A fresh `kefu serve` with the apps of APPS registered; stopped (by PID) after the test."""
+    yield from _serve(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_kefu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KefuServer]:
+    """One `kefu serve` for the tests of a module that neither stop it nor rely on the apps of APPS: each takes apps of
+    its own (`KefuServer.fresh_apps`), so a start of several seconds is paid once."""
+    yield from _serve(tmp_path_factory.mktemp("shared"))
+
+
+def _serve(tmp_path: Path) -> Iterator[KefuServer]:
     try:
         import kefu.server.cli  # noqa: F401, PLC0415
     except ImportError as exc:

@@ -15,6 +15,41 @@ def message(conversation_id: int, seq: int, size: int = 1) -> Message:
     return Message(conversation_id, seq, "agent", b"x" * size, 1, bytes(16), seq, 0)
 
 
+# --- explicit acknowledgement -------------------------------------------------------------------------
+
+
+def given_out(cursors: Cursors, conversation_id: int, *seqs: int) -> None:
+    for seq in seqs:
+        assert cursors.admit(conversation_id, seq) is Verdict.NEW
+        cursors.hand_out(conversation_id, seq)
+
+
+def test_explicit_acks_advance_only_over_acked_seqs_in_any_order() -> None:
+    cursors = Cursors()
+    given_out(cursors, 7, 1, 2, 4, 5)  # 3 is the app's own message: never delivered to it, counts as handled
+    assert cursors.acknowledge(7, 2) == 0  # 1 is still out
+    assert cursors.acknowledge(7, 5) == 0
+    assert cursors.acknowledge(7, 1) == 3  # 1, 2 and the own 3: up to just below 4
+    assert cursors.acknowledge(7, 1) == 0  # idempotent
+    assert cursors.acknowledge(7, 4) == 5  # nothing out any more: everything given out
+    assert cursors.handled(7) == 5
+    assert cursors.acknowledge(8, 1) == 0  # never given out
+
+
+def test_after_a_rewind_what_was_not_acked_comes_again_and_what_was_does_not() -> None:
+    cursors = Cursors()
+    given_out(cursors, 7, 1, 2, 3)
+    assert cursors.admit(7, 4) is Verdict.NEW  # queued, not yet given out when the connection went
+    assert cursors.acknowledge(7, 2) == 0
+    cursors.rewind()  # a new connection: the server resends everything after handled (0)
+    assert [cursors.admit(7, s) for s in (1, 2, 3, 4)] == [Verdict.NEW, Verdict.QUEUED, Verdict.NEW, Verdict.NEW]
+    assert [cursors.was_handed(7, s) for s in (1, 3, 4)] == [True, True, False]
+    cursors.hand_out(7, 1)
+    assert cursors.acknowledge(7, 1) == 2  # the old copy's ack or the new one's: the same seq
+    cursors.hand_out(7, 3)
+    assert cursors.acknowledge(7, 3) == 3
+
+
 # --- duplicate filter ---------------------------------------------------------------------------------
 
 

@@ -159,6 +159,44 @@ def test_reconnect_resumes_the_session(kefu_server: KefuServer, run: Any) -> Non
     run(scenario())
 
 
+def test_explicit_acks_what_is_not_acked_comes_again_after_a_reconnect(
+    shared_kefu_server: KefuServer, run: Any
+) -> None:
+    """With explicit_ack the client acknowledges nothing until message.ack() (acks of 2 alone cannot be sent: the
+    wire's ack is cumulative). After the connection drops, the real server resends what was not acked and the client
+    gives the app 1 and 3 again, not 2; a client without state then gets all three (nothing was acknowledged), acks
+    them, and the next one gets none. Connects by URL with the secret as text, as `kefu app add` prints it."""
+    server = shared_kefu_server
+    visitor_id, agent_id = server.fresh_apps(2)
+
+    async def scenario() -> None:
+        conversation = new_conversation_id()
+        async with server.client(visitor_id) as visitor:
+            for i in (1, 2, 3):
+                await visitor.send(conversation, f"m{i}", to=[agent_id])
+        events: list[str] = []
+        changes = {"disconnected_cb": lambda: events.append("down"), "reconnected_cb": lambda: events.append("up")}
+        async with Client.from_url(server.url(agent_id), explicit_ack=True, connect_timeout=5, **changes) as agent:
+            got = await from_others(agent, 3)
+            assert [(m.seq, m.redelivery) for m in got] == [(1, False), (2, False), (3, False)]
+            await got[1].ack()
+            assert agent._link is not None
+            agent._link.abort()  # the network drops us
+            await reconnected(agent)
+            again = await from_others(agent, 2)
+            assert [(m.seq, m.text, m.redelivery) for m in again] == [(1, "m1", True), (3, "m3", True)]
+            assert await quiet(agent) == [] and events == ["down", "up"]
+        async with Client.from_url(server.url(agent_id), explicit_ack=True, connect_timeout=5) as fresh:
+            got = await from_others(fresh, 3)
+            assert [m.seq for m in got] == [1, 2, 3]
+            for message in reversed(got):
+                await message.ack()
+        async with server.client(agent_id) as last:
+            assert await quiet(last) == []
+
+    run(scenario())
+
+
 def test_psk_with_ecdhe_resumption(kefu_server: KefuServer, run: Any) -> None:
     async def scenario() -> None:
         async with kefu_server.client("visitor", psk_with_ecdhe=True, suites=(Suite.INTERNATIONAL,)) as visitor:

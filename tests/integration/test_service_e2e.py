@@ -14,13 +14,15 @@ from kefu.client import (
     ContentType,
     ConversationState,
     DraftAction,
+    QueueUpdate,
     RequestRefused,
     SendRefused,
+    SentimentScore,
     new_conversation_id,
     staff_channel,
 )
 from kefu.protocol.errors import ErrorCode
-from kefu.protocol.frames import SYSTEM_SENDER, QueuePosition, Sentiment
+from kefu.protocol.frames import SYSTEM_SENDER
 
 from .conftest import ServerProcess
 from .service_harness import drain, event_of, next_event, next_matching, service_server, users
@@ -63,9 +65,9 @@ async def test_routing_by_skill_and_capacity_with_queue_positions(desk_server: S
         event = await next_event(v2, "assigned", second.conversation_id)
         assert event["agent"] == "a1"
         position = await v3.service.next_event(timeout=5)
-        while isinstance(position, QueuePosition) and position.position != 1:
+        while isinstance(position, QueueUpdate) and position.position != 1:
             position = await v3.service.next_event(timeout=5)
-        assert isinstance(position, QueuePosition)
+        assert isinstance(position, QueueUpdate)
         assert (position.conversation_id, position.position, position.waiting) == (third.conversation_id, 1, 1)
 
         # The trace explains the decision: who was refused and why.
@@ -105,7 +107,7 @@ async def test_angry_first_message_goes_to_the_senior_group(desk_server: ServerP
         opened = await v1.service.open(first_message="你们的服务太差了，我非常生气，要投诉！")
         assert (opened.group, opened.agent) == ("senior", "s1")
         sentiment = await s1.service.next_event(timeout=5)
-        assert isinstance(sentiment, Sentiment) and sentiment.score_permille < 200
+        assert isinstance(sentiment, SentimentScore) and sentiment.score_permille < 200
         sup = await connect("sup")
         info = await sup.service.info(opened.conversation_id)
         rule = next(entry for entry in info["trace"] if entry.get("step") == "rule")
