@@ -244,7 +244,7 @@ class Client:
         conversation_id: int,
         body: bytes | str,
         *,
-        content_type: int = ContentType.TEXT,
+        content_type: ContentType | int = ContentType.TEXT,
         metadata: Mapping[str, bytes] | None = None,
         to: Sequence[str] = (),
         client_msg_id: bytes | None = None,

@@ -13,7 +13,7 @@ import asyncio
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 
-from kefu.protocol.frames import MAX_BODY, MetaEntry, Send
+from kefu.protocol.frames import MAX_BODY, ContentType, MetaEntry, Send
 
 from .backoff import Backoff
 from .messages import MEMBERS_KEY, SendReceipt, new_client_msg_id
@@ -39,7 +39,7 @@ def build_send(
     conversation_id: int,
     body: bytes | str,
     *,
-    content_type: int,
+    content_type: ContentType | int,
     metadata: Mapping[str, bytes] | None,
     to: Sequence[str],
     client_msg_id: bytes | None,

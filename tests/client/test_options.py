@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from kefu.client import DEFAULT_PORT, BlockingClient, Client, ClientOptions, Suite, decode_secret
+from kefu.client import (
+    DEFAULT_PORT,
+    BlockingClient,
+    BlockingService,
+    Client,
+    ClientOptions,
+    ServiceApi,
+    Suite,
+    decode_secret,
+)
 
 from .scripted import APP_SECRET, PINS
 
@@ -122,3 +131,18 @@ def test_invalid_options_are_refused(changes: dict[str, Any], error: type[Except
     base: dict[str, Any] = {"app_id": "a", "app_secret": APP_SECRET, "server_pins": PINS}
     with pytest.raises(error):
         Client("h", **{**base, **changes})
+
+
+def test_the_blocking_service_keeps_the_service_api_and_its_types() -> None:
+    """Every request of ServiceApi is a BlockingService method with the same parameters and result (events() aside:
+    an endless async iterator has no blocking form)."""
+    requests = {
+        name: method
+        for name, method in inspect.getmembers(ServiceApi, inspect.iscoroutinefunction)
+        if not name.startswith("_")
+    }
+    assert set(requests) >= {"open", "search", "set_status", "next_event"}
+    for name, method in requests.items():
+        blocking = inspect.signature(getattr(BlockingService, name), eval_str=True)
+        asynchronous = inspect.signature(method, eval_str=True)
+        assert blocking == asynchronous, name
