@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import pytest
 
 from kefu.client import Client, Suite
+from kefu.server.identity.bulk import bulk_app_id, derive_secret
 from kefu.server.runtime.launch import ServeProcess
 
 T = TypeVar("T")
@@ -150,11 +151,15 @@ class KefuServer(ServeProcess):
         pins = "&".join(f"pin={pin}" for pin in self.pins)
         return f"kefu://{app_id}:{secret}@{self.host}:{self.port}?{pins}"
 
-    def fresh_apps(self, count: int) -> list[str]:
-        """`count` apps registered now under new names: what other tests on the same server did cannot reach them."""
-        names = [f"app-{uuid.uuid4().hex[:12]}" for _ in range(count)]
-        for name in names:
-            self.add_app(name)
+    def fresh_apps(self, count: int, role: str = "app") -> list[str]:
+        """`count` apps registered now under new names (one `app add-bulk`), so that what other tests on the same
+        server did cannot reach them; their secrets are in `secrets` like those of `add_app`."""
+        prefix, seed = f"t{uuid.uuid4().hex[:10]}-", uuid.uuid4().hex
+        done = self.cli("app", "add-bulk", prefix, str(count), "--secret-seed", seed, "--role", role)
+        if done.returncode != 0:
+            raise RuntimeError(f"app add-bulk failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        names = [bulk_app_id(prefix, index) for index in range(count)]
+        self.secrets.update((name, derive_secret(seed.encode(), name)) for name in names)
         return names
 
 
@@ -168,17 +173,17 @@ def kefu_server(tmp_path: Path) -> Iterator[KefuServer]:
 def shared_kefu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KefuServer]:
     """One `kefu serve` for the tests of a module that neither stop it nor rely on the apps of APPS: each takes apps of
     its own (`KefuServer.fresh_apps`), so a start of several seconds is paid once."""
-    yield from _serve(tmp_path_factory.mktemp("shared"))
+    yield from _serve(tmp_path_factory.mktemp("shared"), apps=())
 
 
-def _serve(tmp_path: Path) -> Iterator[KefuServer]:
+def _serve(tmp_path: Path, apps: tuple[str, ...] = APPS) -> Iterator[KefuServer]:
     try:
         import kefu.server.cli  # noqa: F401, PLC0415
     except ImportError as exc:
         pytest.skip(f"kefu.server.cli not importable: {exc}")
     server = KefuServer(tmp_path / "data", free_port())
     try:
-        for name in APPS:
+        for name in apps:
             server.add_app(name)
         server.start()
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:

@@ -1,6 +1,7 @@
-"""The client against the real server: `kefu serve` as a subprocess on 127.0.0.1 (fixture in conftest.py).
+"""The client against the real server: `kefu serve` as a subprocess on 127.0.0.1 (fixtures in conftest.py).
 
-Skipped when the server cannot start. Every wait is bounded; the server is stopped by PID after each test.
+Skipped when the server cannot start. Every wait is bounded; servers are stopped by PID. Tests that neither stop the
+server nor need a fresh one share one per module (`shared_kefu_server`), each with apps of its own.
 """
 
 from __future__ import annotations
@@ -58,36 +59,42 @@ async def quiet(client: Client, timeout: float = 0.5) -> list[Message]:
 
 
 @pytest.mark.parametrize("suite", [Suite.NATIONAL, Suite.INTERNATIONAL])
-def test_visitor_and_agent_talk_in_order(kefu_server: KefuServer, run: Any, suite: Suite) -> None:
+def test_visitor_and_agent_talk_in_order(shared_kefu_server: KefuServer, run: Any, suite: Suite) -> None:
+    server = shared_kefu_server
+    visitor_id, agent_id = server.fresh_apps(2)
+
     async def scenario() -> None:
         async with (
-            kefu_server.client("visitor", suites=(suite,)) as visitor,
-            kefu_server.client("agent", suites=(suite,)) as agent,
+            server.client(visitor_id, suites=(suite,)) as visitor,
+            server.client(agent_id, suites=(suite,)) as agent,
         ):
             assert visitor.suite is suite and agent.suite is suite
             conversation = new_conversation_id()
-            receipts = [await visitor.send(conversation, f"问题 {i}", to=["agent"]) for i in range(1, 6)]
+            receipts = [await visitor.send(conversation, f"问题 {i}", to=[agent_id]) for i in range(1, 6)]
             assert [r.seq for r in receipts] == [1, 2, 3, 4, 5]
             assert len({r.server_msg_id for r in receipts}) == 5 and not any(r.duplicate for r in receipts)
             got = await from_others(agent, 5)
             assert [(m.conversation_id, m.seq, m.text, m.sender) for m in got] == [
-                (conversation, i, f"问题 {i}", "visitor") for i in range(1, 6)
+                (conversation, i, f"问题 {i}", visitor_id) for i in range(1, 6)
             ]
             assert [m.client_msg_id for m in got] == [r.client_msg_id for r in receipts]
             reply = await agent.send(conversation, "您好，请稍等")
             assert reply.seq == 6
             (answer,) = await from_others(visitor, 1)
-            assert (answer.seq, answer.text, answer.sender) == (6, "您好，请稍等", "agent")
+            assert (answer.seq, answer.text, answer.sender) == (6, "您好，请稍等", agent_id)
             assert await quiet(agent) == []
 
     run(scenario())
 
 
-def test_repeated_client_msg_id_returns_the_original_receipt(kefu_server: KefuServer, run: Any) -> None:
+def test_repeated_client_msg_id_returns_the_original_receipt(shared_kefu_server: KefuServer, run: Any) -> None:
+    server = shared_kefu_server
+    visitor_id, agent_id = server.fresh_apps(2)
+
     async def scenario() -> None:
-        async with kefu_server.client("visitor") as visitor, kefu_server.client("agent") as agent:
+        async with server.client(visitor_id) as visitor, server.client(agent_id) as agent:
             conversation = new_conversation_id()
-            first = await visitor.send(conversation, "once", to=["agent"], timeout=WAIT_S)
+            first = await visitor.send(conversation, "once", to=[agent_id], timeout=WAIT_S)
             again = await visitor.send(conversation, "once", client_msg_id=first.client_msg_id, timeout=WAIT_S)
             assert again.duplicate and not first.duplicate
             assert (again.seq, again.server_msg_id, again.timestamp_ms) == (first.seq, first.server_msg_id,
@@ -98,13 +105,16 @@ def test_repeated_client_msg_id_returns_the_original_receipt(kefu_server: KefuSe
     run(scenario())
 
 
-def test_messages_sent_while_offline_arrive_in_order_on_connect(kefu_server: KefuServer, run: Any) -> None:
+def test_messages_sent_while_offline_arrive_in_order_on_connect(shared_kefu_server: KefuServer, run: Any) -> None:
+    server = shared_kefu_server
+    visitor_id, agent_id = server.fresh_apps(2)
+
     async def scenario() -> None:
         conversation = new_conversation_id()
-        async with kefu_server.client("visitor") as visitor:
+        async with server.client(visitor_id) as visitor:
             for i in range(1, 21):
-                await visitor.send(conversation, f"m{i}", to=["agent2"], timeout=WAIT_S)
-        async with kefu_server.client("agent2") as agent:
+                await visitor.send(conversation, f"m{i}", to=[agent_id], timeout=WAIT_S)
+        async with server.client(agent_id) as agent:
             got = await from_others(agent, 20)
             assert [m.seq for m in got] == list(range(1, 21))
             assert [m.text for m in got] == [f"m{i}" for i in range(1, 21)]
@@ -143,12 +153,15 @@ def test_server_restart_send_keeps_working_and_nothing_is_duplicated(kefu_server
     run(scenario(), timeout=90)
 
 
-def test_reconnect_resumes_the_session(kefu_server: KefuServer, run: Any) -> None:
+def test_reconnect_resumes_the_session(shared_kefu_server: KefuServer, run: Any) -> None:
+    server = shared_kefu_server
+    visitor_id, agent_id = server.fresh_apps(2)
+
     async def scenario() -> None:
-        async with kefu_server.client("visitor") as visitor, kefu_server.client("agent") as agent:
+        async with server.client(visitor_id) as visitor, server.client(agent_id) as agent:
             assert not visitor.resumed
             conversation = new_conversation_id()
-            await visitor.send(conversation, "hello", to=["agent"], timeout=WAIT_S)
+            await visitor.send(conversation, "hello", to=[agent_id], timeout=WAIT_S)
             assert visitor._link is not None
             visitor._link.abort()  # the network drops us
             await reconnected(visitor)
@@ -197,9 +210,12 @@ def test_explicit_acks_what_is_not_acked_comes_again_after_a_reconnect(
     run(scenario())
 
 
-def test_psk_with_ecdhe_resumption(kefu_server: KefuServer, run: Any) -> None:
+def test_psk_with_ecdhe_resumption(shared_kefu_server: KefuServer, run: Any) -> None:
+    (visitor_id,) = shared_kefu_server.fresh_apps(1)
+
     async def scenario() -> None:
-        async with kefu_server.client("visitor", psk_with_ecdhe=True, suites=(Suite.INTERNATIONAL,)) as visitor:
+        options: dict[str, Any] = {"psk_with_ecdhe": True, "suites": (Suite.INTERNATIONAL,)}
+        async with shared_kefu_server.client(visitor_id, **options) as visitor:
             assert visitor._link is not None
             visitor._link.abort()
             await reconnected(visitor)
@@ -208,9 +224,11 @@ def test_psk_with_ecdhe_resumption(kefu_server: KefuServer, run: Any) -> None:
     run(scenario())
 
 
-def test_close_is_clean(kefu_server: KefuServer, run: Any) -> None:
+def test_close_is_clean(shared_kefu_server: KefuServer, run: Any) -> None:
+    (visitor_id,) = shared_kefu_server.fresh_apps(1)
+
     async def scenario() -> None:
-        visitor = kefu_server.client("visitor")
+        visitor = shared_kefu_server.client(visitor_id)
         await visitor.connect()
         link = visitor._link
         assert link is not None
@@ -223,16 +241,19 @@ def test_close_is_clean(kefu_server: KefuServer, run: Any) -> None:
     run(scenario())
 
 
-def test_refusals(kefu_server: KefuServer, run: Any) -> None:
+def test_refusals(shared_kefu_server: KefuServer, run: Any) -> None:
+    server = shared_kefu_server
+    visitor_id, agent_id, outsider_id = server.fresh_apps(3)
+
     async def scenario() -> None:
         with pytest.raises(AuthFailed) as denied:
             await Client(
-                "127.0.0.1", kefu_server.port, app_id="visitor", app_secret=b"\x00" * 32, server_pins=kefu_server.pins
+                "127.0.0.1", server.port, app_id=visitor_id, app_secret=b"\x00" * 32, server_pins=server.pins
             ).connect()
         assert denied.value.code is ErrorCode.AUTH_FAILED
-        async with kefu_server.client("visitor") as visitor, kefu_server.client("agent2") as outsider:
+        async with server.client(visitor_id) as visitor, server.client(outsider_id) as outsider:
             conversation = new_conversation_id()
-            await visitor.send(conversation, "private", to=["agent"], timeout=WAIT_S)
+            await visitor.send(conversation, "private", to=[agent_id], timeout=WAIT_S)
             with pytest.raises(SendRefused) as refused:
                 await outsider.send(conversation, "let me in", timeout=WAIT_S)
             assert refused.value.code is ErrorCode.NOT_FOUND, "as if there were no such conversation"
@@ -240,22 +261,24 @@ def test_refusals(kefu_server: KefuServer, run: Any) -> None:
     run(scenario())
 
 
-def test_blocking_client_round_trip(kefu_server: KefuServer) -> None:
-    options: dict[str, Any] = {"server_pins": kefu_server.pins, "connect_timeout": 5}
+def test_blocking_client_round_trip(shared_kefu_server: KefuServer) -> None:
+    server = shared_kefu_server
+    script_id, agent_id = server.fresh_apps(2)
+    options: dict[str, Any] = {"server_pins": server.pins, "connect_timeout": 5}
     with (
-        BlockingClient("127.0.0.1", kefu_server.port, app_id="script", app_secret=kefu_server.secrets["script"],
+        BlockingClient("127.0.0.1", server.port, app_id=script_id, app_secret=server.secrets[script_id],
                        **options) as script,
-        BlockingClient("127.0.0.1", kefu_server.port, app_id="agent", app_secret=kefu_server.secrets["agent"],
+        BlockingClient("127.0.0.1", server.port, app_id=agent_id, app_secret=server.secrets[agent_id],
                        **options) as agent,
     ):  # fmt: skip
         assert script.connected and script.suite is Suite.NATIONAL
         conversation = new_conversation_id()
-        receipt = script.send(conversation, "blocking hello", to=["agent"], timeout=WAIT_S)
+        receipt = script.send(conversation, "blocking hello", to=[agent_id], timeout=WAIT_S)
         assert receipt.seq == 1
         message = agent.receive(WAIT_S)
         assert message is not None and (message.seq, message.text) == (1, "blocking hello")
         agent.send(conversation, "blocking reply", timeout=WAIT_S)
-        replies = [m for m in iter(lambda: script.receive(2.0), None) if m.sender == "agent"]
+        replies = [m for m in iter(lambda: script.receive(2.0), None) if m.sender == agent_id]
         assert [m.text for m in replies] == ["blocking reply"]
         assert script.sync(conversation, 0, 5, timeout=WAIT_S)[0].text == "blocking hello"
     assert not script.connected and not agent.connected
@@ -296,24 +319,26 @@ def run_examples(
             process.wait(10)
 
 
-def test_examples_exchange_a_message_and_exit(kefu_server: KefuServer, tmp_path: Path) -> None:
+def test_examples_exchange_a_message_and_exit(shared_kefu_server: KefuServer, tmp_path: Path) -> None:
+    visitor_id, agent_id = shared_kefu_server.fresh_apps(2)
     visitor, agent = run_examples(
-        kefu_server, tmp_path, ("agent", "--count", "1"), ("visitor", "--agent", "agent", "你好")
+        shared_kefu_server, tmp_path, (agent_id, "--count", "1"), (visitor_id, "--agent", agent_id, "你好")
     )
-    assert "visitor: agent replied: 您好 visitor，已收到：你好" in visitor
-    assert "agent: visitor says: 你好" in agent
+    assert f"visitor: {agent_id} replied: 您好 {visitor_id}，已收到：你好" in visitor
+    assert f"agent: {visitor_id} says: 你好" in agent
 
 
-def test_examples_in_service_mode(kefu_server: KefuServer, tmp_path: Path) -> None:
-    """The agent goes online at the desk; the visitor opens a service conversation and is routed to it."""
-    kefu_server.add_app("desk-agent", role="agent")
-    kefu_server.add_app("desk-visitor", role="visitor")
+def test_examples_in_service_mode(shared_kefu_server: KefuServer, tmp_path: Path) -> None:
+    """The agent goes online at the desk; the visitor opens a service conversation and is routed to it (the only
+    test of this module with an agent online at the desk, so the desk has no other agent to pick)."""
+    (agent_id,) = shared_kefu_server.fresh_apps(1, role="agent")
+    (visitor_id,) = shared_kefu_server.fresh_apps(1, role="visitor")
     visitor, agent = run_examples(
-        kefu_server, tmp_path, ("desk-agent", "--count", "1"), ("desk-visitor", "请问营业时间"), "--service"
+        shared_kefu_server, tmp_path, (agent_id, "--count", "1"), (visitor_id, "请问营业时间"), "--service"
     )
-    assert "in general: agent desk-agent" in visitor
-    assert "visitor: desk-agent replied: 您好 desk-visitor，已收到：请问营业时间" in visitor
-    assert "agent: desk-visitor says: 请问营业时间" in agent
+    assert f"in general: agent {agent_id}" in visitor
+    assert f"visitor: {agent_id} replied: 您好 {visitor_id}，已收到：请问营业时间" in visitor
+    assert f"agent: {visitor_id} says: 请问营业时间" in agent
 
 
 def test_a_handshake_refused_for_load_is_retried_after_the_servers_delay(tmp_path: Path, run: Any) -> None:
