@@ -91,7 +91,8 @@ class ClientOptions:
     app_id: str
     """This client's user (the app id it was registered with)."""
     server_pins: frozenset[str] = frozenset()
-    """Fingerprints of the server keys to trust (``sm2:<hex>``, ``ed25519:<hex>``); any iterable of str is taken."""
+    """Fingerprints of the server keys to trust (``sm2:<hex>``, ``ed25519:<hex>``); any iterable of str is taken. At
+    least one is needed (a client that trusts no key could never connect)."""
     app_secret: bytes | str | None = field(default=None, repr=False)
     """The app's secret: bytes, or base64url text as ``kefu app add`` prints it (kept as bytes). This or `client_key`
     is needed."""
@@ -138,6 +139,8 @@ class ClientOptions:
             raise ValueError("app_id is empty")
         if not self.suites:
             raise ValueError("offer at least one suite")
+        if not self.server_pins:
+            raise ValueError("need at least one server pin (server_pins, or pin= in a URL)")
         if self.app_secret is None and self.client_key is None:
             raise ValueError("need app_secret or client_key")
         if not MIN_KEEPALIVE_MS <= self.keepalive_s * 1000 <= MAX_KEEPALIVE_MS:

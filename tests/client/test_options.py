@@ -77,6 +77,7 @@ def test_url_defaults_percent_encoding_ipv6_and_keyword_overrides() -> None:
         (url(userinfo="visitor-1:secret+with+plus"), "base64url"),
         (f"kefu://visitor-1:{SECRET_TEXT}@?pin={SM2_PIN}", "host"),
         (url(userinfo="visitor-1"), "app_secret or client_key"),
+        (url(query="suite=national"), "server pin"),
     ],
     ids=lambda value: value if " " in value or "<" in value or len(value) < 40 else "url",
 )
