@@ -29,7 +29,7 @@ from ..identity.keys import load_keys, pins_of
 from ..service.setup import ServiceSetupError, reload_desk
 from ..storage import audit
 
-__all__ = ["RELOADED", "config_details", "log_reloaded", "reload_service", "server_keys"]
+__all__ = ["RELOADED", "config_details", "load_fresh", "log_reloaded", "reload_service", "server_keys"]
 
 RELOADED: Final = (
     "the settings marked reloadable",
