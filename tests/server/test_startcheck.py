@@ -68,6 +68,8 @@ def test_a_data_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("")
     [problem] = startcheck.refusals(config_of(tmp_path / "data"))
     assert "is not a directory" in problem
+    [problem] = startcheck.refusals(config_of(tmp_path / "data" / "below"))
+    assert "cannot create it" in problem
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the modes say")
