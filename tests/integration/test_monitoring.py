@@ -25,6 +25,7 @@ from .workers_harness import metric
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "systemd" / "grafana" / "kefu-dashboard.json"
 RULES = ROOT / "systemd" / "prometheus" / "kefu-alerts.yml"
+OPERATIONS = ROOT / "systemd" / "OPERATIONS.md"
 NAME = re.compile(r"\b(?:kefu|process)_[a-z0-9_]+\b")
 PROMETHEUS_OWN = frozenset({"up"})
 """Series Prometheus makes itself (the rules use `up`; it is matched as a word, not by NAME)."""
@@ -175,3 +176,12 @@ def test_dashboard_and_rules_query_only_exported_metrics(observed: Observed) -> 
             assert used - PROMETHEUS_OWN <= exported, (
                 f"{source}: {sorted(used - exported - PROMETHEUS_OWN)} in {expr!r}"
             )
+
+
+def test_the_operations_guide_names_exported_metrics(observed: Observed) -> None:
+    text = OPERATIONS.read_text()
+    section = text[text.index("\n## Monitoring") : text.index("\n## ", text.index("\n## Monitoring") + 1)]
+    named = {n for n in NAME.findall(section) if not n.endswith("_")}
+    exported = {line.split(" ")[2] for line in observed.after_login_failure.splitlines() if line.startswith("# TYPE")}
+    assert len(named) >= 20
+    assert named <= exported, sorted(named - exported)
