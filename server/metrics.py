@@ -61,7 +61,8 @@ __all__ = [
     "version",
 ]
 
-disable_created_metrics()  # process-wide: a `_created` series per counter child doubles the series for nothing
+# Process-wide: a `_created` series per counter child doubles the series for nothing (the start time is exported once).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,

@@ -69,7 +69,7 @@ class FigureKeeper:
     def __init__(self) -> None:
         self._abandoned: Counter[GroupKey] = Counter()
         self._answers: dict[GroupKey, list[int]] = {}
-        self._answer_sums: Counter[GroupKey] = Counter()
+        self._answer_sums: dict[GroupKey, float] = {}
         self._unanswered: dict[int, float] = {}
         """Conversations opened here and not yet answered: id -> when opened (wall-clock seconds)."""
 
@@ -93,7 +93,7 @@ class FigureKeeper:
         key, seconds = (conv.tenant, conv.group), max(0.0, now - opened)
         counts = self._answers.setdefault(key, [0] * (len(FIRST_ANSWER_BUCKETS) + 1))
         counts[bisect.bisect_left(FIRST_ANSWER_BUCKETS, seconds)] += 1
-        self._answer_sums[key] += seconds
+        self._answer_sums[key] = self._answer_sums.get(key, 0.0) + seconds
 
     def snapshot(
         self,
@@ -113,7 +113,7 @@ class FigureKeeper:
                 *waiting.get(key, (0, None)),
                 self._abandoned[key],
                 tuple(self._answers.get(key, NO_ANSWERS)),
-                self._answer_sums[key],
+                self._answer_sums.get(key, 0.0),
             )
             for key in keys
         }
