@@ -90,6 +90,22 @@ def test_watch_loop_lag_observes() -> None:
     assert sample(m, "kefu_event_loop_lag_seconds_count") >= 1
 
 
+def test_loop_lag_is_finer_than_uvloops_millisecond_clock() -> None:
+    """uvloop's loop.time() counts whole milliseconds: lags read from it would all be multiples of 1 ms."""
+    uvloop = pytest.importorskip("uvloop")
+    m = Metrics(process=False)
+
+    async def run() -> None:
+        task = asyncio.create_task(m.watch_loop_lag(0.003))
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    uvloop.run(run())
+    total_ms = 1000 * sample(m, "kefu_event_loop_lag_seconds_sum")
+    assert sample(m, "kefu_event_loop_lag_seconds_count") >= 5
+    assert abs(total_ms - round(total_ms)) > 1e-6, f"{total_ms} ms: whole milliseconds"
+
+
 @pytest.fixture
 def health() -> dict[str, object]:
     return {"status": "ok", "connections": 3}
