@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from kefu.protocol.crypto import KeyType
 from kefu.server.identity.keys import DEV_SECRET_FILE, add_key, load_keys
 
+from ..debian import debian_tool
 from .conftest import ROOT, UNITS
 
 SCRIPT = UNITS / "install.sh"
@@ -265,8 +265,6 @@ def test_wrong_arguments_are_refused() -> None:
 
 
 def test_shellcheck_clean() -> None:
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    shellcheck = debian_tool("shellcheck", "shellcheck")
     result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout

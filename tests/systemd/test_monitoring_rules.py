@@ -4,32 +4,33 @@ is checked against a real server's scrape in tests/integration/test_monitoring.p
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from ..debian import debian_tool
+
 RULES_DIR = Path(__file__).resolve().parents[2] / "systemd" / "prometheus"
-PROMTOOL = shutil.which("promtool")
-
-pytestmark = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool is not installed (Debian: apt-get install prometheus)"
-)
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL is not None
-    return subprocess.run([PROMTOOL, *args], cwd=RULES_DIR, capture_output=True, text=True, timeout=60, check=False)
+@pytest.fixture(scope="module")
+def promtool_path() -> str:
+    """Debian's promtool (package prometheus), installed if missing and possible."""
+    return debian_tool("promtool", "prometheus")
 
 
-def test_rules_are_valid() -> None:
-    result = promtool("check", "rules", "kefu-alerts.yml")
+def promtool(path: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([path, *args], cwd=RULES_DIR, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_rules_are_valid(promtool_path: str) -> None:
+    result = promtool(promtool_path, "check", "rules", "kefu-alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 13 rules found" in result.stdout
 
 
-def test_rules_fire_as_their_unit_tests_say() -> None:
-    result = promtool("test", "rules", "kefu-alerts.test.yml")
+def test_rules_fire_as_their_unit_tests_say(promtool_path: str) -> None:
+    result = promtool(promtool_path, "test", "rules", "kefu-alerts.test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
