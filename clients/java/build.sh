@@ -31,7 +31,7 @@ command -v javac >/dev/null || { echo "build.sh: javac not found (apt-get instal
 B=${KEFU_JAVA_BUILD:-build}
 rm -rf "$B/classes" "$B/test-classes" "$B/example-classes" "$B/javadoc"
 mkdir -p "$B/classes" "$B/test-classes" "$B/example-classes"
-JAVAC=(javac --release 17 -encoding UTF-8 -Xlint:all,-serial,-try -Werror)
+JAVAC=(javac --release 17 -encoding UTF-8 -Xlint:all,-serial,-try,-path -Werror)
 
 echo "== compile main"
 find src/main/java -name '*.java' > "$B/main-sources.txt"
