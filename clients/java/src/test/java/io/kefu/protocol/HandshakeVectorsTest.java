@@ -155,4 +155,50 @@ class HandshakeVectorsTest {
         assertEquals(fin.get("resumption_secret"), Hex.encode(client.resumptionSecret()));
         assertTrue(client.state() == ClientConnection.State.CONNECTED);
     }
+
+    @TestFactory
+    Stream<DynamicTest> serverRoleReplaysEveryScenarioByteForByte() {
+        return Vectors.list(FILE, "scenarios").stream()
+                .map(s -> DynamicTest.dynamicTest((String) s.get("name"), () -> replayServer(s)));
+    }
+
+    /** The test-only server of {@link VectorServer}, fed the recorded client flights: its flights must be the
+     * recorded ones byte for byte (ticket sealing included), and what it reports the file's server events. */
+    static void replayServer(Map<String, Object> scenario) throws Exception {
+        VectorServer server = new VectorServer(INPUTS, scenario);
+        List<String> clientSent = new ArrayList<>();
+        int index = 0;
+        for (Map<String, Object> step : Vectors.list(scenario, "steps")) {
+            byte[] wire = hex(step, "hex");
+            if ("server".equals(step.get("from"))) {
+                for (Map<String, Object> frame : Vectors.list(step, "sends")) {
+                    server.send(FrameCodec.decode(hex(frame, "hex"), 0, hex(frame, "hex").length));
+                }
+                assertEquals(step.get("hex"), Hex.encode(server.dataToSend()), scenario.get("name") + " step " + index);
+            } else {
+                for (Map<String, Object> frame : Vectors.list(step, "sends")) {
+                    clientSent.add((String) frame.get("hex"));
+                }
+                server.receive(wire);
+            }
+            index++;
+        }
+        Map<String, Object> fin = map(scenario, "final");
+        List<Map<String, Object>> expected = Vectors.list(fin, "server_events");
+        assertEquals(expected.size(), server.events.size(), server.events.toString());
+        Map<String, Object> hcWant = map(expected.get(0), "fields");
+        Events.HandshakeComplete hc = assertInstanceOf(Events.HandshakeComplete.class, server.events.get(0));
+        assertEquals(num(hcWant, "suite"), hc.suite().code());
+        assertEquals(hcWant.get("resumed"), hc.resumed());
+        assertEquals(hcWant.get("app_id"), hc.appId());
+        assertEquals(num(hcWant, "keepalive_ms"), hc.keepaliveMs());
+        assertEquals(hcWant.get("client_key"), hc.clientKey());
+        for (int i = 1; i < expected.size(); i++) {
+            Frame frame = assertInstanceOf(Frame.class, server.events.get(i));
+            assertEquals(expected.get(i).get("event"), frame.type().name());
+            assertEquals(clientSent.get(i - 1), Hex.encode(FrameCodec.encode(frame)));
+        }
+        assertEquals(fin.get("server_send_secret"), Hex.encode(server.sendLayer().secret()));
+        assertEquals(fin.get("resumption_secret"), Hex.encode(server.resumptionSecret));
+    }
 }
