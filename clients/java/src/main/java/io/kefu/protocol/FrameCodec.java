@@ -256,8 +256,8 @@ public final class FrameCodec {
         FrameHeader h = readHeader(buf, off);
         checkHeader(h);
         if (len - HEADER_LEN < h.length()) {
-            throw new ProtocolException(
-                    ErrorCode.TRUNCATED, "frame ends after " + (len - HEADER_LEN) + " of " + h.length() + " body bytes");
+            throw new ProtocolException(ErrorCode.TRUNCATED,
+                    "frame ends after " + (len - HEADER_LEN) + " of " + h.length() + " body bytes");
         }
         if (len - HEADER_LEN > h.length()) {
             throw new ProtocolException(

@@ -191,8 +191,11 @@ class FrameCodecTest {
         byte[] good = FrameCodec.encode(new Frame.Error(429, "rate limited"));
         assertEquals(new Frame.Error(429, "rate limited"), FrameCodec.decode(good));
         byte[][] badText = {
-            {(byte) 0xff}, {(byte) 0xc0, (byte) 0x80}, {(byte) 0xed, (byte) 0xa0, (byte) 0x80}, {(byte) 0xe6, (byte) 0x82},
-            {(byte) 0xf4, (byte) 0x90, (byte) 0x80, (byte) 0x80},
+            {(byte) 0xff}, // not a leading byte
+            {(byte) 0xc0, (byte) 0x80}, // overlong NUL
+            {(byte) 0xed, (byte) 0xa0, (byte) 0x80}, // a surrogate
+            {(byte) 0xe6, (byte) 0x82}, // cut short
+            {(byte) 0xf4, (byte) 0x90, (byte) 0x80, (byte) 0x80}, // above U+10FFFF
         };
         for (byte[] text : badText) {
             byte[] body = concat(new byte[] {0x01, (byte) 0xad, 0, (byte) text.length}, text);
