@@ -8,6 +8,7 @@ generated file and the table disagree (`--check` names the stale ones).
 from __future__ import annotations
 
 import sys
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -153,6 +154,19 @@ def _javadoc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("*/", "*&#47;")
 
 
+def _java_doc_lines(text: str) -> str:
+    lines = textwrap.wrap(_javadoc(text), width=112, break_long_words=False, break_on_hyphens=False)
+    if len(lines) == 1:
+        return f"    /** {lines[0]} */\n"
+    return "    /**\n" + "".join(f"     * {line}\n" for line in lines) + "     */\n"
+
+
+def _java_string_lines(text: str) -> str:
+    """A string literal, split into concatenated pieces that keep the lines short."""
+    pieces = textwrap.wrap(text, width=96, break_long_words=False, break_on_hyphens=False, drop_whitespace=False)
+    return "\n                + ".join(_java_string(piece) for piece in pieces)
+
+
 def render_java(table: dict[str, dict[str, object]]) -> str:
     """Return the source of the Java client's ErrorCode enum for `table`."""
     entries = []
@@ -160,8 +174,8 @@ def render_java(table: dict[str, dict[str, object]]) -> str:
         description = str(entry["description"])
         fatal = "true" if entry["fatal"] else "false"
         entries.append(
-            f"    /** {_javadoc(description)} */\n"
-            f"    {name}({entry['code']}, {fatal},\n            {_java_string(description)})"
+            _java_doc_lines(description)
+            + f"    {name}({entry['code']}, {fatal},\n            {_java_string_lines(description)})"
         )
     return JAVA_HEADER + ",\n".join(entries) + ";\n" + JAVA_FOOTER
 

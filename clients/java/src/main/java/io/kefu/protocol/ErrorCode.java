@@ -21,10 +21,12 @@ public enum ErrorCode {
             "Success; also the code of a clean CLOSE."),
     /** A frame body does not parse as its type's structure (too short, a length past the end, bad UTF-8). */
     MALFORMED_FRAME(100, true,
-            "A frame body does not parse as its type's structure (too short, a length past the end, bad UTF-8)."),
+            "A frame body does not parse as its type's structure (too short, a length past the end, bad "
+                + "UTF-8)."),
     /** A frame header declares a body longer than the limit for its type (rejected before the body is read). */
     FRAME_TOO_LARGE(101, true,
-            "A frame header declares a body longer than the limit for its type (rejected before the body is read)."),
+            "A frame header declares a body longer than the limit for its type (rejected before the body is "
+                + "read)."),
     /** The header's protocol version is not 1. */
     UNSUPPORTED_VERSION(102, true,
             "The header's protocol version is not 1."),
@@ -58,15 +60,25 @@ public enum ErrorCode {
     /** A Finished MAC over the transcript does not verify. */
     BAD_FINISHED(205, true,
             "A Finished MAC over the transcript does not verify."),
-    /** Unknown app id, wrong app secret proof, unregistered client key, or revoked app; the reason on the wire is always "authentication failed" (section 5.5). Also ends the live sessions of an app revoked, or of a client key retired, while they run. */
+    /**
+     * Unknown app id, wrong app secret proof, unregistered client key, or revoked app; the reason on the wire is
+     * always "authentication failed" (section 5.5). Also ends the live sessions of an app revoked, or of a client key
+     * retired, while they run.
+     */
     AUTH_FAILED(206, true,
-            "Unknown app id, wrong app secret proof, unregistered client key, or revoked app; the reason on the wire is always \"authentication failed\" (section 5.5). Also ends the live sessions of an app revoked, or of a client key retired, while they run."),
+            "Unknown app id, wrong app secret proof, unregistered client key, or revoked app; the reason on "
+                + "the wire is always \"authentication failed\" (section 5.5). Also ends the live sessions of an app "
+                + "revoked, or of a client key retired, while they run."),
     /** A resumption binder does not verify. */
     BAD_BINDER(207, true,
             "A resumption binder does not verify."),
-    /** A resumption ticket is malformed, expired, already used, or for another suite, and no key share allows a full handshake. */
+    /**
+     * A resumption ticket is malformed, expired, already used, or for another suite, and no key share allows a full
+     * handshake.
+     */
     TICKET_REJECTED(208, true,
-            "A resumption ticket is malformed, expired, already used, or for another suite, and no key share allows a full handshake."),
+            "A resumption ticket is malformed, expired, already used, or for another suite, and no key share "
+                + "allows a full handshake."),
     /** The server chose a suite the client did not offer. */
     DOWNGRADE_DETECTED(209, true,
             "The server chose a suite the client did not offer."),
@@ -82,18 +94,30 @@ public enum ErrorCode {
     /** A local known-answer self-test of the cryptography failed; the implementation refuses to run. */
     CRYPTO_SELF_TEST_FAILED(302, true,
             "A local known-answer self-test of the cryptography failed; the implementation refuses to run."),
-    /** A request is well formed but its values are not acceptable (for example an empty body, conversation 0, or a SEND of content type EVENT, which only the server writes). */
+    /**
+     * A request is well formed but its values are not acceptable (for example an empty body, conversation 0, or a SEND
+     * of content type EVENT, which only the server writes).
+     */
     BAD_REQUEST(400, false,
-            "A request is well formed but its values are not acceptable (for example an empty body, conversation 0, or a SEND of content type EVENT, which only the server writes)."),
+            "A request is well formed but its values are not acceptable (for example an empty body, "
+                + "conversation 0, or a SEND of content type EVENT, which only the server writes)."),
     /** The request needs an identity the connection does not have. */
     UNAUTHORIZED(401, false,
             "The request needs an identity the connection does not have."),
-    /** The connection's identity may not act on this conversation or resource, though it may know of it (otherwise NOT_FOUND). */
+    /**
+     * The connection's identity may not act on this conversation or resource, though it may know of it (otherwise
+     * NOT_FOUND).
+     */
     FORBIDDEN(403, false,
-            "The connection's identity may not act on this conversation or resource, though it may know of it (otherwise NOT_FOUND)."),
-    /** The conversation, message or resource does not exist, or the connection's identity may not know of it; the two are not told apart. */
+            "The connection's identity may not act on this conversation or resource, though it may know of it"
+                + " (otherwise NOT_FOUND)."),
+    /**
+     * The conversation, message or resource does not exist, or the connection's identity may not know of it; the two
+     * are not told apart.
+     */
     NOT_FOUND(404, false,
-            "The conversation, message or resource does not exist, or the connection's identity may not know of it; the two are not told apart."),
+            "The conversation, message or resource does not exist, or the connection's identity may not know "
+                + "of it; the two are not told apart."),
     /** The request conflicts with the current state (for example a lost transfer race). */
     CONFLICT(409, false,
             "The request conflicts with the current state (for example a lost transfer race)."),
@@ -112,9 +136,13 @@ public enum ErrorCode {
     /** No traffic for 1.5 times the negotiated keepalive interval. */
     KEEPALIVE_TIMEOUT(504, true,
             "No traffic for 1.5 times the negotiated keepalive interval."),
-    /** A connection, buffer or handshake limit of the server was reached; a handshake refused for load gets it in a plaintext GOAWAY that says when to retry (section 5.9). */
+    /**
+     * A connection, buffer or handshake limit of the server was reached; a handshake refused for load gets it in a
+     * plaintext GOAWAY that says when to retry (section 5.9).
+     */
     OVERLOADED(505, true,
-            "A connection, buffer or handshake limit of the server was reached; a handshake refused for load gets it in a plaintext GOAWAY that says when to retry (section 5.9)."),
+            "A connection, buffer or handshake limit of the server was reached; a handshake refused for load "
+                + "gets it in a plaintext GOAWAY that says when to retry (section 5.9)."),
     /** The write-ahead log could not make the message durable; it was not acknowledged. */
     STORAGE_UNAVAILABLE(507, false,
             "The write-ahead log could not make the message durable; it was not acknowledged.");
