@@ -164,6 +164,19 @@ def wrap(first: str, indent: str, cont: str) -> list[str]:
     )  # fmt: skip
 
 
+def wrap_code(items: list[str], head: str, tail: str, indent: str, cont: str) -> list[str]:
+    """`head` + `items` joined by ", " + `tail`, wrapped after commas only (a type stays with its name)."""
+    glued = [item.replace(" ", "\0") for item in items]
+    text = head.replace(" ", "\0") + ", ".join(glued) + tail.replace(" ", "\0")
+    return [line.replace("\0", " ") for line in wrap(text, indent, cont)]
+
+
+def class_doc(cls: type) -> str:
+    """The Python docstring without its leading "Section N: " (the javadoc names the section itself)."""
+    doc = re.sub(r"^Section [0-9.]*[0-9][.:,]? *", "", " ".join((cls.__doc__ or "").split()))
+    return javadoc_text(doc[:1].upper() + doc[1:])
+
+
 def header_params() -> list[str]:
     return [
         " * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed",
@@ -257,7 +270,7 @@ def render_frame_record(cls: type, section: str) -> list[str]:
     name = cls.__name__
     fields = fields_of(cls)
     meanings = field_meanings(section, [f.wire for f in fields])
-    doc = javadoc_text(cls.__doc__ or "")
+    doc = class_doc(cls)
     type_name = cls.TYPE.name
     for f in fields:
         meaning = MEANING_OVERRIDES.get((type_name, f.wire), meanings.get(f.wire, ""))
@@ -273,10 +286,9 @@ def render_frame_record(cls: type, section: str) -> list[str]:
         *["    " + p for p in header_params()],
         *[line for f in fields for line in param_doc(f, meanings[f.wire], "    ")],
         "     */",
-        *wrap(f"record {name}(" + ", ".join(components) + ") implements Frame {", "    ", "            "),
+        *wrap_code(components, f"record {name}(", ") implements Frame {", "    ", "            "),
     ]
     lines += compact_constructor(name, fields, ind, header=True)
-    args = ", ".join(f"{f.java_type} {f.name}" for f in fields)
     lines += [
         "",
         f"{ind}/**",
@@ -284,7 +296,7 @@ def render_frame_record(cls: type, section: str) -> list[str]:
         f"{ind} *",
         *[line for f in fields for line in param_doc(f, meanings[f.wire], ind)],
         f"{ind} */",
-        *wrap(f"public {name}({args}) {{", ind, ind + "        "),
+        *wrap_code([f"{f.java_type} {f.name}" for f in fields], f"public {name}(", ") {", ind, ind + "        "),
         f"{ind}    this(0, 0{''.join(', ' + f.name for f in fields)});",
         f"{ind}}}",
         "",
@@ -318,9 +330,9 @@ import java.util.Objects;
  * without {{@code requestId}} and {{@code flags}} (both 0). Records holding byte arrays compare them by content in
  * {{@code equals}}.
  *
- * <p>Thread-safety: the records are immutable, except that byte arrays are neither copied in nor out (a frame's
- * arrays alias the buffers they were decoded from or built with, for speed); treat them as read-only, and a frame
- * may then be shared between threads freely.
+ * <p>Thread-safety: the records are immutable, except that byte arrays are neither copied in by the constructors
+ * nor out by the accessors, for speed (the decoder gives each frame arrays of its own); treat them as read-only,
+ * and a frame may then be shared between threads freely.
  */
 public sealed interface Frame {{
     /**
@@ -497,7 +509,7 @@ def render_struct(cls: type) -> str:
         " *",
         *[line for f in fields for line in param_doc(f, "")],
         " */",
-        *wrap(f"public record {name}(" + ", ".join(f"{f.java_type} {f.name}" for f in fields) + ") {", "", "        "),
+        *wrap_code([f"{f.java_type} {f.name}" for f in fields], f"public record {name}(", ") {", "", "        "),
     ]
     body = compact_constructor(name, fields, "    ", header=False)
     if body:

@@ -19,9 +19,9 @@ import java.util.Objects;
  * without {@code requestId} and {@code flags} (both 0). Records holding byte arrays compare them by content in
  * {@code equals}.
  *
- * <p>Thread-safety: the records are immutable, except that byte arrays are neither copied in nor out (a frame's
- * arrays alias the buffers they were decoded from or built with, for speed); treat them as read-only, and a frame
- * may then be shared between threads freely.
+ * <p>Thread-safety: the records are immutable, except that byte arrays are neither copied in by the constructors
+ * nor out by the accessors, for speed (the decoder gives each frame arrays of its own); treat them as read-only,
+ * and a frame may then be shared between threads freely.
  */
 public sealed interface Frame {
     /**
@@ -170,8 +170,8 @@ public sealed interface Frame {
     }
 
     /**
-     * CLIENT_HELLO (section 5.2). Section 5.2. {@code binder} is the last field: it is computed over the frame up to
-     * its length byte.
+     * CLIENT_HELLO (section 5.2). {@code binder} is the last field: it is computed over the frame up to its length
+     * byte.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -233,8 +233,8 @@ public sealed interface Frame {
          * @param binder {@code binder}, {@code opaque<u8>}: 32 bytes when a ticket is present (section 5.6); empty
          *     otherwise.
          */
-        public ClientHello(byte[] random, List<Integer> suites, List<KeyShareEntry> keyShares, long keepaliveMs, int
-                pskMode, byte[] ticket, long obfuscatedAge, byte[] binder) {
+        public ClientHello(byte[] random, List<Integer> suites, List<KeyShareEntry> keyShares, long keepaliveMs,
+                int pskMode, byte[] ticket, long obfuscatedAge, byte[] binder) {
             this(0, 0, random, suites, keyShares, keepaliveMs, pskMode, ticket, obfuscatedAge, binder);
         }
 
@@ -294,7 +294,7 @@ public sealed interface Frame {
     }
 
     /**
-     * SERVER_HELLO (section 5.3). Section 5.3. {@code key_share} is empty when a ticket is accepted in PSK_ONLY mode.
+     * SERVER_HELLO (section 5.3). {@code key_share} is empty when a ticket is accepted in PSK_ONLY mode.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -307,8 +307,8 @@ public sealed interface Frame {
      *     handshake), 0 otherwise.
      * @param keepaliveMs {@code keepalive_ms}, {@code u32}: The negotiated keepalive interval (section 4.6).
      */
-    record ServerHello(long requestId, int flags, byte[] random, int suite, byte[] keyShare, int pskAccepted, long
-            keepaliveMs) implements Frame {
+    record ServerHello(long requestId, int flags, byte[] random, int suite, byte[] keyShare, int pskAccepted,
+            long keepaliveMs) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
@@ -388,8 +388,7 @@ public sealed interface Frame {
     }
 
     /**
-     * SERVER_FINISHED (section 5.4). Section 5.4, encrypted under the server handshake key. Key fields are empty
-     * after resumption.
+     * SERVER_FINISHED (section 5.4). Encrypted under the server handshake key. Key fields are empty after resumption.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -400,8 +399,8 @@ public sealed interface Frame {
      * @param signature {@code signature}, {@code opaque<u16>}: See section 5.4; empty when resumed.
      * @param verifyData {@code verify_data}, {@code opaque<u8>}: See section 5.4.
      */
-    record ServerFinished(long requestId, int flags, int keyType, byte[] publicKey, byte[] signature, byte[]
-            verifyData) implements Frame {
+    record ServerFinished(long requestId, int flags, int keyType, byte[] publicKey, byte[] signature,
+            byte[] verifyData) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
@@ -476,7 +475,7 @@ public sealed interface Frame {
     }
 
     /**
-     * CLIENT_FINISHED (section 5.5). Section 5.5, encrypted under the client handshake key.
+     * CLIENT_FINISHED (section 5.5). Encrypted under the client handshake key.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -489,8 +488,8 @@ public sealed interface Frame {
      * @param proof {@code proof}, {@code opaque<u16>}: APP_SECRET: 32 bytes; CLIENT_KEY: a signature; RESUMED: empty.
      * @param verifyData {@code verify_data}, {@code opaque<u8>}: See section 5.5.
      */
-    record ClientFinished(long requestId, int flags, String appId, int authMode, int keyType, byte[] publicKey, byte[]
-            proof, byte[] verifyData) implements Frame {
+    record ClientFinished(long requestId, int flags, String appId, int authMode, int keyType, byte[] publicKey,
+            byte[] proof, byte[] verifyData) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
@@ -524,8 +523,8 @@ public sealed interface Frame {
          *     empty.
          * @param verifyData {@code verify_data}, {@code opaque<u8>}: See section 5.5.
          */
-        public ClientFinished(String appId, int authMode, int keyType, byte[] publicKey, byte[] proof, byte[]
-                verifyData) {
+        public ClientFinished(String appId, int authMode, int keyType, byte[] publicKey, byte[] proof,
+                byte[] verifyData) {
             this(0, 0, appId, authMode, keyType, publicKey, proof, verifyData);
         }
 
@@ -579,7 +578,7 @@ public sealed interface Frame {
     }
 
     /**
-     * NEW_TICKET (section 5.6). Section 5.6: a single-use resumption ticket, opaque to the client.
+     * NEW_TICKET (section 5.6). A single-use resumption ticket, opaque to the client.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -591,8 +590,8 @@ public sealed interface Frame {
      *     server.
      * @param ticket {@code ticket}, {@code opaque<u16>}: Opaque to the client: sent back as is.
      */
-    record NewTicket(long requestId, int flags, long lifetimeS, long ageAdd, byte[] nonce, byte[] ticket) implements
-            Frame {
+    record NewTicket(long requestId, int flags, long lifetimeS, long ageAdd, byte[] nonce,
+            byte[] ticket) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
@@ -667,7 +666,7 @@ public sealed interface Frame {
     }
 
     /**
-     * KEY_UPDATE (section 6.4). Section 6.4: the sender's next record uses its next traffic key.
+     * KEY_UPDATE (section 6.4). The sender's next record uses its next traffic key.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -703,7 +702,7 @@ public sealed interface Frame {
     }
 
     /**
-     * SEND (section 4.1). Section 4.1: a client submits a message; idempotent on (sender, client_msg_id).
+     * SEND (section 4.1). A client submits a message; idempotent on (sender, client_msg_id).
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -802,7 +801,7 @@ public sealed interface Frame {
     }
 
     /**
-     * SEND_ACK (section 4.2). Section 4.2: the message is durable (status OK) or refused (an error code).
+     * SEND_ACK (section 4.2). The message is durable (status OK) or refused (an error code).
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -849,8 +848,8 @@ public sealed interface Frame {
          * @param timestampMs {@code timestamp_ms}, {@code u64} (unsigned): When the server stored it, in milliseconds
          *     since 1970-01-01T00:00:00Z.
          */
-        public SendAck(byte[] clientMsgId, int status, long serverMsgId, long conversationId, long seq, long
-                timestampMs) {
+        public SendAck(byte[] clientMsgId, int status, long serverMsgId, long conversationId, long seq,
+                long timestampMs) {
             this(0, 0, clientMsgId, status, serverMsgId, conversationId, seq, timestampMs);
         }
 
@@ -904,7 +903,7 @@ public sealed interface Frame {
     }
 
     /**
-     * DELIVER (section 4.3). Section 4.3: one message of a conversation, in sequence order.
+     * DELIVER (section 4.3). One message of a conversation, in sequence order.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -922,8 +921,8 @@ public sealed interface Frame {
      * @param metadata {@code metadata}, {@code MetaEntry list<u8>}: As sent.
      */
     record Deliver(long requestId, int flags, long conversationId, long seq, long serverMsgId, long timestampMs,
-            byte[] clientMsgId, int contentType, String sender, byte[] body, List<MetaEntry> metadata) implements
-            Frame {
+            byte[] clientMsgId, int contentType, String sender, byte[] body,
+            List<MetaEntry> metadata) implements Frame {
 
         /**
          * Checks that no component is null and copies the lists; value ranges are checked by the encoder.
@@ -962,8 +961,8 @@ public sealed interface Frame {
          * @param body {@code body}, {@code opaque<u32>}: As sent.
          * @param metadata {@code metadata}, {@code MetaEntry list<u8>}: As sent.
          */
-        public Deliver(long conversationId, long seq, long serverMsgId, long timestampMs, byte[] clientMsgId, int
-                contentType, String sender, byte[] body, List<MetaEntry> metadata) {
+        public Deliver(long conversationId, long seq, long serverMsgId, long timestampMs, byte[] clientMsgId,
+                int contentType, String sender, byte[] body, List<MetaEntry> metadata) {
             this(0, 0, conversationId, seq, serverMsgId, timestampMs, clientMsgId, contentType, sender, body, metadata);
         }
 
@@ -1026,7 +1025,7 @@ public sealed interface Frame {
     }
 
     /**
-     * DELIVER_ACK (section 4.4). Section 4.4: cumulative acknowledgements, one per conversation.
+     * DELIVER_ACK (section 4.4). Cumulative acknowledgements, one per conversation.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1073,7 +1072,7 @@ public sealed interface Frame {
     }
 
     /**
-     * SYNC (section 4.5). Section 4.5: send again every message with after_seq &lt; seq &lt;= until_seq (0 = latest).
+     * SYNC (section 4.5). Send again every message with after_seq &lt; seq &lt;= until_seq (0 = latest).
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1087,8 +1086,8 @@ public sealed interface Frame {
      * @param limit {@code limit}, {@code u32}: Fetch only: the most messages wanted in answer, 0 for the server's
      *     cap; the server applies its own cap.
      */
-    record Sync(long requestId, int flags, long conversationId, long afterSeq, long untilSeq, long limit) implements
-            Frame {
+    record Sync(long requestId, int flags, long conversationId, long afterSeq, long untilSeq,
+            long limit) implements Frame {
 
         /**
          * A SYNC with {@code request_id} 0 and no flags.
@@ -1125,8 +1124,7 @@ public sealed interface Frame {
     }
 
     /**
-     * SYNC_DONE (section 4.5). Section 4.5: the end of one SYNC's DELIVERs; {@code more} = 1 when {@code limit} cut
-     * it short.
+     * SYNC_DONE (section 4.5). The end of one SYNC's DELIVERs; {@code more} = 1 when {@code limit} cut it short.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1168,7 +1166,7 @@ public sealed interface Frame {
     }
 
     /**
-     * PING (section 4.6). Section 4.6: keepalive probe; the peer answers PONG with the same opaque value.
+     * PING (section 4.6). Keepalive probe; the peer answers PONG with the same opaque value.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1204,7 +1202,7 @@ public sealed interface Frame {
     }
 
     /**
-     * PONG (section 4.6). Section 4.6.
+     * PONG (section 4.6).
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1240,7 +1238,7 @@ public sealed interface Frame {
     }
 
     /**
-     * ERROR (section 4.7). Section 4.7: an error code (spec/errors.toml) and a human-readable reason.
+     * ERROR (section 4.7). An error code (spec/errors.toml) and a human-readable reason.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1291,7 +1289,7 @@ public sealed interface Frame {
     }
 
     /**
-     * GOAWAY (section 4.8). Section 4.8: the server is draining; reconnect after the delay with the given backoff.
+     * GOAWAY (section 4.8). The server is draining; reconnect after the delay with the given backoff.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1305,8 +1303,8 @@ public sealed interface Frame {
      *     ±20 %).
      * @param reason {@code reason}, {@code utf8<u16>}: Human-readable detail.
      */
-    record Goaway(long requestId, int flags, int code, long reconnectDelayMs, long backoffInitialMs, long
-            backoffMaxMs, int jitterPermille, String reason) implements Frame {
+    record Goaway(long requestId, int flags, int code, long reconnectDelayMs, long backoffInitialMs,
+            long backoffMaxMs, int jitterPermille, String reason) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
@@ -1362,7 +1360,7 @@ public sealed interface Frame {
     }
 
     /**
-     * CLOSE (section 4.9). Section 4.9: the sender will send nothing more (a clean close, like TLS close_notify).
+     * CLOSE (section 4.9). The sender will send nothing more (a clean close, like TLS close_notify).
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1412,7 +1410,7 @@ public sealed interface Frame {
     }
 
     /**
-     * AGENT_STATUS (section 13.3). Section 13.3: an agent sets its own status (AgentState); answered by RESULT.
+     * AGENT_STATUS (section 13.3). An agent sets its own status (AgentState); answered by RESULT.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1446,8 +1444,8 @@ public sealed interface Frame {
     }
 
     /**
-     * OPEN_CONVERSATION (section 13.4). Section 13.4: a visitor (or an integration, for {@code customer}) asks for
-     * service; answered by OPENED. Idempotent on (opener, customer, client_ref): a repeat gets the same conversation.
+     * OPEN_CONVERSATION (section 13.4). A visitor (or an integration, for {@code customer}) asks for service;
+     * answered by OPENED. Idempotent on (opener, customer, client_ref): a repeat gets the same conversation.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1503,8 +1501,8 @@ public sealed interface Frame {
          *     first message (seq 2, after {@code opened}); routing waits up to {@code [service] sentiment_wait_ms}
          *     for its sentiment.
          */
-        public OpenConversation(byte[] clientRef, String customer, String group, List<MetaEntry> attributes, byte[]
-                firstMessage) {
+        public OpenConversation(byte[] clientRef, String customer, String group, List<MetaEntry> attributes,
+                byte[] firstMessage) {
             this(0, 0, clientRef, customer, group, attributes, firstMessage);
         }
 
@@ -1555,7 +1553,7 @@ public sealed interface Frame {
     }
 
     /**
-     * OPENED (section 13.4). Section 13.4: the conversation, its state, and its queue position (0 when assigned).
+     * OPENED (section 13.4). The conversation, its state, and its queue position (0 when assigned).
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1566,8 +1564,8 @@ public sealed interface Frame {
      * @param agent {@code agent}, {@code utf8<u8>}: Its owner, or empty while waiting.
      * @param position {@code position}, {@code u32}: Its place in the group's queue (1 = next), 0 when assigned.
      */
-    record Opened(long requestId, int flags, long conversationId, int state, String group, String agent, long
-            position) implements Frame {
+    record Opened(long requestId, int flags, long conversationId, int state, String group, String agent,
+            long position) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
@@ -1618,10 +1616,10 @@ public sealed interface Frame {
     }
 
     /**
-     * TRANSFER (section 13.6). Section 13.6: hand a conversation to an agent ({@code to_agent}) or a group ({@code
-     * to_group}); answered by RESULT. {@code expect_owner}, when not empty, makes it a compare-and-set: refused with
-     * CONFLICT unless that agent owns the conversation when the server handles the request (of two racing transfers,
-     * exactly one wins).
+     * TRANSFER (section 13.6). Hand a conversation to an agent ({@code to_agent}) or a group ({@code to_group});
+     * answered by RESULT. {@code expect_owner}, when not empty, makes it a compare-and-set: refused with CONFLICT
+     * unless that agent owns the conversation when the server handles the request (of two racing transfers, exactly
+     * one wins).
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1635,8 +1633,8 @@ public sealed interface Frame {
      *     queued there.
      * @param note {@code note}, {@code utf8<u16>}: Kept in the trace (first 200 characters).
      */
-    record Transfer(long requestId, int flags, long conversationId, String expectOwner, String toAgent, String
-            toGroup, String note) implements Frame {
+    record Transfer(long requestId, int flags, long conversationId, String expectOwner, String toAgent,
+            String toGroup, String note) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
@@ -1692,7 +1690,7 @@ public sealed interface Frame {
     }
 
     /**
-     * END_CONVERSATION (section 13.2). Section 13.2: close a service conversation; answered by RESULT.
+     * END_CONVERSATION (section 13.2). Close a service conversation; answered by RESULT.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1742,8 +1740,7 @@ public sealed interface Frame {
     }
 
     /**
-     * WATCH (section 13.7). Section 13.7: a supervisor starts (on=1) or stops (on=0) watching a conversation;
-     * answered by RESULT.
+     * WATCH (section 13.7). A supervisor starts (on=1) or stops (on=0) watching a conversation; answered by RESULT.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1780,8 +1777,8 @@ public sealed interface Frame {
     }
 
     /**
-     * DRAFT_DECISION (section 13.8). Section 13.8: the owning agent approves, edits (with {@code text}) or rejects an
-     * AI draft; answered by RESULT whose seq is the visitor-visible message's (0 for a rejection).
+     * DRAFT_DECISION (section 13.8). The owning agent approves, edits (with {@code text}) or rejects an AI draft;
+     * answered by RESULT whose seq is the visitor-visible message's (0 for a rejection).
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1791,8 +1788,8 @@ public sealed interface Frame {
      * @param action {@code action}, {@code u8}: 1 approve, 2 edit, 3 reject.
      * @param text {@code text}, {@code opaque<u32>}: The edited text (EDIT only), UTF-8.
      */
-    record DraftDecision(long requestId, int flags, long conversationId, long draftSeq, int action, byte[] text)
-            implements Frame {
+    record DraftDecision(long requestId, int flags, long conversationId, long draftSeq, int action,
+            byte[] text) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
@@ -1864,8 +1861,8 @@ public sealed interface Frame {
     }
 
     /**
-     * SEARCH (section 13.9). Section 13.9: an agent searches the text of its past and present conversations; answered
-     * by SEARCH_RESULT.
+     * SEARCH (section 13.9). An agent searches the text of its past and present conversations; answered by
+     * SEARCH_RESULT.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1914,8 +1911,8 @@ public sealed interface Frame {
     }
 
     /**
-     * SEARCH_RESULT (section 13.9). Section 13.9: the hits, newest first; {@code more} = 1 when the limit or the scan
-     * bound cut it short.
+     * SEARCH_RESULT (section 13.9). The hits, newest first; {@code more} = 1 when the limit or the scan bound cut it
+     * short.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1968,8 +1965,8 @@ public sealed interface Frame {
     }
 
     /**
-     * QUEUE_POSITION (section 13.5). Section 13.5: a waiting conversation's place in its group's queue (1 = next); 0
-     * when it left the queue.
+     * QUEUE_POSITION (section 13.5). A waiting conversation's place in its group's queue (1 = next); 0 when it left
+     * the queue.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -1979,8 +1976,8 @@ public sealed interface Frame {
      * @param position {@code position}, {@code u32}: 1 = next.
      * @param waiting {@code waiting}, {@code u32}: Conversations waiting in that queue.
      */
-    record QueuePosition(long requestId, int flags, long conversationId, String group, long position, long waiting)
-            implements Frame {
+    record QueuePosition(long requestId, int flags, long conversationId, String group, long position,
+            long waiting) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
@@ -2027,8 +2024,7 @@ public sealed interface Frame {
     }
 
     /**
-     * SENTIMENT (section 13.10). Section 13.10: the score of a visitor message, 0 (negative) to 1000 (positive), for
-     * the agents.
+     * SENTIMENT (section 13.10). The score of a visitor message, 0 (negative) to 1000 (positive), for the agents.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -2068,8 +2064,8 @@ public sealed interface Frame {
     }
 
     /**
-     * CONVERSATION_INFO (section 13.11). Section 13.11: ask for a conversation's record (state, owner, participants,
-     * tags, routing trace).
+     * CONVERSATION_INFO (section 13.11). Ask for a conversation's record (state, owner, participants, tags, routing
+     * trace).
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -2103,8 +2099,8 @@ public sealed interface Frame {
     }
 
     /**
-     * RESULT (section 13.1). Section 13.1: the answer to a service request: status (an error code, 0 = OK), the
-     * conversation and a seq where the request made a message, and {@code detail}, UTF-8 JSON described per request.
+     * RESULT (section 13.1). The answer to a service request: status (an error code, 0 = OK), the conversation and a
+     * seq where the request made a message, and {@code detail}, UTF-8 JSON described per request.
      *
      * @param requestId the header's {@code request_id} ({@code u32}): chosen by the sender of a request, echoed
      *     in the answer, 0 when unused (section 3.1)
@@ -2118,8 +2114,8 @@ public sealed interface Frame {
      * @param detail {@code detail}, {@code opaque<u32>}: UTF-8 JSON: on a refusal {@code {"reason": ...}}; on
      *     success, per request (section 13.1).
      */
-    record Result(long requestId, int flags, int status, long conversationId, long seq, byte[] detail) implements
-            Frame {
+    record Result(long requestId, int flags, int status, long conversationId, long seq,
+            byte[] detail) implements Frame {
 
         /**
          * Checks that no component is null; value ranges are checked by the encoder.
