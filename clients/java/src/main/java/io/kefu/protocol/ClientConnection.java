@@ -248,6 +248,10 @@ public final class ClientConnection {
             compact(state == State.CLOSED ? inLength : pos);
         } catch (ProtocolException e) {
             fail(e.code(), e.reason());
+        } catch (RuntimeException e) {
+            // A bug of ours met on peer input: the contract is that receiveData never throws, so end the
+            // connection, and say what it was (section 9: INTERNAL_ERROR is "failed unexpectedly").
+            fail(ErrorCode.INTERNAL_ERROR, "client failed on input: " + e);
         }
     }
 

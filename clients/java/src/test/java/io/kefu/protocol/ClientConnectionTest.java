@@ -395,4 +395,33 @@ class ClientConnectionTest {
         byte[] hello2 = other.dataToSend();
         assertEquals(0, hello2[hello2.length - 1], "no binder: the ticket is national");
     }
+
+    @Test
+    void mutatedServerFlightsNeverThrowAndAlwaysEndWithAnEvent() {
+        java.util.Random rnd = new java.util.Random(15);
+        for (String name : List.of("national-full-app-secret", "international-full-app-secret",
+                "national-resumption-psk-only")) {
+            Map<String, Object> s = scenario(name);
+            byte[] flight = HandshakeVectorsTest.hex(Vectors.list(s, "steps").get(1), "hex");
+            for (int i = 0; i < 150; i++) {
+                ClientConnection client = new ClientConnection(HandshakeVectorsTest.config(s), 0.0,
+                        HandshakeVectorsTest.clientRandoms(s));
+                client.connect(0.0);
+                client.dataToSend();
+                byte[] bad = flight.clone();
+                int cut = bad.length;
+                switch (i % 3) {
+                    case 0 -> bad[rnd.nextInt(bad.length)] ^= (byte) (1 << rnd.nextInt(8));
+                    case 1 -> bad[rnd.nextInt(Math.min(120, bad.length))] = (byte) rnd.nextInt(256); // the hello
+                    default -> cut = rnd.nextInt(bad.length);
+                }
+                client.receiveData(bad, 0, cut);
+                client.receiveData(new byte[0], 0, 0);
+                List<Object> events = client.eventsReceived();
+                assertTrue(client.isClosed(), name + " mutation " + i);
+                Events.ConnectionClosed closed = closedEvent(events);
+                assertTrue(closed.code() != ErrorCode.INTERNAL_ERROR, name + " mutation " + i + ": " + closed);
+            }
+        }
+    }
 }
