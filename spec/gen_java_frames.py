@@ -104,7 +104,7 @@ class Field:
 
     @property
     def is_u64(self) -> bool:
-        return self.kind == Int(8)
+        return isinstance(self.kind, Int) and self.kind.size == 8
 
 
 def fields_of(cls: type) -> list[Field]:
@@ -266,7 +266,7 @@ def compact_constructor(name: str, fields: list[Field], indent: str, header: boo
     return lines if (lists or any(f.java_type in ("byte[]", "String") for f in fields)) else []
 
 
-def render_frame_record(cls: type, section: str) -> list[str]:
+def render_frame_record(cls: type[frames.Frame], section: str) -> list[str]:
     name = cls.__name__
     fields = fields_of(cls)
     meanings = field_meanings(section, [f.wire for f in fields])
