@@ -8,8 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 
 /** The receiving side's bookkeeping: order, duplicates, gaps, implicit and explicit acknowledgement. */
@@ -182,5 +186,92 @@ class DeliveryTrackerTest {
         t.forget(C);
         assertFalse(t.hasPendingAcks());
         assertEquals(0, t.handled(C));
+    }
+
+    /**
+     * A randomized run against a model of the server's stream (section 4.10): in-order DELIVERs that skip the
+     * connection's own seqs, random retransmissions, reconnects that resume after the tracker's position, and an app
+     * that acks what it was given in random order. Every DELIVER_ACK entry must cover only seqs the app acked (or
+     * own seqs), an acked seq never reaches the app again, no seq reaches it twice on one connection, and in the
+     * end everything is acknowledged.
+     */
+    @Test
+    void randomizedAgainstAModelOfTheServer() {
+        for (int run = 0; run < 200; run++) {
+            Random random = new Random(run);
+            int last = 20 + random.nextInt(60);
+            Set<Long> own = new HashSet<>();
+            for (long seq = 1; seq <= last; seq++) {
+                if (random.nextInt(5) == 0) {
+                    own.add(seq);
+                }
+            }
+            DeliveryTracker t = new DeliveryTracker();
+            Set<Long> acked = new HashSet<>();
+            Set<Long> everGiven = new HashSet<>();
+            Set<Long> givenThisConnection = new HashSet<>();
+            List<Long> inHand = new ArrayList<>();
+            long nextToSend = 1; // the server's stream position
+            long ackedByServer = 0;
+            for (int step = 0; step < 2000 && ackedByServer < last; step++) {
+                int action = random.nextInt(10);
+                if (action < 4 && nextToSend <= last) {
+                    long seq = nextToSend++;
+                    if (!own.contains(seq)) {
+                        deliver(t, seq, acked, everGiven, givenThisConnection, inHand);
+                    }
+                } else if (action == 4 && nextToSend > 1) { // a retransmission of something already sent
+                    long seq = 1 + random.nextInt((int) nextToSend - 1);
+                    if (!own.contains(seq)) {
+                        deliver(t, seq, acked, everGiven, givenThisConnection, inHand);
+                    }
+                } else if (action < 8 && !inHand.isEmpty()) {
+                    long seq = inHand.remove(random.nextInt(inHand.size()));
+                    acked.add(seq);
+                    t.acknowledge(C, seq);
+                } else if (action == 8) {
+                    for (AckEntry e : acks(t)) {
+                        for (long s = 1; s <= e.seq(); s++) {
+                            assertTrue(acked.contains(s) || own.contains(s), "run " + run + ": ack " + e.seq()
+                                    + " covers " + s + ", which the app has not acked");
+                        }
+                        ackedByServer = Math.max(ackedByServer, e.seq());
+                    }
+                } else if (random.nextInt(10) == 0) { // reconnect: the app's unacked messages come again
+                    t.rewind();
+                    inHand.clear();
+                    givenThisConnection.clear();
+                    nextToSend = t.handled(C) + 1;
+                }
+            }
+            for (long seq : new ArrayList<>(inHand)) {
+                acked.add(seq);
+                t.acknowledge(C, seq);
+            }
+            while (nextToSend <= last) { // the rest of the stream, acked at once
+                long seq = nextToSend++;
+                if (!own.contains(seq)) {
+                    deliver(t, seq, acked, everGiven, givenThisConnection, inHand);
+                    acked.add(seq);
+                    t.acknowledge(C, seq);
+                }
+            }
+            long lastOthers = new TreeSet<>(everGiven).last();
+            assertEquals(lastOthers, t.handled(C), "run " + run);
+            for (long seq = 1; seq <= last; seq++) {
+                assertEquals(!own.contains(seq), everGiven.contains(seq), "run " + run + " seq " + seq);
+            }
+        }
+    }
+
+    private static void deliver(DeliveryTracker t, long seq, Set<Long> acked, Set<Long> everGiven,
+            Set<Long> givenThisConnection, List<Long> inHand) {
+        if (t.admit(C, seq) == NEW) {
+            assertFalse(acked.contains(seq), "an acked seq reached the app again: " + seq);
+            assertTrue(givenThisConnection.add(seq), "given twice on one connection: " + seq);
+            everGiven.add(seq);
+            t.handOut(C, seq);
+            inHand.add(seq);
+        }
     }
 }

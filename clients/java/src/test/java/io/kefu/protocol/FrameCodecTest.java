@@ -245,6 +245,36 @@ class FrameCodecTest {
         assertTrue(refusedCount > 100, "the corruption should hit length prefixes and UTF-8: " + refusedCount);
     }
 
+    /** Random record plaintexts built from valid headers over random bodies: only documented errors. */
+    @Test
+    void randomPlaintextsGiveOnlyProtocolExceptions() {
+        Random random = new Random(8998);
+        Set<ErrorCode> seen = EnumSet.noneOf(ErrorCode.class);
+        int parsed = 0;
+        for (int round = 0; round < 20_000; round++) {
+            byte[] plaintext = new byte[random.nextInt(80)];
+            random.nextBytes(plaintext);
+            if (plaintext.length >= FrameCodec.HEADER_LEN) {
+                int type = FrameType.values()[random.nextInt(FrameType.values().length)].code();
+                int bodyLength = random.nextInt(plaintext.length - FrameCodec.HEADER_LEN + 1);
+                byte[] header = FrameCodec.encodeHeader(type, 0, 0, bodyLength);
+                System.arraycopy(header, 0, plaintext, 0, header.length);
+            }
+            try {
+                FrameCodec.decodeInner(plaintext, 0, plaintext.length);
+                parsed++;
+            } catch (ProtocolException e) {
+                seen.add(e.code());
+            } catch (RuntimeException e) {
+                fail(Hex.encode(plaintext) + " threw " + e);
+            }
+        }
+        assertTrue(seen.containsAll(EnumSet.of(ErrorCode.MALFORMED_FRAME, ErrorCode.RECORD_FRAGMENT)), seen.toString());
+        assertTrue(EnumSet.of(ErrorCode.MALFORMED_FRAME, ErrorCode.RECORD_FRAGMENT, ErrorCode.UNSUPPORTED_VERSION,
+                ErrorCode.FRAME_TOO_LARGE, ErrorCode.UNKNOWN_FRAME_TYPE).containsAll(seen), seen.toString());
+        assertTrue(parsed > 100, "some random bodies parse: " + parsed);
+    }
+
     @Test
     void recordPlaintextSplitting() throws ProtocolException {
         byte[] ping = FrameCodec.encode(new Frame.Ping(3, 0, 42));
