@@ -34,7 +34,8 @@ class JsonTest {
 
     @Test
     void resultDetailAsUtf8() {
-        byte[] detail = Hex.decode("7b227374617465223a227472616e73666572726564222c226f776e6572223a226167656e742d37227d");
+        byte[] detail = Hex.decode("7b227374617465223a227472616e73666572726564222c"
+                + "226f776e6572223a226167656e742d37227d"); // RESULT's detail in frames.json
         assertEquals(Map.of("state", "transferred", "owner", "agent-7"), Json.parse(detail));
         assertEquals(0, assertThrows(Json.ParseException.class, () -> Json.parse(new byte[] {'"', (byte) 0xff, '"'}))
                 .offset());
@@ -77,7 +78,8 @@ class JsonTest {
         m.put("n", List.of(1L, -2, new BigInteger("18446744073709551615"), 1.5, true));
         m.put("z", null);
         String text = Json.write(m);
-        assertEquals("{\"s\":\"a\\\"b\\\\c\\n\\u0001é😀\",\"n\":[1,-2,18446744073709551615,1.5,true],\"z\":null}", text);
+        assertEquals("{\"s\":\"a\\\"b\\\\c\\n\\u0001é😀\","
+                + "\"n\":[1,-2,18446744073709551615,1.5,true],\"z\":null}", text);
         Map<String, Object> back = Json.parseObject(text);
         assertEquals(m.get("s"), back.get("s"));
         assertThrows(IllegalArgumentException.class, () -> Json.write(Double.NaN));
