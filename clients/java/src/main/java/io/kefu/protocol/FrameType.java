@@ -102,6 +102,15 @@ public enum FrameType {
     }
 
     /**
+     * The largest body a frame of this type may declare (section 3.4): see {@link FrameCodec#bodyLimit(int)}.
+     *
+     * @return the limit in bytes
+     */
+    public int bodyLimit() {
+        return FrameCodec.bodyLimit(code);
+    }
+
+    /**
      * The frame type of a wire code.
      *
      * @param code the type byte, 0 to 255 (other values give empty)

@@ -149,6 +149,11 @@ class FrameCodecTest {
         assertEquals(1_048_576, FrameCodec.bodyLimit(FrameType.SEND.code()));
         assertEquals(1_048_576, FrameCodec.bodyLimit(0x99));
         assertEquals(1_048_588, FrameCodec.MAX_RECORD_PLAINTEXT);
+        assertEquals(4096, FrameType.CLIENT_HELLO.bodyLimit());
+        assertEquals(FrameCodec.MAX_RECORD_BODY, FrameType.RECORD.bodyLimit());
+        int[] limits = FrameCodec.defaultLimits();
+        limits[0] = -1; // a copy: the defaults are untouched
+        assertEquals(FrameCodec.MAX_BODY, FrameCodec.defaultLimits()[0]);
     }
 
     @Test
