@@ -5,13 +5,11 @@ import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import org.bouncycastle.asn1.gm.GMNamedCurves;
 import org.bouncycastle.asn1.x9.X9ECParameters;
-import org.bouncycastle.crypto.CryptoException;
 import org.bouncycastle.crypto.params.ECDomainParameters;
-import org.bouncycastle.crypto.params.ECPrivateKeyParameters;
 import org.bouncycastle.crypto.params.ECPublicKeyParameters;
 import org.bouncycastle.crypto.params.ParametersWithID;
-import org.bouncycastle.crypto.params.ParametersWithRandom;
 import org.bouncycastle.crypto.signers.SM2Signer;
+import org.bouncycastle.crypto.signers.StandardDSAEncoding;
 import org.bouncycastle.math.ec.ECPoint;
 import org.bouncycastle.math.ec.FixedPointCombMultiplier;
 import org.bouncycastle.util.BigIntegers;
@@ -20,11 +18,11 @@ import org.bouncycastle.util.BigIntegers;
  * SM2 on curveSM2 (GB/T 32918, RFC 8998): key validation, ECDH (the 32-byte x-coordinate of {@code d·Q}) and
  * SM2-with-SM3 signatures, DER-encoded and decoded strictly (spec/PROTOCOL.md section 6.1).
  *
- * <p>Signatures use BouncyCastle's {@link SM2Signer}: {@code e = SM3(Z || M)} with
- * {@code Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA)}. The signer ID of kefu's handshake is
- * {@link #SIGNER_ID_RFC8998}; other IDs exist only for the published known answers. Scalar multiplications by a
- * secret use BouncyCastle's fixed-point comb (base point) or its window method on curveSM2's custom field
- * arithmetic; the arithmetic mod n is {@link BigInteger}, which is not constant time (see the client's README).
+ * <p>Signatures: {@code e = SM3(Z || M)} with {@code Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA)}; signing
+ * is this class's own ({@link #sign}: a fixed-point comb for {@code k·G}, blinded arithmetic mod n), verification
+ * BouncyCastle's {@link SM2Signer}. The signer ID of kefu's handshake is {@link #SIGNER_ID_RFC8998}; other IDs exist
+ * only for the published known answers. ECDH multiplies by the secret scalar with a fixed-length ladder
+ * ({@link #ecdh}).
  *
  * <p>Thread-safety: stateless; every method is safe to call from any thread.
  */
@@ -148,25 +146,77 @@ public final class Sm2 {
     }
 
     /**
-     * Signs with SM2-with-SM3.
+     * Signs with SM2-with-SM3 (GB/T 32918.2 section 6.1): {@code e = SM3(Z || M)}, {@code (x1, y1) = k·G},
+     * {@code r = (e + x1) mod n}, {@code s = (1 + d)^-1 · (k - r·d) mod n}.
+     *
+     * <p>{@code k·G} runs on BouncyCastle's fixed-point comb, whose steps and table reads do not depend on
+     * {@code k}. The arithmetic mod n runs on {@link BigInteger}, which is not constant time, so it is done on
+     * blinded values: with a fresh random {@code b}, {@code s = (b·k - r·(b·d)) · (b·d + b)^-1 mod n}; every
+     * operand that meets a variable-time operation is then a uniformly random value independent of {@code d} and
+     * {@code k} (the blinding factor cancels).
      *
      * @param scalar the 32-byte private key
      * @param signerId the signer ID that enters Z ({@link #SIGNER_ID_RFC8998} in kefu)
      * @param message the message (hashed as {@code SM3(Z || message)})
-     * @param random where the nonce {@code k} is drawn from: a {@link SecureRandom} in production; a source that
-     *     returns fixed bytes only to reproduce test vectors (a {@code k} used twice reveals the key)
+     * @param random where the nonce {@code k} is drawn from (32 bytes at a time, redrawn unless
+     *     {@code 1 <= k <= n-1}, as BouncyCastle's signer draws it): a {@link SecureRandom} in production; a source
+     *     that returns fixed bytes only to reproduce test vectors (a {@code k} used twice reveals the key)
      * @return the DER signature
      */
     public static byte[] sign(byte[] scalar, byte[] signerId, byte[] message, SecureRandom random) {
-        ECPrivateKeyParameters key = new ECPrivateKeyParameters(privateScalar(scalar), DOMAIN);
-        SM2Signer signer = new SM2Signer();
-        signer.init(true, new ParametersWithID(new ParametersWithRandom(key, random), signerId));
-        signer.update(message, 0, message.length);
-        try {
-            return signer.generateSignature();
-        } catch (CryptoException e) {
-            throw new IllegalStateException("SM2 signing failed", e);
+        BigInteger d = privateScalar(scalar);
+        ECPoint pub = new FixedPointCombMultiplier().multiply(DOMAIN.getG(), d).normalize();
+        BigInteger e = new BigInteger(1, Crypto.Hash.SM3.digest(z(signerId, pub), message));
+        SecureRandom blinding = new SecureRandom();
+        FixedPointCombMultiplier comb = new FixedPointCombMultiplier();
+        for (int attempt = 0; attempt < 16; attempt++) {
+            BigInteger k = nextK(random);
+            BigInteger x1 = comb.multiply(DOMAIN.getG(), k).normalize().getAffineXCoord().toBigInteger();
+            BigInteger r = e.add(x1).mod(N);
+            if (r.signum() == 0 || r.add(k).equals(N)) {
+                continue;
+            }
+            BigInteger b = BigIntegers.createRandomInRange(BigInteger.ONE, N.subtract(BigInteger.ONE), blinding);
+            BigInteger bd = b.multiply(d).mod(N);
+            BigInteger numerator = b.multiply(k).subtract(r.multiply(bd)).mod(N);
+            BigInteger denominator = bd.add(b).mod(N);
+            BigInteger s = numerator.multiply(BigIntegers.modOddInverse(N, denominator)).mod(N);
+            if (s.signum() == 0) {
+                continue;
+            }
+            try {
+                return StandardDSAEncoding.INSTANCE.encode(N, r, s);
+            } catch (java.io.IOException ex) {
+                throw new IllegalStateException("DER encoding failed", ex);
+            }
         }
+        throw new IllegalStateException("SM2 signing: 16 unusable nonces in a row (a broken random source)");
+    }
+
+    /** A nonce as BouncyCastle's RandomDSAKCalculator draws it: 32 bytes, redrawn unless {@code 1 <= k < n}. */
+    private static BigInteger nextK(SecureRandom random) {
+        for (int i = 0; i < 16; i++) {
+            byte[] bytes = new byte[SCALAR_LENGTH];
+            random.nextBytes(bytes);
+            BigInteger k = new BigInteger(1, bytes);
+            if (k.signum() > 0 && k.compareTo(N) < 0) {
+                return k;
+            }
+        }
+        throw new IllegalStateException("SM2 signing: no nonce in [1, n-1] in 16 draws (a broken random source)");
+    }
+
+    /** {@code Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA)} (GB/T 32918.2 section 5.5). */
+    static byte[] z(byte[] signerId, ECPoint pub) {
+        int bits = signerId.length * 8;
+        if (bits > 0xFFFF) {
+            throw new IllegalArgumentException("signer id too long");
+        }
+        ECPoint g = DOMAIN.getG().normalize();
+        return Crypto.Hash.SM3.digest(new byte[] {(byte) (bits >>> 8), (byte) bits}, signerId,
+                DOMAIN.getCurve().getA().getEncoded(), DOMAIN.getCurve().getB().getEncoded(),
+                g.getAffineXCoord().getEncoded(), g.getAffineYCoord().getEncoded(),
+                pub.getAffineXCoord().getEncoded(), pub.getAffineYCoord().getEncoded());
     }
 
     /**

@@ -210,6 +210,9 @@ class CryptoKnownAnswersTest {
                 byte[] uid = hex(v, "uid");
                 byte[] msg = hex(v, "msg_hex");
                 assertArrayEquals(pub, Sm2.publicKey(d));
+                byte[] z = Sm2.z(uid, Sm2.decodePoint(pub));
+                assertEquals(v.get("Z"), Hex.encode(z));
+                assertEquals(v.get("e"), Hex.encode(Crypto.Hash.SM3.digest(z, msg)));
                 byte[] published = der(hex(v, "r"), hex(v, "s"));
                 assertEquals(Hex.encode(published), Hex.encode(Sm2.sign(d, uid, msg, fixedK(hex(v, "k")))));
                 assertTrue(Sm2.verify(pub, uid, msg, published));
