@@ -156,6 +156,27 @@ class FrameCodecTest {
         assertEquals(FrameCodec.MAX_BODY, FrameCodec.defaultLimits()[0]);
     }
 
+    /** A connection narrows the limits per state (section 8): refused from the header alone. */
+    @Test
+    void checkHeaderAgainstAStatesLimits() throws ProtocolException {
+        int[] limits = FrameCodec.defaultLimits();
+        limits[FrameType.PING.code()] = FrameCodec.NOT_ACCEPTED;
+        limits[FrameType.RECORD.code()] = 4124;
+        FrameHeader ping = FrameCodec.readHeader(FrameCodec.encodeHeader(FrameType.PING.code(), 0, 0, 8), 0);
+        assertEquals(new FrameHeader(8, 1, 0x20, 0, 0), ping);
+        assertEquals(ErrorCode.UNEXPECTED_FRAME,
+                assertThrows(ProtocolException.class, () -> FrameCodec.checkHeader(ping, limits)).code());
+        FrameCodec.checkHeader(ping); // the defaults accept it
+        FrameHeader record = new FrameHeader(4125, 1, FrameType.RECORD.code(), 0, 0);
+        assertEquals(ErrorCode.FRAME_TOO_LARGE,
+                assertThrows(ProtocolException.class, () -> FrameCodec.checkHeader(record, limits)).code());
+        FrameCodec.checkHeader(new FrameHeader(4124, 1, FrameType.RECORD.code(), 0, 0), limits);
+        FrameHeader v2 = new FrameHeader(8, 2, FrameType.PING.code(), 0, 0);
+        assertEquals(ErrorCode.UNSUPPORTED_VERSION,
+                assertThrows(ProtocolException.class, () -> FrameCodec.checkHeader(v2, limits)).code());
+        assertThrows(IndexOutOfBoundsException.class, () -> FrameCodec.readHeader(new byte[11], 0));
+    }
+
     @Test
     void unsupportedVersionComesBeforeTheLength() {
         byte[] header = FrameCodec.encodeHeader(FrameType.PING.code(), 0, 0, 8);
