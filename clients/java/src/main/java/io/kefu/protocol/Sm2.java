@@ -151,9 +151,10 @@ public final class Sm2 {
      *
      * <p>{@code k·G} runs on BouncyCastle's fixed-point comb, whose steps and table reads do not depend on
      * {@code k}. The arithmetic mod n runs on {@link BigInteger}, which is not constant time, so it is done on
-     * blinded values: with a fresh random {@code b}, {@code s = (b·k - r·(b·d)) · (b·d + b)^-1 mod n}; every
-     * operand that meets a variable-time operation is then a uniformly random value independent of {@code d} and
-     * {@code k} (the blinding factor cancels).
+     * blinded values: with a fresh random {@code b}, {@code s = (b·k - r·(b·d)) · (b·d + b)^-1 mod n} (the
+     * blinding factor cancels). Past the first two products, whose time depends on nothing of {@code d} and
+     * {@code k} but their length in 32-bit words, every operand of a variable-time operation is a uniformly random
+     * value independent of them.
      *
      * @param scalar the 32-byte private key
      * @param signerId the signer ID that enters Z ({@link #SIGNER_ID_RFC8998} in kefu)
