@@ -811,6 +811,22 @@ public final class KefuClient implements AutoCloseable {
         }
     }
 
+    /** Drop the current connection without CLOSE, as a network failure would (tests, benchmarks). */
+    void abortConnection() {
+        loop.execute(() -> {
+            if (link != null) {
+                link.abort();
+            }
+        });
+    }
+
+    /** Whether a resumption ticket is held for the next connection (tests). */
+    boolean hasTicket() {
+        CompletableFuture<Boolean> held = new CompletableFuture<>();
+        loop.execute(() -> held.complete(ticket != null));
+        return held.join();
+    }
+
     Link currentLink() {
         return link;
     }

@@ -337,7 +337,7 @@ final class Link implements IoLoop.Ready {
         }
         lost = true;
         cancelTimer();
-        if (!core.isClosed()) {
+        if (connected && !core.isClosed()) {
             core.receiveData(new byte[0], 0, 0);
             dispatch();
         }
