@@ -92,17 +92,17 @@ class ServeProcess:
                 [*prefix, *self.command()], stdout=subprocess.PIPE, stderr=log, env=self.env, pass_fds=tuple(pass_fds)
             )
         self.starts += 1
-        ready = threading.Event()
-        threading.Thread(target=self._read, args=(self.proc, ready), daemon=True).start()
+        ready, ended = threading.Event(), threading.Event()
+        threading.Thread(target=self._read, args=(self.proc, ready, ended), daemon=True).start()
         if not ready.wait(timeout):
             self.kill()
             raise RuntimeError(f"kefu serve did not start in {timeout:g} s: {self.log_tail()}")
-        if not self.alive:
+        if ended.is_set() or not self.alive:  # its stdout closed: it is exiting, even if not yet reaped
             self.wait(10)
             raise RuntimeError(f"server exited ({self.proc.returncode}): {self.log_tail()}")
         return self
 
-    def _read(self, proc: subprocess.Popen[bytes], ready: threading.Event) -> None:
+    def _read(self, proc: subprocess.Popen[bytes], ready: threading.Event, ended: threading.Event) -> None:
         assert proc.stdout is not None
         metrics_off = "--no-metrics" in self.args or self.env.get("KEFU_METRICS_ENABLED", "").lower() in ("0", "false")
         for raw in proc.stdout:
@@ -116,6 +116,8 @@ class ServeProcess:
                 self.metrics_port = int(m.group(1))
                 ready.set()
         proc.stdout.close()
+        if not ready.is_set():
+            ended.set()
         ready.set()  # the server exited: `start` reports it
 
     def log_tail(self, chars: int = 3000) -> str:

@@ -14,6 +14,7 @@ import base64
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +50,57 @@ def run_java(cmd: list[str], timeout: float = JAVA_TIMEOUT_S) -> list[str]:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return done.stdout.splitlines()
+
+
+class Running:
+    """A Java program running in the background, its stdout read line by line by a thread of its own (so that no line
+    is lost in a pipe buffer between "wait for this line" and "read the rest"), its stderr kept."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._err: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._pump_err, daemon=True).start()
+
+    def _pump_err(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:
+            self._err.extend(self.proc.stderr)
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        with self.proc.stdout:
+            for line in self.proc.stdout:
+                with self._changed:
+                    self.lines.append(line.rstrip("\n"))
+                    self._changed.notify_all()
+        with self._changed:
+            self.lines.append("")  # EOF marker, dropped by finish()
+            self._changed.notify_all()
+
+    def wait_for(self, prefix: str, timeout: float = JAVA_TIMEOUT_S) -> str:
+        """The first line starting with `prefix` (fails if the program ends or is too slow)."""
+        with self._changed:
+            ok = self._changed.wait_for(
+                lambda: any(x.startswith(prefix) for x in self.lines) or bool(self.lines and self.lines[-1] == ""),
+                timeout,
+            )
+            match = [x for x in self.lines if x.startswith(prefix)]
+        assert ok and match, f"no line {prefix!r}: {self.lines[-20:]}\n{''.join(self._err)[-4000:]}"
+        return match[0]
+
+    def finish(self, timeout: float = JAVA_TIMEOUT_S) -> tuple[int, list[str], str]:
+        """Wait for the end: (exit status, every stdout line, stderr)."""
+        try:
+            status = self.proc.wait(timeout)
+        finally:
+            self.proc.kill()
+        with self._changed:
+            self._changed.wait_for(lambda: bool(self.lines and self.lines[-1] == ""), 10)
+            lines = [x for x in self.lines if x != ""]
+        return status, lines, "".join(self._err)
 
 
 def sent(lines: list[str]) -> list[int]:
@@ -159,18 +211,12 @@ def test_server_restart_loses_nothing_acknowledged(java_build: JavaBuild, shared
     conv, count = new_conversation_id(), 300
     cmd = interop(java_build, server, "send", sender, "--conv", str(conv), "--to", receiver, "--count", str(count),
                   "--window", "4")  # fmt: skip
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:  # restart once the stream is under way
-            lines.append(line.rstrip("\n"))
-            if line.startswith("SENT 30 "):
-                break
-        server.stop()
-        server.start()
-        out, err = proc.communicate(timeout=JAVA_TIMEOUT_S)
-    lines += out.splitlines()
-    assert proc.returncode == 0, f"{lines[-20:]}\n{err[-4000:]}"
+    running = Running(cmd)
+    running.wait_for("SENT 30 ")  # restart once the stream is under way
+    server.stop()
+    server.start()
+    status, lines, err = running.finish()
+    assert status == 0, f"{lines[-20:]}\n{err[-4000:]}"
     assert sent(lines) == list(range(1, count + 1)), lines[-20:]
     lines = run_java(interop(java_build, server, "receive", receiver, "--count", str(count), "--timeout", "20"))
     assert [(c, seq) for c, seq, _, _ in received(lines)] == [(conv, seq) for seq in range(1, count + 1)]
@@ -201,21 +247,20 @@ def test_customer_service_flow_with_the_java_agent(
     common = ["--host", server.host, "--port", str(server.port), "--pins-file", str(pins)]
     agent_cmd = ["java", "-cp", java_build.classpath, "Agent", *common, "--app-id", agent, "--secret",
                  secret_text(server.secrets[agent]), "--service", "--count", "1", "--timeout", "30"]  # fmt: skip
-    with subprocess.Popen(agent_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        assert first.startswith("agent: ready (national)"), first + (proc.stderr.read() if proc.stderr else "")
-        words = "我的卡丢了"
-        if visitor_language == "java":
-            visitor_cmd = ["java", "-cp", java_build.classpath, "Visitor"]
-        else:
-            visitor_cmd = [sys.executable, str(EXAMPLES / "visitor.py")]
-        visitor_cmd += [*common, "--app-id", visitor, "--secret", secret_text(server.secrets[visitor]), "--service",
-                        "--timeout", "30", words]  # fmt: skip
-        done = subprocess.run(visitor_cmd, capture_output=True, text=True, timeout=JAVA_TIMEOUT_S, check=False)
-        out, err = proc.communicate(timeout=JAVA_TIMEOUT_S)
+    running = Running(agent_cmd)
+    running.wait_for("agent: ready (national)")
+    words = "我的卡丢了"
+    if visitor_language == "java":
+        visitor_cmd = ["java", "-cp", java_build.classpath, "Visitor"]
+    else:
+        visitor_cmd = [sys.executable, str(EXAMPLES / "visitor.py")]
+    visitor_cmd += [*common, "--app-id", visitor, "--secret", secret_text(server.secrets[visitor]), "--service",
+                    "--timeout", "30", words]  # fmt: skip
+    done = subprocess.run(visitor_cmd, capture_output=True, text=True, timeout=JAVA_TIMEOUT_S, check=False)
+    status, agent_lines, err = running.finish()
+    out = "\n".join(agent_lines)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"in general: agent {agent}" in done.stdout
     assert f"visitor: {agent} replied: 您好 {visitor}，已收到：{words}" in done.stdout
-    assert proc.returncode == 0, out + err
+    assert status == 0, out + err
     assert f"agent: {visitor} says: {words}" in out
