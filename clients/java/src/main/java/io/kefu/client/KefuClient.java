@@ -784,6 +784,9 @@ public final class KefuClient implements AutoCloseable {
                 g.jitterPermille());
         policy = asked.withoutFirst();
         goawayDelay = asked.firstSeconds();
+        if (!l.ready) {
+            return; // a handshake refused for load: the ConnectionClosed that follows fails it as ServerBusyException
+        }
         l.flush(); // acknowledgements still go out on this connection
         l.draining = true;
         l.close(ErrorCode.OK, "goaway");
@@ -818,6 +821,21 @@ public final class KefuClient implements AutoCloseable {
                 link.abort();
             }
         });
+    }
+
+    /** Take the resumption ticket held for the next connection, or null (tests, benchmarks). */
+    SessionTicket takeTicket() {
+        CompletableFuture<SessionTicket> held = new CompletableFuture<>();
+        loop.execute(() -> {
+            held.complete(ticket);
+            ticket = null;
+        });
+        return held.join();
+    }
+
+    /** Resume the first connection with this ticket (tests, benchmarks); call before connect(). */
+    void offerTicket(SessionTicket value) {
+        loop.execute(() -> ticket = value);
     }
 
     /** Whether a resumption ticket is held for the next connection (tests). */

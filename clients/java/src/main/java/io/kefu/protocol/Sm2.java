@@ -3,8 +3,8 @@ package io.kefu.protocol;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
-import org.bouncycastle.asn1.gm.GMNamedCurves;
 import org.bouncycastle.asn1.x9.X9ECParameters;
+import org.bouncycastle.crypto.ec.CustomNamedCurves;
 import org.bouncycastle.crypto.params.ECDomainParameters;
 import org.bouncycastle.crypto.params.ECPublicKeyParameters;
 import org.bouncycastle.crypto.params.ParametersWithID;
@@ -42,7 +42,10 @@ public final class Sm2 {
     static final ECDomainParameters DOMAIN;
 
     static {
-        X9ECParameters x9 = GMNamedCurves.getByName("sm2p256v1");
+        // BouncyCastle's custom curveSM2 (fixed-length 256-bit field arithmetic, SM2P256V1Field), not the generic Fp
+        // curve over BigInteger that GMNamedCurves gives: about ten times faster, and no BigInteger in the point
+        // arithmetic on secret scalars
+        X9ECParameters x9 = CustomNamedCurves.getByName("sm2p256v1");
         DOMAIN = new ECDomainParameters(x9.getCurve(), x9.getG(), x9.getN(), x9.getH());
     }
 

@@ -3,9 +3,16 @@ package io.kefu.client;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kefu.protocol.Frame;
+import io.kefu.protocol.FrameCodec;
+import java.io.IOException;
 import java.net.ServerSocket;
+import java.net.Socket;
 import java.time.Duration;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /** Real sockets on loopback, no server: the typed errors of a failed first connection. */
@@ -42,5 +49,31 @@ class ConnectFailureTest {
             ExecutionException e = assertThrows(ExecutionException.class, () -> c.send(1, "x").get());
             assertEquals(ClientClosedException.class, e.getCause().getClass());
         }
+    }
+
+    @Test
+    void handshakeRefusedForLoadIsRetriedThenServerBusy() throws Exception {
+        AtomicInteger refused = new AtomicInteger();
+        try (ServerSocket s = new ServerSocket(0)) {
+            Thread server = new Thread(() -> {
+                byte[] goaway = FrameCodec.encode(new Frame.Goaway(0, 0, Codes.OVERLOADED, 150, 100, 1000, 0, "busy"));
+                while (!s.isClosed()) {
+                    try (Socket peer = s.accept()) {
+                        peer.getInputStream().read(new byte[4096]); // the CLIENT_HELLO (or its first part)
+                        peer.getOutputStream().write(goaway);
+                        refused.incrementAndGet();
+                    } catch (IOException e) {
+                        return;
+                    }
+                }
+            });
+            server.setDaemon(true);
+            server.start();
+            try (KefuClient c = client(s.getLocalPort()).connectTimeout(Duration.ofMillis(1000)).build()) {
+                ServerBusyException e = assertThrows(ServerBusyException.class, c::connect);
+                assertEquals(Codes.OVERLOADED, e.code());
+            }
+        }
+        assertTrue(refused.get() >= 2, "retried after the GOAWAY's delay: " + refused.get() + " attempts");
     }
 }
