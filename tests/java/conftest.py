@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.conftest import KefuServer, shared_kefu_server
+from tests.debian import debian_install
 
 __all__ = ["JavaBuild", "KefuServer", "java_build", "shared_kefu_server"]
 
@@ -23,7 +24,6 @@ JAVA_DIR = Path(__file__).resolve().parents[2] / "clients" / "java"
 BCPROV_JAR = Path("/usr/share/java/bcprov.jar")
 JUNIT_JAR = Path("/usr/share/java/junit-platform-console-standalone.jar")
 DEBIAN_PACKAGES = ("default-jdk-headless", "libbcprov-java", "junit5")
-APT_TIMEOUT_S = 900.0
 BUILD_TIMEOUT_S = 600.0
 
 
@@ -46,20 +46,8 @@ def _missing() -> list[str]:
 
 
 def ensure_java() -> None:
-    """Install Debian's JDK, BouncyCastle and JUnit 5 where missing (as root), else skip with the reason."""
-    missing = _missing()
-    if not missing:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip(f"Java client: missing {', '.join(missing)}; install {' '.join(DEBIAN_PACKAGES)}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *DEBIAN_PACKAGES]
-    done = subprocess.run(install, capture_output=True, text=True, env=env, timeout=APT_TIMEOUT_S, check=False)
-    if done.returncode != 0:  # a fresh machine's package lists may be missing or stale
-        subprocess.run(["apt-get", "update"], capture_output=True, env=env, timeout=APT_TIMEOUT_S, check=False)
-        done = subprocess.run(install, capture_output=True, text=True, env=env, timeout=APT_TIMEOUT_S, check=False)
-    if _missing():
-        pytest.fail(f"apt-get install {' '.join(DEBIAN_PACKAGES)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    """Install Debian's JDK, BouncyCastle and JUnit 5 where missing (as root; fails if that fails), else skip."""
+    debian_install(DEBIAN_PACKAGES, _missing, required=True)
 
 
 @pytest.fixture(scope="module")
