@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from .conftest import JAVA_DIR, JavaBuild, KefuServer
 JAVA_TIMEOUT_S = 60.0
 SUITES = ["national", "international"]
 EXAMPLES = Path(__file__).resolve().parents[2] / "clients" / "python" / "examples"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_java_client.py"
 
 
 def secret_text(secret: bytes) -> str:
@@ -264,3 +266,22 @@ def test_customer_service_flow_with_the_java_agent(
     assert f"visitor: {agent} replied: 您好 {visitor}，已收到：{words}" in done.stdout
     assert status == 0, out + err
     assert f"agent: {visitor} says: {words}" in out
+
+
+def test_the_benchmark_runs_both_clients(java_build: JavaBuild, tmp_path: Path) -> None:
+    """bench/bench_java_client.py end to end at a tiny size (its numbers are never asserted: machines vary): every
+    mode of both clients runs against its own server and is reported with the targets."""
+    out = tmp_path / "java_client.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--runs", "1", "--messages", "300", "--window", "50", "--handshakes", "3",
+         "--java-build", str(java_build.build_dir), "--out", str(out)],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    report = json.loads(out.read_text())
+    modes = {f"{language}.{mode}" for language in ("java", "python") for mode in ("full", "resumed", "messages")}
+    assert set(report["results"]) == modes
+    for result in report["results"].values():
+        assert result["ops_per_s_median"] > 0 and result["cpu_us_per_op_median"] >= 0
+    assert set(report["targets"]) == {"java_acked_messages_per_s", "java_cpu_per_message_below_python"}
+    assert "acked msgs/s" in done.stdout
