@@ -29,8 +29,7 @@ from ..engine.audit import NO_AUDIT, Action, AuditTrail
 from ..engine.messages import Outgoing, SendResult
 from ..engine.ports import CorePort, ResumePlan
 from ..engine.presence import Presence
-from ..engine.ratelimit import TokenBucket
-from ..engine.refusals import RefusalLog
+from ..engine.refusals import RefusalLog, ThrottledLog
 from ..engine.streams import Outbound
 from .admission import MAX_HELD, HandshakeAdmission, measure_costs
 from .session import Session
@@ -40,6 +39,11 @@ __all__ = ["Gateway", "printable"]
 
 AUTH_LOG_PER_S = 5.0
 AUTH_LOG_BURST = 20.0
+ERROR_LOG_PER_S = 5.0
+ERROR_LOG_BURST = 20.0
+"""conn.error lines (a connection ended for bad input or a protocol error): a peer can open connections and send
+garbage as fast as it likes, so like failed logins these are bounded per gateway; every such end is still counted by
+code in kefu_errors."""
 CLAIMED_ID_LOGGED = 64
 """Characters of a claimed app id that a log line shows (an app id may be 255 bytes of anything printable)."""
 
@@ -100,8 +104,8 @@ class Gateway:
         self.held_back: set[Session] = set()
         """Connections held back until their address may ask for a handshake again (`hold_back`)."""
         """The handshake budget (`admit_handshake`), in CPU seconds measured on this process at start."""
-        self._auth_log = TokenBucket(AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time())
-        self._auth_log_dropped = 0
+        self._auth_log = ThrottledLog("conn.auth_failed", AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time, logmod.warning)
+        self._error_log = ThrottledLog("conn.error", ERROR_LOG_PER_S, ERROR_LOG_BURST, loop.time, logmod.event)
         self.refusals = RefusalLog(loop.time)
         """Requests this gateway refuses itself (its per-connection rate limit), logged at info at a bounded rate."""
         self.audit: AuditTrail = NO_AUDIT
@@ -205,8 +209,7 @@ class Gateway:
                 elif event.code is ErrorCode.OVERLOADED and not session.ready:
                     pass  # a refused handshake: counted (kefu_handshakes{result="refused"}), not a log line each
                 else:
-                    fields = {"peer": session.peer, "app": session.user, "code": event.code.name}
-                    logmod.event("conn.error", **fields, reason=event.reason)
+                    self._error_log(peer=session.peer, app=session.user, code=event.code.name, reason=event.reason)
                 self.count_error(event.code)
             if not session.ready and self.metrics is not None and event.code is not ErrorCode.OVERLOADED:
                 timeout = event.code is ErrorCode.HANDSHAKE_TIMEOUT
@@ -225,18 +228,7 @@ class Gateway:
             self.audit.tally(printable(claimed), Action.AUTH_FAILED, "", ErrorCode.AUTH_FAILED.name, note)
             if self.metrics is not None:
                 self.metrics.auth_failed(why)
-        if not self._auth_log.take(1, self.loop.time()):
-            self._auth_log_dropped += 1
-            return
-        dropped, self._auth_log_dropped = self._auth_log_dropped, 0
-        logmod.warning(
-            "conn.auth_failed",
-            peer=session.peer,
-            code=ErrorCode.AUTH_FAILED.name,
-            claimed_app=printable(claimed),
-            reason=why,
-            not_logged=dropped,
-        )
+        self._auth_log(peer=session.peer, code=ErrorCode.AUTH_FAILED.name, claimed_app=printable(claimed), reason=why)
 
     def forget(self, session: Session) -> None:
         """The transport is gone."""

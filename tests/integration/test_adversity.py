@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,3 +265,34 @@ async def test_handshakes_past_the_budget_get_a_goaway_and_a_quiet_address_still
         if isinstance(answer, frames.ServerHello):
             break
     assert isinstance(answer, frames.ServerHello)
+
+
+async def test_connection_errors_are_logged_at_a_bounded_rate(server: ServerProcess) -> None:
+    """A peer that opens connection after connection and sends garbage costs the journal at most a burst of conn.error
+    lines per gateway and a few a second after that; the lines left out are counted in the next one written."""
+    from kefu.server.edge.gateway import ERROR_LOG_BURST, ERROR_LOG_PER_S  # noqa: PLC0415
+
+    async def garbage() -> None:
+        reader, writer = await raw(server)
+        writer.write(b"GET / HTTP/1.1\r\n\r\n")
+        await writer.drain()
+        assert await error_then_close(reader) == ErrorCode.UNSUPPORTED_VERSION
+        await shut(writer)
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(6):
+        await asyncio.gather(*(garbage() for _ in range(25)))  # 150 in a burst, well past every gateway's allowance
+    await asyncio.sleep(1.0)  # the allowance refills: the next lines carry the counts left out
+    for _ in range(10):
+        await garbage()
+        await asyncio.sleep(0.1)
+    elapsed = loop.time() - started
+    lines = [line for line in server.log_path.read_text().splitlines() if " conn.error " in line]
+    gateways = max(1, sum(1 for name in server.workers() if name.startswith("gateway")))
+    allowed = gateways * (ERROR_LOG_BURST + ERROR_LOG_PER_S * elapsed) + 1
+    assert 10 <= len(lines) <= allowed, (len(lines), allowed)
+    left_out = sum(int(m.group(1)) for line in lines if (m := re.search(r"not_logged=(\d+)", line)))
+    assert left_out > 0 and len(lines) + left_out <= 160
+    assert all("code=UNSUPPORTED_VERSION" in line for line in lines)
+    await healthy_exchange(server, 7)
