@@ -21,21 +21,27 @@ import java.util.random.RandomGenerator;
  * sending a SEND again is always safe, and this class does so whenever its fate is unknown:
  * <ul>
  *   <li><b>Window.</b> At most {@code window} SENDs are on the wire without a SEND_ACK; {@link #takeSendable}
- *       releases the next ones in submission order as acknowledgements free the window.</li>
+ *       releases the next ones in line as acknowledgements free the window, at most a given number of bytes at a
+ *       time (one flush never builds an unbounded batch).</li>
  *   <li><b>Retransmission after rto.</b> A SEND without a SEND_ACK {@code rto} seconds after it went out is sent
  *       again on the same connection, and its rto doubles (from {@code rtoInitial} up to {@code rtoMax}). A server
  *       answers every SEND exactly once, so this only matters for a server that is stuck or a connection that died
- *       silently; the keepalive catches the latter too.</li>
+ *       silently; the keepalive catches the latter too. With an infinite {@code rtoInitial} (as the Python client,
+ *       which relies on the keepalive) a SEND goes again only on the next connection.</li>
  *   <li><b>Reconnect.</b> {@link #requeueAll()} on a new connection puts every unsettled SEND back in line, in
  *       submission order, with its original {@code client_msg_id} (section 4.10 item 3).</li>
- *   <li><b>Refusals.</b> RATE_LIMITED (429) waits out an exponential backoff with jitter, then goes again;
- *       SHUTTING_DOWN (503) waits for the next connection (section 4.10 item 10); every other status is final.</li>
+ *   <li><b>Refusals.</b> RATE_LIMITED (429) waits out an exponential backoff with jitter, then goes to the end of
+ *       the line (as the Python client's {@code Outbox.requeue}); SHUTTING_DOWN (503) waits for the next connection
+ *       (section 4.10 item 10); every other status is final.</li>
  *   <li><b>Idempotency.</b> {@link #submit} of a {@code client_msg_id} already pending returns the pending entry
  *       instead of adding a second; a SEND_ACK for an id no longer pending (an answer to an earlier attempt) is
  *       reported as {@link Outcome.Kind#UNKNOWN} and changes nothing.</li>
  * </ul>
- * Admission is bounded: {@link #hasRoom(long)} says whether a SEND of a given size fits the count and byte bounds;
- * a caller that waits for room slows a fast producer to the server's pace.
+ * Admission is bounded: {@link #hasRoom(long)} says whether a SEND of {@link #sizeOf a given size} fits the count
+ * and byte bounds; a caller that waits for room slows a fast producer to the server's pace (the Java client guards
+ * its window with a lock whose condition {@code send()} awaits). Each entry carries an {@link PendingSend#attachment()
+ * attachment}, the caller's own state for it (the client's future and deadline), so that nothing else keeps a second
+ * map of the pending SENDs.
  *
  * <p>Thread-safety: not thread-safe. Confine an instance to one thread (the client's I/O thread) or guard every call
  * with one lock. It does no I/O and reads no clock.
@@ -97,16 +103,32 @@ public final class SendWindow {
         private double rto;
         private double backoff;
         private int transmissions;
+        private Object attachment;
 
         private PendingSend(Frame.Send frame, long order, double rto) {
             this.frame = frame;
             this.order = order;
             this.rto = rto;
-            long bytes = frame.body().length;
-            for (MetaEntry m : frame.metadata()) {
-                bytes += m.value().length;
-            }
-            this.size = bytes;
+            this.size = sizeOf(frame);
+        }
+
+        /**
+         * The caller's own state for this SEND, as set by {@link #attach}.
+         *
+         * @return the attachment, or null
+         */
+        public Object attachment() {
+            return attachment;
+        }
+
+        /**
+         * Attaches the caller's own state to this SEND (replacing any earlier attachment); the window never reads
+         * it.
+         *
+         * @param value the attachment, or null
+         */
+        public void attach(Object value) {
+            this.attachment = value;
         }
 
         /**
@@ -197,7 +219,7 @@ public final class SendWindow {
     private final RandomGenerator random;
     private final LinkedHashMap<ByteBuffer, PendingSend> entries = new LinkedHashMap<>();
     private final ArrayDeque<PendingSend> unsent = new ArrayDeque<>();
-    /** Entries with a deadline (IN_FLIGHT and BACKOFF): what timer() and takeSendable() scan. */
+    /** Entries with a finite deadline (IN_FLIGHT and BACKOFF): what timer() and takeSendable() scan. */
     private final LinkedHashSet<PendingSend> timed = new LinkedHashSet<>();
     private long bytes;
     private int inFlight;
@@ -249,6 +271,20 @@ public final class SendWindow {
         byte[] id = new byte[16];
         random.nextBytes(id);
         return id;
+    }
+
+    /**
+     * The bytes a SEND counts against the byte bound: its body and metadata values (as the Python client's outbox).
+     *
+     * @param frame the SEND
+     * @return the size
+     */
+    public static long sizeOf(Frame.Send frame) {
+        long bytes = frame.body().length;
+        for (MetaEntry m : frame.metadata()) {
+            bytes += m.value().length;
+        }
+        return bytes;
     }
 
     private static ByteBuffer key(byte[] clientMsgId) {
@@ -304,15 +340,52 @@ public final class SendWindow {
     }
 
     /**
-     * The SENDs to put on the wire now, in submission order: those whose rto expired (sent again, their rto
-     * doubled), those whose rate-limit backoff is over, and the next unsent ones as far as the window allows. Each
-     * returned SEND counts as sent at {@code now}.
+     * The SENDs to put on the wire now: those whose rto expired (sent again, their rto doubled), then those whose
+     * rate-limit backoff is over, then the next ones in line, as far as the window allows. Each returned SEND counts
+     * as sent at {@code now}.
      *
      * @param now the current time, in seconds
      * @return the SENDs, possibly none
      */
     public List<PendingSend> takeSendable(double now) {
+        return takeSendable(now, Long.MAX_VALUE);
+    }
+
+    /**
+     * {@link #takeSendable(double)}, releasing SENDs from the line only while their sizes add up to less than
+     * {@code maxBytes} (at least one SEND, when any is sendable); the rest stay in line for the next call
+     * ({@link #hasSendable()} says so).
+     *
+     * @param now the current time, in seconds
+     * @param maxBytes the byte budget of this call (body and metadata bytes, as {@link #sizeOf})
+     * @return the SENDs, possibly none
+     */
+    public List<PendingSend> takeSendable(double now, long maxBytes) {
         List<PendingSend> out = new ArrayList<>();
+        if (!timed.isEmpty()) {
+            releaseExpired(now, out);
+        }
+        long budget = maxBytes;
+        for (PendingSend e : out) {
+            budget -= e.size;
+        }
+        while (inFlight < window && !unsent.isEmpty() && (budget > 0 || out.isEmpty())) {
+            PendingSend e = unsent.pollFirst();
+            e.state = State.IN_FLIGHT;
+            e.deadline = now + e.rto;
+            e.transmissions++;
+            inFlight++;
+            if (e.deadline != Double.POSITIVE_INFINITY) {
+                timed.add(e);
+            }
+            budget -= e.size;
+            out.add(e);
+        }
+        return out;
+    }
+
+    /** Retransmits the SENDs whose rto expired (into {@code out}) and puts those whose backoff is over in line. */
+    private void releaseExpired(double now, List<PendingSend> out) {
         List<PendingSend> backInLine = new ArrayList<>();
         for (PendingSend e : timed) {
             if (e.deadline > now) {
@@ -327,28 +400,13 @@ public final class SendWindow {
                 backInLine.add(e);
             }
         }
-        if (!backInLine.isEmpty()) {
-            timed.removeAll(backInLine);
-            List<PendingSend> merged = new ArrayList<>(unsent);
-            for (PendingSend e : backInLine) {
-                e.state = State.UNSENT;
-                merged.add(e);
-            }
-            merged.sort(Comparator.comparingLong(e -> e.order));
-            unsent.clear();
-            unsent.addAll(merged);
-        }
-        while (inFlight < window && !unsent.isEmpty()) {
-            PendingSend e = unsent.pollFirst();
-            e.state = State.IN_FLIGHT;
-            e.deadline = now + e.rto;
-            e.transmissions++;
-            inFlight++;
-            timed.add(e);
-            out.add(e);
-        }
         out.sort(Comparator.comparingLong(e -> e.order));
-        return out;
+        backInLine.sort(Comparator.comparingLong(e -> e.order));
+        for (PendingSend e : backInLine) {
+            timed.remove(e);
+            e.state = State.UNSENT;
+            unsent.addLast(e);
+        }
     }
 
     /**

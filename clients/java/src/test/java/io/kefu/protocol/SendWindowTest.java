@@ -193,6 +193,60 @@ class SendWindowTest {
     }
 
     @Test
+    void oneCallTakesAtMostTheByteBudgetButAtLeastOneSend() {
+        SendWindow w = new SendWindow(100, 1 << 20, 100, RTO, 8.0, new Random(1));
+        for (int n = 1; n <= 5; n++) {
+            w.submit(new Frame.Send(id(n), 7, 1, new byte[40], List.of(new MetaEntry("k", new byte[10]))));
+        }
+        assertEquals(50, SendWindow.sizeOf(w.get(id(1)).frame()), "body and metadata values");
+        assertEquals(List.of(1, 2), ids(w.takeSendable(0, 100)), "50 + 50 bytes use the budget up");
+        assertEquals(List.of(3), ids(w.takeSendable(0, 1)), "a budget below one SEND still takes one");
+        assertTrue(w.hasSendable());
+        assertEquals(List.of(4, 5), ids(w.takeSendable(0)));
+        assertFalse(w.hasSendable());
+    }
+
+    @Test
+    void anInfiniteRtoSendsAgainOnlyOnTheNextConnection() {
+        SendWindow w = new SendWindow(100, 1 << 20, 100, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY,
+                new Random(1));
+        w.submit(send(1));
+        w.submit(send(2));
+        assertEquals(List.of(1, 2), ids(w.takeSendable(0)));
+        assertEquals(OptionalDouble.empty(), w.timer(), "no timer armed");
+        assertEquals(List.of(), ids(w.takeSendable(1e9)));
+        w.requeueAll();
+        w.remove(id(1)); // abandoned while waiting to go again
+        assertEquals(List.of(2), ids(w.takeSendable(1e9)));
+        assertEquals(1, w.inFlight());
+    }
+
+    @Test
+    void aSendBackFromItsBackoffGoesToTheEndOfTheLine() {
+        SendWindow w = window(1);
+        w.submit(send(1));
+        w.submit(send(2));
+        w.submit(send(3));
+        assertEquals(List.of(1), ids(w.takeSendable(0)));
+        SendWindow.Outcome o = w.onSendAck(ack(1, 429, 0), 0);
+        assertEquals(List.of(2), ids(w.takeSendable(0)));
+        w.onSendAck(ack(2, 0, 0), o.retryAt());
+        assertEquals(List.of(3), ids(w.takeSendable(o.retryAt())), "as the Python client: 1 queues behind 3");
+        w.onSendAck(ack(3, 0, 0), o.retryAt());
+        assertEquals(List.of(1), ids(w.takeSendable(o.retryAt())));
+    }
+
+    @Test
+    void anEntryCarriesTheCallersAttachment() {
+        SendWindow w = window(1);
+        SendWindow.PendingSend e = w.submit(send(1));
+        assertNull(e.attachment());
+        e.attach("caller");
+        assertSame(e, w.submit(send(1)));
+        assertEquals("caller", w.get(id(1)).attachment());
+    }
+
+    @Test
     void clientMsgIdsAreRandom() {
         Random random = new Random(5);
         byte[] a = SendWindow.newClientMsgId(random);
