@@ -1,11 +1,12 @@
 package io.kefu.client;
 
-import io.kefu.protocol.AckEntry;
 import io.kefu.protocol.ClientConfig;
+import io.kefu.protocol.DeliveryTracker;
 import io.kefu.protocol.ErrorCode;
 import io.kefu.protocol.Events;
 import io.kefu.protocol.Frame;
 import io.kefu.protocol.MetaEntry;
+import io.kefu.protocol.SendWindow;
 import io.kefu.protocol.SessionTicket;
 import io.kefu.protocol.Suite;
 import java.net.InetSocketAddress;
@@ -75,14 +76,12 @@ public final class KefuClient implements AutoCloseable {
     private final Builder options;
     private final ClientConfig config;
     private final IoLoop loop;
-    private final SendPermits permits = new SendPermits(SendPermits.MAX_PENDING_SENDS, SendPermits.MAX_PENDING_BYTES);
+    private final GuardedSendWindow sends = new GuardedSendWindow();
     private final Inbox inbox;
     private final ServiceApi service;
     private final AtomicReference<Message> inHand = new AtomicReference<>();
     // --- the I/O thread's state ---
-    private final Outbox outbox = new Outbox();
-    private final Cursors cursors = new Cursors();
-    private final AckCoalescer acks = new AckCoalescer();
+    private final DeliveryTracker tracker = new DeliveryTracker();
     private final List<Fetch> fetches = new ArrayList<>();
     private Link link;
     private Link announced;
@@ -336,27 +335,33 @@ public final class KefuClient implements AutoCloseable {
      * @throws IllegalArgumentException when the message is invalid (checked locally)
      */
     public CompletableFuture<SendReceipt> send(Outgoing message) {
-        PendingSend entry = pendingSend(message);
+        Frame.Send frame = sendFrame(message);
         Duration timeout = message.timeout() != null ? message.timeout() : options.sendTimeout;
         KefuException refused = openError();
         if (refused != null) {
             return CompletableFuture.failedFuture(refused);
         }
         long waitNanos = timeout == null ? -1 : loop.inLoop() ? 0 : timeout.toNanos();
+        SendWindow.PendingSend entry;
         try {
-            if (!permits.acquire(entry.size, waitNanos)) {
-                return CompletableFuture.failedFuture(new SendTimeoutException(entry.clientMsgId));
-            }
+            entry = sends.submit(frame, waitNanos);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            return CompletableFuture.failedFuture(new SendTimeoutException(entry.clientMsgId));
+            entry = null;
         }
-        entry.future.whenComplete((r, e) -> permits.release(entry.size));
-        loop.execute(() -> submit(entry, timeout));
-        return entry.future.copy();
+        if (entry == null) {
+            return CompletableFuture.failedFuture(new SendTimeoutException(frame.clientMsgId()));
+        }
+        GuardedSendWindow.Caller caller = GuardedSendWindow.caller(entry);
+        if (entry.frame() == frame) { // a new entry, not a repeat of a pending client message id
+            SendWindow.PendingSend submitted = entry;
+            loop.execute(() -> submitted(submitted, timeout));
+        }
+        return caller.future.copy();
     }
 
-    private PendingSend pendingSend(Outgoing m) {
+    /** The SEND frame of one send() call (request id 0: each attempt gets its own), checked locally. */
+    private static Frame.Send sendFrame(Outgoing m) {
         if (m.conversationId() == 0) {
             throw new IllegalArgumentException("conversation id must be nonzero");
         }
@@ -376,35 +381,26 @@ public final class KefuClient implements AutoCloseable {
         }
         byte[] cmid = m.clientMsgId();
         if (cmid == null) {
-            cmid = new byte[16];
-            RANDOM.nextBytes(cmid);
+            cmid = SendWindow.newClientMsgId(RANDOM);
         }
-        return new PendingSend(cmid.clone(), m.conversationId(), m.contentType(), m.body(), List.copyOf(meta), size);
+        return new Frame.Send(cmid.clone(), m.conversationId(), m.contentType(), m.body(), List.copyOf(meta));
     }
 
-    private void submit(PendingSend entry, Duration timeout) {
+    /** A new pending SEND, on the I/O thread: arm its timeout and put it on the wire. */
+    private void submitted(SendWindow.PendingSend entry, Duration timeout) {
+        GuardedSendWindow.Caller caller = GuardedSendWindow.caller(entry);
         KefuException refused = openError();
         if (refused != null) {
-            entry.future.completeExceptionally(refused);
+            if (sends.remove(entry)) {
+                caller.future.completeExceptionally(refused);
+            }
             return;
         }
-        PendingSend existing = outbox.get(entry.key);
-        if (existing != null) { // the same message again: settle both with the one answer
-            existing.future.whenComplete((r, e) -> {
-                if (e != null) {
-                    entry.future.completeExceptionally(e);
-                } else {
-                    entry.future.complete(r);
-                }
-            });
-            return;
-        }
-        outbox.add(entry);
-        if (timeout != null) {
-            entry.deadline = loop.schedule(timeout.toNanos() / 1e9, () -> {
-                entry.deadline = null;
-                if (outbox.remove(entry.key) == entry) { // abandoned: stop retrying
-                    entry.future.completeExceptionally(new SendTimeoutException(entry.clientMsgId));
+        if (timeout != null && !caller.future.isDone()) {
+            caller.deadline = loop.schedule(timeout.toNanos() / 1e9, () -> {
+                caller.deadline = null;
+                if (sends.remove(entry)) { // abandoned: stop retrying
+                    caller.future.completeExceptionally(new SendTimeoutException(entry.clientMsgId()));
                 }
             });
         }
@@ -549,8 +545,8 @@ public final class KefuClient implements AutoCloseable {
     }
 
     private void markHandled(Message message) {
-        cursors.markHandled(message.conversationId(), message.seq());
-        queueAck(message.conversationId(), message.seq());
+        tracker.markHandled(message.conversationId(), message.seq());
+        acksQueued();
     }
 
     /** Message.ack() of a live message, from any thread. */
@@ -565,16 +561,15 @@ public final class KefuClient implements AutoCloseable {
             return;
         }
         loop.execute(() -> {
-            long upto = cursors.acknowledge(message.conversationId(), message.seq());
-            if (upto != 0) {
-                queueAck(message.conversationId(), upto);
+            if (tracker.acknowledge(message.conversationId(), message.seq()) != 0) {
+                acksQueued();
             }
         });
     }
 
-    private void queueAck(long conversationId, long seq) {
-        acks.add(conversationId, seq);
-        if (link != null && link.ready) {
+    /** The tracker may have queued DELIVER_ACK entries: have the next flush send them. */
+    private void acksQueued() {
+        if (link != null && link.ready && tracker.hasPendingAcks()) {
             link.scheduleFlush();
         }
     }
@@ -636,22 +631,18 @@ public final class KefuClient implements AutoCloseable {
         if (l != link) {
             return;
         }
-        while (!acks.isEmpty()) {
-            List<AckEntry> entries = new ArrayList<>();
-            for (long[] pair : acks.take()) {
-                entries.add(new AckEntry(pair[0], pair[1]));
-            }
-            l.core.send(new Frame.DeliverAck(entries));
+        for (Optional<Frame.DeliverAck> acks = tracker.takeAcks(); acks.isPresent(); acks = tracker.takeAcks()) {
+            l.core.send(acks.get());
         }
         if (l.draining || l.writePaused()) {
             return;
         }
-        for (PendingSend entry : outbox.takeUnsent()) {
+        for (SendWindow.PendingSend entry : sends.takeSendable(Clock.now())) {
             long requestId = l.nextRequestId();
             l.requests.put(requestId, entry);
             l.core.send(entry.frame(requestId));
         }
-        if (outbox.hasUnsent()) {
+        if (sends.hasSendable()) {
             l.scheduleFlush();
         }
     }
@@ -665,17 +656,17 @@ public final class KefuClient implements AutoCloseable {
         suite = hc.suite();
         resumed = hc.resumed();
         if (options.explicitAck) { // what the app was given and did not ack comes again
-            cursors.rewind();
+            tracker.rewind();
             inbox.discard();
         }
-        for (long[] point : cursors.resumePoints()) {
-            requestResume(l, point[0], point[1]);
+        for (DeliveryTracker.Position point : tracker.resumePoints()) {
+            requestResume(l, point.conversationId(), point.seq());
         }
         requestResume(l, 0, 0);
         for (Fetch fetch : fetches) {
             issueFetch(l, fetch);
         }
-        outbox.requeueAll();
+        sends.requeueAll();
         if (inbox.aboveHigh()) {
             l.pauseReading();
         }
@@ -690,20 +681,17 @@ public final class KefuClient implements AutoCloseable {
                 return;
             }
         }
-        switch (cursors.admit(frame.conversationId(), frame.seq())) {
+        switch (tracker.admit(frame)) {
             case NEW -> {
-                boolean seen = options.explicitAck && cursors.wasHanded(frame.conversationId(), frame.seq());
+                boolean seen = options.explicitAck && tracker.wasHandedOut(frame.conversationId(), frame.seq());
                 if (options.explicitAck) {
-                    cursors.handOut(frame.conversationId(), frame.seq());
+                    tracker.handOut(frame.conversationId(), frame.seq());
                 }
                 if (inbox.put(toMessage(frame, this::acknowledge, seen))) {
                     l.pauseReading();
                 }
             }
-            case HANDLED -> {
-                acks.add(frame.conversationId(), cursors.handled(frame.conversationId()));
-                l.scheduleFlush();
-            }
+            case HANDLED -> l.scheduleFlush(); // the tracker queued the acknowledgement again
             case QUEUED -> {
                 // already queued or in the application's hands: its acknowledgement comes when it is done
             }
@@ -721,29 +709,33 @@ public final class KefuClient implements AutoCloseable {
 
     private void onSendAck(Link l, Frame.SendAck ack) {
         l.requests.remove(ack.requestId());
-        PendingSend entry = outbox.get(PendingSend.Key.of(ack.clientMsgId()));
-        if (entry == null) {
-            return; // settled already (an ack of an earlier attempt) or abandoned
-        }
-        if (ack.status() == Codes.OK) {
-            outbox.remove(entry.key);
-            entry.future.complete(new SendReceipt(ack.clientMsgId(), ack.conversationId(), ack.seq(),
+        double now = Clock.now();
+        SendWindow.Outcome outcome = sends.onSendAck(ack, now);
+        if (outcome.kind() == SendWindow.Outcome.Kind.ACCEPTED) {
+            GuardedSendWindow.Caller caller = GuardedSendWindow.caller(outcome.entry());
+            caller.cancelDeadline();
+            caller.future.complete(new SendReceipt(ack.clientMsgId(), ack.conversationId(), ack.seq(),
                     ack.serverMsgId(), ack.timestampMs(), (ack.flags() & 1) != 0));
         } else {
-            refused(entry, ack.status(), "");
+            settled(outcome, "", now);
         }
     }
 
-    private void refused(PendingSend entry, int code, String reason) {
-        if (code == Codes.RATE_LIMITED) {
-            entry.retry = loop.schedule(entry.nextRetryDelay(), () -> {
-                outbox.requeue(entry);
-                kick();
-            });
-            return;
+    /**
+     * What a refusal did to a pending SEND: a final one fails its future, RATE_LIMITED puts it back on the wire
+     * after its backoff, SHUTTING_DOWN on the next connection (nothing to do here); an unknown one was settled
+     * already (an answer to an earlier attempt) or abandoned.
+     */
+    private void settled(SendWindow.Outcome outcome, String reason, double now) {
+        switch (outcome.kind()) {
+            case REFUSED -> {
+                GuardedSendWindow.Caller caller = GuardedSendWindow.caller(outcome.entry());
+                caller.cancelDeadline();
+                caller.future.completeExceptionally(new SendRefusedException(outcome.status(), reason));
+            }
+            case RETRY_LATER -> loop.schedule(Math.max(0, outcome.retryAt() - now), this::kick);
+            case ACCEPTED, RETRY_ON_RECONNECT, UNKNOWN -> { }
         }
-        outbox.remove(entry.key);
-        entry.future.completeExceptionally(new SendRefusedException(code, reason));
     }
 
     private void onRequestError(Link l, Frame.Error error) {
@@ -752,10 +744,9 @@ public final class KefuClient implements AutoCloseable {
             return;
         }
         boolean rateLimited = error.code() == Codes.RATE_LIMITED;
-        if (found instanceof PendingSend entry) {
-            if (outbox.get(entry.key) == entry) {
-                refused(entry, error.code(), error.reason());
-            }
+        if (found instanceof SendWindow.PendingSend entry) {
+            double now = Clock.now();
+            settled(sends.onRefused(entry, error.code(), now), error.reason(), now);
         } else if (found instanceof Fetch fetch) {
             if (rateLimited) {
                 loop.schedule(policy.initialSeconds(), () -> {
@@ -770,11 +761,11 @@ public final class KefuClient implements AutoCloseable {
             if (rateLimited) {
                 loop.schedule(policy.initialSeconds(), () -> {
                     if (l == link && l.usable()) {
-                        requestResume(l, resume.conversationId(), cursors.handled(resume.conversationId()));
+                        requestResume(l, resume.conversationId(), tracker.handled(resume.conversationId()));
                     }
                 });
             } else if (error.code() == Codes.FORBIDDEN || error.code() == Codes.NOT_FOUND) {
-                cursors.forget(resume.conversationId());
+                tracker.forget(resume.conversationId());
             }
         }
     }
@@ -1003,8 +994,10 @@ public final class KefuClient implements AutoCloseable {
     }
 
     private void failPending(KefuException error) {
-        for (PendingSend entry : outbox.drain()) {
-            entry.future.completeExceptionally(error);
+        for (SendWindow.PendingSend entry : sends.drain()) {
+            GuardedSendWindow.Caller caller = GuardedSendWindow.caller(entry);
+            caller.cancelDeadline();
+            caller.future.completeExceptionally(error);
         }
         for (Fetch fetch : new ArrayList<>(fetches)) {
             fetch.future.completeExceptionally(error);

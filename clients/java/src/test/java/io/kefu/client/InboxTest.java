@@ -1,26 +1,17 @@
 package io.kefu.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
-class QueuesTest {
+class InboxTest {
     static Message message(long seq) {
         return new Message(1, seq, "a", new byte[10], Message.TEXT, new byte[16], seq, 0, Map.of(), false, null);
-    }
-
-    static PendingSend pending(int i) {
-        byte[] id = new byte[16];
-        id[15] = (byte) i;
-        return new PendingSend(id, 1, Message.TEXT, new byte[100], List.of(), 164);
     }
 
     @Test
@@ -48,32 +39,5 @@ class QueuesTest {
         assertThrows(ConnectionLostException.class, () -> inbox.take(0));
         inbox.close();
         assertNull(inbox.take(-1));
-    }
-
-    @Test
-    void outboxRequeuesEverythingInSubmissionOrder() {
-        Outbox outbox = new Outbox();
-        PendingSend a = pending(1);
-        PendingSend b = pending(2);
-        outbox.add(a);
-        outbox.add(b);
-        assertEquals(List.of(a, b), outbox.takeUnsent());
-        assertFalse(outbox.hasUnsent());
-        outbox.requeueAll();
-        outbox.remove(a.key);
-        assertEquals(List.of(b), outbox.takeUnsent());
-        assertSame(b, outbox.get(PendingSend.Key.of(b.clientMsgId)));
-        assertEquals(List.of(b), outbox.drain());
-        assertEquals(0, outbox.size());
-    }
-
-    @Test
-    void sendPermitsBoundCountAndTimeOut() throws InterruptedException {
-        SendPermits permits = new SendPermits(2, 1 << 20);
-        assertTrue(permits.acquire(10, 0));
-        assertTrue(permits.acquire(10, 0));
-        assertFalse(permits.acquire(10, 1_000_000));
-        permits.release(10);
-        assertTrue(permits.acquire(10, 0));
     }
 }
