@@ -436,6 +436,7 @@ class Desk:
         if group.name not in conv.groups:
             conv.groups.append(group.name)
         conv.owner = runtime.name
+        conv.passed_by = ""
         if runtime.name not in conv.owners:
             conv.owners.append(runtime.name)
         self.router.assign(runtime, conv.id, self.now())
@@ -470,7 +471,11 @@ class Desk:
     def _fill(self, runtime: AgentRuntime) -> None:
         """Give an agent with room the waiting conversations it may take."""
         while runtime.available and self.router.has_room(runtime):
-            found = self.router.waiting_for(runtime, lambda cid: self.open[cid].skills if cid in self.open else ())
+            found = self.router.waiting_for(
+                runtime,
+                lambda cid: self.open[cid].skills if cid in self.open else (),
+                lambda cid: self.open[cid].passed_by if cid in self.open else "",
+            )
             if found is None:
                 return
             group, conv_id = found
@@ -532,7 +537,8 @@ class Desk:
             conv.note({"step": "overflow", "from": group.name, "to": target.name})
             self.host.event("service.overflow", conversation=conv_id, group=group.name, to=target.name)
             self.metric("overflowed")
-            runtime, trace = self.router.choose(target, conv.skills, self._history(conv.visitor_key).get("last_agent"))
+            sticky = self._history(conv.visitor_key).get("last_agent")
+            runtime, trace = self.router.choose(target, conv.skills, sticky, exclude=conv.passed_by or None)
             conv.note(trace)
             self.journal.write(conv, event("overflowed", group=target.name), members=conv.members())
             if runtime is not None:
@@ -589,6 +595,7 @@ class Desk:
         if runtime is None:
             self._check_queue_room(conv, group)
         conv.apply("transfer_group")
+        conv.passed_by = previous or ""
         self.router.release(previous, conv.id)
         conv.owner = None
         conv.note({**note, "to_group": name})

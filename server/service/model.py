@@ -112,6 +112,9 @@ class ServiceConversation:
     sentiment: float | None = None
     trace: list[dict[str, Any]] = field(default_factory=list)
     closed_ms: int = 0
+    passed_by: str = ""
+    """The agent who last transferred it to a group: while it waits it is not routed back to them (a transfer to
+    them by name still is); cleared when an agent takes it."""
 
     @property
     def visitor_key(self) -> str:

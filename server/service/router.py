@@ -199,15 +199,20 @@ class Router:
         group, entry = where
         return bisect.bisect_left(self.queues[group], entry) + 1
 
-    def waiting_for(self, runtime: AgentRuntime, skills_of: Any) -> tuple[GroupEntry, int] | None:
+    def waiting_for(
+        self, runtime: AgentRuntime, skills_of: Any, passed_by: Any = lambda _: ""
+    ) -> tuple[GroupEntry, int] | None:
         """The first waiting conversation the agent may take: (group, id), over every group it serves, the
-        highest priority and earliest arrival first. `skills_of(id)` gives a conversation's extra skills."""
+        highest priority and earliest arrival first. `skills_of(id)` gives a conversation's extra skills,
+        `passed_by(id)` the agent who transferred it away (never offered it back)."""
         best: tuple[tuple[int, float, int], GroupEntry, int] | None = None
         for (tenant, name), queue in self.queues.items():
             group = self.directory.group(tenant, name)
             if group is None or not queue:
                 continue
             for entry in queue:
+                if passed_by(entry.conversation_id) == runtime.name:
+                    continue
                 if self.eligible(runtime, group, skills_of(entry.conversation_id)) is None:
                     if best is None or entry.sort_key < best[0]:
                         best = (entry.sort_key, group, entry.conversation_id)

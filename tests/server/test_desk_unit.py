@@ -636,6 +636,27 @@ async def test_transfer_to_a_group_waits_for_its_next_agent_or_routes_at_once(ri
     assert rig.load("a2") == set() and rig.load("a3") == {FIRST}
 
 
+@pytest.mark.asyncio
+async def test_transfer_to_a_group_the_agent_serves_is_not_routed_back_to_them(rig: Rig) -> None:
+    """An agent who hands a conversation to a group of their own does not get it straight back from its queue: it
+    waits for another agent of the group (or a transfer to them by name)."""
+    a1 = await rig.online("a1")  # capacity 1, serves general; alone online
+    await rig.open(rig.connect("v1"))
+    status, detail = await rig.result(a1, Transfer(FIRST, "", "", "general", "needs someone else"))
+    assert (status, detail) == (OK, {"state": "waiting", "owner": None, "group": "general"})
+    await rig.log.durable()
+    assert rig.load("a1") == set() and rig.desk.router.queued_group(FIRST) == ("bank", "general")
+    rig.desk.refill()  # however often a1 is offered work, this one is not offered back
+    assert rig.load("a1") == set() and rig.record(FIRST).passed_by == "a1"
+
+    await rig.online("a3")
+    await rig.log.durable()
+    record = rig.record(FIRST)
+    assert (record.owner, record.passed_by) == ("a3", ""), "the next agent of the group takes it"
+    a3 = rig.connect("a3")
+    assert (await rig.result(a3, Transfer(FIRST, "", "a1", "", "")))[0] == OK, "by name it may go back"
+
+
 # --- end, watch --------------------------------------------------------------------------------------------------
 
 
