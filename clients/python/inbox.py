@@ -25,6 +25,7 @@ Theory of operation (spec/PROTOCOL.md section 4.3, 4.4):
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import OrderedDict, deque
 from enum import Enum
 
@@ -60,13 +61,15 @@ class Verdict(Enum):
 
 
 class _Cursor:
-    __slots__ = ("handed", "handled", "received", "unacked")
+    __slots__ = ("handed", "handled", "lowest", "received", "unacked")
 
     def __init__(self) -> None:
         self.received = 0
         self.handled = 0
         self.handed = 0
         self.unacked: set[int] | None = None
+        self.lowest: list[int] = []
+        """A min-heap over the seqs of `unacked`, and seqs acked since that are dropped when they reach the top."""
 
 
 class Cursors:
@@ -115,7 +118,9 @@ class Cursors:
         cursor.handed = max(cursor.handed, seq)
         if cursor.unacked is None:
             cursor.unacked = set()
-        cursor.unacked.add(seq)
+        if seq not in cursor.unacked:
+            cursor.unacked.add(seq)
+            heapq.heappush(cursor.lowest, seq)
 
     def was_handed(self, conversation_id: int, seq: int) -> bool:
         """Whether `seq` was given to the app before (explicit acknowledgement)."""
@@ -125,13 +130,16 @@ class Cursors:
     def acknowledge(self, conversation_id: int, seq: int) -> int:
         """Explicit acknowledgement of `seq`: the new `handled` when it advanced, else 0.
 
-        Costs O(unacked) of the conversation (the lowest seq still unacked is looked up).
+        Costs O(log unacked) amortized: the lowest seq still unacked is the top of a heap.
         """
         cursor = self._cursors.get(conversation_id)
         if cursor is None or not cursor.unacked or seq not in cursor.unacked:
             return 0  # acked before (or forgotten: the server delivers it again on a later connection)
         cursor.unacked.discard(seq)
-        upto = min(cursor.unacked) - 1 if cursor.unacked else cursor.handed
+        lowest = cursor.lowest
+        while lowest and lowest[0] not in cursor.unacked:
+            heapq.heappop(lowest)
+        upto = lowest[0] - 1 if lowest else cursor.handed
         if upto <= cursor.handled:
             return 0
         cursor.handled = upto

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -34,6 +35,34 @@ def test_explicit_acks_advance_only_over_acked_seqs_in_any_order() -> None:
     assert cursors.acknowledge(7, 4) == 5  # nothing out any more: everything given out
     assert cursors.handled(7) == 5
     assert cursors.acknowledge(8, 1) == 0  # never given out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_explicit_acks_match_a_model(seed: int) -> None:
+    """Acks in random order, with repeats and a rewind midway: `handled` is always just below the lowest seq given
+    out and not acked (or the highest given out), as a plain model computes it."""
+    rng = random.Random(seed)
+    cursors, out, handed, handled = Cursors(), set(), 0, 0
+    seqs = list(range(1, 201))
+    given_out(cursors, 3, *seqs[:100])
+    out, handed = set(seqs[:100]), 100
+    order = rng.sample(seqs[:100], 100) + rng.sample(seqs[:100], 10)  # ten repeats at the end
+    for i, seq in enumerate(order):
+        if i == 50:
+            given_out(cursors, 3, *seqs[100:])
+            out |= set(seqs[100:])
+            handed = 200
+            order += rng.sample(seqs[100:], 100)
+        advanced = cursors.acknowledge(3, seq)
+        out.discard(seq)
+        expected = (min(out) - 1) if out else handed
+        if expected > handled:
+            assert advanced == expected
+            handled = expected
+        else:
+            assert advanced == 0
+        assert cursors.handled(3) == handled
+    assert handled == 200
 
 
 def test_after_a_rewind_what_was_not_acked_comes_again_and_what_was_does_not() -> None:
