@@ -13,7 +13,9 @@ submodules are its internals and are left out. tests/client/test_api_docs.py bui
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 PUBLIC_MODULES = ("kefu.client", "kefu.client.options", "kefu.client.errors")
@@ -23,10 +25,40 @@ INTERNAL = r"!kefu\.client\.(?!options$|errors$).*"
 """pdoc's exclusion pattern for every other submodule of kefu.client."""
 
 
+LITERAL_MARKER = re.compile(r"(?m)^([ \t]*)(.*?)([ \t]*)::[ \t]*$")
+"""A reST literal-block marker: a line that is only ``::``, or a paragraph ending in ``::``."""
+
+
+def literal_markers(docstring: str) -> str:
+    """reST's literal-block markers as Markdown wants them: a lone ``::`` line goes (the indented block after it is
+    already a code block in Markdown), and ``text::`` becomes ``text:``. pdoc's reST conversion leaves both as
+    written, so the pages showed a paragraph of two colons."""
+
+    def one(m: re.Match[str]) -> str:
+        indent, text, _ = m.groups()
+        return f"{indent}{text}:" if text else ""
+
+    return LITERAL_MARKER.sub(one, docstring)
+
+
+def _with_literal_markers(rst: Callable[[str, Path | None], str]) -> Callable[[str, Path | None], str]:
+    def converted(contents: str, source_file: Path | None) -> str:
+        return rst(literal_markers(contents), source_file)
+
+    return converted
+
+
 def build(output: Path) -> list[Path]:
     """Render the reference into `output`; the HTML pages written."""
     import pdoc  # noqa: PLC0415 - the docs extra, needed only here
+    import pdoc.docstrings  # noqa: PLC0415
     import pdoc.render  # noqa: PLC0415
+
+    if not getattr(pdoc.docstrings.rst, "kefu_literal_markers", False):
+        converted = _with_literal_markers(pdoc.docstrings.rst)
+        converted.kefu_literal_markers = True  # type: ignore[attr-defined]
+        pdoc.docstrings.rst = converted
+        pdoc.docstrings.convert.cache_clear()
 
     pdoc.render.configure(
         docformat="restructuredtext", show_source=False, search=True, footer_text="kefu.client API reference"

@@ -35,3 +35,12 @@ def test_the_reference_builds_and_documents_the_public_api(tmp_path: Path) -> No
     )
     assert {"Opened", "SearchHit", "SearchResult", "QueuePosition", "Sentiment", "Deliver"}.isdisjoint(documented)
     assert "kefu://APP_ID" in (tmp_path / "kefu" / "client" / "options.html").read_text()
+    for page in pages:  # reST literal-block markers become Markdown code blocks, not paragraphs of colons
+        assert "::</p>" not in page.read_text(), page.name
+
+
+def test_literal_markers() -> None:
+    literal_markers = load_builder().literal_markers  # type: ignore[attr-defined]
+    assert literal_markers("Intro.\n\n::\n\n    code\n") == "Intro.\n\n\n\n    code\n"
+    assert literal_markers("For example::\n\n    code\n    a[::2]\n") == "For example:\n\n    code\n    a[::2]\n"
+    assert literal_markers("  indented::  \n") == "  indented:\n"
