@@ -35,6 +35,7 @@ class AssistDesk(Protocol):
     open: dict[int, ServiceConversation]
 
     def metric(self, name: str) -> None: ...
+    def posted(self, conv: ServiceConversation, sender: str) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
     def open_conversation(self, user: str, conversation_id: int) -> ServiceConversation: ...
     def reply_when_written(
@@ -145,6 +146,15 @@ class Assistant:
         edited = b"1" if action is DraftAction.EDIT else b"0"
         meta = (("kefu.draft", str(frame.draft_seq).encode()), ("kefu.edited", edited))
         posted = desk.journal.submit(SendRequest(session.user, msg_id, conv.id, ContentType.TEXT, text, meta))
+
+        def answered(done: asyncio.Future[SendResult]) -> None:
+            """The posted draft is the agent's message to the visitor: it may be the first answer."""
+            if not done.cancelled() and done.exception() is None:
+                result = done.result()
+                if result.status == ErrorCode.OK and not result.duplicate:
+                    desk.posted(conv, session.user)
+
+        posted.add_done_callback(answered)
         desk.reply_when_written(session, frame, conv, posted, with_seq=True)
 
     async def aclose(self) -> None:

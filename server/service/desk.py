@@ -706,8 +706,12 @@ class Desk:
         if message is not None and message.conversation_id & STAFF_BIT and not result.duplicate:
             self._whispered(message.sender, message.conversation_id, message.seq)
         elif message is not None and not result.duplicate and (conv := self.open.get(message.conversation_id)):
-            self.figures.message(conv, message.sender, self.now())
+            self.posted(conv, message.sender)
         self.assist.committed(result)
+
+    def posted(self, conv: ServiceConversation, sender: str) -> None:
+        """A new message of `sender` in `conv` is durable (a client's, or an agent's approved draft): the figures."""
+        self.figures.message(conv, sender, self.now())
 
     def _whispered(self, sender: str, channel: int, seq: int) -> None:
         """A message in a staff channel: a supervisor's is a whisper to the agent, recorded (not its text)."""

@@ -759,8 +759,14 @@ async def test_the_owner_approves_edits_or_rejects_drafts(rig: Rig) -> None:
     first, second, third = await draft(rig, b"please wait"), await draft(rig, b"draft two"), await draft(rig, b"three")
     visitor_before = rig.log.last_seq(FIRST)
 
+    def first_answers() -> int:
+        figures = rig.desk.figures.snapshot((), (), (), rig.desk.open)
+        return sum(sum(group.answer_counts) for group in figures.groups.values())
+
+    assert first_answers() == 0
     answer = await rig.ask(a1, DraftDecision(FIRST, first, DraftAction.APPROVE, b""))
     assert isinstance(answer, Result) and answer.status == OK and answer.seq == visitor_before + 1
+    assert first_answers() == 1, "the approved draft is the agent's first answer (kefu_service_first_answer_seconds)"
     posted = rig.log.messages(FIRST)[-1]
     assert (posted.seq, posted.sender, posted.content_type, posted.body) == (answer.seq, "a1", ContentType.TEXT,
                                                                              b"please wait")  # fmt: skip
@@ -776,6 +782,7 @@ async def test_the_owner_approves_edits_or_rejects_drafts(rig: Rig) -> None:
     posted = rig.log.messages(FIRST)[-1]
     assert posted.body == "改过的".encode() and dict(posted.metadata)["kefu.edited"] == b"1"
 
+    assert first_answers() == 1, "only the first answer counts"
     rejected = await rig.ask(a1, DraftDecision(FIRST, third, DraftAction.REJECT, b""))
     assert isinstance(rejected, Result) and (rejected.status, rejected.seq) == (OK, 0)
     assert rig.log.last_seq(FIRST) == edited.seq, "a rejected draft sends nothing"
