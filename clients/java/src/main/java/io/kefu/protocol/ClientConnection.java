@@ -192,12 +192,21 @@ public final class ClientConnection {
         byte[] ticketBytes = t != null ? t.ticket() : new byte[0];
         long age = t != null ? t.obfuscatedAge(now) : 0;
         byte[] binder = t != null ? new byte[Crypto.HASH_LENGTH] : new byte[0];
-        byte[] hello = HandshakeFrames.clientHello(helloRandom, config.suites(), offered, config.keepaliveMs(), mode,
-                ticketBytes, age, binder);
+        List<Integer> suites = new ArrayList<>(config.suites().size());
+        for (Suite s : config.suites()) {
+            suites.add(s.code());
+        }
+        List<KeyShareEntry> keyShares = new ArrayList<>(offered.size());
+        for (KeyShare share : offered) {
+            keyShares.add(new KeyShareEntry(share.suite().code(), share.publicBytes()));
+        }
+        Frame.ClientHello frame = new Frame.ClientHello(helloRandom, suites, keyShares, config.keepaliveMs(),
+                mode.code(), ticketBytes, age, binder);
+        byte[] hello = FrameCodec.encode(frame);
         if (t != null) {
             binder = binder(t, hello);
-            hello = HandshakeFrames.clientHello(helloRandom, config.suites(), offered, config.keepaliveMs(), mode,
-                    ticketBytes, age, binder);
+            hello = FrameCodec.encode(new Frame.ClientHello(helloRandom, suites, keyShares, config.keepaliveMs(),
+                    mode.code(), ticketBytes, age, binder));
         }
         for (Suite s : config.suites()) {
             Transcript tr = new Transcript(s.hash());
@@ -211,7 +220,7 @@ public final class ClientConnection {
     /** The binder over the CLIENT_HELLO body without its last 33 bytes (section 5.6). */
     private static byte[] binder(SessionTicket t, byte[] helloWithPlaceholder) {
         Crypto.Hash hash = t.suite().hash();
-        byte[] covered = Arrays.copyOfRange(helloWithPlaceholder, HandshakeFrames.HEADER_LENGTH,
+        byte[] covered = Arrays.copyOfRange(helloWithPlaceholder, FrameCodec.HEADER_LEN,
                 helloWithPlaceholder.length - 1 - Crypto.HASH_LENGTH);
         KeySchedule ks = new KeySchedule(hash, t.psk());
         return hash.hmac(ks.binderKey(), hash.digest(covered));
@@ -238,7 +247,7 @@ public final class ClientConnection {
         append(data, off, len);
         try {
             int pos = 0;
-            while (state != State.CLOSED && inLength - pos >= HandshakeFrames.HEADER_LENGTH) {
+            while (state != State.CLOSED && inLength - pos >= FrameCodec.HEADER_LEN) {
                 int end = takeFrame(pos);
                 if (end < 0) {
                     break;
@@ -343,7 +352,7 @@ public final class ClientConnection {
             sendIdle = 0;
             byte[] opaque = new byte[8];
             random.nextBytes(opaque);
-            queue(HandshakeFrames.ping(java.nio.ByteBuffer.wrap(opaque).getLong()));
+            queue(FrameCodec.encode(new Frame.Ping(java.nio.ByteBuffer.wrap(opaque).getLong())));
         }
     }
 
@@ -382,7 +391,7 @@ public final class ClientConnection {
         if (state != State.CONNECTED || sendLayer == null) {
             throw new IllegalStateException("cannot update keys in state " + state);
         }
-        queue(HandshakeFrames.keyUpdate(requestPeer));
+        queue(FrameCodec.encode(new Frame.KeyUpdate(requestPeer ? 1 : 0)));
         flush();
         sendLayer.update();
     }
@@ -396,7 +405,7 @@ public final class ClientConnection {
      */
     public void close(ErrorCode code, String reason) {
         if (state == State.CONNECTED) {
-            queue(HandshakeFrames.close(code, reason));
+            queue(FrameCodec.encode(new Frame.Close(code.code(), reason)));
             sentClose = true;
             state = State.CLOSING;
         } else if (state != State.CLOSING) {
@@ -513,26 +522,30 @@ public final class ClientConnection {
             throw new ProtocolException(ErrorCode.FRAME_TOO_LARGE,
                     String.format("type 0x%02x declares %d bytes", type, length));
         }
-        int end = pos + HandshakeFrames.HEADER_LENGTH + (int) length;
+        int end = pos + FrameCodec.HEADER_LEN + (int) length;
         if (end > inLength) {
             return -1;
         }
-        dispatchOuter(type, pos, end);
+        dispatchOuter(pos, end);
         return end;
     }
 
     /** The largest body of each outer type in the current state, NOT_ACCEPTED when refused from the header. */
     private long outerLimit(int type) {
+        FrameType known = FrameType.of(type).orElse(null);
+        if (known == null) {
+            return NOT_ACCEPTED;
+        }
         return switch (state) {
-            case CONNECTED, CLOSING -> type == HandshakeFrames.RECORD ? HandshakeFrames.bodyLimit(type) : NOT_ACCEPTED;
-            case START -> type == HandshakeFrames.ERROR ? 4096 : NOT_ACCEPTED;
-            case WAIT_SERVER_HELLO -> switch (type) {
-                case HandshakeFrames.SERVER_HELLO, HandshakeFrames.GOAWAY, HandshakeFrames.ERROR -> 4096;
+            case CONNECTED, CLOSING -> known == FrameType.RECORD ? FrameCodec.bodyLimit(type) : NOT_ACCEPTED;
+            case START -> known == FrameType.ERROR ? FrameCodec.MAX_HANDSHAKE_BODY : NOT_ACCEPTED;
+            case WAIT_SERVER_HELLO -> switch (known) {
+                case SERVER_HELLO, GOAWAY, ERROR -> FrameCodec.MAX_HANDSHAKE_BODY;
                 default -> NOT_ACCEPTED;
             };
-            case WAIT_SERVER_FINISHED -> switch (type) {
-                case HandshakeFrames.ERROR -> 4096;
-                case HandshakeFrames.RECORD -> HANDSHAKE_RECORD_LIMIT;
+            case WAIT_SERVER_FINISHED -> switch (known) {
+                case ERROR -> FrameCodec.MAX_HANDSHAKE_BODY;
+                case RECORD -> HANDSHAKE_RECORD_LIMIT;
                 default -> NOT_ACCEPTED;
             };
             case CLOSED -> NOT_ACCEPTED;
@@ -541,34 +554,31 @@ public final class ClientConnection {
 
     // --- receiving --------------------------------------------------------------------------------------------
 
-    private void dispatchOuter(int type, int pos, int end) throws ProtocolException {
-        int bodyOff = pos + HandshakeFrames.HEADER_LENGTH;
-        int bodyLen = end - bodyOff;
-        switch (type) {
-            case HandshakeFrames.RECORD -> openRecord(Arrays.copyOfRange(in, pos, bodyOff),
-                    Arrays.copyOfRange(in, bodyOff, end));
-            case HandshakeFrames.SERVER_HELLO -> onServerHello(HandshakeFrames.serverHello(in, bodyOff, bodyLen),
-                    Arrays.copyOfRange(in, pos, end));
-            case HandshakeFrames.GOAWAY -> onRefused(in, pos, end);
-            case HandshakeFrames.ERROR -> onError(HandshakeFrames.codeReason(in, bodyOff, bodyLen, "ERROR"),
-                    in, pos, end);
-            default -> throw new ProtocolException(ErrorCode.UNEXPECTED_FRAME,
-                    String.format("client got type 0x%02x in plaintext", type));
+    private void dispatchOuter(int pos, int end) throws ProtocolException {
+        Frame frame = FrameCodec.decode(in, pos, end - pos);
+        if (frame instanceof Frame.Record) {
+            openRecord(Arrays.copyOfRange(in, pos, pos + FrameCodec.HEADER_LEN),
+                    Arrays.copyOfRange(in, pos + FrameCodec.HEADER_LEN, end));
+        } else if (frame instanceof Frame.ServerHello hello) {
+            onServerHello(hello, Arrays.copyOfRange(in, pos, end));
+        } else if (frame instanceof Frame.Goaway goaway) {
+            onRefused(goaway);
+        } else if (frame instanceof Frame.Error error) {
+            onError(error);
+        } else {
+            throw new ProtocolException(ErrorCode.UNEXPECTED_FRAME, "client got " + frame.type() + " in plaintext");
         }
     }
-
-    /** One frame of a record's plaintext, parsed before any of the record's frames is handled. */
-    private record Inner(int type, int pos, int end, Object parsed) {}
 
     private void openRecord(byte[] header, byte[] body) throws ProtocolException {
         if (recvLayer == null) {
             throw new ProtocolException(ErrorCode.UNEXPECTED_FRAME, "RECORD before keys are established");
         }
         byte[] plaintext = recvLayer.open(header, body);
-        List<Inner> inner = splitRecord(plaintext);
+        List<FrameCodec.InnerFrame> inner = FrameCodec.decodeInner(plaintext, 0, plaintext.length);
         for (int i = 0; i < inner.size(); i++) {
-            Inner f = inner.get(i);
-            if (f.parsed == null) {
+            FrameCodec.InnerFrame f = inner.get(i);
+            if (f.frame() instanceof Frame.Unknown) {
                 continue; // an unknown ignorable type
             }
             int epoch = recvEpoch;
@@ -582,92 +592,35 @@ public final class ClientConnection {
         }
     }
 
-    /** Splits and parses a record's plaintext (section 6.3): RECORD_FRAGMENT if it is empty, ends inside a frame or
-     * nests a RECORD; each header checked as in section 3.1; each body parsed (MALFORMED_FRAME). */
-    private static List<Inner> splitRecord(byte[] p) throws ProtocolException {
-        List<Inner> frames = new ArrayList<>();
-        int pos = 0;
-        while (p.length - pos >= HandshakeFrames.HEADER_LENGTH) {
-            long length = ((p[pos] & 0xFFL) << 24) | ((p[pos + 1] & 0xFF) << 16) | ((p[pos + 2] & 0xFF) << 8)
-                    | (p[pos + 3] & 0xFF);
-            int version = p[pos + 4] & 0xFF;
-            int type = p[pos + 5] & 0xFF;
-            if (version != 1) {
-                throw new ProtocolException(ErrorCode.UNSUPPORTED_VERSION, "version " + version);
-            }
-            if (length > HandshakeFrames.bodyLimit(type)) {
-                throw new ProtocolException(ErrorCode.FRAME_TOO_LARGE,
-                        String.format("type 0x%02x declares %d bytes", type, length));
-            }
-            int end = pos + HandshakeFrames.HEADER_LENGTH + (int) length;
-            if (end > p.length) {
-                break;
-            }
-            if (type == HandshakeFrames.RECORD) {
-                throw new ProtocolException(ErrorCode.RECORD_FRAGMENT, "RECORD inside a record");
-            }
-            frames.add(new Inner(type, pos, end, parseInner(type, p, pos, end)));
-            pos = end;
-        }
-        if (pos != p.length || frames.isEmpty()) {
-            throw new ProtocolException(ErrorCode.RECORD_FRAGMENT, "record ends inside a frame or is empty");
-        }
-        return frames;
-    }
-
-    /** The parsed body: the core's own view of the frames it handles, a {@link Frame} for the others, null for an
-     * unknown ignorable type. */
-    private static Object parseInner(int type, byte[] p, int pos, int end) throws ProtocolException {
-        int off = pos + HandshakeFrames.HEADER_LENGTH;
-        int len = end - off;
-        return switch (type) {
-            case HandshakeFrames.SERVER_FINISHED -> HandshakeFrames.serverFinished(p, off, len);
-            case HandshakeFrames.NEW_TICKET -> HandshakeFrames.newTicket(p, off, len);
-            case HandshakeFrames.KEY_UPDATE -> HandshakeFrames.keyUpdateRequested(p, off, len);
-            case HandshakeFrames.PING -> HandshakeFrames.pingOpaque(p, off, len);
-            case HandshakeFrames.CLOSE -> HandshakeFrames.codeReason(p, off, len, "CLOSE");
-            case HandshakeFrames.ERROR -> HandshakeFrames.codeReason(p, off, len, "ERROR");
-            default -> {
-                Optional<FrameType> known = FrameType.of(type);
-                if (known.isEmpty()) {
-                    if (!FrameType.isIgnorable(type)) {
-                        throw new ProtocolException(ErrorCode.UNKNOWN_FRAME_TYPE,
-                                String.format("frame type 0x%02x", type));
-                    }
-                    yield null;
-                }
-                yield FrameCodec.decode(p, pos, end - pos);
-            }
-        };
-    }
-
-    private void dispatchInner(Inner f, byte[] p) throws ProtocolException {
+    private void dispatchInner(FrameCodec.InnerFrame inner, byte[] p) throws ProtocolException {
+        Frame f = inner.frame();
         if (state == State.WAIT_SERVER_FINISHED) {
-            switch (f.type) {
-                case HandshakeFrames.SERVER_FINISHED -> onServerFinished((HandshakeFrames.ServerFinished) f.parsed,
-                        Arrays.copyOfRange(p, f.pos, f.end));
-                case HandshakeFrames.ERROR -> onError((HandshakeFrames.CodeReason) f.parsed, p, f.pos, f.end);
-                default -> throw unexpected(f.type);
+            if (f instanceof Frame.ServerFinished sf) {
+                onServerFinished(sf, Arrays.copyOfRange(p, inner.offset(), inner.offset() + inner.length()));
+            } else if (f instanceof Frame.Error error) {
+                onError(error);
+            } else {
+                throw unexpected(f.typeCode());
             }
             return;
         }
-        FrameType type = FrameType.of(f.type).orElseThrow();
-        if ((state != State.CONNECTED && state != State.CLOSING) || !CLIENT_RECEIVES.contains(type)) {
-            throw unexpected(f.type);
+        if ((state != State.CONNECTED && state != State.CLOSING) || !CLIENT_RECEIVES.contains(f.type())) {
+            throw unexpected(f.typeCode());
         }
-        switch (f.type) {
-            case HandshakeFrames.ERROR -> onError((HandshakeFrames.CodeReason) f.parsed, p, f.pos, f.end);
-            case HandshakeFrames.CLOSE -> onClose((HandshakeFrames.CodeReason) f.parsed);
-            case HandshakeFrames.PING -> {
-                if (state == State.CONNECTED) {
-                    long requestId = ((p[f.pos + 8] & 0xFFL) << 24) | ((p[f.pos + 9] & 0xFF) << 16)
-                            | ((p[f.pos + 10] & 0xFF) << 8) | (p[f.pos + 11] & 0xFF);
-                    queue(HandshakeFrames.pong((Long) f.parsed, requestId));
-                }
+        if (f instanceof Frame.Error error) {
+            onError(error);
+        } else if (f instanceof Frame.Close close) {
+            onClose(close);
+        } else if (f instanceof Frame.Ping ping) {
+            if (state == State.CONNECTED) {
+                queue(FrameCodec.encode(new Frame.Pong(ping.requestId(), 0, ping.opaque())));
             }
-            case HandshakeFrames.KEY_UPDATE -> onKeyUpdate((Integer) f.parsed);
-            case HandshakeFrames.NEW_TICKET -> onNewTicket((HandshakeFrames.NewTicket) f.parsed);
-            default -> appFrame(f.parsed);
+        } else if (f instanceof Frame.KeyUpdate update) {
+            onKeyUpdate(update.updateRequested());
+        } else if (f instanceof Frame.NewTicket ticket) {
+            onNewTicket(ticket);
+        } else {
+            appFrame(f);
         }
     }
 
@@ -689,29 +642,27 @@ public final class ClientConnection {
 
     /** ERROR (section 4.7): fatal codes, unknown codes outside 400-499, and every ERROR during the handshake end the
      * connection; a non-fatal one is passed to the application as its {@link Frame}. */
-    private void onError(HandshakeFrames.CodeReason error, byte[] buf, int pos, int end) throws ProtocolException {
+    private void onError(Frame.Error error) throws ProtocolException {
         Optional<ErrorCode> known = ErrorCode.of(error.code());
         boolean fatal = known.map(ErrorCode::fatal).orElse(error.code() < 400 || error.code() >= 500);
         if (fatal || !handshakeOver()) {
             events.add(new Events.ConnectionClosed(known.orElse(ErrorCode.INTERNAL_ERROR), error.reason(), true));
             closed();
         } else {
-            appFrame(FrameCodec.decode(buf, pos, end - pos));
+            appFrame(error);
         }
     }
 
     /** A plaintext GOAWAY in WAIT_SERVER_HELLO: the server refused the handshake for load (section 5.9). */
-    private void onRefused(byte[] buf, int pos, int end) throws ProtocolException {
-        HandshakeFrames.CodeReason g = HandshakeFrames.goaway(buf, pos + HandshakeFrames.HEADER_LENGTH,
-                end - pos - HandshakeFrames.HEADER_LENGTH);
-        events.add(FrameCodec.decode(buf, pos, end - pos));
+    private void onRefused(Frame.Goaway g) {
+        events.add(g);
         events.add(new Events.ConnectionClosed(ErrorCode.of(g.code()).orElse(ErrorCode.OVERLOADED), g.reason(), true));
         closed();
     }
 
-    private void onClose(HandshakeFrames.CodeReason close) {
+    private void onClose(Frame.Close close) {
         if (!sentClose) {
-            queue(HandshakeFrames.close(ErrorCode.OK, ""));
+            queue(FrameCodec.encode(new Frame.Close(ErrorCode.OK.code(), "")));
             sentClose = true;
         }
         events.add(new Events.ConnectionClosed(ErrorCode.of(close.code()).orElse(ErrorCode.OK), close.reason(), true,
@@ -723,7 +674,7 @@ public final class ClientConnection {
         recvLayer.update();
         recvEpoch++;
         if (updateRequested != 0 && sendLayer != null && state == State.CONNECTED) {
-            queue(HandshakeFrames.keyUpdate(false));
+            queue(FrameCodec.encode(new Frame.KeyUpdate(0)));
             flush();
             sendLayer.update();
         }
@@ -749,7 +700,7 @@ public final class ClientConnection {
      * the connection. */
     private void fail(ErrorCode code, String reason) {
         String shortReason = reason.length() > 200 ? reason.substring(0, 200) : reason;
-        byte[] frame = HandshakeFrames.error(code, shortReason);
+        byte[] frame = FrameCodec.encode(new Frame.Error(code.code(), shortReason));
         if (!sentClose) {
             if (sendLayer != null) {
                 pending.clear();
@@ -787,7 +738,7 @@ public final class ClientConnection {
         pending.clear();
         pendingLength = 0;
         if (sendLayer.needsUpdate(plaintext.length)) {
-            out.add(sendLayer.seal(HandshakeFrames.keyUpdate(false)));
+            out.add(sendLayer.seal(FrameCodec.encode(new Frame.KeyUpdate(0))));
             sendLayer.update();
         }
         out.add(sendLayer.seal(plaintext));
@@ -805,7 +756,7 @@ public final class ClientConnection {
 
     // --- the handshake (section 5.1, client steps) ------------------------------------------------------------
 
-    private void onServerHello(HandshakeFrames.ServerHello hello, byte[] encoded) throws ProtocolException {
+    private void onServerHello(Frame.ServerHello hello, byte[] encoded) throws ProtocolException {
         Suite chosen = Suite.ofCode(hello.suite());
         if (chosen == null || !shares.containsKey(chosen)) {
             throw new ProtocolException(ErrorCode.DOWNGRADE_DETECTED,
@@ -837,7 +788,7 @@ public final class ClientConnection {
         state = State.WAIT_SERVER_FINISHED;
     }
 
-    private byte[] acceptedPsk(HandshakeFrames.ServerHello hello, Suite chosen) throws ProtocolException {
+    private byte[] acceptedPsk(Frame.ServerHello hello, Suite chosen) throws ProtocolException {
         if (hello.pskAccepted() == 0) {
             return null;
         }
@@ -851,9 +802,9 @@ public final class ClientConnection {
         return ticket.psk();
     }
 
-    private void onServerFinished(HandshakeFrames.ServerFinished sf, byte[] encoded) throws ProtocolException {
+    private void onServerFinished(Frame.ServerFinished sf, byte[] encoded) throws ProtocolException {
         Crypto.Hash hash = suite.hash();
-        byte[] signed = HandshakeFrames.serverSignedPrefix(sf.keyType(), sf.publicKey());
+        byte[] signed = Transcript.signedPart(sf);
         String serverKey;
         if (resumed) {
             if (sf.keyType() != 0 || sf.publicKey().length > 0 || sf.signature().length > 0) {
@@ -863,7 +814,7 @@ public final class ClientConnection {
         } else {
             serverKey = checkServerKey(sf, transcript.digest(signed));
         }
-        byte[] covered = concat(signed, HandshakeFrames.prefix16(sf.signature()));
+        byte[] covered = Transcript.macedPart(sf);
         byte[] expected = hash.hmac(schedule.finishedKey(recvLayer.secret()), transcript.digest(covered));
         if (!Crypto.constantTimeEquals(expected, sf.verifyData())) {
             throw new ProtocolException(ErrorCode.BAD_FINISHED, "server Finished does not verify");
@@ -888,7 +839,7 @@ public final class ClientConnection {
         Arrays.fill(clientHandshakeSecret, (byte) 0);
     }
 
-    private String checkServerKey(HandshakeFrames.ServerFinished sf, byte[] coveredHash) throws ProtocolException {
+    private String checkServerKey(Frame.ServerFinished sf, byte[] coveredHash) throws ProtocolException {
         if (sf.keyType() != suite.keyType().code()) {
             throw new ProtocolException(ErrorCode.BAD_SIGNATURE, "server key type does not match the suite");
         }
@@ -906,26 +857,26 @@ public final class ClientConnection {
     private void sendClientFinished() {
         Crypto.Hash hash = suite.hash();
         String appId = resumed ? "" : config.appId();
-        byte[] prefix;
-        byte[] proof;
+        byte[] none = new byte[0];
         byte[] secret = config.appSecret();
+        SigningKey key = resumed || secret != null ? null : config.clientKey();
+        int authMode = resumed ? AUTH_RESUMED : secret != null ? AUTH_APP_SECRET : AUTH_CLIENT_KEY;
+        int keyType = key != null ? key.keyType().code() : 0;
+        byte[] publicKey = key != null ? key.verifyKey().publicBytes() : none;
+        byte[] proved = Transcript.provedPart(new Frame.ClientFinished(appId, authMode, keyType, publicKey, none, none));
+        byte[] proof;
         if (resumed) {
-            prefix = HandshakeFrames.clientProofPrefix(appId, AUTH_RESUMED, 0, new byte[0]);
-            proof = new byte[0];
+            proof = none;
         } else if (secret != null) {
-            prefix = HandshakeFrames.clientProofPrefix(appId, AUTH_APP_SECRET, 0, new byte[0]);
-            proof = appProof(hash, appId, secret, transcript.digest(prefix));
+            proof = appProof(hash, appId, secret, transcript.digest(proved));
             Arrays.fill(secret, (byte) 0);
         } else {
-            SigningKey key = config.clientKey();
-            prefix = HandshakeFrames.clientProofPrefix(appId, AUTH_CLIENT_KEY, key.keyType().code(),
-                    key.verifyKey().publicBytes());
-            byte[] message = concat(CLIENT_SIGNATURE_CONTEXT, transcript.digest(prefix));
+            byte[] message = concat(CLIENT_SIGNATURE_CONTEXT, transcript.digest(proved));
             proof = fixed != null ? key.sign(message, fixed.nonceSource()) : key.sign(message, random);
         }
-        byte[] finishedPrefix = concat(prefix, HandshakeFrames.prefix16(proof));
-        byte[] mac = hash.hmac(schedule.finishedKey(sendLayer.secret()), transcript.digest(finishedPrefix));
-        byte[] encoded = HandshakeFrames.clientFinished(prefix, proof, mac);
+        byte[] maced = Transcript.macedPart(new Frame.ClientFinished(appId, authMode, keyType, publicKey, proof, none));
+        byte[] mac = hash.hmac(schedule.finishedKey(sendLayer.secret()), transcript.digest(maced));
+        byte[] encoded = FrameCodec.encode(new Frame.ClientFinished(appId, authMode, keyType, publicKey, proof, mac));
         queue(encoded);
         transcript.add(encoded);
         resumptionSecret = schedule.resumptionSecret(transcript.digest());
@@ -948,7 +899,7 @@ public final class ClientConnection {
         return proof;
     }
 
-    private void onNewTicket(HandshakeFrames.NewTicket nt) {
+    private void onNewTicket(Frame.NewTicket nt) {
         if (nt.lifetimeS() <= 0 || nt.lifetimeS() > SessionTicket.MAX_LIFETIME_S) {
             return; // section 5.6: a ticket with an out-of-range lifetime is ignored
         }

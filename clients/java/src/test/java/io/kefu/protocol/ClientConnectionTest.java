@@ -285,17 +285,17 @@ class ClientConnectionTest {
     @Test
     void keyUpdateRequestedByTheServerIsAnsweredAndBothKeysMove() throws ProtocolException {
         Connected c = new Connected("international-full-app-secret");
-        c.serverSends(HandshakeFrames.keyUpdate(true));
+        c.serverSends(FrameCodec.encode(new Frame.KeyUpdate(1)));
         c.serverSend.update();
         List<byte[]> answer = c.clientWrites();
         assertEquals(1, answer.size());
-        assertArrayEquals(HandshakeFrames.keyUpdate(false), answer.get(0));
+        assertArrayEquals(FrameCodec.encode(new Frame.KeyUpdate(0)), answer.get(0));
         c.serverRecv.update();
         c.serverSends(FrameCodec.encode(new Frame.Ping(5, 0, 9)));
         List<byte[]> pong = c.clientWrites();
         assertEquals(0x21, pong.get(0)[5], "the client reads under the new key and writes under its new key");
         c.client.updateKeys(false);
-        assertArrayEquals(HandshakeFrames.keyUpdate(false), c.clientWrites().get(0));
+        assertArrayEquals(FrameCodec.encode(new Frame.KeyUpdate(0)), c.clientWrites().get(0));
         c.serverRecv.update();
         c.client.send(new Frame.Ping(1));
         assertEquals(0x20, c.clientWrites().get(0)[5]);
@@ -304,7 +304,7 @@ class ClientConnectionTest {
     @Test
     void aFrameAfterAKeyChangeInTheSameRecordIsUnexpected() throws ProtocolException {
         Connected c = new Connected("national-full-app-secret");
-        c.serverSends(HandshakeFrames.keyUpdate(false), FrameCodec.encode(new Frame.Ping(1)));
+        c.serverSends(FrameCodec.encode(new Frame.KeyUpdate(0)), FrameCodec.encode(new Frame.Ping(1)));
         assertEquals(ErrorCode.UNEXPECTED_FRAME, closedEvent(c.client.eventsReceived()).code());
     }
 
@@ -315,7 +315,7 @@ class ClientConnectionTest {
         Events.ConnectionClosed closed = closedEvent(c.client.eventsReceived());
         assertEquals(ErrorCode.SHUTTING_DOWN, closed.code());
         assertTrue(closed.clean() && closed.byPeer());
-        assertArrayEquals(HandshakeFrames.close(ErrorCode.OK, ""), c.clientWrites().get(0));
+        assertArrayEquals(FrameCodec.encode(new Frame.Close(ErrorCode.OK.code(), "")), c.clientWrites().get(0));
     }
 
     @Test
@@ -323,7 +323,7 @@ class ClientConnectionTest {
         Connected c = new Connected("national-full-app-secret");
         c.client.close(ErrorCode.OK, "bye");
         assertEquals(ClientConnection.State.CLOSING, c.client.state());
-        assertArrayEquals(HandshakeFrames.close(ErrorCode.OK, "bye"), c.clientWrites().get(0));
+        assertArrayEquals(FrameCodec.encode(new Frame.Close(ErrorCode.OK.code(), "bye")), c.clientWrites().get(0));
         assertThrows(IllegalStateException.class, () -> c.client.send(new Frame.Ping(1)));
         c.serverSends(FrameCodec.encode(new Frame.Ping(2, 0, 3)));
         assertTrue(c.clientWrites().isEmpty(), "no PONG while CLOSING");

@@ -116,14 +116,14 @@ final class VectorServer {
     }
 
     /** The ticket's state fields, or null if it does not open under {@code s}. */
-    private HandshakeFrames.Reader openTicket(byte[] ticket, Suite s) {
+    private WireReader openTicket(byte[] ticket, Suite s) {
         if (ticket.length < 16 || !Arrays.equals(Arrays.copyOf(ticket, 4), keyId(s))) {
             return null;
         }
         try {
             byte[] state = ticketAead(s).open(Arrays.copyOfRange(ticket, 4, 16),
                     Arrays.copyOfRange(ticket, 16, ticket.length), ticketAad(s));
-            return new HandshakeFrames.Reader(state, 0, state.length, "ticket");
+            return new WireReader(state, 0, state.length, "ticket");
         } catch (ProtocolException e) {
             return null;
         }
@@ -139,7 +139,7 @@ final class VectorServer {
             if (suite == null && ch.suites().contains(s.code())) {
                 suite = s; // the first suite of the server's preference that the client offers
             }
-            HandshakeFrames.Reader state = ch.ticket().length > 0 && ch.suites().contains(s.code())
+            WireReader state = ch.ticket().length > 0 && ch.suites().contains(s.code())
                     ? openTicket(ch.ticket(), s) : null;
             if (state != null && psk == null) {
                 suite = s;
@@ -149,9 +149,9 @@ final class VectorServer {
                 long lifetime = state.u32();
                 long ageAdd = state.u32();
                 state.fixed(16); // ticket id
-                ticketAppId = new String(state.bytes8(), StandardCharsets.UTF_8);
-                ticketClientKey = new String(state.bytes8(), StandardCharsets.UTF_8);
-                psk = state.bytes8();
+                ticketAppId = new String(state.bytes(1), StandardCharsets.UTF_8);
+                ticketClientKey = new String(state.bytes(1), StandardCharsets.UTF_8);
+                psk = state.bytes(1);
                 byte[] covered = Arrays.copyOfRange(encoded, 12, encoded.length - 1 - ch.binder().length);
                 byte[] binder = s.hash().hmac(new KeySchedule(s.hash(), psk).binderKey(), s.hash().digest(covered));
                 assertArrayEquals(binder, ch.binder(), "binder");
@@ -196,13 +196,13 @@ final class VectorServer {
             SigningKey key = SigningKey.of(type, HandshakeVectorsTest.hex(keys, type == KeyType.SM2 ? "sm2" : "ed25519"));
             keyType = type.code();
             pub = key.verifyKey().publicBytes();
-            byte[] signed = transcript.digest(HandshakeFrames.serverSignedPrefix(keyType, pub));
+            byte[] signed = transcript.digest(Transcript.signedPart(new Frame.ServerFinished(keyType, pub, new byte[0],
+                    new byte[0])));
             byte[] k = own.containsKey("server_signature_k") ? HandshakeVectorsTest.hex(own, "server_signature_k") : null;
             signature = key.sign(ClientConnection.concat(ClientConnection.SERVER_SIGNATURE_CONTEXT, signed),
                     new FixedRandoms(new byte[32], Map.of(), k).nonceSource());
         }
-        byte[] covered = ClientConnection.concat(HandshakeFrames.serverSignedPrefix(keyType, pub),
-                HandshakeFrames.prefix16(signature));
+        byte[] covered = Transcript.macedPart(new Frame.ServerFinished(keyType, pub, signature, new byte[0]));
         byte[] mac = suite.hash().hmac(schedule.finishedKey(send.secret()), transcript.digest(covered));
         byte[] sf = FrameCodec.encode(new Frame.ServerFinished(0, 0, keyType, pub, signature, mac));
         out.add(send.seal(sf));
@@ -268,8 +268,17 @@ final class VectorServer {
         long ageAdd = ((Number) own.get("ticket_age_add")).longValue();
         long lifetime = ((Number) inputs.get("ticket_lifetime_s")).longValue();
         byte[] psk = schedule.ticketPsk(resumptionSecret, nonce);
-        byte[] state = new HandshakeFrames.Writer().u8(1).u16(suite.code()).u64(nowMs).u32(lifetime).u32(ageAdd)
-                .raw(HandshakeVectorsTest.hex(own, "ticket_id")).str8(appId).str8(clientKey).bytes8(psk).body();
+        WireWriter w = new WireWriter(128);
+        w.u8(1, "version");
+        w.u16(suite.code(), "suite");
+        w.u64(nowMs, "issued_ms");
+        w.u32(lifetime, "lifetime_s");
+        w.u32(ageAdd, "age_add");
+        w.fixed(HandshakeVectorsTest.hex(own, "ticket_id"), 16, "ticket_id");
+        w.text(appId, 1, "app_id");
+        w.text(clientKey, 1, "client_key");
+        w.bytes(psk, 1, "psk");
+        byte[] state = w.toByteArray();
         byte[] ticket = ClientConnection.concat(ClientConnection.concat(keyId(suite), nonce),
                 ticketAead(suite).seal(nonce, state, ticketAad(suite)));
         pending.add(FrameCodec.encode(new Frame.NewTicket(0, 0, lifetime, ageAdd, nonce, ticket)));
