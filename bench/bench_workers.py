@@ -13,7 +13,8 @@
 server, the baseline the ratio is taken against). `--runs K` repeats the list K times, interleaved. Each run prints one
 JSON line and appends it to bench/out/workers.jsonl. The value `old` runs another kefu tree instead, the one whose
 `kefu` namespace directory `--old-tree` names (for example a worktree of an earlier commit), to compare against the
-code before a change in the same run.
+code before a change in the same run; `old:N` runs that tree with `[server] workers = N` (a tree from issue #12 on,
+which has the setting; plain `old` sets nothing, as the code before the issue refuses it).
 
 `--seal` (issue #14) takes a list too: `on` (the default cipher, SM4-GCM), `off` ([storage] seal = false: values in
 clear), or a cipher (`sm4-gcm`, `aes-gcm`); each value is a fresh server (and data directory: the setting is fixed
@@ -93,9 +94,9 @@ SEAL_ENV = {
 """What each `--seal` value puts in the environment of the server and of the admin commands (`app add-bulk`)."""
 
 
-def spawn(workers: int, extra_env: dict[str, str] | None = None) -> Server:
+def spawn(workers: int, extra_env: dict[str, str] | None = None, *, settings: bool = True) -> Server:
     env = {"KEFU_LOG_LEVEL": "warning", **(extra_env or {})}
-    if "PYTHONPATH" not in os.environ:  # an older tree (`--workers old`) has no such settings
+    if settings:  # the tree before issue #12 (`--workers old`) has no such settings
         env["KEFU_SERVER_WORKERS"] = str(workers)
         # These scenarios measure capacity: the handshake budget (issue #13, bench_hostile.py measures it) would cap
         # the ramps and the storms at a quarter of the host's cores, so it is off here, as it was for their numbers.
@@ -129,7 +130,7 @@ def hdr(h: Any) -> dict[str, float]:
 
 
 def run_hold(args: argparse.Namespace, workers: int) -> dict[str, Any]:
-    server = spawn(workers, dict(e.split("=", 1) for e in args.env))
+    server = spawn(workers, dict(e.split("=", 1) for e in args.env), settings=args.settings)
     try:
         target = target_of(server)
         cgen.run_hold(target, 50, 1.0, processes=1, prefix="benchw", add_users=True)  # warm-up: caches, imports
@@ -165,7 +166,7 @@ def run_hold(args: argparse.Namespace, workers: int) -> dict[str, Any]:
 
 
 def run_handshake(args: argparse.Namespace, workers: int) -> dict[str, Any]:
-    server = spawn(workers)
+    server = spawn(workers, settings=args.settings)
     try:
         target = target_of(server)
         target.add_bulk("benchch", args.connectors, "kefu-bench")
@@ -256,7 +257,7 @@ def _store_per_message(before: dict[tuple[str, str], float], after: dict[tuple[s
 
 
 def run_messages(args: argparse.Namespace, workers: int, *, closed: bool) -> dict[str, Any]:
-    server = spawn(workers)
+    server = spawn(workers, settings=args.settings)
     try:
         target = target_of(server)
         pairs = args.connections // 2 if closed else args.pairs
@@ -301,7 +302,7 @@ def run_messages(args: argparse.Namespace, workers: int, *, closed: bool) -> dic
 
 def run_seed(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     args.pairs = args.users // 2
-    server = spawn(workers)
+    server = spawn(workers, settings=args.settings)
     try:
         target = target_of(server)
         target.add_bulk("benchcm", args.users, "kefu-bench")
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in range(args.runs):
         for seal in seals:
             for token in args.workers.split(","):
-                if token == "old" and not args.old_tree:
+                if token.startswith("old") and not args.old_tree:
                     p.error("--workers old needs --old-tree")
                 line = run_one(args, token, seal, run)
                 lines.append(line)
@@ -376,14 +377,15 @@ def main(argv: list[str] | None = None) -> int:
 def run_one(args: argparse.Namespace, token: str, seal: str, run: int) -> dict[str, Any]:
     """One fresh server of `--workers` value `token` and `--seal` value `seal`; its JSON line."""
     started = time.time()
-    old = token == "old"
+    old = token.startswith("old")
     os.environ.pop("PYTHONPATH", None)
     if old:  # the server and the admin commands the generator runs (add-bulk) import the other tree
         os.environ["PYTHONPATH"] = args.old_tree
     for name in SEAL_ENV["on"]:
         os.environ.pop(name, None)
     os.environ.update(SEAL_ENV.get(seal, {}))  # the server's and add-bulk's: they open the same store
-    workers = 0 if old else int(token)
+    workers = int(token.removeprefix("old").removeprefix(":") or 0)
+    args.settings = token != "old"  # what spawn() may set: the tree before issue #12 has no [server] workers
     try:
         match args.scenario:
             case "hold":
