@@ -122,9 +122,23 @@ class Desk:
         self._next_id = max(SERVICE_BASE, _U64.unpack(last)[0] if last else 0) + 1
         """Ids are taken in order, at OPEN; the records are keyed by id, so after a restart the next is one past the
         last stored (an id whose OPEN was refused or whose first write failed was never stored, and is free again)."""
+        self._configured_agents: list[AgentRuntime] = []
+        """Offline stand-ins for the directory's agents, counted by the figures until they connect."""
         self._load()
+        self.know_agents()
 
     # --- start-up ---------------------------------------------------------------------------------------
+
+    def know_agents(self) -> None:
+        """The agents the directory names, with their tenants (at start and after a reload): the figures count one
+        who has not connected since the process started as offline rather than not at all. (Routing still knows an
+        agent only from its first connection: a transfer to one never seen is NOT_FOUND, section 13.6.) Agents not
+        in the directory are counted from their first connection."""
+        self._configured_agents = [
+            AgentRuntime(name, profile.tenant)
+            for name in self.directory.agents
+            if (profile := self.profile(name)).role is Role.AGENT
+        ]
 
     def _load(self) -> None:
         """Rebuild loads and queues from the open conversations (never from all data)."""
@@ -742,7 +756,9 @@ class Desk:
     def publish_figures(self) -> None:
         """Hand the metrics a snapshot of the queues, agents and counts (`kefu.server.service.figures`)."""
         groups = [(g.tenant, g.name) for g in self.directory.groups.values()]
-        figures = self.figures.snapshot(self.router.waiting(), self.router.agents.values(), groups, self.open)
+        known = self.router.agents
+        agents = [*known.values(), *(a for a in self._configured_agents if a.name not in known)]
+        figures = self.figures.snapshot(self.router.waiting(), agents, groups, self.open)
         self.host.publish_figures(figures)
 
     def metric(self, name: str) -> None:

@@ -99,6 +99,7 @@ def reload_desk(desk: Desk, config: Any) -> list[str]:
         engine.close()
     desk.rules = engines
     desk.directory = desk.router.directory = directory
+    desk.know_agents()
     desk.refill()  # capacities or groups may have grown: waiting conversations go first, in queue order
     return changes
 

@@ -739,6 +739,17 @@ async def test_a_supervisor_of_another_tenant_may_not_watch(rig: Rig) -> None:
     assert rig.log.members(FIRST) == ("v1", "a1")
 
 
+@pytest.mark.asyncio
+async def test_the_directorys_agents_count_as_offline_before_they_connect(rig: Rig) -> None:
+    """kefu_service_agents: an agent the directory names is offline until a device of theirs connects, not absent."""
+    rig.desk.publish_figures()
+    assert rig.host.figures.agents[("bank", "offline")] == 4 and rig.host.figures.agents[("other", "offline")] == 1
+    await rig.online("a1")
+    rig.desk.publish_figures()
+    agents = rig.host.figures.agents
+    assert (agents[("bank", "online")], agents[("bank", "offline")]) == (1, 3)
+
+
 # --- drafts ------------------------------------------------------------------------------------------------------
 
 
