@@ -1,4 +1,4 @@
-"""SIGHUP against a real `kefu serve` with worker processes: what reloads (the plugins too), what needs a restart,
+"""SIGHUP against a real `kefu serve`, with worker processes and without: what reloads (the plugins too), what needs a restart,
 and what the log says of each (systemd/OPERATIONS.md, "Reloading the configuration")."""
 
 from __future__ import annotations
@@ -59,13 +59,17 @@ async def faq_answer(visitor: Client, conversation: int) -> str:
     return answer.text
 
 
-async def test_sighup_reloads_plugins_and_logs_what_changed_and_what_needs_a_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["default", "0"])
+async def test_sighup_reloads_plugins_and_logs_what_changed_and_what_needs_a_restart(
+    tmp_path: Path, workers: str
+) -> None:
+    """With worker processes (the default) and with everything in one process (`workers = 0`)."""
     config = tmp_path / "kefu.toml"
     config.write_text("[server]\ndrain_timeout_s = 5.0\n[limits]\nconn_frames_per_s = 500\n")
-    proc = service_server(
-        tmp_path, plugins=FAQ.format(answer="九点开门"), args=["--config", str(config)],
-        env={"KEFU_SERVICE_SENTIMENT": "false"},
-    )  # fmt: skip
+    env = {"KEFU_SERVICE_SENTIMENT": "false"} | ({"KEFU_SERVER_WORKERS": workers} if workers != "default" else {})
+    proc = service_server(tmp_path, plugins=FAQ.format(answer="九点开门"), args=["--config", str(config)], env=env)
+    if workers == "0":
+        assert proc.workers() == {} and " workers=0 " in proc.log.read_text(), "one process"
     directory = proc.data_dir / "service.toml"
     try:
         async with users(proc) as connect:
