@@ -555,6 +555,11 @@ class Keyring:
         """Every key's pin, newest first per type: what clients should accept."""
         return pins_of(self.keys)
 
+    @property
+    def newest(self) -> str:
+        """The index of each type's signing key, as `load(..., newest=)` takes it ("sm2:2,ed25519:1")."""
+        return ",".join(f"{KEY_NAMES[t]}:{files[-1].index}" for t, files in self.keys.items() if files)
+
 
 def load_or_create(data_dir: Path, store: AppStore, *, out: TextIO | None = None) -> Keyring:
     """Load the keys under data_dir/keys, generating any missing key type (and the dev app) on first start.
@@ -584,11 +589,19 @@ def load_or_create(data_dir: Path, store: AppStore, *, out: TextIO | None = None
     return Keyring(keys, _rotate_ticket_keys(directory), AppDirectory(store))
 
 
-def load(data_dir: Path, store: AppStore) -> Keyring:
+def load(data_dir: Path, store: AppStore, *, newest: str = "") -> Keyring:
     """The keys a running server's `load_or_create` left under data_dir/keys, read without changing anything (the
-    gateway processes: every one signs with the same keys and opens the same tickets)."""
+    gateway processes: every one signs with the same keys and opens the same tickets).
+
+    `newest` ("sm2:2,ed25519:1", `Keyring.newest` of the server's start) leaves out keys added since: a gateway the
+    supervisor restarts after `kefu keygen` signs with the key the others sign with, not the new one, which only a
+    restart of the whole server puts to use (as the documentation of keygen says)."""
     data_dir = Path(data_dir)
     keys = load_keys(data_dir)
+    if newest:
+        by_name = {name: t for t, name in KEY_NAMES.items()}
+        limits = {by_name[name]: int(index) for name, index in (item.split(":") for item in newest.split(","))}
+        keys = {t: [f for f in files if f.index <= limits.get(t, f.index)] for t, files in keys.items()}
     missing = [KEY_NAMES[t] for t, files in keys.items() if not files]
     if missing:
         raise FileNotFoundError(f"{keys_dir(data_dir)}: no {', '.join(missing)} key")

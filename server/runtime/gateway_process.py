@@ -40,7 +40,9 @@ TICKET_PURGE_INTERVAL_S = 60.0
 class GatewayProcess:
     """One gateway worker: its gateway, its link to the core, its listening socket and its control channel."""
 
-    def __init__(self, config: Any, load: Callable[[], Any], index: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, config: Any, load: Callable[[], Any], index: int, loop: asyncio.AbstractEventLoop, *, keys: str = ""
+    ) -> None:
         self.config = config
         self._load = load
         self.index = index
@@ -54,7 +56,7 @@ class GatewayProcess:
         self.apps_store = wiring.open_store(config)
         if self.metrics is not None:
             self.apps_store.damage.on_damaged = self.metrics.storage_damaged
-        self.keyring = keymod.load(data_dir, self.apps_store)
+        self.keyring = keymod.load(data_dir, self.apps_store, newest=keys)
         self.guard = SharedTicketGuard(claims_path(data_dir))
         self.gateway: Gateway = wiring.build_gateway(
             config, loop, self.keyring, guard=self.guard, metrics=self.metrics, name=f"gateway-{index}"
@@ -191,10 +193,11 @@ class GatewayProcess:
 
 
 async def run_gateway(config: Any, load: Callable[[], Any], *, index: int, control: int, link: int, listen: int,
-                      port: int) -> None:  # fmt: skip
-    """Run one gateway until the supervisor says stop (or goes away)."""
+                      port: int, keys: str = "") -> None:  # fmt: skip
+    """Run one gateway until the supervisor says stop (or goes away); `keys`: the signing keys of the server's
+    start (`keymod.load`)."""
     loop = asyncio.get_running_loop()
-    worker = GatewayProcess(config, load, index, loop)
+    worker = GatewayProcess(config, load, index, loop, keys=keys)
     sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
     await worker.start(socket.socket(fileno=control), socket.socket(fileno=link), listen, port)
     collector = process.tame_collector(loop)

@@ -112,6 +112,8 @@ class Supervisor:
         self.started = time.time()
         self.pins: list[str] = []
         """The server key pins at start: what the workers sign with until a restart."""
+        self.newest_keys = ""
+        """The signing keys of this start (`Keyring.newest`): a gateway restarted later signs with the same ones."""
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self._restarts = Counter("kefu_worker_restarts", "Worker processes started again.", ["role"],
@@ -131,7 +133,8 @@ class Supervisor:
         data_dir = Path(self.config.server.data_dir)
         store = wiring.open_store(self.config)
         try:
-            self.pins = keymod.load_or_create(data_dir, store).pins
+            keyring = keymod.load_or_create(data_dir, store)
+            self.pins, self.newest_keys = keyring.pins, keyring.newest
         finally:
             store.close()
         keymod.write_pins(data_dir)
@@ -176,7 +179,8 @@ class Supervisor:
         fds = [theirs.fileno()]
         if worker.role == "gateway":
             assert link is not None and self._listen is not None
-            args += ["--index", str(worker.index), "--link-fd", str(link.fileno()), "--port", str(self.port)]
+            args += ["--index", str(worker.index), "--link-fd", str(link.fileno()), "--port", str(self.port),
+                     "--keys", self.newest_keys]  # fmt: skip
             fds.append(link.fileno())
             if self._shared:
                 args += ["--listen-fd", str(self._listen.fileno())]

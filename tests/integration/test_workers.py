@@ -17,8 +17,10 @@ import pytest
 
 from kefu.client import Client, new_conversation_id
 from kefu.protocol import frames
+from kefu.protocol.crypto import KeyType
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import HandshakeComplete, TicketReceived
+from kefu.server.identity.keys import add_key
 
 from .conftest import LOAD_LIMITS, ServerProcess
 from .peer import Peer
@@ -304,6 +306,24 @@ async def test_a_killed_gateway_costs_only_its_own_clients_a_reconnect(tmp_path:
     finally:
         if traffic is not None:
             await traffic.close()
+        server.kill()
+
+
+async def test_a_restarted_gateway_signs_with_the_keys_of_the_servers_start(tmp_path: Path) -> None:
+    """`kefu keygen` on a running server takes effect at the server's next restart: a gateway the supervisor starts
+    again in between signs with the key the other gateway signs with (clients pinned to the current pins get in)."""
+    server = start_server(tmp_path, ("alice",))
+    try:
+        async with asyncio.timeout(TEST_TIMEOUT_S):
+            add_key(server.data_dir, KeyType.SM2)  # what `kefu keygen --type sm2` does; pins.txt is not rewritten
+            victim = server.workers()[GW0]
+            os.kill(victim, signal.SIGKILL)
+            await asyncio.to_thread(wait_until, lambda: new_pid(server, GW0, victim), 5.0, "a new gateway-0")
+            await asyncio.to_thread(wait_until, lambda: healthz(server)["workers"][GW0]["ready"], 5.0, "ready")
+            for gateway in GATEWAYS:  # a national handshake with the pins of the start, on each gateway
+                peer = await peer_on(server, "alice", gateway)
+                peer.close()
+    finally:
         server.kill()
 
 
