@@ -124,6 +124,24 @@ class RecentMessages:
                 out.append(message)
         return out
 
+    def run_past(self, conversation_id: int, first: int, last: int, own: set[int]) -> tuple[int, list[Outgoing]]:
+        """As `run`, where a seq in `own` (a connection's own message, never sent to it) needs no message: the last
+        seq of the run without a gap (first - 1 if none) and the messages of the run that are not in `own`.
+
+        A gateway holds no DELIVER of a message only its own connection sent (the core publishes it to no one
+        here), so without this a catch-up whose next seq was the connection's own asked the core for it, to skip
+        it: with the two parties of a conversation on different gateways, a read per SEND or so."""
+        messages = self._by_conversation.get(conversation_id) or {}
+        out: list[Outgoing] = []
+        for seq in range(first, last + 1):
+            if seq in own:
+                continue
+            message = messages.get(seq)
+            if message is None:
+                return seq - 1, out
+            out.append(message)
+        return last, out
+
 
 class _Read:
     """A read the core was asked for: who waits for it, and what for (`retry`: resend first..last with the
@@ -215,11 +233,15 @@ class Outbound:
             last = min(stream.last, first + PUMP_BATCH - 1, first + window.room - 1)
             if last < first:
                 return
-            cached = self.recent.run(stream.conversation_id, first, last)
-            if not cached:
+            if stream.own:
+                covered, cached = self.recent.run_past(stream.conversation_id, first, last, stream.own)
+            else:
+                cached = self.recent.run(stream.conversation_id, first, last)
+                covered = cached[-1].seq if cached else first - 1
+            if covered < first:
                 self._read(outlet, stream, first, last)
                 return
-            self._send_run(outlet, window, stream, cached[-1].seq, cached)
+            self._send_run(outlet, window, stream, covered, cached)
         if stream.next_seq <= stream.last and not stream.fetching:
             self._defer(outlet)
 

@@ -222,6 +222,34 @@ def test_an_own_message_is_skipped_and_acknowledged_with_what_precedes_it() -> N
     assert rig.core.cursors[-1] == ("alice", 7, 3) and alice.window is not None and alice.window.in_flight == 0
 
 
+def test_an_own_message_this_gateway_never_held_needs_no_read() -> None:
+    rig = Rig()
+    alice = RecordingOutlet("alice")
+    rig.publish(alice, 7, [1])
+    rig.outbound.own(alice, 7, 2, 0)  # the others are on another gateway: message 2 was published to none here
+    rig.publish(alice, 7, [3])
+    assert delivered(alice) == [1, 3] and rig.core.fetches == [], "the catch-up passes over the own seq"
+    rig.ack(alice, (7, 1))
+    assert rig.core.cursors == [("alice", 7, 2)]
+    rig.ack(alice, (7, 3))
+    assert rig.core.cursors[-1] == ("alice", 7, 3) and alice.window is not None and alice.window.in_flight == 0
+
+
+def test_a_catch_up_past_own_seqs_reads_from_the_first_message_missing() -> None:
+    rig = Rig()
+    alice = RecordingOutlet("alice")
+    rig.publish(alice, 7, [1])
+    rig.outbound.own(alice, 7, 2, 0)
+    rig.outbound.own(alice, 7, 3, 0)
+    rig.outbound.offer(alice, message(7, 5), 0, 0.0)  # 4 is in no cache
+    [read] = rig.core.fetches
+    assert (read.after_seq, read.until_seq) == (3, 5), "2 and 3 are taken without a read"
+    rig.answer(read)
+    assert delivered(alice) == [1, 4, 5]
+    rig.ack(alice, (7, 5))
+    assert rig.core.cursors[-1] == ("alice", 7, 5) and alice.window is not None and alice.window.in_flight == 0
+
+
 def test_an_own_message_is_not_sent_back_even_when_offered() -> None:
     rig = Rig()
     alice = RecordingOutlet("alice")
