@@ -6,8 +6,6 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.Condition;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 
 /**
@@ -52,8 +50,12 @@ final class GuardedSendWindow {
         }
     }
 
-    private final ReentrantLock lock = new ReentrantLock();
-    private final Condition room = lock.newCondition();
+    /**
+     * Guards {@link #window}; its waiters are the callers waiting for room. A monitor rather than a
+     * {@code ReentrantLock}: the JVM spins briefly on a monitor before parking, and the I/O thread and a fast
+     * producer hold it for a moment at a time, once per message each.
+     */
+    private final Object lock = new Object();
     private final SendWindow window;
 
     GuardedSendWindow() {
@@ -82,32 +84,33 @@ final class GuardedSendWindow {
      */
     SendWindow.PendingSend submit(Frame.Send frame, long timeoutNanos) throws InterruptedException {
         long size = SendWindow.sizeOf(frame);
-        lock.lockInterruptibly();
-        try {
-            long left = timeoutNanos;
+        Caller caller = new Caller(); // allocated before taking the lock, which the I/O thread wants too
+        long deadline = System.nanoTime() + timeoutNanos;
+        synchronized (lock) {
             while (window.get(frame.clientMsgId()) == null && !window.hasRoom(size)) {
                 if (timeoutNanos < 0) {
-                    room.await();
+                    lock.wait();
                 } else {
+                    long left = deadline - System.nanoTime();
                     if (left <= 0) {
                         return null;
                     }
-                    left = room.awaitNanos(left);
+                    TimeUnit.NANOSECONDS.timedWait(lock, left);
                 }
             }
             SendWindow.PendingSend entry = window.submit(frame);
             if (entry.attachment() == null) {
-                entry.attach(new Caller());
+                entry.attach(caller);
             }
             return entry;
-        } finally {
-            lock.unlock();
         }
     }
 
     /** The SENDs for the wire now, at most {@link #MAX_FLUSH_BYTES} of them (at least one). */
     List<SendWindow.PendingSend> takeSendable(double now) {
-        return locked(() -> window.takeSendable(now, MAX_FLUSH_BYTES));
+        synchronized (lock) { // not locked(): no lambda on the paths taken once per message or per flush
+            return window.takeSendable(now, MAX_FLUSH_BYTES);
+        }
     }
 
     /** Whether SENDs wait for the wire. */
@@ -117,7 +120,9 @@ final class GuardedSendWindow {
 
     /** Settles a SEND by its SEND_ACK; an ACCEPTED or REFUSED one makes room. */
     SendWindow.Outcome onSendAck(Frame.SendAck ack, double now) {
-        return locked(() -> madeRoom(window.onSendAck(ack, now)));
+        synchronized (lock) {
+            return madeRoom(window.onSendAck(ack, now));
+        }
     }
 
     /** Settles a SEND refused by a non-fatal ERROR; {@link SendWindow.Outcome.Kind#UNKNOWN} if no longer pending. */
@@ -129,7 +134,7 @@ final class GuardedSendWindow {
 
     private SendWindow.Outcome madeRoom(SendWindow.Outcome outcome) {
         if (outcome.kind() == SendWindow.Outcome.Kind.ACCEPTED || outcome.kind() == SendWindow.Outcome.Kind.REFUSED) {
-            room.signalAll();
+            lock.notifyAll();
         }
         return outcome;
     }
@@ -141,7 +146,7 @@ final class GuardedSendWindow {
                 return false;
             }
             window.remove(entry.clientMsgId());
-            room.signalAll();
+            lock.notifyAll();
             return true;
         });
     }
@@ -157,7 +162,7 @@ final class GuardedSendWindow {
     /** Removes and returns every pending SEND (the client is closing or has failed). */
     List<SendWindow.PendingSend> drain() {
         return locked(() -> {
-            room.signalAll();
+            lock.notifyAll();
             return window.drain();
         });
     }
@@ -168,11 +173,8 @@ final class GuardedSendWindow {
     }
 
     private <T> T locked(Supplier<T> action) {
-        lock.lock();
-        try {
+        synchronized (lock) {
             return action.get();
-        } finally {
-            lock.unlock();
         }
     }
 }

@@ -1,6 +1,8 @@
 package io.kefu.protocol;
 
-import java.nio.ByteBuffer;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -217,7 +219,7 @@ public final class SendWindow {
     private final double rtoInitial;
     private final double rtoMax;
     private final RandomGenerator random;
-    private final LinkedHashMap<ByteBuffer, PendingSend> entries = new LinkedHashMap<>();
+    private final LinkedHashMap<Key, PendingSend> entries = new LinkedHashMap<>();
     private final ArrayDeque<PendingSend> unsent = new ArrayDeque<>();
     /** Entries with a finite deadline (IN_FLIGHT and BACKOFF): what timer() and takeSendable() scan. */
     private final LinkedHashSet<PendingSend> timed = new LinkedHashSet<>();
@@ -287,11 +289,33 @@ public final class SendWindow {
         return bytes;
     }
 
-    private static ByteBuffer key(byte[] clientMsgId) {
-        if (clientMsgId.length != 16) {
-            throw new IllegalArgumentException("client_msg_id must be 16 bytes, got " + clientMsgId.length);
+    /** A 16-byte {@code client_msg_id} as a map key: two longs, cheap to hash and compare. */
+    private static final class Key {
+        private static final VarHandle LONGS = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.BIG_ENDIAN);
+        private final long high;
+        private final long low;
+
+        private Key(byte[] clientMsgId) {
+            this.high = (long) LONGS.get(clientMsgId, 0);
+            this.low = (long) LONGS.get(clientMsgId, 8);
         }
-        return ByteBuffer.wrap(clientMsgId.clone());
+
+        static Key of(byte[] clientMsgId) {
+            if (clientMsgId.length != 16) {
+                throw new IllegalArgumentException("client_msg_id must be 16 bytes, got " + clientMsgId.length);
+            }
+            return new Key(clientMsgId);
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Key k && k.high == high && k.low == low;
+        }
+
+        @Override
+        public int hashCode() {
+            return Long.hashCode(high * 31 + low);
+        }
     }
 
     /**
@@ -314,7 +338,7 @@ public final class SendWindow {
      * @throws IllegalArgumentException if the {@code client_msg_id} is not 16 bytes
      */
     public PendingSend submit(Frame.Send frame) {
-        ByteBuffer key = key(frame.clientMsgId());
+        Key key = Key.of(frame.clientMsgId());
         PendingSend existing = entries.get(key);
         if (existing != null) {
             return existing;
@@ -336,7 +360,7 @@ public final class SendWindow {
      * @return the entry, or null if none is pending
      */
     public PendingSend get(byte[] clientMsgId) {
-        return clientMsgId.length == 16 ? entries.get(ByteBuffer.wrap(clientMsgId)) : null;
+        return clientMsgId.length == 16 ? entries.get(new Key(clientMsgId)) : null;
     }
 
     /**
@@ -518,13 +542,11 @@ public final class SendWindow {
      * @return the entry, or null if none was pending
      */
     public PendingSend remove(byte[] clientMsgId) {
-        PendingSend e = get(clientMsgId);
-        if (e == null) {
-            return null;
+        PendingSend e = clientMsgId.length == 16 ? entries.remove(new Key(clientMsgId)) : null;
+        if (e != null) {
+            leaveCurrentState(e);
+            bytes -= e.size;
         }
-        leaveCurrentState(e);
-        entries.remove(ByteBuffer.wrap(clientMsgId));
-        bytes -= e.size;
         return e;
     }
 
