@@ -39,8 +39,10 @@ import java.util.concurrent.atomic.AtomicReference;
  * }</pre>
  *
  * <p>Theory of operation (as clients/python/client.py): the client owns at most one live connection and survives
- * the loss of any of them. Pending sends, per-conversation watermarks, acknowledgements not yet written, the
- * delivery queue, history fetches in progress and the latest resumption ticket live here. When a handshake
+ * the loss of any of them. Pending sends (the sans-IO {@link io.kefu.protocol.SendWindow}, behind a lock so that
+ * {@code send()} can wait for room), per-conversation watermarks and acknowledgements not yet written (the sans-IO
+ * {@link io.kefu.protocol.DeliveryTracker}), the delivery queue, history fetches in progress and the latest
+ * resumption ticket live here. When a handshake
  * completes the client sends SYNC(conversation, handled) for every conversation it knows plus SYNC(0), re-issues
  * fetches in progress and puts every pending SEND on the wire again with its original client message id (the server
  * stores each once). When a connection is lost (or a GOAWAY drains it) the client reconnects after the backoff

@@ -526,7 +526,7 @@ public final class ClientConnection {
         if (end > inLength) {
             return -1;
         }
-        dispatchOuter(pos, end);
+        dispatchOuter(type, pos, end);
         return end;
     }
 
@@ -554,12 +554,14 @@ public final class ClientConnection {
 
     // --- receiving --------------------------------------------------------------------------------------------
 
-    private void dispatchOuter(int pos, int end) throws ProtocolException {
-        Frame frame = FrameCodec.decode(in, pos, end - pos);
-        if (frame instanceof Frame.Record) {
+    private void dispatchOuter(int type, int pos, int end) throws ProtocolException {
+        if (type == FrameType.RECORD.code()) { // opened from the buffer: a decoded Frame.Record would copy it again
             openRecord(Arrays.copyOfRange(in, pos, pos + FrameCodec.HEADER_LEN),
                     Arrays.copyOfRange(in, pos + FrameCodec.HEADER_LEN, end));
-        } else if (frame instanceof Frame.ServerHello hello) {
+            return;
+        }
+        Frame frame = FrameCodec.decode(in, pos, end - pos);
+        if (frame instanceof Frame.ServerHello hello) {
             onServerHello(hello, Arrays.copyOfRange(in, pos, end));
         } else if (frame instanceof Frame.Goaway goaway) {
             onRefused(goaway);
