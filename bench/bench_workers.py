@@ -14,7 +14,8 @@ server, the baseline the ratio is taken against). `--runs K` repeats the list K 
 JSON line and appends it to bench/out/workers.jsonl. The value `old` runs another kefu tree instead, the one whose
 `kefu` namespace directory `--old-tree` names (for example a worktree of an earlier commit), to compare against the
 code before a change in the same run; `old:N` runs that tree with `[server] workers = N` (a tree from issue #12 on,
-which has the setting; plain `old` sets nothing, as the code before the issue refuses it).
+which has the setting; plain `old` sets nothing, as the code before the issue refuses it). `--old-tree` may be given
+more than once: `old2`, `old2:N`, ... run the second, ... (to measure steps of a change in one run).
 
 `--seal` (issue #14) takes a list too: `on` (the default cipher, SM4-GCM), `off` ([storage] seal = false: values in
 clear), or a cipher (`sm4-gcm`, `aes-gcm`); each value is a fresh server (and data directory: the setting is fixed
@@ -349,7 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--max-seconds", type=float, default=900.0)
     p.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server's environment (hold)")
-    p.add_argument("--old-tree", default="", help="PYTHONPATH of the kefu tree `--workers old` runs")
+    p.add_argument(
+        "--old-tree",
+        action="append",
+        default=[],
+        help="PYTHONPATH of the kefu tree `--workers old` runs (again for old2, old3, ...)",
+    )
     p.add_argument("--seal", default="", help="comma list of on, off, sm4-gcm, aes-gcm: one fresh server each")
     p.add_argument("--out", default=str(OUT), help="the JSON Lines file each run's line is appended to")
     args = p.parse_args(argv)
@@ -362,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     for run in range(args.runs):
         for seal in seals:
             for token in args.workers.split(","):
-                if token.startswith("old") and not args.old_tree:
-                    p.error("--workers old needs --old-tree")
+                if token.startswith("old") and len(args.old_tree) < old_index(token):
+                    p.error(f"--workers {token} needs {old_index(token)} --old-tree")
                 line = run_one(args, token, seal, run)
                 lines.append(line)
                 print(json.dumps(line), flush=True)
@@ -380,12 +386,12 @@ def run_one(args: argparse.Namespace, token: str, seal: str, run: int) -> dict[s
     old = token.startswith("old")
     os.environ.pop("PYTHONPATH", None)
     if old:  # the server and the admin commands the generator runs (add-bulk) import the other tree
-        os.environ["PYTHONPATH"] = args.old_tree
+        os.environ["PYTHONPATH"] = args.old_tree[old_index(token) - 1]
     for name in SEAL_ENV["on"]:
         os.environ.pop(name, None)
     os.environ.update(SEAL_ENV.get(seal, {}))  # the server's and add-bulk's: they open the same store
-    workers = int(token.removeprefix("old").removeprefix(":") or 0)
-    args.settings = token != "old"  # what spawn() may set: the tree before issue #12 has no [server] workers
+    workers = int(token.partition(":")[2] or 0) if old else int(token)
+    args.settings = ":" in token or not old  # what spawn() may set: the tree before issue #12 has no [server] workers
     try:
         match args.scenario:
             case "hold":
@@ -404,6 +410,11 @@ def run_one(args: argparse.Namespace, token: str, seal: str, run: int) -> dict[s
     line = {"scenario": args.scenario, "workers": token if old else workers, "run": run, "at": at,
             "argv": sys.argv[1:], **result}  # fmt: skip
     return line | ({"seal": seal} if seal else {})
+
+
+def old_index(token: str) -> int:
+    """Which --old-tree a `--workers` value names: 1 for `old` and `old:N`, K for `oldK` and `oldK:N`."""
+    return int(token.partition(":")[0].removeprefix("old") or 1)
 
 
 def seal_summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
