@@ -325,12 +325,13 @@ public final class KefuClient implements AutoCloseable {
     /**
      * Send a message; the future completes once the server has made it durable.
      *
-     * <p>The message is retried transparently with the same client message id across reconnects and after
-     * RATE_LIMITED; the server stores it once (a repeat returns the original receipt, {@code duplicate()} true).
-     * The future fails with {@link SendRefusedException} (with the server's code) when the server refuses it,
-     * {@link SendTimeoutException} after the timeout, {@link ClientClosedException} or
-     * {@link ConnectionLostException} when the client ends first. When the window of messages not yet acknowledged
-     * is full (10,000 messages or 64 MiB) this call blocks until there is room, at most for the timeout.
+     * <p>The message is retried transparently with the same client message id across reconnects, after RATE_LIMITED
+     * (following a backoff) and after SHUTTING_DOWN (on the next connection); the server stores it once (a repeat
+     * returns the original receipt, {@code duplicate()} true). The future fails with {@link SendRefusedException}
+     * (with the server's code) when the server refuses it, {@link SendTimeoutException} after the timeout,
+     * {@link ClientClosedException} or {@link ConnectionLostException} when the client ends first. When the window
+     * of messages not yet acknowledged is full (10,000 messages or 64 MiB) this call blocks until there is room, at
+     * most for the timeout.
      *
      * @param message the message
      * @return a future of the receipt

@@ -865,7 +865,8 @@ public final class ClientConnection {
         int authMode = resumed ? AUTH_RESUMED : secret != null ? AUTH_APP_SECRET : AUTH_CLIENT_KEY;
         int keyType = key != null ? key.keyType().code() : 0;
         byte[] publicKey = key != null ? key.verifyKey().publicBytes() : none;
-        byte[] proved = Transcript.provedPart(new Frame.ClientFinished(appId, authMode, keyType, publicKey, none, none));
+        byte[] proved = Transcript.provedPart(
+                new Frame.ClientFinished(appId, authMode, keyType, publicKey, none, none));
         byte[] proof;
         if (resumed) {
             proof = none;

@@ -38,29 +38,36 @@ class GuardedSendWindowTest {
         assertNotNull(sends.submit(send(3), 0));
     }
 
+    /** Submits {@code frame} from a thread of its own, and returns once that thread waits for room. */
+    private static CompletableFuture<SendWindow.PendingSend> submitWaiting(GuardedSendWindow sends, Frame.Send frame,
+            long timeoutNanos) throws InterruptedException {
+        CompletableFuture<SendWindow.PendingSend> result = new CompletableFuture<>();
+        Thread t = new Thread(() -> {
+            try {
+                result.complete(sends.submit(frame, timeoutNanos));
+            } catch (InterruptedException e) {
+                result.completeExceptionally(e);
+            }
+        });
+        t.setDaemon(true);
+        t.start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (t.getState() != Thread.State.WAITING && t.getState() != Thread.State.TIMED_WAITING) {
+            assertTrue(System.nanoTime() < deadline && !result.isDone(), "the sender should wait for room");
+            Thread.onSpinWait();
+        }
+        return result;
+    }
+
     @Test
     void aWaitingSenderIsWokenBySettlingOrDraining() throws Exception {
         GuardedSendWindow sends = new GuardedSendWindow(1, 1 << 20);
         SendWindow.PendingSend first = sends.submit(send(1), 0);
-        CompletableFuture<SendWindow.PendingSend> waiting = CompletableFuture.supplyAsync(() -> {
-            try {
-                return sends.submit(send(2), -1);
-            } catch (InterruptedException e) {
-                throw new IllegalStateException(e);
-            }
-        });
-        Thread.sleep(20); // let it wait (if it has not, the test still passes: the wake-up is what is checked)
-        assertFalse(waiting.isDone(), "no room yet");
+        CompletableFuture<SendWindow.PendingSend> waiting = submitWaiting(sends, send(2), -1);
         assertTrue(sends.remove(first));
         assertFalse(sends.remove(first), "removed once");
         assertEquals(2, (int) waiting.get(5, TimeUnit.SECONDS).clientMsgId()[15]);
-        CompletableFuture<SendWindow.PendingSend> third = CompletableFuture.supplyAsync(() -> {
-            try {
-                return sends.submit(send(3), TimeUnit.SECONDS.toNanos(5));
-            } catch (InterruptedException e) {
-                throw new IllegalStateException(e);
-            }
-        });
+        CompletableFuture<SendWindow.PendingSend> third = submitWaiting(sends, send(3), TimeUnit.SECONDS.toNanos(5));
         assertEquals(1, sends.drain().size());
         assertEquals(3, (int) third.get(5, TimeUnit.SECONDS).clientMsgId()[15]);
         assertEquals(1, sends.size());
