@@ -11,7 +11,7 @@ import java.util.function.Supplier;
 /**
  * The client's pending sends: the sans-IO {@link SendWindow} behind one lock, so that {@code send()} can submit
  * from any thread and wait for room, while the I/O thread takes what goes on the wire and settles what the server
- * answered. This class adds only the lock, the condition callers wait on, and the policy the client gives the
+ * answered. This class adds only the lock, on which callers wait for room, and the policy the client gives the
  * window; the bookkeeping is the window's.
  *
  * <p>Policy, as clients/python/outbox.py: at most {@link #MAX_PENDING_SENDS} messages or {@link #MAX_PENDING_BYTES}
@@ -51,9 +51,8 @@ final class GuardedSendWindow {
     }
 
     /**
-     * Guards {@link #window}; its waiters are the callers waiting for room. A monitor rather than a
-     * {@code ReentrantLock}: the JVM spins briefly on a monitor before parking, and the I/O thread and a fast
-     * producer hold it for a moment at a time, once per message each.
+     * Guards {@link #window}; its waiters are the callers waiting for room. The I/O thread and a producer each hold
+     * it for a moment once per message (a plain monitor, on which the JVM spins briefly before parking).
      */
     private final Object lock = new Object();
     private final SendWindow window;
@@ -70,10 +69,6 @@ final class GuardedSendWindow {
     /** The state the client attached to a pending SEND. */
     static Caller caller(SendWindow.PendingSend entry) {
         return (Caller) entry.attachment();
-    }
-
-    static long nanos(double seconds) {
-        return seconds < 0 ? -1 : (long) (seconds * TimeUnit.SECONDS.toNanos(1));
     }
 
     /**

@@ -41,7 +41,7 @@ import java.util.random.RandomGenerator;
  * </ul>
  * Admission is bounded: {@link #hasRoom(long)} says whether a SEND of {@link #sizeOf a given size} fits the count
  * and byte bounds; a caller that waits for room slows a fast producer to the server's pace (the Java client guards
- * its window with a lock whose condition {@code send()} awaits). Each entry carries an {@link PendingSend#attachment()
+ * its window with a lock on which {@code send()} waits). Each entry carries an {@link PendingSend#attachment()
  * attachment}, the caller's own state for it (the client's future and deadline), so that nothing else keeps a second
  * map of the pending SENDs.
  *
