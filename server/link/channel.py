@@ -3,8 +3,10 @@
 Theory of operation: `data_received` splits whole frames off the buffer and hands each to `on_frame(type, payload)`
 in order; a frame whose declared length exceeds MAX_LINK_FRAME is a broken peer (`on_error`). `send` queues a frame's
 bytes; the first frame queued in a loop iteration arms one callback that writes them all at the end of the iteration,
-so a burst of frames costs one write. What waits to be written is bounded: past `max_buffered` bytes the link is
-declared congested (`on_error`), so a peer that stopped reading costs bounded memory and never blocks this side.
+so a burst of frames costs one write. `before_flush`, if set, runs just before that write (and may still `send`): a
+user of the channel that holds frames back to merge them (`CoreLink`'s cursor advances) queues them there. What waits
+to be written is bounded: past `max_buffered` bytes the link is declared congested (`on_error`), so a peer that
+stopped reading costs bounded memory and never blocks this side.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Channel(asyncio.Protocol):
         self.congested = False
         """True while the peer reads slower than this side writes (above HIGH_WATER)."""
         self.frames_in = self.frames_out = 0
+        self.before_flush: Callable[[], None] | None = None
+        """Called at the start of every flush (see the module docstring)."""
 
     # --- asyncio.Protocol -------------------------------------------------------------------------------------
 
@@ -101,8 +105,16 @@ class Channel(asyncio.Protocol):
             self._armed = True
             self._loop.call_soon(self.flush)
 
+    def arm(self) -> None:
+        """Flush at the end of this loop iteration even if nothing is queued yet (for `before_flush`)."""
+        if not self._armed and not self._lost:
+            self._armed = True
+            self._loop.call_soon(self.flush)
+
     def flush(self) -> None:
         """Write what is queued (at the end of the iteration, or at once)."""
+        if self.before_flush is not None and not self._lost:
+            self.before_flush()
         self._armed = False
         transport = self.transport
         if not self._out or transport is None or self._lost:

@@ -10,6 +10,12 @@ clients latency, not errors.
 
 What waits for a core that is down is bounded (MAX_WAITING_SENDS): past it a SEND is refused at once with
 STORAGE_UNAVAILABLE, which a client retries.
+
+Cursor advances are merged: a run of them with no other frame between leaves as one CURSOR frame per (user,
+conversation), the highest seq, when the next other frame is queued or at the link's write at the end of the loop
+iteration. Every other frame thus reaches the core after exactly the advances made before it, as when each advance
+went at once, and the core keeps the highest seq of a cursor anyway, so the merged run leaves the same state. A busy
+gateway makes runs of them: the SEND_ACKs and DELIVERs of one conversation's commit batch each move its cursors.
 """
 
 from __future__ import annotations
@@ -77,6 +83,8 @@ class CoreLink:
         the waiting requests only for those)."""
         self._cursors: dict[tuple[str, int], int] = {}
         """Cursor advances made while the link was down, the latest per (user, conversation)."""
+        self._advances: dict[tuple[str, int], int] = {}
+        """Cursor advances of this loop iteration, not yet queued on the link: the highest per (user, conversation)."""
 
     @property
     def up(self) -> bool:
@@ -93,7 +101,9 @@ class CoreLink:
     async def attach(self, sock: socket.socket) -> None:
         """Use a new link (to a core that just started): introduce this gateway and send everything unanswered."""
         channel = Channel(self._loop, self._on_frame, lambda reason: self._lost(channel, reason))
+        channel.before_flush = self._send_advances
         await self._loop.create_unix_connection(lambda: channel, sock=sock)
+        self._keep_advances()  # made for the old link: sent after this one's RESTOREs, with the others kept
         old, self.channel = self.channel, channel
         if old is not None:
             old.close("replaced by a new link")
@@ -119,6 +129,7 @@ class CoreLink:
         if channel is not self.channel:
             return  # an older link, replaced since
         self.channel = None
+        self._keep_advances()
         if self._closing:
             return
         logmod.warning("link.lost", gateway=self.gateway, reason=reason, waiting=self.waiting)
@@ -129,7 +140,7 @@ class CoreLink:
         """End the link (the gateway is stopping)."""
         self._closing = True
         if self.channel is not None:
-            self.channel.flush()
+            self.channel.flush()  # with the cursor advances waiting (before_flush)
             self.channel.close("gateway stopping")
 
     # --- CorePort ---------------------------------------------------------------------------------------------
@@ -138,12 +149,12 @@ class CoreLink:
         """See `CorePort.admit`."""
         self._admits[ticket] = address
         if self.channel is not None:
-            self.channel.send(lf.Admit(ticket, address))
+            self._send(lf.Admit(ticket, address))
 
     def opened(self, sid: int, user: str) -> None:
         """See `CorePort.opened` (while the link is down, RESTORE tells the next core)."""
         if self.channel is not None:
-            self.channel.send(lf.Opened(sid, user))
+            self._send(lf.Opened(sid, user))
 
     def closed(self, sid: int) -> None:
         """See `CorePort.closed`: the connection's unanswered requests are dropped too."""
@@ -155,7 +166,7 @@ class CoreLink:
                 for other in [key for key in table if key[0] == sid]:
                     del table[other]
         if self.channel is not None:
-            self.channel.send(lf.Closed(sid))
+            self._send(lf.Closed(sid))
 
     def submit(self, sid: int, send: Send, t0: float) -> None:
         """See `CorePort.submit`."""
@@ -165,34 +176,60 @@ class CoreLink:
         self._sends[(sid, send.client_msg_id)] = (send, t0)
         self._asked[sid] = 1
         if self.channel is not None:
-            self.channel.send(lf.Submit(sid, int(t0 * 1e9), lf.carry(send)))
+            self._send(lf.Submit(sid, int(t0 * 1e9), lf.carry(send)))
 
     def cursor(self, user: str, conversation_id: int, seq: int) -> None:
-        """See `CorePort.cursor`."""
+        """See `CorePort.cursor` (merged with the others of this loop iteration: see the module docstring)."""
+        key = (user, conversation_id)
         if self.channel is not None:
-            self.channel.send(lf.CursorAdvance(user, conversation_id, seq))
-        elif seq > self._cursors.get((user, conversation_id), 0):
-            self._cursors[(user, conversation_id)] = seq
+            advances = self._advances
+            if not advances:
+                self.channel.arm()
+            if seq > advances.get(key, 0):
+                advances[key] = seq
+        elif seq > self._cursors.get(key, 0):
+            self._cursors[key] = seq
+
+    def _send(self, frame: object) -> None:
+        """Queue a frame on the link (up), after the cursor advances waiting."""
+        assert self.channel is not None
+        if self._advances:
+            self._send_advances()
+        self.channel.send(frame)
+
+    def _send_advances(self) -> None:
+        advances, channel = self._advances, self.channel
+        if advances and channel is not None:
+            for (user, conversation_id), seq in advances.items():
+                channel.send(lf.CursorAdvance(user, conversation_id, seq))
+            advances.clear()
+
+    def _keep_advances(self) -> None:
+        """The link is gone or replaced: the advances not sent yet wait with those made while it is down."""
+        for key, seq in self._advances.items():
+            if seq > self._cursors.get(key, 0):
+                self._cursors[key] = seq
+        self._advances.clear()
 
     def sync(self, sid: int, sync: Sync, room: int) -> None:
         """See `CorePort.sync`."""
         self._syncs[(sid, sync.request_id)] = (sync, room)
         self._asked[sid] = 1
         if self.channel is not None:
-            self.channel.send(lf.SyncRequest(sid, room, lf.carry(sync)))
+            self._send(lf.SyncRequest(sid, room, lf.carry(sync)))
 
     def fetch(self, ticket: int, conversation_id: int, after_seq: int, until_seq: int, limit: int) -> None:
         """See `CorePort.fetch`."""
         fetch = self._fetches[ticket] = lf.Fetch(ticket, conversation_id, after_seq, until_seq, limit)
         if self.channel is not None:
-            self.channel.send(fetch)
+            self._send(fetch)
 
     def service(self, sid: int, frame: Frame) -> None:
         """See `CorePort.service`."""
         self._services[(sid, frame.request_id)] = frame
         self._asked[sid] = 1
         if self.channel is not None:
-            self.channel.send(lf.Service(sid, lf.carry(frame)))
+            self._send(lf.Service(sid, lf.carry(frame)))
 
     # --- the core's answers -----------------------------------------------------------------------------------
 

@@ -331,3 +331,32 @@ async def test_a_gateway_that_stops_reading_does_not_stall_the_core(host: Host) 
     # The core forgot the stalled gateway's connections (alice is offline: her messages wait in the log for her).
     assert list(host.core.devices("alice")) == [] and host.core.connections == 2
     other.close()
+
+
+@pytest.mark.asyncio
+async def test_a_run_of_cursor_advances_leaves_as_one_frame_per_cursor_before_the_next_frame(host: Host) -> None:
+    """Advances with no other frame between them are merged (the highest seq per cursor, as the core keeps it), and
+    every other frame still reaches the core after the advances made before it."""
+    await connected(host, 1, "alice")
+    await connected(host, 2, "bob")
+    for n in (1, 2, 3):
+        host.gateway.submit(1, a_send(n, 1001, ("alice", "bob")), 0.0)
+    await until(lambda: len(host.endpoint.acks) == 3, "three messages stored")
+    end = host.core_ends[0]
+    received: list[int] = []
+    handle = end.channel._on_frame
+
+    def record(frame_type: int, payload: bytes) -> None:
+        received.append(frame_type)
+        handle(frame_type, payload)
+
+    end.channel._on_frame = record
+    host.gateway.cursor("bob", 1001, 2)
+    host.gateway.cursor("bob", 1001, 3)
+    host.gateway.cursor("bob", 1001, 1)  # lower: the core would keep 3, and so does the merged frame
+    host.gateway.cursor("alice", 1001, 2)
+    host.gateway.submit(2, a_send(4, 1001), 0.0)
+    host.gateway.cursor("alice", 1001, 3)
+    await until(lambda: len(host.endpoint.acks) == 4 and len(received) == 4, "the SEND answered, the last advance")
+    assert received == [lf.LinkType.CURSOR, lf.LinkType.CURSOR, lf.LinkType.SUBMIT, lf.LinkType.CURSOR]
+    assert (host.log.cursor("bob", 1001), host.log.cursor("alice", 1001)) == (3, 3)
