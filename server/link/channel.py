@@ -43,6 +43,8 @@ class Channel(asyncio.Protocol):
         self._max_buffered = max_buffered
         self.transport: asyncio.Transport | None = None
         self._in = bytearray()
+        self._need = HEAD.size
+        """Bytes `_in` must hold before it is worth parsing again (a frame's head, or the whole frame it starts)."""
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._armed = False
@@ -60,25 +62,37 @@ class Channel(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=HIGH_WATER, low=HIGH_WATER // 4)
 
     def data_received(self, data: bytes) -> None:
+        # Frames are cut straight out of `data` (one copy each, as bytes); only the start of a frame that a later read
+        # completes is kept, in `_in`, and joined once it is whole (`_need`: its length, for a frame of any size).
         buf = self._in
-        buf += data
-        pos, end = 0, len(buf)
-        head = HEAD.size
+        if buf:
+            buf += data
+            if len(buf) < self._need:
+                return
+            view = bytes(buf)
+            buf.clear()
+        else:
+            view = data
+        pos, end = 0, len(view)
+        head, unpack, on_frame = HEAD.size, HEAD.unpack_from, self._on_frame
+        self._need = head
         while end - pos >= head:
-            length, frame_type = HEAD.unpack_from(buf, pos)
+            length, frame_type = unpack(view, pos)
             if not 1 <= length <= MAX_LINK_FRAME:
                 self.close(f"link frame of {length} bytes")
                 return
-            if end - pos - 4 < length:
+            stop = pos + 4 + length
+            if stop > end:
+                self._need = stop - pos
                 break
-            payload = bytes(buf[pos + head : pos + 4 + length])
-            pos += 4 + length
+            payload = view[pos + head : stop]
+            pos = stop
             self.frames_in += 1
-            self._on_frame(frame_type, payload)
+            on_frame(frame_type, payload)
             if self._lost:
                 return
-        if pos:
-            del buf[:pos]
+        if pos < end:
+            buf += view[pos:]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lose(f"link closed: {exc!r}" if exc else "link closed by the peer")

@@ -132,6 +132,20 @@ async def test_frames_queued_in_one_iteration_arrive_whole_and_in_order() -> Non
     assert await asyncio.wait_for(right.lost, WAIT_S) == "link closed by the peer"
 
 
+@pytest.mark.asyncio
+async def test_frames_are_cut_out_of_reads_of_any_size() -> None:
+    """Reads that end inside a head or a frame, one byte at a time or several frames at once, give the same frames."""
+    data = b"".join(lf.build(frame) for frame in SAMPLES)
+    loop = asyncio.get_running_loop()
+    for size in (1, 3, 64, len(data)):
+        got: list[tuple[int, bytes]] = []
+        channel = Channel(loop, lambda t, p: got.append((t, p)), lambda _reason: None)  # noqa: B023 - used at once
+        for start in range(0, len(data), size):
+            channel.data_received(data[start : start + size])
+        assert [lf.parse(t, p) for t, p in got] == SAMPLES, size
+        assert all(type(p) is bytes for _, p in got) and channel.frames_in == len(SAMPLES)
+
+
 @pytest.mark.parametrize("length", [0, lf.MAX_LINK_FRAME + 1])
 @pytest.mark.asyncio
 async def test_a_frame_of_an_impossible_length_ends_the_link(length: int) -> None:
