@@ -253,8 +253,9 @@ class Client:
         """Send a message and return once the server has made it durable.
 
         `to` names the other members when this SEND creates the conversation (metadata "kefu.to").
-        The message is retried transparently with the same `client_msg_id` across reconnects and after
-        RATE_LIMITED; the server stores it once (a repeat returns the original receipt, `duplicate=True`).
+        The message is retried transparently with the same `client_msg_id` across reconnects, after
+        RATE_LIMITED, and on the next connection after SHUTTING_DOWN (a draining server); the server stores it
+        once (a repeat returns the original receipt, `duplicate=True`).
         Raises SendRefused (with the server's code) when the server refuses it, SendTimeout after
         `timeout` seconds (by default the options' `send_timeout`, 30 s; None waits for ever), ClientClosed or
         ConnectionLost when the client ends first.
@@ -522,6 +523,8 @@ class Client:
             delay = entry.next_retry_delay()
             entry.retry = self._clock.loop.call_later(delay, self._retry_send, entry.client_msg_id)
             return
+        if code == ErrorCode.SHUTTING_DOWN and self._reconnect:
+            return  # the server drains (spec 4.10 item 10): it stays pending and goes again on the next connection
         self._outbox.remove(entry.client_msg_id)
         if not entry.future.done():
             entry.future.set_exception(SendRefused(code, reason))

@@ -397,6 +397,27 @@ def test_goaway_closes_and_reconnects_after_its_delay(run: Any) -> None:
     run(scenario())
 
 
+def test_a_send_refused_while_the_server_drains_goes_again_on_the_next_connection(run: Any) -> None:
+    """Spec 4.10 item 10: SHUTTING_DOWN is not the message's fault; it is resent, same client_msg_id, once the
+    client is connected again."""
+
+    async def scenario() -> None:
+        async with ScriptedServer() as server, client_for(server) as client:
+            first = await server.accept()
+            sending = asyncio.ensure_future(client.send(CONV, "during the drain"))
+            (refused,) = await first.wait_for(Send)
+            first.send(Goaway(ErrorCode.SHUTTING_DOWN, 50, 50, 100, 0, "draining"))
+            first.send(ack_for(refused, 0, status=ErrorCode.SHUTTING_DOWN))
+            second = await server.accept()
+            (resent,) = await second.wait_for(Send)
+            assert resent.client_msg_id == refused.client_msg_id
+            second.send(ack_for(resent, 4))
+            receipt = await asyncio.wait_for(sending, 5)
+            assert receipt.seq == 4 and not receipt.duplicate
+
+    run(scenario())
+
+
 class WarpedClock(Clock):
     """The core's clock running `speed` times faster than the loop's: keepalive intervals in a blink."""
 
