@@ -16,11 +16,11 @@ installed), the median of `--runs` runs reported:
   fifth as many, the JIT compiler thread still ran in the timed window and added about 3 us per message);
 - CPU per message: the client process's CPU time (all its threads) over the timed section, divided by the messages.
 
-The server runs with the per-connection rate limits out of the way (tests/integration/conftest.py LOAD_LIMITS) on
-127.0.0.1; the national suite unless `--suite international`. Results go to stdout and, as JSON, to
-bench/out/java_client.json, with the issue's targets: the Java client sends at least 20,000 acknowledged messages a
-second, and its CPU per message is below the Python client's. The Java classes come from clients/java/build.sh
-(run first if missing; `--java-build DIR` uses another build directory).
+The server (`--server-workers N` sets its `[server] workers`) runs with the per-connection rate limits out of the
+way (tests/integration/conftest.py LOAD_LIMITS) on 127.0.0.1; the national suite unless `--suite international`.
+Results go to stdout and, as JSON, to bench/out/java_client.json, with the issue's targets: the Java client sends at
+least 20,000 acknowledged messages a second, and its CPU per message is below the Python client's. The Java classes
+come from clients/java/build.sh (run first if missing; `--java-build DIR` uses another build directory).
 """
 
 from __future__ import annotations
@@ -165,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--handshakes", type=int, default=500)
     p.add_argument("--suite", default="national", choices=("national", "international"))
     p.add_argument("--java-build", type=Path, default=JAVA_DIR / "build")
+    p.add_argument(
+        "--server-workers", type=int, default=-1,
+        help="the server's [server] workers (0: one process, which has the most left for one connection on a"
+        " small host); default: the server's own default",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "java_client.json")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT / "bench"))
@@ -184,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         apps = [bulk_app_id("b", i) for i in range(4)]
         secrets = {a: base64.urlsafe_b64encode(derive_secret(seed.encode(), a)).decode() for a in apps}
-        server = ServeProcess(data, env=LOAD_LIMITS, args=["--host", "127.0.0.1"])
+        env = LOAD_LIMITS | ({"KEFU_SERVER_WORKERS": str(args.server_workers)} if args.server_workers >= 0 else {})
+        server = ServeProcess(data, env=env, args=["--host", "127.0.0.1"])
         server.start()
         try:
             pins = ",".join((data / "keys" / "pins.txt").read_text().split())
