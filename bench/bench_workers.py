@@ -14,8 +14,9 @@ server, the baseline the ratio is taken against). `--runs K` repeats the list K 
 JSON line and appends it to bench/out/workers.jsonl. The value `old` runs another kefu tree instead, the one whose
 `kefu` namespace directory `--old-tree` names (for example a worktree of an earlier commit), to compare against the
 code before a change in the same run; `old:N` runs that tree with `[server] workers = N` (a tree from issue #12 on,
-which has the setting; plain `old` sets nothing, as the code before the issue refuses it). `--old-tree` may be given
-more than once: `old2`, `old2:N`, ... run the second, ... (to measure steps of a change in one run).
+which has the setting; plain `old` sets nothing, as the code before the issue refuses it, so a newer tree runs its
+default, one gateway per core). `--old-tree` may be given more than once: `old2`, `old2:N`, ... run the second, ...
+(to measure steps of a change in one run).
 
 `--seal` (issue #14) takes a list too: `on` (the default cipher, SM4-GCM), `off` ([storage] seal = false: values in
 clear), or a cipher (`sm4-gcm`, `aes-gcm`); each value is a fresh server (and data directory: the setting is fixed
