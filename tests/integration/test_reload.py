@@ -1,5 +1,5 @@
-"""SIGHUP against a real `kefu serve`, with worker processes and without: what reloads (the plugins too), what needs a restart,
-and what the log says of each (systemd/OPERATIONS.md, "Reloading the configuration")."""
+"""SIGHUP against a real `kefu serve`, with worker processes and without: what reloads (the plugins too), what needs
+a restart, and what the log says of each (systemd/OPERATIONS.md, "Reloading the configuration")."""
 
 from __future__ import annotations
 
