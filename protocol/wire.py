@@ -42,6 +42,7 @@ __all__ = [
     "Text",
     "Truncated",
     "Var",
+    "notation",
     "wire_struct",
 ]  # fmt: skip
 
@@ -118,6 +119,24 @@ def wire_fields(cls: type) -> list[tuple[str, Any]]:
             raise TypeError(f"{cls.__name__}.{f.name} has no wire kind")
         out.append((f.name, meta[0]))
     return out
+
+
+def notation(kind: Any) -> str:
+    """A wire kind in spec/PROTOCOL.md's notation (section 3.3): u64, opaque[16], opaque<u32>, utf8<u8>,
+    Item list<u32>. The spec's tables and the generated Java docs both use it."""
+    match kind:
+        case Int(size):
+            return f"u{size * 8}"
+        case Fixed(size):
+            return f"opaque[{size}]"
+        case Var(prefix):
+            return f"opaque<u{prefix * 8}>"
+        case Text(prefix):
+            return f"utf8<u{prefix * 8}>"
+        case Seq(prefix, item):
+            inner = item.__name__ if isinstance(item, type) else notation(item)
+            return f"{inner} list<u{prefix * 8}>"
+    raise TypeError(f"no notation for {kind!r}")
 
 
 def to_construct(kind: Any) -> Any:

@@ -49,7 +49,7 @@ from kefu.protocol.frames import (
     encode,
 )
 from kefu.protocol.records import Direction
-from kefu.protocol.wire import Fixed, Int, Seq, Text, Var, wire_fields
+from kefu.protocol.wire import Seq, notation, wire_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "spec" / "PROTOCOL.md"
@@ -244,19 +244,7 @@ def check_limits(text: str) -> list[str]:
 
 def render_kind(kind: Any) -> str:
     """A wire kind in the document's notation: u64, opaque[16], opaque<u32>, utf8<u8>, Item list<u32>."""
-    match kind:
-        case Int(size):
-            return f"u{size * 8}"
-        case Fixed(size):
-            return f"opaque[{size}]"
-        case Var(prefix):
-            return f"opaque<u{prefix * 8}>"
-        case Text(prefix):
-            return f"utf8<u{prefix * 8}>"
-        case Seq(prefix, item):
-            inner = item.__name__ if isinstance(item, type) else render_kind(item)
-            return f"{inner} list<u{prefix * 8}>"
-    raise TypeError(f"no notation for {kind!r}")
+    return notation(kind)
 
 
 def render_fields(cls: type) -> str:

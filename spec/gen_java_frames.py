@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kefu.protocol import frames
-from kefu.protocol.wire import Fixed, Int, Seq, Text, Var, wire_fields
+from kefu.protocol.wire import Fixed, Int, Seq, Text, Var, notation, wire_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,20 +79,7 @@ class Field:
 
     @property
     def spec_type(self) -> str:
-        match self.kind:
-            case Int(size):
-                return f"u{size * 8}"
-            case Fixed(size):
-                return f"opaque[{size}]"
-            case Var(prefix):
-                return f"opaque<u{prefix * 8}>"
-            case Text(prefix):
-                return f"utf8<u{prefix * 8}>"
-            case Seq(prefix, Int(size)):
-                return f"u{size * 8} list<u{prefix * 8}>"
-            case Seq(prefix, item):
-                return f"{item.__name__} list<u{prefix * 8}>"
-        raise TypeError(self.kind)
+        return notation(self.kind)
 
     @property
     def is_array(self) -> bool:
