@@ -209,7 +209,9 @@ class Core:
             if user in members:
                 caught.append((stored, message))
         for stored, message in reversed(caught):
-            cursor = self.log.cursor(user, message.conversation_id)
+            # From just below the message at most: another device of the user may have acknowledged it (and moved
+            # the stored cursor past it) while this one's arrival was on its way; this device still gets it.
+            cursor = min(self.log.cursor(user, message.conversation_id), message.seq - 1)
             device.endpoint.publish(message, [(user, cursor)], 0, stored)
 
     def closed(self, endpoint: Endpoint, sid: int) -> None:

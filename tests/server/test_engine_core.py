@@ -427,9 +427,12 @@ async def test_a_second_device_that_arrives_late_gets_what_was_stored_since_its_
     clock.advance(0.5)
     await post(core, log, one, alice, 7, to=["bob"])
     core.cursor("bob", 7, 1)  # the first device acknowledged it: a resume-all would not carry it
+    assert log.cursor("bob", 7) == 1
     clock.advance(0.5)
     core.opened(two, 50, "bob")
-    assert [(p.message.seq, [user for user, _ in p.recipients]) for p in two.published] == [(1, ["bob"])]
+    assert [(p.message.seq, p.recipients) for p in two.published] == [(1, [("bob", 0)])], (
+        "offered from just below it, not from the stored cursor the first device moved past it"
+    )
 
 
 # --- SYNC -----------------------------------------------------------------------------------------------------
