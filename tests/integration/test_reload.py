@@ -68,10 +68,10 @@ async def test_sighup_reloads_plugins_and_logs_what_changed_and_what_needs_a_res
     config.write_text("[server]\ndrain_timeout_s = 5.0\n[limits]\nconn_frames_per_s = 500\n")
     env = {"KEFU_SERVICE_SENTIMENT": "false"} | ({"KEFU_SERVER_WORKERS": workers} if workers != "default" else {})
     proc = service_server(tmp_path, plugins=FAQ.format(answer="九点开门"), args=["--config", str(config)], env=env)
-    if workers == "0":
-        assert proc.workers() == {} and " workers=0\n" in proc.log.read_text(), "one process"
     directory = proc.data_dir / "service.toml"
     try:
+        if workers == "0":
+            assert proc.workers() == {} and " workers=0\n" in proc.log.read_text(), "one process"
         async with users(proc) as connect:
             visitor = await connect("v1")
             conversation = (await visitor.service.open()).conversation_id  # no agent online: it waits
