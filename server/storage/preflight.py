@@ -224,6 +224,10 @@ def check_data_file(path: Path) -> MetaPage | None:
             return None
         meta = _current_meta(fd, size, path)
         if size < meta.pages * meta.page_size:
+            # A writer may have grown the file and committed this meta page since the first look (LMDB writes a
+            # transaction's pages before its meta page): only the size seen after reading the meta page counts.
+            size = os.fstat(fd).st_size
+        if size < meta.pages * meta.page_size:
             _account_for_short_file(fd, size, meta, path)
         return meta
     except DamagedStore as exc:
