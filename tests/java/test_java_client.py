@@ -247,8 +247,9 @@ def test_customer_service_flow_with_the_java_agent(
     pins = tmp_path / "pins.txt"
     pins.write_text("\n".join(server.pins) + "\n")
     common = ["--host", server.host, "--port", str(server.port), "--pins-file", str(pins)]
-    agent_cmd = ["java", "-cp", java_build.classpath, "Agent", *common, "--app-id", agent, "--secret",
-                 secret_text(server.secrets[agent]), "--service", "--count", "1", "--timeout", "30"]  # fmt: skip
+    agent_cmd = ["java", "-cp", java_build.classpath, "Agent", *common, "--app-id", agent,
+                 f"--secret={secret_text(server.secrets[agent])}", "--service", "--count", "1",
+                 "--timeout", "30"]  # fmt: skip
     running = Running(agent_cmd)
     running.wait_for("agent: ready (national)")
     words = "我的卡丢了"
@@ -256,7 +257,8 @@ def test_customer_service_flow_with_the_java_agent(
         visitor_cmd = ["java", "-cp", java_build.classpath, "Visitor"]
     else:
         visitor_cmd = [sys.executable, str(EXAMPLES / "visitor.py")]
-    visitor_cmd += [*common, "--app-id", visitor, "--secret", secret_text(server.secrets[visitor]), "--service",
+    # --secret=...: a secret may start with "-" (1 in 64 do), which argparse would take for an option
+    visitor_cmd += [*common, "--app-id", visitor, f"--secret={secret_text(server.secrets[visitor])}", "--service",
                     "--timeout", "30", words]  # fmt: skip
     done = subprocess.run(visitor_cmd, capture_output=True, text=True, timeout=JAVA_TIMEOUT_S, check=False)
     status, agent_lines, err = running.finish()

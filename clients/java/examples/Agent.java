@@ -10,7 +10,7 @@ import java.time.Duration;
  *
  * <pre>
  * java -cp build/classes:build/example-classes:/usr/share/java/bcprov.jar Agent --port 7420 --app-id agent-7 \
- *     --secret "$AGENT_SECRET" --pins-file data/keys/pins.txt --service --count 1
+ *     --secret="$AGENT_SECRET" --pins-file data/keys/pins.txt --service --count 1
  * </pre>
  *
  * Start the visitor once it prints "agent: ready". Messages that arrived while the agent was offline are delivered

@@ -19,9 +19,20 @@ final class ExampleArgs {
     double timeout = 30;
     final List<String> positional = new ArrayList<>();
 
-    static ExampleArgs parse(String[] argv, String defaultAppId) throws java.io.IOException {
+    static ExampleArgs parse(String[] args, String defaultAppId) throws java.io.IOException {
         ExampleArgs a = new ExampleArgs();
         a.appId = defaultAppId;
+        List<String> split = new ArrayList<>(); // --name=value as well as --name value, as the Python examples take
+        for (String arg : args) {
+            int eq = arg.indexOf('=');
+            if (arg.startsWith("--") && eq > 2) {
+                split.add(arg.substring(0, eq));
+                split.add(arg.substring(eq + 1));
+            } else {
+                split.add(arg);
+            }
+        }
+        String[] argv = split.toArray(new String[0]);
         for (int i = 0; i < argv.length; i++) {
             switch (argv[i]) {
                 case "--host" -> a.host = argv[++i];

@@ -13,7 +13,7 @@ import java.util.Map;
  *
  * <pre>
  * java -cp build/classes:build/example-classes:/usr/share/java/bcprov.jar Visitor --port 7420 --app-id visitor-1 \
- *     --secret "$VISITOR_SECRET" --pins-file data/keys/pins.txt --service "您好，我想查询信用卡账单"
+ *     --secret="$VISITOR_SECRET" --pins-file data/keys/pins.txt --service "您好，我想查询信用卡账单"
  * </pre>
  *
  * With --service the visitor asks the customer-service desk instead of naming an agent (--agent): the server routes

@@ -2,7 +2,7 @@
 
 ::
 
-    .venv/bin/python clients/python/examples/agent.py --port 7420 --app-id agent-7 --secret "$AGENT_SECRET" \\
+    .venv/bin/python clients/python/examples/agent.py --port 7420 --app-id agent-7 --secret="$AGENT_SECRET" \\
         --pins-file data/keys/pins.txt --service --count 1
 
 Run it from the directory that holds `data/`, with AGENT_SECRET set to what `kefu app add agent-7 --role agent

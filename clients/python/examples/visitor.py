@@ -2,7 +2,7 @@
 
 ::
 
-    .venv/bin/python clients/python/examples/visitor.py --port 7420 --app-id visitor-1 --secret "$VISITOR_SECRET" \\
+    .venv/bin/python clients/python/examples/visitor.py --port 7420 --app-id visitor-1 --secret="$VISITOR_SECRET" \\
         --pins-file data/keys/pins.txt --service "您好，我想查询信用卡账单"
 
 Run it from the directory that holds `data/`, with VISITOR_SECRET set to what `kefu app add visitor-1 --role visitor
