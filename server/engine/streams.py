@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from kefu.protocol.delivery import DeliveryWindow, Stream
@@ -112,29 +112,18 @@ class RecentMessages:
             _, evicted = self._by_conversation.popitem(last=False)
             self._size -= len(evicted)
 
-    def run(self, conversation_id: int, first: int, last: int) -> list[Outgoing]:
-        """The messages first, first + 1, ... up to `last` that are here without a gap (maybe none)."""
-        messages = self._by_conversation.get(conversation_id)
-        out: list[Outgoing] = []
-        if messages is not None:
-            for seq in range(first, last + 1):
-                message = messages.get(seq)
-                if message is None:
-                    break
-                out.append(message)
-        return out
-
-    def run_past(self, conversation_id: int, first: int, last: int, own: set[int]) -> tuple[int, list[Outgoing]]:
-        """As `run`, where a seq in `own` (a connection's own message, never sent to it) needs no message: the last
-        seq of the run without a gap (first - 1 if none) and the messages of the run that are not in `own`.
-
-        A gateway holds no DELIVER of a message only its own connection sent (the core publishes it to no one
-        here), so without this a catch-up whose next seq was the connection's own asked the core for it, to skip
+    def run(
+        self, conversation_id: int, first: int, last: int, own: Collection[int] | None = None
+    ) -> tuple[int, list[Outgoing]]:
+        """The messages first, first + 1, ... up to `last` that are here without a gap: (the last seq of that run,
+        first - 1 if none; its messages). A seq in `own` (a connection's own message, never sent to it) needs no
+        message: a gateway holds no DELIVER of a message only its own connection sent (the core publishes it to no
+        one here), so without this a catch-up whose next seq was the connection's own asked the core for it, to skip
         it: with the two parties of a conversation on different gateways, a read per SEND or so."""
         messages = self._by_conversation.get(conversation_id) or {}
         out: list[Outgoing] = []
         for seq in range(first, last + 1):
-            if seq in own:
+            if own and seq in own:
                 continue
             message = messages.get(seq)
             if message is None:
@@ -233,11 +222,7 @@ class Outbound:
             last = min(stream.last, first + PUMP_BATCH - 1, first + window.room - 1)
             if last < first:
                 return
-            if stream.own:
-                covered, cached = self.recent.run_past(stream.conversation_id, first, last, stream.own)
-            else:
-                cached = self.recent.run(stream.conversation_id, first, last)
-                covered = cached[-1].seq if cached else first - 1
+            covered, cached = self.recent.run(stream.conversation_id, first, last, stream.own)
             if covered < first:
                 self._read(outlet, stream, first, last)
                 return
@@ -358,8 +343,8 @@ class Outbound:
                 continue
             if self._count_retries is not None:
                 self._count_retries(retry.last - retry.first + 1)
-            cached = self.recent.run(retry.conversation_id, retry.first, retry.last)
-            if cached and cached[-1].seq == retry.last:
+            covered, cached = self.recent.run(retry.conversation_id, retry.first, retry.last, stream.own)
+            if covered == retry.last:
                 self._resend(outlet, stream, retry.first, retry.last, cached)
             else:
                 self._read(outlet, stream, retry.first, retry.last, retry=True)
