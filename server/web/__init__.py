@@ -1,0 +1,2 @@
+"""The WebSocket gateway's port: the kefu protocol in binary WebSocket messages, the console and widget as static
+files, and staff sign-in."""

@@ -1,0 +1,1 @@
+"""Webhooks: committed events delivered at least once, in order per conversation, to subscribed bank systems."""
