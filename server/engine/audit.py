@@ -42,6 +42,8 @@ class Action(StrEnum):
     TRANSFER = "service.transfer"
     SEARCH = "service.search"
     AUTH_FAILED = "auth.failed"
+    WEBHOOK_ADD = "webhook.add"
+    WEBHOOK_REMOVE = "webhook.remove"
     DROPPED = "audit.dropped"
     """Entries a full queue could not keep (their count), so that a gap in what was recorded is itself recorded."""
 
