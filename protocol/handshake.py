@@ -27,7 +27,7 @@ from __future__ import annotations
 import hmac
 import os
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -80,13 +80,51 @@ def check_app_proof(hash_name: str, stored: bytes, proof: bytes, covered_hash: b
     return hmac.compare_digest(crypto.hash_digest(hash_name, key), stored)
 
 
+SESSION_KEY_PREFIX = "session:"
+"""How a session credential is named where a client key's pin would be (section 16): "session:" and 32 hex digits."""
+MAX_SESSION_KEYS = 8
+"""Session credentials an app may hold at once: a proof is checked against this many verifiers, always (padded), so
+that the time of an APP_SECRET check does not say how many an app holds (section 16)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """A short-lived credential of an app (section 16): verifiers like the app's own, until `expires_at` (unix s)."""
+
+    credential_id: str
+    """SESSION_KEY_PREFIX and the credential's id: what the session's `client_key` is when it authenticates with it."""
+    stored_keys: Mapping[str, bytes]
+    expires_at: float
+
+
+def _no_session_keys() -> Sequence[SessionKey]:
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class AppCredential:
-    """What the server knows of one app: verifiers per hash and the pins of its client keys."""
+    """What the server knows of one app: verifiers per hash, the pins of its client keys, and its session
+    credentials (read when a handshake asks: a credential issued or revoked by another process counts at once)."""
 
     app_id: str
     stored_keys: Mapping[str, bytes] = field(default_factory=dict)
     client_keys: frozenset[str] = frozenset()
+    session_keys: Callable[[], Sequence[SessionKey]] = _no_session_keys
+
+    def session_key(self, credential_id: str, *, now: float) -> SessionKey | None:
+        """The unexpired session credential named `credential_id`, or None."""
+        for key in self.session_keys():
+            if key.credential_id == credential_id and key.expires_at > now:
+                return key
+        return None
+
+    def allows(self, client_key: str, *, now: float) -> bool:
+        """Whether a session that authenticated with `client_key` (a pin, a session credential's id, or "" for the
+        app's own secret) may still resume: the key is still registered, the session credential not revoked or
+        expired."""
+        if client_key.startswith(SESSION_KEY_PREFIX):
+            return self.session_key(client_key, now=now) is not None
+        return not client_key or client_key in self.client_keys
 
     @classmethod
     def from_secret(cls, app_id: str, secret: bytes, client_keys: frozenset[str] = frozenset()) -> AppCredential:

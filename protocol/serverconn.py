@@ -23,10 +23,13 @@ from .frames import (
 )
 from .handshake import (
     CLIENT_SIGNATURE_CONTEXT,
+    MAX_SESSION_KEYS,
     SERVER_SIGNATURE_CONTEXT,
     Admission,
+    AppCredential,
     HandshakeKind,
     ServerConfig,
+    SessionKey,
     Transcript,
     check_app_proof,
     check_mac,
@@ -62,6 +65,7 @@ class ServerConnection(Connection):
 
     __slots__ = (
         "_c_ap",
+        "_credential_expires",
         "_keepalive_ms",
         "_now",
         "_schedule",
@@ -85,6 +89,8 @@ class ServerConnection(Connection):
         self._c_ap = b""
         self._ticket_state: TicketState | None = None
         self._keepalive_ms = 0
+        self._credential_expires = 0.0
+        """When the session credential this session authenticated with expires (0: not one): its tickets' bound."""
         self.app_id = ""
         self.claimed_app_id = ""
         """The app id a failed CLIENT_FINISHED claimed, for the server's log ("" until one arrives)."""
@@ -184,8 +190,8 @@ class ServerConnection(Connection):
         if credential is None:
             self._no_resumption(hello, "ticket's app is revoked")
             return refused
-        if state.client_key and state.client_key not in credential.client_keys:
-            self._no_resumption(hello, "ticket's client key is retired")
+        if not credential.allows(state.client_key, now=self._now):
+            self._no_resumption(hello, "ticket's client key is retired or its session credential revoked or expired")
             return refused
         if not self.config.ticket_guard.claim(state.ticket_id, expires, now=self._now):
             self._no_resumption(hello, "ticket already used")
@@ -284,9 +290,12 @@ class ServerConnection(Connection):
             # An unknown app costs the same HMAC and hash as a known one: the time says nothing either.
             stored = app.stored_keys.get(spec.hash_name) if app is not None else None
             valid = check_app_proof(spec.hash_name, stored or _NO_STORED_KEY, finished.proof, covered)
+            session = self._check_session_keys(app, finished.proof, covered, spec)
             if app is None:
                 _auth_failed("unknown app")
-            if stored is None or not valid:
+            if session is not None:
+                self.client_key, self._credential_expires = session.credential_id, session.expires_at
+            elif stored is None or not valid:
                 _auth_failed("app proof does not verify")
         elif app is None:
             _auth_failed("unknown app")
@@ -294,6 +303,21 @@ class ServerConnection(Connection):
             self.client_key = self._check_client_key(finished, app.client_keys, covered, spec)
         assert app is not None
         self.app_id = app.app_id
+
+    def _check_session_keys(
+        self, app: AppCredential | None, proof: bytes, covered: bytes, spec: crypto.SuiteSpec
+    ) -> SessionKey | None:
+        """The unexpired session credential (section 16) the proof verifies against, or None. Always MAX_SESSION_KEYS
+        checks, padded, each in constant time: the time does not say how many credentials the app holds."""
+        keys = list(app.session_keys())[:MAX_SESSION_KEYS] if app is not None else []
+        found: SessionKey | None = None
+        for i in range(MAX_SESSION_KEYS):
+            key = keys[i] if i < len(keys) else None
+            stored = key.stored_keys.get(spec.hash_name) if key is not None else None
+            valid = check_app_proof(spec.hash_name, stored or _NO_STORED_KEY, proof, covered)
+            if valid and key is not None and stored is not None and key.expires_at > self._now and found is None:
+                found = key
+        return found
 
     @staticmethod
     def _check_client_key(
@@ -323,6 +347,8 @@ class ServerConnection(Connection):
         ticket_id = fixed.ticket_id if fixed else os.urandom(16)
         age_add = fixed.age_add if fixed else int.from_bytes(os.urandom(4), "big")
         lifetime = min(self.config.ticket_lifetime_s, MAX_TICKET_LIFETIME_S)
+        if self._credential_expires:  # a ticket never outlives the session credential it stands for
+            lifetime = max(0, min(lifetime, int(self._credential_expires - self._now)))
         state = TicketState(
             TICKET_VERSION,
             self.suite,

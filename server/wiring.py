@@ -29,6 +29,7 @@ from .engine.core import Core
 from .engine.local import LocalCore
 from .identity.datakeys import load_data_keys, sealer_of
 from .identity.keys import AppDirectory, Keyring
+from .identity.staff import TABLES as IDENTITY_TABLES
 from .runtime.process import usable_cores, worker_count
 from .service.desk import TABLES as DESK_TABLES
 from .service.desk import Desk
@@ -71,7 +72,7 @@ def open_store(config: Any, *, readonly: bool = False) -> Store:
             map_size=storage.map_size_mb << 20,
             max_map_size=storage.max_map_size_gb << 30,
             idempotency_window_s=storage.idempotency_window_s,
-            tables=DESK_TABLES,
+            tables=(*DESK_TABLES, *IDENTITY_TABLES),
             readonly=readonly,
             sealer=store_sealer(config, readonly=readonly),
         )

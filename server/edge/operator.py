@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final, Protocol
 
@@ -46,6 +47,7 @@ class AppCache(Protocol):
     """The gateway's cached app directory (`kefu.server.identity.keys.AppDirectory`)."""
 
     def record(self, app_id: str) -> AppView | None: ...
+    def allows(self, app_id: str, client_key: str, *, now: float) -> bool: ...
     def forget(self, app_id: str) -> None: ...
     def invalidate(self) -> None: ...
 
@@ -113,7 +115,7 @@ class SessionOrders:
         ended = 0
         for session in list(self._ready()):
             record = self._apps.record(session.user)
-            if record is None or (session.client_key and session.client_key not in record.pins):
+            if record is None or not self._apps.allows(session.user, session.client_key, now=time.time()):
                 self._end(session, OrderKind.REVOKED if record is None else OrderKind.KEY_RETIRED)
                 ended += 1
         logmod.warning("sessions.orders_missed", process=self.name, generation=self.generation, ended=ended)

@@ -391,10 +391,11 @@ class Session(asyncio.Protocol):
 
     def _on_handshake(self, event: HandshakeComplete) -> None:
         """The connection now belongs to its app, unless it is ended instead: a resumed session whose client key was
-        retired since its ticket was issued (a full handshake checks the key itself)."""
+        retired, or whose session credential was revoked, since its ticket was issued (a full handshake checks the key
+        itself)."""
         if event.resumed and event.client_key:
             credential = self.gateway.server_config.apps.get(event.app_id)
-            if credential is None or event.client_key not in credential.client_keys:
+            if credential is None or not credential.allows(event.client_key, now=time.time()):
                 self.end(ErrorCode.AUTH_FAILED, "client key retired")
                 return
         self.user, self.client_key, self.since = event.app_id, event.client_key or "", time.time()

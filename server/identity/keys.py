@@ -31,11 +31,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Protocol, TextIO
 
 from kefu.protocol.crypto import KeyType, SigningKey
-from kefu.protocol.handshake import AppCredential
+from kefu.protocol.handshake import AppCredential, SessionKey
 from kefu.protocol.tickets import TicketKeys
 from kefu.protocol.wire import U64, Bytes8, Seq, Str8, Truncated, WireStruct, wire_struct
 
@@ -43,6 +44,8 @@ from .. import log
 from ..engine.identity import NOBODY, ROLES, Profile, Role
 from ..storage.files import disk_full, fsync_path
 from ..storage.modes import private_dir
+from ..storage.store import Store
+from .credentials import SESSIONS_TABLE, read_session_keys
 from .orders import OrderKind, noted
 
 __all__ = [
@@ -310,10 +313,12 @@ class AppRecord(WireStruct):
         except ValueError:
             return Profile(Role.APP, self.tenant)
 
-    def credential(self) -> AppCredential:
-        """What the handshake needs of this app."""
+    def credential(self, session_keys: Callable[[], Sequence[SessionKey]] | None = None) -> AppCredential:
+        """What the handshake needs of this app (`session_keys`: reads its session credentials, spec section 16)."""
         keys = {"sm3": self.stored_key_sm3, "sha256": self.stored_key_sha256}
-        return AppCredential(self.app_id, keys, frozenset(self.pins))
+        if session_keys is None:
+            return AppCredential(self.app_id, keys, frozenset(self.pins))
+        return AppCredential(self.app_id, keys, frozenset(self.pins), session_keys)
 
     def encode(self) -> bytes:
         """The stored bytes."""
@@ -455,7 +460,9 @@ class AppDirectory(Mapping[str, AppCredential]):
     """The apps in the store, as the handshake's `ServerConfig.apps` mapping, with a bounded cache.
 
     A new app is found at once (misses are not cached). A revoked app is refused once its cache entry is
-    older than `ttl_s`, or at once after `invalidate()` (SIGHUP).
+    older than `ttl_s`, or at once after `invalidate()` (SIGHUP). Session credentials (spec section 16) are never
+    cached: each credential reads them from the store when asked (`kefu.server.identity.credentials`), so one issued
+    or revoked by any process counts at the next handshake.
     """
 
     def __init__(
@@ -471,6 +478,8 @@ class AppDirectory(Mapping[str, AppCredential]):
         self._cache_size = cache_size
         self._ttl_s = ttl_s
         self._clock = clock
+        self._sessions_store = store if isinstance(store, Store) and SESSIONS_TABLE in dict(store.handles()) else None
+        """The store to read session credentials from (None: a store without that table has none)."""
 
     def record(self, app_id: str) -> AppRecord | None:
         """The full record of `app_id` (role, tenant, ...), or None."""
@@ -497,8 +506,15 @@ class AppDirectory(Mapping[str, AppCredential]):
         record = AppRecord.decode(raw)
         if len(self._cache) >= self._cache_size:
             del self._cache[next(iter(self._cache))]
-        hit = self._cache[app_id] = (record, record.credential(), now + self._ttl_s)
+        sessions_store = self._sessions_store
+        sessions = partial(read_session_keys, sessions_store, app_id) if sessions_store is not None else None
+        hit = self._cache[app_id] = (record, record.credential(sessions), now + self._ttl_s)
         return hit
+
+    def allows(self, app_id: str, client_key: str, *, now: float) -> bool:
+        """Whether a session of `app_id` that authenticated with `client_key` may go on (`AppCredential.allows`)."""
+        hit = self._lookup(app_id)
+        return hit is not None and hit[1].allows(client_key, now=now)
 
     def __getitem__(self, app_id: str) -> AppCredential:
         hit = self._lookup(app_id)

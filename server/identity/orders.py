@@ -43,6 +43,9 @@ class OrderKind(enum.IntEnum):
     """One client key of the app was retired: the sessions that authenticated with it end."""
     ENDED = 3
     """An operator ended the app's sessions (`kefu session end`); it may connect again."""
+    SIGNED_OUT = 4
+    """A session credential was revoked (sign-out, `kefu staff signout`, spec section 16): the sessions that
+    authenticated with it end (every session of the app when `pin` is empty)."""
 
     @property
     def reason(self) -> str:
@@ -54,6 +57,7 @@ _REASONS: Final = {
     OrderKind.REVOKED: "app revoked",
     OrderKind.KEY_RETIRED: "client key retired",
     OrderKind.ENDED: "session ended by the operator",
+    OrderKind.SIGNED_OUT: "signed out",
 }
 
 
