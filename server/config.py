@@ -46,6 +46,7 @@ __all__ = [
     "ServiceSection",
     "Setting",
     "StorageSection",
+    "WebSection",
     "describe_settings",
     "env_var",
     "iter_settings",
@@ -351,6 +352,23 @@ class AuditSection:
     )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class WebSection:
+    """[web]: the web port (the kefu protocol over WebSocket, the console, the widget, sign-in; every gateway)."""
+
+    enabled: bool = setting(True, "Serve the web port: /ws (the kefu protocol in WebSocket messages, for browsers),"
+                            " the agent console, the visitor widget, the JS client and staff sign-in.")  # fmt: skip
+    host: str = setting("127.0.0.1", "Address of the web port; 0.0.0.0 or :: listens on all interfaces (put it behind"
+                        " a TLS-terminating proxy: browsers need wss:// on an https:// page).")  # fmt: skip
+    port: int = setting(7422, "Port of the web port; 0 picks a free port (tests).", lo=0, hi=MAX_PORT)
+    allowed_origins: tuple[str, ...] = setting(
+        (),
+        "Origins (scheme://host[:port]) of other sites' pages that may use the web port: the bank's pages that embed"
+        " the widget. A browser request from any other page is refused with 403 before the WebSocket upgrade; the"
+        " port's own pages (same host and port) and clients that send no Origin are always allowed.",
+    )
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerSection,
     "metrics": MetricsSection,
@@ -360,6 +378,7 @@ SECTIONS: dict[str, type] = {
     "log": LogSection,
     "service": ServiceSection,
     "audit": AuditSection,
+    "web": WebSection,
 }
 
 
@@ -385,6 +404,7 @@ class Config:
     log: LogSection = field(default_factory=LogSection)
     service: ServiceSection = field(default_factory=ServiceSection)
     audit: AuditSection = field(default_factory=AuditSection)
+    web: WebSection = field(default_factory=WebSection)
 
     @property
     def data_path(self) -> Path:
@@ -713,6 +733,13 @@ def _cross_checks(config: Config, where: Mapping[str, str]) -> list[str]:
     if m.enabled and s.port and s.port == m.port and s.host == m.host:
         where_port = where.get("metrics.port") or where.get("server.port") or "metrics.port"
         problems.append(f"{where_port}: server.port and metrics.port are both {s.port} on {s.host}")
+    w = config.web
+    if w.enabled and w.port:
+        others = (("server.port", s.port, s.host), ("metrics.port", m.port if m.enabled else 0, m.host))
+        for other, port, host in others:
+            if port == w.port and host == w.host:
+                at = where.get("web.port") or where.get(other) or "web.port"
+                problems.append(f"{at}: web.port and {other} are both {w.port} on {w.host}")
     if config.storage.map_size_mb > config.storage.max_map_size_gb * 1024:
         problems.append(f"{where.get('storage.map_size_mb', 'storage.map_size_mb')}: exceeds storage.max_map_size_gb")
     return problems

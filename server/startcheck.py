@@ -56,6 +56,9 @@ def listen_refusals(config: Any) -> list[str]:
         ports.append(("[server] port", config.server.host, config.server.port))
     if config.metrics.enabled:
         ports.append(("[metrics] port", config.metrics.host, config.metrics.port))
+    web = getattr(config, "web", None)
+    if web is not None and web.enabled:
+        ports.append(("[web] port", web.host, web.port))
     return [problem for what, host, port in ports if port and (problem := _bind_problem(what, host, port))]
 
 

@@ -1,10 +1,10 @@
 """`kefu serve` as a subprocess: start it, wait until it says it listens, watch its processes, stop it by PID.
 
 For whatever runs a real server from outside (the test suite, the load harness, an operator's script). The server
-prints ``kefu: listening on HOST:PORT`` once every worker is ready, then ``kefu: metrics on http://HOST:PORT/metrics``
-(when metrics are on); `start` returns after the last of these, with both ports known. The rest of the server's
-standard output keeps being read (so that it can never block on a full pipe) and kept in `stdout`; its standard
-error goes to a log file.
+prints ``kefu: listening on HOST:PORT`` once every worker is ready (``kefu: web on http://HOST:PORT/`` before it when
+the web port is on), then ``kefu: metrics on http://HOST:PORT/metrics`` (when metrics are on); `start` returns after
+the last of these, with the ports known. The rest of the server's standard output keeps being read (so that it can
+never block on a full pipe) and kept in `stdout`; its standard error goes to a log file.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ __all__ = ["START_TIMEOUT_S", "ServeProcess", "descendants"]
 START_TIMEOUT_S = 60.0
 """How long `start` waits for the listening line (the core loads the store and the desk; gateways join it)."""
 _LISTENING = re.compile(r"kefu: listening on \[?([\w.:]+?)\]?:(\d+)$")
+_WEB = re.compile(r"kefu: web on http://\[?[\w.:]+?\]?:(\d+)/")
+_API = re.compile(r"kefu: api on http://\[?[\w.:]+?\]?:(\d+)$")
 _METRICS = re.compile(r"kefu: metrics on http://\[?[\w.:]+?\]?:(\d+)/metrics")
 
 
@@ -60,14 +62,22 @@ class ServeProcess:
         env: Mapping[str, str] | None = None,
         port: int = 0,
         metrics_port: int = 0,
+        api_port: int = 0,
+        web_port: int = 0,
         log_path: Path | None = None,
     ) -> None:
-        """`args`: more `kefu serve` flags; `env`: added to this process's environment; port 0: any free one."""
+        """`args`: more `kefu serve` flags; `env`: added to this process's environment; port 0: any free one (the
+        web port's too, unless `args` names one)."""
         self.data_dir = Path(data_dir)
         self.args = list(args)
         self.env = {**os.environ, **(env or {})}
         self.port = port
         self.metrics_port = metrics_port
+        self.api_port = api_port
+        """The HTTP API's port ([api] port, 0: any free one unless `args` names one): known after `start` when the
+        server serves it (``kefu: api on http://HOST:PORT``, printed before the listening line)."""
+        self.web_port = web_port
+        """The web port ([web] port): known after `start` when the server serves it."""
         self.host = ""
         self.log_path = log_path or self.data_dir.parent / f"{self.data_dir.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -77,8 +87,10 @@ class ServeProcess:
 
     def command(self) -> list[str]:
         """The `kefu serve` command line."""
+        api = [] if "--api-port" in self.args else ["--api-port", str(self.api_port)]
+        web = [] if "--web-port" in self.args else ["--web-port", str(self.web_port)]
         return [sys.executable, "-m", "kefu.server.cli", "serve", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--metrics-port", str(self.metrics_port), *self.args]  # fmt: skip
+                "--port", str(self.port), "--metrics-port", str(self.metrics_port), *web, *api, *self.args]  # fmt: skip
 
     def start(
         self, *, prefix: Sequence[str] = (), pass_fds: Sequence[int] = (), timeout: float = START_TIMEOUT_S
@@ -108,7 +120,11 @@ class ServeProcess:
         for raw in proc.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
             self.stdout.append(line)
-            if m := _LISTENING.search(line):
+            if m := _API.search(line):
+                self.api_port = int(m.group(1))
+            elif m := _WEB.search(line):
+                self.web_port = int(m.group(1))
+            elif m := _LISTENING.search(line):
                 self.host, self.port = m.group(1), int(m.group(2))
                 if metrics_off:
                     ready.set()

@@ -30,6 +30,9 @@ from ..service.setup import start_desk, tick_forever
 from ..storage import audit, maintenance
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
+from ..web.app import WebContext
+from ..web.port import WebPort
+from ..web.port import bind as bind_web
 from . import process, reload, sdnotify
 from .datakeys import DataKeys
 from .operator import OperatorSocket, socket_path
@@ -68,6 +71,8 @@ class Server:
         self.orders = SessionOrders(self.gateway, self.store.app_orders, self.keyring.apps, name="server")
         self.operator = OperatorSocket(socket_path(data_dir, "server"), self.orders)
         self.listener: asyncio.AbstractServer | None = None
+        self.web: WebPort | None = None
+        """The web port ([web]): WebSocket sessions of the same gateway, the console, the widget."""
         self.stopped = asyncio.Event()
         self.failed = asyncio.Event()
         """Set when the write-ahead log failed: `run` drains and exits with EXIT_LOG_FAILED."""
@@ -99,6 +104,12 @@ class Server:
                 factory, s.host, s.port, backlog=LISTEN_BACKLOG, reuse_address=True
             )
         host, port = self.listener.sockets[0].getsockname()[:2]
+        if self.config.web.enabled:
+            self.web = WebPort(WebContext(self.config, self.gateway, self.keyring.pins, store=self.store,
+                                          metrics=self.metrics))  # fmt: skip
+            await self.web.start(bind_web(self.config.web.host, self.config.web.port, reuse_port=False))
+            logmod.event("server.web_listening", host=self.web.host, port=self.web.port)
+            print(f"kefu: web on {self.web.url}", flush=True)
         logmod.event("server.listening", host=host, port=port, inherited=sock is not None, workers=0)
         print(f"kefu: listening on {host}:{port}", flush=True)
 
@@ -124,6 +135,8 @@ class Server:
             logmod.error("service.close_failed", reason=repr(exc))
         self.gateway.close_all()
         await asyncio.sleep(0.05)
+        if self.web is not None:
+            await self.web.stop()
         stopped = audit.Draft.of("kefu", Action.SERVER_STOP, details={"pid": os.getpid()})
         await self.loop.run_in_executor(None, lambda: self.audit.close(last=stopped))
         audit.log_anchor(self.store)
