@@ -26,6 +26,9 @@ from ..identity.tickets import SharedTicketGuard, claims_path
 from ..link.gateway_side import CoreLink
 from ..metrics import Metrics
 from ..storage import audit
+from ..web.app import WebContext
+from ..web.port import WebPort
+from ..web.port import bind as bind_web
 from . import datakeys, process, sdnotify
 from .control import Control
 from .operator import OperatorSocket, socket_path
@@ -70,16 +73,24 @@ class GatewayProcess:
         self.operator = OperatorSocket(socket_path(data_dir, name), self.orders)
         self.control: Control | None = None
         self.listener: asyncio.AbstractServer | None = None
+        self.web: WebPort | None = None
+        """This gateway's share of the web port ([web]): its WebSocket connections are sessions of this gateway."""
         self.done = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, control: socket.socket, link: socket.socket, listen_fd: int, port: int) -> None:
-        """Join the core, listen, and tell the supervisor."""
+    async def start(
+        self, control: socket.socket, link: socket.socket, listen_fd: int, port: int, web_port: int = -1
+    ) -> None:
+        """Join the core, listen (and on the web port, when `web_port` >= 0), and tell the supervisor."""
         self.control = Control(control, self.loop, self._on_control, self._supervisor_gone)
         await self.link.attach(link)
         await self.operator.start()
         sock = socket.socket(fileno=listen_fd) if listen_fd >= 0 else self._bind(port)
         self.listener = await self.loop.create_server(self.gateway.protocol_factory, sock=sock, backlog=LISTEN_BACKLOG)
+        if web_port >= 0 and self.config.web.enabled:
+            ctx = WebContext(self.config, self.gateway, self.keyring.pins, store=self.apps_store, metrics=self.metrics)
+            self.web = WebPort(ctx)
+            await self.web.start(bind_web(self.config.web.host, web_port, reuse_port=True))
         self._tasks = [
             self.loop.create_task(process.publish_forever(self.gateway.publish_counters)),
             self.loop.create_task(self._purge_claims_forever()),
@@ -182,6 +193,8 @@ class GatewayProcess:
     async def close(self) -> None:
         """After `done`: let the last writes go out, then release everything."""
         await asyncio.sleep(0.05)
+        if self.web is not None:
+            await self.web.stop()
         self.link.close()
         with contextlib.suppress(Exception):
             self.guard.close()
@@ -193,13 +206,13 @@ class GatewayProcess:
 
 
 async def run_gateway(config: Any, load: Callable[[], Any], *, index: int, control: int, link: int, listen: int,
-                      port: int, keys: str = "") -> None:  # fmt: skip
+                      port: int, keys: str = "", web_port: int = -1) -> None:  # fmt: skip
     """Run one gateway until the supervisor says stop (or goes away); `keys`: the signing keys of the server's
     start (`keymod.load`)."""
     loop = asyncio.get_running_loop()
     worker = GatewayProcess(config, load, index, loop, keys=keys)
     sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
-    await worker.start(socket.socket(fileno=control), socket.socket(fileno=link), listen, port)
+    await worker.start(socket.socket(fileno=control), socket.socket(fileno=link), listen, port, web_port)
     collector = process.tame_collector(loop)
     await worker.done.wait()
     collector.cancel()

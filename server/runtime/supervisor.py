@@ -48,6 +48,7 @@ from ..metrics import MetricsServer, merge_expositions, version
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
 from ..storage.verify_report import death_hint
+from ..web.port import bind as bind_web
 from . import reload, sdnotify
 from .control import Control, control_pair
 from .process import worker_count
@@ -103,6 +104,9 @@ class Supervisor:
         self.stopping = False
         self.port = 0
         self._listen: socket.socket | None = None
+        self.web_port = -1
+        """The web port the gateways serve ([web]; -1: none), held like the client port (`hold_port`)."""
+        self._web: socket.socket | None = None
         self._shared = False
         self._pings = 0
         self._waiters: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
@@ -155,6 +159,12 @@ class Supervisor:
         self._listen = sock
         self.port = sock.getsockname()[1]
 
+    def hold_web_port(self) -> None:
+        """The web port ([web]), held as the client port is: bound with SO_REUSEPORT, never listened on."""
+        if self.config.web.enabled:
+            self._web = bind_web(self.config.web.host, self.config.web.port, reuse_port=True, listen=False)
+            self.web_port = self._web.getsockname()[1]
+
     async def start(self) -> None:
         """Start every worker and wait until each is ready (RuntimeError if one dies or is too slow)."""
         links = {g.index: socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for g in self.gateways}
@@ -180,7 +190,7 @@ class Supervisor:
         if worker.role == "gateway":
             assert link is not None and self._listen is not None
             args += ["--index", str(worker.index), "--link-fd", str(link.fileno()), "--port", str(self.port),
-                     "--keys", self.newest_keys]  # fmt: skip
+                     "--keys", self.newest_keys, "--web-port", str(self.web_port)]  # fmt: skip
             fds.append(link.fileno())
             if self._shared:
                 args += ["--listen-fd", str(self._listen.fileno())]
@@ -392,6 +402,8 @@ class Supervisor:
         await self._wait_exit([self.core], max(1.0, deadline))
         if self._listen is not None:
             self._listen.close()
+        if self._web is not None:
+            self._web.close()
         logmod.event("server.stopped")
 
     async def _wait_exit(self, workers: Sequence[Worker], timeout: float) -> None:
@@ -428,6 +440,7 @@ async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str
         sdnotify.install_debug_stall(loop)
         supervisor.prepare()
         supervisor.hold_port(inherited)
+        supervisor.hold_web_port()
         try:
             await supervisor.start()
         except RuntimeError as exc:
@@ -439,6 +452,10 @@ async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str
         host = config.server.host if inherited is None else inherited.getsockname()[0]
         logmod.event("server.listening", host=host, port=supervisor.port, inherited=inherited is not None,
                      workers=len(supervisor.gateways), version=version())  # fmt: skip
+        if supervisor.web_port >= 0:
+            web_host = f"[{config.web.host}]" if ":" in config.web.host else config.web.host
+            logmod.event("server.web_listening", host=config.web.host, port=supervisor.web_port)
+            print(f"kefu: web on http://{web_host}:{supervisor.web_port}/", flush=True)
         print(f"kefu: listening on {host}:{supervisor.port}", flush=True)
         exporter = None
         if config.metrics.enabled:

@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--links", default="", help="the core's links: INDEX:FD,...")
     p.add_argument("--listen-fd", type=int, default=-1, help="a listening socket to share (socket activation)")
     p.add_argument("--port", type=int, default=0, help="the port to bind with SO_REUSEPORT")
+    p.add_argument("--web-port", type=int, default=-1, help="the web port to bind with SO_REUSEPORT (-1: none)")
     p.add_argument("--keys", default="", help="a gateway's signing keys: the newest index per type at the start")
     p.add_argument("config", nargs=argparse.REMAINDER, help="-- and the configuration flags of kefu serve")
     return p
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.set_context(worker=f"gateway-{args.index}")
         gateway = run_gateway(
             config, load, index=args.index, control=args.control_fd, link=args.link_fd, listen=args.listen_fd,
-            port=args.port, keys=args.keys,
+            port=args.port, keys=args.keys, web_port=args.web_port,
         )  # fmt: skip
         uvloop.run(gateway)
     return 0
