@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import math
 import socket
@@ -254,6 +255,21 @@ class Metrics:
             ["event"],
             registry=r,
         )
+        self.webhook_deliveries_total = Counter(
+            "kefu_webhook_deliveries", "Webhook delivery attempts, by result: ok (2xx), rejected (another status,"
+            " redirects included), timeout, error (no answer).", ["result"], registry=r,
+        )  # fmt: skip
+        self.webhook_dead_letters_total = Counter(
+            "kefu_webhook_dead_letters", "Webhook events given up, by why: attempts ([webhooks] max_attempts), age"
+            " ([webhooks] max_age_s), backlog ([webhooks] max_backlog).", ["reason"], registry=r,
+        )  # fmt: skip
+        self.webhook_lag = Gauge(
+            "kefu_webhook_lag_seconds", "Age of the oldest webhook event a subscription has not delivered yet (0: none"
+            " waits).", ["subscription"], registry=r,
+        )  # fmt: skip
+        self.webhook_backlog = Gauge(
+            "kefu_webhook_backlog_events", "Webhook events a subscription has queued.", ["subscription"], registry=r
+        )
         self.desk = _DeskCollector(r)
         Gauge("kefu_build_info", "Always 1; the version is a label.", ["version"], registry=r).labels(version()).set(1)
         Gauge("kefu_start_time_seconds", "Unix time the process started serving.", registry=r).set(time.time())
@@ -328,6 +344,25 @@ class Metrics:
     def service(self, event: str, n: int = 1) -> None:
         """A customer-service event (a bounded set of names: see kefu.server.service.desk)."""
         self.service_events_total.labels(event).inc(n)
+
+    def webhook_delivery(self, result: str) -> None:
+        """One webhook delivery attempt (result: ok, rejected, timeout, error)."""
+        self.webhook_deliveries_total.labels(result).inc()
+
+    def webhook_dead_letter(self, reason: str) -> None:
+        """One webhook event given up (reason: attempts, age, backlog)."""
+        self.webhook_dead_letters_total.labels(reason).inc()
+
+    def webhook_feed(self, subscription: str, lag_s: float, backlog: int) -> None:
+        """A subscription's lag and backlog (set once a second by the dispatcher)."""
+        self.webhook_lag.labels(subscription).set(lag_s)
+        self.webhook_backlog.labels(subscription).set(backlog)
+
+    def webhook_forget(self, subscription: str) -> None:
+        """A subscription was removed: its series go."""
+        for gauge in (self.webhook_lag, self.webhook_backlog):
+            with contextlib.suppress(KeyError):
+                gauge.remove(subscription)
 
     def observe(self, what: str, seconds: float) -> None:
         """Observe a named duration: "send_ack", "delivery", "fsync" or "loop_lag"."""
