@@ -15,7 +15,7 @@
 import { t, onLanguageChange } from "./i18n.js";
 import {
   baseConversation, el, eventOf, formatTime, isDraft, isService, isStaffChannel, isSystemEvent, metaOf,
-  reasonOf, sentimentOf, shortId, staffChannel, textOf,
+  LATEST_SEQ, reasonOf, sentimentOf, shortId, staffChannel, textOf,
 } from "./util.js";
 import { MessageLog } from "./messagelog.js";
 import { askTransfer } from "./transfer.js";
@@ -88,7 +88,7 @@ export class AgentDesk {
       const id = BigInt(text);
       const conv = this.ensure(id);
       await this.refresh(conv);
-      await this.fetchHistory(conv, 0n, 0n);
+      await this.fetchHistory(conv, 0n, LATEST_SEQ);
     }
   }
 
@@ -465,7 +465,7 @@ export class AgentDesk {
     this.renderSelected();
   }
 
-  /** Fetch messages afterSeq < seq <= untilSeq (0 = the latest), up to `pages` pages, into the conversation. */
+  /** Fetch messages afterSeq < seq <= untilSeq (LATEST_SEQ: to the last), up to `pages` pages, into the conversation. */
   async fetchHistory(conv, afterSeq, untilSeq, pages = RESTORE_PAGES) {
     let after = afterSeq;
     try {
@@ -487,7 +487,7 @@ export class AgentDesk {
 
   /** The staff channel's history (drafts still pending, whispers), after a reload. */
   async fetchStaff(conv) {
-    const result = await this.client.sync({ conversationId: staffChannel(conv.id), afterSeq: 0n, untilSeq: 0n, limit: 0 });
+    const result = await this.client.sync({ conversationId: staffChannel(conv.id), afterSeq: 0n, untilSeq: LATEST_SEQ, limit: 0 });
     for (const m of result.messages) this.onStaffMessage(conv, m);
   }
 
@@ -523,7 +523,7 @@ export class AgentDesk {
     this.select(conv, { focus: false });
     const seq = BigInt(hit.seq);
     const after = seq > BigInt(HISTORY_PAGE) ? seq - BigInt(HISTORY_PAGE) : 0n;
-    await this.fetchHistory(conv, after, 0n, 2);
+    await this.fetchHistory(conv, after, LATEST_SEQ, 2);
     const line = this.$("message-log").querySelector(`[data-channel="0"][data-seq="${seq}"]`);
     if (line) {
       line.classList.add("hit");

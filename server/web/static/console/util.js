@@ -5,6 +5,8 @@ export const SERVICE_BASE = 1n << 62n;
 export const STAFF_BIT = 1n << 63n;
 export const SYSTEM_SENDER = "#kefu";
 export const CONTENT_EVENT = 4;
+/** until_seq of a history fetch that reaches the conversation's last message (0 would resume the live stream, 4.5). */
+export const LATEST_SEQ = (1n << 63n) - 1n;
 
 /** The staff channel of conversation `id` (spec 13.2: whispers, drafts, staff-only events). */
 export function staffChannel(id) {

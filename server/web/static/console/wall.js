@@ -13,7 +13,7 @@ import { askTransfer } from "./transfer.js";
 import { bearer } from "./session.js";
 import {
   baseConversation, el, eventOf, formatDuration, formatTime, isDraft, isService, isStaffChannel, isSystemEvent,
-  parseConversationId, reasonOf, sentimentOf, shortId, staffChannel, textOf,
+  LATEST_SEQ, parseConversationId, reasonOf, sentimentOf, shortId, staffChannel, textOf,
 } from "./util.js";
 
 const POLL_MS = 1500;
@@ -184,7 +184,7 @@ export class Wall {
   async history(watched) {
     try {
       for (const channel of [watched.id, staffChannel(watched.id)]) {
-        const result = await this.client.sync({ conversationId: channel, afterSeq: 0n, untilSeq: 0n, limit: 0 });
+        const result = await this.client.sync({ conversationId: channel, afterSeq: 0n, untilSeq: LATEST_SEQ, limit: 0 });
         for (const m of result.messages) this.add(watched, m);
       }
     } catch (error) {
