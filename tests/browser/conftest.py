@@ -107,11 +107,8 @@ SERVER_ENV = {
     "KEFU_SERVICE_DIRECTORY": "service.toml",
     "KEFU_SERVICE_QUEUE_TICK_MS": "100",
     "KEFU_SERVICE_SENTIMENT_WAIT_MS": "2000",
-    "KEFU_WEB_PORT": "0",
-    "KEFU_WEB_HOST": "127.0.0.1",
-    "KEFU_API_PORT": "0",
-    "KEFU_API_HOST": "127.0.0.1",
 }
+"""More settings; `ServeProcess` puts the web port and the API on free ports (--web-port 0, --api-port 0)."""
 HTTP_TIMEOUT_S = 10.0
 _WEB_LINE = re.compile(r"kefu: web\b.*?(https?://[\w.:\[\]]+)")
 _API_LINE = re.compile(r"kefu: (?:http )?api\b.*?(https?://[\w.:\[\]]+)")
@@ -293,12 +290,13 @@ def _staff_add(data_dir: Path, name: str, role: str, password: str) -> None:
     )  # fmt: skip
 
 
-def start_site(root: Path, *, env: dict[str, str] | None = None) -> KefuSite:
-    """Start the bank's page and a kefu server for it (see the module docstring); `env` adds server settings."""
+def start_site(root: Path, *, env: dict[str, str] | None = None, directory: str = DIRECTORY) -> KefuSite:
+    """Start the bank's page and a kefu server for it (see the module docstring); `env` adds server settings,
+    `directory` replaces the service directory (it must keep the staff of STAFF)."""
     bank = BankSite()
     data_dir = root / "data"
     data_dir.mkdir(parents=True)
-    (data_dir / "service.toml").write_text(DIRECTORY)
+    (data_dir / "service.toml").write_text(directory)
     try:
         for name, (role, password) in STAFF.items():
             _staff_add(data_dir, name, role, password)
@@ -334,4 +332,14 @@ def kefu_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KefuSite]:
         stop_site(site)
 
 
-__all__ = ["CHROMIUM_ARGS", "STAFF", "TENANT", "BankSite", "KefuSite", "start_site", "stop_site"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "DIRECTORY",
+    "STAFF",
+    "TENANT",
+    "BankSite",
+    "KefuSite",
+    "start_site",
+    "stop_site",
+]
