@@ -39,6 +39,7 @@ from .storage.conversations import Conversations, LogSettings, open_conversation
 from .storage.datadir import migrate_store_dir
 from .storage.sealing import Sealer
 from .storage.store import Store
+from .webhooks.subscriptions import TABLES as WEBHOOK_TABLES
 
 __all__ = [
     "CoreSide", "build_core", "build_gateway", "connect_local", "open_store", "server_config", "store_sealer",
@@ -58,9 +59,9 @@ def store_sealer(config: Any, *, readonly: bool = False) -> Sealer | None:
 
 
 def open_store(config: Any, *, readonly: bool = False) -> Store:
-    """The message store of `config`'s data directory, with the desk's tables registered and its values sealed with
-    the data keys (`store_sealer`) (a store still in the old place, data_dir/wal, is moved first; a read-only open
-    reads it there). An open for writing is checked against the data directory's deployment marker
+    """The message store of `config`'s data directory, with the desk's and the webhooks' tables registered and its
+    values sealed with the data keys (`store_sealer`) (a store still in the old place, data_dir/wal, is moved first; a
+    read-only open reads it there). An open for writing is checked against the data directory's deployment marker
     (`kefu.server.storage.deployment`: OpenRefused)."""
     storage = config.storage
     path = Path(config.store_path)
@@ -72,7 +73,7 @@ def open_store(config: Any, *, readonly: bool = False) -> Store:
             map_size=storage.map_size_mb << 20,
             max_map_size=storage.max_map_size_gb << 30,
             idempotency_window_s=storage.idempotency_window_s,
-            tables=(*DESK_TABLES, *IDENTITY_TABLES),
+            tables=(*DESK_TABLES, *IDENTITY_TABLES, *WEBHOOK_TABLES),
             readonly=readonly,
             sealer=store_sealer(config, readonly=readonly),
         )
