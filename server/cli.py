@@ -1,5 +1,6 @@
 """The `kefu` command: serve, check-config, keygen, key list/retire, app add/add-bulk/list/revoke/retire-key, session
-list/end, backup, restore, verify, status, audit verify/export/tail, data-key rotate/status/retire.
+list/end, staff add/passwd/list/remove/signout, backup, restore, verify, status, audit verify/export/tail, data-key
+rotate/status/retire.
 
 Theory of operation: every subcommand loads the configuration the same way (defaults <- --config file <-
 KEFU_* environment <- flags), so `kefu check-config` shows exactly what `kefu serve` would run with. This
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_app_parsers(sub, cfg)
     _add_key_parsers(sub, cfg)
     _add_session_parsers(sub, cfg)
+    _add_staff_parsers(sub, cfg)
     _add_audit_parsers(sub, cfg)
     _add_data_key_parsers(sub, cfg)
     return parser
@@ -218,6 +220,31 @@ def _add_app_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], c
     p.add_argument("name", metavar="NAME")
     p.add_argument("pin", metavar="PIN", help="the client key's pin (sm2:<hex> or ed25519:<hex>, see app list)")
     p.set_defaults(run=_cmd_app_retire_key)
+
+
+def _add_staff_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser) -> None:
+    staff = sub.add_parser("staff", help="manage staff accounts (console sign-in, spec section 16)").add_subparsers(
+        dest="staff_command", required=True, metavar="ACTION"
+    )
+    password_help = "read the password from the first line of stdin (default: asked twice on the terminal)"  # noqa: S105
+    p = staff.add_parser("add", parents=[cfg], help="create a staff account (and its app record, if missing)")
+    p.add_argument("name", metavar="NAME", help="the account's name: the app id its sessions authenticate as")
+    p.add_argument("--role", required=True, choices=("agent", "supervisor"), help="what the account may do")
+    p.add_argument("--tenant", required=True, help="the tenant it belongs to")
+    p.add_argument("--password-stdin", action="store_true", help=password_help)
+    p.set_defaults(run=_cmd_staff_add)
+    p = staff.add_parser("passwd", parents=[cfg], help="set a new password (signs the account out everywhere)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--password-stdin", action="store_true", help=password_help)
+    p.set_defaults(run=_cmd_staff_passwd)
+    p = staff.add_parser("list", parents=[cfg], help="list staff accounts")
+    p.set_defaults(run=_cmd_staff_list)
+    p = staff.add_parser("remove", parents=[cfg], help="delete a staff account and end its sessions")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(run=_cmd_staff_remove)
+    p = staff.add_parser("signout", parents=[cfg], help="revoke an account's session credentials, end its sessions")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(run=_cmd_staff_signout)
 
 
 def _add_session_parsers(
@@ -446,6 +473,71 @@ def _cmd_app_retire_key(args: argparse.Namespace, config: Config) -> int:
 
     _, poke = apps.retire_key(config, args.name, args.pin)
     print(f"kefu: client key {args.pin} of app {args.name!r} retired; {_ended(poke)}", file=sys.stderr)
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """The new password: the first line of stdin (--password-stdin), or asked twice on the terminal."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CliError("standard input is not a terminal: pass the password with --password-stdin")
+    import getpass  # noqa: PLC0415 - only when a password is asked for
+
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Again: ") != first:
+        raise CliError("the passwords differ")
+    return first
+
+
+def _cmd_staff_add(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import staff  # noqa: PLC0415 - crypto and lmdb load only when needed
+    from .engine.identity import Role  # noqa: PLC0415
+
+    created = staff.add_staff(config, args.name, _read_password(args), role=Role(args.role), tenant=args.tenant)
+    app = f"app {args.name!r} created" if created else f"its existing app {args.name!r} kept"
+    print(f"kefu: staff account {args.name!r} created ({args.role} of tenant {args.tenant!r}; {app})", file=sys.stderr)
+    return 0
+
+
+def _cmd_staff_passwd(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import staff  # noqa: PLC0415
+
+    poke = staff.set_password(config, args.name, _read_password(args))
+    print(f"kefu: password of {args.name!r} changed, its sessions revoked; {_ended(poke)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_staff_list(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import staff  # noqa: PLC0415
+
+    rows = [
+        (r.name, r.role, r.tenant or "-", "yes" if r.enabled else "no", _utc(r.created_ms), str(r.sessions))
+        for r in staff.list_staff(config)
+    ]
+    _print_table(("NAME", "ROLE", "TENANT", "ENABLED", "CREATED (UTC)", "SESSIONS"), rows)
+    return 0
+
+
+def _cmd_staff_remove(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import staff  # noqa: PLC0415
+
+    poke = staff.remove(config, args.name)
+    print(f"kefu: staff account {args.name!r} removed (its app record stays: kefu app revoke deletes it);"
+          f" {_ended(poke)}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _cmd_staff_signout(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import staff  # noqa: PLC0415
+
+    revoked, poke = staff.signout(config, args.name)
+    print(f"kefu: {revoked} session credential(s) of {args.name!r} revoked; {_ended(poke)}", file=sys.stderr)
     return 0
 
 
