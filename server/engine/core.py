@@ -254,6 +254,9 @@ class Core:
         device = self._ready(endpoint, sid)
         if device is None:
             return  # gone meanwhile; the client sends it again after reconnecting
+        self._submit(device, send, t0, attached=True)
+
+    def _submit(self, device: CoreDevice, send: Send, t0: float, *, attached: bool) -> None:
         code = self._check(device, send)
         if code is not None:
             self._refuse_send(device, send, code)
@@ -264,7 +267,7 @@ class Core:
             _members_from(metadata),
         )  # fmt: skip
         try:
-            self.log.submit(request, lambda result: self._committed(device, send, result, t0))
+            self.log.submit(request, lambda result: self._committed(device, send, result, t0, attached))
         except LogClosed:
             self._refuse_send(device, send, ErrorCode.SHUTTING_DOWN)
 
@@ -288,13 +291,13 @@ class Core:
         device.endpoint.submitted(device.sid, send, SendResult(int(code), False, None, ()), 0)
         self.refused(device.user, send, code)
 
-    def _committed(self, device: CoreDevice, send: Send, result: SendResult, t0: float) -> None:
+    def _committed(self, device: CoreDevice, send: Send, result: SendResult, t0: float, attached: bool) -> None:
         message = result.message
         if result.status != ErrorCode.OK or message is None:
             self._refuse_send(device, send, _as_told_to_sender(ErrorCode(result.status)))
             return
         cursor = 0 if result.duplicate else self.log.cursor(device.user, message.conversation_id)
-        if (device.endpoint, device.sid) in self._devices:
+        if not attached or (device.endpoint, device.sid) in self._devices:
             device.endpoint.submitted(device.sid, send, result, cursor)
         if self.metrics is not None:
             self.metrics.observe("send_ack", time.monotonic() - t0)
@@ -447,6 +450,37 @@ class Core:
         except Unreadable as exc:  # reported; the stream goes on past what could not be read (damage EVENTs)
             messages = list(exc.messages)
         endpoint.fetched(ticket, [outgoing(m) for m in messages])
+
+    # --- requests of no connection -----------------------------------------------------------------------------
+
+    def request(self, device: CoreDevice, frame: Frame, t0: float) -> None:
+        """A request made as `device.user` by no connection: the HTTP API makes a `CoreDevice` per request, never
+        admitted nor present (it counts for no presence and receives no messages). A SEND, a SYNC that fetches a
+        range (until_seq > 0) or a service request, under the same checks as a connection's (the per-app rate
+        included); the answers go to `device.endpoint` under `device.sid` as a connection's would."""
+        match frame:
+            case Send():
+                self._submit(device, frame, t0, attached=False)
+            case Sync() if frame.until_seq > 0 and frame.conversation_id:
+                if not self._allow(device):
+                    self.refuse(device, frame, ErrorCode.RATE_LIMITED)
+                    return
+                try:
+                    code = self._check_read(device.user, frame.conversation_id, fetch=True)
+                    if code is not None:
+                        self.refuse(device, frame, code)
+                    else:
+                        self._fetch(device, frame, self.last_seq(frame.conversation_id))
+                except Unreadable:
+                    self.refuse(device, frame, ErrorCode.STORAGE_UNAVAILABLE)
+            case Sync():
+                self.refuse(device, frame, ErrorCode.BAD_REQUEST, "only a range can be fetched without a connection")
+            case _ if self.policy is None:
+                self.refuse(device, frame, ErrorCode.NOT_FOUND, "no service desk")
+            case _ if not self._allow(device):
+                self.refuse(device, frame, ErrorCode.RATE_LIMITED)
+            case _:
+                self.policy.on_request(device, frame)
 
     # --- customer service -----------------------------------------------------------------------------------
 

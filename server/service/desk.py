@@ -66,7 +66,7 @@ from ..engine.ports import Device, Profiles, ServiceHost
 from . import access
 from .assist import Assistant
 from .directory import Directory, GroupEntry, GroupKey
-from .figures import FigureKeeper
+from .figures import DeskFigures, FigureKeeper
 from .journal import Journal, event, key
 from .model import (
     MAX_ATTRIBUTE_BYTES,
@@ -755,11 +755,17 @@ class Desk:
 
     def publish_figures(self) -> None:
         """Hand the metrics a snapshot of the queues, agents and counts (`kefu.server.service.figures`)."""
+        self.host.publish_figures(self.current_figures())
+
+    def current_figures(self) -> DeskFigures:
+        """A snapshot of the queues, agents and counts now: what the metrics and the HTTP API's wall show."""
         groups = [(g.tenant, g.name) for g in self.directory.groups.values()]
+        return self.figures.snapshot(self.router.waiting(), self.agents_known(), groups, self.open)
+
+    def agents_known(self) -> list[AgentRuntime]:
+        """Every agent the router knows, and the directory's agents not connected since the start (offline)."""
         known = self.router.agents
-        agents = [*known.values(), *(a for a in self._configured_agents if a.name not in known)]
-        figures = self.figures.snapshot(self.router.waiting(), agents, groups, self.open)
-        self.host.publish_figures(figures)
+        return [*known.values(), *(a for a in self._configured_agents if a.name not in known)]
 
     def metric(self, name: str) -> None:
         """Count a service event (kefu_service_events)."""
