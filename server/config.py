@@ -367,6 +367,27 @@ class WebSection:
         " the widget. A browser request from any other page is refused with 403 before the WebSocket upgrade; the"
         " port's own pages (same host and port) and clients that send no Origin are always allowed.",
     )
+    session_ttl_s: int = setting(
+        28800, "How long the session credential of a staff sign-in (POST /auth/signin) works: the protocol handshake"
+        " and the HTTP API accept it until then, or until sign-out. Sessions it opened stay up until they close.",
+        unit="seconds", lo=60, hi=7 * 86400,
+    )  # fmt: skip
+    visitor_ttl_s: int = setting(
+        86400, "How long a visitor identity of the widget (POST /auth/visitor) works: the widget reconnects with it"
+        " and shows the visitor's history until then.", unit="seconds", lo=60, hi=30 * 86400,
+    )  # fmt: skip
+    visitor_tenants: tuple[str, ...] = setting(
+        (), "Tenants whose pages may get visitor identities from POST /auth/visitor; empty: every tenant that has a"
+        " service group in the service directory (any tenant when the directory configures no group).",
+    )  # fmt: skip
+    signin_per_minute: int = setting(
+        10, "Staff sign-in attempts one client address may make per minute (in a burst of as many); past it 429 with"
+        " Retry-After.", lo=1, hi=10000,
+    )  # fmt: skip
+    visitors_per_minute: int = setting(
+        30, "Visitor identities one client address may get per minute (in a burst of as many); past it 429 with"
+        " Retry-After.", lo=1, hi=10000,
+    )  # fmt: skip
 
 
 SECTIONS: dict[str, type] = {
