@@ -1,0 +1,509 @@
+// The kefu client (mirrors clients/python/client.py): send, receive, history, customer service, reconnect.
+//
+// Theory of operation:
+// - A Client owns at most one live Link (link.js) at a time and survives the loss of any of them. What must outlive
+//   a connection lives here: pending sends (by client_msg_id), per-conversation watermarks, history fetches in
+//   progress and the latest resumption ticket.
+// - When a connection's handshake completes, the client sends SYNC(conversation, handled, 0, 0) for every
+//   conversation it knows, then SYNC(0, 0, 0, 0), re-issues fetches in progress, and puts every pending SEND on the
+//   wire again with its original client_msg_id (the server stores each once and answers a repeat with the receipt).
+// - A lost connection (or a GOAWAY) is reconnected after a backoff (GOAWAY's parameters once one came), with the
+//   same suites every time and the latest ticket when there is one; it stops only on refusals retrying cannot cure
+//   (AUTH_FAILED, NO_COMMON_SUITE, an unpinned server key). A session the server ends with AUTH_FAILED is reconnected
+//   at once without the ticket; a refusal then ends the client with CredentialsRefused.
+// - Stream DELIVERs are handled once per (conversation, seq): "message" listeners run, then (unless explicitAck) the
+//   message is processed; the highest contiguous processed seq per conversation leaves in one DELIVER_ACK per write.
+import { fromBase64Url, randomBytes, utf8 } from "./bytes.js";
+import { SUITE_BY_NAME } from "./crypto.js";
+import {
+  AuthFailed, ClientClosed, ConnectError, ConnectTimeout, ConnectionLost, CredentialsRefused, ErrorCode, KefuError,
+  NoCommonSuite, RequestRefused, SendRefused, SendTimeout, ServerNotTrusted, connectError,
+} from "./errors.js"; // prettier-ignore
+import { ContentType, FrameType, PskMode, SERVICE_BASE, STAFF_BIT } from "./frames.js";
+import { Link } from "./link.js";
+import { Message, receiptOf } from "./message.js";
+import { ServiceApi } from "./service.js";
+import { webSocketTransport } from "./transport.js";
+
+export const DEFAULT_BACKOFF = Object.freeze({ initialMs: 500, maxMs: 30_000, jitter: 0.2 });
+const U64_MAX = (1n << 64n) - 1n;
+
+/** base64url (or base64) text of 32 bytes, or the bytes themselves -> 32 bytes. */
+export function decodeSecret(secret) {
+  const bytes = secret instanceof Uint8Array ? secret : fromBase64Url(String(secret));
+  if (bytes.length !== 32) throw new TypeError("an app secret is 32 bytes (43 base64url characters)");
+  return bytes;
+}
+
+/** A random conversation id below 2^62 (not a service conversation), never 0. */
+export function newConversationId() {
+  const b = randomBytes(8);
+  b[0] &= 0x3f;
+  const id = new DataView(b.buffer).getBigUint64(0);
+  return id === 0n ? 1n : id;
+}
+
+export function staffChannel(conversationId) {
+  return BigInt(conversationId) | STAFF_BIT;
+}
+
+export function isStaffChannel(conversationId) {
+  return (BigInt(conversationId) & STAFF_BIT) !== 0n;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export class Client {
+  constructor(options) {
+    if (!options || typeof options.appId !== "string" || !options.appId) throw new TypeError("appId is required");
+    if (!options.url && !options.transport) throw new TypeError("url or transport is required");
+    const suites = (options.suites ?? ["national"]).map((name) => {
+      const suite = SUITE_BY_NAME[name];
+      if (!suite) throw new TypeError(`unknown suite ${name}`);
+      return suite.code;
+    });
+    this.options = Object.freeze({ ...options, appSecret: undefined });
+    this._secret = decodeSecret(options.appSecret);
+    this._suites = suites;
+    this._pins = [...(options.serverPins ?? [])];
+    this._transport = options.transport ?? webSocketTransport(options.url, options.WebSocket);
+    this._listeners = new Map();
+    this._link = null;
+    this._closed = false;
+    this._closeError = null;
+    this._ticket = null;
+    this._backoff = { ...DEFAULT_BACKOFF };
+    this._attempt = 0;
+    this._reconnecting = false;
+    this._reauthenticate = false;
+    this._everConnected = false;
+    this._pendingSends = new Map(); // hex client_msg_id -> entry
+    this._convs = new Map(); // conversationId -> {handled, done: Set, given}
+    this._acks = new Map(); // conversationId -> seq to acknowledge
+    this._fetches = new Set();
+    this.service = new ServiceApi(this);
+    this.suite = null;
+    this.resumed = false;
+    this.reconnects = 0;
+  }
+
+  get connected() {
+    return this._link !== null && this._link.usable;
+  }
+
+  // --- events -------------------------------------------------------------------------------------------------
+
+  on(type, listener) {
+    if (!this._listeners.has(type)) this._listeners.set(type, new Set());
+    this._listeners.get(type).add(listener);
+    return () => this.off(type, listener);
+  }
+
+  off(type, listener) {
+    this._listeners.get(type)?.delete(listener);
+  }
+
+  _emit(type, value) {
+    for (const listener of [...(this._listeners.get(type) ?? [])]) {
+      try {
+        listener(value);
+      } catch (e) {
+        if (type !== "error") this._emit("error", e);
+      }
+    }
+  }
+
+  // --- connecting ---------------------------------------------------------------------------------------------
+
+  /** The first connection: resolves once the handshake is complete; rejects with a ConnectError. */
+  async connect() {
+    if (this._closed) throw new ClientClosed("the client is closed");
+    if (this.connected) return;
+    await this._attemptConnect();
+  }
+
+  async _attemptConnect() {
+    const timeoutS = this.options.connectTimeoutS ?? 10;
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new ConnectTimeout(`no handshake within ${timeoutS} s`)), timeoutS * 1000);
+    });
+    try {
+      await Promise.race([this._open(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async _open() {
+    let transport;
+    try {
+      transport = await this._transport();
+    } catch (e) {
+      throw new ConnectError(`cannot connect: ${e.message ?? e}`, null);
+    }
+    if (this._closed) {
+      transport.close();
+      throw new ClientClosed("the client is closed");
+    }
+    const ticket = this._reauthenticate ? null : this._ticket;
+    this._ticket = null; // a ticket is used once
+    const config = {
+      appId: this.options.appId,
+      appSecret: this._secret,
+      serverPins: this._pins,
+      suites: this._suites,
+      keepaliveMs: Math.round((this.options.keepaliveS ?? 30) * 1000),
+      ticket,
+      pskMode: PskMode.PSK_ONLY,
+    };
+    const link = new Link(this, transport, config);
+    link.readyPromise = new Promise((resolve, reject) => {
+      link.resolveReady = resolve;
+      link.rejectReady = reject;
+    });
+    this._link = link;
+    await link.start();
+    await link.readyPromise;
+  }
+
+  // --- from the link ------------------------------------------------------------------------------------------
+
+  linkEvent(link, event) {
+    switch (event.type) {
+      case "handshake":
+        return this._onReady(link, event);
+      case "ticket":
+        this._ticket = event.ticket;
+        return undefined;
+      case "frame":
+        return this._onFrame(link, event.frame);
+      case "closed":
+        return undefined;
+      case "terminated":
+        link.terminated = event;
+        return undefined;
+    }
+    return undefined;
+  }
+
+  linkFailed(link, error) {
+    link.terminated = { code: error.code ?? ErrorCode.INTERNAL_ERROR, reason: String(error.message ?? error) };
+    this._emit("error", error);
+  }
+
+  /** Before each write: the acknowledgements queued since the last one, as one DELIVER_ACK. */
+  linkFlushing(link) {
+    if (!this._acks.size || !link.usable) return;
+    const acks = [...this._acks].map(([conversationId, seq]) => ({ conversationId, seq }));
+    this._acks.clear();
+    for (let i = 0; i < acks.length; i += 4096) link.conn.send({ type: FrameType.DELIVER_ACK, acks: acks.slice(i, i + 4096) });
+  }
+
+  linkLost(link) {
+    if (this._link === link) this._link = null;
+    const t = link.terminated;
+    if (!link.ready) {
+      const error = t ? this._handshakeError(t) : new ConnectError("connection lost during the handshake", null);
+      link.rejectReady?.(error);
+      return;
+    }
+    for (const [, request] of link.requests) {
+      if (request.kind === "service") request.reject(new ConnectionLost("connection lost before the answer"));
+    }
+    link.requests.clear();
+    const error = t && t.code !== ErrorCode.OK ? new ConnectionLost(`${t.reason}`, t.code) : null;
+    this._emit("disconnected", { error });
+    if (this._closed) return;
+    if (t?.code === ErrorCode.AUTH_FAILED) this._reauthenticate = true;
+    if (this.options.reconnect === false) {
+      this._finish(error ?? new ConnectionLost("connection lost"));
+      return;
+    }
+    this._reconnectLoop(link.goaway ?? null);
+  }
+
+  _handshakeError(t) {
+    if (t.goaway) {
+      const error = connectError(t.goaway.code, t.goaway.reason);
+      error.retryAfterMs = t.goaway.reconnectDelayMs;
+      return error;
+    }
+    return connectError(t.code, t.reason);
+  }
+
+  async _reconnectLoop(goaway) {
+    if (this._reconnecting) return;
+    this._reconnecting = true;
+    let delay = goaway ? goaway.reconnectDelayMs : this._reauthenticate ? 0 : this._backoff.initialMs;
+    if (goaway) {
+      this._backoff = { initialMs: goaway.backoffInitialMs || 500, maxMs: goaway.backoffMaxMs || 30_000,
+        jitter: goaway.jitterPermille / 1000 }; // prettier-ignore
+    }
+    try {
+      while (!this._closed) {
+        const jitter = 1 + this._backoff.jitter * (2 * Math.random() - 1);
+        await sleep(delay * jitter);
+        if (this._closed) return;
+        try {
+          await this._attemptConnect();
+          this.reconnects += 1;
+          return;
+        } catch (e) {
+          if (e instanceof AuthFailed && this._reauthenticate) {
+            this._finish(new CredentialsRefused(e.message, e.code));
+            return;
+          }
+          if (e instanceof AuthFailed || e instanceof NoCommonSuite || e instanceof ServerNotTrusted) {
+            this._finish(e);
+            return;
+          }
+          this._emit("error", e);
+          delay = e.retryAfterMs || Math.min(this._backoff.maxMs, Math.max(delay * 2, this._backoff.initialMs));
+        }
+      }
+    } finally {
+      this._reconnecting = false;
+    }
+  }
+
+  _onReady(link, event) {
+    link.ready = true;
+    this._reauthenticate = false;
+    this.suite = event.suite === 0x00c6 ? "national" : "international";
+    this.resumed = event.resumed;
+    for (const [conversationId, conv] of this._convs) {
+      conv.given = conv.handled;
+      conv.done.clear();
+      link.conn.send({ type: FrameType.SYNC, requestId: link.newRequestId(), conversationId, afterSeq: conv.handled,
+        untilSeq: 0n, limit: 0 }); // prettier-ignore
+    }
+    link.conn.send({ type: FrameType.SYNC, requestId: link.newRequestId(), conversationId: 0n, afterSeq: 0n,
+      untilSeq: 0n, limit: 0 }); // prettier-ignore
+    for (const fetch of this._fetches) this._issueFetch(link, fetch);
+    for (const entry of this._pendingSends.values()) this._putSend(link, entry);
+    this._everConnected = true;
+    link.resolveReady?.();
+    this._emit("connected", { suite: this.suite, resumed: this.resumed });
+  }
+
+  _onFrame(link, frame) {
+    switch (frame.type) {
+      case FrameType.DELIVER:
+        return this._onDeliver(link, frame);
+      case FrameType.SEND_ACK:
+        return this._onSendAck(frame);
+      case FrameType.SYNC_DONE:
+        return this._onSyncDone(link, frame);
+      case FrameType.ERROR:
+        return this._onRequestError(link, frame);
+      case FrameType.GOAWAY:
+        link.goaway = frame;
+        link.close();
+        return undefined;
+      case FrameType.PONG:
+        return undefined;
+      default:
+        return this.service.onFrame(link, frame);
+    }
+  }
+
+  // --- delivery -----------------------------------------------------------------------------------------------
+
+  _conv(conversationId) {
+    let conv = this._convs.get(conversationId);
+    if (!conv) {
+      conv = { handled: null, done: new Set(), given: null };
+      this._convs.set(conversationId, conv);
+    }
+    return conv;
+  }
+
+  _onDeliver(link, frame) {
+    const fetch = frame.requestId ? link.requests.get(frame.requestId) : null;
+    if (fetch && fetch.kind === "fetch") {
+      fetch.fetch.messages.push(new Message(frame, null));
+      return;
+    }
+    const conv = this._conv(frame.conversationId);
+    if (conv.handled === null) {
+      conv.handled = frame.seq - 1n;
+      conv.given = conv.handled;
+    }
+    if (frame.seq <= conv.given) {
+      if (frame.seq <= conv.handled) this._queueAck(frame.conversationId, conv.handled);
+      return;
+    }
+    conv.given = frame.seq;
+    const message = new Message(frame, (m) => this._processed(m));
+    this._emit("message", message);
+    if (message.isSystemEvent) this.service.onSystemMessage(message);
+    if (!this.options.explicitAck) this._processed(message);
+  }
+
+  _processed(message) {
+    const conv = this._convs.get(message.conversationId);
+    if (!conv || message.seq <= conv.handled) return;
+    conv.done.add(message.seq);
+    while (conv.done.has(conv.handled + 1n)) {
+      conv.done.delete(conv.handled + 1n);
+      conv.handled += 1n;
+    }
+    this._queueAck(message.conversationId, conv.handled);
+  }
+
+  _queueAck(conversationId, seq) {
+    if (seq <= 0n) return;
+    this._acks.set(conversationId, seq);
+    this._link?.scheduleFlush();
+  }
+
+  // --- sending ------------------------------------------------------------------------------------------------
+
+  /** Resolves with the receipt once the message is durable; retried across reconnects with the same id. */
+  send(conversationId, body, opts = {}) {
+    if (this._closed) return Promise.reject(new ClientClosed("the client is closed"));
+    const bytes = typeof body === "string" ? utf8(body) : body;
+    const metadata = Object.entries(opts.metadata ?? {}).map(([key, v]) => ({ key, value: typeof v === "string" ? utf8(v) : v }));
+    if (opts.to?.length) metadata.push({ key: "kefu.to", value: utf8(opts.to.join(",")) });
+    const clientMsgId = opts.clientMsgId ?? randomBytes(16);
+    const key = Array.from(clientMsgId, (b) => b.toString(16).padStart(2, "0")).join("");
+    const frame = {
+      type: FrameType.SEND,
+      clientMsgId,
+      conversationId: BigInt(conversationId),
+      contentType: opts.contentType ?? (typeof body === "string" ? ContentType.TEXT : ContentType.BINARY),
+      body: bytes,
+      metadata,
+    };
+    return new Promise((resolve, reject) => {
+      const entry = { key, frame, resolve, reject, timer: null };
+      const timeoutS = this.options.sendTimeoutS === undefined ? 60 : this.options.sendTimeoutS;
+      if (timeoutS !== null) {
+        entry.timer = setTimeout(() => {
+          this._pendingSends.delete(key);
+          reject(new SendTimeout(`no SEND_ACK within ${timeoutS} s`));
+        }, timeoutS * 1000);
+      }
+      this._pendingSends.set(key, entry);
+      if (this._link?.usable) this._putSend(this._link, entry);
+    });
+  }
+
+  _putSend(link, entry) {
+    const requestId = link.newRequestId();
+    link.requests.set(requestId, { kind: "send", key: entry.key });
+    link.send({ ...entry.frame, requestId });
+  }
+
+  _onSendAck(ack) {
+    const key = Array.from(ack.clientMsgId, (b) => b.toString(16).padStart(2, "0")).join("");
+    const entry = this._pendingSends.get(key);
+    if (!entry) return;
+    if (ack.status === ErrorCode.SHUTTING_DOWN) return; // section 4.10: goes again on the next connection
+    this._pendingSends.delete(key);
+    clearTimeout(entry.timer);
+    if (ack.status !== ErrorCode.OK) entry.reject(new SendRefused(`SEND refused (${ack.status})`, ack.status));
+    else {
+      // Our own message is part of the conversation's stream: it will be delivered (or not) like any other.
+      entry.resolve(receiptOf(ack));
+    }
+  }
+
+  _onRequestError(link, error) {
+    const request = link.requests.get(error.requestId);
+    if (!request) {
+      this._emit("error", new RequestRefused(error.reason, error.code));
+      return;
+    }
+    link.requests.delete(error.requestId);
+    if (request.kind === "send") {
+      const entry = this._pendingSends.get(request.key);
+      if (!entry || error.code === ErrorCode.SHUTTING_DOWN) return;
+      this._pendingSends.delete(request.key);
+      clearTimeout(entry.timer);
+      entry.reject(new SendRefused(error.reason, error.code));
+    } else if (request.kind === "fetch") {
+      this._fetches.delete(request.fetch);
+      request.fetch.reject(new RequestRefused(error.reason, error.code));
+    } else if (request.kind === "service") {
+      request.reject(new RequestRefused(error.reason, error.code));
+    }
+  }
+
+  // --- history ------------------------------------------------------------------------------------------------
+
+  /** A history fetch (section 4.5's fetch form): messages with afterSeq < seq <= untilSeq (0: the latest). */
+  sync({ conversationId, afterSeq = 0n, untilSeq = 0n, limit = 0 }) {
+    if (this._closed) return Promise.reject(new ClientClosed("the client is closed"));
+    return new Promise((resolve, reject) => {
+      const fetch = {
+        conversationId: BigInt(conversationId),
+        afterSeq: BigInt(afterSeq),
+        untilSeq: BigInt(untilSeq) || U64_MAX,
+        limit,
+        messages: [],
+        resolve,
+        reject,
+      };
+      this._fetches.add(fetch);
+      if (this._link?.usable) {
+        this._issueFetch(this._link, fetch);
+        this._link.scheduleFlush();
+      }
+    });
+  }
+
+  _issueFetch(link, fetch) {
+    fetch.messages = [];
+    const requestId = link.newRequestId();
+    link.requests.set(requestId, { kind: "fetch", fetch });
+    link.conn.send({ type: FrameType.SYNC, requestId, conversationId: fetch.conversationId, afterSeq: fetch.afterSeq,
+      untilSeq: fetch.untilSeq, limit: fetch.limit }); // prettier-ignore
+  }
+
+  _onSyncDone(link, done) {
+    const request = link.requests.get(done.requestId);
+    if (!request || request.kind !== "fetch") return;
+    link.requests.delete(done.requestId);
+    this._fetches.delete(request.fetch);
+    const { fetch } = request;
+    fetch.resolve({ conversationId: done.conversationId, messages: fetch.messages, lastSeq: done.lastSeq, more: Boolean(done.more) });
+  }
+
+  // --- closing ------------------------------------------------------------------------------------------------
+
+  /** CLOSE, flush acknowledgements, close the transport; pending sends and requests fail with ClientClosed. */
+  async close() {
+    if (this._closed) return;
+    this._closed = true;
+    const link = this._link;
+    if (link && link.usable) {
+      link.close();
+      await Promise.race([link.chain, sleep(2000)]);
+      await Promise.race([new Promise((resolve) => { const t = setInterval(() => link.lost && (clearInterval(t), resolve()), 10); }), sleep(2000)]); // prettier-ignore
+    }
+    link?.drop();
+    this._finish(null);
+  }
+
+  _finish(error) {
+    this._closed = true;
+    this._closeError = error;
+    const failure = error ?? new ClientClosed("the client is closed");
+    for (const entry of this._pendingSends.values()) {
+      clearTimeout(entry.timer);
+      entry.reject(failure);
+    }
+    this._pendingSends.clear();
+    for (const fetch of this._fetches) fetch.reject(failure);
+    this._fetches.clear();
+    this.service.fail(failure);
+    this._link?.drop();
+    this._emit("closed", { error });
+  }
+}
+
+export { SERVICE_BASE, KefuError };

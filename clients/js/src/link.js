@@ -1,0 +1,94 @@
+// One connection of a Client: a transport driven through the sans-IO ClientConnection, with every step (received
+// bytes, sealing and writing, timers) run one after another on a promise chain, since sealing is asynchronous and
+// records must leave in the order their sequence numbers were given.
+import { ClientConnection, State } from "./connection.js";
+
+const now = () => Date.now() / 1000;
+
+export class Link {
+  constructor(client, transport, config) {
+    this.client = client;
+    this.transport = transport;
+    this.conn = new ClientConnection(config, { now: now() });
+    this.chain = Promise.resolve();
+    this.flushQueued = false;
+    this.timer = null;
+    this.lost = false;
+    this.ready = false;
+    this.requests = new Map(); // requestId -> {kind, ...}
+    this.nextRequestId = 1;
+    transport.onData = (data) => this.run(() => this.conn.receiveData(data, { now: now() }));
+    transport.onClose = (reason) => this.run(() => this.conn.receiveData(new Uint8Array(0), { now: now() }), reason);
+  }
+
+  start() {
+    return this.run(() => this.conn.connect({ now: now() }));
+  }
+
+  get usable() {
+    return this.ready && !this.lost && this.conn.state === State.CONNECTED;
+  }
+
+  newRequestId() {
+    const id = this.nextRequestId;
+    this.nextRequestId = id >= 0xffffffff ? 1 : id + 1;
+    return id;
+  }
+
+  /** Queue an application frame and write it soon (frames queued in the same tick leave in one write). */
+  send(frame) {
+    this.conn.send(frame);
+    this.scheduleFlush();
+  }
+
+  scheduleFlush() {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => this.run(async () => {}));
+  }
+
+  close() {
+    if (this.conn.state === State.CONNECTED) {
+      this.conn.close();
+      this.scheduleFlush();
+    }
+  }
+
+  /** Run `step` after the previous ones, then hand the events over, write, and arm the timer. */
+  run(step, closeReason = null) {
+    this.chain = this.chain.then(async () => {
+      if (this.lost) return;
+      try {
+        await step();
+      } catch (e) {
+        this.client.linkFailed(this, e);
+        this.drop();
+        return;
+      }
+      for (const event of this.conn.eventsReceived()) this.client.linkEvent(this, event);
+      this.client.linkFlushing(this);
+      this.flushQueued = false;
+      const out = await this.conn.dataToSend();
+      if (out.length) this.transport.send(out);
+      if (this.conn.state === State.CLOSED || closeReason !== null) this.drop();
+      else this.arm();
+    });
+    return this.chain;
+  }
+
+  arm() {
+    if (this.timer) clearTimeout(this.timer);
+    const due = this.conn.getTimer();
+    if (due === null) return;
+    const delay = Math.max(0, (due - now()) * 1000);
+    this.timer = setTimeout(() => this.run(async () => this.conn.handleTimer(now())), delay);
+  }
+
+  drop() {
+    if (this.lost) return;
+    this.lost = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.transport.close();
+    this.client.linkLost(this);
+  }
+}
