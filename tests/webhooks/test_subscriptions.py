@@ -1,0 +1,37 @@
+"""Subscription checks and the backoff schedule (no event loop)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kefu.server.webhooks import subscriptions
+from kefu.server.webhooks.dispatcher import Settings, backoff
+
+
+def test_backoff_doubles_to_its_cap_with_jitter_between_half_and_all_of_each_step() -> None:
+    s = Settings(backoff_initial_s=1.0, backoff_max_s=30.0)
+    assert [backoff(n, s, lambda: 0.0) for n in (1, 2, 3, 4, 5, 6, 7)] == [0.5, 1, 2, 4, 8, 15, 15]
+    assert [backoff(n, s, lambda: 1.0) for n in (1, 2, 3, 6, 100)] == [1, 2, 4, 30, 30]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.com/x", "file:///etc/passwd", "http://", "https://user:pw@example.com/", "http://a b/",
+     "javascript:alert(1)", "http://example.com:99999/", "http://" + "a" * 3000 + ".com/"],
+)  # fmt: skip
+def test_only_http_urls_with_a_host_are_taken(url: str) -> None:
+    with pytest.raises(subscriptions.SubscriptionError):
+        subscriptions.check_url(url)
+
+
+def test_event_types_are_checked() -> None:
+    assert subscriptions.check_events(["draft.decided", "conversation.opened"]) == (
+        "conversation.opened", "draft.decided",
+    )  # fmt: skip
+    assert len(subscriptions.check_events(["all"])) == 6
+    with pytest.raises(subscriptions.SubscriptionError, match=r"unknown event types: message\.sent"):
+        subscriptions.check_events(["message.sent"])
+    with pytest.raises(subscriptions.SubscriptionError):
+        subscriptions.check_events([])
+    with pytest.raises(subscriptions.SubscriptionError):
+        subscriptions.check_algorithms(["hmac-md5"])
