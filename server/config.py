@@ -47,6 +47,7 @@ __all__ = [
     "Setting",
     "StorageSection",
     "WebSection",
+    "WebhooksSection",
     "describe_settings",
     "env_var",
     "iter_settings",
@@ -390,6 +391,42 @@ class WebSection:
     )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class WebhooksSection:
+    """[webhooks]: committed events POSTed to the URLs bank systems subscribed (`kefu webhook add`; spec 18)."""
+
+    enabled: bool = setting(True, "Deliver webhook events to the subscriptions in the store (kefu webhook list).")
+    max_attempts: int = setting(
+        12, "Attempts per event before it is given up (a dead letter, counted; the cursor moves past it).", lo=1,
+        hi=1000,
+    )  # fmt: skip
+    max_age_s: int = setting(
+        86400, "An event that failed and is older than this is given up (a dead letter) instead of tried again.",
+        unit="seconds", lo=0,
+    )  # fmt: skip
+    backoff_initial_ms: int = setting(
+        1000, "Wait after an event's first failed attempt; it doubles after each failure, with jitter (half to all"
+        " of it).", unit="milliseconds", lo=1,
+    )  # fmt: skip
+    backoff_max_ms: int = setting(300_000, "Longest wait between two attempts.", unit="milliseconds", lo=1)
+    timeout_ms: int = setting(
+        10_000, "How long one attempt may take (connect, send, answer) before it counts as failed.",
+        unit="milliseconds", lo=10,
+    )  # fmt: skip
+    concurrency: int = setting(
+        8, "Requests in flight per subscription (each to a different conversation: one conversation's events go one"
+        " at a time, in order).", lo=1, hi=256,
+    )  # fmt: skip
+    cursor_save_ms: int = setting(
+        1000, "How often each subscription's cursor is written (a crash delivers again at most what was delivered in"
+        " this last while).", unit="milliseconds", lo=10, hi=60_000,
+    )  # fmt: skip
+    max_backlog: int = setting(
+        100_000, "Events a subscription may have queued in memory; new ones beyond are dead letters (a receiver gone"
+        " for long must not exhaust the core's memory).", lo=1,
+    )  # fmt: skip
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerSection,
     "metrics": MetricsSection,
@@ -400,6 +437,7 @@ SECTIONS: dict[str, type] = {
     "service": ServiceSection,
     "audit": AuditSection,
     "web": WebSection,
+    "webhooks": WebhooksSection,
 }
 
 
@@ -426,6 +464,7 @@ class Config:
     service: ServiceSection = field(default_factory=ServiceSection)
     audit: AuditSection = field(default_factory=AuditSection)
     web: WebSection = field(default_factory=WebSection)
+    webhooks: WebhooksSection = field(default_factory=WebhooksSection)
 
     @property
     def data_path(self) -> Path:
