@@ -249,7 +249,6 @@ export class Client {
         if (this._closed) return;
         try {
           await this._attemptConnect();
-          this.reconnects += 1;
           return;
         } catch (e) {
           if (e instanceof AuthFailed && this._reauthenticate) {
@@ -284,6 +283,7 @@ export class Client {
       untilSeq: 0n, limit: 0 }); // prettier-ignore
     for (const fetch of this._fetches) this._issueFetch(link, fetch);
     for (const entry of this._pendingSends.values()) this._putSend(link, entry);
+    if (this._everConnected) this.reconnects += 1;
     this._everConnected = true;
     link.resolveReady?.();
     this._emit("connected", { suite: this.suite, resumed: this.resumed });

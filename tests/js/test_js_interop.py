@@ -1,0 +1,79 @@
+"""The JS client against a real `kefu serve` over its WebSocket port, with a Python client over TCP on the other side:
+messages both ways in both suites, a lost connection resumed with the ticket, and the history fetch."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kefu.client import Client, new_conversation_id
+from kefu.protocol.crypto import Suite
+from tests.integration.conftest import ServerProcess, add_app
+
+from .node import JS, installed, node
+
+pytestmark = pytest.mark.asyncio
+WAIT_S = 15.0
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    data_dir = tmp_path / "data"
+    proc = ServerProcess(data_dir)
+    for name in ("alice", "bob"):
+        proc.secrets[name] = add_app(data_dir, name)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize("suite", ["national", "international"])
+async def test_js_client_and_python_client_through_the_server(server: ServerProcess, suite: str) -> None:
+    installed()
+    conversation = new_conversation_id()
+    config = {
+        "ws": f"ws://127.0.0.1:{server.web_port}/ws",
+        "pins": sorted(server.pins),
+        "appId": "alice",
+        "secret": base64.urlsafe_b64encode(server.secrets["alice"]).decode().rstrip("="),
+        "suite": suite,
+        "conversation": str(conversation),
+    }
+    code = Suite.NATIONAL if suite == "national" else Suite.INTERNATIONAL
+    bob = Client("127.0.0.1", server.port, app_id="bob", app_secret=server.secrets["bob"], server_pins=server.pins,
+                 suites=(code,))  # fmt: skip
+    async with bob:
+        script = str(Path(__file__).with_name("interop.mjs"))
+        proc = await asyncio.create_subprocess_exec(
+            node(), "--experimental-websocket", script, json.dumps(config), cwd=JS,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            first = await bob.receive(WAIT_S)
+            assert first is not None and first.sender == "alice" and first.text == f"js says hello ({suite})"
+            await bob.send(conversation, "python answers", timeout=WAIT_S)
+            second = await bob.receive(WAIT_S)
+            assert second is not None and second.text == "js again after the reconnect"
+            await bob.send(conversation, "python answers again", timeout=WAIT_S)
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), WAIT_S)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    seen = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert seen["suite"] == suite
+    assert [g["text"] for g in seen["got"]] == ["python answers", "python answers again"]
+    assert all(g["sender"] == "bob" for g in seen["got"])
+    assert seen["resumed"] is True, seen
+    assert seen["reconnects"] == 1
+    assert [c["resumed"] for c in seen["connects"]] == [False, True]
+    assert seen["history"] == [f"js says hello ({suite})", "python answers", "js again after the reconnect",
+                               "python answers again"]  # fmt: skip
