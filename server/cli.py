@@ -75,6 +75,7 @@ def _listen_parent() -> argparse.ArgumentParser:
     p.add_argument("--host", help="override [server] host")
     p.add_argument("--port", type=int, help="override [server] port")
     p.add_argument("--metrics-port", type=int, help="override [metrics] port")
+    p.add_argument("--api-port", type=int, help="override [api] port")
     p.add_argument("--web-port", type=int, help="override [web] port")
     return p
 
@@ -277,6 +278,7 @@ _FLAGS = {
     "host": "server.host",
     "port": "server.port",
     "metrics_port": "metrics.port",
+    "api_port": "api.port",
     "web_port": "web.port",
     "log_level": "log.level",
     "log_json": "log.json",

@@ -34,6 +34,7 @@ __all__ = [
     "ENV_PREFIX",
     "SECTIONS",
     "SUITE_NAMES",
+    "ApiSection",
     "AuditSection",
     "Change",
     "Config",
@@ -427,6 +428,30 @@ class WebhooksSection:
     )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class ApiSection:
+    """[api]: the HTTP integration API for bank systems (spec 17, spec/openapi.json; served by the core process)."""
+
+    enabled: bool = setting(True, "Serve the HTTP integration API (JSON over HTTP for bank systems, the console's"
+                            " wall figures).")  # fmt: skip
+    host: str = setting("127.0.0.1", "Address of the API; put it behind a TLS-terminating proxy before exposing it"
+                        " (bodies are not encrypted by kefu on this port).")  # fmt: skip
+    port: int = setting(7423, "Port of the API; 0 picks a free port (tests).", lo=0, hi=MAX_PORT)
+    cors_origins: tuple[str, ...] = setting(
+        (), "Origins (scheme://host:port) whose pages may call the API from a browser, besides the web port's own"
+        " (the console's, always allowed).",
+        reloadable=True,
+    )  # fmt: skip
+    admin_apps: tuple[str, ...] = setting(
+        (), "Apps that may call the admin routes (apps, server keys, sessions) with signed requests.", reloadable=True
+    )
+    replay_window_s: int = setting(
+        300, "How far a signed request's timestamp may be from the server's clock; its nonce is remembered twice as"
+        " long.", unit="seconds", lo=5, hi=3600, reloadable=True,
+    )  # fmt: skip
+    max_body_bytes: int = setting(1 << 20, "Largest request body the API reads.", unit="bytes", lo=1024, hi=64 << 20)
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerSection,
     "metrics": MetricsSection,
@@ -436,6 +461,7 @@ SECTIONS: dict[str, type] = {
     "log": LogSection,
     "service": ServiceSection,
     "audit": AuditSection,
+    "api": ApiSection,
     "web": WebSection,
     "webhooks": WebhooksSection,
 }
@@ -463,6 +489,7 @@ class Config:
     log: LogSection = field(default_factory=LogSection)
     service: ServiceSection = field(default_factory=ServiceSection)
     audit: AuditSection = field(default_factory=AuditSection)
+    api: ApiSection = field(default_factory=ApiSection)
     web: WebSection = field(default_factory=WebSection)
     webhooks: WebhooksSection = field(default_factory=WebhooksSection)
 
@@ -800,6 +827,14 @@ def _cross_checks(config: Config, where: Mapping[str, str]) -> list[str]:
             if port == w.port and host == w.host:
                 at = where.get("web.port") or where.get(other) or "web.port"
                 problems.append(f"{at}: web.port and {other} are both {w.port} on {w.host}")
+    a, w = config.api, config.web
+    if a.enabled and a.port:
+        taken = {"server.port": (s.host, s.port), "metrics.port": (m.host, m.port if m.enabled else 0),
+                 "web.port": (w.host, w.port if w.enabled else 0)}  # fmt: skip
+        for other, address in taken.items():
+            if address == (a.host, a.port):
+                at = where.get("api.port") or where.get(other) or "api.port"
+                problems.append(f"{at}: api.port and {other} are both {a.port} on {a.host}")
     if config.storage.map_size_mb > config.storage.max_map_size_gb * 1024:
         problems.append(f"{where.get('storage.map_size_mb', 'storage.map_size_mb')}: exceeds storage.max_map_size_gb")
     return problems

@@ -59,6 +59,8 @@ def listen_refusals(config: Any) -> list[str]:
     web = getattr(config, "web", None)
     if web is not None and web.enabled:
         ports.append(("[web] port", web.host, web.port))
+    if config.api.enabled:
+        ports.append(("[api] port", config.api.host, config.api.port))
     return [problem for what, host, port in ports if port and (problem := _bind_problem(what, host, port))]
 
 

@@ -71,16 +71,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _origins(ctx: ApiContext) -> frozenset[str]:
-    """The origins whose pages may call the API: [api] cors_origins, else the web port's origin."""
-    api = ctx.config.api
-    if api.cors_origins:
-        return frozenset(api.cors_origins)
-    web_section = getattr(ctx.config, "web", None)
-    if web_section is None or not getattr(web_section, "enabled", False):
-        return frozenset()
-    host, port = web_section.host, web_section.port
-    names = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}
-    return frozenset(f"http://{name}:{port}" for name in names)
+    """The origins whose pages may call the API: the web port's (the console's), and [api] cors_origins."""
+    configured = frozenset(ctx.config.api.cors_origins)
+    web_section = ctx.config.web
+    port = ctx.web_port or web_section.port
+    if not web_section.enabled or not port:
+        return configured
+    host = web_section.host
+    names = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost", "0.0.0.0") else {host}  # noqa: S104
+    return configured | {f"http://{name}:{port}" for name in names}
 
 
 @web.middleware

@@ -42,6 +42,8 @@ class ApiContext:
     """Wall-clock seconds (the signature's timestamp window)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Room for mounted modules' own state (keyed by module name)."""
+    web_port: int = 0
+    """The web port's actual port once known (0: [web] port): its origin may call the API (CORS)."""
 
     def reconfigure(self, config: Any) -> None:
         """SIGHUP: adopt the new configuration (the admin apps, the replay window, CORS origins)."""
@@ -101,7 +103,7 @@ class ApiError(Exception):
 def caller_of(request: web.Request) -> Caller:
     """The authenticated caller of `request` (set by the authentication middleware on every /v1/ route but the
     OpenAPI document)."""
-    caller = request.get(CALLER_KEY)
+    caller: Caller | None = request.get(CALLER_KEY)
     if caller is None:
         raise ApiError(401, "UNAUTHENTICATED", "no credentials")
     return caller

@@ -409,14 +409,12 @@ async def wall(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     figures = ctx.desk.current_figures()
     states = [
-        {"tenant": t, "state": s, "agents": n}
-        for (t, s), n in sorted(figures.agents.items())
-        if tenant is None or t == tenant
+        {"tenant": t, "state": s, "count": n} for (t, s), n in sorted(figures.agents.items()) if tenant in (None, t)
     ]
     agents = [
-        {**_agent_json(ctx, a.name), "tenant": a.tenant}
+        {"tenant": a.tenant, "name": a.name, **_load(ctx, a.name)}
         for a in sorted(ctx.desk.agents_known(), key=lambda a: (a.tenant, a.name))
-        if tenant is None or a.tenant == tenant
+        if tenant in (None, a.tenant)
     ]
     negative = [
         {
@@ -424,10 +422,15 @@ async def wall(request: web.Request) -> web.Response:
             "sentiment": c.sentiment, "state": c.state.name.lower(),
         }
         for c in ctx.desk.open.values()
-        if c.sentiment is not None and c.sentiment < NEGATIVE_SENTIMENT and (tenant is None or c.tenant == tenant)
+        if c.sentiment is not None and c.sentiment < NEGATIVE_SENTIMENT and tenant in (None, c.tenant)
     ]  # fmt: skip
-    out = {"at": round(ctx.clock(), 3), "groups": _groups(ctx, tenant), "agent_states": states, "agents": agents}
-    return reply({**out, "negative_sentiment": negative, "negative_below": NEGATIVE_SENTIMENT})
+    out = {"at": round(ctx.clock(), 3), "groups": _groups(ctx, tenant), "agents_by_state": states, "agents": agents}
+    return reply({**out, "negative": negative, "negative_below": NEGATIVE_SENTIMENT})
+
+
+def _load(ctx: ApiContext, name: str) -> dict[str, Any]:
+    status = _agent_json(ctx, name)
+    return {"state": status["status"], "load": status["load"], "capacity": ctx.desk.router.capacity(name)}
 
 
 def add_routes(app: web.Application, ctx: ApiContext) -> None:

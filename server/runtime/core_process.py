@@ -13,6 +13,8 @@ from typing import Any
 
 from .. import log as logmod
 from .. import wiring
+from ..api.app import ApiServer
+from ..api.context import ApiContext
 from ..engine.audit import Action, Result
 from ..identity.keys import AppDirectory
 from ..link.core_side import GatewayLink
@@ -30,8 +32,12 @@ __all__ = ["run_core"]
 class CoreProcess:
     """The core worker: the core side of kefu and one link per gateway."""
 
-    def __init__(self, config: Any, load: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, config: Any, load: Callable[[], Any], loop: asyncio.AbstractEventLoop, *, web_port: int = -1
+    ) -> None:
         self.config = config
+        self.web_port = web_port
+        """The web port the gateways serve (-1: none): the API's default CORS origin."""
         self._load = load
         self.loop = loop
         self.metrics = Metrics() if config.metrics.enabled else None
@@ -44,6 +50,8 @@ class CoreProcess:
         self.exit_status = 0
         self.links: dict[int, GatewayLink] = {}
         self.control: Control | None = None
+        self.api: ApiServer | None = None
+        """The HTTP integration API ([api]), beside the desk."""
         self.done = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -52,6 +60,11 @@ class CoreProcess:
         self.side.log.start()
         self.data_keys.start()
         await start_desk(self.side.desk, self.config)
+        if self.config.api.enabled:
+            ctx = ApiContext(self.config, self.side.core, self.side.desk, self.store, self.apps, self.audit)
+            ctx.web_port = max(0, self.web_port)
+            self.api = ApiServer(ctx)
+            await self.api.start()
         self.control = Control(control, self.loop, self._on_control, self._supervisor_gone)
         for index, sock in links:
             await self._attach(index, sock)
@@ -125,6 +138,8 @@ class CoreProcess:
         self.config = config
         self.side.core.reconfigure(self.config)
         self.side.log.reconfigure(self.config)
+        if self.api is not None:
+            self.api.ctx.reconfigure(self.config)
         self.apps.invalidate()
         self.data_keys.reload_soon()
         reload.reload_service(self.side.desk, self.config, details)
@@ -145,6 +160,8 @@ class CoreProcess:
         if self.done.is_set():
             return
         self.side.core.draining = True
+        if self.api is not None:
+            await self.api.stop()  # its requests in progress finish first: their SENDs still reach the log
         for task in self._tasks:
             task.cancel()
         await self.loop.run_in_executor(None, self.data_keys.stop)
@@ -173,10 +190,13 @@ class CoreProcess:
             self.control.close()
 
 
-async def run_core(config: Any, load: Callable[[], Any], *, control: int, links: list[tuple[int, int]]) -> int:
-    """Run the core until the supervisor says stop (or goes away); its exit status."""
+async def run_core(
+    config: Any, load: Callable[[], Any], *, control: int, links: list[tuple[int, int]], web_port: int = -1
+) -> int:
+    """Run the core until the supervisor says stop (or goes away); its exit status. `web_port`: the port the
+    gateways serve the web port on (-1: none)."""
     loop = asyncio.get_running_loop()
-    worker = CoreProcess(config, load, loop)
+    worker = CoreProcess(config, load, loop, web_port=web_port)
     sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
     await worker.start(socket.socket(fileno=control), [(i, socket.socket(fileno=fd)) for i, fd in links])
     collector = process.tame_collector(loop)

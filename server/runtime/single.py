@@ -21,6 +21,8 @@ from typing import Any
 
 from .. import log as logmod
 from .. import wiring
+from ..api.app import ApiServer
+from ..api.context import ApiContext
 from ..edge.operator import SessionOrders
 from ..engine.audit import Action, Result
 from ..identity import keys as keymod
@@ -71,6 +73,8 @@ class Server:
         self.orders = SessionOrders(self.gateway, self.store.app_orders, self.keyring.apps, name="server")
         self.operator = OperatorSocket(socket_path(data_dir, "server"), self.orders)
         self.listener: asyncio.AbstractServer | None = None
+        self.api: ApiServer | None = None
+        """The HTTP integration API ([api]), beside the desk."""
         self.web: WebPort | None = None
         """The web port ([web]): WebSocket sessions of the same gateway, the console, the widget."""
         self.stopped = asyncio.Event()
@@ -95,6 +99,10 @@ class Server:
         ]
         self.audit.record("kefu", Action.SERVER_START, details={"pid": os.getpid(), "workers": 0})
         await self.operator.start()
+        if self.config.api.enabled:
+            ctx = ApiContext(self.config, self.side.core, desk, self.store, self.keyring.apps, self.audit)
+            self.api = ApiServer(ctx)
+            await self.api.start()
         s = self.config.server
         factory = self.gateway.protocol_factory
         if sock is not None:
@@ -110,6 +118,8 @@ class Server:
             await self.web.start(bind_web(self.config.web.host, self.config.web.port, reuse_port=False))
             logmod.event("server.web_listening", host=self.web.host, port=self.web.port)
             print(f"kefu: web on {self.web.url}", flush=True)
+            if self.api is not None:
+                self.api.ctx.web_port = self.web.port
         logmod.event("server.listening", host=host, port=port, inherited=sock is not None, workers=0)
         print(f"kefu: listening on {host}:{port}", flush=True)
 
@@ -124,6 +134,8 @@ class Server:
         if self.listener is not None:
             self.listener.close()
         self.operator.close()
+        if self.api is not None:
+            await self.api.stop()  # its requests in progress finish first: their SENDs still reach the log
         for task in self._tasks:
             task.cancel()
         await self.loop.run_in_executor(None, self.data_keys.stop)
@@ -162,6 +174,8 @@ class Server:
         self.side.core.reconfigure(self.config)
         self.side.log.reconfigure(self.config)
         self.gateway.reconfigure(self.config)
+        if self.api is not None:
+            self.api.ctx.reconfigure(self.config)
         self.keyring.apps.invalidate()
         self.data_keys.reload_soon()
         reload.reload_service(self.side.desk, self.config, details)

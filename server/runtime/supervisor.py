@@ -196,7 +196,7 @@ class Supervisor:
                 args += ["--listen-fd", str(self._listen.fileno())]
                 fds.append(self._listen.fileno())
         else:
-            args += ["--links", ",".join(f"{i}:{sock.fileno()}" for i, sock in links)]
+            args += ["--links", ",".join(f"{i}:{sock.fileno()}" for i, sock in links), "--web-port", str(self.web_port)]
             fds += [sock.fileno() for _, sock in links]
         command = [sys.executable, "-m", "kefu.server.runtime.worker", *args, worker.role, "--", *self.argv]
         worker.proc = subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL)  # noqa: S603

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         log.set_context(worker="core")
         links = [(int(i), int(fd)) for i, fd in (item.split(":") for item in args.links.split(",") if item)]
-        return uvloop.run(run_core(config, load, control=args.control_fd, links=links))
+        return uvloop.run(run_core(config, load, control=args.control_fd, links=links, web_port=args.web_port))
     else:
         from .gateway_process import run_gateway  # noqa: PLC0415
 

@@ -36,7 +36,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cgen.Target]:
     root = tmp_path_factory.mktemp("cgen-server")
     log = root / "server.out"
     argv = [sys.executable, "-m", "kefu.server.cli", "serve", "--data-dir", str(root / "data"), "--port", "0",
-            "--metrics-port", "0", "--web-port", "0", "--log-level", "warning"]  # fmt: skip
+            "--metrics-port", "0", "--web-port", "0", "--api-port", "0", "--log-level", "warning"]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **LOAD_ENV})
     try:

@@ -128,7 +128,8 @@ def test_check_config_refuses_what_serve_would_and_serve_then_writes_nothing(tmp
     checked = kefu("check-config", "--data-dir", str(data), env=env)
     assert checked.returncode == 1
     assert "kefu serve would refuse to start" in checked.stderr and "unknown keys ['bogus']" in checked.stderr
-    served = kefu("serve", "--data-dir", str(data), "--port", "0", "--metrics-port", "0", "--web-port", "0", env=env)
+    free = ["--metrics-port", "0", "--web-port", "0", "--api-port", "0"]
+    served = kefu("serve", "--data-dir", str(data), "--port", "0", *free, env=env)
     assert served.returncode == 1 and "cannot start" in served.stderr and "unknown keys ['bogus']" in served.stderr
     assert [p.name for p in data.iterdir()] == ["service.toml"], "nothing was written"
     _write(data / "service.toml", '[groups.general]\ntenant = ""\n')
@@ -141,9 +142,8 @@ def test_serve_on_a_port_in_use_says_so_in_one_line_before_writing_keys(tmp_path
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        served = kefu(
-            "serve", "--data-dir", str(tmp_path / "data"), "--port", port, "--metrics-port", "0", "--web-port", "0"
-        )
+        free = ["--metrics-port", "0", "--web-port", "0", "--api-port", "0"]
+        served = kefu("serve", "--data-dir", str(tmp_path / "data"), "--port", port, *free)
     assert served.returncode == 1
     assert f"127.0.0.1:{port} is in use" in served.stderr and "Traceback" not in served.stderr
     assert not (tmp_path / "data").exists()

@@ -54,7 +54,7 @@ async def test_backup_restore_and_rotation_around_a_running_server(tmp_path: Pat
     assert checked.returncode == 0 and f"port = {server.port}" in checked.stdout
 
     # one server per data directory
-    second = await run("serve", *d, "--port", "0", "--metrics-port", "0", "--web-port", "0")
+    second = await run("serve", *d, "--port", "0", "--metrics-port", "0", "--web-port", "0", "--api-port", "0")
     assert second.returncode == 1
     assert f"in use by another kefu process (pid {server.proc.pid if server.proc else '?'})" in second.stderr
 
