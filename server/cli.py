@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_app_parsers(sub, cfg)
     _add_key_parsers(sub, cfg)
     _add_session_parsers(sub, cfg)
+    _add_webhook_parsers(sub, cfg)
     _add_staff_parsers(sub, cfg)
     _add_audit_parsers(sub, cfg)
     _add_data_key_parsers(sub, cfg)
@@ -246,6 +247,29 @@ def _add_staff_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p = staff.add_parser("signout", parents=[cfg], help="revoke an account's session credentials, end its sessions")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(run=_cmd_staff_signout)
+
+
+def _add_webhook_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], cfg: argparse.ArgumentParser
+) -> None:
+    webhook = sub.add_parser("webhook", help="manage webhook subscriptions (spec section 18)").add_subparsers(
+        dest="webhook_command", required=True, metavar="ACTION"
+    )
+    p = webhook.add_parser("add", parents=[cfg], help="subscribe a URL to events; prints its id, then its signing"
+                           " secret (shown once)")  # fmt: skip
+    p.add_argument("url", metavar="URL", help="the http:// or https:// endpoint the events are POSTed to")
+    p.add_argument("--events", required=True, metavar="TYPES", help="comma-separated: message.committed,"
+                   " conversation.opened, conversation.assigned, conversation.transferred, conversation.ended,"
+                   " draft.decided; or all")  # fmt: skip
+    p.add_argument("--tenant", default="", help="whose events (default: the tenant '' of apps without one)")
+    p.add_argument("--algorithms", default="", metavar="ALGS",
+                   help="comma-separated signature algorithms: hmac-sm3, hmac-sha256 (default: both)")  # fmt: skip
+    p.set_defaults(run=_cmd_webhook_add)
+    p = webhook.add_parser("list", parents=[cfg], help="list webhook subscriptions (without their secrets)")
+    p.set_defaults(run=_cmd_webhook_list)
+    p = webhook.add_parser("remove", parents=[cfg], help="delete a subscription (a running server stops within 1 s)")
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(run=_cmd_webhook_remove)
 
 
 def _add_session_parsers(
@@ -540,6 +564,44 @@ def _cmd_staff_signout(args: argparse.Namespace, config: Config) -> int:
 
     revoked, poke = staff.signout(config, args.name)
     print(f"kefu: {revoked} session credential(s) of {args.name!r} revoked; {_ended(poke)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_webhook_add(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    import time  # noqa: PLC0415
+
+    from .admin import webhooks  # noqa: PLC0415 - crypto and lmdb load only when needed
+
+    events, algorithms = args.events.split(","), [a for a in args.algorithms.split(",") if a]
+    sub = webhooks.add_webhook(
+        config, args.url, events, tenant=args.tenant, algorithms=algorithms, now_ms=int(time.time() * 1000)
+    )
+    print(f"kefu: webhook {sub.id} created ({', '.join(sub.events)} of tenant {sub.tenant!r} to {sub.url}); its id,"
+          " then its signing secret, shown only this once:", file=sys.stderr)  # fmt: skip
+    print(sub.id)
+    print(sub.secret.decode())
+    return 0
+
+
+def _cmd_webhook_list(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import webhooks  # noqa: PLC0415
+
+    rows = [
+        (s.id, s.tenant or "-", _utc(s.created_ms), ",".join(s.algorithms), ",".join(s.events), s.url)
+        for s in webhooks.list_webhooks(config)
+    ]
+    _print_table(("ID", "TENANT", "CREATED (UTC)", "SIGNED WITH", "EVENTS", "URL"), rows)
+    return 0
+
+
+def _cmd_webhook_remove(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import webhooks  # noqa: PLC0415
+
+    webhooks.remove_webhook(config, args.id)
+    print(f"kefu: webhook {args.id} removed", file=sys.stderr)
     return 0
 
 

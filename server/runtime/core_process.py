@@ -21,6 +21,7 @@ from ..link.core_side import GatewayLink
 from ..metrics import Metrics
 from ..service.setup import start_desk, tick_forever
 from ..storage import audit, maintenance
+from ..webhooks.setup import build_webhooks
 from . import process, reload, sdnotify
 from .control import Control
 from .datakeys import DataKeys
@@ -47,6 +48,8 @@ class CoreProcess:
         self.data_keys = DataKeys(config, self.store, self.side.log, metrics=self.metrics)
         self.audit = audit.AuditWriter(self.store, name="core")
         self.side.desk.audit = self.audit
+        self.webhooks = build_webhooks(config, self.side, self.metrics, loop)
+        """Webhook deliveries ([webhooks], spec section 18): None when off."""
         self.exit_status = 0
         self.links: dict[int, GatewayLink] = {}
         self.control: Control | None = None
@@ -60,6 +63,8 @@ class CoreProcess:
         self.side.log.start()
         self.data_keys.start()
         await start_desk(self.side.desk, self.config)
+        if self.webhooks is not None:
+            await self.webhooks.start()
         if self.config.api.enabled:
             ctx = ApiContext(self.config, self.side.core, self.side.desk, self.store, self.apps, self.audit)
             ctx.web_port = max(0, self.web_port)
@@ -168,6 +173,8 @@ class CoreProcess:
         deadline = self.config.server.drain_timeout_s
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.side.log.close(), timeout=max(1.0, deadline * 0.8))
+        if self.webhooks is not None:
+            await self.webhooks.close()  # after the last commits: their events queued, the cursors written
         for link in list(self.links.values()):
             link.channel.flush()
         try:

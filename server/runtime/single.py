@@ -35,6 +35,7 @@ from ..storage.modes import private_dir, tighten
 from ..web.app import WebContext
 from ..web.port import WebPort
 from ..web.port import bind as bind_web
+from ..webhooks.setup import build_webhooks
 from . import process, reload, sdnotify
 from .datakeys import DataKeys
 from .operator import OperatorSocket, socket_path
@@ -70,6 +71,8 @@ class Server:
         wiring.connect_local(self.side.core, self.gateway)
         self.audit = audit.AuditWriter(self.store, name="server")
         self.side.desk.audit = self.gateway.audit = self.audit
+        self.webhooks = build_webhooks(config, self.side, metrics, loop)
+        """Webhook deliveries ([webhooks], spec section 18): None when off."""
         self.orders = SessionOrders(self.gateway, self.store.app_orders, self.keyring.apps, name="server")
         self.operator = OperatorSocket(socket_path(data_dir, "server"), self.orders)
         self.listener: asyncio.AbstractServer | None = None
@@ -89,6 +92,8 @@ class Server:
         self.data_keys.start()
         desk = self.side.desk
         await start_desk(desk, self.config)
+        if self.webhooks is not None:
+            await self.webhooks.start()
         self._tasks = [
             self.loop.create_task(tick_forever(desk)),
             self.loop.create_task(process.sweep_forever(self.config, self._sweep)),
@@ -141,6 +146,8 @@ class Server:
         await self.loop.run_in_executor(None, self.data_keys.stop)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.side.log.close(), timeout=deadline * 0.8)
+        if self.webhooks is not None:
+            await self.webhooks.close()  # after the last commits: their events queued, the cursors written
         try:
             await asyncio.wait_for(self.side.desk.aclose(), timeout=max(0.1, deadline * 0.1))
         except Exception as exc:  # the service workers must not turn a clean drain into a failed exit

@@ -7,14 +7,13 @@ change is recorded in the audit trail with the caller as actor, and reaches the 
 
 - ``GET /v1/webhooks`` -> 200 ``{"subscriptions": [...]}`` (an integration sees its tenant's; no secrets);
 - ``POST /v1/webhooks`` ``{"url", "events": [...], "tenant"?, "algorithms"?}`` -> 201 ``{"subscription": {...},
-  "secret": "<base64url>"}``: the signing secret, shown only in this answer;
+  "secret": "whsec_..."}``: the signing secret (the HMAC key is this text), shown only in this answer;
 - ``DELETE /v1/webhooks/{id}`` -> 204; 404 NOT_FOUND if there is none (or it is another tenant's).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 from typing import Any, Final
 
 from aiohttp import web
@@ -80,8 +79,7 @@ class _Routes:
             raise ApiError(400, "BAD_REQUEST", str(exc)) from None
         self.ctx.audit.record(caller.app_id, Action.WEBHOOK_ADD, url, Result.OK, {**details, "id": sub.id})
         self._reload()
-        secret = base64.urlsafe_b64encode(sub.secret).decode().rstrip("=")
-        return web.json_response({"subscription": sub.public(), "secret": secret}, status=201)
+        return web.json_response({"subscription": sub.public(), "secret": sub.secret.decode()}, status=201)
 
     async def remove(self, request: web.Request) -> web.Response:
         caller = _manager(request)

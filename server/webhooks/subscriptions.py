@@ -37,6 +37,7 @@ __all__ = [
     "check_url",
     "list_all",
     "load_cursors",
+    "new_secret",
     "new_subscription",
     "remove",
     "save_cursors",
@@ -49,7 +50,7 @@ TABLES: Final = (SUBSCRIPTIONS_TABLE, CURSORS_TABLE)
 MAX_URL_BYTES: Final = 2048
 """Longest endpoint URL: what common HTTP servers accept in a request line, with room to spare."""
 SECRET_BYTES: Final = 32
-"""Signing secret: 256 bits, the HMAC's own strength with SM3 or SHA-256."""
+"""Random bytes of a signing secret: 256 bits, the HMAC's own strength with SM3 or SHA-256."""
 MAX_SUBSCRIPTIONS: Final = 1000
 """Subscriptions per store: each costs the dispatcher a queue table and the live path a filter test per event."""
 
@@ -76,7 +77,7 @@ class Subscription:
 
     def encode(self) -> bytes:
         """The stored JSON (sealed by the store)."""
-        data = {**self.public(), "secret": base64.urlsafe_b64encode(self.secret).decode()}
+        data = {**self.public(), "secret": self.secret.decode()}
         return json.dumps(data, separators=(",", ":")).encode()
 
     def public(self) -> dict[str, Any]:
@@ -92,7 +93,7 @@ class Subscription:
         data = json.loads(raw)
         return cls(
             str(data["id"]), str(data["url"]), tuple(data["events"]), str(data["tenant"]),
-            base64.urlsafe_b64decode(data["secret"]), tuple(data["algorithms"]), int(data["created_ms"]),
+            str(data["secret"]).encode(), tuple(data["algorithms"]), int(data["created_ms"]),
         )  # fmt: skip
 
 
@@ -157,12 +158,18 @@ def check_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
+def new_secret() -> bytes:
+    """A signing secret: ``whsec_`` and SECRET_BYTES random bytes in base64url. The HMAC key is this text itself (its
+    ASCII bytes), exactly as `kefu webhook add` prints it: nothing to decode on the receiver's side."""
+    return b"whsec_" + base64.urlsafe_b64encode(os.urandom(SECRET_BYTES)).rstrip(b"=")
+
+
 def new_subscription(
     url: str, events: Iterable[str], tenant: str, *, now_ms: int, algorithms: Iterable[str] = ()
 ) -> Subscription:
     """A checked subscription with a new id and a fresh secret."""
     return Subscription(
-        "wh_" + secrets.token_hex(8), check_url(url), check_events(events), tenant, os.urandom(SECRET_BYTES),
+        "wh_" + secrets.token_hex(8), check_url(url), check_events(events), tenant, new_secret(),
         check_algorithms(algorithms), now_ms,
     )  # fmt: skip
 

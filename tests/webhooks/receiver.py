@@ -64,6 +64,8 @@ class Receiver:
     answer: Callable[[int], int] = lambda _: 200
     deliveries: list[Delivery] = field(default_factory=list)
     redirect_to: str = ""
+    delay_s: float = 0.0
+    """How long each answer takes."""
     _runner: web.AppRunner | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
@@ -89,6 +91,8 @@ class Receiver:
 
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         status = self.answer(len(self.deliveries))
         self.deliveries.append(Delivery(dict(request.headers), body, status, time.monotonic()))
         self._changed.set()

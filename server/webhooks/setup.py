@@ -1,0 +1,35 @@
+"""Building the webhook dispatcher in the process that runs the desk (the core process, or the one process of
+``workers = 0``): `build_webhooks` before the log starts, then `Dispatcher.start()` and, at the stop, after the log's
+last commits, `Dispatcher.close()`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..engine.messages import StoredMessage
+from .dispatcher import Dispatcher, Settings, attach
+
+__all__ = ["build_webhooks"]
+
+
+def build_webhooks(config: Any, side: Any, metrics: Any, loop: asyncio.AbstractEventLoop) -> Dispatcher | None:
+    """The dispatcher over `side` (a `kefu.server.wiring.CoreSide`: its store, log and desk), its subscriptions'
+    unhandled events queued from the store (`Dispatcher.recover`) and the log's batches watched; None with
+    [webhooks] enabled = false. Call before the log takes writes."""
+    if not config.webhooks.enabled:
+        return None
+    log, desk = side.log, side.desk
+
+    def read(conversation_id: int, seq: int) -> StoredMessage | None:
+        found = log.read_range(conversation_id, seq - 1, seq, 1)
+        return found[0] if found and found[0].seq == seq else None
+
+    def tenant_of(conversation_id: int) -> str | None:
+        conv = desk.find(conversation_id)
+        return None if conv is None else str(conv.tenant)
+
+    dispatcher = Dispatcher(side.store, read, tenant_of, Settings.of(config), loop, metrics=metrics)
+    dispatcher.recover()
+    attach(log, dispatcher.on_batch)
+    return dispatcher
