@@ -170,7 +170,9 @@ class WebSocketTransport(asyncio.Transport):
         try:
             while True:
                 if not self._queue:
-                    self._resume_writing_if_drained()
+                    self._resume_writing_if_drained()  # the session may write at once, from resume_writing
+                    if self._queue:
+                        continue
                     if self._close_code is not None:
                         break
                     self._wake = asyncio.get_running_loop().create_future()
