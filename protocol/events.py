@@ -24,7 +24,8 @@ class HandshakeComplete:
     server_key: str
     """Fingerprint of the server key that signed (empty after resumption)."""
     client_key: str
-    """Fingerprint of the client signing key, when the client proved one."""
+    """Fingerprint of the client signing key, when the client proved one; on the server, "session:" and the id of the
+    session credential (section 16) when the client proved one of those; "" for the app's own secret."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from .. import log as logmod
 from ..engine.audit import Action, Result
 from ..engine.identity import Role
 from ..identity import credentials, staff
-from ..identity.keys import AppRecord, create_app, decode_secret
+from ..identity.keys import AppRecord, create_app, decode_secret, encode_secret
 from ..service.directory import DirectoryError, load_directory
 from ..storage import audit
 
@@ -109,6 +109,7 @@ class SigninContext:
     _slots: asyncio.Semaphore = field(init=False)
     _waiting: int = field(init=False, default=0)
     _purged_at: float = field(init=False, default=-math.inf)
+    """When this process last purged expired credentials (`purge_due`)."""
     _tenants: tuple[float, frozenset[str] | None] = field(init=False, default=(-math.inf, None))
 
     def __post_init__(self) -> None:
@@ -124,6 +125,13 @@ class SigninContext:
                 return await asyncio.get_running_loop().run_in_executor(None, work)
         finally:
             self._waiting -= 1
+
+    def purge_due(self, now: float) -> bool:
+        """Whether PURGE_INTERVAL_S has passed since the last purge (which then counts as done now)."""
+        if now - self._purged_at < PURGE_INTERVAL_S:
+            return False
+        self._purged_at = now
+        return True
 
     @property
     def busy(self) -> bool:
@@ -251,7 +259,7 @@ def _sign_in(ctx: SigninContext, name: str, password: str, address: str, now: fl
     logmod.event("signin.ok", name=name, address=address, expires_at=int(issued.expires_at))
     _audit(store, address, Action.SIGNIN, name, details={"expires_at": int(issued.expires_at)})
     _purge(ctx, now)
-    return {"app_id": name, "secret": _text(issued.secret), "expires_at": int(issued.expires_at),
+    return {"app_id": name, "secret": encode_secret(issued.secret), "expires_at": int(issued.expires_at),
             "role": record.role, "tenant": record.tenant}  # fmt: skip
 
 
@@ -259,12 +267,6 @@ def _staff_app(store: Any, name: str) -> AppRecord | None:
     raw = store.get_app(name)
     record = AppRecord.decode(raw) if raw is not None else None
     return record if record is not None and record.profile.role in STAFF_ROLES else None
-
-
-def _text(secret: bytes) -> str:
-    from ..identity.keys import encode_secret  # noqa: PLC0415 - the same text kefu app add prints
-
-    return encode_secret(secret)
 
 
 def _audit(
@@ -296,8 +298,10 @@ def _signout(ctx: SigninContext) -> Callable[[web.Request], Any]:
             secret = decode_secret(body["secret"])
         except ValueError:
             return _failed()
-        if len(secret) != credentials.SECRET_LEN or ctx.busy:
-            return _failed() if not ctx.busy else _slow_down(1.0, 503)
+        if len(secret) != credentials.SECRET_LEN:
+            return _failed()
+        if ctx.busy:
+            return _slow_down(1.0, 503)
         done = await ctx.run(lambda: _sign_out(ctx, body["app_id"], secret, _address(request)))
         return _reply({"signed_out": True}) if done else _failed()
 
@@ -357,7 +361,7 @@ def _new_visitor(ctx: SigninContext, tenant: str, address: str, now: float) -> d
     issued = credentials.issue(ctx.store, app_id, ttl_s=ctx.config.web.visitor_ttl_s, now=now)
     _audit(ctx.store, address, Action.VISITOR, app_id, details={"tenant": tenant})
     _purge(ctx, now)
-    return {"app_id": app_id, "secret": _text(issued.secret), "expires_at": int(issued.expires_at),
+    return {"app_id": app_id, "secret": encode_secret(issued.secret), "expires_at": int(issued.expires_at),
             "role": Role.VISITOR.value, "tenant": tenant}  # fmt: skip
 
 
@@ -367,9 +371,8 @@ def _new_visitor(ctx: SigninContext, tenant: str, address: str, now: float) -> d
 def _purge(ctx: SigninContext, now: float) -> None:
     """(In the executor, at most every PURGE_INTERVAL_S.) Drop expired session credentials, and the app records of
     visitors left without one (their history stays in the store)."""
-    if now - ctx._purged_at < PURGE_INTERVAL_S:
+    if not ctx.purge_due(now):
         return
-    ctx._purged_at = now
     try:
         emptied = credentials.purge_expired(ctx.store, now=now)
         for app_id in emptied:
