@@ -21,6 +21,7 @@ from ..link.core_side import GatewayLink
 from ..metrics import Metrics
 from ..service.setup import start_desk, tick_forever
 from ..storage import audit, maintenance
+from ..webhooks.api import EXTRAS_KEY as WEBHOOKS_KEY
 from ..webhooks.setup import build_webhooks
 from . import process, reload, sdnotify
 from .control import Control
@@ -67,6 +68,8 @@ class CoreProcess:
             await self.webhooks.start()
         if self.config.api.enabled:
             ctx = ApiContext(self.config, self.side.core, self.side.desk, self.store, self.apps, self.audit)
+            if self.webhooks is not None:
+                ctx.extras[WEBHOOKS_KEY] = self.webhooks  # /v1/webhooks changes reach it at once
             ctx.web_port = max(0, self.web_port)
             self.api = ApiServer(ctx)
             await self.api.start()

@@ -35,6 +35,7 @@ from ..storage.modes import private_dir, tighten
 from ..web.app import WebContext
 from ..web.port import WebPort
 from ..web.port import bind as bind_web
+from ..webhooks.api import EXTRAS_KEY as WEBHOOKS_KEY
 from ..webhooks.setup import build_webhooks
 from . import process, reload, sdnotify
 from .datakeys import DataKeys
@@ -106,6 +107,8 @@ class Server:
         await self.operator.start()
         if self.config.api.enabled:
             ctx = ApiContext(self.config, self.side.core, desk, self.store, self.keyring.apps, self.audit)
+            if self.webhooks is not None:
+                ctx.extras[WEBHOOKS_KEY] = self.webhooks  # /v1/webhooks changes reach it at once
             self.api = ApiServer(ctx)
             await self.api.start()
         s = self.config.server
@@ -118,8 +121,10 @@ class Server:
             )
         host, port = self.listener.sockets[0].getsockname()[:2]
         if self.config.web.enabled:
+            api = self.api
             self.web = WebPort(WebContext(self.config, self.gateway, self.keyring.pins, store=self.store,
-                                          metrics=self.metrics))  # fmt: skip
+                                          metrics=self.metrics,
+                                          api_address=lambda: api.address if api is not None else None))  # fmt: skip
             await self.web.start(bind_web(self.config.web.host, self.config.web.port, reuse_port=False))
             logmod.event("server.web_listening", host=self.web.host, port=self.web.port)
             print(f"kefu: web on {self.web.url}", flush=True)
