@@ -282,12 +282,24 @@ def _served_origin(server: ServeProcess, attribute: str, line: re.Pattern[str]) 
     return None
 
 
-def _staff_add(data_dir: Path, name: str, role: str, password: str) -> None:
-    subprocess.run(
+def _staff_add(data_dir: Path, name: str, role: str) -> subprocess.Popen[str]:
+    """`kefu staff add` started; it reads the password from its standard input (the caller gives it)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "kefu.server.cli", "staff", "add", name, "--role", role, "--tenant", TENANT,
          "--password-stdin", "--data-dir", str(data_dir)],
-        input=password + "\n", capture_output=True, text=True, check=True, timeout=60,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+
+
+def _add_staff(data_dir: Path) -> None:
+    """Every account of STAFF: the first alone (it creates the data directory's keys), the others side by side."""
+    accounts = list(STAFF.items())
+    for batch in (accounts[:1], accounts[1:]):
+        procs = [(name, password, _staff_add(data_dir, name, role)) for name, (role, password) in batch]
+        for name, password, proc in procs:
+            output, _ = proc.communicate(password + "\n", timeout=60)
+            if proc.returncode:
+                raise RuntimeError(f"kefu staff add {name} failed: {output}")
 
 
 def start_site(root: Path, *, env: dict[str, str] | None = None, directory: str = DIRECTORY) -> KefuSite:
@@ -298,8 +310,7 @@ def start_site(root: Path, *, env: dict[str, str] | None = None, directory: str 
     data_dir.mkdir(parents=True)
     (data_dir / "service.toml").write_text(directory)
     try:
-        for name, (role, password) in STAFF.items():
-            _staff_add(data_dir, name, role, password)
+        _add_staff(data_dir)
         environment = {**SERVER_ENV, "KEFU_WEB_ALLOWED_ORIGINS": bank.origin, **(env or {})}
         server = ServeProcess(data_dir, env=environment, log_path=root / "server.log")
         server.start()
