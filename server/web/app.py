@@ -82,8 +82,9 @@ class WebContext:
     store: Any = None
     """The app store (for the sign-in routes)."""
     metrics: Any = None
-    api_url: Callable[[], str | None] = lambda: None
-    """The integration API's origin for pages (None: not served)."""
+    api_address: Callable[[], tuple[str, int] | None] = lambda: None
+    """Where the integration API listens, when this process knows better than [api] host and port (it serves the
+    API itself, on a port picked at start); None: the configured address."""
     stats: WebStats = field(default_factory=WebStats)
 
 
@@ -110,6 +111,22 @@ def _add_signin(app: web.Application, ctx: WebContext) -> None:
     except ModuleNotFoundError:
         return
     signin.add_routes(app, signin.SigninContext(store=ctx.store, config=ctx.config, clock=time.time))
+
+
+def api_origin(ctx: WebContext, request: web.Request) -> str | None:
+    """The integration API's origin as a page at `request` reaches it (None: not served, or on a port this process
+    does not know: [api] port 0 served by another process). An API on every interface is reached by the host name
+    the page was loaded from."""
+    api = getattr(ctx.config, "api", None)
+    if api is None or not api.enabled:
+        return None
+    host, port = ctx.api_address() or (api.host, api.port)
+    if not port:
+        return None
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
+        host = request.url.host or "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{request.scheme}://{shown}:{port}"
 
 
 # --- the WebSocket gateway ------------------------------------------------------------------------------------
@@ -154,7 +171,7 @@ def _page_config(ctx: WebContext) -> Handler:
             "ws": "/ws",
             "suites": list(ctx.config.server.suites),
             "server_pins": list(ctx.pins),
-            "api": ctx.api_url(),
+            "api": api_origin(ctx, request),
         }
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
@@ -247,7 +264,7 @@ def _page_headers(ctx: WebContext) -> Any:
             return response
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if response.content_type == "text/html" or response.headers.get("Content-Type", "").startswith("text/html"):
-            api = ctx.api_url()
+            api = api_origin(ctx, request)
             connect = f"'self' {api}" if api else "'self'"
             response.headers["Content-Security-Policy"] = f"default-src 'self'; connect-src {connect}"
             response.headers.setdefault("Referrer-Policy", "same-origin")
