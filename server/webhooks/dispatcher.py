@@ -176,12 +176,13 @@ class Dispatcher:
         self.metrics = metrics
         self.clock = clock
         self._tenant_of = tenant_of
-        self._tenants: dict[int, str | None] = {}
+        self._tenants: dict[int, str] = {}
         self.feeds: dict[str, _Feed] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._reload_now = asyncio.Event()
+        self._closing = False
         self.delivered = 0
         self.dead_letters = 0
 
@@ -243,6 +244,7 @@ class Dispatcher:
 
     async def close(self) -> None:
         """Stop delivering (what is in flight is delivered again after a restart) and write the cursors."""
+        self._closing = True
         for task in self._background:
             task.cancel()
         for task in list(self._tasks):
@@ -285,13 +287,15 @@ class Dispatcher:
                 self._push(feed, base, _Item(message.timestamp_ms, message.conversation_id, message.seq, event))
 
     def tenant(self, base: int) -> str | None:
-        """The tenant of a service conversation (remembered: it never changes)."""
-        if base in self._tenants:
-            return self._tenants[base]
-        tenant = self._tenant_of(base)
-        if len(self._tenants) >= TENANT_CACHE:
-            self._tenants.clear()
-        self._tenants[base] = tenant
+        """The tenant of a service conversation (remembered: it never changes; "none" is not remembered, since the
+        desk may yet create a conversation of that id)."""
+        tenant = self._tenants.get(base)
+        if tenant is None:
+            tenant = self._tenant_of(base)
+            if tenant is not None:
+                if len(self._tenants) >= TENANT_CACHE:
+                    self._tenants.clear()
+                self._tenants[base] = tenant
         return tenant
 
     def _push(self, feed: _Feed, base: int, item: _Item) -> None:
@@ -312,7 +316,7 @@ class Dispatcher:
 
     def _pump(self, feed: _Feed) -> None:
         """Start sending the heads of ready conversations, up to the subscription's concurrency."""
-        if self._session is None or feed.removed:
+        if self._session is None or self._closing or feed.removed:
             return
         while feed.ready and feed.inflight < self.settings.concurrency:
             base = feed.ready.popleft()
