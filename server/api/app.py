@@ -7,12 +7,9 @@ large 413), or a bug (500, logged). Middlewares, outermost first: errors, CORS, 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -20,7 +17,9 @@ from kefu.protocol.httpsig import canonical_query, canonical_request
 
 from .. import log as logmod
 from ..engine.audit import Action
-from .auth import SESSION_SCHEME, NonceCache, check_signature, parse_authorization
+from ..identity import credentials
+from ..webhooks import api as webhooks
+from .auth import NonceCache, check_signature, parse_authorization
 from .context import CALLER_KEY, ApiContext, ApiError, AuthMethod, Caller
 from .routes import CONTEXT_KEY, reply
 
@@ -117,7 +116,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if not value:
         raise ApiError(401, "UNAUTHENTICATED", "sign the request (spec section 17.2)")
     ctx = request.app[CONTEXT_KEY]
-    if value.split(" ", 1)[0].lower() == SESSION_SCHEME.lower():
+    if value.split(" ", 1)[0].lower() == credentials.BEARER_SCHEME.lower():
         request[CALLER_KEY] = _session_caller(ctx, value, request.remote or "")
     else:
         request[CALLER_KEY] = await _signed_caller(request, ctx, value)
@@ -142,10 +141,7 @@ async def _signed_caller(request: web.Request, ctx: ApiContext, value: str) -> C
 
 
 def _session_caller(ctx: ApiContext, value: str, remote: str) -> Caller:
-    """A staff session bearer, checked by the sign-in's credentials (`kefu.server.identity.credentials`)."""
-    credentials = _credentials_module()
-    if credentials is None:
-        raise ApiError(401, "SESSION_UNSUPPORTED", "this server has no session credentials")
+    """A staff session credential as a bearer (spec 16), checked as the sign-in issued it: unexpired, unrevoked."""
     parsed = credentials.parse_bearer(value)
     if parsed is None:
         raise ApiError(401, "MALFORMED_AUTHORIZATION", "Kefu-Session <app_id>:<base64url secret>")
@@ -157,18 +153,11 @@ def _session_caller(ctx: ApiContext, value: str, remote: str) -> Caller:
     return Caller(app_id, record.profile, False, AuthMethod.SESSION)
 
 
-@cache
-def _credentials_module() -> Any:
-    """The session credentials' module, where this build has it."""
-    name = "kefu.server.identity.credentials"
-    return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
-
-
 # --- the application -----------------------------------------------------------------------------------------
 
 
 def build_app(ctx: ApiContext) -> web.Application:
-    """The API's application: its routes, the admin routes and, where this build has them, the webhooks'."""
+    """The API's application: its routes, the admin routes and the webhook subscriptions' (spec 18)."""
     from . import admin, routes  # noqa: PLC0415 - admin imports this package's routes; keep the order explicit
 
     app = web.Application(middlewares=[errors, cors, authenticate], client_max_size=ctx.config.api.max_body_bytes)
@@ -176,9 +165,7 @@ def build_app(ctx: ApiContext) -> web.Application:
     routes.add_routes(app, ctx)
     admin.add_routes(app)
     app.router.add_get("/v1/openapi.json", openapi)
-    webhooks = "kefu.server.webhooks.api"
-    if importlib.util.find_spec(webhooks) is not None:
-        importlib.import_module(webhooks).add_routes(app, ctx)
+    webhooks.add_routes(app, ctx)
     return app
 
 

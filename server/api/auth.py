@@ -41,15 +41,12 @@ from .context import ApiError
 
 __all__ = [
     "MAX_NONCES",
-    "SESSION_SCHEME",
     "NonceCache",
     "SignedRequest",
     "check_signature",
     "parse_authorization",
 ]
 
-SESSION_SCHEME = "Kefu-Session"
-"""The staff session bearer (spec section 16)."""
 MAX_NONCES = 200_000
 """Nonces remembered at most (about 100 bytes each: some 20 MiB). At the default window (300 s, remembered 600 s) it
 allows a sustained 330 signed requests per second; past it new requests wait for old nonces to expire (503)."""

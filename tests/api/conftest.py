@@ -20,6 +20,8 @@ from kefu.server.storage.store import Store
 from tests.integration.conftest import ServerProcess
 from tests.integration.service_harness import add_apps, write_directory
 
+from .openapi_check import response_problems
+
 ADMIN = "ops"
 """The admin app ([api] admin_apps), a plain app otherwise."""
 BANK_ORIGIN = "https://portal.bank.example"
@@ -58,13 +60,17 @@ class Api:
         return Signer(app, self.secrets[app], **kw)
 
     def raw(self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Reply:
-        """A request with exactly these headers (none added)."""
+        """A request with exactly these headers (none added). The answer must be as spec/openapi.json documents it
+        (its status listed for the operation, its body fitting the schema)."""
         request = urllib.request.Request(self.base + target, data=body or None, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return Reply(response.status, _json(response.read()), dict(response.headers))
+                reply = Reply(response.status, _json(response.read()), dict(response.headers))
         except urllib.error.HTTPError as exc:
-            return Reply(exc.code, _json(exc.read()), dict(exc.headers))
+            reply = Reply(exc.code, _json(exc.read()), dict(exc.headers))
+        if method != "OPTIONS":
+            assert response_problems(method, target, reply.status, reply.body) == []
+        return reply
 
     def call(self, app: str, method: str, target: str, body: Any = None, **signer: Any) -> Reply:
         """A request signed by `app` (a JSON body, or bytes as they are)."""
@@ -80,8 +86,9 @@ def _json(raw: bytes) -> Any:
         return raw
 
 
-def start_api_server(tmp: Path, workers: int) -> Api:
-    """A started server (`workers` gateway processes; 0: one process) with the service apps and ADMIN."""
+def start_api_server(tmp: Path, workers: int, admins: str = ADMIN) -> Api:
+    """A started server (`workers` gateway processes; 0: one process) with the service apps and ADMIN; `admins`:
+    [api] admin_apps."""
     data_dir = tmp / "data"
     write_directory(data_dir)
     secrets = add_apps(data_dir)
@@ -94,7 +101,7 @@ def start_api_server(tmp: Path, workers: int) -> Api:
         "KEFU_SERVICE_DIRECTORY": "service.toml",
         "KEFU_SERVICE_QUEUE_TICK_MS": "100",
         "KEFU_SERVER_WORKERS": str(workers),
-        "KEFU_API_ADMIN_APPS": ADMIN,
+        "KEFU_API_ADMIN_APPS": admins,
         "KEFU_API_CORS_ORIGINS": BANK_ORIGIN,
     }
     server = ServerProcess(data_dir, env=env)
@@ -115,8 +122,8 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def api0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """One server in one process (for the tests whose subject is not the layout)."""
-    served = start_api_server(tmp_path_factory.mktemp("api0"), 0)
+    """One server in one process (for the tests whose subject is not the layout); "sup" is an admin app too."""
+    served = start_api_server(tmp_path_factory.mktemp("api0"), 0, admins=f"{ADMIN},sup")
     try:
         yield served
     finally:

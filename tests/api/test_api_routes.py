@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from kefu.client import Client, decode_secret
+from kefu.server.webhooks.events import EventType
 
 from .conftest import ADMIN, BANK_ORIGIN, Api, Reply
+from .openapi_check import document
 
 _refs = itertools.count()
 
@@ -264,3 +266,20 @@ def test_refusal_bodies_are_json(api: Api) -> None:
     assert reply.status == 401 and reply.body == {
         "error": {"code": "UNAUTHENTICATED", "message": "sign the request (spec section 17.2)"}
     }
+
+
+def test_the_document_is_served(api: Api) -> None:
+    served = api.raw("GET", "/v1/openapi.json")
+    assert served.status == 200 and served.body == document()
+
+
+def test_webhook_subscriptions_through_the_api(api: Api) -> None:
+    event = EventType.CONVERSATION_OPENED.value
+    added = api.call("bankapp", "POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": [event]})
+    assert added.status == 201 and added.body["subscription"]["tenant"] == "bank"
+    sub = added.body["subscription"]["id"]
+    assert sub in [s["id"] for s in api.call("bankapp", "GET", "/v1/webhooks").body["subscriptions"]]
+    assert sub not in [s["id"] for s in api.call("otherapp", "GET", "/v1/webhooks").body["subscriptions"]]
+    assert api.call("otherapp", "DELETE", f"/v1/webhooks/{sub}").code == "NOT_FOUND"
+    assert api.call("v1", "GET", "/v1/webhooks").code == "FORBIDDEN"
+    assert api.call("bankapp", "DELETE", f"/v1/webhooks/{sub}").status == 204
