@@ -43,6 +43,7 @@ __all__ = [
     "Issued",
     "SessionRecord",
     "check_secret",
+    "drop_all",
     "issue",
     "parse_bearer",
     "purge_expired",
@@ -199,13 +200,26 @@ def revoke_all(store: Store, app_id: str, *, now: float) -> int:
     prefix = _prefix(app_id)
 
     def work(txn: lmdb.Transaction[bytes]) -> int:
-        rows = _rows(txn, store, prefix)
-        for cid, _ in rows:
-            txn.delete(prefix + cid, db=store.handle(SESSIONS_TABLE))
         _order(txn, store, app_id, "", int(now * 1000))
-        return len(rows)
+        return _delete_all(txn, store, prefix)
 
     return store.writing(work)
+
+
+def drop_all(store: Store, app_id: str) -> int:
+    """Delete every session credential of `app_id` without an order (its app was revoked: that order ends its
+    sessions); how many there were."""
+    prefix = _prefix(app_id)
+
+    return store.writing(lambda txn: _delete_all(txn, store, prefix))
+
+
+def _delete_all(txn: lmdb.Transaction[bytes], store: Store, prefix: bytes) -> int:
+    """Delete every row of the app with key prefix `prefix`; how many there were."""
+    rows = _rows(txn, store, prefix)
+    for cid, _ in rows:
+        txn.delete(prefix + cid, db=store.handle(SESSIONS_TABLE))
+    return len(rows)
 
 
 def purge_expired(store: Store, *, now: float) -> set[str]:

@@ -45,7 +45,7 @@ from ..engine.identity import NOBODY, ROLES, Profile, Role
 from ..storage.files import disk_full, fsync_path
 from ..storage.modes import private_dir
 from ..storage.store import Store
-from .credentials import SESSIONS_TABLE, read_session_keys
+from .credentials import SESSIONS_TABLE, drop_all, read_session_keys
 from .orders import OrderKind, noted
 
 __all__ = [
@@ -401,12 +401,14 @@ def create_app(
 
 
 def revoke_app(store: AppStore, app_id: str) -> bool:
-    """Delete `app_id` and order its live sessions ended (`kefu.server.identity.orders`); False if there was no such
-    app. A running server refuses it and ends its sessions within ORDER_POLL_S."""
+    """Delete `app_id` and its session credentials, and order its live sessions ended (`kefu.server.identity.orders`);
+    False if there was no such app. A running server refuses it and ends its sessions within ORDER_POLL_S."""
     try:
         _order(store, app_id, OrderKind.REVOKED, lambda record: None)
     except AppError:
         return False
+    if isinstance(store, Store) and SESSIONS_TABLE in dict(store.handles()):
+        drop_all(store, app_id)  # an app registered again under this id must not inherit them
     log.event("app.revoked", app=app_id)
     return True
 

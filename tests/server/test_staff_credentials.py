@@ -202,3 +202,13 @@ def test_a_disabled_account_cannot_sign_in(store: Store) -> None:
     record = staff.add_staff(store, NAME, "correct horse battery", now_ms=1)
     staff._put(store, NAME, dataclasses.replace(record, enabled=0), new=False)
     assert not staff.authenticate(store, NAME, "correct horse battery")
+
+
+def test_an_app_registered_again_does_not_inherit_the_revoked_ones_credentials(store: Store) -> None:
+    keys.create_app(store, NAME, role="agent", tenant="bank")
+    now = time.time()
+    issued = credentials.issue(store, NAME, ttl_s=3600, now=now)
+    assert keys.revoke_app(store, NAME)
+    keys.create_app(store, NAME, role="agent", tenant="bank")
+    assert credentials.read_session_keys(store, NAME) == []
+    assert _refused(_connect(_server(store), issued.secret, now=now)) is ErrorCode.AUTH_FAILED
