@@ -308,3 +308,29 @@ async def test_a_restarted_gateway_serves_the_same_web_port(tmp_path: Path) -> N
         assert server.web_port == port
     finally:
         server.kill()
+
+
+async def test_websocket_connections_count_against_the_same_connection_limit(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(data, env={"KEFU_SERVER_WORKERS": "0", "KEFU_SERVER_MAX_CONNECTIONS": "2"})
+    server.secrets["alice"] = add_app(data, "alice")
+    server.secrets["bob"] = add_app(data, "bob")
+    server.start()
+    try:
+        tcp = await Peer.connect(server.port, "alice", server.secrets["alice"], server.pins)
+        ws = await ws_peer(server)
+        http, third = await raw_ws(server)  # a third connection: over the limit, whichever the transport
+        try:
+            got = await until_closed(third)
+            assert [m.type for m in got] == [aiohttp.WSMsgType.CLOSE]  # not a byte of the protocol
+            assert third.close_code == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+        finally:
+            await http.close()
+        ws.close()
+        await asyncio.wait_for(ws.lost, WAIT_S)
+        await asyncio.sleep(0.2)  # the core hears of the close
+        again = await ws_peer(server, "bob")  # room again
+        again.close()
+        tcp.close()
+    finally:
+        server.kill()
