@@ -1,6 +1,6 @@
 """The `kefu` command: serve, check-config, keygen, key list/retire, app add/add-bulk/list/revoke/retire-key, session
-list/end, staff add/passwd/list/remove/signout, backup, restore, verify, status, audit verify/export/tail, data-key
-rotate/status/retire.
+list/end, staff add/passwd/list/disable/enable/remove/signout, backup, restore, verify, status, audit
+verify/export/tail, data-key rotate/status/retire.
 
 Theory of operation: every subcommand loads the configuration the same way (defaults <- --config file <-
 KEFU_* environment <- flags), so `kefu check-config` shows exactly what `kefu serve` would run with. This
@@ -241,6 +241,12 @@ def _add_staff_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.set_defaults(run=_cmd_staff_passwd)
     p = staff.add_parser("list", parents=[cfg], help="list staff accounts")
     p.set_defaults(run=_cmd_staff_list)
+    p = staff.add_parser("disable", parents=[cfg], help="refuse an account's sign-ins (signs it out everywhere)")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(run=_cmd_staff_enable, enable=False)
+    p = staff.add_parser("enable", parents=[cfg], help="let a disabled account sign in again")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(run=_cmd_staff_enable, enable=True)
     p = staff.add_parser("remove", parents=[cfg], help="delete a staff account and end its sessions")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(run=_cmd_staff_remove)
@@ -545,6 +551,16 @@ def _cmd_staff_list(args: argparse.Namespace, config: Config) -> int:
         for r in staff.list_staff(config)
     ]
     _print_table(("NAME", "ROLE", "TENANT", "ENABLED", "CREATED (UTC)", "SESSIONS"), rows)
+    return 0
+
+
+def _cmd_staff_enable(args: argparse.Namespace, config: Config) -> int:
+    _require(STORE_EXTRA, "this command")
+    from .admin import staff  # noqa: PLC0415
+
+    poke = staff.set_enabled(config, args.name, enabled=args.enable)
+    what = "enabled" if args.enable else f"disabled, its sessions revoked; {_ended(poke)}"
+    print(f"kefu: staff account {args.name!r} {what}", file=sys.stderr)
     return 0
 
 

@@ -1,12 +1,12 @@
 """Staff accounts for the operator (`kefu staff ...`; an HTTP API may call these too): add, change a password, list,
-remove, sign out everywhere. Each is recorded in the audit trail.
+disable and enable, remove, sign out everywhere. Each is recorded in the audit trail.
 
 A staff account signs in as the app of the same name (spec section 16): `add_staff` creates that app record, with the
 role and tenant given, when it does not exist yet (its own secret is never shown: staff authenticate only with the
 session credentials their sign-ins issue), and refuses an existing app of another role or tenant. Changing a password,
-removing an account and `signout` revoke every session credential of the account and end its live sessions (a
-session order, then a poke of the running server: `kefu.server.admin.operator`). Removing an account leaves its app
-record (`kefu app revoke NAME` deletes it); without the account nobody can sign in as it.
+removing or disabling an account and `signout` revoke every session credential of the account and end its live
+sessions (a session order, then a poke of the running server: `kefu.server.admin.operator`). Removing an account
+leaves its app record (`kefu app revoke NAME` deletes it); without the account nobody can sign in as it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .audit import audited
 from .errors import AdminError
 from .operator import Poke, orders_generation, poke
 
-__all__ = ["STAFF_ROLES", "StaffRow", "add_staff", "list_staff", "remove", "set_password", "signout"]
+__all__ = ["STAFF_ROLES", "StaffRow", "add_staff", "list_staff", "remove", "set_enabled", "set_password", "signout"]
 
 STAFF_ROLES = (Role.AGENT, Role.SUPERVISOR)
 
@@ -109,6 +109,20 @@ def remove(config: Any, name: str) -> Poke:
         if not removed:
             raise AdminError(f"no staff account {name!r}")
         details["revoked"] = credentials.revoke_all(store, name, now=time.time())
+    return poke(config, after=before)
+
+
+def set_enabled(config: Any, name: str, *, enabled: bool) -> Poke:
+    """Enable or disable the account `name`; disabling also revokes its session credentials and ends its sessions."""
+    action = Action.STAFF_ENABLE if enabled else Action.STAFF_DISABLE
+    with store_of(config) as store, audited(store, action, name) as details:
+        before = orders_generation(store)
+        try:
+            staffmod.set_enabled(store, name, enabled)
+        except staffmod.StaffError as exc:
+            raise AdminError(str(exc)) from None
+        if not enabled:
+            details["revoked"] = credentials.revoke_all(store, name, now=time.time())
     return poke(config, after=before)
 
 

@@ -27,8 +27,10 @@ class Action(StrEnum):
     APP_RETIRE_KEY = "app.retire_key"
     SESSION_END = "session.end"
     STAFF_ADD = "staff.add"
-    STAFF_PASSWD = "staff.passwd"
+    STAFF_PASSWD = "staff.passwd"  # noqa: S105 - an action's name, not a password
     STAFF_REMOVE = "staff.remove"
+    STAFF_DISABLE = "staff.disable"
+    STAFF_ENABLE = "staff.enable"
     STAFF_SIGNOUT = "staff.signout"
     """The operator revoked every session credential of a staff account (`kefu staff signout`)."""
     SIGNIN = "auth.signin"

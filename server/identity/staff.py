@@ -42,6 +42,7 @@ __all__ = [
     "hash_password",
     "list_staff",
     "remove_staff",
+    "set_enabled",
     "set_password",
 ]
 
@@ -195,6 +196,16 @@ def set_password(store: Store, name: str, password: str) -> StaffRecord:
     if old is None:
         raise StaffError(f"no staff account {name!r}")
     record = replace(hash_password(password, now_ms=old.created_ms), enabled=old.enabled)
+    _put(store, name, record, new=False)
+    return record
+
+
+def set_enabled(store: Store, name: str, enabled: bool) -> StaffRecord:
+    """Enable or disable `name` (a disabled account cannot sign in); StaffError if there is no such account."""
+    old = get_staff(store, name)
+    if old is None:
+        raise StaffError(f"no staff account {name!r}")
+    record = replace(old, enabled=int(enabled))
     _put(store, name, record, new=False)
     return record
 

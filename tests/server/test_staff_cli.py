@@ -70,6 +70,23 @@ def test_staff_add_list_passwd_signout_remove(tmp_path: Path) -> None:
     finally:
         store.close()
 
+    disabled = kefu(data, "staff", "disable", "agent-1")
+    assert disabled.returncode == 0, disabled.stderr
+    store = _store(data)
+    try:
+        assert not staff.authenticate(store, "agent-1", "a brand new password")
+        assert credentials.read_session_keys(store, "agent-1") == []
+    finally:
+        store.close()
+    assert kefu(data, "staff", "list").stdout.splitlines()[1].split()[3] == "no"
+    assert kefu(data, "staff", "enable", "agent-1").returncode == 0
+    store = _store(data)
+    try:
+        assert staff.authenticate(store, "agent-1", "a brand new password")
+        credentials.issue(store, "agent-1", ttl_s=600, now=time.time())
+    finally:
+        store.close()
+
     out = kefu(data, "staff", "signout", "agent-1")
     assert out.returncode == 0 and "1 session credential(s)" in out.stderr, out.stderr
     removed = kefu(data, "staff", "remove", "agent-1")
@@ -79,12 +96,12 @@ def test_staff_add_list_passwd_signout_remove(tmp_path: Path) -> None:
     store = _store(data)
     try:
         orders = OrderBook.decode(store.app_orders()).orders
-        assert [(OrderKind(o.kind), o.pin) for o in orders][-3:] == [(OrderKind.SIGNED_OUT, "")] * 3
+        assert [(OrderKind(o.kind), o.pin) for o in orders][-4:] == [(OrderKind.SIGNED_OUT, "")] * 4
         assert store.get_app("agent-1") is not None  # the app record stays (kefu app revoke)
     finally:
         store.close()
     trail = kefu(data, "audit", "tail", "-n", "20").stdout
-    for action in ("staff.add", "staff.passwd", "staff.signout", "staff.remove"):
+    for action in ("staff.add", "staff.passwd", "staff.disable", "staff.enable", "staff.signout", "staff.remove"):
         assert action in trail
     assert PASSWORD not in trail
 
