@@ -207,3 +207,27 @@ async def test_visitor_tenants_default_to_the_directorys_groups(store: Store, tm
         assert (await client.post("/auth/visitor", json={"tenant": "other"})).status == 403
     finally:
         await client.close()
+
+
+@pytest.mark.asyncio
+async def test_the_web_ports_app_mounts_the_routes_behind_its_origin_policy(store: Store, tmp_path: Path) -> None:
+    from kefu.server.web.app import WebContext, build_app  # noqa: PLC0415 - the web port's own builder
+
+    config = _config(tmp_path, allowed_origins=("https://bank.example",), visitor_tenants=("bank",))
+    app = build_app(WebContext(config, gateway=None, pins=(), store=store))
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        bank = {"Origin": "https://bank.example"}
+        preflight = await client.options("/auth/visitor", headers=bank | {"Access-Control-Request-Method": "POST"})
+        assert preflight.status == 204 and preflight.headers["Access-Control-Allow-Origin"] == "https://bank.example"
+        visitor = await client.post("/auth/visitor", json={"tenant": "bank"}, headers=bank)
+        assert visitor.status == 200 and visitor.headers["Access-Control-Allow-Origin"] == "https://bank.example"
+        evil = await client.post("/auth/signin", json={"name": "agent-1", "password": PASSWORD},
+                                 headers={"Origin": "https://evil.example"})  # fmt: skip
+        assert evil.status == 403
+        same = await client.post("/auth/signin", json={"name": "agent-1", "password": PASSWORD},
+                                 headers={"Origin": f"http://127.0.0.1:{client.port}"})  # fmt: skip
+        assert same.status == 200 and (await same.json())["app_id"] == "agent-1"
+    finally:
+        await client.close()
