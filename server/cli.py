@@ -1,6 +1,6 @@
 """The `kefu` command: serve, check-config, keygen, key list/retire, app add/add-bulk/list/revoke/retire-key, session
-list/end, staff add/passwd/list/disable/enable/remove/signout, backup, restore, verify, status, audit
-verify/export/tail, data-key rotate/status/retire.
+list/end, staff add/passwd/list/disable/enable/remove/signout, webhook add/list/remove, backup, restore, verify,
+status, audit verify/export/tail, data-key rotate/status/retire.
 
 Theory of operation: every subcommand loads the configuration the same way (defaults <- --config file <-
 KEFU_* environment <- flags), so `kefu check-config` shows exactly what `kefu serve` would run with. This
