@@ -37,6 +37,7 @@ class Conversation {
     this.drafts = new Map();
     this.decided = new Set();
     this.log = new MessageLog();
+    this.agents = new Set();
     this.unread = 0;
   }
 }
@@ -114,7 +115,7 @@ export class AgentDesk {
 
   onConversationMessage(conv, m) {
     if (isSystemEvent(m)) this.applyEvent(conv, eventOf(m) || {}, false);
-    conv.log.add(entryOf(m, this.me, false));
+    conv.log.add(entryOf(m, this.me, false, conv));
   }
 
   onStaffMessage(conv, m) {
@@ -130,7 +131,7 @@ export class AgentDesk {
       this.applyEvent(conv, event, true);
       if (event.event === "assigned" || event.event === "transferred") return; // shown from the conversation itself
     }
-    conv.log.add(entryOf(m, this.me, true));
+    conv.log.add(entryOf(m, this.me, true, conv));
   }
 
   /** A service event (queue position, sentiment, system). */
@@ -148,6 +149,7 @@ export class AgentDesk {
     switch (event.event) {
       case "assigned":
       case "transferred":
+        if (event.agent) conv.agents.add(event.agent);
         if (event.agent === this.me) {
           conv.mine = true;
           conv.gone = false;
@@ -198,7 +200,7 @@ export class AgentDesk {
     this.renderItem(conv);
     performance.mark(`kefu:conversation-shown:${key}`);
     this.refreshSoon(conv);
-    if (!this.selected) this.select(conv, { focus: false });
+    if (!this.selected || this.selected.state === "closed" || this.selected.gone) this.select(conv, { focus: false });
     return conv;
   }
 
@@ -206,12 +208,13 @@ export class AgentDesk {
     const button = conv.item.querySelector("button");
     const who = (conv.record && (conv.record.customer || conv.record.visitor)) || `#${shortId(conv.id)}`;
     const s = sentimentOf(conv.sentiment ?? (conv.record && conv.record.sentiment));
-    button.replaceChildren(
+    const parts = [
       el("span", { class: "conv-who", text: who }),
       el("span", { class: `badge state-${stateClass(conv)}`, dataset: { testid: "conversation-state" }, text: stateText(conv) }),
       s ? el("span", { class: `sentiment-dot${s.negative ? " negative" : ""}`, text: `${s.percent}%` }) : null,
       conv.unread ? el("span", { class: "unread", dataset: { testid: "unread" }, text: String(conv.unread) }) : null,
-    );
+    ];
+    button.replaceChildren(...parts.filter(Boolean));
     button.setAttribute("aria-current", conv === this.selected ? "true" : "false");
     conv.item.dataset.state = stateClass(conv);
     const label = [who, stateText(conv), conv.unread ? `${conv.unread}` : ""].filter(Boolean).join(", ");
@@ -324,7 +327,7 @@ export class AgentDesk {
       [t("group"), record.group],
       [t("agent"), record.owner],
       [t("tags"), (record.tags || []).join(", ")],
-      ["⏱", record.created_ms ? formatTime(record.created_ms) : ""],
+      [t("opened_at"), record.created_ms ? formatTime(record.created_ms) : ""],
     ];
     facts.replaceChildren(...rows.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
     const s = sentimentOf(conv && (conv.sentiment ?? record.sentiment));
@@ -473,7 +476,7 @@ export class AgentDesk {
         const result = await this.client.sync({ conversationId: conv.id, afterSeq: after, untilSeq, limit: HISTORY_PAGE });
         for (const m of result.messages) {
           if (isSystemEvent(m)) this.applyEvent(conv, eventOf(m) || {}, false);
-          conv.log.add(entryOf(m, this.me, false));
+          conv.log.add(entryOf(m, this.me, false, conv));
         }
         if (!result.more || !result.messages.length) break;
         after = BigInt(result.messages[result.messages.length - 1].seq);
@@ -535,12 +538,13 @@ export class AgentDesk {
 // --- helpers ---------------------------------------------------------------------------------------------------
 
 /** A log entry of a delivered message. */
-function entryOf(m, me, staff) {
+function entryOf(m, me, staff, conv) {
   let kind = "visitor";
   if (isSystemEvent(m)) kind = "event";
   else if (m.sender === me) kind = "me";
   else if (staff) kind = "whisper";
   else if (m.sender === "#kefu") kind = "bot";
+  else if (conv.agents.has(m.sender)) kind = "agent"; // an earlier owner's message
   return {
     channel: staff ? 1 : 0,
     seq: BigInt(m.seq),

@@ -174,7 +174,7 @@ export class Wall {
       return;
     }
     if (this.watched) this.client.service.watch(this.watched.id, false).catch(() => {});
-    this.watched = { id, key: String(id), log: new MessageLog() };
+    this.watched = { id, key: String(id), log: new MessageLog(), agents: new Set() };
     this.$("watched").hidden = false;
     this.renderWatched(true);
     this.$("whisper-input").focus();
@@ -248,13 +248,19 @@ export class Wall {
 
   add(watched, m) {
     const staff = isStaffChannel(BigInt(m.conversationId));
+    const event = isSystemEvent(m) ? eventOf(m) : null;
+    if (event && (event.event === "assigned" || event.event === "transferred")) {
+      if (event.agent) watched.agents.add(event.agent);
+      if (staff) return; // the same event is shown from the conversation itself
+    }
     let kind = "visitor";
-    if (isSystemEvent(m)) kind = "event";
+    if (event) kind = "event";
     else if (isDraft(m)) kind = "draft";
     else if (staff) kind = "whisper";
-    else if (m.sender === watched.owner || (m.sender !== "#kefu" && watched.record?.owner === m.sender)) kind = "agent";
+    else if (watched.agents.has(m.sender)) kind = "agent";
+    else if (m.sender === "#kefu") kind = "bot";
     watched.log.add({ channel: staff ? 1 : 0, seq: BigInt(m.seq), sender: m.sender, text: textOf(m),
-      event: isSystemEvent(m) ? eventOf(m) : null, ts: Number(m.timestampMs ?? Date.now()), kind });
+      event, ts: Number(m.timestampMs ?? Date.now()), kind });
   }
 
   renderWatched(remount = false) {
