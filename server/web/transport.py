@@ -141,10 +141,12 @@ class WebSocketTransport(asyncio.Transport):
         finally:
             if self._close_code is None:
                 self._begin_close(WSCloseCode.OK, b"")
-            with contextlib.suppress(Exception):
-                await self._writer
-            self._lost = True
-            protocol.connection_lost(None)
+            try:
+                with contextlib.suppress(Exception):
+                    await self._writer
+            finally:  # even when the handler is cancelled (a stop past its timeout): the session must be forgotten
+                self._lost = True
+                protocol.connection_lost(None)
 
     async def _read_forever(self, protocol: asyncio.Protocol) -> None:
         ws = self._ws
