@@ -1,6 +1,6 @@
 """Generate the language-neutral test vectors in spec/vectors/ (spec/PROTOCOL.md section 11).
 
-    python spec/gen_vectors.py           # write frames.json, records.json, handshakes.json
+    python spec/gen_vectors.py           # write frames.json, records.json, handshakes.json, http-signatures.json
     python spec/gen_vectors.py --check   # exit 1 if the files differ from what the code produces now
 
 Every value is fixed: hello randoms, ephemeral scalars, long-term keys, the SM2 signing nonce, ticket
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kefu.protocol import frames
+from kefu.protocol import frames, httpsig
 from kefu.protocol.clientconn import ClientConnection
 from kefu.protocol.crypto import SUITES, KeyType, SigningKey, Suite
 from kefu.protocol.events import TicketReceived
@@ -436,12 +436,42 @@ def _describe(scenario: Scenario, ticket: SessionTicket | None, run: dict[str, A
     }
 
 
+# --- signed HTTP API requests (section 17.2) ------------------------------------------------------------
+
+HTTP_APP_SECRET = bytes(range(32))
+HTTP_BODY = '{"conversation_id":"4611686018427387905","client_msg_id":"m-1","text":"你好"}'.encode()
+HTTP_REQUESTS = [
+    ("POST", "/v1/messages", [], HTTP_BODY),
+    ("GET", "/v1/conversations/4611686018427387905/messages", [("limit", "50"), ("after", "0")], b""),
+    ("GET", "/v1/search", [("q", "信用卡 额度"), ("limit", "5"), ("a", "x&y=z~")], b""),
+]
+
+
+def http_signature_vectors() -> list[dict[str, Any]]:
+    """A signed request per scheme and request: the canonical request (17.2) and the Authorization header."""
+    out = []
+    for scheme in httpsig.SCHEMES:
+        for i, (method, path, query, body) in enumerate(HTTP_REQUESTS):
+            nonce = f"nonce-{scheme.rsplit('-', 1)[1].lower()}-{i:04d}-abcdef"
+            params = httpsig.SigningParams(scheme, "bank-core", 1_796_000_000 + i, nonce)
+            canonical = httpsig.canonical_request(params, method, path, httpsig.canonical_query(query), body)
+            signature = httpsig.sign(params, HTTP_APP_SECRET, canonical)
+            out.append({
+                "scheme": scheme, "app_id": params.app_id, "app_secret": HTTP_APP_SECRET.hex(),
+                "timestamp": params.timestamp, "nonce": params.nonce, "method": method, "path": path,
+                "query": [list(q) for q in query], "body": body.hex(), "canonical": canonical.decode(),
+                "signature": signature.hex(), "authorization": httpsig.authorization(params, signature),
+            })  # fmt: skip
+    return out
+
+
 # --- files ----------------------------------------------------------------------------------------------
 
 
 def render() -> dict[str, str]:
     """File name -> JSON text."""
-    data = {"frames.json": frame_vectors(), "records.json": record_vectors(), "handshakes.json": handshake_vectors()}
+    data = {"frames.json": frame_vectors(), "records.json": record_vectors(), "handshakes.json": handshake_vectors(),
+            "http-signatures.json": http_signature_vectors()}  # fmt: skip
     return {name: json.dumps(value, indent=1, ensure_ascii=False) + "\n" for name, value in data.items()}
 
 

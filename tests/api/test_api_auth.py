@@ -12,7 +12,7 @@ from itertools import count
 
 import pytest
 
-from kefu.client.http import Signer
+from kefu.client.http import ApiRefused, Signer
 from kefu.server.api.auth import NonceCache
 from kefu.server.api.context import ApiError
 
@@ -148,3 +148,14 @@ def test_the_nonce_cache_is_bounded_and_forgets_in_time() -> None:
     cache.claim("app", "n3", 10.0)  # the old ones expired: room again
     assert len(cache) == 1
     cache.claim("app", "n1", 10.0)  # and a nonce may come back once forgotten (its timestamp is then stale)
+
+
+def test_the_python_api_client(api0: Api) -> None:
+    client = api0.client("bankapp", scheme="KEFU-HMAC-SHA256")
+    opened = client.post("/v1/conversations", {"customer": "c-py", "client_ref": "py-1", "first_message": "hi"})
+    conv = opened["conversation_id"]
+    messages = client.get(f"/v1/conversations/{conv}/messages", limit=10)["messages"]
+    assert [m["text"] for m in messages if m["sender"] == "bankapp"] == ["hi"]
+    with pytest.raises(ApiRefused) as refused:
+        api0.client("otherapp").get(f"/v1/conversations/{conv}/messages")
+    assert (refused.value.status, refused.value.code) == (404, "NOT_FOUND")
