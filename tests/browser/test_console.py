@@ -13,6 +13,7 @@ With KEFU_SCREENSHOTS=DIR set, the draft test (and the wall's) also save the scr
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from kefu.client import BlockingClient, Message, RequestRefused
+from kefu.client import AuthFailed, BlockingClient, Message, RequestRefused
 from kefu.protocol.frames import staff_channel
 
 from .conftest import KefuSite
@@ -236,7 +237,51 @@ def test_an_agent_approves_an_ai_draft(kefu_site: KefuSite, new_page: Callable[.
         answer = receive_until(v, lambda m: m.text == DRAFT, seen)
         assert answer.sender == "a1"
         expect(log_line(page, DRAFT)).to_have_count(1)
+        # Edit: the visitor gets the agent's text, not the draft's.
+        v.send(cid, "卡又丢了")
+        expect(draft).to_have_count(1)
+        page.keyboard.press("Alt+KeyE")
+        editor = page.get_by_test_id("draft-editor")
+        expect(editor).to_be_focused()
+        editor.fill("请带身份证到网点补办新卡。")
+        editor.press("Control+Enter")
+        expect(draft).to_have_count(0)
+        receive_until(v, lambda m: m.text == "请带身份证到网点补办新卡。", seen)
+        # Reject: nothing reaches the visitor.
+        v.send(cid, "我想挂失")
+        expect(draft).to_have_count(1)
+        page.get_by_test_id("draft-reject").click()
+        expect(draft).to_have_count(0)
+        v.send(cid, "好的")
+        expect(log_line(page, "好的")).to_be_visible()
+        history = [m.text for m in v.sync(cid, 0, 100)]
+        assert history.count(DRAFT) == 1, history
         end(v, cid)
+
+
+def test_signing_out_drops_and_revokes_the_credential(kefu_site: KefuSite, new_page: Callable[..., Any]) -> None:
+    page = new_page(locale="en-US")
+    page.goto(kefu_site.console_url)
+    page.get_by_test_id("signin-name").fill("a2")
+    page.get_by_test_id("signin-password").fill("not the password")
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("signin-error")).to_contain_text("Sign-in failed")
+    page = sign_in(new_page, kefu_site, "a2", locale="en-US")
+    stored = page.evaluate("({session: sessionStorage, local: localStorage})")
+    session = json.loads(stored["session"]["kefu.console.session"])
+    assert session["app_id"] == "a2" and session["role"] == "agent"
+    assert session["secret"] not in json.dumps(stored["local"]), "the credential is kept in sessionStorage only"
+    page.get_by_test_id("signout-button").click()
+    expect(page.get_by_test_id("signin")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    pins = (kefu_site.server.data_dir / "keys" / "pins.txt").read_text().split()
+    client = BlockingClient(
+        "127.0.0.1", kefu_site.server.port, app_id="a2", app_secret=secret_bytes(session["secret"]),
+        server_pins=frozenset(pins), reconnect=False,
+    )  # fmt: skip
+    with pytest.raises(AuthFailed):
+        client.connect()
+    client.close()
 
 
 def test_every_text_is_in_both_languages_and_the_switch_applies_it(
