@@ -74,7 +74,7 @@ export class Client {
     this._closed = false;
     this._closeError = null;
     this._ticket = null;
-    this._backoff = { ...DEFAULT_BACKOFF };
+    this._backoff = { ...DEFAULT_BACKOFF, ...(options.backoff ?? {}) };
     this._attempt = 0;
     this._reconnecting = false;
     this._reauthenticate = false;
@@ -174,11 +174,13 @@ export class Client {
   linkEvent(link, event) {
     switch (event.type) {
       case "handshake":
-        return this._onReady(link, event);
+        return this._onHandshake(link, event);
       case "ticket":
+        this._accepted(link);
         this._ticket = event.ticket;
         return undefined;
       case "frame":
+        this._accepted(link);
         return this._onFrame(link, event.frame);
       case "closed":
         return undefined;
@@ -196,7 +198,7 @@ export class Client {
 
   /** Before each write: the acknowledgements queued since the last one, as one DELIVER_ACK. */
   linkFlushing(link) {
-    if (!this._acks.size || !link.usable) return;
+    if (!this._acks.size || !link.writable) return;
     const acks = [...this._acks].map(([conversationId, seq]) => ({ conversationId, seq }));
     this._acks.clear();
     for (let i = 0; i < acks.length; i += 4096) link.conn.send({ type: FrameType.DELIVER_ACK, acks: acks.slice(i, i + 4096) });
@@ -268,11 +270,11 @@ export class Client {
     }
   }
 
-  _onReady(link, event) {
-    link.ready = true;
-    this._reauthenticate = false;
-    this.suite = event.suite === 0x00c6 ? "national" : "international";
-    this.resumed = event.resumed;
+  /** Our side of the handshake is done: resume, re-send and re-ask at once (the server discards it all if it
+   * refuses our proof); the connection counts as made at the server's first frame (the SYNC_DONE of SYNC(0) at the
+   * latest), as in the Python client. */
+  _onHandshake(link, event) {
+    link.completed = event;
     for (const [conversationId, conv] of this._convs) {
       conv.given = conv.handled;
       conv.done.clear();
@@ -283,6 +285,14 @@ export class Client {
       untilSeq: 0n, limit: 0 }); // prettier-ignore
     for (const fetch of this._fetches) this._issueFetch(link, fetch);
     for (const entry of this._pendingSends.values()) this._putSend(link, entry);
+  }
+
+  _accepted(link) {
+    if (link.ready || !link.completed) return;
+    link.ready = true;
+    this._reauthenticate = false;
+    this.suite = link.completed.suite === 0x00c6 ? "national" : "international";
+    this.resumed = link.completed.resumed;
     if (this._everConnected) this.reconnects += 1;
     this._everConnected = true;
     link.resolveReady?.();
@@ -388,7 +398,7 @@ export class Client {
         }, timeoutS * 1000);
       }
       this._pendingSends.set(key, entry);
-      if (this._link?.usable) this._putSend(this._link, entry);
+      if (this._link?.writable) this._putSend(this._link, entry);
     });
   }
 
@@ -449,7 +459,7 @@ export class Client {
         reject,
       };
       this._fetches.add(fetch);
-      if (this._link?.usable) {
+      if (this._link?.writable) {
         this._issueFetch(this._link, fetch);
         this._link.scheduleFlush();
       }

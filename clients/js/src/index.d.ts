@@ -32,6 +32,8 @@ export interface ClientOptions {
   keepaliveS?: number;
   /** Reconnect after a loss (default true): resumption ticket, backoff (or the server's GOAWAY parameters). */
   reconnect?: boolean;
+  /** Reconnect backoff: first delay, cap (ms) and jitter (fraction); default {initialMs: 500, maxMs: 30000, jitter: 0.2}. */
+  backoff?: { initialMs?: number; maxMs?: number; jitter?: number };
   /** Seconds before connect() gives up on one attempt (default 10). */
   connectTimeoutS?: number;
   /** Seconds send() waits for its SEND_ACK across reconnects (default 60; null = forever). */

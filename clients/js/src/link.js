@@ -25,8 +25,14 @@ export class Link {
     return this.run(() => this.conn.connect({ now: now() }));
   }
 
+  /** Accepted by the server (its first frame after our CLIENT_FINISHED came) and still connected. */
   get usable() {
-    return this.ready && !this.lost && this.conn.state === State.CONNECTED;
+    return this.ready && this.writable;
+  }
+
+  /** Our side of the handshake is done: application frames may be queued (the server may still refuse us). */
+  get writable() {
+    return !this.lost && this.conn.state === State.CONNECTED;
   }
 
   newRequestId() {

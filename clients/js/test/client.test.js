@@ -1,0 +1,257 @@
+// The Client API against the scripted server (test/server.js): sending, delivery and acknowledgements, history,
+// service requests and events, refusals, reconnecting with pending SENDs, GOAWAY.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { toHex, utf8 } from "../src/bytes.js";
+import { ContentType, FrameType, SYSTEM_SENDER } from "../src/frames.js";
+import {
+  AuthFailed, Client, ConnectionLost, CredentialsRefused, RequestRefused, SendRefused, ServerNotTrusted, decodeSecret, staffChannel,
+} from "../src/index.js"; // prettier-ignore
+import { APP_SECRET, serverPins, transport } from "./server.js";
+
+const SECRETS = { alice: APP_SECRET };
+const until = async (check, what = "condition", ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+const ack = (send, seq, extra = {}) => ({
+  type: FrameType.SEND_ACK, requestId: send.requestId, flags: 0, clientMsgId: send.clientMsgId, status: 0,
+  serverMsgId: 1000n + seq, conversationId: send.conversationId, seq, timestampMs: 1764000000000n, ...extra,
+}); // prettier-ignore
+const deliver = (conversationId, seq, body, extra = {}) => ({
+  type: FrameType.DELIVER, requestId: 0, flags: 0, conversationId, seq, serverMsgId: 2000n + seq,
+  timestampMs: 1764000000000n, clientMsgId: new Uint8Array(16), contentType: ContentType.TEXT, sender: "bob",
+  body: utf8(body), metadata: [], ...extra,
+}); // prettier-ignore
+
+async function client(onFrame, options = {}, serverOptions = {}) {
+  const factory = transport(() => new (await_server())({ secrets: SECRETS, onFrame, ...serverOptions }));
+  const c = new Client({ transport: factory, appId: "alice", appSecret: APP_SECRET, serverPins: await serverPins(),
+    backoff: { initialMs: 10, maxMs: 50, jitter: 0 }, ...options }); // prettier-ignore
+  return { c, factory };
+}
+import { ScriptedServer } from "./server.js";
+const await_server = () => ScriptedServer;
+
+for (const suite of ["national", "international"]) {
+  test(`connect and send in the ${suite} suite: the receipt, the SEND on the wire`, async () => {
+    const { c, factory } = await client(async (s, f) => f.type === FrameType.SEND && s.send(ack(f, 7n)), { suites: [suite] });
+    const connected = [];
+    c.on("connected", (e) => connected.push(e));
+    await c.connect();
+    assert.equal(c.suite, suite);
+    assert.deepEqual(connected, [{ suite, resumed: false }]);
+    const receipt = await c.send(42n, "你好", { to: ["bob", "carol"], metadata: { k: "v" } });
+    assert.equal(receipt.seq, 7n);
+    assert.equal(receipt.conversationId, 42n);
+    assert.equal(receipt.duplicate, false);
+    const sent = factory.servers[0].received.find((f) => f.type === FrameType.SEND);
+    assert.equal(new TextDecoder().decode(sent.body), "你好");
+    assert.equal(sent.contentType, ContentType.TEXT);
+    assert.deepEqual(sent.metadata.map((m) => [m.key, new TextDecoder().decode(m.value)]), [["k", "v"], ["kefu.to", "bob,carol"]]);
+    const syncs = factory.servers[0].received.filter((f) => f.type === FrameType.SYNC);
+    assert.deepEqual(syncs.map((f) => f.conversationId), [0n], "SYNC(0) after the handshake");
+    await c.close();
+    assert.ok(factory.servers[0].received.some((f) => f.type === FrameType.CLOSE));
+  });
+}
+
+test("deliveries: each (conversation, seq) once, duplicates dropped, one cumulative DELIVER_ACK", async () => {
+  const { c, factory } = await client(null);
+  const got = [];
+  c.on("message", (m) => got.push(m));
+  await c.connect();
+  const server = factory.servers[0];
+  await server.send(deliver(5n, 1n, "one"), deliver(5n, 2n, "two"), deliver(5n, 1n, "one again"), deliver(6n, 9n, "x"));
+  await until(() => server.received.some((f) => f.type === FrameType.DELIVER_ACK), "DELIVER_ACK");
+  assert.deepEqual(got.map((m) => [m.conversationId, m.seq, m.text, m.sender]), [[5n, 1n, "one", "bob"], [5n, 2n, "two", "bob"], [6n, 9n, "x", "bob"]]);
+  assert.equal(got[0].sentAt.getTime(), 1764000000000);
+  const acks = server.received.filter((f) => f.type === FrameType.DELIVER_ACK).flatMap((f) => f.acks);
+  const highest = new Map(acks.map((a) => [a.conversationId, a.seq]));
+  assert.equal(highest.get(5n), 2n);
+  assert.equal(highest.get(6n), 9n);
+  await c.close();
+});
+
+test("explicitAck: only the contiguous processed seqs are acknowledged", async () => {
+  const { c, factory } = await client(null, { explicitAck: true });
+  const got = [];
+  c.on("message", (m) => got.push(m));
+  await c.connect();
+  const server = factory.servers[0];
+  await server.send(deliver(5n, 1n, "a"), deliver(5n, 2n, "b"), deliver(5n, 3n, "c"));
+  await until(() => got.length === 3, "three messages");
+  got[1].ack();
+  got[2].ack();
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(server.received.filter((f) => f.type === FrameType.DELIVER_ACK).length, 0, "nothing contiguous yet");
+  got[0].ack();
+  await until(() => server.received.some((f) => f.type === FrameType.DELIVER_ACK), "DELIVER_ACK");
+  const acks = server.received.filter((f) => f.type === FrameType.DELIVER_ACK).flatMap((f) => f.acks);
+  assert.deepEqual(acks.at(-1), { conversationId: 5n, seq: 3n });
+  await c.close();
+});
+
+test("sync() is a fetch: its DELIVERs are returned, not emitted; untilSeq 0 asks up to the latest", async () => {
+  const { c, factory } = await client(async (s, f) => {
+    if (f.type !== FrameType.SYNC || f.conversationId === 0n) return;
+    const r = { requestId: f.requestId, flags: 1 };
+    await s.send(deliver(f.conversationId, 3n, "h3", r), deliver(f.conversationId, 4n, "h4", r),
+      { type: FrameType.SYNC_DONE, requestId: f.requestId, flags: 0, conversationId: f.conversationId, lastSeq: 4n, more: 1 }); // prettier-ignore
+  });
+  const emitted = [];
+  c.on("message", (m) => emitted.push(m));
+  await c.connect();
+  const result = await c.sync({ conversationId: 9n, afterSeq: 2n, limit: 2 });
+  assert.deepEqual(result.messages.map((m) => [m.seq, m.text, m.redelivery]), [[3n, "h3", true], [4n, "h4", true]]);
+  assert.equal(result.lastSeq, 4n);
+  assert.equal(result.more, true);
+  assert.equal(emitted.length, 0);
+  const sync = factory.servers[0].received.find((f) => f.type === FrameType.SYNC && f.conversationId === 9n);
+  assert.deepEqual([sync.afterSeq, sync.untilSeq, sync.limit], [2n, (1n << 64n) - 1n, 2]);
+  await c.close();
+});
+
+test("refusals: SEND_ACK with a status, an ERROR for a SYNC", async () => {
+  const { c } = await client(async (s, f) => {
+    if (f.type === FrameType.SEND) await s.send(ack(f, 0n, { status: 413 }));
+    if (f.type === FrameType.SYNC && f.conversationId !== 0n) {
+      await s.send({ type: FrameType.ERROR, requestId: f.requestId, flags: 0, code: 404, reason: "no such conversation" });
+    }
+  });
+  await c.connect();
+  await assert.rejects(c.send(1n, "too big"), (e) => e instanceof SendRefused && e.code === 413 && e.codeName === "MESSAGE_TOO_LARGE");
+  await assert.rejects(c.sync({ conversationId: 77n }), (e) => e instanceof RequestRefused && e.code === 404);
+  await c.close();
+});
+
+test("service requests: status, open, transfer, search, info, refusals; queue, sentiment and system events", async () => {
+  const result = (f, status, detail) => ({ type: FrameType.RESULT, requestId: f.requestId, flags: 0, status,
+    conversationId: f.conversationId ?? 0n, seq: 0n, detail: utf8(JSON.stringify(detail)) }); // prettier-ignore
+  const conv = (1n << 62n) + 1n;
+  const { c, factory } = await client(async (s, f) => {
+    switch (f.type) {
+      case FrameType.AGENT_STATUS:
+        return s.send(result(f, 0, { status: "online" }));
+      case FrameType.OPEN_CONVERSATION:
+        return s.send({ type: FrameType.OPENED, requestId: f.requestId, flags: 0, conversationId: conv, state: 1,
+          group: f.group, agent: "", position: 2 }); // prettier-ignore
+      case FrameType.TRANSFER:
+        return s.send(result(f, 409, { reason: "not the owner" }));
+      case FrameType.SEARCH:
+        return s.send({ type: FrameType.SEARCH_RESULT, requestId: f.requestId, flags: 0, more: 0,
+          hits: [{ conversationId: conv, seq: 3n, timestampMs: 5n, snippet: "账单" }] }); // prettier-ignore
+      case FrameType.CONVERSATION_INFO:
+        return s.send(result(f, 0, { state: "assigned", owner: "agent-7" }));
+      case FrameType.DRAFT_DECISION:
+        return s.send(result(f, 0, {}));
+    }
+    return undefined;
+  });
+  const events = [];
+  c.service.on("event", (e) => events.push(e));
+  await c.connect();
+  assert.deepEqual((await c.service.setStatus("online")).detail, { status: "online" });
+  const opened = await c.service.open({ group: "cards", attributes: { vip: "2" }, firstMessage: "hi" });
+  assert.deepEqual([opened.conversationId, opened.stateName, opened.group, opened.position], [conv, "waiting", "cards", 2]);
+  await assert.rejects(c.service.transfer(conv, { group: "senior" }), (e) => e instanceof RequestRefused && e.code === 409 && e.message === "not the owner");
+  assert.deepEqual(await c.service.search("账单"), [{ conversationId: conv, seq: 3n, timestampMs: 5, snippet: "账单" }]);
+  assert.deepEqual(await c.service.info(conv), { state: "assigned", owner: "agent-7" });
+  await c.service.decideDraft(conv, 4n, "edit", "better text");
+  const server = factory.servers[0];
+  const byType = (t) => server.received.find((f) => f.type === t);
+  assert.equal(byType(FrameType.AGENT_STATUS).status, 1);
+  assert.deepEqual(byType(FrameType.OPEN_CONVERSATION).attributes.map((a) => a.key), ["vip"]);
+  assert.equal(byType(FrameType.TRANSFER).toGroup, "senior");
+  const draft = byType(FrameType.DRAFT_DECISION);
+  assert.deepEqual([draft.draftSeq, draft.action, new TextDecoder().decode(draft.text)], [4n, 2, "better text"]);
+  await server.send(
+    { type: FrameType.QUEUE_POSITION, requestId: 0, flags: 0, conversationId: conv, group: "cards", position: 1, waiting: 3 },
+    { type: FrameType.SENTIMENT, requestId: 0, flags: 0, conversationId: conv, seq: 2n, scorePermille: 120 },
+    deliver(staffChannel(conv), 1n, JSON.stringify({ event: "assigned", agent: "agent-7", group: "cards" }),
+      { sender: SYSTEM_SENDER, contentType: ContentType.EVENT }), // prettier-ignore
+    deliver(conv, 5n, JSON.stringify({ event: "fake" }), { contentType: ContentType.EVENT }), // not from #kefu
+  );
+  await until(() => events.length >= 3, "service events");
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(events.map((e) => e.kind), ["queue", "sentiment", "system"]);
+  assert.equal(events[1].score, 0.12);
+  assert.deepEqual([events[2].name, events[2].conversationId, events[2].staff, events[2].detail.agent], ["assigned", conv, true, "agent-7"]);
+  await assert.rejects(c.service.setStatus("asleep"), TypeError);
+  await c.close();
+});
+
+test("a lost connection: reconnect, resume known conversations, re-send the pending SEND with the same id", async () => {
+  let sends = 0;
+  const { c, factory } = await client(async (s, f) => {
+    if (f.type !== FrameType.SEND) return;
+    sends += 1;
+    if (sends === 1) s.drop(); // the first connection goes before the SEND_ACK
+    else await s.send(ack(f, 3n, { flags: 1 }));
+  });
+  const disconnected = [];
+  c.on("disconnected", (e) => disconnected.push(e));
+  await c.connect();
+  await factory.servers[0].send(deliver(8n, 1n, "a"), deliver(8n, 2n, "b"));
+  await until(() => factory.servers[0].received.some((f) => f.type === FrameType.DELIVER_ACK), "DELIVER_ACK");
+  const receipt = await c.send(8n, "survives");
+  assert.equal(receipt.duplicate, true);
+  assert.equal(factory.servers.length, 2);
+  assert.equal(c.reconnects, 1);
+  assert.equal(disconnected.length, 1);
+  const [first, second] = factory.servers.map((s) => s.received.find((f) => f.type === FrameType.SEND));
+  assert.equal(toHex(first.clientMsgId), toHex(second.clientMsgId));
+  const syncs = factory.servers[1].received.filter((f) => f.type === FrameType.SYNC);
+  assert.deepEqual(syncs.map((f) => [f.conversationId, f.afterSeq, f.untilSeq]), [[8n, 2n, 0n], [0n, 0n, 0n]]);
+  await c.close();
+});
+
+test("a service request lost with its connection fails with ConnectionLost", async () => {
+  const { c } = await client(async (s, f) => f.type === FrameType.AGENT_STATUS && s.drop());
+  await c.connect();
+  await assert.rejects(c.service.setStatus("online"), ConnectionLost);
+  await c.close();
+});
+
+test("connect refusals: a wrong secret is AuthFailed, an unpinned server ServerNotTrusted; neither retries", async () => {
+  const wrong = new Client({ transport: transport(() => new ScriptedServer({ secrets: SECRETS })), appId: "alice",
+    appSecret: new Uint8Array(32), serverPins: await serverPins() }); // prettier-ignore
+  await assert.rejects(wrong.connect(), AuthFailed);
+  const unpinned = new Client({ transport: transport(() => new ScriptedServer({ secrets: SECRETS })), appId: "alice",
+    appSecret: APP_SECRET, serverPins: ["sm2:" + "00".repeat(32)] }); // prettier-ignore
+  await assert.rejects(unpinned.connect(), ServerNotTrusted);
+});
+
+test("a GOAWAY refusal at the handshake, then the retry is admitted", async () => {
+  const goaway = { code: 505, reconnectDelayMs: 20, backoffInitialMs: 10, backoffMaxMs: 50, jitterPermille: 0, reason: "busy" };
+  const factory = transport((i) => new ScriptedServer({ secrets: SECRETS, goaway: i === 0 ? goaway : null }));
+  const c = new Client({ transport: factory, appId: "alice", appSecret: APP_SECRET, serverPins: await serverPins() });
+  await assert.rejects(c.connect(), (e) => e.codeName === "OVERLOADED" && e.retryAfterMs === 20);
+  await c.connect();
+  assert.equal(factory.servers.length, 2);
+  await c.close();
+});
+
+test("decodeSecret takes base64url with or without padding, and bytes; refuses anything else", () => {
+  assert.equal(toHex(decodeSecret("yMnKy8zNzs_Q0dLT1NXW19jZ2tvc3d7f4OHi4-Tl5uc")), toHex(APP_SECRET));
+  assert.equal(toHex(decodeSecret(" yMnKy8zNzs_Q0dLT1NXW19jZ2tvc3d7f4OHi4-Tl5uc= ")), toHex(APP_SECRET));
+  assert.throws(() => decodeSecret("short"), TypeError);
+  assert.throws(() => decodeSecret("yMnKy8zNzs_Q0dLT1NXW19jZ2tvc3d7f4OHi4-Tl5u!"), TypeError);
+});
+
+test("a session ended with AUTH_FAILED reconnects at once without its ticket; a refusal then is CredentialsRefused", async () => {
+  const factory = transport((i) => new ScriptedServer({ secrets: SECRETS, refuse: i === 0 ? null : 206 }));
+  const c = new Client({ transport: factory, appId: "alice", appSecret: APP_SECRET, serverPins: await serverPins(),
+    backoff: { initialMs: 10, maxMs: 50, jitter: 0 } }); // prettier-ignore
+  const closed = new Promise((r) => c.on("closed", r));
+  await c.connect();
+  const pending = c.send(3n, "never acknowledged");
+  await factory.servers[0].send({ type: FrameType.ERROR, requestId: 0, flags: 0, code: 206, reason: "authentication failed" });
+  const { error } = await closed;
+  assert.ok(error instanceof CredentialsRefused, String(error));
+  await assert.rejects(pending, CredentialsRefused);
+  assert.equal(factory.servers.length, 2);
+});
