@@ -259,6 +259,23 @@ def test_an_agent_approves_an_ai_draft(kefu_site: KefuSite, new_page: Callable[.
         end(v, cid)
 
 
+def test_a_reload_shows_the_agents_conversations_again(kefu_site: KefuSite, new_page: Callable[..., Any]) -> None:
+    page = sign_in(new_page, kefu_site, "a1", locale="en-US")
+    with visitor(kefu_site) as v:
+        opened = v.service.open(first_message="Is my transfer through?")
+        cid = opened.conversation_id
+        show(page, cid)
+        expect(log_line(page, "my transfer through")).to_be_visible()
+        page.reload()  # the session and the conversations' ids are in this tab's sessionStorage
+        expect(page.get_by_test_id("status-select")).to_have_attribute("data-applied", "online")
+        show(page, cid)
+        expect(log_line(page, "my transfer through")).to_have_attribute("data-kind", "visitor")
+        page.get_by_test_id("reply-input").fill("Yes, it is.")
+        page.keyboard.press("Control+Enter")
+        receive_until(v, lambda m: m.text == "Yes, it is.", [])
+        end(v, cid)
+
+
 def test_signing_out_drops_and_revokes_the_credential(kefu_site: KefuSite, new_page: Callable[..., Any]) -> None:
     page = new_page(locale="en-US")
     page.goto(kefu_site.console_url)
