@@ -106,7 +106,6 @@ visitor waits and drafts replies for the agent on card loss."""
 SERVER_ENV = {
     "KEFU_SERVICE_DIRECTORY": "service.toml",
     "KEFU_SERVICE_QUEUE_TICK_MS": "100",
-    "KEFU_SERVICE_SENTIMENT_WAIT_MS": "2000",
 }
 """More settings; `ServeProcess` puts the web port and the API on free ports (--web-port 0, --api-port 0)."""
 HTTP_TIMEOUT_S = 10.0
@@ -163,8 +162,8 @@ def new_page(browser: Any) -> Iterator[Any]:
 
 
 class BankSite:
-    """A loopback HTTP server standing for the bank's web site: `GET /?lang=zh|en&group=G` is a page with the
-    widget's one script tag (whose kefu origin is set once the server listens)."""
+    """A loopback HTTP server standing for the bank's web site: `GET /?lang=zh|en&group=G&tenant=T` is a page with
+    the widget's one script tag (whose kefu origin is set once the server listens)."""
 
     def __init__(self) -> None:
         self.kefu_origin = ""
@@ -173,7 +172,8 @@ class BankSite:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-                body = site.page(query.get("lang", ["zh"])[0], query.get("group", [""])[0]).encode()
+                first = {key: values[0] for key, values in query.items()}
+                body = site.page(first.get("lang", "zh"), first.get("group", ""), first.get("tenant", TENANT)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -188,9 +188,9 @@ class BankSite:
         self.thread = threading.Thread(target=self.http.serve_forever, name="bank-site", daemon=True)
         self.thread.start()
 
-    def page(self, lang: str, group: str) -> str:
+    def page(self, lang: str, group: str, tenant: str = TENANT) -> str:
         """The bank's page: its own content and style, and the widget's script tag."""
-        attrs = f'data-tenant="{TENANT}" data-lang="{html.escape(lang)}"'
+        attrs = f'data-tenant="{html.escape(tenant)}" data-lang="{html.escape(lang)}"'
         if group:
             attrs += f' data-group="{html.escape(group)}"'
         return (
@@ -224,9 +224,9 @@ class KefuSite:
     def console_url(self) -> str:
         return f"{self.web_url}/console/"
 
-    def bank_url(self, lang: str = "zh", group: str = "") -> str:
+    def bank_url(self, lang: str = "zh", group: str = "", tenant: str = TENANT) -> str:
         """The bank's page with the widget (another origin than kefu's)."""
-        query = urllib.parse.urlencode({"lang": lang, **({"group": group} if group else {})})
+        query = urllib.parse.urlencode({"lang": lang, "tenant": tenant, **({"group": group} if group else {})})
         return f"{self.bank.origin}/?{query}"
 
     def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -182,7 +182,9 @@ def console_sign_in(page: Any, site: KefuSite, name: str) -> None:
     page.get_by_test_id("status-select").select_option("online")
 
 
-def test_a_visitor_in_the_widget_and_an_agent_in_the_console(kefu_site: KefuSite, new_page: Callable[..., Any]) -> None:
+def test_a_visitor_in_the_widget_and_an_agent_in_the_console(
+    kefu_site: KefuSite, new_page: Callable[..., Any], record_property: Callable[[str, object], None]
+) -> None:
     console, visitor = new_page(), new_page()
     console_sign_in(console, kefu_site, "a1")
     frame = open_widget(visitor, kefu_site, "zh")
@@ -197,8 +199,12 @@ def test_a_visitor_in_the_widget_and_an_agent_in_the_console(kefu_site: KefuSite
     item.locator("button").click()
     log = console.get_by_test_id("message-log")
     log.locator('[data-testid="message"]', has_text="你好，我的信用卡账单有问题").wait_for(timeout=TIMEOUT_S * 1000)
-    shown = console.evaluate(f"performance.getEntriesByName('kefu:conversation-shown:{conversation}').length")
-    assert shown == 1, console.kefu_log
+    marks = f"performance.getEntriesByName('kefu:conversation-shown:{conversation}')"
+    shown_at = console.evaluate(f"{marks}.length === 1 ? performance.timeOrigin + {marks}[0].startTime : null")
+    assert shown_at is not None, console.kefu_log
+    # Recorded, not asserted (bench/bench_console_latency.py measures it): the visitor's send to the agent's screen.
+    sent_at = frame.evaluate("performance.timeOrigin + performance.getEntriesByName('kefu:widget-send')[0].startTime")
+    record_property("console_time_to_screen_ms", round(shown_at - sent_at, 1))
 
     console.get_by_test_id("reply-input").fill("您好，我是 a1，请说一下账单的问题。")
     console.get_by_test_id("reply-send").click()
@@ -208,3 +214,16 @@ def test_a_visitor_in_the_widget_and_an_agent_in_the_console(kefu_site: KefuSite
     log.locator('[data-testid="message"]', has_text="上个月多扣了一笔年费").wait_for(timeout=TIMEOUT_S * 1000)
     errors = [line for p in (console, visitor) for line in p.kefu_log if line.startswith("pageerror")]
     assert not errors, errors
+
+
+def test_a_tenant_without_service_gets_no_visitor_identity_and_says_so(
+    kefu_site: KefuSite, new_page: Callable[..., Any]
+) -> None:
+    page = new_page()
+    page.goto(kefu_site.bank_url("en", tenant="no-such-bank"))
+    page.locator("#kefu-widget .launcher").click()
+    frame = widget_frame(page)
+    assert frame.get_attribute("main", "data-state") == "error"
+    assert frame.locator("#status").inner_text() == "Chat is not available now, please try again later"
+    assert frame.locator("#input").is_disabled()
+    assert frame.evaluate("localStorage.length") == 0, "nothing kept for a refused identity"
