@@ -95,3 +95,35 @@ export function randomBytes(n) {
   globalThis.crypto.getRandomValues(out);
   return out;
 }
+
+const BIG = "\u0000kefu-u64:";
+
+/**
+ * JSON.parse, except that integers beyond Number.MAX_SAFE_INTEGER come out as BigInt (the server's JSON details
+ * carry u64 ids, e.g. a staff channel, 2^63 + n, which a double would round).
+ */
+export function parseJson(text) {
+  let out = "";
+  let last = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+    } else if ((c >= "0" && c <= "9") || c === "-") {
+      let j = i + 1;
+      while (j < text.length && /[0-9.eE+-]/.test(text[j])) j++;
+      const token = text.slice(i, j);
+      if (/^-?\d{16,}$/.test(token) && !Number.isSafeInteger(Number(token))) {
+        out += text.slice(last, i) + JSON.stringify(BIG + token);
+        last = j;
+      }
+      i = j - 1;
+    }
+  }
+  out += text.slice(last);
+  return JSON.parse(out, (_k, v) => (typeof v === "string" && v.startsWith(BIG) ? BigInt(v.slice(BIG.length)) : v));
+}

@@ -166,7 +166,8 @@ export interface ServiceApi {
     opts?: { timeoutS?: number },
   ): Promise<Outcome>;
   search(query: string, opts?: { limit?: number; timeoutS?: number }): Promise<SearchMatch[]>;
-  /** The conversation's record (state, owner, participants, tags, routing trace) as RESULT's JSON detail. */
+  /** The conversation's record (state, owner, participants, tags, routing trace) as RESULT's JSON detail.
+   * In every JSON detail and system event, integers beyond 2^53 (u64 ids such as staff_channel) are bigints. */
   info(conversationId: bigint, opts?: { timeoutS?: number }): Promise<Record<string, unknown>>;
   on(type: "event", listener: (event: ServiceEvent) => void): () => void;
   off(type: "event", listener: (event: ServiceEvent) => void): void;

@@ -1,5 +1,5 @@
 // What the client hands the application: delivered messages and send receipts.
-import { fromUtf8 } from "./bytes.js";
+import { fromUtf8, parseJson } from "./bytes.js";
 import { ContentType, SYSTEM_SENDER } from "./frames.js";
 
 const lenient = new TextDecoder("utf-8");
@@ -35,7 +35,7 @@ export class Message {
   get event() {
     if (!this.isSystemEvent) return null;
     try {
-      const value = JSON.parse(fromUtf8(this.body));
+      const value = parseJson(fromUtf8(this.body));
       return value && typeof value === "object" && typeof value.event === "string" ? value : null;
     } catch {
       return null;

@@ -1,7 +1,7 @@
 // Customer-service requests and events of a client (spec/PROTOCOL.md section 13): `client.service`.
 // Mirrors kefu.client.ServiceApi: one request per call, answered by RESULT (OPENED, SEARCH_RESULT); a request lost
 // with its connection fails with ConnectionLost (open can be repeated safely with the same clientRef).
-import { fromUtf8, randomBytes, utf8 } from "./bytes.js";
+import { fromUtf8, parseJson, randomBytes, utf8 } from "./bytes.js";
 import { ClientClosed, ConnectionLost, ErrorCode, RequestRefused, Timeout } from "./errors.js";
 import { AgentState, ConversationState, DraftAction, FrameType, STAFF_BIT } from "./frames.js";
 
@@ -9,7 +9,7 @@ const STATE_NAMES = Object.fromEntries(Object.entries(ConversationState).map(([k
 
 function detailOf(frame) {
   try {
-    const value = frame.detail.length ? JSON.parse(fromUtf8(frame.detail)) : {};
+    const value = frame.detail.length ? parseJson(fromUtf8(frame.detail)) : {};
     return value && typeof value === "object" && !Array.isArray(value) ? value : {};
   } catch {
     return {};

@@ -255,3 +255,9 @@ test("a session ended with AUTH_FAILED reconnects at once without its ticket; a 
   await assert.rejects(pending, CredentialsRefused);
   assert.equal(factory.servers.length, 2);
 });
+
+test("JSON details keep u64 integers exact (as bigints), and strings that look like numbers alone", async () => {
+  const { parseJson } = await import("../src/bytes.js");
+  const v = parseJson('{"staff_channel": 13835058055282163714, "n": 7, "s": "13835058055282163714", "x": -1.5e3, "q": "a\\"1234567890123456789"}');
+  assert.deepEqual(v, { staff_channel: 13835058055282163714n, n: 7, s: "13835058055282163714", x: -1500, q: 'a"1234567890123456789' });
+});
