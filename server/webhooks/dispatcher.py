@@ -63,6 +63,9 @@ IDLE_CURSOR_MS: Final = 60_000
 restart does not scan a long stretch of other tenants' messages for an idle subscription)."""
 TENANT_CACHE: Final = 100_000
 """Conversations whose tenant is remembered (a tenant never changes); the cache is emptied when full."""
+DEAD_LETTER_LOG_S: Final = 1.0
+"""At most one `webhooks.dead_letter` line per this interval (a receiver gone for long, or a full backlog, makes
+dead letters in bursts); the line counts those not logged since. The metric counts every one."""
 SCAN_CHUNK: Final = 10_000
 """Index keys read per read transaction by `recover`."""
 
@@ -185,6 +188,8 @@ class Dispatcher:
         self._closing = False
         self.delivered = 0
         self.dead_letters = 0
+        self._dead_logged_at = -DEAD_LETTER_LOG_S
+        self._dead_unlogged = 0
 
     # --- start-up and shutdown ------------------------------------------------------------------------------
 
@@ -440,11 +445,16 @@ class Dispatcher:
         self.dead_letters += 1
         if self.metrics is not None:
             self.metrics.webhook_dead_letter(reason)
+        now = time.monotonic()
+        if now - self._dead_logged_at < DEAD_LETTER_LOG_S:
+            self._dead_unlogged += 1
+            return
         event_id = item.event.id if item.event is not None else 0
         logmod.warning(
             "webhooks.dead_letter", subscription=feed.sub.id, event=event_id, conversation=item.conversation,
-            seq=item.seq, reason=reason, attempts=item.attempts,
+            seq=item.seq, reason=reason, attempts=item.attempts, not_logged_before=self._dead_unlogged,
         )  # fmt: skip
+        self._dead_logged_at, self._dead_unlogged = now, 0
 
     # --- subscriptions and cursors ---------------------------------------------------------------------------
 
