@@ -1,0 +1,72 @@
+"""The JS client in Debian's Chromium: the page loads /js/index.js from the kefu web port (no build step, the vendored
+SM package as an ES module), and an agent and a visitor go through the real server in each suite, WebCrypto for the
+international one: open, routed to the agent, messages both ways, CONVERSATION_INFO, end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import ServerProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking")
+
+
+def add_app(data_dir: Path, name: str, role: str) -> str:
+    """`kefu app add NAME --role ROLE --tenant t1`; the secret as printed (base64url)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "kefu.server.cli", "app", "add", name, "--role", role, "--tenant", "t1",
+         "--data-dir", str(data_dir)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return [line for line in out.stdout.splitlines() if line.strip()][-1].strip()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    data_dir = tmp_path / "data"
+    proc = ServerProcess(data_dir)
+    secrets = {"a1": add_app(data_dir, "a1", "agent"), "v1": add_app(data_dir, "v1", "visitor")}
+    proc.start()
+    try:
+        yield proc, secrets
+    finally:
+        proc.kill()
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra: pip install -e '.[test]'")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(ARGS))
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("suite", ["national", "international"])
+def test_js_client_in_chromium(site: tuple[ServerProcess, dict[str, str]], page: Any, suite: str) -> None:
+    server, secrets = site
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"http://127.0.0.1:{server.web_port}/console/")
+    script = (Path(__file__).parent / "browser_flow.js").read_text(encoding="utf-8")
+    seen = page.evaluate(script, {"suite": suite, "pins": sorted(server.pins), "secrets": secrets})
+    conv = seen["opened"]["conv"]
+    assert seen["suite"] == suite
+    assert seen["opened"]["agent"] == "a1" and seen["opened"]["state"] == "assigned"
+    assert [conv, "v1", f"help ({suite})"] in seen["agentSaw"]
+    assert [conv, "a1", f"answer ({suite})"] in seen["visitorSaw"]
+    assert ["system", "assigned", conv, False] in seen["events"]
+    assert ["system", "assigned", conv, True] in seen["events"], "the staff channel's event, under the conversation"
+    assert seen["infoOwner"] == "a1" and seen["staffChannelExact"] is True
+    assert errors == []
