@@ -19,6 +19,7 @@ load only from this port and connect only here and to the integration API.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import time
@@ -30,11 +31,13 @@ from typing import Any
 from aiohttp import web
 
 from .. import log as logmod
+from ..edge.gateway import printable
+from ..engine.refusals import ThrottledLog
 from .origins import OriginPolicy
 from .stats import WebStats
 from .transport import CLOSE_TIMEOUT_S, MAX_MESSAGE_BYTES, SUBPROTOCOL, WebSocketTransport
 
-__all__ = ["WebContext", "build_app", "js_root", "static_root"]
+__all__ = ["WebContext", "api_origin", "build_app", "js_root", "static_root"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,6 +57,10 @@ CONTENT_TYPES = {
 }
 """What the static directories hold; anything else is served as application/octet-stream."""
 CORS_MAX_AGE_S = 600
+REFUSAL_LOG_PER_S = 5.0
+REFUSAL_LOG_BURST = 20.0
+"""web.origin_refused lines: any page can make a browser send requests here, so they are bounded like failed logins
+(every refusal is still counted in kefu_websocket_refused_total)."""
 
 
 def static_root() -> Path:
@@ -194,7 +201,7 @@ def _files(root: Path) -> Handler:
 
     async def files(request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
-        path = _resolve(root, tail)
+        path = await asyncio.get_running_loop().run_in_executor(None, _resolve, root, tail)  # stat calls: off the loop
         if path is None:
             raise web.HTTPNotFound()
         content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
@@ -227,12 +234,14 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def _origin_middleware(policy: OriginPolicy, ctx: WebContext) -> Any:
+    log = ThrottledLog("web.origin_refused", REFUSAL_LOG_PER_S, REFUSAL_LOG_BURST, time.monotonic, logmod.event)
+
     @web.middleware
     async def origins(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin, host = request.headers.get("Origin"), request.headers.get("Host")
         if not policy.allows(origin, host):
             ctx.stats.refused("origin")
-            logmod.event("web.origin_refused", origin=origin[:200] if origin else "", path=request.path[:200])
+            log(origin=printable(origin or "", 200), path=printable(request.path, 200), peer=request.remote or "?")
             return _error(403, "this page's origin may not use this server ([web] allowed_origins)")
         cross = policy.cross_origin(origin, host)
         if cross and request.method == "OPTIONS":  # a CORS preflight

@@ -96,10 +96,16 @@ async def until_closed(ws: aiohttp.ClientWebSocketResponse) -> list[aiohttp.WSMe
                 return got
 
 
+async def closed(peer: Peer) -> None:
+    """Close the peer's connection and wait until it is gone (a WebSocket's own HTTP session closed with it)."""
+    peer.close()
+    await asyncio.wait_for(asyncio.shield(peer.lost), WAIT_S)
+
+
 async def still_serves(server: ServerProcess) -> None:
     """A fresh WebSocket session completes its handshake."""
     peer = await ws_peer(server, "bob")
-    peer.close()
+    await closed(peer)
 
 
 # --- the protocol over WebSocket ---------------------------------------------------------------------------------
@@ -110,10 +116,10 @@ async def test_full_handshake_then_resumption_over_websocket(server: ServerProce
     first = await ws_peer(server, suite=suite)
     assert first.ready.result().suite is suite and not first.ready.result().resumed
     ticket = (await first.next(TicketReceived)).ticket
-    first.close()
+    await closed(first)
     second = await ws_peer(server, suite=suite, ticket=dataclasses.replace(ticket, received_at=time.time()))
     assert second.ready.result().resumed and second.ready.result().app_id == "alice"
-    second.close()
+    await closed(second)
 
 
 async def test_messages_both_ways_between_a_websocket_client_and_a_tcp_client(server: ServerProcess) -> None:
@@ -146,7 +152,7 @@ async def test_a_websocket_session_is_counted_like_a_tcp_one(server: ServerProce
         assert float(series['kefu_connections{state="open",suite="national"}']) >= 1
         assert float(series['kefu_websocket_bytes_total{direction="in"}']) > 0
     finally:
-        peer.close()
+        await closed(peer)
 
 
 # --- bad input: a specific close each, and the server serves on ----------------------------------------------------
@@ -235,7 +241,7 @@ async def test_origin_policy(server: ServerProcess, origin: str | None, allowed:
         peer = Peer(ClientConfig("alice", server.pins, (Suite.NATIONAL,), app_secret=server.secrets["alice"]))
         await open_ws(ws_url(server), lambda: peer, origin=origin)
         await asyncio.wait_for(asyncio.shield(peer.ready), TIMEOUT)
-        peer.close()
+        await closed(peer)
     else:
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await raw_ws(server, headers={"Origin": origin})
@@ -326,11 +332,10 @@ async def test_websocket_connections_count_against_the_same_connection_limit(tmp
             assert third.close_code == aiohttp.WSCloseCode.TRY_AGAIN_LATER
         finally:
             await http.close()
-        ws.close()
-        await asyncio.wait_for(ws.lost, WAIT_S)
+        await closed(ws)
         await asyncio.sleep(0.2)  # the core hears of the close
         again = await ws_peer(server, "bob")  # room again
-        again.close()
-        tcp.close()
+        await closed(again)
+        await closed(tcp)
     finally:
         server.kill()
