@@ -25,6 +25,8 @@ import { Message, receiptOf } from "./message.js";
 import { ServiceApi } from "./service.js";
 import { webSocketTransport } from "./transport.js";
 
+/** close() waits this long for the server's CLOSE before dropping the connection. */
+export const CLOSE_TIMEOUT_MS = 2000;
 export const DEFAULT_BACKOFF = Object.freeze({ initialMs: 500, maxMs: 30_000, jitter: 0.2 });
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -51,8 +53,19 @@ export function isStaffChannel(conversationId) {
   return (BigInt(conversationId) & STAFF_BIT) !== 0n;
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** A delay that `cancel()` ends at once (so that a closed client leaves no timer behind). */
+function delay(ms) {
+  let timer;
+  let done;
+  const promise = new Promise((resolve) => {
+    done = resolve;
+    timer = setTimeout(resolve, ms);
+  });
+  promise.cancel = () => {
+    clearTimeout(timer);
+    done();
+  };
+  return promise;
 }
 
 export class Client {
@@ -132,6 +145,9 @@ export class Client {
     });
     try {
       await Promise.race([this._open(), timeout]);
+    } catch (e) {
+      if (this._link && !this._link.ready) this._link.drop(); // e.g. the deadline passed mid-handshake
+      throw e;
     } finally {
       clearTimeout(timer);
     }
@@ -239,7 +255,7 @@ export class Client {
   async _reconnectLoop(goaway) {
     if (this._reconnecting) return;
     this._reconnecting = true;
-    let delay = goaway ? goaway.reconnectDelayMs : this._reauthenticate ? 0 : this._backoff.initialMs;
+    let wait = goaway ? goaway.reconnectDelayMs : this._reauthenticate ? 0 : this._backoff.initialMs;
     if (goaway) {
       this._backoff = { initialMs: goaway.backoffInitialMs || 500, maxMs: goaway.backoffMaxMs || 30_000,
         jitter: goaway.jitterPermille / 1000 }; // prettier-ignore
@@ -247,7 +263,9 @@ export class Client {
     try {
       while (!this._closed) {
         const jitter = 1 + this._backoff.jitter * (2 * Math.random() - 1);
-        await sleep(delay * jitter);
+        this._sleeping = delay(wait * jitter);
+        await this._sleeping;
+        this._sleeping = null;
         if (this._closed) return;
         try {
           await this._attemptConnect();
@@ -262,7 +280,7 @@ export class Client {
             return;
           }
           this._emit("error", e);
-          delay = e.retryAfterMs || Math.min(this._backoff.maxMs, Math.max(delay * 2, this._backoff.initialMs));
+          wait = e.retryAfterMs || Math.min(this._backoff.maxMs, Math.max(wait * 2, this._backoff.initialMs));
         }
       }
     } finally {
@@ -489,11 +507,13 @@ export class Client {
   async close() {
     if (this._closed) return;
     this._closed = true;
+    this._sleeping?.cancel();
     const link = this._link;
-    if (link && link.usable) {
-      link.close();
-      await Promise.race([link.chain, sleep(2000)]);
-      await Promise.race([new Promise((resolve) => { const t = setInterval(() => link.lost && (clearInterval(t), resolve()), 10); }), sleep(2000)]); // prettier-ignore
+    if (link && link.writable) {
+      link.close(); // CLOSE (after the acknowledgements queued), then wait briefly for the server's CLOSE
+      const wait = delay(CLOSE_TIMEOUT_MS);
+      await Promise.race([link.gone, wait]);
+      wait.cancel();
     }
     link?.drop();
     this._finish(null);

@@ -13,7 +13,7 @@
 // the service answers and pushes), {type: "closed", code, reason} (a clean CLOSE), and
 // {type: "terminated", code, reason, byPeer, goaway} (the connection failed; `goaway` for a plaintext refusal).
 import { concat, constantTimeEqual, randomBytes, uint, utf8, xor } from "./bytes.js";
-import { KEY_TYPE_ED25519, KEY_TYPE_SM2, SUITES, signatureMessage } from "./crypto.js";
+import { KEY_TYPE_SM2, SUITES, signatureMessage, sm2Sign } from "./crypto.js";
 import { ErrorCode, LocalProtocolError, ProtocolError, codeName, isFatal } from "./errors.js";
 import { AuthMode, FrameType, HEADER_LEN, IGNORABLE_TYPE_MIN, PskMode } from "./frames.js";
 import { HASH_LEN, KeySchedule, appClientKey } from "./keyschedule.js";
@@ -148,7 +148,7 @@ export class ClientConnection {
       for (const raw of this.decoder.feed(data)) {
         if (this.state === State.CLOSED) return;
         if (raw.type === FrameType.RECORD) await this.onRecord(raw, now);
-        else await this.onPlaintext(raw, now);
+        else await this.onPlaintext(raw);
       }
     } catch (e) {
       if (!(e instanceof ProtocolError) || e instanceof LocalProtocolError) throw e;
@@ -278,7 +278,7 @@ export class ClientConnection {
     this.events.push({ type: "terminated", code: ErrorCode.TRUNCATED, reason: "connection ended", byPeer: true, goaway: null });
   }
 
-  async onPlaintext(raw, now) {
+  async onPlaintext(raw) {
     const { state } = this;
     const type = raw.type;
     if (type === FrameType.SERVER_HELLO && state === State.WAIT_SERVER_HELLO) {
@@ -293,7 +293,6 @@ export class ClientConnection {
     if (type === FrameType.ERROR && state !== State.CONNECTED && state !== State.CLOSING) {
       return this.onError(decodeBody(type, raw.body, raw.flags, raw.requestId), true);
     }
-    void now;
     throw unexpected(`${state} (plaintext)`, type);
   }
 
@@ -317,7 +316,8 @@ export class ClientConnection {
   }
 
   async onInner(raw, now) {
-    const { state, type } = { state: this.state, type: raw.type };
+    const { state } = this;
+    const { type } = raw;
     if (type >= IGNORABLE_TYPE_MIN && !isKnownType(type)) return undefined; // section 3.4: skipped
     if (state === State.WAIT_SERVER_FINISHED) {
       if (type === FrameType.SERVER_FINISHED) return this.onServerFinished(decodeBody(type, raw.body), raw.bytes);
@@ -490,13 +490,11 @@ export class ClientConnection {
       publicKey = await suite.publicKeyOf(key.private);
       const message = signatureMessage(CLIENT_SIGNATURE_CONTEXT, await this.transcriptHash(cfPrefix()));
       if (keyType === KEY_TYPE_SM2 && config.fixed?.sm2K) {
-        const { sm2Sign } = await import("./crypto.js");
-        proof = sm2Sign(key.private, message, { k: config.fixed.sm2K });
+        proof = sm2Sign(key.private, message, { k: config.fixed.sm2K }); // the vectors' k: tests only
       } else {
         proof = await suite.sign(key.private, message);
       }
     }
-    void KEY_TYPE_ED25519;
     const prefix = concat(cfPrefix(), prefix16(proof));
     const mac = await suite.hmac(await this.schedule.finishedKey(this.send_.secret), await this.transcriptHash(prefix));
     const encoded = encode({

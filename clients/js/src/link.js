@@ -17,6 +17,9 @@ export class Link {
     this.ready = false;
     this.requests = new Map(); // requestId -> {kind, ...}
     this.nextRequestId = 1;
+    this.gone = new Promise((resolve) => {
+      this.resolveGone = resolve;
+    });
     transport.onData = (data) => this.run(() => this.conn.receiveData(data, { now: now() }));
     transport.onClose = (reason) => this.run(() => this.conn.receiveData(new Uint8Array(0), { now: now() }), reason);
   }
@@ -95,6 +98,7 @@ export class Link {
     this.lost = true;
     if (this.timer) clearTimeout(this.timer);
     this.transport.close();
+    this.resolveGone();
     this.client.linkLost(this);
   }
 }

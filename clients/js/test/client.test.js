@@ -261,3 +261,28 @@ test("JSON details keep u64 integers exact (as bigints), and strings that look l
   const v = parseJson('{"staff_channel": 13835058055282163714, "n": 7, "s": "13835058055282163714", "x": -1.5e3, "q": "a\\"1234567890123456789"}');
   assert.deepEqual(v, { staff_channel: 13835058055282163714n, n: 7, s: "13835058055282163714", x: -1500, q: 'a"1234567890123456789' });
 });
+
+test("KEY_UPDATE with update_requested: the client moves its receiving key and answers with its own", async () => {
+  const { c, factory } = await client(null);
+  const got = [];
+  c.on("message", (m) => got.push(m.text));
+  await c.connect();
+  const server = factory.servers[0];
+  await server.send({ type: FrameType.KEY_UPDATE, requestId: 0, flags: 0, updateRequested: 1 });
+  await server.sendLayer.update();
+  await server.send(deliver(4n, 1n, "under the next key"));
+  await until(() => got.length === 1, "the message under the new key");
+  await until(() => server.received.some((f) => f.type === FrameType.KEY_UPDATE), "the client's KEY_UPDATE");
+  assert.equal(server.received.find((f) => f.type === FrameType.KEY_UPDATE).updateRequested, 0);
+  await until(() => server.received.some((f) => f.type === FrameType.DELIVER_ACK), "a DELIVER_ACK under its next key");
+  await c.close();
+  assert.equal(server.error, undefined);
+});
+
+test("index.d.ts declares exactly what index.js exports", async () => {
+  const { readFileSync } = await import("node:fs");
+  const api = await import("../src/index.js");
+  const dts = readFileSync(new URL("../src/index.d.ts", import.meta.url), "utf8");
+  const declared = [...dts.matchAll(/^export (?:class|function|const) (\w+)/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(declared, Object.keys(api).sort());
+});

@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fromHex, toHex } from "../src/bytes.js";
 import { SUITES, sm2PublicKey } from "../src/crypto.js";
+import { FrameType } from "../src/frames.js";
+import { RecordLayer } from "../src/records.js";
 import { ClientConnection, State } from "../src/connection.js";
 import { ErrorCode } from "../src/errors.js";
 import { decode, encode } from "../src/wire.js";
@@ -156,4 +158,47 @@ test("the handshake deadline is HANDSHAKE_TIMEOUT", async () => {
   assert.equal(client.getTimer(), 110);
   client.handleTimer(110);
   assert.equal(client.eventsReceived()[0].code, ErrorCode.HANDSHAKE_TIMEOUT);
+});
+
+async function connectedClient(scenario) {
+  const now = scenario.now_ms / 1000;
+  const client = new ClientConnection(await configOf(scenario), { now });
+  await client.connect({ now });
+  for (const step of scenario.steps) {
+    if (step.from === "client") {
+      for (const frame of step.sends) client.send(decode(fromHex(frame.hex)));
+      await client.dataToSend();
+    } else {
+      await client.receiveData(fromHex(step.hex), { now });
+    }
+  }
+  client.eventsReceived();
+  return { client, now };
+}
+
+test("keepalive: a PING after 3/4 of the interval without sending; KEEPALIVE_TIMEOUT after 1.5 intervals of silence", async () => {
+  const scenario = VECTORS.scenarios.find((s) => s.name === "international-full-app-secret");
+  const { client, now } = await connectedClient(scenario);
+  const serverSide = await RecordLayer.create(SUITES[0x1301], fromHex(scenario.traffic_secrets.c_ap));
+  serverSide.seq = 1; // the scenario's SEND was record 0 under c_ap
+  const tick = 30 / 4;
+  let t = now;
+  const pings = [];
+  for (let i = 0; i < 5 && client.state === State.CONNECTED; i++) {
+    t = Math.max(t + tick, client.getTimer());
+    client.handleTimer(t);
+    const out = await client.dataToSend();
+    if (out.length) pings.push([i, decode(await serverSide.open(out.subarray(0, 12), out.subarray(12)))]);
+  }
+  assert.ok(pings.length >= 1, "a PING went out");
+  assert.equal(pings[0][1].type, FrameType.PING);
+  assert.ok(pings[0][0] >= 2 && pings[0][0] <= 3, `after 3/4 to 4/4 of the interval (tick ${pings[0][0]})`);
+  for (let i = 0; i < 10 && client.state === State.CONNECTED; i++) {
+    t += tick;
+    client.handleTimer(t);
+    await client.dataToSend();
+  }
+  const [event] = client.eventsReceived();
+  assert.equal(event.code, ErrorCode.KEEPALIVE_TIMEOUT);
+  assert.ok(t - now <= 1.5 * 30 + 2 * tick, "within 1.5 intervals (and a tick)");
 });

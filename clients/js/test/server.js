@@ -61,6 +61,7 @@ export class ScriptedServer {
               this.drop();
               return;
             }
+            if (frame.type === FrameType.KEY_UPDATE) await this.recv.update(); // the next record is under the next key
             if (frame.type === FrameType.SYNC && frame.conversationId === 0n) {
               // The resume-all every client sends after its handshake: answered as the real server does.
               await this.send({ type: FrameType.SYNC_DONE, requestId: frame.requestId, flags: 0, conversationId: 0n,
