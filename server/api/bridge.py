@@ -107,6 +107,7 @@ async def ask(core: Core, endpoint: ApiEndpoint, user: str, frame: Frame) -> Ans
     device, future = endpoint.open(user, core.loop)
     try:
         core.request(device, frame, time.monotonic())
-        return await asyncio.wait_for(asyncio.shield(future), ANSWER_TIMEOUT_S)
+        async with asyncio.timeout(ANSWER_TIMEOUT_S):
+            return await future
     finally:
         endpoint.forget(device.sid)
