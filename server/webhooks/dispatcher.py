@@ -26,8 +26,9 @@ subscription is behind, and a crash redelivers at most what was handled in the l
 (the cursors are written that often, off the loop). The margin covers the events already sequenced but not yet
 seen here when a cursor is written, and a clock stepped back by less than it.
 
-A subscription added while the server runs starts with the events committed after the server read it (within
-RELOAD_S of `kefu webhook add`); one added while the server is stopped starts from its creation time.
+A subscription added while the server runs is read within RELOAD_S of `kefu webhook add` and caught up from the log
+(the indexed store and what is not indexed yet) from its creation time; one added while the server is stopped starts
+from its creation time too, through `recover`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ CLOCK_MARGIN_MS: Final = 10_000
 to reporting it here (milliseconds), and than the small steps NTP makes to the clock."""
 RELOAD_S: Final = 1.0
 """How often the subscriptions table is read again (a change by `kefu webhook` reaches the server this fast)."""
+CATCH_UP_MS: Final = 60_000
+"""How far back a subscription picked up while the server runs is caught up from the log (it is read within RELOAD_S
+of its creation; the bound keeps a subscription whose creation time is wrong from scanning the whole store)."""
 IDLE_CURSOR_MS: Final = 60_000
 """A cursor with no delivery since it was written is written again when its since_ms moved this far (so that a
 restart does not scan a long stretch of other tenants' messages for an idle subscription)."""
@@ -69,6 +73,8 @@ dead letters in bursts); the line counts those not logged since. The metric coun
 SCAN_CHUNK: Final = 10_000
 """Index keys read per read transaction by `recover`."""
 
+Scan = Callable[[int], list[tuple[int, int, int]]]
+"""(timestamp_ms, conversation_id, seq) of every durable message of the service range from a time on, sorted."""
 Read = Callable[[int, int], StoredMessage | None]
 """One stored message by (conversation_id, seq), or None once it is gone."""
 TenantOf = Callable[[int], str | None]
@@ -104,6 +110,27 @@ def backoff(attempts: int, settings: Settings, rand: Callable[[], float] = rando
     subscription's retries at the same instant."""
     step: float = min(settings.backoff_max_s, settings.backoff_initial_s * float(2 ** min(attempts - 1, 60)))
     return step / 2 + rand() * step / 2
+
+
+def stored_since(store: Any, since_ms: int) -> Iterator[tuple[int, int, int]]:
+    """(timestamp_ms, conversation_id, seq) of every message of the service range indexed in `store` from `since_ms`
+    on, in the ``expiry`` index's order, read in transactions of SCAN_CHUNK keys."""
+    start = TS_CONV_SEQ.pack(max(0, since_ms), 0, 0)
+    while True:
+        keys = []
+        with store.reading() as txn, txn.cursor(store.handle("expiry")) as cur:
+            if cur.set_range(start):
+                for key in cur.iternext(values=False):
+                    keys.append(key)
+                    if len(keys) >= SCAN_CHUNK:
+                        break
+        for key in keys:
+            ts, conversation, seq = TS_CONV_SEQ.unpack(key)
+            if conversation >= SERVICE_BASE:
+                yield ts, conversation, seq
+        if len(keys) < SCAN_CHUNK:
+            return
+        start = keys[-1] + b"\0"
 
 
 class _Item:
@@ -173,12 +200,15 @@ class Dispatcher:
 
     def __init__(
         self, store: Any, read: Read, tenant_of: TenantOf, settings: Settings, loop: asyncio.AbstractEventLoop, *,
-        metrics: Any = None, clock: Callable[[], float] = time.time,
+        metrics: Any = None, clock: Callable[[], float] = time.time, scan: Scan | None = None,
     ) -> None:  # fmt: skip
+        """`scan`: what a subscription picked up while running catches up from (default: the indexed store only;
+        the core process's also reads what the log holds that is not indexed yet)."""
         self.store, self.read, self.settings, self.loop = store, read, settings, loop
         self.metrics = metrics
         self.clock = clock
         self._tenant_of = tenant_of
+        self._scan: Scan = scan or (lambda since: sorted(stored_since(self.store, since)))
         self._tenants: dict[int, str] = {}
         self.feeds: dict[str, _Feed] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -203,7 +233,7 @@ class Dispatcher:
             return 0
         since = min(feed.since_ms for feed in self.feeds.values())
         queued = 0
-        for ts, conversation, seq in self._stored_since(since):
+        for ts, conversation, seq in stored_since(self.store, since):
             base = base_conversation(conversation)
             tenant = self.tenant(base)
             for feed in self.feeds.values():
@@ -215,26 +245,6 @@ class Dispatcher:
         if queued:
             logmod.event("webhooks.recovered", events=queued, since_ms=since, subscriptions=len(self.feeds))
         return queued
-
-    def _stored_since(self, since_ms: int) -> Iterator[tuple[int, int, int]]:
-        """(timestamp_ms, conversation_id, seq) of every stored message of the service range from `since_ms` on, in
-        the ``expiry`` index's order, in read transactions of SCAN_CHUNK keys."""
-        start = TS_CONV_SEQ.pack(max(0, since_ms), 0, 0)
-        while True:
-            keys = []
-            with self.store.reading() as txn, txn.cursor(self.store.handle("expiry")) as cur:
-                if cur.set_range(start):
-                    for key in cur.iternext(values=False):
-                        keys.append(key)
-                        if len(keys) >= SCAN_CHUNK:
-                            break
-            for key in keys:
-                ts, conversation, seq = TS_CONV_SEQ.unpack(key)
-                if conversation >= SERVICE_BASE:
-                    yield ts, conversation, seq
-            if len(keys) < SCAN_CHUNK:
-                return
-            start = keys[-1] + b"\0"
 
     async def start(self) -> None:
         """Open the HTTP client, start delivering, reading the subscriptions and writing the cursors."""
@@ -486,9 +496,23 @@ class Dispatcher:
             logmod.event("webhooks.removed", subscription=sid)
         for sid, sub in found.items():
             if sid not in self.feeds:
-                feed = self.feeds[sid] = _Feed(sub, Cursor(now_ms - CLOCK_MARGIN_MS))
-                feed.saved = None
-                logmod.event("webhooks.added", subscription=sid, tenant=sub.tenant, events=",".join(sub.events))
+                self._added(sub, now_ms)
+
+    def _added(self, sub: Subscription, now_ms: int) -> None:
+        """A subscription made while the server runs: its events since it was made (at most CATCH_UP_MS back) are
+        queued from the durable log, then it takes the live ones."""
+        since = max(sub.created_ms, now_ms - CATCH_UP_MS)
+        feed = self.feeds[sub.id] = _Feed(sub, Cursor(since))
+        feed.saved = None
+        caught = 0
+        for ts, conversation, seq in self._scan(since):
+            base = base_conversation(conversation)
+            if self.tenant(base) == sub.tenant:
+                self._push(feed, base, _Item(ts, conversation, seq, None))
+                caught += 1
+        logmod.event(
+            "webhooks.added", subscription=sub.id, tenant=sub.tenant, events=",".join(sub.events), caught_up=caught
+        )
 
     async def _save_forever(self) -> None:
         while True:

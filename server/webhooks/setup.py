@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from kefu.protocol.frames import SERVICE_BASE
+
 from ..engine.messages import StoredMessage
-from .dispatcher import Dispatcher, Settings, attach
+from ..storage.records import Write
+from .dispatcher import Dispatcher, Settings, attach, stored_since
 
 __all__ = ["build_webhooks"]
 
@@ -29,7 +32,24 @@ def build_webhooks(config: Any, side: Any, metrics: Any, loop: asyncio.AbstractE
         conv = desk.find(conversation_id)
         return None if conv is None else str(conv.tenant)
 
-    dispatcher = Dispatcher(side.store, read, tenant_of, Settings.of(config), loop, metrics=metrics)
+    def scan(since_ms: int) -> list[tuple[int, int, int]]:
+        """The durable messages from `since_ms` on: indexed, and in the log's overlay (not indexed yet)."""
+        view = log.view
+
+        def merged() -> list[tuple[int, int, int]]:
+            found = set(stored_since(side.store, since_ms))
+            for batch in view.overlay.unindexed(1 << 62):
+                for _, record in batch.records:
+                    if (
+                        isinstance(record, Write) and record.message_raw and record.timestamp_ms >= since_ms
+                        and record.conversation_id >= SERVICE_BASE
+                    ):  # fmt: skip
+                        found.add((record.timestamp_ms, record.conversation_id, record.last_seq))
+            return sorted(found)
+
+        return list(view.consistent(merged))
+
+    dispatcher = Dispatcher(side.store, read, tenant_of, Settings.of(config), loop, metrics=metrics, scan=scan)
     dispatcher.recover()
     attach(log, dispatcher.on_batch)
     return dispatcher

@@ -270,14 +270,16 @@ async def test_subscriptions_come_and_go_without_a_restart(store: Store, receive
     await d.start()
     try:
         sub = subscribe(store, receiver.url)
+        log.opened(SERVICE_BASE + 1)  # after the subscription was made, before the server read it: caught up
         d.reload()
-        log.opened(SERVICE_BASE + 1)
-        await receiver.wait_for(lambda r: len(r.accepted()) == 1)
+        log.text(SERVICE_BASE + 1, "live")
+        await receiver.wait_for(lambda r: len(r.accepted()) == 2)
+        assert [e["type"] for e in receiver.accepted()] == ["conversation.opened", "message.committed"]
         assert subscriptions.remove(store, sub.id)
         d.reload()
         log.opened(SERVICE_BASE + 2)
         await asyncio.sleep(0.1)
-        assert len(receiver.deliveries) == 1 and d.feeds == {}
+        assert len(receiver.deliveries) == 2 and d.feeds == {}
         assert subscriptions.load_cursors(store) == {}, "the cursor went with its subscription"
     finally:
         await d.close()

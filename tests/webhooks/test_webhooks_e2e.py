@@ -115,12 +115,14 @@ async def test_every_event_kind_arrives_signed_in_order_and_only_to_its_tenant(
     server.start()
     try:
         other_id, other_secret = webhook_add(server.data_dir, other.url, "all", "other")  # while it runs
-        await wait_logged(server, f"subscription={other_id}")
         async with users(server) as connect:
+            # At once: the server may not have read the new subscription yet; it catches up from the log.
+            await connect("o1", status=AgentState.ONLINE)
+            ov = await connect("ov")
+            elsewhere = await ov.service.open(first_message="hello")
             a1 = await connect("a1", status=AgentState.ONLINE)
             a2 = await connect("a2", status=AgentState.ONLINE)
-            await connect("o1", status=AgentState.ONLINE)
-            v1, ov = await connect("v1"), await connect("ov")
+            v1 = await connect("v1")
             opened = await v1.service.open(first_message="你好")
             conv = opened.conversation_id
             owner, peer = (a1, a2) if opened.agent == "a1" else (a2, a1)
@@ -130,7 +132,6 @@ async def test_every_event_kind_arrives_signed_in_order_and_only_to_its_tenant(
             await owner.service.decide_draft(conv, draft.seq, DraftAction.APPROVE)
             await owner.service.transfer(conv, to_agent="a2" if owner is a1 else "a1")
             await peer.service.end(conv, "resolved")
-            elsewhere = await ov.service.open(first_message="hello")
             await bank.wait_for(lambda r: len(r.accepted()) >= 8, TIMEOUT)
             await other.wait_for(lambda r: len(r.accepted()) >= 3, TIMEOUT)
         types = [e["type"] for e in bank.accepted()]
@@ -153,6 +154,7 @@ async def test_every_event_kind_arrives_signed_in_order_and_only_to_its_tenant(
             assert delivery.headers["Kefu-Webhook-Subscription"] == bank_id
         for delivery in other.deliveries:
             delivery.verify(other_secret)
+        await wait_logged(server, f"subscription={other_id}")
     finally:
         server.kill()
 
