@@ -28,6 +28,7 @@ a1 may hold 1,000 conversations here, so every run is routed to it at once, neve
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -49,7 +51,14 @@ MAX_WARMUP = 30
 OFFSETS: list[tuple[float, float]] = []
 """Each run's (widget frame, agent page) clock offsets from Date.now(), in ms."""
 WARM_MS = 250.0
-BENCH_DIRECTORY = DIRECTORY.replace("max_concurrent = 4", "max_concurrent = 1000")
+BENCH_DIRECTORY = (
+    DIRECTORY.replace("max_concurrent = 4", "max_concurrent = 1000")
+    .replace('[agents.a1]\ngroups = ["general", "cards"]', '[agents.a1]\ngroups = ["general"]')
+    .replace('[agents.a2]\ngroups = ["general", "cards"]', '[agents.a2]\ngroups = ["cards"]')
+)
+"""a1 (the console) serves general, the widget's group; a2 (the Python baseline's agent) serves cards; each may hold
+1,000 conversations, so every run is routed at once, never queued."""
+BASELINE_GROUP = "cards"
 
 SEND_AND_STAMP = """(text) => {
   const input = document.getElementById("input");
@@ -106,6 +115,57 @@ def one_run(browser: Any, site: KefuSite, agent: Any, n: int) -> float:
         context.close()
 
 
+class PythonBaseline:
+    """The same path without a browser, in the same run: a Python visitor (a fresh visitor identity each run, over
+    TCP) opens a conversation with its first message in `BASELINE_GROUP`, and the time until a2's Python client
+    (connected once, online) receives the conversation's first message is taken with one perf_counter."""
+
+    def __init__(self, site: KefuSite) -> None:
+        from kefu.client import AgentState  # noqa: PLC0415
+
+        self.site = site
+        self.pins = frozenset((site.server.data_dir / "keys" / "pins.txt").read_text().split())
+        self.agent = site.agent("a2")
+        self.agent.service.set_status(AgentState.ONLINE)
+        self.seen: set[int] = set()
+
+    def run(self, n: int) -> float:
+        from kefu.client import BlockingClient  # noqa: PLC0415
+
+        identity = self.site.post_json("/auth/visitor", {"tenant": "bank"})
+        secret = base64.urlsafe_b64decode(identity["secret"] + "=" * (-len(identity["secret"]) % 4))
+        visitor = BlockingClient("127.0.0.1", self.site.server.port, app_id=identity["app_id"], app_secret=secret,
+                                 server_pins=self.pins, reconnect=False)  # fmt: skip
+        visitor.connect()
+        arrived: list[float] = []
+        receiver = threading.Thread(target=self._receive_new, args=(arrived,))
+        try:
+            receiver.start()
+            t0 = time.perf_counter()
+            visitor.service.open(group=BASELINE_GROUP, first_message=f"您好，我想问一下信用卡的事（{n}）")
+            receiver.join(TIMEOUT_MS / 1000)
+        finally:
+            visitor.close()
+        if not arrived:
+            raise RuntimeError("the Python agent did not receive the conversation")
+        return (arrived[0] - t0) * 1000
+
+    def _receive_new(self, arrived: list[float]) -> None:
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while time.monotonic() < deadline:
+            message = self.agent.receive(timeout=max(0.0, deadline - time.monotonic()))
+            if message is None:
+                return
+            conversation = message.conversation_id
+            if conversation < 2**63 and conversation not in self.seen:  # a new service conversation, not staff
+                arrived.append(time.perf_counter())
+                self.seen.add(conversation)
+                return
+
+    def close(self) -> None:
+        self.agent.close()
+
+
 def suites(site: KefuSite) -> list[str]:
     """The suites the pages offer (from /config.json, in preference order: the JS client takes the first)."""
     with urllib.request.urlopen(site.web_url + "/config.json", timeout=10) as answer:
@@ -141,26 +201,36 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
             offered = suites(site)
             agent = sign_in_agent(browser, site)
+            baseline = PythonBaseline(site)
             warmup = [one_run(browser, site, agent, n) for n in range(args.warmup)]
             while warmup[-1] >= WARM_MS and len(warmup) < MAX_WARMUP:
                 warmup.append(one_run(browser, site, agent, len(warmup)))
-            times = warmup + [one_run(browser, site, agent, len(warmup) + n) for n in range(args.runs)]
+            baseline_warmup = [baseline.run(n) for n in range(args.warmup)]
+            times, python_times = list(warmup), []
+            for n in range(args.runs):  # interleaved: the browser's run, then the Python one
+                times.append(one_run(browser, site, agent, len(warmup) + n))
+                python_times.append(baseline.run(args.warmup + n))
+            baseline.close()
             browser.close()
         finally:
             playwright.stop()
             stop_site(site)
     counted = sorted(times[len(warmup) :])
     p95 = counted[min(len(counted) - 1, round(0.95 * (len(counted) - 1)))]
+    python_median = statistics.median(python_times)
     result = {
         "bench": "console_time_to_screen", "started": started, "runs": args.runs, "warmup": args.warmup,
         "median_ms": statistics.median(counted), "p95_ms": p95, "min_ms": counted[0], "max_ms": counted[-1],
         "warmup_ms": warmup, "all_ms": times[len(warmup) :], "machine": before,
         "loadavg_end": os.getloadavg(), "target_ms": 200, "clock_offsets_ms": OFFSETS, "suites": offered,
+        "python_tcp_median_ms": python_median, "python_tcp_ms": python_times, "python_tcp_warmup_ms": baseline_warmup,
+        "ratio_to_python_tcp": statistics.median(counted) / python_median,
     }  # fmt: skip
     print(
         f"console time to screen over {args.runs} runs (after {len(warmup)} warm-ups): median {result['median_ms']:.1f}"
         f" ms, p95 {p95:.1f} ms, min {counted[0]:.1f}, max {counted[-1]:.1f}; target < 200 ms: "
-        f"{'met' if result['median_ms'] < 200 else 'missed'}"
+        f"{'met' if result['median_ms'] < 200 else 'missed'}; the Python clients over TCP, same run: median "
+        f"{python_median:.1f} ms (browser / Python = {result['ratio_to_python_tcp']:.2f})"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
