@@ -21,7 +21,7 @@ answered), and every receiver acknowledges its DELIVERs. After a second of warm-
 
 Runs alternate TCP and WebSocket (`--runs` of each) so that both see the same machine; medians are reported with the
 ratio WebSocket/TCP. The load generator and the server share the machine's cores, so the absolute rates are this
-machine's, and the ratio is the figure to read. Results go to stdout and, as JSON, to bench/results/websocket.json
+machine's, and the ratio is the figure to read. Results go to stdout and, as JSON, to bench/results/issue17-websocket.json
 (`--out`).
 """
 
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=4, help="SENDs each sender keeps waiting for their SEND_ACK")
     p.add_argument("--server-workers", type=int, default=1, help="[server] workers of the server (0: one process)")
     p.add_argument("--suite", choices=("national", "international"), default="national")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "websocket.json")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "issue17-websocket.json")
     args = p.parse_args(argv)
 
     try:
