@@ -21,8 +21,8 @@ answered), and every receiver acknowledges its DELIVERs. After a second of warm-
 
 Runs alternate TCP and WebSocket (`--runs` of each) so that both see the same machine; medians are reported with the
 ratio WebSocket/TCP. The load generator and the server share the machine's cores, so the absolute rates are this
-machine's, and the ratio is the figure to read. Results go to stdout and, as JSON, to bench/results/issue17-websocket.json
-(`--out`).
+machine's, and the ratio is the figure to read. Results go to stdout and, as JSON, to
+bench/results/issue17-websocket.json (`--out`).
 """
 
 from __future__ import annotations
