@@ -125,6 +125,14 @@ def test_one_script_tag_on_a_bank_page_chats_with_an_agent(
     frame.locator("#input").press("Escape")
     page.locator("#kefu-widget .panel[hidden]").wait_for(state="attached")
     assert launcher.get_attribute("aria-expanded") == "false"
+    assert launcher.evaluate("b => b.getRootNode().activeElement === b")
+    # A reply while the panel is closed is counted on the button; opening the panel clears the count.
+    agent.send(conversation, "还在吗？")
+    badge = page.locator("#kefu-widget .badge")
+    badge.wait_for(state="visible", timeout=TIMEOUT_S * 1000)
+    assert badge.inner_text() == "1 条新消息"
+    launcher.click()
+    assert badge.is_hidden()
     assert not [line for line in page.kefu_log if line.startswith("pageerror")], page.kefu_log
 
 

@@ -253,6 +253,14 @@ async function connect() {
       serverPins: config.server_pins, suites: config.suites });
     client.on("message", show);
     client.on("disconnected", () => setStatus(T.reconnecting, "reconnecting"));
+    client.on("closed", ({ error }) => {
+      if (error) {
+        // Stopped for good (e.g. the identity was revoked or expired while connected): a reload starts afresh.
+        if (error instanceof kefu.CredentialsRefused) localStorage.removeItem(storageKey);
+        setStatus(T.unavailable, "error");
+        setComposer(false);
+      }
+    });
     client.on("connected", () => conversationId !== null && refreshPlace().catch(() => {}));
     client.service.on("event", (event) => {
       if (event.kind === "queue" && event.conversationId === conversationId) showPlace("waiting", event);

@@ -25,8 +25,14 @@
   var OPEN_KEY = "kefu-widget:open:" + tenant;
 
   var TEXT = {
-    zh: { open: "在线客服", close: "关闭客服窗口", title: "在线客服", unread: "条新消息" },
-    en: { open: "Chat with us", close: "Close the chat", title: "Customer service", unread: "new messages" },
+    zh: {
+      open: "在线客服", close: "关闭客服窗口", title: "在线客服",
+      unread: function (n) { return n + " 条新消息"; },
+    },
+    en: {
+      open: "Chat with us", close: "Close the chat", title: "Customer service",
+      unread: function (n) { return n === 1 ? "1 new message" : n + " new messages"; },
+    },
   }[lang];
 
   var CSS =
@@ -137,7 +143,7 @@
     if (data.kefu === "close") setOpen(false, true);
     else if (data.kefu === "unread" && panel.hidden && data.count > 0) {
       badge.hidden = false;
-      badge.textContent = data.count + " " + TEXT.unread;
+      badge.textContent = TEXT.unread(data.count);
     }
   });
 
