@@ -159,7 +159,7 @@ class _Feed:
         """Conversations with a queue: in `ready`, being sent, or waiting for a retry."""
         self.inflight = 0
         self.backlog = 0
-        self.done: dict[int, tuple[int, int]] = {c: (seq, cursor.since_ms) for c, seq in cursor.done.items()}
+        self.done: dict[int, tuple[int, int]] = dict(cursor.done)
         """Log conversation -> (highest seq handled, its timestamp)."""
         self.saved: Cursor | None = cursor
         self.dirty = False
@@ -173,7 +173,7 @@ class _Feed:
             if queue and queue[0].ts < since:
                 since = queue[0].ts
         self.done = {c: v for c, v in self.done.items() if v[1] >= since}
-        return Cursor(since, {c: seq for c, (seq, _) in self.done.items()})
+        return Cursor(since, dict(self.done))
 
     def lag_s(self, now_ms: int) -> float:
         """How old the oldest queued event is (0 when none waits)."""

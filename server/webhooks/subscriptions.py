@@ -100,18 +100,21 @@ class Subscription:
 @dataclass(slots=True)
 class Cursor:
     """A subscription's durable position (spec 18.3): every event stored at `since_ms` or later is looked at again
-    after a restart, except those of a log conversation at or below its `done` seq."""
+    after a restart, except those of a log conversation at or below its `done` seq. `done` maps a log conversation
+    to (the highest seq handled, that event's timestamp_ms): an entry is kept while its timestamp is `since_ms` or
+    later, since only those events are looked at again."""
 
     since_ms: int
-    done: dict[int, int] = field(default_factory=dict)
+    done: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return json.dumps({"since_ms": self.since_ms, "done": {str(k): v for k, v in self.done.items()}}).encode()
+        done = {str(conv): [seq, ts] for conv, (seq, ts) in self.done.items()}
+        return json.dumps({"since_ms": self.since_ms, "done": done}, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> Cursor:
         data = json.loads(raw)
-        return cls(int(data["since_ms"]), {int(k): int(v) for k, v in data["done"].items()})
+        return cls(int(data["since_ms"]), {int(k): (int(v[0]), int(v[1])) for k, v in data["done"].items()})
 
 
 def check_url(url: str) -> str:

@@ -35,3 +35,8 @@ def test_event_types_are_checked() -> None:
         subscriptions.check_events([])
     with pytest.raises(subscriptions.SubscriptionError):
         subscriptions.check_algorithms(["hmac-md5"])
+
+
+def test_a_cursor_keeps_each_conversations_seq_and_time() -> None:
+    cursor = subscriptions.Cursor(1000, {(1 << 62) + 1: (7, 1005), (1 << 63) + (1 << 62) + 1: (2, 1000)})
+    assert subscriptions.Cursor.decode(cursor.encode()) == cursor
