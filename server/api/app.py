@@ -172,8 +172,10 @@ def build_app(ctx: ApiContext) -> web.Application:
 class ApiServer:
     """The API's listening socket on [api] host and port."""
 
-    def __init__(self, ctx: ApiContext) -> None:
+    def __init__(self, ctx: ApiContext, *, reuse_port: bool = False) -> None:
+        """`reuse_port`: bind with SO_REUSEPORT (the supervisor of worker processes holds the port)."""
         self.ctx = ctx
+        self.reuse_port = reuse_port
         self.runner = web.AppRunner(
             build_app(ctx), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
         )
@@ -183,7 +185,7 @@ class ApiServer:
         """Listen; the address bound (port 0 picks a free one). Prints ``kefu: api on http://HOST:PORT``."""
         api = self.ctx.config.api
         await self.runner.setup()
-        site = web.TCPSite(self.runner, api.host, api.port, reuse_address=True)
+        site = web.TCPSite(self.runner, api.host, api.port, reuse_address=True, reuse_port=self.reuse_port or None)
         await site.start()
         host, port = self.runner.addresses[0][:2]
         self.address = (str(host), int(port))

@@ -107,6 +107,10 @@ class Supervisor:
         self.web_port = -1
         """The web port the gateways serve ([web]; -1: none), held like the client port (`hold_port`)."""
         self._web: socket.socket | None = None
+        self.api_port = -1
+        """The HTTP API's port ([api]; -1: none), held like the web port: the core serves it, and every worker is told
+        the port (the web port's pages need it even when [api] port is 0)."""
+        self._api: socket.socket | None = None
         self._shared = False
         self._pings = 0
         self._waiters: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
@@ -165,6 +169,12 @@ class Supervisor:
             self._web = bind_web(self.config.web.host, self.config.web.port, reuse_port=True, listen=False)
             self.web_port = self._web.getsockname()[1]
 
+    def hold_api_port(self) -> None:
+        """The HTTP API's port ([api]), held as the web port is; the core listens on it with SO_REUSEPORT."""
+        if self.config.api.enabled:
+            self._api = bind_web(self.config.api.host, self.config.api.port, reuse_port=True, listen=False)
+            self.api_port = self._api.getsockname()[1]
+
     async def start(self) -> None:
         """Start every worker and wait until each is ready (RuntimeError if one dies or is too slow)."""
         links = {g.index: socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for g in self.gateways}
@@ -185,7 +195,7 @@ class Supervisor:
     ) -> None:
         """Start `worker`'s process with its control channel and links (the descriptors it inherits)."""
         mine, theirs = control_pair()
-        args = ["--control-fd", str(theirs.fileno())]
+        args = ["--control-fd", str(theirs.fileno()), "--api-port", str(self.api_port)]
         fds = [theirs.fileno()]
         if worker.role == "gateway":
             assert link is not None and self._listen is not None
@@ -404,6 +414,8 @@ class Supervisor:
             self._listen.close()
         if self._web is not None:
             self._web.close()
+        if self._api is not None:
+            self._api.close()
         logmod.event("server.stopped")
 
     async def _wait_exit(self, workers: Sequence[Worker], timeout: float) -> None:
@@ -441,6 +453,7 @@ async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str
         supervisor.prepare()
         supervisor.hold_port(inherited)
         supervisor.hold_web_port()
+        supervisor.hold_api_port()
         try:
             await supervisor.start()
         except RuntimeError as exc:

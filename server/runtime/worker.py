@@ -11,9 +11,11 @@ processes a worker starts (the indexer, the sentiment scorer), which could then 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-fd", type=int, default=-1, help="a listening socket to share (socket activation)")
     p.add_argument("--port", type=int, default=0, help="the port to bind with SO_REUSEPORT")
     p.add_argument("--web-port", type=int, default=-1, help="the web port to bind with SO_REUSEPORT (-1: none)")
+    p.add_argument("--api-port", type=int, default=-1, help="the HTTP API's port, held by the supervisor (-1: none)")
     p.add_argument("--keys", default="", help="a gateway's signing keys: the newest index per type at the start")
     p.add_argument("config", nargs=argparse.REMAINDER, help="-- and the configuration flags of kefu serve")
     return p
@@ -35,6 +38,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def _not_ours(signum: int, frame: object) -> None:
     """SIGINT, SIGTERM and SIGHUP belong to the supervisor (a Ctrl-C reaches the whole process group)."""
+
+
+def _api_port_pinned(load: Callable[[], Any], port: int) -> Callable[[], Any]:
+    """`load` with [api] port set to the port the supervisor holds (the core binds it, the web port's pages are told
+    it), unless there is none (-1)."""
+    if port < 0:
+        return load
+
+    def pinned() -> Any:
+        config = load()
+        return dataclasses.replace(config, api=dataclasses.replace(config.api, port=port))
+
+    return pinned
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..cli import config_loader  # noqa: PLC0415
 
     config_args = args.config[1:] if args.config[:1] == ["--"] else args.config
-    load = config_loader(config_args)
+    load = _api_port_pinned(config_loader(config_args), args.api_port)
     config = load()
     log.configure(config.log.level, json_lines=config.log.json)
     if args.role == "core":

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import socket
+import urllib.request
 from typing import Any
 
 import pytest
@@ -283,3 +284,9 @@ def test_webhook_subscriptions_through_the_api(api: Api) -> None:
     assert api.call("otherapp", "DELETE", f"/v1/webhooks/{sub}").code == "NOT_FOUND"
     assert api.call("v1", "GET", "/v1/webhooks").code == "FORBIDDEN"
     assert api.call("bankapp", "DELETE", f"/v1/webhooks/{sub}").status == 204
+
+
+def test_the_web_ports_pages_are_told_where_the_api_is(api: Api) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{api.server.web_port}/config.json", timeout=30) as response:
+        config = json.loads(response.read())
+    assert config["api"] == api.base  # with [api] port 0 too, and with worker processes
