@@ -235,3 +235,33 @@ def test_a_tenant_without_service_gets_no_visitor_identity_and_says_so(
     assert frame.locator("#status").inner_text() == "Chat is not available now, please try again later"
     assert frame.locator("#input").is_disabled()
     assert frame.evaluate("localStorage.length") == 0, "nothing kept for a refused identity"
+
+
+def test_an_ended_conversation_and_a_new_one_after_it(
+    kefu_site: KefuSite, new_page: Callable[..., Any], agents: Callable[[str], Any]
+) -> None:
+    agent = agents("a2")
+    page = new_page()
+    frame = open_widget(page, kefu_site, "en")
+    send_from_widget(frame, "Please close my old account.")
+    wait_state(frame, "assigned")
+    first = conversation_of(frame)
+    agent.service.end(first, "done")
+    wait_state(frame, "closed")
+    assert frame.locator("#status").inner_text() == "The conversation has ended"
+    assert frame.locator("li.system").last.inner_text() == "The conversation has ended"
+    assert frame.locator("#input").is_disabled()
+
+    # Still ended after a reload; the button starts a new conversation with the next message.
+    page.reload()
+    again = widget_frame(page, conversation=True)
+    assert conversation_of(again) == first
+    wait_state(again, "closed")
+    again.locator("#restart").click()
+    assert again.get_attribute("main", "data-state") == "ready"
+    send_from_widget(again, "One more question.")
+    wait_state(again, "assigned")
+    second = conversation_of(again)
+    assert second != first
+    got = next_message(agent, lambda m: m.conversation_id == second and m.text == "One more question.")
+    assert got.sender == visitor_id(again), "the same visitor identity, a new conversation"
