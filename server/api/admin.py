@@ -1,10 +1,11 @@
-"""The admin routes: apps (list, add, revoke), the server's signing keys (list, add: rotation), live sessions (list,
-end). Only an admin app may call them: one listed in ``[api] admin_apps`` whose request is signed (not a staff
-session bearer) — the operator grants it in the configuration file, as with every other right over the server.
+"""The admin routes: apps (list, add, revoke), the server's signing keys (list, add, retire: rotation), live
+sessions (list, end). Only an admin app may call them: one listed in ``[api] admin_apps`` whose request is signed
+(not a staff session bearer): the operator grants it in the configuration file, as with every other right over the
+server.
 
-They do what `kefu app ...`, `kefu keygen`/`kefu key list` and `kefu session ...` do, on the store the process has
-open (LMDB forbids opening it twice in one process), in a worker thread (a write waits for its fsync), and are
-recorded in the audit trail with the admin app as the actor.
+They do what `kefu app ...`, `kefu keygen`, `kefu key list/retire` and `kefu session ...` do, on the store the
+process has open (LMDB forbids opening it twice in one process), in a worker thread (a write waits for its fsync),
+and are recorded in the audit trail with the admin app as the actor.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aiohttp import web
 from kefu.protocol.crypto import KeyType
 
 from ..admin.errors import AdminError
-from ..admin.keys import generate, list_keys
+from ..admin.keys import generate, list_keys, retire
 from ..admin.operator import Poke, orders_generation, poke
 from ..admin.sessions import list_sessions
 from ..engine.audit import Action, Result
@@ -132,6 +133,25 @@ async def add_server_keys(request: web.Request) -> web.Response:
     return reply({"added": rows, "signs_after_restart": True}, 201)
 
 
+async def retire_server_key(request: web.Request) -> web.Response:
+    """DELETE /v1/admin/keys/{pin}: delete an old signing key once clients pin its successor (kefu key retire);
+    refused (409) for a key that signs, and while the running server started before its successor existed."""
+    caller = require_admin(request)
+    ctx = request.app[CONTEXT_KEY]
+    pin = request.match_info["pin"]
+    known = {f.pin for f, _ in await _in_thread(ctx, lambda: list_keys(ctx.config))}
+    if pin not in known:
+        raise ApiError(404, "NOT_FOUND", f"no server key with pin {pin!r}")
+    try:
+        removed = await _in_thread(ctx, lambda: retire(ctx.config, pin))
+    except AdminError as exc:
+        failed = {"reason": str(exc), "via": "api"}
+        ctx.audit.record(caller.app_id, Action.SERVER_KEY_RETIRE, pin, Result.FAILED, failed)
+        raise ApiError(409, "CONFLICT", str(exc)) from None
+    ctx.audit.record(caller.app_id, Action.SERVER_KEY_RETIRE, pin, Result.OK, {"via": "api"})
+    return reply({"retired": {"pin": removed.pin, "type": removed.key_type.name.lower(), "index": removed.index}})
+
+
 async def sessions(request: web.Request) -> web.Response:
     """GET /v1/admin/sessions[?app=]: the live sessions of every process of the server."""
     require_admin(request)
@@ -171,5 +191,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/v1/admin/apps/{app_id}", revoke)
     app.router.add_get("/v1/admin/keys", list_server_keys)
     app.router.add_post("/v1/admin/keys", add_server_keys)
+    app.router.add_delete("/v1/admin/keys/{pin}", retire_server_key)
     app.router.add_get("/v1/admin/sessions", sessions)
     app.router.add_delete("/v1/admin/sessions/{app_id}", end_app_sessions)

@@ -179,6 +179,13 @@ async def test_admin_apps_keys_and_sessions(api: Api) -> None:
     new_key = api.call(ADMIN, "POST", "/v1/admin/keys", {"types": ["ed25519"]})
     assert new_key.status == 201 and new_key.body["added"][0]["type"] == "ed25519"
     assert len(api.call(ADMIN, "GET", "/v1/admin/keys").body["keys"]) == len(keys.body["keys"]) + 1
+    signing = next(k["pin"] for k in keys.body["keys"] if k["type"] == "sm2")
+    refused = api.call(ADMIN, "DELETE", f"/v1/admin/keys/{signing}")  # the only sm2 key: it signs
+    assert (refused.status, refused.code) == (409, "CONFLICT")
+    old_ed25519 = next(k["pin"] for k in keys.body["keys"] if k["type"] == "ed25519")
+    # its successor was added after this server started: it still signs with the old one
+    assert api.call(ADMIN, "DELETE", f"/v1/admin/keys/{old_ed25519}").code == "CONFLICT"
+    assert api.call(ADMIN, "DELETE", "/v1/admin/keys/sm2:" + "0" * 64).code == "NOT_FOUND"
 
     server = api.server
     client = Client("127.0.0.1", server.port, app_id="v3", app_secret=api.secrets["v3"], server_pins=server.pins,
