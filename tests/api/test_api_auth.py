@@ -4,17 +4,21 @@ code, replay refused; the staff session bearer from a real sign-in; the nonce ca
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from itertools import count
+from pathlib import Path
 
 import pytest
 
 from kefu.client.http import ApiRefused, Signer
 from kefu.server.api.auth import NonceCache
 from kefu.server.api.context import ApiError
+from tests.integration.conftest import ServerProcess
+from tests.integration.service_harness import add_apps, write_directory
 
 from .conftest import ADMIN, Api
 
@@ -159,3 +163,25 @@ def test_the_python_api_client(api0: Api) -> None:
     with pytest.raises(ApiRefused) as refused:
         api0.client("otherapp").get(f"/v1/conversations/{conv}/messages")
     assert (refused.value.status, refused.value.code) == (404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_admin_apps_change_on_sighup(tmp_path: Path, workers: int) -> None:
+    data_dir = tmp_path / "data"
+    write_directory(data_dir)
+    secrets = add_apps(data_dir)
+    config = tmp_path / "kefu.toml"
+    config.write_text(f"[server]\nworkers = {workers}\n[api]\nadmin_apps = []\n")
+    server = ServerProcess(data_dir, extra=["--config", str(config)], env={"KEFU_SERVICE_DIRECTORY": "service.toml"})
+    server.start()
+    try:
+        api = Api(server, secrets)
+        assert api.call("bankapp", "GET", "/v1/admin/apps").code == "ADMIN_REQUIRED"
+        config.write_text(f'[server]\nworkers = {workers}\n[api]\nadmin_apps = ["bankapp"]\n')
+        server.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while api.call("bankapp", "GET", "/v1/admin/apps").status != 200:
+            assert time.monotonic() < deadline, "the reload did not reach the API"
+            time.sleep(0.1)
+    finally:
+        server.stop()
