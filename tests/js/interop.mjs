@@ -7,7 +7,9 @@ const cfg = JSON.parse(process.argv[2]);
 const client = new Client({ url: cfg.ws, appId: cfg.appId, appSecret: cfg.secret, serverPins: cfg.pins, suites: [cfg.suite] });
 const inbox = [];
 const waiters = [];
+const conversation = BigInt(cfg.conversation);
 client.on("message", (m) => {
+  if (m.conversationId !== conversation) return; // another test's conversation resumed from the stored cursor
   inbox.push(m);
   while (waiters.length) waiters.shift()();
 });
@@ -23,7 +25,6 @@ async function next(timeoutMs = 10_000) {
   return inbox.shift();
 }
 
-const conversation = BigInt(cfg.conversation);
 const out = { suite: null, sent: [], got: [], connects };
 await client.connect();
 out.suite = client.suite;

@@ -28,9 +28,10 @@ def add_app(data_dir: Path, name: str, role: str) -> str:
     return [line for line in out.stdout.splitlines() if line.strip()][-1].strip()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
-    data_dir = tmp_path / "data"
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    """One server for both suites' runs (each opens its own conversation, and ends it)."""
+    data_dir = tmp_path_factory.mktemp("js-browser") / "data"
     proc = ServerProcess(data_dir)
     secrets = {"a1": add_app(data_dir, "a1", "agent"), "v1": add_app(data_dir, "v1", "visitor")}
     proc.start()

@@ -21,9 +21,10 @@ pytestmark = pytest.mark.asyncio
 WAIT_S = 15.0
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    data_dir = tmp_path / "data"
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for both suites' runs (each uses its own conversation)."""
+    data_dir = tmp_path_factory.mktemp("js-interop") / "data"
     proc = ServerProcess(data_dir)
     for name in ("alice", "bob"):
         proc.secrets[name] = add_app(data_dir, name)

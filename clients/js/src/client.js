@@ -510,7 +510,11 @@ export class Client {
     this._sleeping?.cancel();
     const link = this._link;
     if (link && link.writable) {
-      link.close(); // CLOSE (after the acknowledgements queued), then wait briefly for the server's CLOSE
+      const settle = delay(CLOSE_TIMEOUT_MS);
+      await Promise.race([link.chain, settle]); // what is being received now is handled (and acknowledged) first
+      settle.cancel();
+      this.linkFlushing(link); // the acknowledgements queued go before CLOSE, which ends what we may send
+      link.close(); // then wait briefly for the server's CLOSE
       const wait = delay(CLOSE_TIMEOUT_MS);
       await Promise.race([link.gone, wait]);
       wait.cancel();

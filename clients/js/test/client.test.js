@@ -286,3 +286,20 @@ test("index.d.ts declares exactly what index.js exports", async () => {
   const declared = [...dts.matchAll(/^export (?:class|function|const) (\w+)/gm)].map((m) => m[1]).sort();
   assert.deepEqual(declared, Object.keys(api).sort());
 });
+
+test("close(): the acknowledgements not yet written go out before CLOSE", async () => {
+  const { c, factory } = await client(null);
+  await c.connect();
+  const server = factory.servers[0];
+  let closing = null;
+  c.on("message", () => {
+    closing = c.close(); // from the listener itself, before the message counts as processed
+  });
+  await server.send(deliver(12n, 1n, "last words"));
+  await until(() => closing !== null, "the message");
+  await closing;
+  const types = server.received.map((f) => f.type);
+  const ackAt = types.lastIndexOf(FrameType.DELIVER_ACK);
+  assert.ok(ackAt >= 0 && ackAt < types.indexOf(FrameType.CLOSE), JSON.stringify(types));
+  assert.deepEqual(server.received[ackAt].acks, [{ conversationId: 12n, seq: 1n }]);
+});
