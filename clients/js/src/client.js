@@ -294,8 +294,8 @@ export class Client {
   _onHandshake(link, event) {
     link.completed = event;
     for (const [conversationId, conv] of this._convs) {
-      conv.given = conv.handled;
-      conv.done.clear();
+      conv.received = conv.handled; // what was handed out and not processed comes again
+      conv.unacked.clear();
       link.conn.send({ type: FrameType.SYNC, requestId: link.newRequestId(), conversationId, afterSeq: conv.handled,
         untilSeq: 0n, limit: 0 }); // prettier-ignore
     }
@@ -340,10 +340,16 @@ export class Client {
 
   // --- delivery -----------------------------------------------------------------------------------------------
 
+  /**
+   * Per conversation, as the Python client's inbox: `received` (the highest seq handed to the app), `handled` (what
+   * may be acknowledged) and `unacked` (seqs handed out and not yet processed). `handled` is just below the lowest
+   * unacked seq, or `received` when none is left: seqs the app never saw (its own messages, which the server does
+   * not send back to their sender) count as handled.
+   */
   _conv(conversationId) {
     let conv = this._convs.get(conversationId);
     if (!conv) {
-      conv = { handled: null, done: new Set(), given: null };
+      conv = { received: 0n, handled: 0n, unacked: new Set() };
       this._convs.set(conversationId, conv);
     }
     return conv;
@@ -356,15 +362,13 @@ export class Client {
       return;
     }
     const conv = this._conv(frame.conversationId);
-    if (conv.handled === null) {
-      conv.handled = frame.seq - 1n;
-      conv.given = conv.handled;
-    }
-    if (frame.seq <= conv.given) {
+    if (frame.seq <= conv.received) {
+      // A duplicate (a retry, a resumed stream): never shown twice; acknowledged again if already handled.
       if (frame.seq <= conv.handled) this._queueAck(frame.conversationId, conv.handled);
       return;
     }
-    conv.given = frame.seq;
+    conv.received = frame.seq;
+    conv.unacked.add(frame.seq);
     const message = new Message(frame, (m) => this._processed(m));
     this._emit("message", message);
     if (message.isSystemEvent) this.service.onSystemMessage(message);
@@ -373,13 +377,13 @@ export class Client {
 
   _processed(message) {
     const conv = this._convs.get(message.conversationId);
-    if (!conv || message.seq <= conv.handled) return;
-    conv.done.add(message.seq);
-    while (conv.done.has(conv.handled + 1n)) {
-      conv.done.delete(conv.handled + 1n);
-      conv.handled += 1n;
+    if (!conv || !conv.unacked.delete(message.seq)) return;
+    let handled = conv.received;
+    for (const seq of conv.unacked) if (seq - 1n < handled) handled = seq - 1n;
+    if (handled > conv.handled) {
+      conv.handled = handled;
+      this._queueAck(message.conversationId, handled);
     }
-    this._queueAck(message.conversationId, conv.handled);
   }
 
   _queueAck(conversationId, seq) {

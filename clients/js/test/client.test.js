@@ -303,3 +303,15 @@ test("close(): the acknowledgements not yet written go out before CLOSE", async 
   assert.ok(ackAt >= 0 && ackAt < types.indexOf(FrameType.CLOSE), JSON.stringify(types));
   assert.deepEqual(server.received[ackAt].acks, [{ conversationId: 12n, seq: 1n }]);
 });
+
+test("seqs never delivered (the client's own messages) count as handled: the ack passes over them", async () => {
+  const { c, factory } = await client(null);
+  await c.connect();
+  const server = factory.servers[0];
+  await server.send(deliver(20n, 1n, "a")); // seq 2 is our own message: the server does not send it back
+  await until(() => server.received.some((f) => f.type === FrameType.DELIVER_ACK), "the first ack");
+  await server.send(deliver(20n, 3n, "c"));
+  const last = () => server.received.filter((f) => f.type === FrameType.DELIVER_ACK).flatMap((f) => f.acks).at(-1);
+  await until(() => last().seq === 3n, "the ack of seq 3");
+  await c.close();
+});
