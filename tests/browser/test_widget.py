@@ -1,11 +1,16 @@
 """The visitor widget in Debian's Chromium, on a bank's page of another origin, against a real `kefu serve`: the one
 script tag, the chat with an agent (a Python client signed in as staff), the queue position while no agent is free,
-the FAQ answer while waiting, and the same conversation with its history after a reload."""
+the FAQ answer while waiting, and the same conversation with its history after a reload.
+
+With KEFU_SCREENSHOTS=DIR set, two tests also save the screenshots of docs/widget.md there
+(`KEFU_SCREENSHOTS=docs/screenshots .venv/bin/pytest -n 0 tests/browser/test_widget.py`)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +20,13 @@ from kefu.client import AgentState, Message
 from .conftest import KefuSite
 
 TIMEOUT_S = 10.0
+SCREENSHOTS = os.environ.get("KEFU_SCREENSHOTS", "")
+
+
+def shoot(page: Any, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / name))
 
 
 @pytest.fixture
@@ -156,6 +168,7 @@ def test_queue_position_faq_answer_and_the_same_conversation_after_a_reload(
 
     # While waiting, the keyword plugin answers the FAQ.
     frame.locator('li.msg.bot .text:has-text("9:00-17:00")').wait_for(timeout=TIMEOUT_S * 1000)
+    shoot(first, "widget-waiting.png")
 
     # An agent comes online: both are assigned; the second's position went away.
     agent = agents("a2")
@@ -220,6 +233,7 @@ def test_a_visitor_in_the_widget_and_an_agent_in_the_console(
     reply.wait_for(timeout=TIMEOUT_S * 1000)
     send_from_widget(frame, "上个月多扣了一笔年费")
     log.locator('[data-testid="message"]', has_text="上个月多扣了一笔年费").wait_for(timeout=TIMEOUT_S * 1000)
+    shoot(visitor, "widget-chat.png")
     errors = [line for p in (console, visitor) for line in p.kefu_log if line.startswith("pageerror")]
     assert not errors, errors
 
