@@ -270,6 +270,10 @@ class Metrics:
         self.webhook_backlog = Gauge(
             "kefu_webhook_backlog_events", "Webhook events a subscription has queued.", ["subscription"], registry=r
         )
+        self.api_requests_total = Counter(
+            "kefu_api_requests", "HTTP integration API requests, by route (its template; unmatched: none) and"
+            " status.", ["route", "status"], registry=r,
+        )  # fmt: skip
         self.desk = _DeskCollector(r)
         Gauge("kefu_build_info", "Always 1; the version is a label.", ["version"], registry=r).labels(version()).set(1)
         Gauge("kefu_start_time_seconds", "Unix time the process started serving.", registry=r).set(time.time())
@@ -344,6 +348,10 @@ class Metrics:
     def service(self, event: str, n: int = 1) -> None:
         """A customer-service event (a bounded set of names: see kefu.server.service.desk)."""
         self.service_events_total.labels(event).inc(n)
+
+    def api_request(self, route: str, status: int) -> None:
+        """One HTTP API request answered (`route`: the route's template, a bounded set)."""
+        self.api_requests_total.labels(route, str(status)).inc()
 
     def webhook_delivery(self, result: str) -> None:
         """One webhook delivery attempt (result: ok, rejected, timeout, error)."""

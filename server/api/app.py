@@ -2,7 +2,7 @@
 
 Every response to a refused request is JSON, ``{"error": {"code": ..., "message": ...}}`` (`ApiError`), whatever
 refused it: the authentication, a route, aiohttp itself (no such route 404, a method not allowed 405, a body too
-large 413), or a bug (500, logged). Middlewares, outermost first: errors, CORS, authentication.
+large 413), or a bug (500, logged). Middlewares, outermost first: the request count, errors, CORS, authentication.
 """
 
 from __future__ import annotations
@@ -50,6 +50,17 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 # --- middlewares ---------------------------------------------------------------------------------------------
+
+
+@web.middleware
+async def counted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """kefu_api_requests_total{route, status}: the route's template (not the path: a bounded set)."""
+    response = await handler(request)
+    metrics = request.app[CONTEXT_KEY].metrics
+    if metrics is not None:
+        resource = request.match_info.route.resource
+        metrics.api_request(resource.canonical if resource is not None else "unmatched", response.status)
+    return response
 
 
 @web.middleware
@@ -160,7 +171,8 @@ def build_app(ctx: ApiContext) -> web.Application:
     """The API's application: its routes, the admin routes and the webhook subscriptions' (spec 18)."""
     from . import admin, routes  # noqa: PLC0415 - admin imports this package's routes; keep the order explicit
 
-    app = web.Application(middlewares=[errors, cors, authenticate], client_max_size=ctx.config.api.max_body_bytes)
+    middlewares = [counted, errors, cors, authenticate]
+    app = web.Application(middlewares=middlewares, client_max_size=ctx.config.api.max_body_bytes)
     app[NONCES_KEY] = NonceCache()
     routes.add_routes(app, ctx)
     admin.add_routes(app)

@@ -44,6 +44,8 @@ class ApiContext:
     """Room for mounted modules' own state (keyed by module name)."""
     web_port: int = 0
     """The web port's actual port once known (0: [web] port): its origin may call the API (CORS)."""
+    metrics: Any = None
+    """The process's `kefu.server.metrics.Metrics` (kefu_api_requests_total), or None."""
 
     def reconfigure(self, config: Any) -> None:
         """SIGHUP: adopt the new configuration (the admin apps, the replay window, CORS origins)."""

@@ -71,6 +71,7 @@ class CoreProcess:
             if self.webhooks is not None:
                 ctx.extras[WEBHOOKS_KEY] = self.webhooks  # /v1/webhooks changes reach it at once
             ctx.web_port = max(0, self.web_port)
+            ctx.metrics = self.metrics
             self.api = ApiServer(ctx, reuse_port=True)  # the supervisor holds the port (SO_REUSEPORT)
             await self.api.start()
         self.control = Control(control, self.loop, self._on_control, self._supervisor_gone)

@@ -107,6 +107,7 @@ class Server:
         await self.operator.start()
         if self.config.api.enabled:
             ctx = ApiContext(self.config, self.side.core, desk, self.store, self.keyring.apps, self.audit)
+            ctx.metrics = self.metrics
             if self.webhooks is not None:
                 ctx.extras[WEBHOOKS_KEY] = self.webhooks  # /v1/webhooks changes reach it at once
             self.api = ApiServer(ctx)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import socket
 import urllib.request
 from typing import Any
@@ -297,3 +298,18 @@ def test_the_web_ports_pages_are_told_where_the_api_is(api: Api) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{api.server.web_port}/config.json", timeout=30) as response:
         config = json.loads(response.read())
     assert config["api"] == api.base  # with [api] port 0 too, and with worker processes
+
+
+def test_requests_are_counted_in_the_metrics(api: Api) -> None:
+    assert api.call("bankapp", "GET", "/v1/queues").status == 200
+    assert api.call("bankapp", "GET", "/v1/wall").status == 403
+    assert api.call("bankapp", "GET", "/v1/no-such-route").status == 404
+    with urllib.request.urlopen(f"http://127.0.0.1:{api.server.metrics_port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    counted = {
+        (m.group(1), m.group(2)): float(m.group(3))
+        for m in re.finditer(r'^kefu_api_requests_total\{route="([^"]*)",status="(\d+)"[^}]*\} (\S+)$', text, re.M)
+    }
+    assert counted[("/v1/queues", "200")] >= 1
+    assert counted[("/v1/wall", "403")] >= 1
+    assert counted[("unmatched", "404")] >= 1
