@@ -66,6 +66,10 @@ class Receiver:
     redirect_to: str = ""
     delay_s: float = 0.0
     """How long each answer takes."""
+    pause_after: int | None = None
+    """Deliveries after this many are recorded, then held unanswered until `resume` is set."""
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0
     _runner: web.AppRunner | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
@@ -96,6 +100,10 @@ class Receiver:
         status = self.answer(len(self.deliveries))
         self.deliveries.append(Delivery(dict(request.headers), body, status, time.monotonic()))
         self._changed.set()
+        if self.pause_after is not None and len(self.deliveries) > self.pause_after:
+            self.held += 1
+            self._changed.set()
+            await self.resume.wait()
         if self.redirect_to:
             raise web.HTTPFound(self.redirect_to)
         return web.Response(status=status)

@@ -190,7 +190,7 @@ async def test_sigkill_mid_delivery_loses_nothing(
     tmp_path: Path, workers: int, receivers: tuple[Receiver, Receiver]
 ) -> None:
     bank, _ = receivers
-    bank.delay_s = 0.03  # a slow receiver: the deliveries (one at a time per conversation) trail the sends by far
+    bank.pause_after = 40  # then the receiver holds its answers: the kill comes with deliveries in flight
     server = desk(tmp_path, workers)
     webhook_add(server.data_dir, bank.url, "conversation.opened,message.committed", "bank")
     server.start()
@@ -207,10 +207,11 @@ async def test_sigkill_mid_delivery_loses_nothing(
                     expected.add((opened.conversation_id, receipt.seq))
 
             await asyncio.gather(*(visitor(f"v{i}") for i in range(1, 6)))
+        await bank.wait_for(lambda r: r.held >= 3, TIMEOUT)  # several conversations' deliveries in flight
         arrived_before = len(bank.accepted())
-        assert arrived_before < len(expected), "the kill must come while deliveries are still going"
         server.kill()  # SIGKILL, every process of the server
-        assert not server.alive
+        assert not server.alive and arrived_before < len(expected)
+        bank.resume.set()
         server.start()
         await bank.wait_for(lambda r: {(e["conversation_id"], e["seq"]) for e in r.accepted()} >= expected, TIMEOUT)
         events = bank.accepted()
