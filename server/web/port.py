@@ -15,12 +15,17 @@ from aiohttp import web
 
 from .app import WebContext, build_app
 
-__all__ = ["LISTEN_BACKLOG", "PUBLISH_INTERVAL_S", "SHUTDOWN_TIMEOUT_S", "WebPort", "bind"]
+__all__ = ["IDLE_TIMEOUT_S", "LISTEN_BACKLOG", "PUBLISH_INTERVAL_S", "SHUTDOWN_TIMEOUT_S", "WebPort", "bind"]
 
 LISTEN_BACKLOG = 4096
 """Accept queue depth (as the client port's: a reconnect storm of browsers must not see refused SYNs)."""
 PUBLISH_INTERVAL_S = 1.0
 """How often the byte counts go to Prometheus (as the gateway's)."""
+IDLE_TIMEOUT_S = 15.0
+"""An HTTP connection of the web port that has sent no complete request for this long is closed (aiohttp's keep-alive
+timeout, which also applies from the connection's start): a connection that never upgrades holds a descriptor, not
+a slot of [server] max_connections, so it must not be held for aiohttp's default of an hour. A WebSocket is not
+subject to it once upgraded (its own keepalive is the protocol's)."""
 SHUTDOWN_TIMEOUT_S = 1.0
 """How long a stop waits for the web port's requests to end after every WebSocket session was closed."""
 
@@ -56,7 +61,11 @@ class WebPort:
         """Serve on `sock` (bound; listening or not)."""
         self.ctx.stats.bind(self.ctx.metrics)
         runner = web.AppRunner(
-            build_app(self.ctx), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+            build_app(self.ctx),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            keepalive_timeout=IDLE_TIMEOUT_S,
         )
         await runner.setup()
         self._runner = runner
