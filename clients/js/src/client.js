@@ -13,17 +13,50 @@
 //   at once without the ticket; a refusal then ends the client with CredentialsRefused.
 // - Stream DELIVERs are handled once per (conversation, seq): "message" listeners run, then (unless explicitAck) the
 //   message is processed; the highest contiguous processed seq per conversation leaves in one DELIVER_ACK per write.
-import { fromBase64Url, randomBytes, utf8 } from "./bytes.js";
+import { fromBase64Url, randomBytes, toHex, utf8 } from "./bytes.js";
 import { SUITE_BY_NAME } from "./crypto.js";
 import {
   AuthFailed, ClientClosed, ConnectError, ConnectTimeout, ConnectionLost, CredentialsRefused, ErrorCode, KefuError,
-  NoCommonSuite, RequestRefused, SendRefused, SendTimeout, ServerNotTrusted, connectError,
+  NoCommonSuite, RequestRefused, SendRefused, SendTimeout, ServerNotTrusted, codeName, connectError,
 } from "./errors.js"; // prettier-ignore
-import { ContentType, FrameType, PskMode, SERVICE_BASE, STAFF_BIT } from "./frames.js";
+import { ContentType, FrameType, MAX_BODY, PskMode, SERVICE_BASE, STAFF_BIT } from "./frames.js";
 import { Link } from "./link.js";
 import { Message, receiptOf } from "./message.js";
 import { ServiceApi } from "./service.js";
 import { webSocketTransport } from "./transport.js";
+
+/** Messages submitted and not yet acknowledged (as the Python client): send() waits for room past either bound. */
+export const MAX_PENDING_SENDS = 10_000;
+export const MAX_PENDING_BYTES = 64 << 20;
+/** Bytes of a SEND frame besides its body and metadata, with room to spare. */
+const SEND_OVERHEAD = 64;
+const RATE_LIMITED_FIRST_MS = 200;
+const RATE_LIMITED_MAX_MS = 10_000;
+/** Conversations whose watermarks are kept, least recently active forgotten first (it is then resumed from the
+ * server's stored cursor by SYNC(0) instead of ours). */
+export const MAX_TRACKED_CONVERSATIONS = 100_000;
+
+/** The SEND frame of one send() call, checked here (TypeError / RangeError) before the server could refuse it. */
+function buildSend(conversationId, body, opts) {
+  const conversation = BigInt(conversationId);
+  if (conversation <= 0n || conversation >= 1n << 64n) throw new RangeError("a conversation id is a nonzero u64");
+  if (typeof body !== "string" && !(body instanceof Uint8Array)) throw new TypeError("body is a string or a Uint8Array");
+  const metadata = Object.entries(opts.metadata ?? {}).map(([key, v]) => ({ key, value: typeof v === "string" ? utf8(v) : v }));
+  if (opts.to?.length) metadata.push({ key: "kefu.to", value: utf8(opts.to.join(",")) }); // spec 4.10: the members
+  const clientMsgId = opts.clientMsgId ?? randomBytes(16);
+  if (!(clientMsgId instanceof Uint8Array) || clientMsgId.length !== 16) throw new TypeError("clientMsgId is 16 bytes");
+  const frame = {
+    type: FrameType.SEND,
+    clientMsgId,
+    conversationId: conversation,
+    contentType: opts.contentType ?? (typeof body === "string" ? ContentType.TEXT : ContentType.BINARY),
+    body: typeof body === "string" ? utf8(body) : body,
+    metadata,
+  };
+  const size = frame.body.length + metadata.reduce((n, m) => n + utf8(m.key).length + m.value.length + 3, SEND_OVERHEAD);
+  if (size > MAX_BODY) throw new RangeError(`a message of ${size} bytes exceeds the frame limit of ${MAX_BODY}`);
+  return frame;
+}
 
 /** close() waits this long for the server's CLOSE before dropping the connection. */
 export const CLOSE_TIMEOUT_MS = 2000;
@@ -93,6 +126,8 @@ export class Client {
     this._reauthenticate = false;
     this._everConnected = false;
     this._pendingSends = new Map(); // hex client_msg_id -> entry
+    this._pendingBytes = 0;
+    this._roomWaiters = [];
     this._convs = new Map(); // conversationId -> {handled, done: Set, given}
     this._acks = new Map(); // conversationId -> seq to acknowledge
     this._fetches = new Set();
@@ -322,7 +357,7 @@ export class Client {
       case FrameType.DELIVER:
         return this._onDeliver(link, frame);
       case FrameType.SEND_ACK:
-        return this._onSendAck(frame);
+        return this._onSendAck(link, frame);
       case FrameType.SYNC_DONE:
         return this._onSyncDone(link, frame);
       case FrameType.ERROR:
@@ -348,10 +383,13 @@ export class Client {
    */
   _conv(conversationId) {
     let conv = this._convs.get(conversationId);
-    if (!conv) {
+    if (conv) {
+      this._convs.delete(conversationId); // most recently active last
+    } else {
       conv = { received: 0n, handled: 0n, unacked: new Set() };
-      this._convs.set(conversationId, conv);
+      if (this._convs.size >= MAX_TRACKED_CONVERSATIONS) this._convs.delete(this._convs.keys().next().value);
     }
+    this._convs.set(conversationId, conv);
     return conv;
   }
 
@@ -395,31 +433,24 @@ export class Client {
   // --- sending ------------------------------------------------------------------------------------------------
 
   /** Resolves with the receipt once the message is durable; retried across reconnects with the same id. */
-  send(conversationId, body, opts = {}) {
-    if (this._closed) return Promise.reject(new ClientClosed("the client is closed"));
-    const bytes = typeof body === "string" ? utf8(body) : body;
-    const metadata = Object.entries(opts.metadata ?? {}).map(([key, v]) => ({ key, value: typeof v === "string" ? utf8(v) : v }));
-    if (opts.to?.length) metadata.push({ key: "kefu.to", value: utf8(opts.to.join(",")) });
-    const clientMsgId = opts.clientMsgId ?? randomBytes(16);
-    const key = Array.from(clientMsgId, (b) => b.toString(16).padStart(2, "0")).join("");
-    const frame = {
-      type: FrameType.SEND,
-      clientMsgId,
-      conversationId: BigInt(conversationId),
-      contentType: opts.contentType ?? (typeof body === "string" ? ContentType.TEXT : ContentType.BINARY),
-      body: bytes,
-      metadata,
-    };
+  async send(conversationId, body, opts = {}) {
+    if (this._closed) throw new ClientClosed("the client is closed");
+    const frame = buildSend(conversationId, body, opts);
+    const size = frame.body.length + frame.metadata.reduce((n, m) => n + m.key.length + m.value.length + 3, SEND_OVERHEAD);
+    while (this._pendingSends.size && (this._pendingSends.size >= MAX_PENDING_SENDS || this._pendingBytes + size > MAX_PENDING_BYTES)) {
+      await new Promise((resolve) => this._roomWaiters.push(resolve)); // backpressure: wait for a SEND_ACK
+      if (this._closed) throw new ClientClosed("the client is closed");
+    }
+    const key = toHex(frame.clientMsgId);
+    if (this._pendingSends.has(key)) throw new TypeError("a send with this clientMsgId is already pending");
     return new Promise((resolve, reject) => {
-      const entry = { key, frame, resolve, reject, timer: null };
+      const entry = { key, frame, size, resolve, reject, timer: null, retry: null, backoffMs: 0 };
       const timeoutS = this.options.sendTimeoutS === undefined ? 60 : this.options.sendTimeoutS;
       if (timeoutS !== null) {
-        entry.timer = setTimeout(() => {
-          this._pendingSends.delete(key);
-          reject(new SendTimeout(`no SEND_ACK within ${timeoutS} s`));
-        }, timeoutS * 1000);
+        entry.timer = setTimeout(() => this._settleSend(entry, new SendTimeout(`no SEND_ACK within ${timeoutS} s`)), timeoutS * 1000);
       }
       this._pendingSends.set(key, entry);
+      this._pendingBytes += size;
       if (this._link?.writable) this._putSend(this._link, entry);
     });
   }
@@ -430,18 +461,39 @@ export class Client {
     link.send({ ...entry.frame, requestId });
   }
 
-  _onSendAck(ack) {
-    const key = Array.from(ack.clientMsgId, (b) => b.toString(16).padStart(2, "0")).join("");
-    const entry = this._pendingSends.get(key);
-    if (!entry) return;
-    if (ack.status === ErrorCode.SHUTTING_DOWN) return; // section 4.10: goes again on the next connection
-    this._pendingSends.delete(key);
+  /** The end of a pending send: its receipt, or its error. */
+  _settleSend(entry, error, receipt = null) {
+    if (this._pendingSends.get(entry.key) !== entry) return;
+    this._pendingSends.delete(entry.key);
+    this._pendingBytes -= entry.size;
     clearTimeout(entry.timer);
-    if (ack.status !== ErrorCode.OK) entry.reject(new SendRefused(`SEND refused (${ack.status})`, ack.status));
-    else {
-      // Our own message is part of the conversation's stream: it will be delivered (or not) like any other.
-      entry.resolve(receiptOf(ack));
+    clearTimeout(entry.retry);
+    if (error) entry.reject(error);
+    else entry.resolve(receipt);
+    for (const wake of this._roomWaiters.splice(0)) wake();
+  }
+
+  /** A SEND refused with `code`: RATE_LIMITED is retried after a backoff, SHUTTING_DOWN on the next connection
+   * (spec 4.10 item 10), anything else fails the send. */
+  _sendRefused(entry, code, reason) {
+    if (code === ErrorCode.SHUTTING_DOWN) return;
+    if (code === ErrorCode.RATE_LIMITED) {
+      entry.backoffMs = Math.min(RATE_LIMITED_MAX_MS, entry.backoffMs ? entry.backoffMs * 2 : RATE_LIMITED_FIRST_MS);
+      entry.retry = setTimeout(() => {
+        entry.retry = null;
+        if (this._pendingSends.get(entry.key) === entry && this._link?.writable) this._putSend(this._link, entry);
+      }, entry.backoffMs * (0.8 + 0.4 * Math.random()));
+      return;
     }
+    this._settleSend(entry, new SendRefused(reason || `SEND refused (${codeName(code) ?? code})`, code));
+  }
+
+  _onSendAck(link, ack) {
+    link.requests.delete(ack.requestId);
+    const entry = this._pendingSends.get(toHex(ack.clientMsgId));
+    if (!entry) return;
+    if (ack.status !== ErrorCode.OK) this._sendRefused(entry, ack.status, "");
+    else this._settleSend(entry, null, receiptOf(ack)); // the message itself comes back to other members only
   }
 
   _onRequestError(link, error) {
@@ -453,10 +505,7 @@ export class Client {
     link.requests.delete(error.requestId);
     if (request.kind === "send") {
       const entry = this._pendingSends.get(request.key);
-      if (!entry || error.code === ErrorCode.SHUTTING_DOWN) return;
-      this._pendingSends.delete(request.key);
-      clearTimeout(entry.timer);
-      entry.reject(new SendRefused(error.reason, error.code));
+      if (entry) this._sendRefused(entry, error.code, error.reason);
     } else if (request.kind === "fetch") {
       this._fetches.delete(request.fetch);
       request.fetch.reject(new RequestRefused(error.reason, error.code));
@@ -531,11 +580,8 @@ export class Client {
     this._closed = true;
     this._closeError = error;
     const failure = error ?? new ClientClosed("the client is closed");
-    for (const entry of this._pendingSends.values()) {
-      clearTimeout(entry.timer);
-      entry.reject(failure);
-    }
-    this._pendingSends.clear();
+    for (const entry of [...this._pendingSends.values()]) this._settleSend(entry, failure);
+    for (const wake of this._roomWaiters.splice(0)) wake();
     for (const fetch of this._fetches) fetch.reject(failure);
     this._fetches.clear();
     this.service.fail(failure);

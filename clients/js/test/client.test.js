@@ -315,3 +315,24 @@ test("seqs never delivered (the client's own messages) count as handled: the ack
   await until(() => last().seq === 3n, "the ack of seq 3");
   await c.close();
 });
+
+test("a SEND refused with RATE_LIMITED goes again after a backoff, with the same id; local checks before sending", async () => {
+  let tries = 0;
+  const { c, factory } = await client(async (s, f) => {
+    if (f.type !== FrameType.SEND) return;
+    tries += 1;
+    await s.send(tries === 1 ? ack(f, 0n, { status: 429 }) : ack(f, 4n));
+  });
+  await c.connect();
+  const receipt = await c.send(30n, "again");
+  assert.equal(receipt.seq, 4n);
+  const sends = factory.servers[0].received.filter((f) => f.type === FrameType.SEND);
+  assert.equal(sends.length, 2);
+  assert.equal(toHex(sends[0].clientMsgId), toHex(sends[1].clientMsgId));
+  await assert.rejects(c.send(0n, "x"), RangeError);
+  await assert.rejects(c.send(1n << 64n, "x"), RangeError);
+  await assert.rejects(c.send(1n, new Uint8Array(1 << 20)), RangeError);
+  await assert.rejects(c.send(1n, "x", { clientMsgId: new Uint8Array(3) }), TypeError);
+  await c.close();
+  await assert.rejects(c.send(1n, "after close"), (e) => e.name === "ClientClosed");
+});
