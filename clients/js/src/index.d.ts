@@ -49,7 +49,7 @@ export interface SendOptions {
   contentType?: number;
   /** Metadata pairs (values UTF-8 encoded when strings). */
   metadata?: Record<string, string | Uint8Array>;
-  /** Ask for these recipients in metadata (convenience: sets metadata "to" to the comma-joined list). */
+  /** The members of a conversation this SEND creates (metadata "kefu.to", spec 4.10); ignored for an existing one. */
   to?: string[];
   /** A 16-byte id; by default a random one. A repeat with the same id gets the original receipt. */
   clientMsgId?: Uint8Array;
@@ -195,9 +195,18 @@ export class Client {
   readonly reconnects: number;
   /** Full handshake (or resumption), then SYNC of known conversations. Rejects with ConnectError subclasses. */
   connect(): Promise<void>;
-  /** Resolves once the message is durable; retried across reconnects with the same client_msg_id. */
+  /**
+   * Resolves once the message is durable; retried across reconnects with the same client_msg_id (and after a
+   * backoff when RATE_LIMITED). Waits for room while 10,000 messages or 64 MiB are pending. Rejects with SendRefused,
+   * SendTimeout, ClientClosed, CredentialsRefused; RangeError / TypeError for a request that cannot be sent at all
+   * (conversation id 0 or beyond u64, a clientMsgId not of 16 bytes, more than the 1 MiB frame limit).
+   */
   send(conversationId: bigint | number, body: string | Uint8Array, opts?: SendOptions): Promise<SendReceipt>;
-  /** A history fetch (SYNC ... SYNC_DONE); messages are returned, not emitted as "message". */
+  /**
+   * A history fetch (SYNC's fetch form, spec 4.5): messages with afterSeq < seq <= untilSeq (untilSeq 0 = up to the
+   * latest), at most `limit` (0 = the server's cap), returned in seq order, not emitted as "message" and not
+   * acknowledged; `more` = the cap cut it short (ask again from lastSeq). Asked again after a reconnect.
+   */
   sync(opts: SyncOptions): Promise<SyncResult>;
   on<K extends keyof ClientEvents>(type: K, listener: (value: ClientEvents[K]) => void): () => void;
   off<K extends keyof ClientEvents>(type: K, listener: (value: ClientEvents[K]) => void): void;
