@@ -426,6 +426,11 @@ class WebhooksSection:
         100_000, "Events a subscription may have queued in memory; new ones beyond are dead letters (a receiver gone"
         " for long must not exhaust the core's memory).", lo=1,
     )  # fmt: skip
+    allowed_hosts: tuple[str, ...] = setting(
+        (), "Hosts (names or addresses, as the URL writes them) a new subscription may deliver to; empty: any. Set it"
+        " when integrations subscribe over the HTTP API, so that no app can have the server POST to an internal"
+        " address. Checked when a subscription is made.", reloadable=True,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

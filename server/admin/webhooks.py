@@ -26,7 +26,9 @@ def add_webhook(
     details: dict[str, Any] = {"url": url, "events": list(events), "tenant": tenant}
     with store_of(config) as store, audited(store, Action.WEBHOOK_ADD, url, details) as more:
         try:
-            sub = subscriptions.new_subscription(url, events, tenant, now_ms=now_ms, algorithms=algorithms)
+            sub = subscriptions.new_subscription(
+                url, events, tenant, now_ms=now_ms, algorithms=algorithms, allowed_hosts=config.webhooks.allowed_hosts
+            )
             subscriptions.add(store, sub)
         except SubscriptionError as exc:
             raise AdminError(str(exc)) from None

@@ -70,8 +70,9 @@ class _Routes:
         details = {"url": url, "events": events, "tenant": tenant}
         try:
             sub = subscriptions.new_subscription(
-                url, events, tenant, now_ms=int(self.ctx.clock() * 1000), algorithms=algorithms
-            )
+                url, events, tenant, now_ms=int(self.ctx.clock() * 1000), algorithms=algorithms,
+                allowed_hosts=self.ctx.config.webhooks.allowed_hosts,
+            )  # fmt: skip
             await _off_loop(subscriptions.add, self.ctx.store, sub)
         except SubscriptionError as exc:
             failed = {**details, "reason": str(exc)}

@@ -117,8 +117,9 @@ class Cursor:
         return cls(int(data["since_ms"]), {int(k): (int(v[0]), int(v[1])) for k, v in data["done"].items()})
 
 
-def check_url(url: str) -> str:
-    """`url` if it is an absolute http(s) URL with a host and no credentials in it; else SubscriptionError."""
+def check_url(url: str, allowed_hosts: Iterable[str] = ()) -> str:
+    """`url` if it is an absolute http(s) URL with a host (one of `allowed_hosts`, unless that is empty) and no
+    credentials in it; else SubscriptionError."""
     if len(url.encode()) > MAX_URL_BYTES:
         raise SubscriptionError(f"the URL is longer than {MAX_URL_BYTES} bytes")
     try:
@@ -130,6 +131,9 @@ def check_url(url: str) -> str:
         raise SubscriptionError("only http:// and https:// URLs are allowed")
     if not parts.hostname:
         raise SubscriptionError("the URL names no host")
+    allowed = {h.lower() for h in allowed_hosts}
+    if allowed and parts.hostname.lower() not in allowed:
+        raise SubscriptionError(f"host {parts.hostname!r} is not one of [webhooks] allowed_hosts")
     if parts.username is not None or parts.password is not None:
         raise SubscriptionError("credentials in the URL are not allowed: receivers verify the signature instead")
     if any(c.isspace() or not c.isprintable() for c in url):
@@ -168,11 +172,12 @@ def new_secret() -> bytes:
 
 
 def new_subscription(
-    url: str, events: Iterable[str], tenant: str, *, now_ms: int, algorithms: Iterable[str] = ()
-) -> Subscription:
+    url: str, events: Iterable[str], tenant: str, *, now_ms: int, algorithms: Iterable[str] = (),
+    allowed_hosts: Iterable[str] = (),
+) -> Subscription:  # fmt: skip
     """A checked subscription with a new id and a fresh secret."""
     return Subscription(
-        "wh_" + secrets.token_hex(8), check_url(url), check_events(events), tenant, new_secret(),
+        "wh_" + secrets.token_hex(8), check_url(url, allowed_hosts), check_events(events), tenant, new_secret(),
         check_algorithms(algorithms), now_ms,
     )  # fmt: skip
 

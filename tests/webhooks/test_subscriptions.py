@@ -40,3 +40,13 @@ def test_event_types_are_checked() -> None:
 def test_a_cursor_keeps_each_conversations_seq_and_time() -> None:
     cursor = subscriptions.Cursor(1000, {(1 << 62) + 1: (7, 1005), (1 << 63) + (1 << 62) + 1: (2, 1000)})
     assert subscriptions.Cursor.decode(cursor.encode()) == cursor
+
+
+def test_allowed_hosts_limit_where_subscriptions_deliver() -> None:
+    allowed = ("crm.bank.example", "10.1.2.3")
+    assert subscriptions.check_url("https://CRM.bank.example/hook", allowed)
+    assert subscriptions.check_url("http://10.1.2.3:8080/x", allowed)
+    for url in ("http://127.0.0.1:7421/metrics", "https://crm.bank.example.evil.example/", "http://[::1]/"):
+        with pytest.raises(subscriptions.SubscriptionError, match="allowed_hosts"):
+            subscriptions.check_url(url, allowed)
+    assert subscriptions.check_url("http://127.0.0.1:7421/x"), "empty: any host"
