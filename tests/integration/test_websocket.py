@@ -29,6 +29,7 @@ from kefu.protocol.crypto import Suite
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import TicketReceived
 from kefu.protocol.handshake import ClientConfig
+from kefu.server.web.port import IDLE_TIMEOUT_S
 
 from .conftest import ServerProcess, add_app
 from .peer import TIMEOUT, Peer
@@ -216,6 +217,22 @@ async def test_the_kefu_subprotocol_is_required(server: ServerProcess, protocols
 async def test_a_plain_get_of_ws_is_refused(server: ServerProcess) -> None:
     async with aiohttp.ClientSession() as http, http.get(http_url(server, "/ws")) as response:
         assert response.status == 400
+
+
+@pytest.mark.slow
+async def test_a_connection_that_never_finishes_its_request_is_closed(server: ServerProcess) -> None:
+    """It holds a descriptor outside the connection limits until then (kefu.server.web.port.IDLE_TIMEOUT_S)."""
+    if server.workers():
+        pytest.skip("the same WebPort serves both modes: its 15 s are spent once, in one process")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.web_port)
+    try:
+        writer.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+        t0 = time.monotonic()
+        assert await asyncio.wait_for(reader.read(), IDLE_TIMEOUT_S + WAIT_S) == b""
+        assert time.monotonic() - t0 >= IDLE_TIMEOUT_S - 1
+    finally:
+        writer.close()
+    await still_serves(server)
 
 
 # --- the Origin policy ---------------------------------------------------------------------------------------------
