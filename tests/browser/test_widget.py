@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kefu.client import AgentState, Message
+from kefu.client import AgentState, Message, staff_channel
 
 from .conftest import KefuSite
 
@@ -234,6 +234,20 @@ def test_a_visitor_in_the_widget_and_an_agent_in_the_console(
     send_from_widget(frame, "上个月多扣了一笔年费")
     log.locator('[data-testid="message"]', has_text="上个月多扣了一笔年费").wait_for(timeout=TIMEOUT_S * 1000)
     shoot(visitor, "widget-chat.png")
+
+    # A supervisor watches and whispers to a1: the console shows it, the widget never does (the agent's next reply,
+    # sent after the whisper was on a1's screen, is the widget's proof that it had its chance to show it).
+    supervisor = kefu_site.agent("sup")
+    try:
+        supervisor.service.watch(conversation)
+        supervisor.send(staff_channel(conversation), "督导提示：先查首年是否免年费")
+    finally:
+        supervisor.close()
+    log.locator('[data-testid="message"][data-kind="whisper"]', has_text="督导提示").wait_for(timeout=TIMEOUT_S * 1000)
+    console.get_by_test_id("reply-input").fill("这笔年费可以为您申请减免。")
+    console.get_by_test_id("reply-send").click()
+    frame.locator('li.msg.agent .text:has-text("这笔年费可以为您申请减免。")').wait_for(timeout=TIMEOUT_S * 1000)
+    assert "督导提示" not in frame.locator("#log").inner_text()
     errors = [line for p in (console, visitor) for line in p.kefu_log if line.startswith("pageerror")]
     assert not errors, errors
 
