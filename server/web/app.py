@@ -35,7 +35,7 @@ from ..edge.gateway import printable
 from ..engine.refusals import ThrottledLog
 from .origins import OriginPolicy
 from .stats import WebStats
-from .transport import CLOSE_TIMEOUT_S, MAX_MESSAGE_BYTES, SUBPROTOCOL, WebSocketTransport
+from .transport import SUBPROTOCOL, WebSocketTransport, websocket_response
 
 __all__ = ["WebContext", "api_origin", "build_app", "js_root", "static_root"]
 
@@ -143,10 +143,7 @@ def _websocket(ctx: WebContext) -> Handler:
     gateway, stats = ctx.gateway, ctx.stats
 
     async def websocket(request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,), max_msg_size=MAX_MESSAGE_BYTES, compress=False, heartbeat=None,
-            autoping=True, timeout=CLOSE_TIMEOUT_S, writer_limit=1,
-        )  # fmt: skip
+        ws = websocket_response()
         ready = ws.can_prepare(request)
         if not ready.ok:
             stats.refused("not_websocket")

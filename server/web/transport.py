@@ -32,7 +32,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from kefu.protocol.frames import HEADER_LEN, MAX_RECORD_BODY
 
-__all__ = ["CLOSE_TIMEOUT_S", "MAX_MESSAGE_BYTES", "SUBPROTOCOL", "WebSocketTransport"]
+__all__ = ["CLOSE_TIMEOUT_S", "MAX_MESSAGE_BYTES", "SUBPROTOCOL", "WebSocketTransport", "websocket_response"]
 
 SUBPROTOCOL = "kefu.v1"
 """The WebSocket subprotocol of the kefu byte stream (spec section 15.1)."""
@@ -42,6 +42,21 @@ whole records, so none of its messages is larger; the server cuts its output int
 CLOSE_TIMEOUT_S = 2.0
 """How long a close waits for the peer's close frame before dropping the TCP connection (a peer that never answers
 must not hold a handler)."""
+
+
+def websocket_response() -> web.WebSocketResponse:
+    """The server side of one /ws connection: subprotocol kefu.v1, messages up to MAX_MESSAGE_BYTES, no compression,
+    no WebSocket heartbeat (the protocol has its own keepalive), and aiohttp's writer waiting for the socket to drain
+    after every message (`writer_limit` 1: see the module docstring)."""
+    return web.WebSocketResponse(
+        protocols=(SUBPROTOCOL,),
+        max_msg_size=MAX_MESSAGE_BYTES + 1,  # aiohttp refuses a message whose size reaches max_msg_size
+        compress=False,
+        heartbeat=None,
+        autoping=True,
+        timeout=CLOSE_TIMEOUT_S,
+        writer_limit=1,
+    )
 
 
 class WebSocketTransport(asyncio.Transport):

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from kefu.server.web.transport import CLOSE_TIMEOUT_S, MAX_MESSAGE_BYTES, SUBPROTOCOL, WebSocketTransport
+from kefu.server.web.transport import MAX_MESSAGE_BYTES, SUBPROTOCOL, WebSocketTransport, websocket_response
 
 pytestmark = pytest.mark.asyncio
 
@@ -66,8 +66,7 @@ class Served:
         self.port = 0
 
     async def handler(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), max_msg_size=MAX_MESSAGE_BYTES, compress=False,
-                                   timeout=CLOSE_TIMEOUT_S, writer_limit=1)  # fmt: skip
+        ws = websocket_response()
         await ws.prepare(request)
         protocol = self.make()
         self.protocols.append(protocol)
@@ -207,5 +206,23 @@ async def test_the_peers_close_is_the_end_of_the_stream(served: Served) -> None:
         protocol = served.protocols[0]
         await asyncio.wait_for(protocol.lost, WAIT_S)
         assert protocol.received == [b"last words"] and protocol.calls == ["eof", "lost"]
+    finally:
+        await http.close()
+
+
+async def test_a_message_of_the_largest_size_is_taken_and_one_byte_more_is_not(served: Served) -> None:
+    http, ws = await connect(served)
+    try:
+        await ws.send_bytes(bytes(MAX_MESSAGE_BYTES))
+        protocol = served.protocols[0]
+        async with asyncio.timeout(WAIT_S):
+            while not protocol.received:
+                await asyncio.sleep(0.01)
+        assert [len(b) for b in protocol.received] == [MAX_MESSAGE_BYTES]
+        await ws.send_bytes(bytes(MAX_MESSAGE_BYTES + 1))
+        async with asyncio.timeout(WAIT_S):
+            msg = await ws.receive()
+        assert msg.type is aiohttp.WSMsgType.CLOSE and ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+        assert [len(b) for b in protocol.received] == [MAX_MESSAGE_BYTES]
     finally:
         await http.close()
