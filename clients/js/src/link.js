@@ -69,16 +69,18 @@ export class Link {
       if (this.lost) return;
       try {
         await step();
+        for (const event of this.conn.eventsReceived()) this.client.linkEvent(this, event);
+        this.client.linkFlushing(this);
+        this.flushQueued = false;
+        const out = await this.conn.dataToSend();
+        if (out.length) this.transport.send(out);
       } catch (e) {
+        // The core's own errors become events; anything thrown here is a fault of this side: end the connection
+        // rather than leave a chain that runs nothing more.
         this.client.linkFailed(this, e);
         this.drop();
         return;
       }
-      for (const event of this.conn.eventsReceived()) this.client.linkEvent(this, event);
-      this.client.linkFlushing(this);
-      this.flushQueued = false;
-      const out = await this.conn.dataToSend();
-      if (out.length) this.transport.send(out);
       if (this.conn.state === State.CLOSED || closeReason !== null) this.drop();
       else this.arm();
     });
