@@ -299,3 +299,26 @@ async def test_a_full_backlog_dead_letters_new_events(store: Store, receiver: Re
         assert d.dead_letters == 1 and d.status()[next(iter(d.feeds))]["backlog"] == 2
     finally:
         await d.close()
+
+
+async def test_a_hanging_receiver_times_out_and_a_gone_one_is_an_error(store: Store, receiver: Receiver) -> None:
+    receiver.delay_s = 1.0  # ten times the timeout
+    subscribe(store, receiver.url)
+    gone = subscribe(store, "http://127.0.0.1:9/nobody-listens")  # the discard port: nothing listens on loopback
+    metrics = Metrics(process=False)
+    log = Log(store)
+    d = dispatcher(store, log, Settings(timeout_s=0.1, max_attempts=2, backoff_initial_s=0.01, cursor_save_s=0.05),
+                   metrics)  # fmt: skip
+    d.recover()
+    await d.start()
+    try:
+        log.opened(SERVICE_BASE + 1)
+        async with asyncio.timeout(10):
+            while d.dead_letters < 2:
+                await asyncio.sleep(0.02)
+        text = metrics.exposition().decode()
+        assert 'kefu_webhook_deliveries_total{result="timeout"} 2.0' in text
+        assert 'kefu_webhook_deliveries_total{result="error"} 2.0' in text
+        assert d.feeds[gone.id].backlog == 0
+    finally:
+        await d.close()
