@@ -336,3 +336,22 @@ test("a SEND refused with RATE_LIMITED goes again after a backoff, with the same
   await c.close();
   await assert.rejects(c.send(1n, "after close"), (e) => e.name === "ClientClosed");
 });
+
+test("a GOAWAY while connected: CLOSE, then a reconnect after its delay; a fetch in progress is asked again there", async () => {
+  const { c, factory } = await client(async (s, f) => {
+    if (f.type !== FrameType.SYNC || f.conversationId !== 50n) return;
+    if (factory.servers.indexOf(s) === 0) {
+      await s.send({ type: FrameType.GOAWAY, requestId: 0, flags: 0, code: 503, reconnectDelayMs: 30,
+        backoffInitialMs: 10, backoffMaxMs: 50, jitterPermille: 0, reason: "draining" }); // prettier-ignore
+      return;
+    }
+    await s.send({ type: FrameType.SYNC_DONE, requestId: f.requestId, flags: 0, conversationId: 50n, lastSeq: 0n, more: 0 });
+  });
+  await c.connect();
+  const done = await c.sync({ conversationId: 50n });
+  assert.deepEqual([done.messages.length, done.lastSeq, done.more], [0, 0n, false]);
+  assert.equal(factory.servers.length, 2);
+  assert.ok(factory.servers[0].received.some((f) => f.type === FrameType.CLOSE), "the drained connection was closed");
+  assert.equal(c.reconnects, 1);
+  await c.close();
+});
