@@ -283,7 +283,8 @@ async def test_config_json_says_how_to_connect(server: ServerProcess) -> None:
         assert response.status == 200
         body = await response.json()
     assert body["ws"] == "/ws" and body["suites"] == ["national", "international"]
-    assert set(body["server_pins"]) == set(server.pins) and "api" in body
+    assert set(body["server_pins"]) == set(server.pins)
+    assert body["api"] == f"http://127.0.0.1:{server.api_port}"  # the port picked at start, in both modes
 
 
 async def test_static_pages_and_the_js_client(server: ServerProcess) -> None:
@@ -293,7 +294,8 @@ async def test_static_pages_and_the_js_client(server: ServerProcess) -> None:
         for page in ("/console/", "/widget/frame.html"):
             async with http.get(http_url(server, page)) as response:
                 assert response.status == 200 and response.content_type == "text/html"
-                assert response.headers["Content-Security-Policy"].startswith("default-src 'self'; connect-src 'self'")
+                csp = f"default-src 'self'; connect-src 'self' http://127.0.0.1:{server.api_port}"
+                assert response.headers["Content-Security-Policy"] == csp
         async with http.get(http_url(server, "/js/index.d.ts")) as response:
             assert response.status == 200 and "export" in await response.text()
         js = sorted(p.name for p in (Path(__file__).parents[2] / "clients" / "js" / "src").glob("*.js"))
