@@ -393,12 +393,14 @@ class Dispatcher:
         return None
 
     def _read_millisecond(self, feed: _Feed, queue: deque[_Item], ts: int) -> None:
-        """Read the events of the queued references of millisecond `ts` (`recover` queued them in the index's order),
-        and put them back in commit order (server_msg_id). A message that is not an event the subscription wants, or
+        """Read the events of the queued references of millisecond `ts` at the head (`recover` and a new subscription's
+        catch-up queue references before any live event, in the index's order), and put them back in commit order
+        (server_msg_id). A message that is not an event the subscription wants, or
         is gone from the store, stays as a reference to pass (event None): the cursor passes it in its turn."""
-        same = [item for item in queue if not item.read and item.ts == ts]
+        same = []
+        while queue and not queue[0].read and queue[0].ts == ts:  # references come first, in timestamp order
+            same.append(queue.popleft())
         for item in same:
-            queue.remove(item)
             message = self.read(item.conversation, item.seq)
             item.read, item.order = True, message.server_msg_id if message is not None else 0
             tenant = self.tenant(base_conversation(item.conversation))
