@@ -455,6 +455,10 @@ class ApiSection:
         " long.", unit="seconds", lo=5, hi=3600, reloadable=True,
     )  # fmt: skip
     max_body_bytes: int = setting(1 << 20, "Largest request body the API reads.", unit="bytes", lo=1024, hi=64 << 20)
+    max_connections: int = setting(
+        1024, "Connections the API holds at once (it shares the core process's file descriptors with the store and"
+        " the links): past it a new connection is answered 503 and closed.", lo=1, hi=1_000_000,
+    )  # fmt: skip
 
 
 SECTIONS: dict[str, type] = {

@@ -22,6 +22,7 @@ from ..webhooks import api as webhooks
 from .auth import NonceCache, check_signature, parse_authorization
 from .context import CALLER_KEY, ApiContext, ApiError, AuthMethod, Caller
 from .routes import CONTEXT_KEY, reply
+from .site import BoundedSite
 
 __all__ = ["OPENAPI_PATH", "ApiServer", "build_app", "openapi_document"]
 
@@ -192,13 +193,15 @@ class ApiServer:
             build_app(ctx), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
         )
         self.address: tuple[str, int] = ("", 0)
+        self.site: BoundedSite | None = None
 
     async def start(self) -> tuple[str, int]:
         """Listen; the address bound (port 0 picks a free one). Prints ``kefu: api on http://HOST:PORT``."""
         api = self.ctx.config.api
         await self.runner.setup()
-        site = web.TCPSite(self.runner, api.host, api.port, reuse_address=True, reuse_port=self.reuse_port or None)
-        await site.start()
+        limit = api.max_connections
+        self.site = BoundedSite(self.runner, api.host, api.port, max_connections=limit, reuse_port=self.reuse_port)
+        await self.site.start()
         host, port = self.runner.addresses[0][:2]
         self.address = (str(host), int(port))
         logmod.event("api.listening", host=host, port=port)
