@@ -570,6 +570,7 @@ function stateText(conv) {
 function traceText(entry) {
   if (!entry || typeof entry !== "object") return String(entry);
   const { step, ...rest } = entry;
-  const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`);
+  const json = (v) => JSON.stringify(v, (_, x) => (typeof x === "bigint" ? x.toString() : x));
+  const fields = Object.entries(rest).map(([k, v]) => `${k}=${v !== null && typeof v === "object" ? json(v) : v}`);
   return `${step || "?"}: ${fields.join(", ")}`;
 }
