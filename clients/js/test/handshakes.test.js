@@ -9,6 +9,7 @@ import { RecordLayer } from "../src/records.js";
 import { ClientConnection, State } from "../src/connection.js";
 import { ErrorCode } from "../src/errors.js";
 import { decode, encode } from "../src/wire.js";
+import { VectorServer } from "./serverrole.js";
 import { frameOf, loadJson } from "./vectors.js";
 
 const VECTORS = loadJson("spec/vectors/handshakes.json");
@@ -202,3 +203,40 @@ test("keepalive: a PING after 3/4 of the interval without sending; KEEPALIVE_TIM
   assert.equal(event.code, ErrorCode.KEEPALIVE_TIMEOUT);
   assert.ok(t - now <= 1.5 * 30 + 2 * tick, "within 1.5 intervals (and a tick)");
 });
+
+async function serverInputs(scenario) {
+  const own = scenario.inputs;
+  const clientPub = sm2PublicKey(fromHex(INPUTS.client_sm2_private_key));
+  return {
+    suites: INPUTS.server_suites,
+    keys: { sm2: fromHex(INPUTS.server_private_keys.sm2), ed25519: fromHex(INPUTS.server_private_keys.ed25519) },
+    random: fromHex(INPUTS.server_random),
+    ephemeral: { 0x00c6: fromHex(INPUTS.server_ephemeral.national), 0x1301: fromHex(INPUTS.server_ephemeral.international) },
+    signatureK: own.server_signature_k ? fromHex(own.server_signature_k) : null,
+    ticketSecret: fromHex(INPUTS.ticket_secret),
+    ticketNonce: fromHex(own.ticket_nonce),
+    ticketId: fromHex(own.ticket_id),
+    ageAdd: own.ticket_age_add,
+    lifetimeS: INPUTS.ticket_lifetime_s,
+    nowMs: scenario.now_ms,
+    appSecrets: { [INPUTS.app_id]: fromHex(INPUTS.app_secret) },
+    clientKeys: { [INPUTS.app_id]: [await SUITES[0x00c6].fingerprint(clientPub)] },
+  };
+}
+
+for (const scenario of VECTORS.scenarios) {
+  test(`server role (test-only) replays ${scenario.name} byte for byte, tickets sealed as the reference server`, async () => {
+    const server = new VectorServer(await serverInputs(scenario));
+    const [hello, flight, finish, answer] = scenario.steps;
+    assert.equal(toHex(await server.receive(fromHex(hello.hex))), flight.hex);
+    const sends = answer.sends.map((f) => fromHex(f.hex));
+    assert.equal(toHex(await server.receive(fromHex(finish.hex), sends)), answer.hex);
+    const [done, send] = server.events;
+    const want = scenario.final.server_events;
+    const f = want[0].fields;
+    assert.deepEqual([done.suite, done.resumed, done.appId, done.keepaliveMs, done.clientKey],
+      [f.suite, f.resumed, f.app_id, f.keepalive_ms, f.client_key]); // prettier-ignore
+    assert.equal(toHex(encode(send.frame)), finish.sends[0].hex);
+    assert.equal(server.events.length, want.length);
+  });
+}
