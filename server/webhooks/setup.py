@@ -9,6 +9,7 @@ from typing import Any
 
 from kefu.protocol.frames import SERVICE_BASE
 
+from .. import log as logmod
 from ..engine.messages import StoredMessage
 from ..storage.records import Write
 from .dispatcher import Dispatcher, Settings, attach, stored_since
@@ -50,6 +51,10 @@ def build_webhooks(config: Any, side: Any, metrics: Any, loop: asyncio.AbstractE
         return list(view.consistent(merged))
 
     dispatcher = Dispatcher(side.store, read, tenant_of, Settings.of(config), loop, metrics=metrics, scan=scan)
-    dispatcher.recover()
+    try:
+        dispatcher.recover()
+    except Exception as exc:  # a damaged page of the index (reported by the store): webhooks must not stop a start
+        queued = sum(feed.backlog for feed in dispatcher.feeds.values())
+        logmod.error("webhooks.recover_failed", reason=repr(exc), queued=queued)
     attach(log, dispatcher.on_batch)
     return dispatcher
