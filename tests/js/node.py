@@ -26,7 +26,7 @@ def node() -> str:
 
 def installed() -> None:
     """`npm ci` in clients/js when node_modules is missing (the devDependencies the tests need)."""
-    if (JS / "node_modules" / "sm-crypto-v2").is_dir() and (JS / "node_modules" / "esbuild").is_dir():
+    if all((JS / "node_modules" / name).is_dir() for name in ("sm-crypto-v2", "esbuild", "typescript")):
         return
     npm = shutil.which("npm")
     if npm is None:
