@@ -190,7 +190,10 @@ def attach(log: Any, on_batch: Callable[[Sequence[tuple[Any, SendResult | None]]
     def both(done: Sequence[tuple[Any, SendResult | None]]) -> None:
         if previous is not None:
             previous(done)
-        on_batch(done)
+        try:
+            on_batch(done)
+        except Exception as exc:  # a bug here must cost the webhooks, never the commit path
+            logmod.exception("webhooks.internal_error", error=repr(exc))
 
     committer.on_committed = both
 
