@@ -19,6 +19,10 @@ answered), and every receiver acknowledges its DELIVERs. After a second of warm-
 - client CPU per message: this process's CPU (the load generator: the protocol core for 2 x pairs connections, and
   aiohttp's WebSocket framing for the WebSocket runs), divided by the messages.
 
+With `--idle N` it measures memory instead: N idle connections (handshake done, nothing sent) over one transport to a
+freshly started server, the growth of the server processes' resident memory (VmRSS, summed) divided by N; the server
+is started again for each measurement (freed memory is not given back to the system), transports alternating.
+
 Runs alternate TCP and WebSocket (`--runs` of each) so that both see the same machine; medians are reported with the
 ratio WebSocket/TCP. The load generator and the server share the machine's cores, so the absolute rates are this
 machine's, and the ratio is the figure to read. Results go to stdout and, as JSON, to
@@ -58,6 +62,18 @@ LOAD_ENV = {
 WARMUP_S = 1.0
 CONNECT_BATCH = 50
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def server_rss_bytes(pids: list[int]) -> int:
+    """Resident memory of these processes, summed (VmRSS from /proc/PID/status)."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total
 
 
 def server_cpu_s(pids: list[int]) -> float:
@@ -175,6 +191,27 @@ async def measure(transport: str, server: Any, creds: list[Any], args: argparse.
     }
 
 
+async def idle_memory(transport: str, server: Any, creds: list[Any], count: int) -> dict[str, float]:
+    """`count` idle connections over `transport`: the server's memory growth per connection."""
+    import aiohttp  # noqa: PLC0415
+
+    from bench.kefu_bench.peer import BenchPeer, NullSink  # noqa: PLC0415
+
+    await asyncio.sleep(1.0)  # the server's start-up work settles
+    pids = server.processes()
+    before = server_rss_bytes(pids)
+    sink = NullSink()
+    peers = [BenchPeer(creds[i % len(creds)], sink, index=i) for i in range(count)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await connect(transport, f"ws://127.0.0.1:{server.web_port}/ws", server.port, peers, session)
+        await asyncio.sleep(2.0)
+        after = server_rss_bytes(pids)
+        for peer in peers:
+            peer.abort()
+        await asyncio.sleep(0.5)
+    return {"connections": count, "rss_bytes_per_connection": (after - before) / count, "rss_before": before}
+
+
 async def run_all(server: Any, creds: list[Any], args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
     runs: dict[str, list[dict[str, float]]] = {"tcp": [], "ws": []}
     for n in range(args.runs):
@@ -200,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=4, help="SENDs each sender keeps waiting for their SEND_ACK")
     p.add_argument("--server-workers", type=int, default=1, help="[server] workers of the server (0: one process)")
     p.add_argument("--suite", choices=("national", "international"), default="national")
+    p.add_argument("--idle", type=int, default=0, help="measure memory per idle connection with this many instead")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "issue17-websocket.json")
     args = p.parse_args(argv)
 
@@ -232,9 +270,13 @@ def main(argv: list[str] | None = None) -> int:
                 for app in (bulk_app_id("w", i) for i in range(count))
             ]
             runner = uvloop.run if uvloop is not None else asyncio.run
+            if args.idle:
+                server.stop()
+                return idle_report(args, argv, server, creds, runner)
             runs = runner(run_all(server, creds, args))
         finally:
-            server.stop()
+            if server.alive:
+                server.stop()
     summary = {
         transport: {
             key: median_of(runs[transport], key)
@@ -266,6 +308,37 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"raw results: {args.out}")
+    return 0
+
+
+def idle_report(args: argparse.Namespace, argv: list[str] | None, server: Any, creds: list[Any], runner: Any) -> int:
+    """The --idle measurement: `server` (stopped) is started afresh for each run of each transport."""
+    runs: dict[str, list[dict[str, float]]] = {"tcp": [], "ws": []}
+    for n in range(args.runs):
+        for transport in ("tcp", "ws"):
+            server.start()
+            try:
+                result = runner(idle_memory(transport, server, creds, args.idle))
+            finally:
+                server.stop()
+            runs[transport].append(result)
+            print(f"run {n + 1} {transport:>3}: {result['rss_bytes_per_connection']:8,.0f} bytes per idle connection",
+                  flush=True)  # fmt: skip
+    summary = {t: median_of(runs[t], "rss_bytes_per_connection") for t in runs}
+    print(f"median over {args.runs} runs each ({args.idle} idle connections): tcp {summary['tcp']:,.0f}, ws "
+          f"{summary['ws']:,.0f} bytes per connection (x{summary['ws'] / summary['tcp']:.2f})")  # fmt: skip
+    out = args.out.with_name(args.out.stem + "-idle.json")
+    report = {
+        "bench": "websocket-idle",
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
+        "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "median_rss_bytes_per_connection": summary,
+        "runs": runs,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"raw results: {out}")
     return 0
 
 
