@@ -17,7 +17,7 @@ import { fromBase64Url, randomBytes, toHex, utf8 } from "./bytes.js";
 import { SUITE_BY_NAME } from "./crypto.js";
 import {
   AuthFailed, ClientClosed, ConnectError, ConnectTimeout, ConnectionLost, CredentialsRefused, ErrorCode, KefuError,
-  NoCommonSuite, RequestRefused, SendRefused, SendTimeout, ServerNotTrusted, codeName, connectError,
+  NoCommonSuite, RequestRefused, SendRefused, SendTimeout, ServerBusy, ServerNotTrusted, codeName, connectError,
 } from "./errors.js"; // prettier-ignore
 import { ContentType, FrameType, MAX_BODY, PskMode, SERVICE_BASE, STAFF_BIT } from "./frames.js";
 import { Link } from "./link.js";
@@ -169,7 +169,32 @@ export class Client {
   async connect() {
     if (this._closed) throw new ClientClosed("the client is closed");
     if (this.connected) return;
-    await this._attemptConnect();
+    if (this._started) return this._nextConnected(); // a later call: wait for the reconnect in progress
+    // The first connection is not retried, except after a refusal for load (ServerBusy, a GOAWAY at the handshake),
+    // after the delay the server gives while connectTimeoutS allows (as the Python client).
+    const deadline = Date.now() + (this.options.connectTimeoutS ?? 10) * 1000;
+    for (;;) {
+      try {
+        await this._attemptConnect();
+        this._started = true;
+        return undefined;
+      } catch (e) {
+        const wait = e instanceof ServerBusy ? e.retryAfterMs || 0 : 0;
+        if (!(e instanceof ServerBusy) || this._closed || Date.now() + wait >= deadline) throw e;
+        this._sleeping = delay(wait);
+        await this._sleeping;
+        this._sleeping = null;
+      }
+    }
+  }
+
+  _nextConnected() {
+    return new Promise((resolve, reject) => {
+      const offs = [
+        this.on("connected", () => (offs.forEach((off) => off()), resolve())),
+        this.on("closed", ({ error }) => (offs.forEach((off) => off()), reject(error ?? new ClientClosed("the client is closed")))),
+      ];
+    });
   }
 
   async _attemptConnect() {

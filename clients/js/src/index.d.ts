@@ -193,7 +193,11 @@ export class Client {
   readonly resumed: boolean;
   /** Successful reconnects so far. */
   readonly reconnects: number;
-  /** Full handshake (or resumption), then SYNC of known conversations. Rejects with ConnectError subclasses. */
+  /**
+   * The first connection: resolves once the server accepted the handshake. Rejects with a ConnectError subclass
+   * (AuthFailed, ServerNotTrusted, NoCommonSuite, ServerBusy, ConnectTimeout); a refusal for load is retried after
+   * the server's delay while connectTimeoutS allows. Called again later, it waits for the reconnect in progress.
+   */
   connect(): Promise<void>;
   /**
    * Resolves once the message is durable; retried across reconnects with the same client_msg_id (and after a

@@ -225,12 +225,27 @@ test("connect refusals: a wrong secret is AuthFailed, an unpinned server ServerN
   await assert.rejects(unpinned.connect(), ServerNotTrusted);
 });
 
-test("a GOAWAY refusal at the handshake, then the retry is admitted", async () => {
+test("a GOAWAY refusal at the handshake: connect() retries after its delay; one beyond connectTimeoutS is ServerBusy", async () => {
   const goaway = { code: 505, reconnectDelayMs: 20, backoffInitialMs: 10, backoffMaxMs: 50, jitterPermille: 0, reason: "busy" };
   const factory = transport((i) => new ScriptedServer({ secrets: SECRETS, goaway: i === 0 ? goaway : null }));
   const c = new Client({ transport: factory, appId: "alice", appSecret: APP_SECRET, serverPins: await serverPins() });
-  await assert.rejects(c.connect(), (e) => e.codeName === "OVERLOADED" && e.retryAfterMs === 20);
   await c.connect();
+  assert.equal(factory.servers.length, 2);
+  assert.equal(c.reconnects, 0);
+  await c.close();
+  const long = { ...goaway, reconnectDelayMs: 60_000 };
+  const busy = new Client({ transport: transport(() => new ScriptedServer({ secrets: SECRETS, goaway: long })),
+    appId: "alice", appSecret: APP_SECRET, serverPins: await serverPins(), connectTimeoutS: 5 }); // prettier-ignore
+  await assert.rejects(busy.connect(), (e) => e.name === "ServerBusy" && e.codeName === "OVERLOADED" && e.retryAfterMs === 60_000);
+});
+
+test("connect() while a reconnect is in progress waits for it", async () => {
+  const { c, factory } = await client(null);
+  await c.connect();
+  factory.servers[0].drop();
+  await until(() => !c.connected, "the loss");
+  await c.connect();
+  assert.ok(c.connected);
   assert.equal(factory.servers.length, 2);
   await c.close();
 });
