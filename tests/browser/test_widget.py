@@ -293,3 +293,28 @@ def test_an_ended_conversation_and_a_new_one_after_it(
     assert second != first
     got = next_message(agent, lambda m: m.conversation_id == second and m.text == "One more question.")
     assert got.sender == visitor_id(again), "the same visitor identity, a new conversation"
+
+
+@pytest.mark.slow
+def test_the_widget_reconnects_after_a_server_restart(
+    kefu_site: KefuSite, new_page: Callable[..., Any], agents: Callable[[str], Any]
+) -> None:
+    """Last in the module: it restarts the module's server. The widget says it is reconnecting, the JS client
+    reconnects (with its backoff: several seconds here), and the widget shows where the conversation stands again."""
+    agents("a2")
+    page = new_page()
+    frame = open_widget(page, kefu_site, "en")
+    send_from_widget(frame, "Before the restart.")
+    wait_state(frame, "assigned")
+    conversation = conversation_of(frame)
+
+    kefu_site.server.stop()  # SIGTERM: a graceful stop
+    wait_state(frame, "reconnecting")
+    assert frame.locator("#status").inner_text() == "Connection lost, reconnecting…"
+    kefu_site.server.start()  # the same ports
+    frame.wait_for_selector('main[data-state="assigned"]', timeout=30_000)
+    agent = agents("a2")
+    send_from_widget(frame, "After the restart.")
+    got = next_message(agent, lambda m: m.conversation_id == conversation and m.text == "After the restart.")
+    assert got.sender == visitor_id(frame)
+    assert frame.locator("li.msg.mine .text").all_inner_texts() == ["Before the restart.", "After the restart."]

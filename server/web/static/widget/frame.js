@@ -261,7 +261,11 @@ async function connect() {
         setComposer(false);
       }
     });
-    client.on("connected", () => conversationId !== null && refreshPlace().catch(() => {}));
+    client.on("connected", () => {
+      if (ui.main.dataset.state !== "reconnecting") return; // the first connection: start() goes on
+      if (conversationId !== null) refreshPlace().catch(() => {});
+      else ready();
+    });
     client.service.on("event", (event) => {
       if (event.kind === "queue" && event.conversationId === conversationId) showPlace("waiting", event);
     });
