@@ -29,7 +29,8 @@ function showConnection(state, error) {
   const key = { connecting: "conn_connecting", connected: "conn_connected" }[state] || "conn_disconnected";
   box.textContent = t(key);
   if (state === "connected" && app.desk) applyStatus(); // a new connection: the server's status is this device's
-  if (state === "closed" && error) notify(t("failed", { reason: reasonOf(error) }));
+  if (state === "closed" && error && ["AuthFailed", "CredentialsRefused"].includes(error.name)) expired();
+  else if (state === "closed" && error) notify(t("failed", { reason: reasonOf(error) }));
 }
 
 // --- sign-in and out -----------------------------------------------------------------------------------------
