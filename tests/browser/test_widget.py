@@ -67,9 +67,10 @@ def widget_frame(page: Any, *, conversation: bool = False) -> Any:
     return frame
 
 
-def open_widget(page: Any, site: KefuSite, lang: str = "zh") -> Any:
-    """The bank's page, the launcher clicked: the widget's chat frame."""
-    page.goto(site.bank_url(lang))
+def open_widget(page: Any, site: KefuSite, lang: str = "zh", group: str = "") -> Any:
+    """The bank's page (its script tag with data-lang, and data-group if given), the launcher clicked: the widget's
+    chat frame."""
+    page.goto(site.bank_url(lang, group))
     page.locator("#kefu-widget .launcher").click()
     return widget_frame(page)
 
@@ -80,7 +81,10 @@ def conversation_of(frame: Any) -> int:
 
 def visitor_id(frame: Any) -> str:
     """The visitor identity the widget keeps in kefu's origin's storage."""
-    app_id: str = frame.evaluate("JSON.parse(localStorage.getItem('kefu-widget:v1:bank:')).appId")
+    script = "Object.keys(localStorage).filter(k => k.startsWith('kefu-widget:v1:bank:'))"
+    keys = frame.evaluate(script)
+    assert len(keys) == 1, keys
+    app_id: str = frame.evaluate(f"JSON.parse(localStorage.getItem('{keys[0]}')).appId")
     return app_id
 
 
@@ -270,10 +274,12 @@ def test_an_ended_conversation_and_a_new_one_after_it(
 ) -> None:
     agent = agents("a2")
     page = new_page()
-    frame = open_widget(page, kefu_site, "en")
+    frame = open_widget(page, kefu_site, "en", group="cards")
     send_from_widget(frame, "Please close my old account.")
     wait_state(frame, "assigned")
     first = conversation_of(frame)
+    info = agent.service.info(first)
+    assert (info["group"], info["attributes"]) == ("cards", {"channel": "web", "language": "en"}), info
     agent.service.end(first, "done")
     wait_state(frame, "closed")
     assert frame.locator("#status").inner_text() == "The conversation has ended"
