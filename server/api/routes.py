@@ -42,6 +42,7 @@ from kefu.protocol.frames import (
 
 from ..engine.core import MEMBERS_KEY
 from ..engine.identity import Role
+from ..service.figures import DeskFigures
 from .bridge import Answer, ApiEndpoint, ask
 from .context import ApiContext, ApiError, Caller, caller_of
 
@@ -376,8 +377,8 @@ async def queues(request: web.Request) -> web.Response:
     return reply({"groups": _groups(_ctx(request), tenant)})
 
 
-def _groups(ctx: ApiContext, tenant: str | None) -> list[dict[str, Any]]:
-    figures = ctx.desk.current_figures()
+def _groups(ctx: ApiContext, tenant: str | None, figures: DeskFigures | None = None) -> list[dict[str, Any]]:
+    figures = figures or ctx.desk.current_figures()
     now = ctx.clock()
     rows = []
     for (group_tenant, group), f in sorted(figures.groups.items()):
@@ -424,7 +425,8 @@ async def wall(request: web.Request) -> web.Response:
         for c in ctx.desk.open.values()
         if c.sentiment is not None and c.sentiment < NEGATIVE_SENTIMENT and tenant in (None, c.tenant)
     ]  # fmt: skip
-    out = {"at": round(ctx.clock(), 3), "groups": _groups(ctx, tenant), "agents_by_state": states, "agents": agents}
+    groups = _groups(ctx, tenant, figures)
+    out = {"at": round(ctx.clock(), 3), "groups": groups, "agents_by_state": states, "agents": agents}
     return reply({**out, "negative": negative, "negative_below": NEGATIVE_SENTIMENT})
 
 

@@ -8,6 +8,7 @@ import itertools
 import json
 import re
 import socket
+import time
 import urllib.request
 from typing import Any
 
@@ -313,3 +314,23 @@ def test_requests_are_counted_in_the_metrics(api: Api) -> None:
     assert counted[("/v1/queues", "200")] >= 1
     assert counted[("/v1/wall", "403")] >= 1
     assert counted[("unmatched", "404")] >= 1
+
+
+def test_the_wall_shows_what_the_metrics_show(api: Api) -> None:
+    for _ in range(2):
+        open_for(api, group="cards")  # a1 serves it and is not connected here: they wait
+
+    def waiting_in_metrics() -> dict[tuple[str, str], float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{api.server.metrics_port}/metrics", timeout=30) as response:
+            text = response.read().decode()
+        pattern = r'^kefu_service_waiting_conversations\{group="([^"]*)",tenant="([^"]*)"[^}]*\} (\S+)$'
+        return {(m.group(2), m.group(1)): float(m.group(3)) for m in re.finditer(pattern, text, re.M)}
+
+    deadline = time.monotonic() + 10
+    while True:
+        wall = {(g["tenant"], g["group"]): g["waiting"] for g in api.call(ADMIN, "GET", "/v1/wall").body["groups"]}
+        metrics = waiting_in_metrics()
+        if wall == metrics and wall[("bank", "cards")] >= 2:
+            break
+        assert time.monotonic() < deadline, (wall, metrics)
+        time.sleep(0.1)
