@@ -220,7 +220,8 @@ class WebSocketTransport(asyncio.Transport):
             return
         self._close_code, self._close_reason = code, reason
         # A peer that reads nothing would keep the writer waiting for the socket to drain, and the close with it.
-        asyncio.get_running_loop().call_later(2 * CLOSE_TIMEOUT_S, self._drop)
+        with contextlib.suppress(RuntimeError):  # no running loop: the handler is being destroyed with its loop
+            asyncio.get_running_loop().call_later(2 * CLOSE_TIMEOUT_S, self._drop)
         self._wake_writer()
         self._wake_reader()
 
