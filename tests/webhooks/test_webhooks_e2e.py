@@ -159,12 +159,13 @@ async def test_every_event_kind_arrives_signed_in_order_and_only_to_its_tenant(
         server.kill()
 
 
+@pytest.mark.parametrize("workers", [0, 1])
 async def test_a_failing_receiver_gets_retries_then_dead_letters_in_metrics(
-    tmp_path: Path, receivers: tuple[Receiver, Receiver]
+    tmp_path: Path, workers: int, receivers: tuple[Receiver, Receiver]
 ) -> None:
     bank, _ = receivers
     bank.answer = lambda n: 500
-    server = desk(tmp_path, 0)
+    server = desk(tmp_path, workers)
     webhook_add(server.data_dir, bank.url, "conversation.opened,message.committed", "bank")
     server.start()
     try:
