@@ -23,6 +23,8 @@ import { askTransfer } from "./transfer.js";
 const LIST_KEY = "kefu.console.conversations";
 const HISTORY_PAGE = 50;
 const RESTORE_PAGES = 10;
+/** Finished conversations (closed, or transferred away) kept in the list; older ones leave it (search finds them). */
+const MAX_FINISHED_SHOWN = 30;
 
 /** One conversation as the desk knows it. */
 class Conversation {
@@ -201,7 +203,17 @@ export class AgentDesk {
     performance.mark(`kefu:conversation-shown:${key}`);
     this.refreshSoon(conv);
     if (!this.selected || this.selected.state === "closed" || this.selected.gone) this.select(conv, { focus: false });
+    this.prune();
     return conv;
+  }
+
+  /** Drop the oldest finished conversations beyond MAX_FINISHED_SHOWN (never the selected one). */
+  prune() {
+    const finished = [...this.conversations.values()].filter((c) => (c.state === "closed" || c.gone) && c !== this.selected);
+    for (const conv of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_SHOWN))) {
+      conv.item.remove();
+      this.conversations.delete(conv.key);
+    }
   }
 
   renderItem(conv) {
