@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/bench_console_latency.py [--runs 20] [--warmup 3] [--json bench/results/console_latency.json]
 
-One `kefu serve` (the browser tests' site: web port, staff, service directory, the bank's page on another origin)
-and one headless Debian Chromium driven by Playwright. Agent a1 signs in to the console and goes online. Each run is
-a new visitor (a fresh browser context, so a fresh visitor identity): the bank's page, the widget opened, connected
-and idle; then the visitor's first message is sent. That message opens the conversation (OPEN_CONVERSATION with
-first_message), the server routes it to a1 (sentiment of the first message, the routing rule step, the choice),
-stores it, delivers it over a1's WebSocket, and the console puts it on screen and marks
-`performance.mark("kefu:conversation-shown:<id>")`.
+Needs what the browser tests need: the test extra (Playwright's Python package) and Debian's Chromium at
+/usr/bin/chromium (`apt-get install chromium`). One `kefu serve` (the browser tests' site: web port, staff, service
+directory, the bank's page on another origin) and one headless Debian Chromium driven by Playwright. Agent a1 signs
+in to the console and goes online. Each run is a new visitor (a fresh browser context, so a fresh visitor identity):
+the bank's page, the widget opened, connected and idle; then the visitor's first message is sent. That message opens
+the conversation (OPEN_CONVERSATION with first_message), the server routes it to a1 (sentiment of the first message,
+the routing rule step, the choice), stores it, delivers it over a1's WebSocket, and the console puts it on screen
+and marks `performance.mark("kefu:conversation-shown:<id>")`.
 
 Time to screen = (agent page: performance.timeOrigin + the mark's startTime) - (widget frame: performance.timeOrigin
 + performance.now() taken in the same task that submits the form, just before the widget's send). Both pages are in
