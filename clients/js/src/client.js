@@ -70,6 +70,20 @@ export function decodeSecret(secret) {
   return bytes;
 }
 
+/** A client key option {type: "sm2" | "ed25519", privateKey: 32 bytes} as the core takes it; every offered suite
+ * must be of its type (spec 5.5: a national session is national end to end). */
+function clientKeyOf(key, suites) {
+  const keyType = { sm2: 1, ed25519: 2 }[key?.type];
+  if (!keyType || !(key.privateKey instanceof Uint8Array) || key.privateKey.length !== 32) {
+    throw new TypeError('clientKey is {type: "sm2" | "ed25519", privateKey: 32 bytes}');
+  }
+  const suite = keyType === 1 ? "national" : "international";
+  if (suites.some((code) => SUITE_BY_NAME[suite].code !== code)) {
+    throw new TypeError(`a ${key.type} client key authenticates in the ${suite} suite only: offer that suite alone`);
+  }
+  return { keyType, private: key.privateKey };
+}
+
 /** A random conversation id below 2^62 (not a service conversation), never 0. */
 export function newConversationId() {
   const b = randomBytes(8);
@@ -110,8 +124,9 @@ export class Client {
       if (!suite) throw new TypeError(`unknown suite ${name}`);
       return suite.code;
     });
-    this.options = Object.freeze({ ...options, appSecret: undefined });
-    this._secret = decodeSecret(options.appSecret);
+    this.options = Object.freeze({ ...options, appSecret: undefined, clientKey: undefined });
+    this._secret = options.appSecret === undefined && options.clientKey ? null : decodeSecret(options.appSecret);
+    this._clientKey = this._secret ? null : clientKeyOf(options.clientKey, suites);
     this._suites = suites;
     this._pins = [...(options.serverPins ?? [])];
     this._transport = options.transport ?? webSocketTransport(options.url, options.WebSocket);
@@ -229,6 +244,7 @@ export class Client {
     const config = {
       appId: this.options.appId,
       appSecret: this._secret,
+      clientKey: this._clientKey,
       serverPins: this._pins,
       suites: this._suites,
       keepaliveMs: Math.round((this.options.keepaliveS ?? 30) * 1000),

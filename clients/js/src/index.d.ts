@@ -23,7 +23,12 @@ export interface ClientOptions {
   transport?: TransportFactory;
   appId: string;
   /** The app secret: 32 bytes, as base64url text (what `kefu app add` and /auth/signin print) or bytes. */
-  appSecret: string | Uint8Array;
+  appSecret?: string | Uint8Array;
+  /**
+   * Instead of an app secret: a client key registered for the app (spec 5.5, CLIENT_KEY; `kefu key` prints its
+   * fingerprint). The suites offered must all be of its type: "sm2" national, "ed25519" international.
+   */
+  clientKey?: { type: "sm2" | "ed25519"; privateKey: Uint8Array };
   /** Pinned server keys, "sm2:<hex>" / "ed25519:<hex>" (from /config.json or `kefu key show`). */
   serverPins: string[];
   /** Suites offered, in preference order. Default ["national"]. */

@@ -370,3 +370,21 @@ test("a GOAWAY while connected: CLOSE, then a reconnect after its delay; a fetch
   assert.equal(c.reconnects, 1);
   await c.close();
 });
+
+for (const [type, suite] of [["sm2", "national"], ["ed25519", "international"]]) {
+  test(`a client key (${type}) instead of an app secret: CLIENT_KEY in the ${suite} suite; an unregistered one is refused`, async () => {
+    const { SUITE_BY_NAME } = await import("../src/crypto.js");
+    const privateKey = new Uint8Array(32).fill(7);
+    const pin = await SUITE_BY_NAME[suite].fingerprint(await SUITE_BY_NAME[suite].publicKeyOf(privateKey));
+    const pins = await serverPins();
+    const make = (keys) => new Client({ transport: transport(() => new ScriptedServer({ secrets: {}, keys })), appId: "alice",
+      clientKey: { type, privateKey }, serverPins: pins, suites: [suite] }); // prettier-ignore
+    const good = make({ alice: [pin] });
+    await good.connect();
+    assert.equal(good.suite, suite);
+    await good.close();
+    await assert.rejects(make({ alice: [] }).connect(), AuthFailed);
+    assert.throws(() => new Client({ transport: transport(() => null), appId: "a", clientKey: { type, privateKey },
+      serverPins: [], suites: ["national", "international"] }), /offer that suite alone/); // prettier-ignore
+  });
+}

@@ -25,8 +25,9 @@ const prefix16 = (b) => concat(uint(b.length, 2), b);
 
 export class ScriptedServer {
   /** secrets: {appId: Uint8Array}; onFrame(server, frame) answers application frames; refuse: an ERROR code. */
-  constructor({ secrets, onFrame, refuse = null, goaway = null }) {
+  constructor({ secrets, keys = {}, onFrame, refuse = null, goaway = null }) {
     this.secrets = secrets;
+    this.keys = keys; // appId -> registered client key fingerprints
     this.onFrame = onFrame;
     this.refuse = refuse;
     this.goaway = goaway;
@@ -113,7 +114,13 @@ export class ScriptedServer {
     if (!constantTimeEqual(expected, cf.verifyData)) throw new Error("bad client finished");
     const secret = this.secrets[cf.appId];
     let ok = false;
-    if (secret && cf.proof.length === HASH_LEN) {
+    if (cf.authMode === 2) {
+      // CLIENT_KEY: a registered key of the suite's type, and its signature over the transcript.
+      const pin = await this.suite.fingerprint(cf.publicKey);
+      const message = signatureMessage("kefu v1, client signature", await this.hash(proofPrefix));
+      ok = cf.keyType === this.suite.keyType && (this.keys?.[cf.appId] ?? []).includes(pin) &&
+        (await this.suite.verify(cf.publicKey, message, cf.proof)); // prettier-ignore
+    } else if (secret && cf.proof.length === HASH_LEN) {
       const stored = await this.suite.hash(await appClientKey(this.suite, cf.appId, secret));
       const clientKey = xor(cf.proof, await this.suite.hmac(stored, await this.hash(proofPrefix)));
       ok = constantTimeEqual(await this.suite.hash(clientKey), stored);
