@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kefu.client import Client, new_conversation_id
-from kefu.protocol.crypto import Suite
+from kefu.protocol.crypto import KeyType, SigningKey, Suite
 from tests.integration.conftest import ServerProcess, add_app
 
 from .node import JS, installed, node
@@ -78,3 +80,38 @@ async def test_js_client_and_python_client_through_the_server(server: ServerProc
     assert [c["resumed"] for c in seen["connects"]] == [False, True]
     assert seen["history"] == [f"js says hello ({suite})", "python answers", "js again after the reconnect",
                                "python answers again"]  # fmt: skip
+
+
+@pytest.mark.parametrize("key_type", [KeyType.SM2, KeyType.ED25519])
+async def test_js_client_authenticates_with_a_client_key(server: ServerProcess, key_type: KeyType) -> None:
+    installed()
+    key = SigningKey.generate(key_type)
+    name = f"keyed-{key_type.name.lower()}"
+    subprocess.run(
+        [sys.executable, "-m", "kefu.server.cli", "app", "add", name, "--client-key-pin", key.verify_key.fingerprint(),
+         "--data-dir", str(server.data_dir)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    conversation = new_conversation_id()
+    config = {
+        "ws": f"ws://127.0.0.1:{server.web_port}/ws",
+        "pins": sorted(server.pins),
+        "appId": name,
+        "type": "sm2" if key_type is KeyType.SM2 else "ed25519",
+        "key": key.private_bytes().hex(),
+        "conversation": str(conversation),
+    }
+    bob = Client("127.0.0.1", server.port, app_id="bob", app_secret=server.secrets["bob"], server_pins=server.pins)
+    async with bob:
+        script = str(Path(__file__).with_name("client_key.mjs"))
+        proc = await asyncio.create_subprocess_exec(
+            node(), "--experimental-websocket", script, json.dumps(config), cwd=JS,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), WAIT_S)
+        assert proc.returncode == 0, stderr.decode()[-3000:]
+        got = await bob.receive(WAIT_S)
+    assert got is not None and got.sender == name and got.text == f"signed in with {config['type']}"
+    seen = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert seen["suite"] == ("national" if key_type is KeyType.SM2 else "international")
+    assert seen["seq"] == str(got.seq)
