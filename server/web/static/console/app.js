@@ -11,7 +11,6 @@ import { reasonOf } from "./util.js";
 const STATUS_KEY = "kefu.console.status";
 const $ = (id) => document.getElementById(id);
 const app = { config: null, session: null, client: null, desk: null, wall: null };
-window.kefuConsole = app; // for tests and debugging: the state, never more than the page itself holds
 
 function notify(text) {
   const banner = document.querySelector('[data-testid="banner"]');
