@@ -107,15 +107,15 @@ export function formatTime(ms) {
   return Number.isFinite(d.getTime()) ? d.toLocaleTimeString([], { hour12: false }) : "";
 }
 
-/** A sentiment score (0..1, or permille 0..1000) as a percentage and a class: negative below 0.3. */
+/** A sentiment score (0..1, or permille 0..1000) as a percentage and whether it is negative. */
 export function sentimentOf(score) {
   if (score === null || score === undefined || Number.isNaN(Number(score))) return null;
   const value = Number(score) > 1 ? Number(score) / 1000 : Number(score);
   return { value, percent: Math.round(value * 100), negative: value < NEGATIVE_SENTIMENT };
 }
 
-/** Below this score (0..1) a conversation is shown as negative (the wall's own threshold wins there). */
-export const NEGATIVE_SENTIMENT = 0.3;
+/** Below this score (0..1) a conversation is shown as negative: the HTTP API's wall lists those below 0.35 too. */
+export const NEGATIVE_SENTIMENT = 0.35;
 
 /** The reason a refused request gives (the client's error), for a message line. */
 export function reasonOf(error) {
