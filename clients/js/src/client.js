@@ -84,6 +84,16 @@ function clientKeyOf(key, suites) {
   return { keyType, private: key.privateKey };
 }
 
+/** The server pins, checked: "sm2:" or "ed25519:" and 64 hex digits each (spec 5.8), at least one. */
+function pinsOf(pins) {
+  const out = [...(pins ?? [])].map((pin) => String(pin).trim().toLowerCase());
+  if (!out.length) throw new TypeError("serverPins: at least one pin (from /config.json or kefu key show)");
+  for (const pin of out) {
+    if (!/^(sm2|ed25519):[0-9a-f]{64}$/.test(pin)) throw new TypeError(`not a server pin: ${pin}`);
+  }
+  return out;
+}
+
 /** A random conversation id below 2^62 (not a service conversation), never 0. */
 export function newConversationId() {
   const b = randomBytes(8);
@@ -128,22 +138,20 @@ export class Client {
     this._secret = options.appSecret === undefined && options.clientKey ? null : decodeSecret(options.appSecret);
     this._clientKey = this._secret ? null : clientKeyOf(options.clientKey, suites);
     this._suites = suites;
-    this._pins = [...(options.serverPins ?? [])];
+    this._pins = pinsOf(options.serverPins);
     this._transport = options.transport ?? webSocketTransport(options.url, options.WebSocket);
     this._listeners = new Map();
     this._link = null;
     this._closed = false;
-    this._closeError = null;
     this._ticket = null;
     this._backoff = { ...DEFAULT_BACKOFF, ...(options.backoff ?? {}) };
-    this._attempt = 0;
     this._reconnecting = false;
     this._reauthenticate = false;
     this._everConnected = false;
     this._pendingSends = new Map(); // hex client_msg_id -> entry
     this._pendingBytes = 0;
     this._roomWaiters = [];
-    this._convs = new Map(); // conversationId -> {handled, done: Set, given}
+    this._convs = new Map(); // conversationId -> {received, handled, unacked} (see _conv)
     this._acks = new Map(); // conversationId -> seq to acknowledge
     this._fetches = new Set();
     this.service = new ServiceApi(this);
@@ -619,7 +627,6 @@ export class Client {
 
   _finish(error) {
     this._closed = true;
-    this._closeError = error;
     const failure = error ?? new ClientClosed("the client is closed");
     for (const entry of [...this._pendingSends.values()]) this._settleSend(entry, failure);
     for (const wake of this._roomWaiters.splice(0)) wake();

@@ -388,3 +388,13 @@ for (const [type, suite] of [["sm2", "national"], ["ed25519", "international"]])
       serverPins: [], suites: ["national", "international"] }), /offer that suite alone/); // prettier-ignore
   });
 }
+
+test("options are checked at construction: pins, suites, credentials", async () => {
+  const base = { transport: transport(() => null), appId: "a", appSecret: APP_SECRET };
+  assert.throws(() => new Client({ ...base, serverPins: [] }), /at least one pin/);
+  assert.throws(() => new Client({ ...base, serverPins: ["sm2:abc"] }), /not a server pin/);
+  assert.throws(() => new Client({ ...base, serverPins: await serverPins(), suites: ["rot13"] }), /unknown suite/);
+  assert.throws(() => new Client({ ...base, appSecret: undefined, serverPins: await serverPins() }), TypeError);
+  const upper = (await serverPins()).map((p) => p.toUpperCase().replace("SM2:", "sm2:").replace("ED25519:", "ed25519:"));
+  assert.ok(new Client({ ...base, serverPins: upper }), "hex digits in either case");
+});
