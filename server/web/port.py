@@ -1,5 +1,11 @@
 """The web port of one process: its listening socket and the aiohttp server on it.
 
+Before its upgrade an HTTP connection is not a kefu connection, so none of the gateway's limits holds it yet: the port
+bounds them itself. A process holds at most [server] max_connections HTTP connections on it (upgraded or not; the
+host as a whole may not hold more kefu connections than that anyway), a new one past it is reset at once and counted
+(kefu_websocket_refused_total{reason="connections"}), and one that sends no complete request within IDLE_TIMEOUT_S
+is closed.
+
 Listening is the client port's (`kefu.server.runtime.gateway_process`): with worker processes each gateway binds its
 own socket to the web port with SO_REUSEPORT, the supervisor holding the port (bound, never listened on) from start
 to stop so that a restarted gateway rejoins on it; in one process the server binds it alone.
@@ -10,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 
@@ -47,6 +55,38 @@ def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> sock
     return sock
 
 
+class _Refused(asyncio.Protocol):
+    """A connection over the bound: reset at once, nothing read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast("asyncio.Transport", transport).abort()  # uvloop's transports are not asyncio.Transport subclasses
+
+
+class _BoundedSockSite(web.SockSite):
+    """aiohttp's SockSite with a bound on the connections its server holds (`max_connections`)."""
+
+    def __init__(
+        self, runner: web.BaseRunner, sock: socket.socket, *, max_connections: int, refused: Callable[[], None]
+    ):
+        super().__init__(runner, sock, backlog=LISTEN_BACKLOG, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        self._max = max_connections
+        self._refused = refused
+
+    async def start(self) -> None:
+        """Listen (`web.SockSite.start`, with the bound in the protocol factory)."""
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+
+        def protocol() -> asyncio.BaseProtocol:
+            if len(server.connections) >= self._max:
+                self._refused()
+                return _Refused()
+            return server()
+
+        self._server = await asyncio.get_running_loop().create_server(protocol, sock=self._sock, backlog=self._backlog)
+
+
 class WebPort:
     """The aiohttp server of the web port on one listening socket."""
 
@@ -69,7 +109,8 @@ class WebPort:
         )
         await runner.setup()
         self._runner = runner
-        site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        stats, bound = self.ctx.stats, self.ctx.config.server.max_connections
+        site = _BoundedSockSite(runner, sock, max_connections=bound, refused=lambda: stats.refused("connections"))
         await site.start()
         self.host, self.port = sock.getsockname()[:2]
         self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())

@@ -6,7 +6,8 @@ rest like any other. These series say how much of that came over the web port:
     kefu_websocket_connections              WebSocket connections open now (upgraded, in or past the handshake)
     kefu_websocket_bytes_total{direction}   bytes of the kefu stream carried in WebSocket messages (in, out)
     kefu_websocket_refused_total{reason}    upgrades refused before a session began: origin, subprotocol,
-                                            not_websocket, draining
+                                            not_websocket, draining; connections reset for the port's bound
+                                            on HTTP connections (`kefu.server.web.port`)
 
 Bytes are counted in plain ints and handed to Prometheus once a second (`publish`), as the gateway does.
 """
@@ -19,7 +20,7 @@ from prometheus_client import Counter, Gauge
 
 __all__ = ["REFUSAL_REASONS", "WebStats"]
 
-REFUSAL_REASONS = ("origin", "subprotocol", "not_websocket", "draining")
+REFUSAL_REASONS = ("origin", "subprotocol", "not_websocket", "draining", "connections")
 
 
 class WebStats:

@@ -11,10 +11,12 @@ over aiohttp's client WebSocket (`bench.kefu_bench.wsclient`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -357,4 +359,30 @@ async def test_websocket_connections_count_against_the_same_connection_limit(tmp
         await closed(again)
         await closed(tcp)
     finally:
+        server.kill()
+
+
+async def test_http_connections_not_yet_upgraded_are_bounded_too(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(data, env={"KEFU_SERVER_WORKERS": "0", "KEFU_SERVER_MAX_CONNECTIONS": "2"})
+    server.secrets["alice"] = add_app(data, "alice")
+    server.start()
+    idle = []
+    try:
+        for _ in range(2):  # connections that never send a request: the port's bound is reached
+            idle.append(await asyncio.open_connection("127.0.0.1", server.web_port))
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.web_port)
+        writer.write(b"GET /config.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        with contextlib.suppress(ConnectionResetError):
+            assert await asyncio.wait_for(reader.read(), WAIT_S) == b""  # reset, unanswered
+        writer.close()
+        idle.pop()[1].close()
+        await asyncio.sleep(0.2)
+        peer = await ws_peer(server)  # room again
+        await closed(peer)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
+        assert 'kefu_websocket_refused_total{reason="connections"} 1.0' in text
+    finally:
+        for _, w in idle:
+            w.close()
         server.kill()
