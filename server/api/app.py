@@ -24,7 +24,7 @@ from .context import CALLER_KEY, ApiContext, ApiError, AuthMethod, Caller
 from .routes import CONTEXT_KEY, reply
 from .site import BoundedSite
 
-__all__ = ["OPENAPI_PATH", "ApiServer", "build_app", "openapi_document"]
+__all__ = ["IDLE_TIMEOUT_S", "OPENAPI_PATH", "ApiServer", "build_app", "openapi_document"]
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 """The OpenAPI document (a link to spec/openapi.json in the source tree, a copy in an installed package)."""
@@ -34,6 +34,10 @@ CORS_MAX_AGE_S = 600
 """How long a browser may cache a preflight's answer."""
 SHUTDOWN_TIMEOUT_S = 2.0
 """How long a stopping server lets requests in progress finish."""
+IDLE_TIMEOUT_S = 30.0
+"""A connection that has sent no complete request for this long is closed (aiohttp's keep-alive timeout, which also
+runs from the connection's start; its default is an hour): with [api] max_connections, idle or half-sent requests
+must not hold the API's connections for long. Bank systems' connection pools reconnect."""
 NONCES_KEY = web.AppKey("kefu.api.nonces", NonceCache)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -190,8 +194,9 @@ class ApiServer:
         self.ctx = ctx
         self.reuse_port = reuse_port
         self.runner = web.AppRunner(
-            build_app(ctx), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
-        )
+            build_app(ctx), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            keepalive_timeout=IDLE_TIMEOUT_S,
+        )  # fmt: skip
         self.address: tuple[str, int] = ("", 0)
         self.site: BoundedSite | None = None
 

@@ -3,10 +3,17 @@ and the API serves again once connections go."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from pathlib import Path
+from typing import Any, cast
 
+import pytest
+
+from kefu.server.api import app as app_module
+from kefu.server.api.context import ApiContext
+from kefu.server.config import load_config
 from tests.integration.conftest import ServerProcess
 from tests.integration.service_harness import add_apps, write_directory
 
@@ -43,3 +50,21 @@ def test_connections_past_the_bound_get_503(tmp_path: Path) -> None:
         for sock in held:
             sock.close()
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_idle_or_half_sent_connection_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "IDLE_TIMEOUT_S", 0.5)
+    config = load_config(env={}, overrides={"api.port": 0})
+    ctx = ApiContext(config, cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, None))
+    server = app_module.ApiServer(ctx)
+    host, port = await server.start()
+    try:
+        for start in (b"", b"GET /v1/queues HTTP/1.1\r\nHost: x\r\n"):  # nothing, and a request never finished
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(start)
+            async with asyncio.timeout(5):
+                assert await reader.read() == b""  # closed by the server, without an answer
+            writer.close()
+    finally:
+        await server.stop()
