@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +42,37 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
         proc.kill()
 
 
-@pytest.fixture
-def page() -> Iterator[Any]:
+def in_chromium(url: str, script: str, arg: dict[str, Any]) -> tuple[Any, list[str]]:
+    """Open `url` in a fresh headless Chromium and evaluate `script` with `arg`: (its result, the page's errors).
+
+    It runs in a thread of its own: Playwright's sync API refuses a thread with a running asyncio loop, and another
+    test module's session-wide browser (tests/browser) may have left one marked running in this one."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra: pip install -e '.[test]'")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(ARGS))
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+
+    def run() -> tuple[Any, list[str]]:
+        errors: list[str] = []
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(ARGS))
+            try:
+                page = browser.new_page()
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.goto(url)
+                return page.evaluate(script, arg), errors
+            finally:
+                browser.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=120)
 
 
 @pytest.mark.parametrize("suite", ["national", "international"])
-def test_js_client_in_chromium(site: tuple[ServerProcess, dict[str, str]], page: Any, suite: str) -> None:
+def test_js_client_in_chromium(site: tuple[ServerProcess, dict[str, str]], suite: str) -> None:
     server, secrets = site
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"http://127.0.0.1:{server.web_port}/console/")
     script = (Path(__file__).parent / "browser_flow.js").read_text(encoding="utf-8")
-    seen = page.evaluate(script, {"suite": suite, "pins": sorted(server.pins), "secrets": secrets})
+    url = f"http://127.0.0.1:{server.web_port}/console/"
+    seen, errors = in_chromium(url, script, {"suite": suite, "pins": sorted(server.pins), "secrets": secrets})
     conv = seen["opened"]["conv"]
     assert seen["suite"] == suite
     assert seen["opened"]["agent"] == "a1" and seen["opened"]["state"] == "assigned"
