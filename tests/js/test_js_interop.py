@@ -8,8 +8,10 @@ import base64
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +21,6 @@ from tests.integration.conftest import ServerProcess, add_app
 
 from .node import JS, installed, node
 
-pytestmark = pytest.mark.asyncio
 WAIT_S = 15.0
 
 
@@ -37,8 +38,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         proc.kill()
 
 
+def in_own_loop(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run `coroutine` with asyncio.run in a thread of its own: immune to a loop another test module left marked
+    running in this thread (tests/browser's session-wide sync Playwright does)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result(timeout=120)
+
+
 @pytest.mark.parametrize("suite", ["national", "international"])
-async def test_js_client_and_python_client_through_the_server(server: ServerProcess, suite: str) -> None:
+def test_js_client_and_python_client_through_the_server(server: ServerProcess, suite: str) -> None:
+    in_own_loop(js_and_python(server, suite))
+
+
+async def js_and_python(server: ServerProcess, suite: str) -> None:
     installed()
     conversation = new_conversation_id()
     config = {
@@ -83,7 +95,11 @@ async def test_js_client_and_python_client_through_the_server(server: ServerProc
 
 
 @pytest.mark.parametrize("key_type", [KeyType.SM2, KeyType.ED25519])
-async def test_js_client_authenticates_with_a_client_key(server: ServerProcess, key_type: KeyType) -> None:
+def test_js_client_authenticates_with_a_client_key(server: ServerProcess, key_type: KeyType) -> None:
+    in_own_loop(js_with_client_key(server, key_type))
+
+
+async def js_with_client_key(server: ServerProcess, key_type: KeyType) -> None:
     installed()
     key = SigningKey.generate(key_type)
     name = f"keyed-{key_type.name.lower()}"
