@@ -208,6 +208,9 @@ class WebSocketTransport(asyncio.Transport):
             self._queued = 0
             if self._socket is not None:
                 self._socket.abort()
+            if self._close_code is None:  # a reader paused by the session would not see the end: end it here
+                self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+            self._wake_reader()
 
     def _resume_writing_if_drained(self) -> None:
         if self._write_paused and self.get_write_buffer_size() <= self._low and not self._lost:

@@ -226,3 +226,15 @@ async def test_a_message_of_the_largest_size_is_taken_and_one_byte_more_is_not(s
         assert [len(b) for b in protocol.received] == [MAX_MESSAGE_BYTES]
     finally:
         await http.close()
+
+
+async def test_a_peer_gone_while_reading_is_paused_ends_the_connection_at_the_next_write(served: Served) -> None:
+    served.make = lambda: Recorder(lambda t: t.pause_reading())
+    http, _ = await connect(served)
+    await http.close()  # the client's socket closes; the server, not reading, does not see it
+    protocol = served.protocols[0]
+    await asyncio.sleep(0.2)
+    assert not protocol.lost.done()
+    assert protocol.transport is not None
+    protocol.transport.write(b"a keepalive")  # as the session's timer does
+    await asyncio.wait_for(protocol.lost, WAIT_S)
