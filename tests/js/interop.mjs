@@ -41,5 +41,10 @@ m = await next();
 out.got.push({ text: m.text, sender: m.sender, seq: String(m.seq) });
 const history = await client.sync({ conversationId: conversation });
 out.history = history.messages.map((x) => x.text);
+// 24 messages of 60 KB at once (1.4 MB, more than one record holds): sealed as several records, each in a
+// WebSocket message the server takes.
+const big = new Uint8Array(60_000).fill(7);
+const sends = Array.from({ length: 24 }, () => client.send(conversation, big));
+out.big = (await Promise.all(sends)).map((r) => Number(r.seq));
 await client.close();
 console.log(JSON.stringify(out));

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kefu.client import Client, new_conversation_id
+from kefu.client import Client, Message, new_conversation_id
 from kefu.protocol.crypto import KeyType, SigningKey, Suite
 from tests.integration.conftest import ServerProcess, add_app
 
@@ -36,6 +36,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.kill()
+
+
+async def receive_in(client: Client, conversation: int) -> Message | None:
+    """The next message of `conversation` (bob's earlier conversations, resumed from his stored cursor, are passed
+    over: the tests share one server)."""
+    while (message := await client.receive(WAIT_S)) is not None:
+        if message.conversation_id == conversation:
+            return message
+    return None
 
 
 def in_own_loop(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -71,10 +80,10 @@ async def js_and_python(server: ServerProcess, suite: str) -> None:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:
-            first = await bob.receive(WAIT_S)
+            first = await receive_in(bob, conversation)
             assert first is not None and first.sender == "alice" and first.text == f"js says hello ({suite})"
             await bob.send(conversation, "python answers", timeout=WAIT_S)
-            second = await bob.receive(WAIT_S)
+            second = await receive_in(bob, conversation)
             assert second is not None and second.text == "js again after the reconnect"
             await bob.send(conversation, "python answers again", timeout=WAIT_S)
             stdout, stderr = await asyncio.wait_for(proc.communicate(), WAIT_S)
@@ -90,6 +99,7 @@ async def js_and_python(server: ServerProcess, suite: str) -> None:
     assert seen["resumed"] is True, seen
     assert seen["reconnects"] == 1
     assert [c["resumed"] for c in seen["connects"]] == [False, True]
+    assert sorted(seen["big"]) == list(range(5, 29)), seen["big"]
     assert seen["history"] == [f"js says hello ({suite})", "python answers", "js again after the reconnect",
                                "python answers again"]  # fmt: skip
 
@@ -126,7 +136,7 @@ async def js_with_client_key(server: ServerProcess, key_type: KeyType) -> None:
         )  # fmt: skip
         stdout, stderr = await asyncio.wait_for(proc.communicate(), WAIT_S)
         assert proc.returncode == 0, stderr.decode()[-3000:]
-        got = await bob.receive(WAIT_S)
+        got = await receive_in(bob, conversation)
     assert got is not None and got.sender == name and got.text == f"signed in with {config['type']}"
     seen = json.loads(stdout.decode().strip().splitlines()[-1])
     assert seen["suite"] == ("national" if key_type is KeyType.SM2 else "international")

@@ -15,7 +15,7 @@
 import { concat, constantTimeEqual, randomBytes, uint, utf8, xor } from "./bytes.js";
 import { KEY_TYPE_SM2, SUITES, signatureMessage, sm2Sign } from "./crypto.js";
 import { ErrorCode, LocalProtocolError, ProtocolError, codeName, isFatal } from "./errors.js";
-import { AuthMode, FrameType, HEADER_LEN, IGNORABLE_TYPE_MIN, PskMode } from "./frames.js";
+import { AuthMode, FrameType, HEADER_LEN, IGNORABLE_TYPE_MIN, MAX_RECORD_PLAINTEXT, PskMode } from "./frames.js";
 import { HASH_LEN, KeySchedule, appClientKey } from "./keyschedule.js";
 import { RecordLayer } from "./records.js";
 import { FRAME_NAMES, FrameDecoder, decodeBody, encode, isKnownType } from "./wire.js";
@@ -59,6 +59,24 @@ const KEY_CHANGING = new Set([FrameType.SERVER_FINISHED, FrameType.CLIENT_FINISH
 function unexpected(state, type) {
   const name = FRAME_NAMES[type] ?? `0x${type.toString(16)}`;
   return new ProtocolError(`client in ${state} cannot take ${name}`, ErrorCode.UNEXPECTED_FRAME);
+}
+
+/** Whole frames packed into as few record plaintexts as fit MAX_RECORD_PLAINTEXT (a frame is never split). */
+function recordPlaintexts(frames) {
+  const out = [];
+  let batch = [];
+  let size = 0;
+  for (const frame of frames) {
+    if (size + frame.length > MAX_RECORD_PLAINTEXT && batch.length) {
+      out.push(concat(...batch));
+      batch = [];
+      size = 0;
+    }
+    batch.push(frame);
+    size += frame.length;
+  }
+  if (batch.length) out.push(concat(...batch));
+  return out;
 }
 
 function prefix16(bytes) {
@@ -172,13 +190,14 @@ export class ClientConnection {
         parts.push(seg.plain);
         continue;
       }
-      const plaintext = concat(...seg.frames);
-      if (seg.layer.needsUpdate(plaintext.length)) {
-        // Section 6.4: a KEY_UPDATE record under the current key first, then the next key.
-        parts.push(await seg.layer.seal(encode({ type: FrameType.KEY_UPDATE, updateRequested: 0 })));
-        await seg.layer.update();
+      for (const plaintext of recordPlaintexts(seg.frames)) {
+        if (seg.layer.needsUpdate(plaintext.length)) {
+          // Section 6.4: a KEY_UPDATE record under the current key first, then the next key.
+          parts.push(await seg.layer.seal(encode({ type: FrameType.KEY_UPDATE, updateRequested: 0 })));
+          await seg.layer.update();
+        }
+        parts.push(await seg.layer.seal(plaintext));
       }
-      parts.push(await seg.layer.seal(plaintext));
       if (seg.after) await seg.after();
     }
     if (parts.length && this.ticks) this.ticks.sent = true;

@@ -2,8 +2,29 @@
 // bytes, sealing and writing, timers) run one after another on a promise chain, since sealing is asynchronous and
 // records must leave in the order their sequence numbers were given.
 import { ClientConnection, State } from "./connection.js";
+import { HEADER_LEN, MAX_RECORD_BODY } from "./frames.js";
 
 const now = () => Date.now() / 1000;
+
+/** The largest WebSocket message the server takes: one largest RECORD frame (spec 15). */
+export const MAX_MESSAGE = HEADER_LEN + MAX_RECORD_BODY;
+
+/** `bytes` (whole frames) cut at frame boundaries into messages of at most MAX_MESSAGE bytes. */
+export function messagesOf(bytes) {
+  const out = [];
+  let start = 0;
+  let o = 0;
+  while (o < bytes.length) {
+    const length = HEADER_LEN + new DataView(bytes.buffer, bytes.byteOffset + o, 4).getUint32(0);
+    if (o + length - start > MAX_MESSAGE && o > start) {
+      out.push(bytes.subarray(start, o));
+      start = o;
+    }
+    o += length;
+  }
+  if (o > start) out.push(bytes.subarray(start, o));
+  return out;
+}
 
 export class Link {
   constructor(client, transport, config) {
@@ -73,7 +94,7 @@ export class Link {
         this.client.linkFlushing(this);
         this.flushQueued = false;
         const out = await this.conn.dataToSend();
-        if (out.length) this.transport.send(out);
+        for (const message of messagesOf(out)) this.transport.send(message);
       } catch (e) {
         // The core's own errors become events; anything thrown here is a fault of this side: end the connection
         // rather than leave a chain that runs nothing more.

@@ -399,3 +399,31 @@ test("options are checked at construction: pins, suites, credentials", async () 
   const upper = pins.map((p) => p.toUpperCase().replace("SM2:", "sm2:").replace("ED25519:", "ed25519:"));
   assert.ok(new Client({ ...base, serverPins: upper }), "hex digits in either case");
 });
+
+test("large messages: records never exceed the largest plaintext, WebSocket messages never the largest record", async () => {
+  const { MAX_MESSAGE, messagesOf } = await import("../src/link.js");
+  const { MAX_RECORD_PLAINTEXT } = await import("../src/frames.js");
+  const sizes = [];
+  const factory = transport(() => new ScriptedServer({ secrets: SECRETS, onFrame: async (s, f) => f.type === FrameType.SEND && s.send(ack(f, 1n)) }));
+  const spy = async () => {
+    const t = await factory();
+    const send = t.send.bind(t);
+    t.send = (data) => {
+      sizes.push(data.length);
+      for (const record of [...messagesOf(data)]) assert.ok(record.length <= MAX_MESSAGE);
+      send(data);
+    };
+    return t;
+  };
+  spy.servers = factory.servers;
+  const c = new Client({ transport: spy, appId: "alice", appSecret: APP_SECRET, serverPins: await serverPins() });
+  await c.connect();
+  const big = new Uint8Array(700_000).fill(1);
+  const receipts = await Promise.all([c.send(60n, big), c.send(60n, big), c.send(60n, big)]);
+  assert.equal(receipts.length, 3);
+  assert.ok(Math.max(...sizes) <= MAX_MESSAGE, `largest message ${Math.max(...sizes)}`);
+  assert.ok(sizes.filter((n) => n > 700_000).length >= 3, "each big SEND in a message of its own");
+  assert.equal(factory.servers[0].received.filter((f) => f.type === FrameType.SEND).length, 3);
+  assert.ok(MAX_MESSAGE >= MAX_RECORD_PLAINTEXT);
+  await c.close();
+});
