@@ -2,7 +2,7 @@
 
 The browser is the system one (`/usr/bin/chromium`, Debian's package, installed with apt-get when the tests run as
 root on a Debian host, as tests/debian.py does for the other tools); Playwright's Python API drives it through
-`executable_path`, so no browser build is ever downloaded. One browser per test worker (a launch costs about a
+`executable_path`, so no browser build is ever downloaded. One browser per test module (a launch costs about a
 second); each test gets fresh browser contexts (their own storage, like separate people on separate machines).
 
 `kefu_site` is a real server as a subprocess (the one helper, `ServeProcess`) with its web port (the console, the
@@ -125,9 +125,12 @@ def chromium_executable() -> str:
     return str(CHROMIUM)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_executable: str) -> Iterator[Any]:
-    """One headless Chromium for this test worker (a `playwright.sync_api.Browser`)."""
+    """One headless Chromium for a test module (a `playwright.sync_api.Browser`). Module-scoped, not session-wide:
+    Playwright's sync API keeps an asyncio loop marked running in this thread while it is open, and every
+    pytest-asyncio test that the same worker ran after a browser module failed ("Cannot run the event loop while
+    another loop is running"); closing it at the module's end gives the thread back."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra: pip install -e '.[test]'")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_executable, args=list(CHROMIUM_ARGS))
