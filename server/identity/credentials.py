@@ -249,8 +249,11 @@ def purge_expired(store: Store, *, now: float) -> set[str]:
 
 
 def check_secret(apps: Mapping[str, AppCredential], app_id: str, secret: bytes, *, now: float) -> bool:
-    """Whether `secret` is `app_id`'s own secret or one of its unexpired, unrevoked session credentials (the HTTP API's
-    ``Kefu-Session`` bearer). Every verifier is compared in constant time; an unknown app costs one comparison."""
+    """Whether `secret` is one of `app_id`'s unexpired, unrevoked session credentials (the HTTP API's
+    ``Kefu-Session`` bearer). The app's own long-lived secret is never accepted here: a bearer travels whole with
+    every request, and an app's own secret is for signing (spec 17.2), which sends no secret at all. Every verifier
+    is compared in constant time (the own one too, its result unused, so the time does not tell which matched); an
+    unknown app costs one comparison."""
     try:
         credential = apps.get(app_id)
     except ValueError:
@@ -258,8 +261,8 @@ def check_secret(apps: Mapping[str, AppCredential], app_id: str, secret: bytes, 
     if credential is None or len(secret) != SECRET_LEN:
         return False
     mine = stored_key("sha256", app_id, secret)
-    own = credential.stored_keys.get("sha256", bytes(crypto.HASH_LEN))
-    valid = hmac.compare_digest(mine, own)
+    hmac.compare_digest(mine, credential.stored_keys.get("sha256", bytes(crypto.HASH_LEN)))
+    valid = False
     for key in credential.session_keys():
         match = hmac.compare_digest(mine, key.stored_keys.get("sha256", bytes(crypto.HASH_LEN)))
         valid |= match and key.expires_at > now

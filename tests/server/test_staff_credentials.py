@@ -160,7 +160,7 @@ def test_check_secret_and_the_bearer(store: Store) -> None:
     for bad in ("Bearer x:y", f"Kefu-Session {NAME}", f"Kefu-Session :{keys.encode_secret(own)}", "Kefu-Session a:!!"):
         assert credentials.parse_bearer(bad) is None
     assert credentials.check_secret(apps, NAME, issued.secret, now=now)
-    assert credentials.check_secret(apps, NAME, own, now=now)
+    assert not credentials.check_secret(apps, NAME, own, now=now), "an app's own secret is for signing, never a bearer"
     assert not credentials.check_secret(apps, NAME, b"\x00" * 32, now=now)
     assert not credentials.check_secret(apps, "nobody", issued.secret, now=now)
     assert not credentials.check_secret(apps, "", issued.secret, now=now)
