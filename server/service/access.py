@@ -33,12 +33,16 @@ __all__ = [
     "DeskView",
     "can_read",
     "check_send",
+    "integrates",
     "known",
     "may_end",
+    "may_transfer",
     "on_info",
     "on_search",
     "search",
+    "search_tenant",
     "supervises",
+    "tenant_conv_key",
 ]
 
 
@@ -75,6 +79,7 @@ NO_SUCH_CONVERSATION = "no such conversation"
 text for both, so that the RESULTs are the same bytes."""
 
 _U64 = struct.Struct("!Q")
+_ALL_ONES = (1 << 64) - 1
 
 
 def can_read(desk: DeskView, user: str, conversation_id: int) -> bool:  # noqa: PLR0911 - one answer per role
@@ -145,6 +150,17 @@ def supervises(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
     )
 
 
+def integrates(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
+    """Whether `user` is an integration of the conversation's tenant (section 13.12)."""
+    profile = desk.profile(user)
+    return profile.role is Role.INTEGRATION and profile.tenant == conv.tenant
+
+
+def may_transfer(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
+    """Who besides the owner may TRANSFER (section 13.6): a supervisor of its group, an integration of its tenant."""
+    return supervises(desk, user, conv) or integrates(desk, user, conv)
+
+
 def may_end(desk: DeskView, user: str, conv: ServiceConversation) -> bool:
     """The visitor side, the owner, or a supervisor of the conversation's group."""
     return user in (conv.visitor, conv.owner) or supervises(desk, user, conv)
@@ -163,14 +179,21 @@ def on_info(desk: DeskView, session: Device, frame: ConversationInfo) -> None:
 
 
 def on_search(desk: DeskView, session: Device, frame: Search) -> None:
-    """SEARCH: run in a worker thread; SEARCH_RESULT when done."""
-    if desk.profile(session.user).role is not Role.AGENT:
-        raise Refusal(ErrorCode.FORBIDDEN, "agents search their conversations")
+    """SEARCH: an agent's conversations or an integration's tenant's; run in a worker thread; SEARCH_RESULT when
+    done."""
+    profile = desk.profile(session.user)
+    if profile.role not in (Role.AGENT, Role.INTEGRATION):
+        raise Refusal(ErrorCode.FORBIDDEN, "agents and integrations search")
     query = frame.query.strip().casefold()
     if not query:
         raise Refusal(ErrorCode.BAD_REQUEST, "empty query")
     limit = min(frame.limit or SEARCH_MAX_HITS, SEARCH_MAX_HITS)
-    found = desk.host.loop.run_in_executor(None, search, desk.host.log, session.user, query, limit)
+    log, loop = desk.host.log, desk.host.loop
+    if profile.role is Role.AGENT:
+        found = loop.run_in_executor(None, search, log, session.user, query, limit)
+    else:
+        agents = tenant_agents(desk, profile.tenant)
+        found = loop.run_in_executor(None, search_tenant, log, profile.tenant, agents, query, limit)
     desk.spawn(_send_hits(session, frame, found))
 
 
@@ -179,11 +202,63 @@ async def _send_hits(session: Device, frame: Search, found: asyncio.Future[tuple
     session.send(SearchResult(tuple(hits), int(more), request_id=frame.request_id))
 
 
+def tenant_conv_key(tenant: str, conversation_id: int) -> bytes:
+    """The `tenant_convs` key of a conversation: tenant, 0x00, then the id's complement, so that a scan in key order
+    meets a tenant's newest conversations first (ids are taken in order) and a bounded scan reads only those."""
+    return tenant.encode() + b"\0" + _U64.pack(~conversation_id & _ALL_ONES)
+
+
+def tenant_agents(desk: DeskView, tenant: str) -> tuple[str, ...]:
+    """The agents of `tenant` the directory names or routing has seen: whose `agent_convs` an integration's SEARCH
+    also looks through, for the conversations stored before `tenant_convs` existed."""
+    names = set(desk.directory.agents) | set(desk.router.agents)
+    return tuple(sorted(n for n in names if (p := desk.profile(n)).role is Role.AGENT and p.tenant == tenant))
+
+
 def search(store: MessageLog, agent: str, query: str, limit: int) -> tuple[list[SearchHit], bool]:
     """Messages of the agent's conversations containing `query` (case-folded): newest conversations first, newest
     messages first; bounded by SEARCH_MAX_*. Runs in a worker thread (LMDB reads are thread-safe)."""
     prefix = agent.encode() + b"\0"
     conv_ids = sorted((_U64.unpack_from(k, len(prefix))[0] for k, _ in store.scan("agent_convs", prefix)), reverse=True)
+    return _search_in(store, conv_ids, query, limit)
+
+
+def search_tenant(
+    store: MessageLog, tenant: str, agents: tuple[str, ...], query: str, limit: int
+) -> tuple[list[SearchHit], bool]:
+    """Messages of the tenant's service conversations containing `query`, as `search` (an integration's SEARCH).
+
+    The newest SEARCH_MAX_CONVERSATIONS + 1 of `tenant_convs` (a bounded scan: newest first by its keys). A store
+    written before that table existed has no entries there for its older conversations: those that an agent of the
+    tenant owned are found through the agents' `agent_convs` (read only while the tenant has fewer indexed than that
+    bound, so a store that has it costs one bounded scan), each checked against its stored record's tenant (an
+    agent's tenant may have changed since); those that never had an owner are not searched. Runs in a worker thread.
+    """
+    prefix = tenant.encode() + b"\0"
+    wanted = SEARCH_MAX_CONVERSATIONS + 1
+    ids = {
+        ~_U64.unpack_from(k, len(prefix))[0] & _ALL_ONES
+        for k, _ in store.scan("tenant_convs", prefix, limit=wanted)
+        if len(k) == len(prefix) + _U64.size  # not a longer tenant name that starts with this one and a 0x00
+    }
+    if len(ids) >= wanted:
+        return _search_in(store, sorted(ids, reverse=True), query, limit)  # the index alone covers the bound
+    for agent in agents:
+        agent_prefix = agent.encode() + b"\0"
+        for k, _ in store.scan("agent_convs", agent_prefix):
+            conv_id = _U64.unpack_from(k, len(agent_prefix))[0]
+            if conv_id not in ids and _of_tenant(store, conv_id, tenant):
+                ids.add(conv_id)
+    return _search_in(store, sorted(ids, reverse=True), query, limit)
+
+
+def _of_tenant(store: MessageLog, conversation_id: int, tenant: str) -> bool:
+    raw = store.get_record("service", _U64.pack(conversation_id))
+    return raw is not None and ServiceConversation.decode(raw).tenant == tenant
+
+
+def _search_in(store: MessageLog, conv_ids: list[int], query: str, limit: int) -> tuple[list[SearchHit], bool]:
+    """The hits in `conv_ids` (newest first), bounded by SEARCH_MAX_*."""
     hits: list[SearchHit] = []
     budget = SEARCH_MAX_MESSAGES
     for conv_id in conv_ids[:SEARCH_MAX_CONVERSATIONS]:

@@ -85,9 +85,10 @@ __all__ = ["TABLES", "Desk", "Refusal"]
 _U64 = struct.Struct("!Q")
 CLOSED_CACHE = 1024
 """Closed conversations kept in memory for authorization checks (older ones are read from the store again)."""
-TABLES = ("service", "service_open", "visitors", "agent_convs")
+TABLES = ("service", "service_open", "visitors", "agent_convs", "tenant_convs")
 """The desk's own tables in the store (spec section 12.1), registered by the wiring: conversation records by id, the
-ids of those not closed, visitors' histories and open-request references, and which agent owned which."""
+ids of those not closed, visitors' histories and open-request references, which agent owned which, and which tenant
+each conversation is of (`access.tenant_conv_key`: newest first, what an integration's SEARCH looks through)."""
 
 
 class Desk:
@@ -316,7 +317,9 @@ class Desk:
         self.figures.opened(conv)
         created = self.journal.write(
             conv, event("opened", group=requested.name, channel=conv.attributes.get("channel", "")),
-            create=(conv.visitor,), extra=(("visitors", ref, _U64.pack(conv.id)),),
+            create=(conv.visitor,),
+            extra=(("visitors", ref, _U64.pack(conv.id)),
+                   ("tenant_convs", access.tenant_conv_key(conv.tenant, conv.id), b"")),
         )  # fmt: skip
         first_seq: asyncio.Future[SendResult] | None = None
         if first:
@@ -567,8 +570,10 @@ class Desk:
 
     def _transfer(self, session: Device, frame: Transfer) -> None:
         conv = self.open_conversation(session.user, frame.conversation_id)
-        if conv.owner != session.user and not access.supervises(self, session.user, conv):
-            raise Refusal(ErrorCode.FORBIDDEN, "only the owner or a supervisor of its group transfers")
+        # open_conversation refused a conversation the user may not know of (an integration's of another tenant
+        # included) as not found; of those it may know of, these may move it:
+        if conv.owner != session.user and not access.may_transfer(self, session.user, conv):
+            raise Refusal(ErrorCode.FORBIDDEN, "only the owner, a supervisor of its group or its tenant's integration")
         if frame.expect_owner and frame.expect_owner != (conv.owner or ""):
             raise Refusal(ErrorCode.CONFLICT, f"the owner is now {conv.owner or 'nobody'}")
         if bool(frame.to_agent) == bool(frame.to_group):

@@ -33,6 +33,8 @@ from kefu.protocol.frames import (
     Opened,
     QueuePosition,
     Result,
+    Search,
+    SearchResult,
     Transfer,
     Watch,
     staff_channel,
@@ -250,7 +252,7 @@ async def test_every_change_is_a_system_message_written_with_its_record(rig: Rig
         states.append(ServiceConversation.decode(stored).state)
     assert states == [S.WAITING, S.ASSIGNED, S.TRANSFERRED, S.CLOSED], "each write carries the record as it is then"
     assert [[table for table, _, _ in w.request.puts] for w in conversation] == [
-        ["service", "service_open", "visitors"],  # the open-request reference
+        ["service", "service_open", "visitors", "tenant_convs"],  # the open-request reference, the tenant's index
         ["service", "service_open", "agent_convs", "visitors"],  # whose it is, and the visitor's last agent
         ["service", "service_open", "agent_convs", "visitors"],
         ["service", "service_open", "visitors"],  # the visitor's history
@@ -604,6 +606,84 @@ async def test_transfer_to_an_agent_at_capacity_is_a_conflict_and_a_supervisor_m
     assert (await rig.result(s1, EndConversation(second.conversation_id, "")))[0] == OK
     status, detail = await rig.result(s1, Transfer(FIRST, "a1", "a3", "", ""))
     assert (status, detail["owner"]) == (OK, "a3")
+
+
+@pytest.mark.asyncio
+async def test_an_integration_transfers_its_tenants_conversations_to_an_agent_and_to_a_group(rig: Rig) -> None:
+    await rig.online("a1")
+    await rig.online("a2")
+    i1 = rig.connect("i1")
+    conv = (await rig.open(i1, customer="c-1")).conversation_id
+    assert rig.record(conv).owner == "a1"
+    status, detail = await rig.result(i1, Transfer(conv, "a1", "a2", "", "to a colleague"))
+    assert (status, detail["owner"]) == (OK, "a2")
+    assert rig.record(conv).trace[-1] == {"step": "transfer", "by": "i1", "from": "a1", "note": "to a colleague",
+                                          "to": "a2"}  # fmt: skip
+    assert rig.load("a1") == set() and rig.load("a2") == {conv}
+    status, detail = await rig.result(i1, Transfer(conv, "", "", "cards", ""))
+    assert (status, detail["group"], detail["owner"]) == (OK, "cards", None), "waits: not back to a2, a4 not online"
+    assert rig.record(conv).state is S.WAITING and rig.load("a2") == set()
+    # another conversation of its tenant, one it did not open (a visitor's), to a group with an agent free:
+    await rig.open(rig.connect("v1"))
+    other = conv + 1
+    assert rig.record(other).owner == "a1"
+    status, detail = await rig.result(i1, Transfer(other, "", "", "cards", ""))
+    assert (status, detail["owner"]) == (OK, "a2")
+    assert [t["by"] for t in rig.record(other).trace if t.get("step") == "transfer"] == ["i1"]
+
+
+@pytest.mark.asyncio
+async def test_an_integration_may_not_know_of_another_tenants_conversation(rig: Rig) -> None:
+    await rig.online("a1")
+    await rig.online("a2")
+    await rig.open(rig.connect("v1"))
+    iy = rig.connect("iy")
+    known = await rig.ask(iy, Transfer(FIRST, "", "a2", "", ""))
+    unknown = await rig.ask(iy, Transfer(FIRST + 9, "", "a2", "", ""))
+    assert isinstance(known, Result) and isinstance(unknown, Result)
+    assert known.status == unknown.status == ErrorCode.NOT_FOUND
+    assert json.loads(known.detail) == json.loads(unknown.detail) == {"reason": access.NO_SUCH_CONVERSATION}
+    assert rig.record(FIRST).owner == "a1" and rig.load("a1") == {FIRST}
+
+
+async def searched(rig: Rig, user: str, query: str) -> list[tuple[int, int, str]]:
+    """(conversation, seq, snippet) of the hits of `user`'s SEARCH."""
+    answer = await rig.ask(rig.device(user), Search(query, 0))
+    assert isinstance(answer, SearchResult), answer
+    return [(h.conversation_id, h.seq, h.snippet) for h in answer.hits]
+
+
+@pytest.mark.asyncio
+async def test_an_integration_searches_its_tenants_conversations_newest_first(rig: Rig) -> None:
+    await rig.online("a1")
+    mine = (await rig.open(rig.connect("i1"), customer="c-1", first="账单 of c-1".encode())).conversation_id
+    queued = (await rig.open(rig.connect("v1"), first="账单 of v1".encode())).conversation_id  # a1 is full: waits
+    theirs = (await rig.open(rig.connect("vx"), first="账单 elsewhere".encode())).conversation_id
+    assert rig.record(queued).owner is None and rig.record(theirs).tenant == "other"
+    assert rig.log.get_record("tenant_convs", access.tenant_conv_key("bank", mine)) == b""
+    assert await searched(rig, "i1", "账单") == [(queued, 2, "账单 of v1"), (mine, 2, "账单 of c-1")]
+    assert await searched(rig, "iy", "账单") == [(theirs, 2, "账单 elsewhere")]
+    assert await searched(rig, "i1", "elsewhere") == []
+    assert await searched(rig, "a1", "账单") == [(mine, 2, "账单 of c-1")], "an agent: the conversations it owned"
+    for user in ("v1", "s1", "app1"):
+        answer = await rig.ask(rig.device(user), Search("账单", 0))
+        assert isinstance(answer, Result) and answer.status == ErrorCode.FORBIDDEN
+
+
+@pytest.mark.asyncio
+async def test_an_integrations_search_finds_owned_conversations_stored_before_the_tenant_index(rig: Rig) -> None:
+    await rig.online("a1")
+    await rig.online("x1")
+    old = (await rig.open(rig.connect("v1"), first=b"old balance")).conversation_id
+    never_owned = (await rig.open(rig.connect("v2"), first=b"queued balance")).conversation_id
+    theirs = (await rig.open(rig.connect("vx"), first=b"their balance")).conversation_id
+    await rig.log.durable()
+    for conv, tenant in ((old, "bank"), (never_owned, "bank"), (theirs, "other")):
+        del rig.log.tables["tenant_convs"][access.tenant_conv_key(tenant, conv)]  # as a store from before the index
+    new = (await rig.open(rig.connect("i1"), customer="c-1", first=b"new balance")).conversation_id
+    hits = await searched(rig, "i1", "balance")
+    assert [c for c, _, _ in hits] == [new, old], "the owned one through a1's agent_convs; the never-owned is lost"
+    assert [c for c, _, _ in await searched(rig, "iy", "balance")] == [theirs], "through x1's"
 
 
 @pytest.mark.asyncio
