@@ -121,7 +121,10 @@ def service_server(
     data_dir = tmp_path / "data"
     write_directory(data_dir, **directory)
     secrets = add_apps(data_dir)
-    environment = {"KEFU_SERVICE_DIRECTORY": "service.toml", "KEFU_SERVICE_SENTIMENT_WAIT_MS": "5000",
+    # Routing waits for a first message's score at most sentiment_wait_ms, and the first score of a server waits for
+    # its scorer process to load SnowNLP's model: 1-2 s alone, and past 5 s on a loaded CI host, where a test
+    # expecting the angry first message in the senior group then saw it routed without its score.
+    environment = {"KEFU_SERVICE_DIRECTORY": "service.toml", "KEFU_SERVICE_SENTIMENT_WAIT_MS": "20000",
                    "KEFU_SERVICE_QUEUE_TICK_MS": "100", **(env or {})}  # fmt: skip
     proc = ServerProcess(data_dir, extra=list(args), env=environment)
     proc.secrets.update(secrets)

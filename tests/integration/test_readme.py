@@ -11,8 +11,8 @@ the test with its line number and output. What is not run literally is this mapp
   `python3 -m venv .venv`, `.venv/bin/pip install ...` and `.venv/bin/pytest` (SKIPPED: the environment is the one
   running this, and the suite is this one), and `[VAR=value ...] .venv/bin/kefu serve [FLAGS]`, which (re)starts the
   test's server with those variables and flags on free ports (`kefu.server.runtime.launch`).
-- A python block runs as a script with `.venv/bin/python`; in it `7420` (the default port) becomes the server's port,
-  and a line ``NAME = "..."  # what `kefu app add APP ...` printed`` gets the secret that command printed earlier.
+- A python block runs as a script with `.venv/bin/python`; in it `7420` (the default port) becomes the server's port
+  (and `7422`, `7423`, the web port's and the HTTP API's, become theirs), and a line ``NAME = "..."  # what `kefu app add APP ...` printed`` gets the secret that command printed earlier.
 - A toml block is written to the file its first line names (``# data/service.toml``).
 - In an example's command, `7420` becomes the server's port and `$..._SECRET` is the secret of its `--app-id`.
 """
@@ -132,7 +132,10 @@ class Checkout:
             return f'{m.group(1)} = "{self.secrets[m.group(2)]}"'
 
         script = self.path / f"readme_line_{block.line}.py"
-        script.write_text(SECRET_LINE.sub(secret, block.text.replace("7420", str(self.port))), encoding="utf-8")
+        assert self.server is not None, "no `kefu serve` block ran before this one"
+        ports = {"7420": self.port, "7422": self.server.web_port, "7423": self.server.api_port}
+        text = re.sub(r"\b(742[023])\b", lambda m: str(ports[m.group(1)]), block.text)
+        script.write_text(SECRET_LINE.sub(secret, text), encoding="utf-8")
         done = subprocess.run(
             [".venv/bin/python", script.name], check=False, cwd=self.path, capture_output=True, text=True,
             timeout=BLOCK_TIMEOUT_S,
