@@ -12,7 +12,8 @@ the test with its line number and output. What is not run literally is this mapp
   running this, and the suite is this one), and `[VAR=value ...] .venv/bin/kefu serve [FLAGS]`, which (re)starts the
   test's server with those variables and flags on free ports (`kefu.server.runtime.launch`).
 - A python block runs as a script with `.venv/bin/python`; in it `7420` (the default port) becomes the server's port
-  (and `7422`, `7423`, the web port's and the HTTP API's, become theirs), and a line ``NAME = "..."  # what `kefu app add APP ...` printed`` gets the secret that command printed earlier.
+  (and `7422`, `7423`, the web port's and the HTTP API's, become theirs), and a line
+  ``NAME = "..."  # what `kefu app add APP ...` printed`` gets the secret that command printed earlier.
 - A toml block is written to the file its first line names (``# data/service.toml``).
 - In an example's command, `7420` becomes the server's port and `$..._SECRET` is the secret of its `--app-id`.
 """
