@@ -305,7 +305,7 @@ def _result_json(answer: Answer) -> dict[str, Any]:
 
 
 async def search(request: web.Request) -> web.Response:
-    """GET /v1/search?q=...: SEARCH (agents, in the conversations they served)."""
+    """GET /v1/search?q=...: SEARCH (agents in the conversations they served, integrations in their tenant's)."""
     query = request.query.get("q", "")
     limit = max(0, min(_int_query(request, "limit", 20), 50))
     final = (await _ask(request, Search(query, limit))).final

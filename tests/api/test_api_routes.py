@@ -117,7 +117,8 @@ def test_roles_decide_as_over_the_protocol(api: Api) -> None:
     assert agent_opens.code == "FORBIDDEN"
     assert api.call("v1", "PUT", "/v1/agents/v1/status", {"status": "online"}).code == "FORBIDDEN"
     assert api.call("a1", "PUT", "/v1/agents/a2/status", {"status": "online"}).code == "FORBIDDEN"
-    assert api.call("bankapp", "GET", "/v1/search?q=x").code == "FORBIDDEN"  # agents search, as over the protocol
+    for app in ("v1", "sup"):  # agents and integrations search, as over the protocol
+        assert api.call(app, "GET", "/v1/search?q=x").code == "FORBIDDEN"
     visitor_conv = api.call("v4", "POST", "/v1/conversations", {"client_ref": ref("o"), "first_message": "hi"})
     conv = visitor_conv.body["conversation_id"]
     assert api.call("v5", "POST", f"/v1/conversations/{conv}/end", {}).code == "NOT_FOUND"
@@ -159,6 +160,48 @@ async def test_an_agent_gets_a_routed_conversation_and_the_wall_shows_it(api: Ap
         assert moved.status == 200 and moved.body["group"] == "backup"
         ended = await asyncio.to_thread(api.call, "sup", "POST", f"/v1/conversations/{conv}/end", {"reason": "x"})
         assert ended.body["state"] == "closed"
+    finally:
+        await agent.close()
+
+
+@pytest.mark.asyncio
+async def test_an_integration_transfers_and_searches_within_its_tenant(api: Api) -> None:
+    server = api.server
+    agent = Client("127.0.0.1", server.port, app_id="b1", app_secret=api.secrets["b1"], server_pins=server.pins,
+                   reconnect=False)  # fmt: skip
+    await agent.connect()
+    try:
+        status = await asyncio.to_thread(api.call, "b1", "PUT", "/v1/agents/b1/status", {"status": "online"})
+        assert status.status == 200 and status.body["connected"] is True
+        word = ref("ledger")
+        conv = await asyncio.to_thread(open_for, api, first_message=f"my {word} question")
+        to_agent = {"to_agent": "b1", "note": "from the bank"}
+        moved = await asyncio.to_thread(api.call, "bankapp", "POST", f"/v1/conversations/{conv}/transfer", to_agent)
+        assert (moved.status, moved.body["owner"]) == (200, "b1"), moved.body
+        info = await asyncio.to_thread(api.call, "sup", "GET", f"/v1/conversations/{conv}")
+        [step] = [t for t in info.body["trace"] if t.get("step") == "transfer"]
+        assert (step["by"], step["to"], step["note"]) == ("bankapp", "b1", "from the bank")
+        to_group = {"to_group": "backup"}
+        moved = await asyncio.to_thread(api.call, "bankapp", "POST", f"/v1/conversations/{conv}/transfer", to_group)
+        assert moved.status == 200 and (moved.body["group"], moved.body["owner"]) == ("backup", None)  # not back to b1
+
+        # another tenant's integration: refused exactly as a conversation that does not exist
+        theirs = await asyncio.to_thread(api.call, "otherapp", "POST", f"/v1/conversations/{conv}/transfer", to_group)
+        missing = await asyncio.to_thread(
+            api.call, "otherapp", "POST", "/v1/conversations/4611686018427387000/transfer", to_group
+        )
+        assert (theirs.status, theirs.code) == (404, "NOT_FOUND") and theirs.body == missing.body
+
+        # search: the tenant's conversations, whoever opened them; never another tenant's
+        visitor = {"client_ref": ref("o"), "first_message": f"a visitor's {word}"}
+        by_visitor = (await asyncio.to_thread(api.call, "v2", "POST", "/v1/conversations", visitor)).body
+        other = await asyncio.to_thread(open_for, api, "otherapp", first_message=f"their {word}")
+        hits = (await asyncio.to_thread(api.call, "bankapp", "GET", f"/v1/search?q={word}")).body
+        assert [(h["conversation_id"], h["snippet"]) for h in hits["hits"]] == [
+            (by_visitor["conversation_id"], f"a visitor's {word}"), (conv, f"my {word} question"),
+        ]  # fmt: skip
+        theirs_hits = (await asyncio.to_thread(api.call, "otherapp", "GET", f"/v1/search?q={word}")).body
+        assert [h["conversation_id"] for h in theirs_hits["hits"]] == [other]
     finally:
         await agent.close()
 
