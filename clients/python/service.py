@@ -134,7 +134,8 @@ class ServiceApi:
         return _outcome(await self._request(frame, timeout))
 
     async def search(self, query: str, *, limit: int = 20, timeout: float | None = 10) -> list[SearchMatch]:
-        """Messages of the agent's conversations containing `query`, newest first."""
+        """Messages containing `query`, newest first: an agent's in the conversations it owned, an integration's in its
+        tenant's (spec 13.9); others are refused FORBIDDEN."""
         answer = await self._request(Search(query, limit), timeout)
         if isinstance(answer, SearchResult):
             return [SearchMatch.from_hit(hit) for hit in answer.hits]

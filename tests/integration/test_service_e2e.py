@@ -277,6 +277,26 @@ async def test_history_paging_and_agent_search(desk_server: ServerProcess) -> No
         assert refused.value.code == ErrorCode.FORBIDDEN
 
 
+async def test_an_integration_transfers_and_searches_within_its_tenant(desk_server: ServerProcess) -> None:
+    async with users(desk_server) as connect:
+        await connect("a2", status=AgentState.ONLINE)  # general, capacity 1
+        bank, other, v1 = await connect("bankapp"), await connect("otherapp"), await connect("v1")
+        opened = await bank.service.open(customer="c-1", first_message="账单 from the bank")
+        assert opened.agent == "a2"
+        queued = (await v1.service.open(first_message="账单 from v1")).conversation_id  # a2 is full: it waits
+        theirs = (await other.service.open(customer="c-9", first_message="账单 elsewhere")).conversation_id
+        with pytest.raises(RequestRefused) as refused:
+            await other.service.transfer(opened.conversation_id, to_group="other-general")
+        assert refused.value.code == ErrorCode.NOT_FOUND  # as if it did not exist
+        moved = await bank.service.transfer(opened.conversation_id, to_group="backup", note="by the bank")
+        assert (moved.detail["group"], moved.detail["owner"]) == ("backup", None)  # b1 is not connected
+        hits = await bank.service.search("账单")
+        assert [(h.conversation_id, h.snippet) for h in hits] == [
+            (queued, "账单 from v1"), (opened.conversation_id, "账单 from the bank"),
+        ]  # fmt: skip
+        assert [h.conversation_id for h in await other.service.search("账单")] == [theirs]
+
+
 async def test_authorization_crossings_are_refused(desk_server: ServerProcess) -> None:
     async with users(desk_server) as connect:
         a1 = await connect("a1", status=AgentState.ONLINE)
