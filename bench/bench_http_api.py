@@ -29,11 +29,7 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,10 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_websocket import LOAD_ENV, WARMUP_S, Load, connect, server_cpu_s  # noqa: E402
+from bench.bench_websocket import WARMUP_S, Load, connect  # noqa: E402
 from bench.bench_websocket import measure as measure_protocol  # noqa: E402
-
-KEYS = ("messages_per_s", "server_cpu_us_per_msg", "client_cpu_us_per_msg")
+from bench.kefu_bench import paired  # noqa: E402
 
 
 class HttpLoad:
@@ -103,23 +98,13 @@ async def measure_http(server: Any, creds: list[Any], args: argparse.Namespace) 
             for _ in range(args.window)
         ]
         await asyncio.sleep(WARMUP_S)
-        pids = server.processes()
-        d0, c0, s0, w0 = receivers_load.delivered, time.process_time(), server_cpu_s(pids), time.perf_counter()
-        await asyncio.sleep(args.seconds)
-        d1, c1, s1, w1 = receivers_load.delivered, time.process_time(), server_cpu_s(pids), time.perf_counter()
+        window = await paired.timed_window(server, args.seconds, lambda: receivers_load.delivered)
         load.running = False
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
         for peer in receivers:
             peer.abort()
         await asyncio.sleep(0.2)
-    messages = d1 - d0
-    return {
-        "messages_per_s": messages / (w1 - w0),
-        "server_cpu_us_per_msg": (s1 - s0) / messages * 1e6 if messages else float("nan"),
-        "client_cpu_us_per_msg": (c1 - c0) / messages * 1e6 if messages else float("nan"),
-        "messages": messages,
-        "refused": sum(load.refused.values()),
-    }
+    return {**window, "refused": sum(load.refused.values())}
 
 
 async def run_all(server: Any, creds: list[Any], args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
@@ -131,83 +116,28 @@ async def run_all(server: Any, creds: list[Any], args: argparse.Namespace) -> di
             else:
                 result = await measure_http(server, creds, args)
             runs[path].append(result)
-            print(f"run {n + 1} {path:>4}: {result['messages_per_s']:9,.0f} msg/s, server "
-                  f"{result['server_cpu_us_per_msg']:6.1f} us/msg, client {result['client_cpu_us_per_msg']:6.1f} "
-                  f"us/msg, refused {result['refused']}", flush=True)  # fmt: skip
+            paired.print_run(n, path, 4, result, f", refused {result['refused']}")
     return runs
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pairs", type=int, default=50, help="sender/receiver pairs")
-    p.add_argument("--seconds", type=float, default=5.0, help="timed window of each run")
-    p.add_argument("--runs", type=int, default=5, help="runs of each path (alternating)")
-    p.add_argument("--size", type=int, default=100, help="message body bytes")
-    p.add_argument("--window", type=int, default=4, help="messages each sender keeps waiting for their answer")
-    p.add_argument("--server-workers", type=int, default=1, help="[server] workers of the server (0: one process)")
+    paired.add_load_args(p, pairs=50, pairs_help="sender/receiver pairs", runs_of="path",
+                         window_help="messages each sender keeps waiting for their answer")  # fmt: skip
     p.add_argument("--scheme", choices=("KEFU-HMAC-SM3", "KEFU-HMAC-SHA256"), default="KEFU-HMAC-SM3")
     p.add_argument("--suite", choices=("national", "international"), default="national", help="of the TCP peers")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "http_api.json")
     args = p.parse_args(argv)
 
-    try:
-        import uvloop  # noqa: PLC0415
-    except ImportError:
-        uvloop = None
-
-    from bench.kefu_bench.peer import Credentials  # noqa: PLC0415
-    from kefu.protocol.crypto import Suite  # noqa: PLC0415
-    from kefu.server.identity.bulk import bulk_app_id, derive_secret  # noqa: PLC0415
-    from kefu.server.runtime.launch import ServeProcess  # noqa: PLC0415
-
-    with tempfile.TemporaryDirectory(prefix="kefu-bench-http-") as tmp:
-        data = Path(tmp) / "data"
-        seed = os.urandom(16).hex()
-        count = 2 * args.pairs
-        subprocess.run(
-            [sys.executable, "-m", "kefu.server.cli", "app", "add-bulk", "h", str(count), "--secret-seed", seed,
-             "--data-dir", str(data)],
-            check=True, capture_output=True, timeout=600,
-        )  # fmt: skip
-        env = {**LOAD_ENV, "KEFU_SERVER_WORKERS": str(args.server_workers), "KEFU_LOG_LEVEL": "warning"}
-        server = ServeProcess(data, env=env, log_path=Path(tmp) / "server.log").start()
-        try:
-            pins = frozenset((data / "keys" / "pins.txt").read_text().split())
-            suite = Suite.NATIONAL if args.suite == "national" else Suite.INTERNATIONAL
-            creds = [
-                Credentials(app, derive_secret(seed.encode(), app), pins, suite)
-                for app in (bulk_app_id("h", i) for i in range(count))
-            ]
-            runner = uvloop.run if uvloop is not None else asyncio.run
-            runs = runner(run_all(server, creds, args))
-        finally:
-            server.stop()
-    summary = {path: {key: statistics.median(r[key] for r in runs[path]) for key in KEYS} for path in runs}
-    ratio = {key: summary["http"][key] / summary["tcp"][key] for key in KEYS}
-    report = {
-        "bench": "http_api",
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-        "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "commit": subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip(),
-        "median": summary,
-        "http_over_tcp": ratio,
-        "runs": runs,
-    }
+    with paired.bulk_server("h", 2 * args.pairs, workers=args.server_workers, suite=args.suite,
+                            temp_prefix="kefu-bench-http-") as (server, creds, _):  # fmt: skip
+        runs = paired.runner()(run_all(server, creds, args))
+    summary, ratio = paired.compare(runs, "tcp", "http")
+    report = {**paired.run_header("http_api", argv, args), "median": summary, "http_over_tcp": ratio, "runs": runs}
     print(f"median over {args.runs} runs each ({args.pairs} senders and receivers, {args.size}-byte messages, window "
           f"{args.window}, {args.server_workers} gateway worker(s), {args.scheme}):")  # fmt: skip
-    for path in ("tcp", "http"):
-        s = summary[path]
-        print(f"  {path:>4}: {s['messages_per_s']:9,.0f} msg/s, server {s['server_cpu_us_per_msg']:6.1f} us/msg,"
-              f" client {s['client_cpu_us_per_msg']:6.1f} us/msg")  # fmt: skip
-    print(f"  http/tcp: messages/s x{ratio['messages_per_s']:.2f},"
-          f" server CPU/msg x{ratio['server_cpu_us_per_msg']:.2f},"
-          f" client CPU/msg x{ratio['client_cpu_us_per_msg']:.2f}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"raw results: {args.out}")
+    paired.print_comparison(summary, ratio, "tcp", "http")
+    paired.write_report(args.out, report)
     return 0
 
 

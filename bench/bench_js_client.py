@@ -36,19 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kefu.server.runtime.launch import ServeProcess  # noqa: E402 - after the path set-up
+from bench.kefu_bench.target import LOAD_ENV  # noqa: E402 - after the path set-up
+from kefu.server.runtime.launch import ServeProcess  # noqa: E402
 
-LOAD_ENV = {
-    "KEFU_LIMITS_CONN_FRAMES_PER_S": "1000000",
-    "KEFU_LIMITS_CONN_FRAMES_BURST": "1000000",
-    "KEFU_LIMITS_CONN_BYTES_PER_S": "1000000000",
-    "KEFU_LIMITS_CONN_BYTES_BURST": "1000000000",
-    "KEFU_LIMITS_APP_FRAMES_PER_S": "1000000",
-    "KEFU_LIMITS_APP_FRAMES_BURST": "1000000",
-    "KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0",
-    "KEFU_LIMITS_NEW_CONNS_PER_IP_PER_S": "100000",
-    "KEFU_LIMITS_NEW_CONNS_PER_IP_BURST": "100000",
-}
 SUITES = ("national", "international")
 
 

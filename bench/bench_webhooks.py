@@ -31,10 +31,8 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,24 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SEED = "kefu-bench-webhooks"
 PREFIX = "wv"
 EVENTS = "conversation.opened,message.committed"
 RELOAD_WAIT_S = 1.5
 """Longer than the server's re-read of the subscriptions (RELOAD_S = 1 s)."""
-
-
-def server_cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes (from /proc/PID/stat; a gone process counts 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
 
 
 # --- the receiver (its own process) --------------------------------------------------------------------------------
@@ -132,28 +117,28 @@ def kefu(data_dir: Path, *args: str) -> str:
     return out.stdout
 
 
-async def one_run(mode: str, server: Any, receiver: ReceiverProcess, args: argparse.Namespace) -> dict[str, float]:
+async def one_run(
+    mode: str, server: Any, creds: list[Any], receiver: ReceiverProcess, args: argparse.Namespace
+) -> dict[str, float]:
     import aiohttp  # noqa: PLC0415
 
+    from bench.kefu_bench.paired import processes_cpu_s  # noqa: PLC0415
     from kefu.client import Client  # noqa: PLC0415
-    from kefu.server.identity.bulk import derive_secret  # noqa: PLC0415
 
     sub_id = ""
     if mode == "on":
         sub_id = kefu(server.data_dir, "webhook", "add", receiver.url, "--events", EVENTS).split()[0]
         await asyncio.sleep(RELOAD_WAIT_S)
-    pins = frozenset((server.data_dir / "keys" / "pins.txt").read_text().split())
     clients = []
-    for i in range(args.visitors):
-        name = f"{PREFIX}{i}"
-        client = Client("127.0.0.1", server.port, app_id=name, app_secret=derive_secret(SEED.encode(), name),
-                        server_pins=pins, reconnect=False)  # fmt: skip
+    for c in creds:
+        client = Client("127.0.0.1", server.port, app_id=c.app_id, app_secret=c.secret, server_pins=c.pins,
+                        reconnect=False)  # fmt: skip
         await client.connect()
         clients.append(client)
     async with aiohttp.ClientSession() as session:
         before, _ = await receiver.count(session)
         pids = server.processes()
-        cpu0, t0 = server_cpu_s(pids), time.time()
+        cpu0, t0 = processes_cpu_s(pids), time.time()
 
         async def visitor(client: Any) -> None:
             opened = await client.service.open()
@@ -169,7 +154,7 @@ async def one_run(mode: str, server: Any, receiver: ReceiverProcess, args: argpa
             while received - before < expected and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
                 received, last = await receiver.count(session)
-        cpu1 = server_cpu_s(pids)
+        cpu1 = processes_cpu_s(pids)
     await asyncio.gather(*(c.close() for c in clients))
     if sub_id:
         kefu(server.data_dir, "webhook", "remove", sub_id)
@@ -189,22 +174,18 @@ async def one_run(mode: str, server: Any, receiver: ReceiverProcess, args: argpa
 
 
 async def run_all(
-    server: Any, receiver: ReceiverProcess, args: argparse.Namespace
+    server: Any, creds: list[Any], receiver: ReceiverProcess, args: argparse.Namespace
 ) -> dict[str, list[dict[str, float]]]:
     runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
     for n in range(args.runs):
         for mode in ("off", "on"):
-            result = await one_run(mode, server, receiver, args)
+            result = await one_run(mode, server, creds, receiver, args)
             runs[mode].append(result)
             extra = (f", {result['events_per_s']:7,.0f} events/s ({result['events']:.0f}), lag "
                      f"{result['lag_s']:.2f} s") if mode == "on" else ""  # fmt: skip
             print(f"run {n + 1} {mode:>3}: {result['sends_per_s']:7,.0f} sends/s, server "
                   f"{result['server_cpu_us_per_msg']:6.1f} us/msg{extra}", flush=True)  # fmt: skip
     return runs
-
-
-def median_of(runs: list[dict[str, float]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,19 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.receiver:
         receiver_main(args.receiver)
         return 0
-    from kefu.server.runtime.launch import ServeProcess  # noqa: PLC0415
+    from bench.kefu_bench.paired import bulk_server, median_of  # noqa: PLC0415 - not in the receiver's process
 
-    with tempfile.TemporaryDirectory(prefix="kefu-bench-webhooks-") as tmp:
-        data_dir = Path(tmp) / "data"
-        kefu(data_dir, "app", "add-bulk", PREFIX, str(args.visitors), "--secret-seed", SEED, "--role", "visitor")
-        env = {"KEFU_SERVER_WORKERS": str(args.server_workers), "KEFU_SERVICE_SENTIMENT": "false"}
-        server = ServeProcess(data_dir, env=env, args=["--web-port", "0", "--api-port", "0"]).start()
-        receiver = ReceiverProcess(Path(tmp))
+    env = {"KEFU_SERVICE_SENTIMENT": "false"}
+    with bulk_server(PREFIX, args.visitors, workers=args.server_workers, seed=SEED, role="visitor", env=env,
+                     temp_prefix="kefu-bench-webhooks-") as (server, creds, data_dir):  # fmt: skip
+        receiver = ReceiverProcess(data_dir.parent)
         try:
-            runs = asyncio.run(run_all(server, receiver, args))
+            runs = asyncio.run(run_all(server, creds, receiver, args))
         finally:
             receiver.stop()
-            server.stop()
     off, on = runs["off"], runs["on"]
     summary = {
         "sends_per_s_off": median_of(off, "sends_per_s"),

@@ -33,13 +33,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -48,20 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-LOAD_ENV = {
-    "KEFU_LIMITS_CONN_FRAMES_PER_S": "1000000",
-    "KEFU_LIMITS_CONN_FRAMES_BURST": "1000000",
-    "KEFU_LIMITS_CONN_BYTES_PER_S": "1000000000",
-    "KEFU_LIMITS_CONN_BYTES_BURST": "1000000000",
-    "KEFU_LIMITS_APP_FRAMES_PER_S": "1000000",
-    "KEFU_LIMITS_APP_FRAMES_BURST": "1000000",
-    "KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0",
-    "KEFU_LIMITS_NEW_CONNS_PER_IP_PER_S": "100000",
-    "KEFU_LIMITS_NEW_CONNS_PER_IP_BURST": "100000",
-}
+from bench.kefu_bench import paired  # noqa: E402
+
 WARMUP_S = 1.0
 CONNECT_BATCH = 50
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def server_rss_bytes(pids: list[int]) -> int:
@@ -74,18 +59,6 @@ def server_rss_bytes(pids: list[int]) -> int:
             continue
         total += next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
     return total
-
-
-def server_cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes (from /proc/PID/stat; a gone process counts 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
 
 
 class Load:
@@ -170,10 +143,7 @@ async def measure(transport: str, server: Any, creds: list[Any], args: argparse.
         for sender in senders:
             load.fill(sender)
         await asyncio.sleep(WARMUP_S)
-        pids = server.processes()
-        d0, c0, s0, w0 = load.delivered, time.process_time(), server_cpu_s(pids), time.perf_counter()
-        await asyncio.sleep(args.seconds)
-        d1, c1, s1, w1 = load.delivered, time.process_time(), server_cpu_s(pids), time.perf_counter()
+        window = await paired.timed_window(server, args.seconds, lambda: load.delivered)
         load.running = False
         deadline = time.monotonic() + 10
         while any(load.outstanding.values()) and time.monotonic() < deadline:
@@ -181,14 +151,7 @@ async def measure(transport: str, server: Any, creds: list[Any], args: argparse.
         for peer in peers:
             peer.abort()
         await asyncio.sleep(0.2)
-    messages = d1 - d0
-    return {
-        "messages_per_s": messages / (w1 - w0),
-        "server_cpu_us_per_msg": (s1 - s0) / messages * 1e6 if messages else float("nan"),
-        "client_cpu_us_per_msg": (c1 - c0) / messages * 1e6 if messages else float("nan"),
-        "messages": messages,
-        "refused": load.refused,
-    }
+    return {**window, "refused": load.refused}
 
 
 async def idle_memory(transport: str, server: Any, creds: list[Any], count: int) -> dict[str, float]:
@@ -218,96 +181,32 @@ async def run_all(server: Any, creds: list[Any], args: argparse.Namespace) -> di
         for transport in ("tcp", "ws"):
             result = await measure(transport, server, creds, args)
             runs[transport].append(result)
-            print(f"run {n + 1} {transport:>3}: {result['messages_per_s']:9,.0f} msg/s, server "
-                  f"{result['server_cpu_us_per_msg']:6.1f} us/msg, client {result['client_cpu_us_per_msg']:6.1f} "
-                  "us/msg", flush=True)  # fmt: skip
+            paired.print_run(n, transport, 3, result)
     return runs
-
-
-def median_of(runs: list[dict[str, float]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pairs", type=int, default=150, help="sender/receiver pairs (2 x pairs connections)")
-    p.add_argument("--seconds", type=float, default=5.0, help="timed window of each run")
-    p.add_argument("--runs", type=int, default=5, help="runs of each transport (alternating)")
-    p.add_argument("--size", type=int, default=100, help="message body bytes")
-    p.add_argument("--window", type=int, default=4, help="SENDs each sender keeps waiting for their SEND_ACK")
-    p.add_argument("--server-workers", type=int, default=1, help="[server] workers of the server (0: one process)")
+    paired.add_load_args(p, pairs=150, pairs_help="sender/receiver pairs (2 x pairs connections)", runs_of="transport",
+                         window_help="SENDs each sender keeps waiting for their SEND_ACK")  # fmt: skip
     p.add_argument("--suite", choices=("national", "international"), default="national")
     p.add_argument("--idle", type=int, default=0, help="measure memory per idle connection with this many instead")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "issue17-websocket.json")
     args = p.parse_args(argv)
 
-    try:
-        import uvloop  # noqa: PLC0415
-    except ImportError:
-        uvloop = None
-
-    from bench.kefu_bench.peer import Credentials  # noqa: PLC0415
-    from kefu.protocol.crypto import Suite  # noqa: PLC0415
-    from kefu.server.identity.bulk import bulk_app_id, derive_secret  # noqa: PLC0415
-    from kefu.server.runtime.launch import ServeProcess  # noqa: PLC0415
-
-    with tempfile.TemporaryDirectory(prefix="kefu-bench-ws-") as tmp:
-        data = Path(tmp) / "data"
-        seed = os.urandom(16).hex()
-        count = 2 * args.pairs
-        subprocess.run(
-            [sys.executable, "-m", "kefu.server.cli", "app", "add-bulk", "w", str(count), "--secret-seed", seed,
-             "--data-dir", str(data)],
-            check=True, capture_output=True, timeout=600,
-        )  # fmt: skip
-        env = {**LOAD_ENV, "KEFU_SERVER_WORKERS": str(args.server_workers), "KEFU_LOG_LEVEL": "warning"}
-        server = ServeProcess(data, env=env, log_path=Path(tmp) / "server.log").start()
-        try:
-            pins = frozenset((data / "keys" / "pins.txt").read_text().split())
-            suite = Suite.NATIONAL if args.suite == "national" else Suite.INTERNATIONAL
-            creds = [
-                Credentials(app, derive_secret(seed.encode(), app), pins, suite)
-                for app in (bulk_app_id("w", i) for i in range(count))
-            ]
-            runner = uvloop.run if uvloop is not None else asyncio.run
-            if args.idle:
-                server.stop()
-                return idle_report(args, argv, server, creds, runner)
-            runs = runner(run_all(server, creds, args))
-        finally:
-            if server.alive:
-                server.stop()
-    summary = {
-        transport: {
-            key: median_of(runs[transport], key)
-            for key in ("messages_per_s", "server_cpu_us_per_msg", "client_cpu_us_per_msg")
-        }
-        for transport in ("tcp", "ws")
-    }
-    ratio = {key: summary["ws"][key] / summary["tcp"][key] for key in summary["tcp"]}
-    report = {
-        "bench": "websocket",
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-        "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "commit": subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip(),
-        "median": summary,
-        "ws_over_tcp": ratio,
-        "runs": runs,
-    }
+    with paired.bulk_server("w", 2 * args.pairs, workers=args.server_workers, suite=args.suite,
+                            temp_prefix="kefu-bench-ws-") as (server, creds, _):  # fmt: skip
+        run = paired.runner()
+        if args.idle:
+            server.stop()
+            return idle_report(args, argv, server, creds, run)
+        runs = run(run_all(server, creds, args))
+    summary, ratio = paired.compare(runs, "tcp", "ws")
+    report = {**paired.run_header("websocket", argv, args), "median": summary, "ws_over_tcp": ratio, "runs": runs}
     print(f"median over {args.runs} runs each ({2 * args.pairs} connections, {args.size}-byte messages, window "
           f"{args.window}, {args.server_workers} gateway worker(s)):")  # fmt: skip
-    for transport in ("tcp", "ws"):
-        s = summary[transport]
-        print(f"  {transport:>3}: {s['messages_per_s']:9,.0f} msg/s, server {s['server_cpu_us_per_msg']:6.1f} us/msg,"
-              f" client {s['client_cpu_us_per_msg']:6.1f} us/msg")  # fmt: skip
-    print(f"  ws/tcp: messages/s x{ratio['messages_per_s']:.2f}, server CPU/msg x{ratio['server_cpu_us_per_msg']:.2f},"
-          f" client CPU/msg x{ratio['client_cpu_us_per_msg']:.2f}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"raw results: {args.out}")
+    paired.print_comparison(summary, ratio, "tcp", "ws")
+    paired.write_report(args.out, report)
     return 0
 
 
@@ -324,21 +223,12 @@ def idle_report(args: argparse.Namespace, argv: list[str] | None, server: Any, c
             runs[transport].append(result)
             print(f"run {n + 1} {transport:>3}: {result['rss_bytes_per_connection']:8,.0f} bytes per idle connection",
                   flush=True)  # fmt: skip
-    summary = {t: median_of(runs[t], "rss_bytes_per_connection") for t in runs}
+    summary = {t: paired.median_of(runs[t], "rss_bytes_per_connection") for t in runs}
     print(f"median over {args.runs} runs each ({args.idle} idle connections): tcp {summary['tcp']:,.0f}, ws "
           f"{summary['ws']:,.0f} bytes per connection (x{summary['ws'] / summary['tcp']:.2f})")  # fmt: skip
-    out = args.out.with_name(args.out.stem + "-idle.json")
-    report = {
-        "bench": "websocket-idle",
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-        "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "median_rss_bytes_per_connection": summary,
-        "runs": runs,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"raw results: {out}")
+    header = paired.run_header("websocket-idle", argv, args, commit=False)
+    report = {**header, "median_rss_bytes_per_connection": summary, "runs": runs}
+    paired.write_report(args.out.with_name(args.out.stem + "-idle.json"), report)
     return 0
 
 
