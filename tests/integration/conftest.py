@@ -62,13 +62,13 @@ LOAD_LIMITS = {
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A fresh server with apps alice, bob, carol and dave."""
-    yield from _server(tmp_path, {})
+    yield from running_server(tmp_path, {})
 
 
 @pytest.fixture
 def loaded_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """Like `server`, with the per-connection rate limits lifted."""
-    yield from _server(tmp_path, LOAD_LIMITS)
+    yield from running_server(tmp_path, LOAD_LIMITS)
 
 
 async def kefu_command(server: ServerProcess, *args: str) -> tuple[int, str, str, float]:
@@ -91,10 +91,11 @@ def served_pair(data_dir: Path, env: dict[str, str]) -> ServerProcess:
     return server
 
 
-def _server(tmp_path: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
+def running_server(tmp_path: Path, env: dict[str, str], apps: tuple[str, ...] = APPS) -> Iterator[ServerProcess]:
+    """A started server on `tmp_path`/data with `apps` registered (a fixture's body: `yield from`); killed after."""
     data_dir = tmp_path / "data"
     proc = ServerProcess(data_dir, env=env)
-    for name in APPS:
+    for name in apps:
         proc.secrets[name] = add_app(data_dir, name)
     proc.start()
     try:

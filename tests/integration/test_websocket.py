@@ -33,7 +33,7 @@ from kefu.protocol.events import TicketReceived
 from kefu.protocol.handshake import ClientConfig
 from kefu.server.web.port import IDLE_TIMEOUT_S
 
-from .conftest import ServerProcess, add_app
+from .conftest import ServerProcess, add_app, running_server
 from .peer import TIMEOUT, Peer
 
 pytestmark = pytest.mark.asyncio
@@ -46,15 +46,8 @@ WAIT_S = 10.0
 @pytest.fixture(scope="module", params=[0, 2], ids=["one-process", "two-gateways"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with its web port, alice and bob, in one process or with two gateways."""
-    data = tmp_path_factory.mktemp(f"web-{request.param}") / "data"
-    proc = ServerProcess(data, env={"KEFU_SERVER_WORKERS": str(request.param), "KEFU_WEB_ALLOWED_ORIGINS": BANK})
-    for name in ("alice", "bob"):
-        proc.secrets[name] = add_app(data, name)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.kill()
+    env = {"KEFU_SERVER_WORKERS": str(request.param), "KEFU_WEB_ALLOWED_ORIGINS": BANK}
+    yield from running_server(tmp_path_factory.mktemp(f"web-{request.param}"), env, ("alice", "bob"))
 
 
 def ws_url(server: ServerProcess) -> str:

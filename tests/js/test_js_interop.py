@@ -17,7 +17,7 @@ import pytest
 
 from kefu.client import Client, Message, new_conversation_id
 from kefu.protocol.crypto import KeyType, SigningKey, Suite
-from tests.integration.conftest import ServerProcess, add_app
+from tests.integration.conftest import ServerProcess, running_server
 
 from .node import JS, installed, node
 
@@ -27,15 +27,7 @@ WAIT_S = 15.0
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server for both suites' runs (each uses its own conversation)."""
-    data_dir = tmp_path_factory.mktemp("js-interop") / "data"
-    proc = ServerProcess(data_dir)
-    for name in ("alice", "bob"):
-        proc.secrets[name] = add_app(data_dir, name)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.kill()
+    yield from running_server(tmp_path_factory.mktemp("js-interop"), {}, ("alice", "bob"))
 
 
 async def receive_in(client: Client, conversation: int) -> Message | None:
