@@ -44,6 +44,7 @@ from aiohttp import web
 from .. import log as logmod
 from ..engine.audit import Action, Result
 from ..engine.identity import Role
+from ..engine.ratelimit import TokenBucket
 from ..identity import credentials, staff
 from ..identity.keys import AppRecord, create_app, decode_secret, encode_secret
 from ..service.directory import DirectoryError, load_directory
@@ -79,21 +80,15 @@ class AddressBuckets:
         self._capacity = float(per_minute)
         self._rate = per_minute / 60.0
         self._max = max_addresses
-        self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
+        self._buckets: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
 
     def take(self, address: str, now: float) -> float:
         """Spend one token of `address`: 0.0 if it had one, else the seconds until it will."""
-        tokens, at = self._buckets.pop(address, (self._capacity, now))
-        tokens = min(self._capacity, tokens + max(0.0, now - at) * self._rate)
-        if tokens >= 1.0:
-            tokens -= 1.0
-            wait = 0.0
-        else:
-            wait = (1.0 - tokens) / self._rate
-        self._buckets[address] = (tokens, now)
+        bucket = self._buckets.pop(address, None) or TokenBucket(self._rate, self._capacity, now)
+        self._buckets[address] = bucket
         while len(self._buckets) > self._max:
             self._buckets.popitem(last=False)
-        return wait
+        return 0.0 if bucket.take(1.0, now) else (1.0 - bucket.level(now)) / self._rate
 
 
 @dataclass
