@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -108,16 +109,11 @@ async def measure_http(server: Any, creds: list[Any], args: argparse.Namespace) 
 
 
 async def run_all(server: Any, creds: list[Any], args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
-    runs: dict[str, list[dict[str, float]]] = {"tcp": [], "http": []}
-    for n in range(args.runs):
-        for path in ("tcp", "http"):
-            if path == "tcp":
-                result = await measure_protocol("tcp", server, creds, args)
-            else:
-                result = await measure_http(server, creds, args)
-            runs[path].append(result)
-            paired.print_run(n, path, 4, result, f", refused {result['refused']}")
-    return runs
+    measures = {
+        "tcp": functools.partial(measure_protocol, "tcp", server, creds, args),
+        "http": functools.partial(measure_http, server, creds, args),
+    }
+    return await paired.alternate(args.runs, measures, lambda result: f", refused {result['refused']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,12 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     with paired.bulk_server("h", 2 * args.pairs, workers=args.server_workers, suite=args.suite,
                             temp_prefix="kefu-bench-http-") as (server, creds, _):  # fmt: skip
         runs = paired.runner()(run_all(server, creds, args))
-    summary, ratio = paired.compare(runs, "tcp", "http")
-    report = {**paired.run_header("http_api", argv, args), "median": summary, "http_over_tcp": ratio, "runs": runs}
-    print(f"median over {args.runs} runs each ({args.pairs} senders and receivers, {args.size}-byte messages, window "
-          f"{args.window}, {args.server_workers} gateway worker(s), {args.scheme}):")  # fmt: skip
-    paired.print_comparison(summary, ratio, "tcp", "http")
-    paired.write_report(args.out, report)
+    paired.conclude("http_api", argv, args, runs, "tcp", "http",
+                    f"median over {args.runs} runs each ({args.pairs} senders and receivers, {args.size}-byte "
+                    f"messages, window {args.window}, {args.server_workers} gateway worker(s), "
+                    f"{args.scheme}):")  # fmt: skip
     return 0
 
 

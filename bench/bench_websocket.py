@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 import time
@@ -176,13 +177,8 @@ async def idle_memory(transport: str, server: Any, creds: list[Any], count: int)
 
 
 async def run_all(server: Any, creds: list[Any], args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
-    runs: dict[str, list[dict[str, float]]] = {"tcp": [], "ws": []}
-    for n in range(args.runs):
-        for transport in ("tcp", "ws"):
-            result = await measure(transport, server, creds, args)
-            runs[transport].append(result)
-            paired.print_run(n, transport, 3, result)
-    return runs
+    measures = {transport: functools.partial(measure, transport, server, creds, args) for transport in ("tcp", "ws")}
+    return await paired.alternate(args.runs, measures, lambda result: "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,12 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
             return idle_report(args, argv, server, creds, run)
         runs = run(run_all(server, creds, args))
-    summary, ratio = paired.compare(runs, "tcp", "ws")
-    report = {**paired.run_header("websocket", argv, args), "median": summary, "ws_over_tcp": ratio, "runs": runs}
-    print(f"median over {args.runs} runs each ({2 * args.pairs} connections, {args.size}-byte messages, window "
-          f"{args.window}, {args.server_workers} gateway worker(s)):")  # fmt: skip
-    paired.print_comparison(summary, ratio, "tcp", "ws")
-    paired.write_report(args.out, report)
+    paired.conclude("websocket", argv, args, runs, "tcp", "ws",
+                    f"median over {args.runs} runs each ({2 * args.pairs} connections, {args.size}-byte messages, "
+                    f"window {args.window}, {args.server_workers} gateway worker(s)):")  # fmt: skip
     return 0
 
 

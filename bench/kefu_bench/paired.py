@@ -1,9 +1,10 @@
 """What the scripts that compare two paths in the same run against one server share (bench/bench_websocket.py,
 bench_http_api.py, bench_webhooks.py; bench_js_client.py takes the load limits from `target`): a `kefu serve` in a
 temporary directory with bulk apps and their credentials (`bulk_server`), the event loop the load runs on (`runner`),
-the CPU of the server's processes (`processes_cpu_s`), the timed window of a run (`timed_window`), the options of a
-paired run (`add_load_args`), and the result: medians (`median_of`, `compare`), the lines printed
-(`print_run`, `print_comparison`) and the JSON file (`run_header`, `write_report`).
+the CPU of the server's processes (`processes_cpu_s`), runs alternating between paths (`alternate`), the timed window
+of a run (`timed_window`), the options of a paired run (`add_load_args`), and the result: medians (`median_of`,
+`compare`), the lines printed (`print_run`, `print_comparison`) and the JSON file (`run_header`, `write_report`), all
+at once (`conclude`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,8 @@ from .peer import Credentials
 from .target import LOAD_ENV, cpu_s
 
 __all__ = [
-    "KEYS", "add_load_args", "bulk_server", "compare", "median_of", "print_comparison", "print_run", "processes_cpu_s",
-    "run_header", "runner", "timed_window", "write_report",
+    "KEYS", "add_load_args", "alternate", "bulk_server", "compare", "conclude", "median_of", "print_comparison",
+    "print_run", "processes_cpu_s", "run_header", "runner", "timed_window", "write_report",
 ]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,6 +142,21 @@ def compare(
     return summary, {key: summary[other][key] / summary[base][key] for key in KEYS}
 
 
+async def alternate(
+    count: int, measures: dict[str, Callable[[], Awaitable[dict[str, float]]]], more: Callable[[dict[str, float]], str]
+) -> dict[str, list[dict[str, float]]]:
+    """`count` runs of each path in `measures` (by name), alternating so that all see the same machine; each run's
+    line printed as it ends (with `more(result)` after it). The results by path, in order."""
+    runs: dict[str, list[dict[str, float]]] = {path: [] for path in measures}
+    width = max(len(path) for path in measures)
+    for n in range(count):
+        for path, measure in measures.items():
+            result = await measure()
+            runs[path].append(result)
+            print_run(n, path, width, result, more(result))
+    return runs
+
+
 def print_run(n: int, path: str, width: int, result: dict[str, float], more: str = "") -> None:
     """The line of run `n` (from 0) over `path` (right-aligned to `width`), with `more` after it."""
     print(f"run {n + 1} {path:>{width}}: {result['messages_per_s']:9,.0f} msg/s, server "
@@ -157,6 +173,24 @@ def print_comparison(summary: dict[str, dict[str, float]], ratio: dict[str, floa
               f" client {s['client_cpu_us_per_msg']:6.1f} us/msg")  # fmt: skip
     print(f"  {other}/{base}: messages/s x{ratio['messages_per_s']:.2f}, server CPU/msg"
           f" x{ratio['server_cpu_us_per_msg']:.2f}, client CPU/msg x{ratio['client_cpu_us_per_msg']:.2f}")  # fmt: skip
+
+
+def conclude(
+    bench: str,
+    argv: list[str] | None,
+    args: argparse.Namespace,
+    runs: dict[str, list[dict[str, float]]],
+    base: str,
+    other: str,
+    headline: str,
+) -> None:
+    """The end of a paired run: `headline`, the medians and ratios printed, and the JSON report (header, "median",
+    "OTHER_over_BASE", "runs") written to `args.out`."""
+    summary, ratio = compare(runs, base, other)
+    report = {**run_header(bench, argv, args), "median": summary, f"{other}_over_{base}": ratio, "runs": runs}
+    print(headline)
+    print_comparison(summary, ratio, base, other)
+    write_report(args.out, report)
 
 
 def run_header(bench: str, argv: list[str] | None, args: argparse.Namespace, *, commit: bool = True) -> dict[str, Any]:
