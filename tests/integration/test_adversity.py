@@ -15,7 +15,7 @@ from kefu.protocol import frames
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.frames import HEADER, FrameType
 
-from .conftest import ServerProcess, _server
+from .conftest import ServerProcess, running_server
 from .peer import Peer
 
 pytestmark = pytest.mark.asyncio
@@ -26,7 +26,7 @@ READ_TIMEOUT = 10.0
 @pytest.fixture
 def quick_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A server with a 1 s handshake deadline."""
-    yield from _server(tmp_path, {"KEFU_SERVER_HANDSHAKE_TIMEOUT_S": "1.0"})
+    yield from running_server(tmp_path, {"KEFU_SERVER_HANDSHAKE_TIMEOUT_S": "1.0"})
 
 
 async def raw(server: ServerProcess) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -225,7 +225,7 @@ async def test_a_bad_app_id_is_an_authentication_failure_with_one_reason(server:
 @pytest.fixture
 def thrifty_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A server whose handshakes may use 1 % of the host's cores."""
-    yield from _server(tmp_path, {"KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0.01"})
+    yield from running_server(tmp_path, {"KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0.01"})
 
 
 async def _hello_answer(server: ServerProcess, host: str) -> frames.Frame:
