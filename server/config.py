@@ -369,6 +369,11 @@ class WebSection:
         " the widget. A browser request from any other page is refused with 403 before the WebSocket upgrade; the"
         " port's own pages (same host and port) and clients that send no Origin are always allowed.",
     )
+    request_timeout_s: float = setting(
+        15.0, "Time an HTTP connection of the web port has to send a complete request (and an idle keep-alive"
+        " connection is kept) before it is closed: until its upgrade a connection holds a descriptor outside"
+        " [server] max_connections. A WebSocket is not subject to it once upgraded.", unit="seconds", lo=1, hi=3600,
+    )  # fmt: skip
     session_ttl_s: int = setting(
         28800, "How long the session credential of a staff sign-in (POST /auth/signin) works: the protocol handshake"
         " and the HTTP API accept it until then, or until sign-out. Sessions it opened stay up until they close.",

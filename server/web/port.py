@@ -3,8 +3,8 @@
 Before its upgrade an HTTP connection is not a kefu connection, so none of the gateway's limits holds it yet: the port
 bounds them itself. A process holds at most [server] max_connections HTTP connections on it (upgraded or not; the
 host as a whole may not hold more kefu connections than that anyway), a new one past it is reset at once and counted
-(kefu_websocket_refused_total{reason="connections"}), and one that sends no complete request within IDLE_TIMEOUT_S
-is closed.
+(kefu_websocket_refused_total{reason="connections"}), and one that sends no complete request within
+[web] request_timeout_s is closed.
 
 Listening is the client port's (`kefu.server.runtime.gateway_process`): with worker processes each gateway binds its
 own socket to the web port with SO_REUSEPORT, the supervisor holding the port (bound, never listened on) from start
@@ -23,17 +23,12 @@ from aiohttp import web
 
 from .app import WebContext, build_app
 
-__all__ = ["IDLE_TIMEOUT_S", "LISTEN_BACKLOG", "PUBLISH_INTERVAL_S", "SHUTDOWN_TIMEOUT_S", "WebPort", "bind"]
+__all__ = ["LISTEN_BACKLOG", "PUBLISH_INTERVAL_S", "SHUTDOWN_TIMEOUT_S", "WebPort", "bind"]
 
 LISTEN_BACKLOG = 4096
 """Accept queue depth (as the client port's: a reconnect storm of browsers must not see refused SYNs)."""
 PUBLISH_INTERVAL_S = 1.0
 """How often the byte counts go to Prometheus (as the gateway's)."""
-IDLE_TIMEOUT_S = 15.0
-"""An HTTP connection of the web port that has sent no complete request for this long is closed (aiohttp's keep-alive
-timeout, which also applies from the connection's start): a connection that never upgrades holds a descriptor, not
-a slot of [server] max_connections, so it must not be held for aiohttp's default of an hour. A WebSocket is not
-subject to it once upgraded (its own keepalive is the protocol's)."""
 SHUTDOWN_TIMEOUT_S = 1.0
 """How long a stop waits for the web port's requests to end after every WebSocket session was closed."""
 
@@ -105,7 +100,9 @@ class WebPort:
             access_log=None,
             handle_signals=False,
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-            keepalive_timeout=IDLE_TIMEOUT_S,
+            # aiohttp's keep-alive timeout also runs from a connection's start: a connection that never completes a
+            # request (never upgrades) is closed after it, not after aiohttp's default of an hour
+            keepalive_timeout=self.ctx.config.web.request_timeout_s,
         )
         await runner.setup()
         self._runner = runner
