@@ -49,7 +49,7 @@ from kefu.protocol.frames import SERVICE_BASE
 from .. import log as logmod
 from ..engine.messages import SendResult, StoredMessage
 from ..storage.schema import TS_CONV_SEQ
-from .events import WebhookEvent, base_conversation, event_of, headers
+from .events import WebhookEvent, base_conversation, classify, event_from, event_of, headers
 from .subscriptions import Cursor, Subscription, list_all, load_cursors, save_cursors
 
 __all__ = ["CLOCK_MARGIN_MS", "RELOAD_S", "Dispatcher", "Settings", "attach", "backoff"]
@@ -295,14 +295,15 @@ class Dispatcher:
         if tenant is None:
             return
         feeds = [f for f in self.feeds.values() if f.sub.tenant == tenant]
-        if not feeds:
+        found = classify(message) if feeds else None
+        if found is None:
             return
-        event = event_of(message, tenant)
-        if event is None:
+        feeds = [f for f in feeds if found[0] in f.sub.events]
+        if not feeds:  # no JSON made for an event nobody wants
             return
+        event = event_from(message, tenant, *found)
         for feed in feeds:
-            if event.type in feed.sub.events:
-                self._push(feed, base, _Item(message.timestamp_ms, message.conversation_id, message.seq, event))
+            self._push(feed, base, _Item(message.timestamp_ms, message.conversation_id, message.seq, event))
 
     def tenant(self, base: int) -> str | None:
         """The tenant of a service conversation (remembered: it never changes; "none" is not remembered, since the

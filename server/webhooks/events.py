@@ -35,6 +35,7 @@ __all__ = [
     "WebhookEvent",
     "base_conversation",
     "classify",
+    "event_from",
     "event_of",
     "headers",
     "sign",
@@ -133,9 +134,11 @@ def _message_data(message: StoredMessage) -> dict[str, Any]:
 def event_of(message: StoredMessage, tenant: str) -> WebhookEvent | None:
     """The webhook event of a stored message of `tenant`'s, or None."""
     found = classify(message)
-    if found is None:
-        return None
-    event_type, data = found
+    return None if found is None else event_from(message, tenant, *found)
+
+
+def event_from(message: StoredMessage, tenant: str, event_type: EventType, data: dict[str, Any]) -> WebhookEvent:
+    """The webhook event of a stored message that `classify` found to be `event_type` with `data` (its JSON made)."""
     body = {
         "id": str(message.server_msg_id),
         "type": event_type.value,
