@@ -14,8 +14,8 @@
 
 import { t, onLanguageChange } from "./i18n.js";
 import {
-  baseConversation, el, eventOf, formatTime, isDraft, isService, isStaffChannel, isSystemEvent, metaOf,
-  LATEST_SEQ, reasonOf, sentimentOf, shortId, staffChannel, textOf,
+  baseConversation, el, formatTime, isDraft, isService, isStaffChannel, metaOf,
+  LATEST_SEQ, reasonOf, sentimentOf, shortId, staffChannel,
 } from "./util.js";
 import { MessageLog } from "./messagelog.js";
 import { askTransfer } from "./transfer.js";
@@ -111,12 +111,12 @@ export class AgentDesk {
     if (staff) this.onStaffMessage(conv, m);
     else this.onConversationMessage(conv, m);
     if (conv === this.selected) this.renderSelected();
-    else if (!isSystemEvent(m) && m.sender !== this.me) conv.unread += 1;
+    else if (!m.isSystemEvent && m.sender !== this.me) conv.unread += 1;
     this.renderItem(conv);
   }
 
   onConversationMessage(conv, m) {
-    if (isSystemEvent(m)) this.applyEvent(conv, eventOf(m) || {}, false);
+    if (m.isSystemEvent) this.applyEvent(conv, m.event || {}, false);
     conv.log.add(entryOf(m, this.me, false, conv));
   }
 
@@ -124,12 +124,12 @@ export class AgentDesk {
     if (isDraft(m)) {
       const seq = BigInt(m.seq);
       if (!conv.decided.has(String(seq))) {
-        conv.drafts.set(String(seq), { seq, text: textOf(m), plugin: metaOf(m, "kefu.plugin") });
+        conv.drafts.set(String(seq), { seq, text: m.text, plugin: metaOf(m, "kefu.plugin") });
       }
       return;
     }
-    if (isSystemEvent(m)) {
-      const event = eventOf(m) || {};
+    if (m.isSystemEvent) {
+      const event = m.event || {};
       this.applyEvent(conv, event, true);
       if (event.event === "assigned" || event.event === "transferred") return; // shown from the conversation itself
     }
@@ -487,7 +487,7 @@ export class AgentDesk {
       for (let page = 0; page < pages; page += 1) {
         const result = await this.client.sync({ conversationId: conv.id, afterSeq: after, untilSeq, limit: HISTORY_PAGE });
         for (const m of result.messages) {
-          if (isSystemEvent(m)) this.applyEvent(conv, eventOf(m) || {}, false);
+          if (m.isSystemEvent) this.applyEvent(conv, m.event || {}, false);
           conv.log.add(entryOf(m, this.me, false, conv));
         }
         if (!result.more || !result.messages.length) break;
@@ -552,7 +552,7 @@ export class AgentDesk {
 /** A log entry of a delivered message. */
 function entryOf(m, me, staff, conv) {
   let kind = "visitor";
-  if (isSystemEvent(m)) kind = "event";
+  if (m.isSystemEvent) kind = "event";
   else if (m.sender === me) kind = "me";
   else if (staff) kind = "whisper";
   else if (m.sender === "#kefu") kind = "bot";
@@ -561,8 +561,8 @@ function entryOf(m, me, staff, conv) {
     channel: staff ? 1 : 0,
     seq: BigInt(m.seq),
     sender: m.sender,
-    text: textOf(m),
-    event: isSystemEvent(m) ? eventOf(m) : null,
+    text: m.text,
+    event: m.event,
     ts: Number(m.timestampMs ?? Date.now()),
     kind,
   };

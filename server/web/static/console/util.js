@@ -1,10 +1,10 @@
 // Small helpers shared by the agent desk and the wall: conversation ids (BigInt), messages, DOM building, time.
+// Messages are the JS client's (clients/js/src/message.js: text, isSystemEvent, event are its getters).
 
-/** Service conversations start at 2^62 (spec 13.2); a staff channel is the conversation's id with bit 63 set. */
-export const SERVICE_BASE = 1n << 62n;
-export const STAFF_BIT = 1n << 63n;
-export const SYSTEM_SENDER = "#kefu";
-export const CONTENT_EVENT = 4;
+// Service conversations start at SERVICE_BASE, 2^62 (spec 13.2); a staff channel is the conversation's id with bit 63,
+// STAFF_BIT, set; both, and the system sender, as the JS client's generated frames.js declares them.
+import { SERVICE_BASE, STAFF_BIT, SYSTEM_SENDER } from "/js/frames.js";
+
 /** until_seq of a history fetch that reaches the conversation's last message (0 would resume the live stream, 4.5). */
 export const LATEST_SEQ = (1n << 63n) - 1n;
 
@@ -38,27 +38,6 @@ export function parseConversationId(text) {
 }
 
 const decoder = new TextDecoder();
-
-/** A message's text (the client's getter, else its body decoded as UTF-8). */
-export function textOf(message) {
-  if (typeof message.text === "string") return message.text;
-  return message.body ? decoder.decode(message.body) : "";
-}
-
-/** Whether a message is a server event: content type EVENT *and* the system sender (spec 13.2). */
-export function isSystemEvent(message) {
-  return Number(message.contentType) === CONTENT_EVENT && message.sender === SYSTEM_SENDER;
-}
-
-/** A system event's JSON, or null when it does not parse. */
-export function eventOf(message) {
-  try {
-    const value = JSON.parse(textOf(message));
-    return value && typeof value === "object" ? value : null;
-  } catch {
-    return null;
-  }
-}
 
 /** A metadata value of a message as text ('' when absent): accepts a Map, a plain object or a list of pairs. */
 export function metaOf(message, key) {

@@ -12,8 +12,8 @@ import { MessageLog } from "./messagelog.js";
 import { askTransfer } from "./transfer.js";
 import { bearer } from "./session.js";
 import {
-  baseConversation, el, eventOf, formatDuration, formatTime, isDraft, isService, isStaffChannel, isSystemEvent,
-  LATEST_SEQ, parseConversationId, reasonOf, sentimentOf, shortId, staffChannel, textOf,
+  baseConversation, el, formatDuration, formatTime, isDraft, isService, isStaffChannel,
+  LATEST_SEQ, parseConversationId, reasonOf, sentimentOf, shortId, staffChannel,
 } from "./util.js";
 
 const POLL_MS = 1500;
@@ -248,7 +248,7 @@ export class Wall {
 
   add(watched, m) {
     const staff = isStaffChannel(BigInt(m.conversationId));
-    const event = isSystemEvent(m) ? eventOf(m) : null;
+    const event = m.event;
     if (event && (event.event === "assigned" || event.event === "transferred")) {
       if (event.agent) watched.agents.add(event.agent);
       if (staff) return; // the same event is shown from the conversation itself
@@ -259,7 +259,7 @@ export class Wall {
     else if (staff) kind = "whisper";
     else if (watched.agents.has(m.sender)) kind = "agent";
     else if (m.sender === "#kefu") kind = "bot";
-    watched.log.add({ channel: staff ? 1 : 0, seq: BigInt(m.seq), sender: m.sender, text: textOf(m),
+    watched.log.add({ channel: staff ? 1 : 0, seq: BigInt(m.seq), sender: m.sender, text: m.text,
       event, ts: Number(m.timestampMs ?? Date.now()), kind });
   }
 
