@@ -105,12 +105,12 @@ class Supervisor:
         self.port = 0
         self._listen: socket.socket | None = None
         self.web_port = -1
-        """The web port the gateways serve ([web]; -1: none), held like the client port (`hold_port`)."""
-        self._web: socket.socket | None = None
+        """The web port the gateways serve ([web]; -1: none), held like the client port (`hold_http_ports`)."""
         self.api_port = -1
         """The HTTP API's port ([api]; -1: none), held like the web port: the core serves it, and every worker is told
         the port (the web port's pages need it even when [api] port is 0)."""
-        self._api: socket.socket | None = None
+        self._held: list[socket.socket] = []
+        """The web and API ports' sockets, bound and never listened on (`hold_http_ports`)."""
         self._shared = False
         self._pings = 0
         self._waiters: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
@@ -163,17 +163,20 @@ class Supervisor:
         self._listen = sock
         self.port = sock.getsockname()[1]
 
-    def hold_web_port(self) -> None:
-        """The web port ([web]), held as the client port is: bound with SO_REUSEPORT, never listened on."""
-        if self.config.web.enabled:
-            self._web = bind_web(self.config.web.host, self.config.web.port, reuse_port=True, listen=False)
-            self.web_port = self._web.getsockname()[1]
+    def hold_http_ports(self) -> None:
+        """The web port ([web], served by the gateways) and the HTTP API's ([api], served by the core), held as the
+        client port is: bound with SO_REUSEPORT, never listened on."""
+        self.web_port = self._hold(self.config.web)
+        self.api_port = self._hold(self.config.api)
 
-    def hold_api_port(self) -> None:
-        """The HTTP API's port ([api]), held as the web port is; the core listens on it with SO_REUSEPORT."""
-        if self.config.api.enabled:
-            self._api = bind_web(self.config.api.host, self.config.api.port, reuse_port=True, listen=False)
-            self.api_port = self._api.getsockname()[1]
+    def _hold(self, section: Any) -> int:
+        """The port of `section` ([web] or [api]) held (`hold_http_ports`); -1 when the section is off."""
+        if not section.enabled:
+            return -1
+        sock = bind_web(section.host, section.port, reuse_port=True, listen=False)
+        self._held.append(sock)
+        port: int = sock.getsockname()[1]
+        return port
 
     async def start(self) -> None:
         """Start every worker and wait until each is ready (RuntimeError if one dies or is too slow)."""
@@ -195,18 +198,19 @@ class Supervisor:
     ) -> None:
         """Start `worker`'s process with its control channel and links (the descriptors it inherits)."""
         mine, theirs = control_pair()
-        args = ["--control-fd", str(theirs.fileno()), "--api-port", str(self.api_port)]
+        args = ["--control-fd", str(theirs.fileno()),
+                "--web-port", str(self.web_port), "--api-port", str(self.api_port)]  # fmt: skip
         fds = [theirs.fileno()]
         if worker.role == "gateway":
             assert link is not None and self._listen is not None
             args += ["--index", str(worker.index), "--link-fd", str(link.fileno()), "--port", str(self.port),
-                     "--keys", self.newest_keys, "--web-port", str(self.web_port)]  # fmt: skip
+                     "--keys", self.newest_keys]  # fmt: skip
             fds.append(link.fileno())
             if self._shared:
                 args += ["--listen-fd", str(self._listen.fileno())]
                 fds.append(self._listen.fileno())
         else:
-            args += ["--links", ",".join(f"{i}:{sock.fileno()}" for i, sock in links), "--web-port", str(self.web_port)]
+            args += ["--links", ",".join(f"{i}:{sock.fileno()}" for i, sock in links)]
             fds += [sock.fileno() for _, sock in links]
         command = [sys.executable, "-m", "kefu.server.runtime.worker", *args, worker.role, "--", *self.argv]
         worker.proc = subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL)  # noqa: S603
@@ -412,10 +416,8 @@ class Supervisor:
         await self._wait_exit([self.core], max(1.0, deadline))
         if self._listen is not None:
             self._listen.close()
-        if self._web is not None:
-            self._web.close()
-        if self._api is not None:
-            self._api.close()
+        for sock in self._held:
+            sock.close()
         logmod.event("server.stopped")
 
     async def _wait_exit(self, workers: Sequence[Worker], timeout: float) -> None:
@@ -452,8 +454,7 @@ async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str
         sdnotify.install_debug_stall(loop)
         supervisor.prepare()
         supervisor.hold_port(inherited)
-        supervisor.hold_web_port()
-        supervisor.hold_api_port()
+        supervisor.hold_http_ports()
         try:
             await supervisor.start()
         except RuntimeError as exc:
