@@ -373,17 +373,20 @@ class Core:
     def sync(self, endpoint: Endpoint, sid: int, sync: Sync, room: int) -> None:
         """Resume streams (until_seq 0) or fetch a range once (until_seq > 0); `room`: the window's free slots."""
         device = self._ready(endpoint, sid)
-        if device is None:
-            return
+        if device is not None:
+            self._sync(device, sync, room)
+
+    def _sync(self, device: CoreDevice, sync: Sync, room: int) -> None:
         if not self._allow(device):
             self.refuse(device, sync, ErrorCode.RATE_LIMITED)
             return
         try:
-            self._sync(endpoint, sid, device, sync, room)
+            self._answer_sync(device, sync, room)
         except Unreadable:  # reported by the store; this SYNC alone is refused, the connection goes on
             self.refuse(device, sync, ErrorCode.STORAGE_UNAVAILABLE)
 
-    def _sync(self, endpoint: Endpoint, sid: int, device: CoreDevice, sync: Sync, room: int) -> None:
+    def _answer_sync(self, device: CoreDevice, sync: Sync, room: int) -> None:
+        endpoint, sid = device.endpoint, device.sid
         if sync.conversation_id == 0:
             endpoint.resume(sid, sync.request_id, 0, list(self._resume_all(device.user, room)))
             return
@@ -462,33 +465,21 @@ class Core:
             case Send():
                 self._submit(device, frame, t0, attached=False)
             case Sync() if frame.until_seq > 0 and frame.conversation_id:
-                if not self._allow(device):
-                    self.refuse(device, frame, ErrorCode.RATE_LIMITED)
-                    return
-                try:
-                    code = self._check_read(device.user, frame.conversation_id, fetch=True)
-                    if code is not None:
-                        self.refuse(device, frame, code)
-                    else:
-                        self._fetch(device, frame, self.last_seq(frame.conversation_id))
-                except Unreadable:
-                    self.refuse(device, frame, ErrorCode.STORAGE_UNAVAILABLE)
+                self._sync(device, frame, 0)  # a fetch: the room (for resumed streams) is not used
             case Sync():
                 self.refuse(device, frame, ErrorCode.BAD_REQUEST, "only a range can be fetched without a connection")
-            case _ if self.policy is None:
-                self.refuse(device, frame, ErrorCode.NOT_FOUND, "no service desk")
-            case _ if not self._allow(device):
-                self.refuse(device, frame, ErrorCode.RATE_LIMITED)
             case _:
-                self.policy.on_request(device, frame)
+                self._service(device, frame)
 
     # --- customer service -----------------------------------------------------------------------------------
 
     def service(self, endpoint: Endpoint, sid: int, frame: Frame) -> None:
         """A service request (section 13), for the conversation policy."""
         device = self._ready(endpoint, sid)
-        if device is None:
-            return
+        if device is not None:
+            self._service(device, frame)
+
+    def _service(self, device: CoreDevice, frame: Frame) -> None:
         if self.policy is None:
             self.refuse(device, frame, ErrorCode.NOT_FOUND, "no service desk")
         elif not self._allow(device):
