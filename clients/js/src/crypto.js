@@ -4,7 +4,7 @@
 // Ed25519. National (0x00C6): SM3, HMAC-SM3, SM4-GCM, ECDHE on curveSM2 and SM2 signatures from the vendored npm
 // package sm-crypto-v2 (src/vendor/, see README.md for why it was chosen and what it is checked against).
 // HKDF (RFC 5869) is composed from the suite's HMAC in keyschedule.js, for both suites.
-import { concat, fromHex, randomBytes, toHex, utf8 } from "./bytes.js";
+import { concat, fromBase64Url, fromHex, randomBytes, toHex, utf8 } from "./bytes.js";
 import { ErrorCode, ProtocolError } from "./errors.js";
 import { sm2, sm3, sm4 } from "./vendor/sm-crypto-v2.js";
 
@@ -207,7 +207,7 @@ const international = {
       privateKey = await subtle().importKey("pkcs8", concat(X25519_PKCS8_PREFIX, fixedPrivate), { name: "X25519" },
         true, ["deriveBits"]); // prettier-ignore
       const jwk = await subtle().exportKey("jwk", privateKey);
-      publicKey = base64UrlBytes(jwk.x);
+      publicKey = fromBase64Url(jwk.x);
     } else {
       const pair = await subtle().generateKey({ name: "X25519" }, false, ["deriveBits"]);
       privateKey = pair.privateKey;
@@ -246,17 +246,12 @@ const international = {
   async publicKeyOf(seed) {
     const key = await subtle().importKey("pkcs8", concat(ED25519_PKCS8_PREFIX, seed), { name: "Ed25519" }, true,
       ["sign"]); // prettier-ignore
-    return base64UrlBytes((await subtle().exportKey("jwk", key)).x);
+    return fromBase64Url((await subtle().exportKey("jwk", key)).x);
   },
   async fingerprint(publicKey) {
     return "ed25519:" + toHex(new Uint8Array(await subtle().digest("SHA-256", publicKey)));
   },
 };
-
-function base64UrlBytes(text) {
-  const bin = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
-  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
-}
 
 export const SUITES = Object.freeze({ [NATIONAL]: national, [INTERNATIONAL]: international });
 export const SUITE_BY_NAME = Object.freeze({ national, international });
