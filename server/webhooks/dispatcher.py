@@ -531,11 +531,14 @@ class Dispatcher:
     async def _save(self, *, force: bool = False) -> None:
         """Write the cursors that moved (off the loop), and publish each subscription's lag."""
         now_ms = int(self.clock() * 1000)
+        latest = now_ms - CLOCK_MARGIN_MS
         due: dict[str, Cursor] = {}
         for sid, feed in self.feeds.items():
             if self.metrics is not None:
                 self.metrics.webhook_feed(sid, feed.lag_s(now_ms), feed.backlog)
             saved = feed.saved
+            if not (feed.dirty or force or saved is None or latest - saved.since_ms >= IDLE_CURSOR_MS):
+                continue  # idle, and its since_ms (never later than `latest`) cannot have moved IDLE_CURSOR_MS
             cursor = feed.cursor(now_ms)
             idle_moved = saved is None or cursor.since_ms - saved.since_ms >= IDLE_CURSOR_MS
             if feed.dirty or idle_moved or force:
