@@ -39,18 +39,10 @@ export function parseConversationId(text) {
 
 const decoder = new TextDecoder();
 
-/** A metadata value of a message as text ('' when absent): accepts a Map, a plain object or a list of pairs. */
+/** A metadata value of a message as text ('' when absent): the client's Message.metadata maps a key to its bytes. */
 export function metaOf(message, key) {
-  const meta = message.metadata ?? message.meta;
-  let value;
-  if (!meta) return "";
-  if (meta instanceof Map) value = meta.get(key);
-  else if (Array.isArray(meta)) {
-    const found = meta.find((e) => (Array.isArray(e) ? e[0] : e.key) === key);
-    value = found && (Array.isArray(found) ? found[1] : found.value);
-  } else value = meta[key];
-  if (value === undefined || value === null) return "";
-  return typeof value === "string" ? value : decoder.decode(value);
+  const value = message.metadata[key];
+  return value === undefined ? "" : decoder.decode(value);
 }
 
 /** Whether a staff-channel message is an AI draft (spec 13.8: TEXT from #kefu with kefu.kind = draft). */
