@@ -19,6 +19,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from ..api.context import ApiContext, ApiError, Caller, caller_of
+from ..api.routes import json_body
 from ..engine.audit import Action, Result
 from ..engine.identity import Role
 from . import subscriptions
@@ -60,7 +61,7 @@ class _Routes:
 
     async def add(self, request: web.Request) -> web.Response:
         caller = _manager(request)
-        body = await _json(request)
+        body = await json_body(request)
         tenant = body.get("tenant", caller.tenant)
         url, events, algorithms = body.get("url"), body.get("events", []), body.get("algorithms", [])
         if not isinstance(url, str) or not _strings(events) or not _strings(algorithms) or not isinstance(tenant, str):
@@ -102,16 +103,6 @@ class _Routes:
 
 def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "BAD_REQUEST", "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "BAD_REQUEST", "the body is a JSON object")
-    return body
 
 
 async def _off_loop(function: Any, *args: Any) -> Any:

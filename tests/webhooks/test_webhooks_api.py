@@ -47,6 +47,7 @@ async def test_manage_subscriptions_over_the_api_and_deliver_at_once(api: Api, r
     assert api.call("v1", "GET", "/v1/webhooks").status == 403, "a visitor manages no webhooks"
     assert api.call("bankapp", "POST", "/v1/webhooks", {**add, "url": "ftp://x/"}).code == "BAD_REQUEST"
     assert api.call("bankapp", "POST", "/v1/webhooks", {**add, "events": ["nope"]}).code == "BAD_REQUEST"
+    assert api.call("bankapp", "POST", "/v1/webhooks", b"{not json").code == "MALFORMED_JSON", "as every API route"
     theirs = api.call(ADMIN, "POST", "/v1/webhooks", {**add, "tenant": "other"})
     assert theirs.status == 201 and theirs.body["subscription"]["tenant"] == "other"
     listed = api.call("bankapp", "GET", "/v1/webhooks").body["subscriptions"]
