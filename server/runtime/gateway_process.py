@@ -28,7 +28,7 @@ from ..metrics import Metrics
 from ..storage import audit
 from ..web.app import WebContext
 from ..web.port import WebPort
-from ..web.port import bind as bind_web
+from ..web.port import bind as bind_port
 from . import datakeys, process, sdnotify
 from .control import Control
 from .operator import OperatorSocket, socket_path
@@ -85,12 +85,15 @@ class GatewayProcess:
         self.control = Control(control, self.loop, self._on_control, self._supervisor_gone)
         await self.link.attach(link)
         await self.operator.start()
-        sock = socket.socket(fileno=listen_fd) if listen_fd >= 0 else self._bind(port)
+        if listen_fd >= 0:
+            sock = socket.socket(fileno=listen_fd)
+        else:
+            sock = bind_port(self.config.server.host, port, reuse_port=True)
         self.listener = await self.loop.create_server(self.gateway.protocol_factory, sock=sock, backlog=LISTEN_BACKLOG)
         if web_port >= 0 and self.config.web.enabled:
             ctx = WebContext(self.config, self.gateway, self.keyring.pins, store=self.apps_store, metrics=self.metrics)
             self.web = WebPort(ctx)
-            await self.web.start(bind_web(self.config.web.host, web_port, reuse_port=True))
+            await self.web.start(bind_port(self.config.web.host, web_port, reuse_port=True))
         self._tasks = [
             self.loop.create_task(process.publish_forever(self.gateway.publish_counters)),
             self.loop.create_task(self._purge_claims_forever()),
@@ -99,17 +102,6 @@ class GatewayProcess:
         if self.metrics is not None:
             self._tasks.append(self.loop.create_task(self.metrics.watch_loop_lag()))
         self.control.send({"op": "ready", "role": "gateway", "index": self.index, "pid": os.getpid()})
-
-    def _bind(self, port: int) -> socket.socket:
-        host = self.config.server.host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
-        sock.setblocking(False)
-        return sock
 
     async def _purge_claims_forever(self) -> None:
         while True:

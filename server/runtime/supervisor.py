@@ -48,7 +48,7 @@ from ..metrics import MetricsServer, merge_expositions, version
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
 from ..storage.verify_report import death_hint
-from ..web.port import bind as bind_web
+from ..web.port import bind as bind_port
 from . import reload, sdnotify
 from .control import Control, control_pair
 from .process import worker_count
@@ -155,13 +155,8 @@ class Supervisor:
             self._listen, self._shared = inherited, True
             self.port = inherited.getsockname()[1]
             return
-        s = self.config.server
-        sock = socket.socket(socket.AF_INET6 if ":" in s.host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((s.host, s.port))
-        self._listen = sock
-        self.port = sock.getsockname()[1]
+        self._listen = bind_port(self.config.server.host, self.config.server.port, reuse_port=True, listen=False)
+        self.port = self._listen.getsockname()[1]
 
     def hold_http_ports(self) -> None:
         """The web port ([web], served by the gateways) and the HTTP API's ([api], served by the core), held as the
@@ -173,7 +168,7 @@ class Supervisor:
         """The port of `section` ([web] or [api]) held (`hold_http_ports`); -1 when the section is off."""
         if not section.enabled:
             return -1
-        sock = bind_web(section.host, section.port, reuse_port=True, listen=False)
+        sock = bind_port(section.host, section.port, reuse_port=True, listen=False)
         self._held.append(sock)
         port: int = sock.getsockname()[1]
         return port
