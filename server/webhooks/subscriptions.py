@@ -12,7 +12,6 @@ every registered table's, so a subscription's signing secret is never on disk in
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from ..identity.keys import encode_secret
 from .events import ALGORITHMS, EventType
 
 __all__ = [
@@ -70,10 +70,6 @@ class Subscription:
     secret: bytes
     algorithms: tuple[str, ...]
     created_ms: int
-
-    def wants(self, tenant: str, event_type: str) -> bool:
-        """Whether an event of `tenant` of this type goes to this subscription."""
-        return tenant == self.tenant and event_type in self.events
 
     def encode(self) -> bytes:
         """The stored JSON (sealed by the store)."""
@@ -168,7 +164,7 @@ def check_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
 def new_secret() -> bytes:
     """A signing secret: ``whsec_`` and SECRET_BYTES random bytes in base64url. The HMAC key is this text itself (its
     ASCII bytes), exactly as `kefu webhook add` prints it: nothing to decode on the receiver's side."""
-    return b"whsec_" + base64.urlsafe_b64encode(os.urandom(SECRET_BYTES)).rstrip(b"=")
+    return b"whsec_" + encode_secret(os.urandom(SECRET_BYTES)).encode()
 
 
 def new_subscription(
