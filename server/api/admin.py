@@ -25,7 +25,7 @@ from ..admin.sessions import list_sessions
 from ..engine.audit import Action, Result
 from ..engine.identity import ROLES, Role
 from ..identity.keys import AppError, AppRecord, create_app, encode_secret, end_sessions, list_app_records, revoke_app
-from .context import ApiContext, ApiError, require_admin
+from .context import ApiError, require_admin
 from .routes import CONTEXT_KEY, json_body, reply
 
 __all__ = ["add_routes"]
@@ -34,7 +34,7 @@ T = TypeVar("T")
 KEY_TYPES = {"sm2": KeyType.SM2, "ed25519": KeyType.ED25519}
 
 
-async def _in_thread(ctx: ApiContext, work: Callable[[], T]) -> T:
+async def _in_thread(work: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, work)
 
 
@@ -56,7 +56,7 @@ async def list_apps(request: web.Request) -> web.Response:
     """GET /v1/admin/apps."""
     require_admin(request)
     ctx = request.app[CONTEXT_KEY]
-    records = await _in_thread(ctx, lambda: list_app_records(ctx.store))
+    records = await _in_thread(lambda: list_app_records(ctx.store))
     return reply({"apps": [_app_json(r) for r in records]})
 
 
@@ -74,7 +74,7 @@ async def add_app(request: web.Request) -> web.Response:
     details = {"role": role, "tenant": tenant, "client_key_pins": pins, "via": "api"}
     try:
         record, secret = await _in_thread(
-            ctx, lambda: create_app(ctx.store, app_id, client_key_pins=pins, role=role, tenant=tenant)
+            lambda: create_app(ctx.store, app_id, client_key_pins=pins, role=role, tenant=tenant)
         )
     except AppError as exc:
         ctx.audit.record(caller.app_id, Action.APP_ADD, app_id, Result.FAILED, {**details, "reason": str(exc)})
@@ -97,7 +97,7 @@ async def revoke(request: web.Request) -> web.Response:
             return None
         return poke(ctx.config, after=before)
 
-    result = await _in_thread(ctx, work)
+    result = await _in_thread(work)
     ctx.apps.forget(app_id)
     ctx.audit.record(caller.app_id, Action.APP_REVOKE, app_id, Result.OK if result else Result.FAILED, {"via": "api"})
     if result is None:
@@ -109,7 +109,7 @@ async def list_server_keys(request: web.Request) -> web.Response:
     """GET /v1/admin/keys: the server's signing keys, and which sign."""
     require_admin(request)
     ctx = request.app[CONTEXT_KEY]
-    keys = await _in_thread(ctx, lambda: list_keys(ctx.config))
+    keys = await _in_thread(lambda: list_keys(ctx.config))
     rows = [{"pin": f.pin, "type": f.key_type.name.lower(), "index": f.index, "signing": signs} for f, signs in keys]
     return reply({"keys": rows})
 
@@ -124,7 +124,7 @@ async def add_server_keys(request: web.Request) -> web.Response:
     if not isinstance(names, list) or not names or any(n not in KEY_TYPES for n in names):
         raise ApiError(400, "BAD_REQUEST", f"types: a list of {', '.join(KEY_TYPES)}")
     try:
-        added = await _in_thread(ctx, lambda: generate(ctx.config, [KEY_TYPES[n] for n in dict.fromkeys(names)]))
+        added = await _in_thread(lambda: generate(ctx.config, [KEY_TYPES[n] for n in dict.fromkeys(names)]))
     except (AdminError, OSError) as exc:
         raise ApiError(500, "INTERNAL_ERROR", str(exc)) from None
     for key in added:
@@ -139,11 +139,11 @@ async def retire_server_key(request: web.Request) -> web.Response:
     caller = require_admin(request)
     ctx = request.app[CONTEXT_KEY]
     pin = request.match_info["pin"]
-    known = {f.pin for f, _ in await _in_thread(ctx, lambda: list_keys(ctx.config))}
+    known = {f.pin for f, _ in await _in_thread(lambda: list_keys(ctx.config))}
     if pin not in known:
         raise ApiError(404, "NOT_FOUND", f"no server key with pin {pin!r}")
     try:
-        removed = await _in_thread(ctx, lambda: retire(ctx.config, pin))
+        removed = await _in_thread(lambda: retire(ctx.config, pin))
     except AdminError as exc:
         failed = {"reason": str(exc), "via": "api"}
         ctx.audit.record(caller.app_id, Action.SERVER_KEY_RETIRE, pin, Result.FAILED, failed)
@@ -158,7 +158,7 @@ async def sessions(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT_KEY]
     app = request.query.get("app", "")
     try:
-        listing = await _in_thread(ctx, lambda: list_sessions(ctx.config, app))
+        listing = await _in_thread(lambda: list_sessions(ctx.config, app))
     except AdminError as exc:
         raise ApiError(503, "UNAVAILABLE", str(exc)) from None
     return reply({"sessions": listing.sessions, "truncated": listing.truncated, "unreachable": listing.unreachable})
@@ -176,7 +176,7 @@ async def end_app_sessions(request: web.Request) -> web.Response:
         return poke(ctx.config, after=before)
 
     try:
-        result = await _in_thread(ctx, work)
+        result = await _in_thread(work)
     except AppError as exc:
         ctx.audit.record(caller.app_id, Action.SESSION_END, app_id, Result.FAILED, {"reason": str(exc), "via": "api"})
         raise ApiError(404, "NOT_FOUND", str(exc)) from None
