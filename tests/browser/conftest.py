@@ -254,7 +254,7 @@ class KefuSite:
         session = self.sign_in(name)
         pins = (self.server.data_dir / "keys" / "pins.txt").read_text().split()
         client = BlockingClient(
-            "127.0.0.1", self.server.port, app_id=session["app_id"], app_secret=_secret_bytes(session["secret"]),
+            "127.0.0.1", self.server.port, app_id=session["app_id"], app_secret=session["secret"],
             server_pins=frozenset(pins), reconnect=False,
         )  # fmt: skip
         client.connect()
@@ -266,12 +266,6 @@ class KefuSite:
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as answer:
             text: str = answer.read().decode()
         return text
-
-
-def _secret_bytes(text: str) -> bytes:
-    import base64  # noqa: PLC0415
-
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _served_origin(server: ServeProcess, attribute: str, line: re.Pattern[str]) -> str | None:

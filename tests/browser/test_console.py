@@ -12,7 +12,6 @@ With KEFU_SCREENSHOTS=DIR set, the draft test (and the wall's) also save the scr
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -41,17 +40,13 @@ SCREENSHOTS = os.environ.get("KEFU_SCREENSHOTS", "")
 # --- helpers -------------------------------------------------------------------------------------------------------
 
 
-def secret_bytes(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 @contextmanager
 def visitor(site: KefuSite) -> Iterator[BlockingClient]:
     """A visitor: a Python client with a fresh visitor credential (POST /auth/visitor), closed afterwards."""
     session = site.post_json("/auth/visitor", {"tenant": "bank"})
     pins = (site.server.data_dir / "keys" / "pins.txt").read_text().split()
     client = BlockingClient(
-        "127.0.0.1", site.server.port, app_id=session["app_id"], app_secret=secret_bytes(session["secret"]),
+        "127.0.0.1", site.server.port, app_id=session["app_id"], app_secret=session["secret"],
         server_pins=frozenset(pins), reconnect=False,
     )  # fmt: skip
     client.connect()
@@ -305,7 +300,7 @@ def test_signing_out_drops_and_revokes_the_credential(kefu_site: KefuSite, new_p
     assert page.evaluate("sessionStorage.length") == 0
     pins = (kefu_site.server.data_dir / "keys" / "pins.txt").read_text().split()
     client = BlockingClient(
-        "127.0.0.1", kefu_site.server.port, app_id="a2", app_secret=secret_bytes(session["secret"]),
+        "127.0.0.1", kefu_site.server.port, app_id="a2", app_secret=session["secret"],
         server_pins=frozenset(pins), reconnect=False,
     )  # fmt: skip
     with pytest.raises(AuthFailed):
