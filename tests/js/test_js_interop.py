@@ -4,7 +4,6 @@ messages both ways in both suites, a lost connection resumed with the ticket, an
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 
 from kefu.client import Client, Message, new_conversation_id
 from kefu.protocol.crypto import KeyType, SigningKey, Suite
+from kefu.server.identity.keys import encode_secret
 from tests.integration.conftest import ServerProcess, running_server
 
 from .node import JS, installed, node
@@ -58,7 +58,7 @@ async def js_and_python(server: ServerProcess, suite: str) -> None:
         "ws": f"ws://127.0.0.1:{server.web_port}/ws",
         "pins": sorted(server.pins),
         "appId": "alice",
-        "secret": base64.urlsafe_b64encode(server.secrets["alice"]).decode().rstrip("="),
+        "secret": encode_secret(server.secrets["alice"]),
         "suite": suite,
         "conversation": str(conversation),
     }
