@@ -50,6 +50,7 @@ __all__ = [
     "read_session_keys",
     "revoke",
     "revoke_all",
+    "sessions_store",
 ]
 
 SESSIONS_TABLE: Final = "app_sessions"
@@ -160,6 +161,11 @@ def issue(store: Store, app_id: str, *, ttl_s: float, now: float) -> Issued:
 
     store.writing(work)
     return Issued(app_id, secret, SESSION_KEY_PREFIX + credential_id.hex(), record.expires_ms / 1000)
+
+
+def sessions_store(store: object) -> Store | None:
+    """`store` when it holds session credentials (a `Store` with SESSIONS_TABLE registered), else None."""
+    return store if isinstance(store, Store) and SESSIONS_TABLE in dict(store.handles()) else None
 
 
 def read_session_keys(store: Store, app_id: str) -> Sequence[SessionKey]:

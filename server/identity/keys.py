@@ -44,8 +44,7 @@ from .. import log
 from ..engine.identity import NOBODY, ROLES, Profile, Role
 from ..storage.files import disk_full, fsync_path
 from ..storage.modes import private_dir
-from ..storage.store import Store
-from .credentials import SESSIONS_TABLE, drop_all, read_session_keys
+from .credentials import drop_all, read_session_keys, sessions_store
 from .orders import OrderKind, noted
 
 __all__ = [
@@ -407,8 +406,9 @@ def revoke_app(store: AppStore, app_id: str) -> bool:
         _order(store, app_id, OrderKind.REVOKED, lambda record: None)
     except AppError:
         return False
-    if isinstance(store, Store) and SESSIONS_TABLE in dict(store.handles()):
-        drop_all(store, app_id)  # an app registered again under this id must not inherit them
+    sessions = sessions_store(store)
+    if sessions is not None:
+        drop_all(sessions, app_id)  # an app registered again under this id must not inherit them
     log.event("app.revoked", app=app_id)
     return True
 
@@ -480,7 +480,7 @@ class AppDirectory(Mapping[str, AppCredential]):
         self._cache_size = cache_size
         self._ttl_s = ttl_s
         self._clock = clock
-        self._sessions_store = store if isinstance(store, Store) and SESSIONS_TABLE in dict(store.handles()) else None
+        self._sessions_store = sessions_store(store)
         """The store to read session credentials from (None: a store without that table has none)."""
 
     def record(self, app_id: str) -> AppRecord | None:
