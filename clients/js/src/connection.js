@@ -201,7 +201,7 @@ export class ClientConnection {
       if (seg.after) await seg.after();
     }
     if (parts.length && this.ticks) this.ticks.sent = true;
-    return concat(...parts);
+    return parts.length === 1 ? parts[0] : concat(...parts); // one record (the usual flush): no copy
   }
 
   /** When handleTimer should next be called (seconds, the same clock as `now`), or null. */
