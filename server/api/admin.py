@@ -97,7 +97,10 @@ async def revoke(request: web.Request) -> web.Response:
             return None
         return poke(ctx.config, after=before)
 
-    result = await _in_thread(work)
+    try:
+        result = await _in_thread(work)
+    except ValueError as exc:  # an id the store cannot hold
+        raise ApiError(400, "BAD_REQUEST", str(exc)) from None
     ctx.apps.forget(app_id)
     ctx.audit.record(caller.app_id, Action.APP_REVOKE, app_id, Result.OK if result else Result.FAILED, {"via": "api"})
     if result is None:
@@ -180,6 +183,8 @@ async def end_app_sessions(request: web.Request) -> web.Response:
     except AppError as exc:
         ctx.audit.record(caller.app_id, Action.SESSION_END, app_id, Result.FAILED, {"reason": str(exc), "via": "api"})
         raise ApiError(404, "NOT_FOUND", str(exc)) from None
+    except ValueError as exc:  # an id the store cannot hold
+        raise ApiError(400, "BAD_REQUEST", str(exc)) from None
     ctx.audit.record(caller.app_id, Action.SESSION_END, app_id, Result.OK, {"via": "api"})
     return reply({"app_id": app_id, **_poke_json(result)})
 

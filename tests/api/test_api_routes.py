@@ -247,6 +247,10 @@ async def test_admin_apps_keys_and_sessions(api: Api) -> None:
     finally:
         await client.close()
     assert api.call(ADMIN, "DELETE", "/v1/admin/sessions/nobody").code == "NOT_FOUND"
+    too_long = "x" * 600  # not an app id the store can hold: refused as bad input, not an internal error
+    assert api.call(ADMIN, "DELETE", f"/v1/admin/sessions/{too_long}").status == 400
+    assert api.call(ADMIN, "DELETE", f"/v1/admin/apps/{too_long}").status == 400
+    assert api.call(ADMIN, "POST", "/v1/admin/apps", {"app_id": too_long}).status == 400
 
     revoked = api.call(ADMIN, "DELETE", f"/v1/admin/apps/{name}")
     assert revoked.status == 200 and revoked.body["revoked"] is True
