@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import ServerProcess
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking")
 
 
 def add_app(data_dir: Path, name: str, role: str) -> str:
@@ -54,7 +52,7 @@ def in_chromium(url: str, script: str, arg: dict[str, Any]) -> tuple[Any, list[s
     def run() -> tuple[Any, list[str]]:
         errors: list[str] = []
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(ARGS))
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
             try:
                 page = browser.new_page()
                 page.on("pageerror", lambda error: errors.append(str(error)))
