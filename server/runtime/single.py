@@ -34,6 +34,7 @@ from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
 from ..web.app import WebContext
 from ..web.port import WebPort
+from ..web.port import announce as announce_web
 from ..web.port import bind as bind_web
 from ..webhooks.api import EXTRAS_KEY as WEBHOOKS_KEY
 from ..webhooks.setup import build_webhooks
@@ -127,8 +128,7 @@ class Server:
                                           metrics=self.metrics,
                                           api_address=lambda: api.address if api is not None else None))  # fmt: skip
             await self.web.start(bind_web(self.config.web.host, self.config.web.port, reuse_port=False))
-            logmod.event("server.web_listening", host=self.web.host, port=self.web.port)
-            print(f"kefu: web on {self.web.url}", flush=True)
+            announce_web(self.web.host, self.web.port)
             if self.api is not None:
                 self.api.ctx.web_port = self.web.port
         logmod.event("server.listening", host=host, port=port, inherited=sock is not None, workers=0)

@@ -48,6 +48,7 @@ from ..metrics import MetricsServer, merge_expositions, version
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
 from ..storage.verify_report import death_hint
+from ..web.port import announce as announce_web
 from ..web.port import bind as bind_port
 from . import reload, sdnotify
 from .control import Control, control_pair
@@ -462,9 +463,7 @@ async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str
         logmod.event("server.listening", host=host, port=supervisor.port, inherited=inherited is not None,
                      workers=len(supervisor.gateways), version=version())  # fmt: skip
         if supervisor.web_port >= 0:
-            web_host = f"[{config.web.host}]" if ":" in config.web.host else config.web.host
-            logmod.event("server.web_listening", host=config.web.host, port=supervisor.web_port)
-            print(f"kefu: web on http://{web_host}:{supervisor.web_port}/", flush=True)
+            announce_web(config.web.host, supervisor.web_port)
         print(f"kefu: listening on {host}:{supervisor.port}", flush=True)
         exporter = None
         if config.metrics.enabled:

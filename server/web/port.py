@@ -21,9 +21,10 @@ from typing import cast
 
 from aiohttp import web
 
+from .. import log as logmod
 from .app import WebContext, build_app
 
-__all__ = ["LISTEN_BACKLOG", "PUBLISH_INTERVAL_S", "SHUTDOWN_TIMEOUT_S", "WebPort", "bind"]
+__all__ = ["LISTEN_BACKLOG", "PUBLISH_INTERVAL_S", "SHUTDOWN_TIMEOUT_S", "WebPort", "announce", "bind"]
 
 LISTEN_BACKLOG = 4096
 """Accept queue depth (as the client port's: a reconnect storm of browsers must not see refused SYNs)."""
@@ -48,6 +49,14 @@ def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> sock
         sock.close()
         raise
     return sock
+
+
+def announce(host: str, port: int) -> None:
+    """Say that the web port listens: the ``server.web_listening`` event and ``kefu: web on http://HOST:PORT/`` on
+    standard output (the line `kefu.server.runtime.launch` reads; an IPv6 host in brackets)."""
+    logmod.event("server.web_listening", host=host, port=port)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"kefu: web on http://{shown}:{port}/", flush=True)
 
 
 class _Refused(asyncio.Protocol):
@@ -116,12 +125,6 @@ class WebPort:
         while True:
             await asyncio.sleep(PUBLISH_INTERVAL_S)
             self.ctx.stats.publish()
-
-    @property
-    def url(self) -> str:
-        """http://HOST:PORT/ of the port (for the listening line)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
 
     async def stop(self) -> None:
         """Stop accepting and end every request (the gateway has closed the WebSocket sessions already)."""
