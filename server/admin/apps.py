@@ -19,7 +19,7 @@ from .audit import audited
 from .errors import AdminError
 from .operator import Poke, orders_generation, poke
 
-__all__ = ["add_app", "add_apps_in_bulk", "list_apps", "retire_key", "revoke", "store_of"]
+__all__ = ["add_app", "add_apps_in_bulk", "list_apps", "retire_key", "revoke", "revoke_in", "store_of"]
 
 
 @contextmanager
@@ -64,13 +64,21 @@ def list_apps(config: Any) -> list[AppRecord]:
 def revoke(config: Any, name: str) -> Poke:
     """Delete an app's credentials and end its live sessions; what the running server's processes said."""
     with store_of(config) as store, audited(store, Action.APP_REVOKE, name):
-        before = orders_generation(store)
         try:
-            revoked = revoke_app(store, name)
+            result = revoke_in(store, config, name)
         except ValueError as exc:
             raise AdminError(str(exc)) from None
-        if not revoked:
+        if result is None:
             raise AdminError(f"no app {name!r}")
+        return result
+
+
+def revoke_in(store: Store, config: Any, name: str) -> Poke | None:
+    """`revoke` on a store already open (the HTTP API's process holds it), without the audit entry (the caller
+    records it with its actor); None if there is no such app, ValueError for an id the store cannot hold."""
+    before = orders_generation(store)
+    if not revoke_app(store, name):
+        return None
     return poke(config, after=before)
 
 

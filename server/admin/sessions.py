@@ -8,12 +8,13 @@ from typing import Any
 from ..engine.audit import Action
 from ..identity.keys import AppError, end_sessions
 from ..storage.datadir import holder
+from ..storage.store import Store
 from .apps import store_of
 from .audit import audited
 from .errors import AdminError
 from .operator import ASK_TIMEOUT_S, Poke, ask_all, orders_generation, poke
 
-__all__ = ["Listing", "end", "list_sessions"]
+__all__ = ["Listing", "end", "end_in", "list_sessions"]
 
 
 @dataclass(slots=True)
@@ -46,9 +47,15 @@ def end(config: Any, app: str) -> Poke:
     """End every live session of `app` (ERROR AUTH_FAILED, "session ended by the operator"); the app stays registered
     and may connect again. What the running server's processes said."""
     with store_of(config) as store, audited(store, Action.SESSION_END, app):
-        before = orders_generation(store)
         try:
-            end_sessions(store, app)
+            return end_in(store, config, app)
         except (AppError, ValueError) as exc:
             raise AdminError(str(exc)) from None
+
+
+def end_in(store: Store, config: Any, app: str) -> Poke:
+    """`end` on a store already open (the HTTP API's process holds it), without the audit entry (the caller records
+    it with its actor). AppError for an unknown app, ValueError for an id the store cannot hold."""
+    before = orders_generation(store)
+    end_sessions(store, app)
     return poke(config, after=before)

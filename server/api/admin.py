@@ -18,13 +18,14 @@ from aiohttp import web
 
 from kefu.protocol.crypto import KeyType
 
+from ..admin.apps import revoke_in
 from ..admin.errors import AdminError
 from ..admin.keys import generate, list_keys, retire
-from ..admin.operator import Poke, orders_generation, poke
-from ..admin.sessions import list_sessions
+from ..admin.operator import Poke
+from ..admin.sessions import end_in, list_sessions
 from ..engine.audit import Action, Result
 from ..engine.identity import ROLES, Role
-from ..identity.keys import AppError, AppRecord, create_app, encode_secret, end_sessions, list_app_records, revoke_app
+from ..identity.keys import AppError, AppRecord, create_app, encode_secret, list_app_records
 from .context import ApiError, require_admin
 from .routes import CONTEXT_KEY, json_body, reply
 
@@ -91,14 +92,8 @@ async def revoke(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT_KEY]
     app_id = request.match_info["app_id"]
 
-    def work() -> Poke | None:
-        before = orders_generation(ctx.store)
-        if not revoke_app(ctx.store, app_id):
-            return None
-        return poke(ctx.config, after=before)
-
     try:
-        result = await _in_thread(work)
+        result = await _in_thread(lambda: revoke_in(ctx.store, ctx.config, app_id))
     except ValueError as exc:  # an id the store cannot hold
         raise ApiError(400, "BAD_REQUEST", str(exc)) from None
     ctx.apps.forget(app_id)
@@ -173,13 +168,8 @@ async def end_app_sessions(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT_KEY]
     app_id = request.match_info["app_id"]
 
-    def work() -> Poke:
-        before = orders_generation(ctx.store)
-        end_sessions(ctx.store, app_id)
-        return poke(ctx.config, after=before)
-
     try:
-        result = await _in_thread(work)
+        result = await _in_thread(lambda: end_in(ctx.store, ctx.config, app_id))
     except AppError as exc:
         ctx.audit.record(caller.app_id, Action.SESSION_END, app_id, Result.FAILED, {"reason": str(exc), "via": "api"})
         raise ApiError(404, "NOT_FOUND", str(exc)) from None
