@@ -7,7 +7,7 @@ files are read there, a few hundred bytes). When they changed, in this order:
 1. the core's sealers switch: the group commit's (new messages and puts are sealed under the new key from its next
    batch) and the store's (reads, `Store.commit`);
 2. the indexer process is restarted (`IndexerProcess.restart_async`: it indexes what is durable, exits, and a new one
-   loads the keys at its start): the conversation records, cursors and idempotency entries it writes are then sealed
+   loads the keys at its start): the conversation records and cursors it writes are then sealed (tagged)
    under the new key, and it opens what the reseal writes (a cursor it could not open would be taken as 0);
 3. only then does the reseal start (`kefu.server.storage.reseal.Resealer`, on its own thread), and it waits
    `RESEAL_GRACE_S` first, so that every gateway process (which reads the apps table) has taken the SIGHUP too.

@@ -249,12 +249,55 @@ class TxnSource:
         if raw is None:
             return None
         try:
-            return decode_idempotency(self.values.open("idempotency", key, raw))
+            record = decode_idempotency(self.values.open("idempotency", key, raw))
         except Damaged:  # reported: taken as absent, so the SEND is stored (again, perhaps)
             return None
         except Exception:
             self.values.damaged("idempotency", key, f"{len(raw)} bytes, not an idempotency entry")
             return None
+        mismatch = self._mismatch(key, record)
+        if mismatch:  # reported, and taken as absent as above
+            self.values.damaged("idempotency", key, mismatch)
+            return None
+        return record
+
+    def _mismatch(self, key: bytes, record: IdempotencyRecord) -> str:
+        """What in an idempotency entry disagrees with the records it repeats ("" if nothing): an entry carries no
+        tag of its own (`sealing.INDEXED_TABLES`), so this is how its damage is found. Read only at a hit, a retried
+        SEND: its ``idem_expiry`` key, the message it names, and the conversation if retention deleted the message."""
+        conversation_id, seq = record.conversation_id, record.seq
+        with _tree(self.values, "idem_expiry", ("idempotency", key)):
+            if self.txn.get(U64S.pack(record.timestamp_ms) + key, db=self.db["idem_expiry"]) is None:
+                return f"no idem_expiry key at its time {record.timestamp_ms}"
+        mkey = message_key(conversation_id, seq)
+        with _tree(self.values, "messages", ("message", mkey)):
+            stored = self.txn.get(mkey, db=self.db["messages"])
+        if stored is not None:
+            return self._other_message(key, record, mkey, stored)
+        try:  # deleted by retention (or never there): the conversation must reach that seq
+            conversation = self.conversation(conversation_id)
+        except Damaged:  # reported; its SENDs are refused anyway
+            return ""
+        if conversation is None or seq > conversation.last_seq:
+            return f"names conversation {conversation_id} seq {seq}, which was never stored"
+        return ""
+
+    def _other_message(self, key: bytes, record: IdempotencyRecord, mkey: bytes, stored: bytes) -> str:
+        """How the stored message `mkey` is not the one the idempotency entry `key` names ("" if it is, or if it
+        does not open: then it is reported as the message's damage, and the entry cannot be checked against it)."""
+        try:
+            message = open_message(self.values, mkey, stored)
+        except Damaged:
+            return ""
+        sender = id_key(message.sender)
+        if (
+            sender is None
+            or sender + b"\0" + message.client_msg_id != key
+            or (message.server_msg_id != record.server_msg_id)
+        ):
+            return (f"names conversation {record.conversation_id} seq {record.seq}, which holds another message "
+                    f"({message.server_msg_id})")  # fmt: skip
+        return ""
 
     def message(self, conversation_id: int, seq: int) -> StoredMessage | None:
         key = message_key(conversation_id, seq)

@@ -51,7 +51,7 @@ from typing import Any, Final, Protocol, TypeAlias, TypeVar
 import lmdb
 
 from .. import log as logmod
-from .sealing import Damaged, Sealer, key_id_of
+from .sealing import Damaged, Sealer, index_entry, key_id_of
 
 __all__ = [
     "MIGRATION_KEY",
@@ -257,14 +257,16 @@ def migrate(
 
 
 def count_sealed(store: Any, tables: Iterable[str] | None = None) -> dict[str, Counter[int]]:
-    """Per table, how many values name each key id (0: a value too short to be sealed). Reads only: in a read
+    """Per table, how many values name each key id (0: a value too short to be sealed; index entries, which name
+    none, are not counted: `sealing.INDEXED_TABLES`). Reads only: in a read
     transaction per table, beside a running server."""
     out: dict[str, Counter[int]] = {}
     for table in tables if tables is not None else sealed_tables(store):
         counts: Counter[int] = Counter()
         with store.reading() as txn, txn.cursor(store.handle(table)) as cur:
             for value in cur.iternext(keys=False, values=True):
-                counts[key_id_of(value) or 0] += 1
+                if index_entry(table, value) is None:  # an index entry names no key: nothing to reseal
+                    counts[key_id_of(value) or 0] += 1
         out[table] = counts
     return out
 
@@ -428,7 +430,7 @@ class Resealer:
                 )
                 stats.resealed += resealed
                 stats.damaged += damaged
-            stats.counts.update(key_id_of(value) or 0 for _, value in seen)
+            stats.counts.update(key_id_of(value) or 0 for _, value in seen if index_entry(table, value) is None)
             if len(seen) < self.scan_values and len(stale) < self.batch_values:
                 return True
             after = seen[-1][0]

@@ -15,16 +15,30 @@ copied under another key, into another table, truncated or with any bit flipped 
 so does a value sealed under a key this store no longer has. The same tag is how damage is found
 (spec/PROTOCOL.md section 12).
 
-Two tables hold values whose content the store already keeps in clear keys elsewhere: an idempotency entry (the
-conversation, seq, server_msg_id and time of a message, which the ``expiry`` keys show) and a cursor (a seq). They
-need integrity, not secrecy, and they are written once per message, so they are *tagged* rather than sealed (about
-1.6 us rather than 4.9 with SM4: the national cipher has no hardware help here)::
+A cursor (a seq, whose user and conversation are its key) needs integrity, not secrecy, so it is *tagged* rather
+than sealed (about 1.6 us rather than 4.9 with SM4: the national cipher has no hardware help here)::
 
     version u8 (2) | key_id u32 | value | tag[16]                            (21 bytes more than the value)
 
 where tag is the first 16 bytes of HMAC-SM3 (HMAC-SHA256 for an AES data key) under a key derived from the data key
-(HMAC of "kefu-tag/1" under it), over the same associated data and then the value. Which form a table takes is
-fixed (`TAGGED_TABLES`); a value of the other form where one belongs does not open.
+(HMAC of "kefu-tag/1" under it), over the same associated data and then the value.
+
+An idempotency entry (the conversation, seq, server_msg_id and time of the message a sender's client_msg_id was
+stored as, written once per message) is an *index* entry: every field of it repeats a record that is authenticated
+elsewhere, so it carries no tag of its own and no key id::
+
+    version u8 (3) | value                                                   (1 byte more than the value)
+
+Its reader checks it against those records instead (`kefu.server.storage.index.TxnSource.idempotency`, and
+`kefu verify`): the sealed message it names must be that sender's message with that client_msg_id and
+server_msg_id, and its ``idem_expiry`` key must carry its time; if retention has deleted the message, the
+conversation must exist and reach that seq. A tag would cost a second MAC per durable message (about 2.7 us of
+HMAC-SM3, a third of what sealing costs each message) to prove what these reads prove at the rare idempotency hit.
+Entries written tagged (version 2) by earlier releases still open with their tag checked; a reseal rewrites them
+in this form.
+
+Which form a table takes is fixed (`TAGGED_TABLES`, `INDEXED_TABLES`); a value of another form where one belongs
+does not open.
 
 Nonces are never drawn per record: each `Sealer` takes 8 random bytes (from the OS) when it first seals in a process and
 counts the other 4, drawing a fresh prefix when the count wraps or the process forks (`os.register_at_fork`). Two
@@ -53,20 +67,28 @@ from kefu.protocol.errors import CryptoError
 
 __all__ = [
     "CIPHERS",
+    "INDEXED_TABLES",
     "KEY_BYTES",
     "OVERHEAD",
     "TAGGED_TABLES",
     "Damaged",
     "DataKey",
     "Sealer",
+    "index_entry",
     "key_id_of",
 ]
 
 VERSION: Final = 1
 TAGGED: Final = 2
 """The version byte of a tagged (not encrypted) value."""
-TAGGED_TABLES: Final = frozenset({"idempotency", "cursors"})
+INDEXED: Final = 3
+"""The version byte of an index entry: neither encrypted nor tagged, checked against the records it repeats."""
+TAGGED_TABLES: Final = frozenset({"cursors"})
 """The tables whose values are tagged, not sealed (see the module docstring)."""
+INDEXED_TABLES: Final = frozenset({"idempotency"})
+"""The tables whose values are index entries (see the module docstring); entries of them tagged by earlier releases
+(version 2) still open, their tags checked."""
+_INDEXED_HEADER: Final = bytes((INDEXED,))
 _TAG_HASH: Final = {"sm4-gcm": "sm3", "aes-gcm": "sha256"}
 _TAG_KEY_LABEL: Final = b"kefu-tag/1"
 CIPHERS: Final = ("sm4-gcm", "aes-gcm")
@@ -118,6 +140,12 @@ def key_id_of(sealed: bytes) -> int | None:
     if len(sealed) < (OVERHEAD if sealed[:1] == b"\x01" else TAGGED_OVERHEAD) or sealed[0] not in (VERSION, TAGGED):
         return None
     return int(_HEADER.unpack_from(sealed)[1])
+
+
+def index_entry(table: str, sealed: bytes) -> bytes | None:
+    """The value of an index entry of `table` (`INDEXED_TABLES`: it needs no key to read), or None if `sealed` is
+    not one."""
+    return sealed[1:] if table in INDEXED_TABLES and sealed[:1] == _INDEXED_HEADER else None
 
 
 def _associated(header: bytes, table: str, key: bytes) -> bytes:
@@ -185,7 +213,10 @@ class Sealer:
         return self._nonce()
 
     def seal(self, table: str, key: bytes, value: bytes) -> bytes:
-        """`value` sealed under the active key, bound to (`table`, `key`); tagged instead in `TAGGED_TABLES`."""
+        """`value` sealed under the active key, bound to (`table`, `key`); tagged instead in `TAGGED_TABLES`, an index
+        entry in `INDEXED_TABLES`."""
+        if table in INDEXED_TABLES:
+            return _INDEXED_HEADER + value
         k = self._keys[self.active]
         if table in TAGGED_TABLES:
             header = _HEADER.pack(TAGGED, self.active)
@@ -196,8 +227,12 @@ class Sealer:
         return header + nonce + aead_seal(k.aes, k.sm4, nonce, value, _associated(header, table, key))
 
     def open(self, table: str, key: bytes, sealed: bytes) -> bytes:
-        """The value sealed (or tagged) for (`table`, `key`); raises `Damaged` if `sealed` is not exactly that."""
-        tagged = table in TAGGED_TABLES
+        """The value sealed (or tagged) for (`table`, `key`); raises `Damaged` if `sealed` is not exactly that. An
+        index entry (`INDEXED_TABLES`) comes back as it is stored: its reader checks it against what it repeats."""
+        entry = index_entry(table, sealed)
+        if entry is not None:
+            return entry
+        tagged = table in TAGGED_TABLES or table in INDEXED_TABLES
         if len(sealed) < (TAGGED_OVERHEAD if tagged else OVERHEAD):
             raise Damaged(table, key, f"{len(sealed)} bytes, shorter than a {'tagged' if tagged else 'sealed'} value")
         version, key_id = _HEADER.unpack_from(sealed)
@@ -220,7 +255,10 @@ class Sealer:
             raise Damaged(table, key, "authentication tag does not match") from None
 
     def opens(self, table: str, key: bytes, sealed: bytes) -> bool:
-        """Whether `sealed` opens as the value of (`table`, `key`)."""
+        """Whether `sealed` opens as the value of (`table`, `key`) under one of the keys (an index entry, which names
+        no key, does not: it proves nothing about them)."""
+        if sealed[:1] == _INDEXED_HEADER:
+            return False
         try:
             self.open(table, key, sealed)
         except Damaged:
@@ -242,5 +280,5 @@ class Sealer:
             return self._keys.get(key_id)
 
     def needs_reseal(self, sealed: bytes) -> bool:
-        """True if `sealed` names a key other than the active one (rotation reseals it)."""
-        return key_id_of(sealed) != self.active
+        """True if `sealed` names a key other than the active one (rotation reseals it); an index entry names none."""
+        return sealed[:1] != _INDEXED_HEADER and key_id_of(sealed) != self.active

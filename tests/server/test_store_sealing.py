@@ -266,3 +266,65 @@ def test_a_read_only_open_of_a_sealed_store_opens_its_values(tmp_path: Path) -> 
     with lmdb.open(str(tmp_path / "db"), readonly=True, max_dbs=32, lock=False) as env, env.begin() as txn:
         stored = txn.get(b"web", db=env.open_db(b"apps", txn=txn, create=False))
     assert stored is not None and b"app record" not in stored
+
+
+def _entry_field(index: int, delta: int) -> Callable[[bytes], bytes]:
+    """Change one u64 field of an idempotency entry (0 conversation, 1 seq, 2 server_msg_id, 3 time) by `delta`,
+    keeping its one-byte header: a well-formed entry that says something else."""
+
+    def change(value: bytes) -> bytes:
+        fields = list(struct.unpack("!4Q", value[1:]))
+        fields[index] += delta
+        return value[:1] + struct.pack("!4Q", *fields)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("field", "delta", "reason"),
+    [
+        (1, -1, "holds another message"),  # the sender's earlier message
+        (1, 40, "never stored"),  # past the conversation's last seq
+        (0, 1, "never stored"),  # a conversation that does not exist
+        (2, 1, "holds another message"),  # the right message, another server_msg_id
+        (3, 1, "no idem_expiry key"),  # another time
+    ],
+)
+def test_an_idempotency_entry_is_checked_against_what_it_repeats(
+    store: Store, caplog: pytest.LogCaptureFixture, field: int, delta: int, reason: str
+) -> None:
+    """An idempotency entry carries no tag (sealing.INDEXED_TABLES): a well-formed entry altered in any field is
+    found by the reads it repeats, reported, and taken as absent (the retried SEND is stored again, not answered
+    with another message's seq); an unaltered one answers the retry as a duplicate."""
+    store.commit([req("alice", i, 1) for i in range(1, 4)], [], now_ms=NOW)
+    [same] = store.commit([req("alice", 2, 1)], [], now_ms=NOW + 1)
+    assert same.duplicate and same.message is not None and same.message.seq == 2, "the control"
+    key = b"alice\0" + (2).to_bytes(16, "big")
+    assert store.handle("idempotency") is not None
+    with store.reading() as txn:
+        assert (txn.get(key, db=store.handle("idempotency")) or b"")[:1] == b"\x03", "stored as an index entry"
+    tamper(store, "idempotency", key, _entry_field(field, delta))
+    store.close()
+    store = Store(store.path, sealer=store.sealer)  # a writer that has not seen the entry since (no cache)
+    try:
+        with caplog.at_level(logging.WARNING):
+            [again] = store.commit([req("alice", 2, 1)], [], now_ms=NOW + 2)
+        assert not again.duplicate and again.message is not None and again.message.seq == 4, "stored again"
+        assert store.damage.counts == {"idempotency": 1}
+        assert any(reason in str(line.get("reason")) for line in damaged_lines(caplog)), damaged_lines(caplog)
+    finally:
+        store.close()
+
+
+def test_an_idempotency_entry_whose_message_retention_deleted_still_answers_the_retry(store: Store) -> None:
+    store.commit([req("alice", i, 1) for i in range(1, 4)], [], now_ms=NOW)
+    message = store.handle("messages")
+    store.writing(lambda txn: txn.delete(message_key(1, 2), db=message))  # as retention deletes it
+    store.close()
+    store = Store(store.path, sealer=store.sealer)
+    try:
+        [same] = store.commit([req("alice", 2, 1)], [], now_ms=NOW + 1)
+        assert same.duplicate and same.message is not None and same.message.seq == 2
+        assert store.damage.counts == {}
+    finally:
+        store.close()

@@ -366,7 +366,7 @@ def values_of(data: Path, table: str) -> Iterator[bytes]:
 def test_values_under_a_data_key_not_given_are_counted_not_reported(data: Path) -> None:
     report = verify_store(data / "store", [])
     assert not report.findings and not report.clean
-    assert report.missing_keys[1] == report.key_ids[1] > INDEXED
+    assert report.missing_keys[1] == report.key_ids[1] > INDEXED // 2  # idempotency entries name no key
     assert message_key(1, 1)  # the keys themselves were still checked
 
 
