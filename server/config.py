@@ -302,6 +302,13 @@ class StorageSection:
         " `kefu data-key rotate` adds; every stored record is sealed (encrypted and authenticated) under the newest"
         " data key. Existing keys keep their cipher.", choices=("sm4-gcm", "aes-gcm"),
     )  # fmt: skip
+    check_at_open: str = setting(
+        "full", "What the server checks of the store's file before it maps it at start: \"full\" reads every page"
+        " (about 1 s per GB; a store whose tables are damaged is salvaged: its intact records are copied to a new file"
+        " and the damaged one kept as data_dir/damaged-<UTC time>/data.mdb), \"tops\" only the tops of its B-trees"
+        " (for very large stores; damage below them can then make LMDB abort the process that reads it).",
+        choices=("full", "tops"),
+    )  # fmt: skip
     seal: bool = setting(
         True, "Seal stored records at rest. false exists only to measure what sealing costs (bench/): it is fixed"
         " when the store is created, and a store is refused if opened with the other value.",

@@ -58,11 +58,12 @@ def store_sealer(config: Any, *, readonly: bool = False) -> Sealer | None:
     return sealer_of(config.data_path, storage.seal_cipher)
 
 
-def open_store(config: Any, *, readonly: bool = False) -> Store:
+def open_store(config: Any, *, readonly: bool = False, check_at_open: str | None = None) -> Store:
     """The message store of `config`'s data directory, with the desk's and the webhooks' tables registered and its
     values sealed with the data keys (`store_sealer`) (a store still in the old place, data_dir/wal, is moved first; a
     read-only open reads it there). An open for writing is checked against the data directory's deployment marker
-    (`kefu.server.storage.deployment`: OpenRefused)."""
+    (`kefu.server.storage.deployment`: OpenRefused). `check_at_open`: [storage] check_at_open unless given (a
+    gateway, started after the supervisor's open checked the whole file, checks the tops only)."""
     storage = config.storage
     path = Path(config.store_path)
     path = migrate_store_dir(path, readonly=readonly)
@@ -76,6 +77,7 @@ def open_store(config: Any, *, readonly: bool = False) -> Store:
             tables=(*DESK_TABLES, *IDENTITY_TABLES, *WEBHOOK_TABLES),
             readonly=readonly,
             sealer=store_sealer(config, readonly=readonly),
+            check_at_open=check_at_open or storage.check_at_open,
         )
 
     return opened() if readonly else deployment.open_checked(config.data_path, path, opened)

@@ -56,7 +56,7 @@ class GatewayProcess:
         # Safe beside the core: the supervisor's `prepare` has made, upgraded and checked the store (and its data
         # key) before any worker starts, so this open finds the current schema and writes nothing but what
         # LMDB's write lock orders among the processes.
-        self.apps_store = wiring.open_store(config)
+        self.apps_store = wiring.open_store(config, check_at_open="tops")  # the supervisor checked it all
         if self.metrics is not None:
             self.apps_store.damage.on_damaged = self.metrics.storage_damaged
         self.keyring = keymod.load(data_dir, self.apps_store, newest=keys)

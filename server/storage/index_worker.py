@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = Store(
         Path(args.store), map_size=args.map_size, max_map_size=args.max_map_size,
         idempotency_window_s=args.idempotency_window_s, tables=[t for t in args.tables.split(",") if t],
-        sealer=sealer,
+        sealer=sealer, check_at_open="tops",  # the core that starts this process checked the whole file
     )  # fmt: skip
     try:
         worker = Worker(

@@ -62,7 +62,7 @@ import lmdb
 from .. import log as logmod
 from ..engine.messages import MAX_ID_BYTES, CursorUpdate, SendRequest, SendResult, StoredMessage
 from ..engine.ports import Unreadable
-from . import index, preflight
+from . import index, preflight, salvage
 from .files import disk_full
 from .logfile import SUFFIX, read_log
 from .modes import FILE_MODE, private_dir
@@ -236,9 +236,12 @@ class Store:
         tables: Sequence[str] = (),
         readonly: bool = False,
         sealer: Sealer | None = None,
+        check_at_open: str = "full",
     ) -> None:
         """`readonly`: only read, from another process than the one writing (the store must exist). `sealer`: seals
-        and opens the values (None only for a plain store, [storage] seal = false)."""
+        and opens the values (None only for a plain store, [storage] seal = false). `check_at_open` ([storage]):
+        "full" walks every page before a writer maps the file and salvages damaged tables (`salvage`), "tops" checks
+        the tops of the trees only (`preflight`)."""
         self.path = Path(path)
         if set(tables) & set(CORE_TABLES) or len(CORE_TABLES) + len(set(tables)) > MAX_TABLES:
             raise ValueError(f"tables must be new names, at most {MAX_TABLES - len(CORE_TABLES)}: {tables}")
@@ -262,9 +265,15 @@ class Store:
         self._writing = threading.Lock()  # one write transaction at a time, taken before the guard: see _write
         self.maintenance_lock = threading.Lock()
         """Held by retention (`maintenance.expire`), which is not reentrant: one archive per batch of deletions."""
-        if not readonly:
+        self.salvaged: salvage.Salvaged | None = None
+        """What the check at open salvaged (None: nothing was damaged, or no full check)."""
+        if readonly:
+            preflight.check_store_dir(self.path)  # a damaged file is refused here, before LMDB maps it (SIGBUS)
+        else:
             private_dir(self.path)
-        preflight.check_store_dir(self.path)  # a damaged file is refused here, before LMDB maps it (SIGBUS)
+            preflight.reserve_lock_file(self.path)
+            self.salvaged = salvage.check_at_open(self.path, check_at_open, seal=sealer.seal if sealer else None,
+                                                  floor=self._floor)  # fmt: skip
         self.env = lmdb.open(
             str(self.path), subdir=True, map_size=map_size, max_dbs=MAX_TABLES, sync=sync, metasync=sync,
             readonly=readonly, create=not readonly, mode=FILE_MODE,
@@ -279,6 +288,13 @@ class Store:
         except BaseException:
             self.env.close()
             raise
+
+    def _floor(self, key: bytes, stored: bytes) -> int:
+        """The last_seq floor of a stored conversation record; 0 if it does not open (for the salvage)."""
+        try:
+            return open_conversation(Values(self.sealer, DamageReport()), key, stored).last_seq
+        except Damaged:
+            return 0
 
     def _existing_databases(self) -> dict[str, Any]:
         """The named dbs that exist, in a read-only environment (each opened by py-lmdb's own transaction: a handle

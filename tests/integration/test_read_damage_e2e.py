@@ -33,7 +33,10 @@ GOOD = 1
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     """With worker processes, where a read that failed used to leave the request unanswered (one process shares the
     core's code, and its connection was closed: tests/server/test_read_damage.py covers the store and the commit)."""
-    proc = ServerProcess(tmp_path / "data", env={"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS})
+    proc = ServerProcess(
+        tmp_path / "data",
+        env={"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS, "KEFU_STORAGE_CHECK_AT_OPEN": "tops"},
+    )  # met on read, not salvaged
     for name in ("alice", "bob"):
         proc.secrets[name] = add_app(proc.data_dir, name)
     proc.start()

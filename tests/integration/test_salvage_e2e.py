@@ -1,0 +1,102 @@
+"""A real `kefu serve` (with worker processes) started on a stopped store with one leaf page of ``messages`` zeroed
+(LMDB alone aborts the process that reads it: SIGABRT, tests/server/test_salvage.py): the check at open salvages the
+store, the server starts, a SYNC of the conversation on that page gets its intact messages and a damage EVENT for
+each lost one (gapless), other conversations read intact, `storage.salvaged` is logged and the damaged file is kept
+aside (issue #14 point 3)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kefu.protocol import frames
+from kefu.server.storage import pagewalk
+from kefu.server.storage.preflight import PAGE_HEADER
+from kefu.server.storage.schema import CONV_SEQ
+
+from .conftest import LOAD_LIMITS, ServerProcess, add_app
+from .peer import Peer
+from .workers_harness import WORKERS
+
+pytestmark = pytest.mark.asyncio
+
+CONVERSATIONS = 40
+PER_CONVERSATION = 5
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path / "data", env={"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS})
+    for name in ("alice", "bob"):
+        proc.secrets[name] = add_app(proc.data_dir, name)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+async def peer(server: ServerProcess, name: str) -> Peer:
+    return await Peer.connect(server.port, name, server.secrets[name], server.pins)
+
+
+def zero_a_leaf(data: Path) -> set[int]:
+    """Zero a leaf page of ``messages`` in the middle of the table; the conversations whose messages it held."""
+    found = pagewalk.walk(data)
+    assert found is not None
+    table = found.tables["messages"]
+    assert table.depth >= 2, "messages fits one page: nothing to lose alone"
+    raw = data.read_bytes()
+    psize = found.meta.page_size
+    root = raw[table.root * psize : (table.root + 1) * psize]
+    lower = PAGE_HEADER.unpack_from(root)[3]
+    nodes = [struct.unpack_from("=H", root, 16 + 2 * i)[0] for i in range((lower - 16) // 2)]
+    middle = nodes[len(nodes) // 2]
+    lo, hi, flags = struct.unpack_from("=HHH", root, middle)
+    leaf = lo | hi << 16 | flags << 32
+    page = raw[leaf * psize : (leaf + 1) * psize]
+    held = set()
+    for i in range((PAGE_HEADER.unpack_from(page)[3] - 16) // 2):
+        node = struct.unpack_from("=H", page, 16 + 2 * i)[0]
+        held.add(CONV_SEQ.unpack_from(page, node + 8)[0])
+    with data.open("r+b") as f:
+        f.seek(leaf * psize)
+        f.write(bytes(psize))
+    return held
+
+
+async def test_a_zeroed_leaf_is_salvaged_at_start_and_served_as_damage_events(server: ServerProcess) -> None:
+    alice = await peer(server, "alice")
+    for seq in range(PER_CONVERSATION):
+        for conv in range(1, CONVERSATIONS + 1):
+            alice.send(conv, f"message {seq} of {conv}".encode() + bytes(300), to=("bob",))
+        for _ in range(CONVERSATIONS):
+            assert (await alice.next(frames.SendAck)).status == 0
+    alice.close()
+    assert server.stop() == 0  # a graceful stop indexes everything into data.mdb
+    hit = zero_a_leaf(server.data_dir / "store" / "data.mdb")
+    good = next(c for c in range(1, CONVERSATIONS + 1) if c not in hit)
+
+    server.start()
+    bob = await peer(server, "bob")
+    for conv, request in [*((c, i) for i, c in enumerate(sorted(hit), 1)), (good, 100)]:
+        bob.send_frame(frames.Sync(conv, 0, PER_CONVERSATION, 100, request_id=request))
+        got = [await bob.next(frames.Deliver) for _ in range(PER_CONVERSATION)]
+        assert (await bob.next(frames.SyncDone)).request_id == request
+        assert [d.seq for d in got] == list(range(1, PER_CONVERSATION + 1)), conv
+        for d in got:
+            if d.content_type == frames.ContentType.EVENT:
+                assert conv in hit and json.loads(d.body) == {"event": "damaged", "conversation_id": conv, "seq": d.seq}
+            else:
+                assert d.body == f"message {d.seq - 1} of {conv}".encode() + bytes(300)
+        if conv == good:
+            assert all(d.content_type != frames.ContentType.EVENT for d in got)
+    assert server.proc is not None and server.proc.poll() is None
+    log = server.log.read_text()
+    assert "storage.salvaged" in log and "table=messages" in log and "Traceback" not in log
+    assert "worker.died" not in log
+    assert len(list(server.data_dir.glob("damaged-*/data.mdb"))) == 1
