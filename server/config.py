@@ -304,9 +304,10 @@ class StorageSection:
     )  # fmt: skip
     check_at_open: str = setting(
         "full", "What the server checks of the store's file before it maps it at start: \"full\" reads every page"
-        " (about 1 s per GB; a store whose tables are damaged is salvaged: its intact records are copied to a new file"
-        " and the damaged one kept as data_dir/damaged-<UTC time>/data.mdb), \"tops\" only the tops of its B-trees"
-        " (for very large stores; damage below them can then make LMDB abort the process that reads it).",
+        " (about 16,000 pages/s: 0.8 s for 100,000 messages, 12 s per GiB of file; a store whose tables are"
+        " damaged is salvaged: its intact records are copied to a new file and the damaged one kept as"
+        " data_dir/damaged-<UTC time>/data.mdb), \"tops\" only the tops of its B-trees (for very large stores;"
+        " damage below them can then make LMDB abort the process that reads it).",
         choices=("full", "tops"),
     )  # fmt: skip
     seal: bool = setting(

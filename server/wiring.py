@@ -34,7 +34,7 @@ from .runtime.process import usable_cores, worker_count
 from .service.desk import TABLES as DESK_TABLES
 from .service.desk import Desk
 from .service.setup import build_desk
-from .storage import deployment
+from .storage import deployment, salvage
 from .storage.conversations import Conversations, LogSettings, open_conversations
 from .storage.datadir import migrate_store_dir
 from .storage.sealing import Sealer
@@ -128,6 +128,7 @@ def build_core(
     )
     if metrics is not None:
         store.damage.on_damaged = metrics.storage_damaged
+        store.damage.add_counts(salvage.take_report(store))  # what the check at open lost, counted once
     core = Core(config=config, log=log, loop=loop, metrics=metrics)
     desk = build_desk(core, apps, config)
     core.policy = desk

@@ -45,6 +45,8 @@ class Action(StrEnum):
     STORE_BACKUP = "store.backup"
     STORE_RESTORE = "store.restore"
     """Recorded into the restored store, after the restore (the one set aside keeps its own trail)."""
+    STORE_SALVAGE = "store.salvage"
+    """The check at open found damaged pages and copied the intact records to a new file (spec section 12.8)."""
     SERVER_START = "server.start"
     SERVER_STOP = "server.stop"
     CONFIG_RELOAD = "config.reload"

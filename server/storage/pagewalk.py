@@ -36,8 +36,10 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import reduce
+from operator import add, or_
 from pathlib import Path
 from typing import Final
 
@@ -70,6 +72,8 @@ _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
 
 Key = bytes
+_Head = tuple[int, int, int, int]
+"""A node's header: lo, hi, flags, key size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,26 +212,30 @@ class _Walker:
         while stack:
             pgno, depth, low, high = stack.pop()
             try:
-                page, nodes = self.page(pgno, depth, table.name)
-                keys = _keys(page, nodes, order, low, high)
+                page, nodes, heads = self.page(pgno, depth, table.name)
+                keys = _keys(page, nodes, heads, order, low=low, high=high, branch=depth > 1)
             except _Bad as exc:
                 table.lost.append(Lost(table.name, pgno, str(exc), low, high))
                 continue
             table.walked += 1
             if depth > 1:
-                for i in range(len(nodes) - 1, -1, -1):
-                    lo, hi, flags, _ = NODE.unpack_from(page, nodes[i])
+                last = len(nodes) - 1
+                for i in range(last, -1, -1):
+                    lo, hi, flags, _ = heads[i]
                     child_low = low if i == 0 else keys[i]
-                    child_high = high if i == len(nodes) - 1 else keys[i + 1]
+                    child_high = high if i == last else keys[i + 1]
                     stack.append((lo | hi << 16 | flags << 32, depth - 1, child_low, child_high))
                 continue
-            yield from self.leaf(table, page, nodes, keys, collect=collect, main=main)
+            yield from self.leaf(table, page, nodes, heads, keys, collect=collect, main=main)
 
     def leaf(
-        self, table: Table, page: bytes, nodes: list[int], keys: list[bytes], *, collect: bool, main: bool
-    ) -> Iterator[tuple[bytes, bytes]]:
-        for node, key in zip(nodes, keys, strict=True):
-            lo, hi, flags, ksize = NODE.unpack_from(page, node)
+        self, table: Table, page: bytes, nodes: list[int], heads: list[_Head], keys: list[bytes], *, collect: bool,
+        main: bool,
+    ) -> Iterator[tuple[bytes, bytes]]:  # fmt: skip
+        if not main and not collect and not reduce(or_, (h[2] for h in heads)):  # the usual leaf: values inline
+            table.records += len(nodes)
+            return
+        for node, (lo, hi, flags, ksize), key in zip(nodes, heads, keys, strict=True):
             size, start = lo | hi << 16, node + NODE.size + ksize
             if main:
                 if flags != F_SUBDATA or size != MDB_DB.size:
@@ -250,8 +258,8 @@ class _Walker:
                 if collect:
                     yield key, page[start : start + size]
 
-    def page(self, pgno: int, depth: int, name: str) -> tuple[bytes, list[int]]:
-        """The page `pgno` at `depth` of a tree, checked, with its node offsets."""
+    def page(self, pgno: int, depth: int, name: str) -> tuple[bytes, list[int], list[_Head]]:
+        """The page `pgno` at `depth` of a tree, checked, with its node offsets and node headers."""
         page = self.read(pgno)
         _, _, flags, lower, upper = PAGE_HEADER.unpack_from(page)
         branch = depth > 1
@@ -263,21 +271,27 @@ class _Walker:
         if count < (2 if branch and name != FREE_DB else 1):
             raise _Bad(f"{count} nodes")
         nodes = list(struct.unpack_from(f"={count}H", page, PAGE_HEADER.size))
-        for node in nodes:
-            if not upper <= node <= self.psize - NODE.size or node & 1:
-                raise _Bad(f"a node lies at offset {node}, outside the page's node space")
-            lo, hi, flags, ksize = NODE.unpack_from(page, node)
-            if ksize > MAX_KEY:
-                raise _Bad(f"a key of {ksize} bytes")
-            end = node + NODE.size + ksize
-            if not branch:
-                allowed = F_SUBDATA if name == MAIN_DB else F_BIGDATA
-                if flags & ~allowed:
-                    raise _Bad(f"a node's flags {flags:#x}")
-                end += U64.size if flags & F_BIGDATA else lo | hi << 16
-            if end > self.psize:
-                raise _Bad(f"the node at offset {node} ends beyond the page")
-        return page, nodes
+        if min(nodes) < upper or max(nodes) > self.psize - NODE.size or reduce(or_, nodes) & 1:
+            raise _Bad(f"a node lies outside the page's node space ({upper}..{self.psize - NODE.size})")
+        unpack = NODE.unpack_from
+        heads: list[_Head] = [unpack(page, n) for n in nodes]
+        los, his, flags_of, ksizes = zip(*heads, strict=True)
+        if max(ksizes) > MAX_KEY:
+            raise _Bad(f"a key of more than {MAX_KEY} bytes")
+        ends: Iterable[int] = map(add, nodes, ksizes)  # where each node's key ends (its header before it)
+        if not branch:
+            node_flags = reduce(or_, flags_of)
+            if node_flags & ~(F_SUBDATA if name == MAIN_DB else F_BIGDATA):
+                raise _Bad("a node's flags are not a table's")
+            if node_flags or max(his):  # values on overflow pages, or of 64 KiB and more: each node on its own
+                ends = (
+                    e + (U64.size if h[2] & F_BIGDATA else h[0] | h[1] << 16) for e, h in zip(ends, heads, strict=True)
+                )
+            else:
+                ends = map(add, ends, los)
+        if max(ends) + NODE.size > self.psize:
+            raise _Bad("a node ends beyond the page")
+        return page, nodes, heads
 
     def read(self, pgno: int) -> bytes:
         if not 2 <= pgno < self.meta.pages:
@@ -319,25 +333,21 @@ def _int_key(key: bytes) -> Key:
 
 
 def _keys(
-    page: bytes, nodes: list[int], order: Callable[[bytes], Key], low: bytes | None, high: bytes | None
-) -> list[bytes]:
-    """The keys of a checked page, each checked in order and inside ``low <= key < high`` (a branch's first key is
+    page: bytes, nodes: list[int], heads: list[_Head], order: Callable[[bytes], Key], *, low: bytes | None,
+    high: bytes | None, branch: bool,
+) -> list[bytes]:  # fmt: skip
+    """The keys of a checked page, checked: ascending, and inside ``low <= key < high`` (a branch's first key is
     empty: its lower bound is the parent's)."""
-    keys = []
-    branch = PAGE_HEADER.unpack_from(page)[2] == P_BRANCH
-    previous: Key | None = None if low is None else order(low)
-    strict = False  # the parent's lower bound may equal the first key; keys after it must ascend
-    upper = None if high is None else order(high)
-    for i, node in enumerate(nodes):
-        ksize = NODE.unpack_from(page, node)[3]
-        key = page[node + NODE.size : node + NODE.size + ksize]
-        keys.append(key)
-        if branch and i == 0:
-            continue
-        k = order(key)
-        if previous is not None and (k <= previous if strict else k < previous):
-            raise _Bad(f"key {key.hex()} is out of order")
-        if upper is not None and k >= upper:
-            raise _Bad(f"key {key.hex()} is not below its parent's next separator")
-        previous, strict = k, True
+    keys = [page[n + NODE.size : n + NODE.size + h[3]] for n, h in zip(nodes, heads, strict=True)]
+    ordered = keys[1:] if branch else keys
+    if order is not _bytes_key:
+        ordered = [order(k) for k in ordered]
+    if not ordered:
+        return keys
+    if ordered != sorted(ordered) or len(set(ordered)) != len(ordered):
+        raise _Bad("its keys are out of order")
+    if low is not None and ordered[0] < order(low):
+        raise _Bad(f"key {ordered[0].hex()} is below its parent's separator")
+    if high is not None and ordered[-1] >= order(high):
+        raise _Bad(f"key {ordered[-1].hex()} is not below its parent's next separator")
     return keys

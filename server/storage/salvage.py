@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import time
@@ -48,7 +49,9 @@ from typing import Any, Final
 import lmdb
 
 from .. import log as logmod
+from ..engine.audit import Action
 from ..engine.messages import encode_message
+from . import audit
 from .files import DISK_FULL, fsync_path
 from .modes import DIR_MODE, FILE_MODE
 from .pagewalk import FREE_DB, INTEGERKEY, Lost, Table, Walk, records, walk
@@ -56,10 +59,13 @@ from .preflight import DATA_FILE, LOCK_FILE, WHAT_TO_DO, DamagedStore, check_dat
 from .schema import CONV_SEQ, MAX_TABLES, SEALED_KEY, U64S
 from .values import CONVERSATION_ITSELF, add_mark, placeholder
 
-__all__ = ["CHECKS", "Salvaged", "check_at_open", "salvage"]
+__all__ = ["CHECKS", "REPORT_KEY", "Salvaged", "audit_salvage", "check_at_open", "salvage", "take_report"]
 
 CHECKS: Final = ("full", "tops")
 TMP_DIR: Final = "salvage.tmp"
+REPORT_KEY: Final = b"salvage_report"
+"""``meta`` key of the last salvage's summary (JSON: set_aside, lost records per table), until a process with
+metrics counts it (`take_report`): the supervisor salvages before the core that keeps the metrics starts."""
 CHUNK: Final = 20_000
 """Records copied per write transaction: a bound on LMDB's dirty pages (and memory) in one transaction."""
 
@@ -133,7 +139,7 @@ def salvage(path: Path, found: Walk, *, seal: Seal | None, floor: Floor) -> Salv
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=DIR_MODE)
     try:
-        done = _copy(data, tmp, found, seal, floor)
+        done = _copy(data, tmp, found, seal=seal, floor=floor, aside=_aside_name(data))
     except lmdb.Error as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if str(exc).endswith(tuple(os.strerror(code) for code in DISK_FULL)) or isinstance(exc, lmdb.MapFullError):
@@ -144,7 +150,7 @@ def salvage(path: Path, found: Walk, *, seal: Seal | None, floor: Floor) -> Salv
         if exc.errno in DISK_FULL:
             raise DamagedStore(_no_room(data, need)) from None
         raise
-    done.aside = _set_aside(data)
+    _set_aside(data, done.aside)
     os.replace(tmp / DATA_FILE, data)
     fsync_path(path)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -159,8 +165,8 @@ def _no_room(data: Path, need: int) -> str:
     )
 
 
-def _copy(data: Path, tmp: Path, found: Walk, seal: Seal | None, floor: Floor) -> Salvaged:
-    done = Salvaged(Path())
+def _copy(data: Path, tmp: Path, found: Walk, *, seal: Seal | None, floor: Floor, aside: Path) -> Salvaged:
+    done = Salvaged(aside)
     env = lmdb.open(
         str(tmp), subdir=True, map_size=max(found.meta.map_size, 2 * found.meta.pages * found.meta.page_size),
         max_dbs=MAX_TABLES, lock=False, mode=FILE_MODE, sync=False, metasync=False,
@@ -174,6 +180,11 @@ def _copy(data: Path, tmp: Path, found: Walk, seal: Seal | None, floor: Floor) -
                 done.lost[name] = max(0, table.entries - table.records)
         if "messages" in found.tables and "meta" in handles:
             done.placeholders = _stand_ins(env, handles, found.tables["messages"], seal, floor)
+        if "meta" in handles:
+            with env.begin(write=True) as txn:
+                txn.put(
+                    REPORT_KEY, json.dumps({"set_aside": str(aside), "lost": done.lost}).encode(), db=handles["meta"]
+                )
         env.sync(True)
     finally:
         env.close()
@@ -301,20 +312,24 @@ def _without_record(txn: lmdb.Transaction[bytes], handles: dict[str, Any], known
     return out
 
 
-def _set_aside(data: Path) -> Path:
-    """Link the damaged file into a new DATA_DIR/damaged-<UTC time>/ (the store directory's parent)."""
+def _aside_name(data: Path) -> Path:
+    """A new DATA_DIR/damaged-<UTC time>/ (the store directory's parent) for the damaged file."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     aside = data.parent.parent / f"damaged-{stamp}"
     n = 1
     while aside.exists():
         n += 1
         aside = data.parent.parent / f"damaged-{stamp}-{n}"
+    return aside
+
+
+def _set_aside(data: Path, aside: Path) -> None:
+    """Link the damaged file into `aside`."""
     aside.mkdir(mode=DIR_MODE)
     os.link(data, aside / DATA_FILE)
     os.chmod(aside / DATA_FILE, FILE_MODE)
     fsync_path(aside)
     fsync_path(aside.parent)
-    return aside
 
 
 def _report(found: Walk, done: Salvaged) -> None:
@@ -329,3 +344,31 @@ def _report(found: Walk, done: Salvaged) -> None:
         logmod.event("storage.salvage_free_list", table=FREE_DB, rebuilt=True)
     logmod.warning("storage.salvage_done", set_aside=str(done.aside), placeholders=done.placeholders,
                    records_lost=sum(done.lost.values()))  # fmt: skip
+
+
+def audit_salvage(store: Any, done: Salvaged) -> None:
+    """Record the salvage in the store's audit trail (the store just opened), if it has one."""
+    if "audit" in dict(store.handles()):
+        audit.record(store, actor="kefu", action=Action.STORE_SALVAGE, target=str(done.aside),
+                     details={"lost": done.lost, "placeholders": done.placeholders})  # fmt: skip
+
+
+def take_report(store: Any) -> dict[str, int]:
+    """The records lost per table by a salvage not counted yet (`REPORT_KEY`), and forget it: for the metric
+    kefu_storage_damaged_records_total of the process that serves."""
+
+    def work(txn: lmdb.Transaction[bytes]) -> bytes | None:
+        raw = txn.get(REPORT_KEY, db=store.handle("meta"))
+        if raw is not None:
+            txn.delete(REPORT_KEY, db=store.handle("meta"))
+        return raw
+
+    with store.reading() as txn:
+        if txn.get(REPORT_KEY, db=store.handle("meta")) is None:
+            return {}
+    raw = store.writing(work)
+    try:
+        lost = json.loads(raw)["lost"] if raw else {}
+        return {str(table): int(n) for table, n in lost.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}

@@ -285,6 +285,8 @@ class Store:
             if self._schema_version() < SCHEMA_VERSION and not readonly:
                 self._upgrade(sealer)
             self._check_sealing(sealer)
+            if self.salvaged is not None:
+                salvage.audit_salvage(self, self.salvaged)
         except BaseException:
             self.env.close()
             raise

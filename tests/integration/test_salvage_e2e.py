@@ -6,8 +6,11 @@ aside (issue #14 point 3)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +103,10 @@ async def test_a_zeroed_leaf_is_salvaged_at_start_and_served_as_damage_events(se
     assert "storage.salvaged" in log and "table=messages" in log and "Traceback" not in log
     assert "worker.died" not in log
     assert len(list(server.data_dir.glob("damaged-*/data.mdb"))) == 1
+    status = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "kefu.server.cli", "status", "--data-dir", str(server.data_dir),
+                         "--metrics-port", str(server.metrics_port)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    damaged = [line for line in status.stdout.splitlines() if "damaged records found on read" in line]
+    assert damaged and "messages" in damaged[0], status.stdout + status.stderr  # counted once, by the core
