@@ -43,7 +43,7 @@ class CoreProcess:
         self._load = load
         self.loop = loop
         self.metrics = Metrics() if config.metrics.enabled else None
-        self.store = wiring.open_store(config)
+        self.store = wiring.open_store(config, check_at_open="tops")  # the supervisor's open checked every page
         self.apps = AppDirectory(self.store)
         self.side = wiring.build_core(config, loop, self.store, self.apps, self.metrics, on_fatal=self._log_failed)
         self.data_keys = DataKeys(config, self.store, self.side.log, metrics=self.metrics)

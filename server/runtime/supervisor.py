@@ -64,6 +64,8 @@ START_TIMEOUT_S = 60.0
 METRICS_TIMEOUT_S = 2.0
 QUICK_DEATH_S = 5.0
 """A worker that dies sooner than this after starting is restarted after a pause (doubling to 1 s), not at once."""
+STORE_CHECK_TRIES = 10
+"""Opens of the store the supervisor tries after the core died of a damaged page (`_check_store`), 0.5 s apart."""
 
 
 class Worker:
@@ -100,6 +102,9 @@ class Supervisor:
         self._reload_config = reload
         self.argv = list(argv)
         self.loop = asyncio.get_event_loop()
+        self._store_check: asyncio.Task[None] | None = None
+        self.salvaging = False
+        """The store is being checked after the core died of a damaged page: no worker starts meanwhile."""
         self.gateways = [Worker("gateway", i) for i in range(worker_count(config))]
         self.core = Worker("core", 0)
         self.stopping = False
@@ -277,12 +282,38 @@ class Supervisor:
         logmod.error("worker.died", worker=worker.name, pid=proc.pid, code=code, ready=was_ready)
         if (hint := death_hint(code)) is not None:  # SIGABRT, SIGBUS, SIGSEGV: how LMDB ends a reader of a bad page
             logmod.error("worker.store_damaged", worker=worker.name, pid=proc.pid, hint=hint)
+            if worker.role == "core" and self.config.storage.check_at_open == "full" and not self.salvaging:
+                self.salvaging = True
+                self._store_check = self.loop.create_task(self._check_store())
+                return
         quick = time.monotonic() - worker.started < QUICK_DEATH_S
         worker.backoff = min(1.0, max(0.05, worker.backoff * 2)) if quick else 0.0
         self.loop.call_later(worker.backoff, self._restart, worker)
 
+    async def _check_store(self) -> None:
+        """The core died as LMDB kills a reader of a damaged page, and its restart would read it again (or find it
+        and be refused: the gateways map the file). So the gateways are stopped (killed: none may map the file
+        while it is replaced, spec section 12.8), the store is opened here as at the start (the full check; a damaged
+        table is salvaged), and the core and the gateways start again."""
+        logmod.error("worker.store_check", reason="the core died as a damaged store kills it: stopping the gateways"
+                     " to check the store at open")  # fmt: skip
+        for gateway in self.gateways:
+            self._kill(gateway)
+        while any(g.alive for g in self.gateways):
+            await asyncio.sleep(0.05)
+        for _ in range(STORE_CHECK_TRIES):  # the core's indexer process may hold the store a moment longer
+            try:
+                await asyncio.to_thread(lambda: wiring.open_store(self.config).close())
+                break
+            except Exception as exc:  # the core's own open says the rest again
+                logmod.error("worker.store_check_failed", error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.5)
+        self.salvaging = False
+        for worker in self.workers:
+            self._restart(worker)
+
     def _restart(self, worker: Worker) -> None:
-        if self.stopping or worker.alive:
+        if self.stopping or worker.alive or self.salvaging:
             return
         worker.restarts += 1
         self._restarts.labels(worker.role).inc()

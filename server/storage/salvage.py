@@ -14,7 +14,8 @@ it reads), before LMDB maps the file. A store whose named tables are intact open
 A crash at any point leaves either the old file or the new one as data.mdb (the rename is atomic), and the next
 open walks it again. Nothing else in the data directory changes (keys/, the log, the deployment marker): the log's
 tail is replayed on top as at every start. The free database is rebuilt by the copy, so damage there costs nothing.
-Damage to the main database (it names the tables) or to a meta page is still refused (`preflight`).
+Damage to the main database (it names the tables), to the ``meta`` table (the schema version, the log position,
+the deployment id: `VITAL`) or to a meta page is still refused (`preflight`).
 
 What the copy cannot keep is reported (`storage.salvaged`, one log line per lost range: table, key range in hex,
 page, reason, pages and records lost, records copied) and stands in the store as spec section 12 says of a damaged
@@ -66,6 +67,9 @@ TMP_DIR: Final = "salvage.tmp"
 REPORT_KEY: Final = b"salvage_report"
 """``meta`` key of the last salvage's summary (JSON: set_aside, lost records per table), until a process with
 metrics counts it (`take_report`): the supervisor salvages before the core that keeps the metrics starts."""
+VITAL: Final = ("meta",)
+"""Tables whose loss the salvage cannot stand in for (the schema version, the log position, the deployment id): their
+damage is refused, as the main database's."""
 CHUNK: Final = 20_000
 """Records copied per write transaction: a bound on LMDB's dirty pages (and memory) in one transaction."""
 
@@ -96,6 +100,12 @@ def check_at_open(path: Path, check: str, *, seal: Seal | None, floor: Floor) ->
         found = walk(data)
         if found is None or not found.damaged:
             return None
+        vital = [t for t in found.damaged if t.name in VITAL]
+        if vital:
+            raise DamagedStore(
+                f"{data}: table 'meta' (the store's schema, log position and deployment) is damaged at page "
+                f"{vital[0].lost[0].pgno} ({vital[0].lost[0].reason}): it cannot be salvaged. {WHAT_TO_DO}"
+            )
         if not alone:
             first = found.damaged[0]
             raise DamagedStore(

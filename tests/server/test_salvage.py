@@ -340,3 +340,12 @@ def test_the_salvage_keeps_every_record_order_and_table(data: Path) -> None:
             assert got[: len(items)] == items and len(got) == len(items) + 1
         elif name != "meta":
             assert got == items, name
+
+
+def test_damage_to_meta_is_refused_not_salvaged(data: Path) -> None:
+    """``meta`` holds the schema version, the log position and the deployment id: nothing can stand in for them."""
+    before = (data / "store" / "data.mdb").read_bytes()
+    poke(data, leaves(data, "meta")[0] * PSIZE, bytes(PSIZE))
+    with pytest.raises(DamagedStore, match=r"table 'meta' .* is damaged at page .* it cannot be salvaged"):
+        Store(data / "store", sealer=sealer_of(data, "sm4-gcm"))
+    assert not list(data.glob("damaged-*")) and (data / "store" / "data.mdb").stat().st_size == len(before)
