@@ -164,6 +164,8 @@ def records(path: Path, found: Walk, name: str) -> Iterator[tuple[bytes, bytes]]
     try:
         walker = _Walker(fd, found.meta)
         table = found.tables[name]
+        walker.seen.update(lost.pgno for lost in table.lost)  # lost: read as "reached twice", skipped again (a page
+        # another table reached first is lost here, and must not be copied into this table)
         yield from walker.tree(Table(name, table.root, table.depth, table.flags, table.entries, table.pages), True)
     finally:
         os.close(fd)
