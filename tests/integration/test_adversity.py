@@ -23,6 +23,28 @@ pytestmark = pytest.mark.asyncio
 READ_TIMEOUT = 10.0
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the module's tests of bad input (a start costs seconds): each checks its own connections'
+    answers, that the server still serves (`healthy_exchange`, in a conversation of its own) and the log lines written
+    since it began (`log_since`). The tests that count lines of the whole log, or need other settings, start their
+    own."""
+    yield from running_server(tmp_path_factory.mktemp("adversity"), {})
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh server for this test alone."""
+    yield from running_server(tmp_path, {})
+
+
+def log_since(server: ServerProcess, offset: int) -> str:
+    """What the server logged after the log was `offset` bytes long."""
+    with server.log_path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
 @pytest.fixture
 def quick_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A server with a 1 s handshake deadline."""
@@ -50,11 +72,17 @@ async def error_then_close(reader: asyncio.StreamReader) -> int:
 
 
 async def healthy_exchange(server: ServerProcess, conversation: int) -> None:
-    """Two well-behaved clients still get through, promptly."""
+    """Two well-behaved clients still get through, promptly: a new message in a new conversation (the module's server
+    is shared: `conversation` is offset by a random number, and bob skips what earlier tests left him)."""
+    conversation += int.from_bytes(os.urandom(6), "big") << 8
+    body = b"still fine " + os.urandom(8).hex().encode()
     alice = await Peer.connect(server.port, "alice", server.secrets["alice"], server.pins)
     bob = await Peer.connect(server.port, "bob", server.secrets["bob"], server.pins)
-    alice.send(conversation, b"still fine", to=("bob",))
-    assert (await bob.next(frames.Deliver, timeout=5)).body == b"still fine"
+    alice.send(conversation, body, to=("bob",))
+    async with asyncio.timeout(5):
+        while (deliver := await bob.next(frames.Deliver)).conversation_id != conversation:
+            pass
+    assert deliver.body == body
     alice.close()
     bob.close()
 
@@ -200,6 +228,7 @@ async def test_a_bad_app_id_is_an_authentication_failure_with_one_reason(server:
     from kefu.protocol.handshake import ClientConfig  # noqa: PLC0415
     from kefu.protocol.serverconn import AUTH_FAILED_REASON  # noqa: PLC0415
 
+    log_start = server.log_path.stat().st_size
     config = _config(server)
     assert isinstance(config, ClientConfig)
     peer = Peer(dataclasses.replace(config, app_id=app_id))
@@ -214,7 +243,7 @@ async def test_a_bad_app_id_is_an_authentication_failure_with_one_reason(server:
     assert (ended.code, ended.reason) == (ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON)
     await shut(writer)
     await healthy_exchange(server, 5)
-    log = server.log_path.read_text(errors="replace")
+    log = log_since(server, log_start)
     assert "conn.auth_failed" in log
     assert "internal_error" not in log
     assert "\x00" not in log
@@ -267,10 +296,12 @@ async def test_handshakes_past_the_budget_get_a_goaway_and_a_quiet_address_still
     assert isinstance(answer, frames.ServerHello)
 
 
-async def test_connection_errors_are_logged_at_a_bounded_rate(server: ServerProcess) -> None:
+async def test_connection_errors_are_logged_at_a_bounded_rate(own_server: ServerProcess) -> None:
     """A peer that opens connection after connection and sends garbage costs the journal at most a burst of conn.error
     lines per gateway and a few a second after that; the lines left out are counted in the next one written."""
     from kefu.server.edge.gateway import ERROR_LOG_BURST, ERROR_LOG_PER_S  # noqa: PLC0415
+
+    server = own_server  # its allowances untouched by other tests, and every line of its log its own
 
     async def garbage() -> None:
         reader, writer = await raw(server)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import APPS, ServerProcess, add_app
+from .conftest import APPS, ServerProcess, add_apps
 
 START_TIMEOUT_S = 60
 
@@ -40,8 +40,7 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     """A data directory with four apps (more than a few pages) that a server started in and stopped cleanly: one
     start for every case, each of which damages a copy."""
     server = ServerProcess(tmp_path_factory.mktemp("deployed") / "data")
-    for name in APPS:
-        add_app(server.data_dir, name)
+    add_apps(server.data_dir, APPS)
     server.start()
     try:
         assert server.stop() == 0

@@ -19,7 +19,7 @@ from kefu.server.identity.datakeys import sealer_of
 from kefu.server.storage.store import Store
 
 from ..tmpfs import mounted_tmpfs
-from .conftest import ServerProcess, add_app
+from .conftest import ServerProcess, add_apps
 from .peer import Peer
 
 pytestmark = pytest.mark.asyncio
@@ -54,8 +54,7 @@ async def peer(server: ServerProcess, name: str) -> Peer:
 async def test_a_full_disk_starts_serves_reads_and_refuses_writes(small_fs: Path, tmp_path: Path) -> None:
     server = ServerProcess(small_fs / "data", env=ENV)
     server.log_path = tmp_path / "server.log"  # not on the full file system
-    for name in ("alice", "bob"):
-        server.secrets[name] = add_app(server.data_dir, name)
+    server.secrets.update(add_apps(server.data_dir, ("alice", "bob")))
     server.start()
     try:
         alice = await peer(server, "alice")
@@ -125,8 +124,7 @@ async def test_a_server_that_took_sends_on_a_full_disk_starts_again_and_serves_t
     the log's records reach the store."""
     server = ServerProcess(small_fs / "data", env={**ENV, "KEFU_STORAGE_INDEX_INTERVAL_MS": "3000"})
     server.log_path = tmp_path / "server.log"
-    for name in ("alice", "bob"):
-        server.secrets[name] = add_app(server.data_dir, name)
+    server.secrets.update(add_apps(server.data_dir, ("alice", "bob")))
     server.start()
     try:
         alice = await peer(server, "alice")

@@ -32,7 +32,7 @@ from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import TicketReceived
 from kefu.protocol.handshake import ClientConfig
 
-from .conftest import ServerProcess, add_app, running_server
+from .conftest import ServerProcess, add_app, add_apps, running_server
 from .peer import TIMEOUT, Peer
 
 pytestmark = pytest.mark.asyncio
@@ -311,8 +311,7 @@ async def test_static_pages_and_the_js_client(server: ServerProcess) -> None:
 async def test_a_restarted_gateway_serves_the_same_web_port(tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = ServerProcess(data, env={"KEFU_SERVER_WORKERS": "1"})
-    for name in ("alice", "bob"):
-        server.secrets[name] = add_app(data, name)
+    server.secrets.update(add_apps(data, ("alice", "bob")))
     server.start()
     try:
         await still_serves(server)
@@ -335,8 +334,7 @@ async def test_a_restarted_gateway_serves_the_same_web_port(tmp_path: Path) -> N
 async def test_websocket_connections_count_against_the_same_connection_limit(tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = ServerProcess(data, env={"KEFU_SERVER_WORKERS": "0", "KEFU_SERVER_MAX_CONNECTIONS": "2"})
-    server.secrets["alice"] = add_app(data, "alice")
-    server.secrets["bob"] = add_app(data, "bob")
+    server.secrets.update(add_apps(data, ("alice", "bob")))
     server.start()
     try:
         tcp = await Peer.connect(server.port, "alice", server.secrets["alice"], server.pins)

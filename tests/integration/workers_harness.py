@@ -32,7 +32,7 @@ from kefu.client import Client, Message, SendReceipt
 from kefu.protocol.crypto import Suite
 from kefu.protocol.handshake import ClientConfig
 
-from .conftest import ServerProcess, add_app
+from .conftest import ServerProcess, add_apps
 from .peer import TIMEOUT, Peer
 
 __all__ = [
@@ -86,8 +86,7 @@ def start_server(
     """`kefu serve` with WORKERS gateways and `apps` registered, started; the caller kills it (by PID)."""
     data_dir = tmp_path / "data"
     server = ServerProcess(data_dir, extra=extra, env={"KEFU_SERVER_WORKERS": str(WORKERS), **(env or {})})
-    for name in apps:
-        server.secrets[name] = add_app(data_dir, name)
+    server.secrets.update(add_apps(data_dir, apps))
     server.start()
     return server
 

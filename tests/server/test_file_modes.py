@@ -22,7 +22,7 @@ from kefu.server.storage import maintenance
 from kefu.server.storage.modes import private_dir, tighten, too_wide
 from kefu.server.storage.schema import message_key
 from kefu.server.storage.store import Store
-from tests.integration.conftest import ServerProcess, add_app
+from tests.integration.conftest import ServerProcess, add_apps
 from tests.integration.peer import Peer
 
 TIMEOUT = 30.0
@@ -135,8 +135,7 @@ def test_a_server_started_under_umask_022_keeps_every_file_private(
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o755)  # as an installer or an older kefu left it
     server = ServerProcess(data_dir, env={"KEFU_SERVER_WORKERS": str(workers)})
-    for name in ("alice", "bob"):
-        server.secrets[name] = add_app(data_dir, name)
+    server.secrets.update(add_apps(data_dir, ("alice", "bob")))
     server.start()
     try:
         asyncio.run(_send_one(server))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kefu.server.runtime.launch import ServeProcess
-from tests.integration.conftest import add_app, close_peers  # noqa: F401 - close_peers: the same autouse fixture
+from tests.integration.conftest import add_apps, close_peers  # noqa: F401 - close_peers: the same autouse fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
@@ -184,8 +184,7 @@ def served(tmp_path: Path) -> Iterator[list[Served]]:
 
 def with_apps(s: Served, *names: str) -> Served:
     """Register apps (before start, so that no development app is made) and keep their secrets."""
-    for name in names:
-        s.secrets[name] = add_app(s.data_dir, name)
+    s.secrets.update(add_apps(s.data_dir, names))
     return s
 
 
