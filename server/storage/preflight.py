@@ -54,7 +54,8 @@ page is still the one it started from; otherwise it is read again (TOP_TRIES tim
 committing that fast is being written by a server that opened it).
 
 This checks the file's frame and the tops of its trees, not every page: damage deeper inside the file (a flipped
-byte in a leaf page) is for `kefu verify`. What else can stop a start on a damaged store is in spec section 12.
+byte in a leaf page) is for the full check at a writer's open (`pagewalk`, `salvage`: [storage] check_at_open) and
+`kefu verify`. What else can stop a start on a damaged store is in spec section 12.
 """
 
 from __future__ import annotations
