@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import struct
 import subprocess
@@ -35,15 +36,25 @@ def apps(data_dir: Path, store_dir: str = "store") -> list[str]:
         store.close()
 
 
-@pytest.fixture
-def backed_up(tmp_path: Path) -> tuple[Path, Path]:
-    """A data dir with app "early" in a backup and app "late" added after it."""
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def backed_up_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with data/ (app "early" in a backup and app "late" added after it) and backup/, made once for the
+    module by the real commands (three processes); each test gets a copy (`backed_up`)."""
+    root = tmp_path_factory.mktemp("backed-up")
+    data = root / "data"
     assert kefu("app", "add", "early", "--data-dir", str(data)).returncode == 0
-    backup = tmp_path / "backup"
+    backup = root / "backup"
     assert kefu("backup", str(backup), "--data-dir", str(data)).returncode == 0
     assert kefu("app", "add", "late", "--data-dir", str(data)).returncode == 0
-    return data, backup
+    return root
+
+
+@pytest.fixture
+def backed_up(backed_up_once: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of `backed_up_once` of the test's own (files copied with their modes; no process holds them)."""
+    for name in ("data", "backup"):
+        shutil.copytree(backed_up_once / name, tmp_path / name)
+    return tmp_path / "data", tmp_path / "backup"
 
 
 def test_restore_replaces_the_store_and_keeps_the_old_one_aside(backed_up: tuple[Path, Path]) -> None:
