@@ -53,7 +53,7 @@ from .. import log as logmod
 from ..engine.audit import Action
 from ..engine.messages import encode_message
 from . import audit
-from .files import DISK_FULL, fsync_path
+from .files import disk_full, fsync_path
 from .modes import DIR_MODE, FILE_MODE
 from .pagewalk import FREE_DB, INTEGERKEY, Lost, Table, Walk, records, walk
 from .preflight import DATA_FILE, LOCK_FILE, WHAT_TO_DO, DamagedStore, check_data_file, check_tree_tops
@@ -150,16 +150,13 @@ def salvage(path: Path, found: Walk, *, seal: Seal | None, floor: Floor) -> Salv
     tmp.mkdir(mode=DIR_MODE)
     try:
         done = _copy(data, tmp, found, seal=seal, floor=floor, aside=_aside_name(data))
-    except lmdb.Error as exc:
+    except (lmdb.Error, OSError) as exc:  # the original is untouched: refuse with one line
         shutil.rmtree(tmp, ignore_errors=True)
-        if str(exc).endswith(tuple(os.strerror(code) for code in DISK_FULL)) or isinstance(exc, lmdb.MapFullError):
-            raise DamagedStore(_no_room(data, need)) from None
-        raise
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno in DISK_FULL:
-            raise DamagedStore(_no_room(data, need)) from None
-        raise
+        reason = "no room" if disk_full(exc, path) else f"{type(exc).__name__}: {exc}"
+        raise DamagedStore(
+            f"{data}: damaged below the tops of its tables, and the salvaged copy could not be written ({reason}; it "
+            f"needs up to {need >> 20} MiB): free some space and start again, or restore a backup. {WHAT_TO_DO}"
+        ) from None
     _set_aside(data, done.aside)
     os.replace(tmp / DATA_FILE, data)
     fsync_path(path)

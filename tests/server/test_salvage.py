@@ -375,3 +375,35 @@ def test_healthy_stores_after_random_transactions_pass_the_walk(tmp_path: Path) 
                 for i, db in enumerate(dbs):
                     assert found.tables[f"t{i}"].records == txn.stat(db)["entries"]
     env.close()
+
+
+NO_ROOM = """
+import resource, signal, sys
+from pathlib import Path
+from kefu.server.identity.datakeys import sealer_of
+from kefu.server.storage.preflight import OpenRefused
+from kefu.server.storage.store import Store
+data = Path(sys.argv[1])
+sealer = sealer_of(data, "sm4-gcm")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+try:
+    Store(data / "store", sealer=sealer)
+except OpenRefused as exc:
+    print(exc)
+    sys.exit(1)
+"""
+
+
+def test_no_room_for_the_copy_is_refused_with_one_line_and_changes_nothing(data: Path) -> None:
+    """The new file cannot be written (RLIMIT_FSIZE: EFBIG, one of the errors of a full disk): the open is refused
+    with one line, the damaged file stays in place and nothing is left behind."""
+    leaf_zeroed(data)
+    before = (data / "store" / "data.mdb").read_bytes()
+    child = subprocess.run([sys.executable, "-c", NO_ROOM, str(data)], capture_output=True, text=True, timeout=60,
+                           check=False)  # fmt: skip
+    assert child.returncode == 1 and "Traceback" not in child.stderr, child.stderr[-2000:]
+    assert "the salvaged copy could not be written (" in child.stdout, child.stdout
+    assert len(child.stdout.strip().splitlines()) == 1
+    assert (data / "store" / "data.mdb").read_bytes() == before
+    assert not list(data.glob("damaged-*")) and not (data / "store" / "salvage.tmp").exists()
