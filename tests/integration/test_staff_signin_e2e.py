@@ -9,13 +9,12 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from kefu.client import AuthFailed, Client
 from kefu.protocol.errors import ErrorCode
@@ -36,12 +35,14 @@ def staff_add(data_dir: Path, name: str, role: str, tenant: str) -> None:
     )  # fmt: skip
 
 
-@pytest_asyncio.fixture(params=[0, WORKERS], ids=["single", "workers"])
-async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    data_dir = tmp_path / "data"
+@pytest.fixture(scope="module", params=[0, WORKERS], ids=["single", "workers"])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server per mode for the module (a start costs seconds): the staff test signs agent-1 in and out, the
+    visitor test makes a visitor of its own; neither touches what the other uses."""
+    data_dir = tmp_path_factory.mktemp(f"signin-{request.param}") / "data"
     staff_add(data_dir, "agent-1", "agent", "bank")
     server = ServerProcess(data_dir, env={"KEFU_SERVER_WORKERS": str(request.param)})
-    await asyncio.to_thread(server.start)
+    server.start()
     try:
         yield server
     finally:
