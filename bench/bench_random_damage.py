@@ -56,7 +56,7 @@ def main() -> None:
             if os.WIFEXITED(status) and os.WEXITSTATUS(status):
                 total["refused_full"] += 1
                 try:  # the same check in this process (pread only: safe), for its message
-                    check_at_open(Path(path) / "store", "full", seal=None, floor=lambda k, v: 0)
+                    check_at_open(Path(path) / "store", "full", seal=None, conversation=lambda k, v: None)
                     reasons.append("opened here: refused later in the child")
                 except Exception as exc:
                     reasons.append(f"{type(exc).__name__}: {str(exc)[:200]}")

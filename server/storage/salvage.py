@@ -24,7 +24,8 @@ conversation is marked (``meta`` ``damaged``): streams stay gapless. Its seqs ar
 conversation's first and last known seq (its record's floor, its last intact message) inside the lost key range;
 messages lost after a conversation's last known seq are counted (the table's entry count says how many records the
 tree held) and, when one conversation alone can own them, placed after it, so its next message does not reuse a seq
-a client already has. A conversation whose record was lost is marked (seq 0). Lost cursors read as 0 (the stream is
+a client already has. A conversation whose record was lost is marked (seq 0). Lost ``user_convs`` entries are
+written again from the conversation records' members (it is their index). Lost cursors read as 0 (the stream is
 delivered again), lost idempotency entries as absent, lost apps do not authenticate: what a damaged value does.
 
 Other processes map the store too (gateways, `kefu app`, the indexer). The walk and the salvage run under an
@@ -57,7 +58,7 @@ from .files import disk_full, fsync_path
 from .modes import DIR_MODE, FILE_MODE
 from .pagewalk import FREE_DB, INTEGERKEY, Lost, Table, Walk, records, walk
 from .preflight import DATA_FILE, LOCK_FILE, WHAT_TO_DO, DamagedStore, check_data_file, check_tree_tops
-from .schema import CONV_SEQ, MAX_TABLES, SEALED_KEY, U64S
+from .schema import CONV_SEQ, MAX_TABLES, SEALED_KEY, U64S, ConversationRecord, id_key, member_key
 from .values import CONVERSATION_ITSELF, add_mark, placeholder
 
 __all__ = ["CHECKS", "REPORT_KEY", "Salvaged", "audit_salvage", "check_at_open", "salvage", "take_report"]
@@ -74,7 +75,8 @@ CHUNK: Final = 20_000
 """Records copied per write transaction: a bound on LMDB's dirty pages (and memory) in one transaction."""
 
 Seal = Callable[[str, bytes, bytes], bytes]
-Floor = Callable[[bytes, bytes], int]
+Opener = Callable[[bytes, bytes], ConversationRecord | None]
+"""A stored ``conversations`` record opened (None if it does not open)."""
 
 
 @dataclass(slots=True)
@@ -87,10 +89,10 @@ class Salvaged:
     placeholders: int = 0
 
 
-def check_at_open(path: Path, check: str, *, seal: Seal | None, floor: Floor) -> Salvaged | None:
+def check_at_open(path: Path, check: str, *, seal: Seal | None, conversation: Opener) -> Salvaged | None:
     """The check of the store directory `path` at a writer's open (`check`: "full" walks every page and salvages,
     "tops" is `preflight`'s); the salvage done, if one was. `seal` seals a message placeholder (None: plain values),
-    `floor` gives a conversation record's last_seq (0 if it does not open). Raises DamagedStore."""
+    `conversation` opens a conversation record (None if it does not open). Raises DamagedStore."""
     data = Path(path) / DATA_FILE
     if check != "full":
         if check_data_file(data) is not None:
@@ -113,7 +115,7 @@ def check_at_open(path: Path, check: str, *, seal: Seal | None, floor: Floor) ->
                 "can be salvaged only while no other process has the store open: stop every kefu process using "
                 f"{path} and start the server again"
             )
-        return salvage(Path(path), found, seal=seal, floor=floor)
+        return salvage(Path(path), found, seal=seal, conversation=conversation)
 
 
 @contextlib.contextmanager
@@ -135,7 +137,7 @@ def _exclusive(path: Path) -> Iterator[bool]:
         os.close(fd)  # drops the lock, before LMDB (in this process) takes its own
 
 
-def salvage(path: Path, found: Walk, *, seal: Seal | None, floor: Floor) -> Salvaged:
+def salvage(path: Path, found: Walk, *, seal: Seal | None, conversation: Opener) -> Salvaged:
     """Copy the intact records of the file in `path` that `found` walked into a new file, set the damaged one aside
     and put the new one in its place (see the module docstring)."""
     data, tmp = path / DATA_FILE, path / TMP_DIR
@@ -149,7 +151,7 @@ def salvage(path: Path, found: Walk, *, seal: Seal | None, floor: Floor) -> Salv
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=DIR_MODE)
     try:
-        done = _copy(data, tmp, found, seal=seal, floor=floor, aside=_aside_name(data))
+        done = _copy(data, tmp, found, seal=seal, conversation=conversation, aside=_aside_name(data))
     except (lmdb.Error, OSError) as exc:  # the original is untouched: refuse with one line
         shutil.rmtree(tmp, ignore_errors=True)
         reason = "no room" if disk_full(exc, path) else f"{type(exc).__name__}: {exc}"
@@ -172,7 +174,7 @@ def _no_room(data: Path, need: int) -> str:
     )
 
 
-def _copy(data: Path, tmp: Path, found: Walk, *, seal: Seal | None, floor: Floor, aside: Path) -> Salvaged:
+def _copy(data: Path, tmp: Path, found: Walk, *, seal: Seal | None, conversation: Opener, aside: Path) -> Salvaged:
     done = Salvaged(aside)
     env = lmdb.open(
         str(tmp), subdir=True, map_size=max(found.meta.map_size, 2 * found.meta.pages * found.meta.page_size),
@@ -186,7 +188,9 @@ def _copy(data: Path, tmp: Path, found: Walk, *, seal: Seal | None, floor: Floor
             if table.lost:
                 done.lost[name] = max(0, table.entries - table.records)
         if "messages" in found.tables and "meta" in handles:
-            done.placeholders = _stand_ins(env, handles, found.tables["messages"], seal, floor)
+            done.placeholders = _stand_ins(env, handles, found.tables["messages"], seal, conversation)
+        if found.tables.get("user_convs", Table("", 0, 0, 0, 0, 0)).lost and "conversations" in handles:
+            _members_again(env, handles, conversation)
         if "meta" in handles:
             with env.begin(write=True) as txn:
                 txn.put(
@@ -209,7 +213,9 @@ def _copy_table(env: lmdb.Environment, db: Any, items: Iterator[tuple[bytes, byt
             copied += cur.putmulti(chunk, append=True)[1]
 
 
-def _stand_ins(env: lmdb.Environment, handles: dict[str, Any], messages: Table, seal: Seal | None, floor: Floor) -> int:
+def _stand_ins(
+    env: lmdb.Environment, handles: dict[str, Any], messages: Table, seal: Seal | None, floor: Opener
+) -> int:
     """Put a sealed damage EVENT at each lost message's seq and mark its conversation (see the module docstring);
     mark the conversations whose record was lost. How many EVENTs were put."""
     put = 0
@@ -254,10 +260,21 @@ def _conversations(txn: lmdb.Transaction[bytes], handles: dict[str, Any]) -> set
     return {U64S.unpack(key)[0] for key in keys if len(key) == U64S.size}
 
 
-def _floor_of(txn: lmdb.Transaction[bytes], handles: dict[str, Any], conv: int, floor: Floor) -> int:
+def _floor_of(txn: lmdb.Transaction[bytes], handles: dict[str, Any], conv: int, floor: Opener) -> int:
     key = U64S.pack(conv)
     raw = txn.get(key, db=handles["conversations"]) if "conversations" in handles else None
-    return 0 if raw is None else floor(key, raw)
+    record = None if raw is None else floor(key, raw)
+    return 0 if record is None else record.last_seq
+
+
+def _members_again(env: lmdb.Environment, handles: dict[str, Any], conversation: Opener) -> None:
+    """``user_convs`` lost entries: written again from the members of every conversation record (an index of them)."""
+    with env.begin(write=True) as txn:
+        for key, raw in txn.cursor(handles["conversations"]):
+            record = conversation(key, raw) if len(key) == U64S.size else None
+            for user in record.members if record is not None else ():
+                if (name := id_key(user)) is not None:
+                    txn.put(member_key(name, U64S.unpack(key)[0]), b"", db=handles["user_convs"])
 
 
 def _last_present(txn: lmdb.Transaction[bytes], handles: dict[str, Any], conv: int) -> int:
@@ -277,7 +294,7 @@ def _present(txn: lmdb.Transaction[bytes], handles: dict[str, Any], conv: int) -
 
 
 def _in_range(
-    txn: lmdb.Transaction[bytes], handles: dict[str, Any], known: set[int], lost: Lost, floor: Floor
+    txn: lmdb.Transaction[bytes], handles: dict[str, Any], known: set[int], lost: Lost, floor: Opener
 ) -> dict[int, tuple[int, set[int]]]:
     """Each conversation a lost range of ``messages`` may hold messages of: (its last known seq, its seqs present)."""
     low = _conv_of(lost.low if lost.key is None else lost.key, 0)

@@ -273,7 +273,7 @@ class Store:
             private_dir(self.path)
             preflight.reserve_lock_file(self.path)
             self.salvaged = salvage.check_at_open(self.path, check_at_open, seal=sealer.seal if sealer else None,
-                                                  floor=self._floor)  # fmt: skip
+                                                  conversation=self._conversation_record)  # fmt: skip
         self.env = lmdb.open(
             str(self.path), subdir=True, map_size=map_size, max_dbs=MAX_TABLES, sync=sync, metasync=sync,
             readonly=readonly, create=not readonly, mode=FILE_MODE,
@@ -291,12 +291,12 @@ class Store:
             self.env.close()
             raise
 
-    def _floor(self, key: bytes, stored: bytes) -> int:
-        """The last_seq floor of a stored conversation record; 0 if it does not open (for the salvage)."""
+    def _conversation_record(self, key: bytes, stored: bytes) -> ConversationRecord | None:
+        """A stored conversation record opened; None if it does not open (for the salvage)."""
         try:
-            return open_conversation(Values(self.sealer, DamageReport()), key, stored).last_seq
+            return open_conversation(Values(self.sealer, DamageReport()), key, stored)
         except Damaged:
-            return 0
+            return None
 
     def _existing_databases(self) -> dict[str, Any]:
         """The named dbs that exist, in a read-only environment (each opened by py-lmdb's own transaction: a handle

@@ -407,3 +407,22 @@ def test_no_room_for_the_copy_is_refused_with_one_line_and_changes_nothing(data:
     assert len(child.stdout.strip().splitlines()) == 1
     assert (data / "store" / "data.mdb").read_bytes() == before
     assert not list(data.glob("damaged-*")) and not (data / "store" / "salvage.tmp").exists()
+
+
+def test_lost_user_convs_are_written_again_and_lost_idempotency_entries_read_as_absent(data: Path) -> None:
+    """``user_convs`` is an index of the conversation records' members: written again. A lost idempotency entry is
+    absent: the same SEND again is stored again (a possible duplicate beats a silent loss)."""
+    poke(data, leaves(data, "user_convs")[0] * PSIZE, bytes(PSIZE))
+    poke(data, leaves(data, "idempotency")[0] * PSIZE, bytes(PSIZE))
+    store = Store(data / "store", sealer=sealer_of(data, "sm4-gcm"))
+    try:
+        assert store.salvaged is not None and {"user_convs", "idempotency"} <= set(store.salvaged.lost)
+        for c in range(1, CONVERSATIONS + 1):
+            assert store.conversations_of(f"user{c}") == [c] and c in store.conversations_of("agent")
+        again = [SendRequest(f"user{c}", (c * 100000 + s).to_bytes(16, "big"), c, 1, body(c, s), ())
+                 for c in range(1, CONVERSATIONS + 1) for s in range(1, PER_CONVERSATION + 1)]  # fmt: skip
+        results = store.commit(again, [], now_ms=2)
+        stored_again = sum(not r.duplicate for r in results)
+        assert all(r.status == 0 for r in results) and stored_again == store.salvaged.lost["idempotency"] > 0
+    finally:
+        store.close()
