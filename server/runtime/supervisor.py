@@ -45,6 +45,7 @@ from .. import wiring
 from ..identity import keys as keymod
 from ..identity.tickets import open_claims
 from ..metrics import MetricsServer, merge_expositions, version
+from ..storage import salvage
 from ..storage.datadir import lock_data_dir
 from ..storage.modes import private_dir, tighten
 from ..storage.verify_report import death_hint
@@ -302,6 +303,9 @@ class Supervisor:
         while any(g.alive for g in self.gateways):
             await asyncio.sleep(0.05)
         for _ in range(STORE_CHECK_TRIES):  # the core's indexer process may hold the store a moment longer
+            if salvage.in_use(Path(self.config.store_path)):  # an open now would check the tops only
+                await asyncio.sleep(0.5)
+                continue
             try:
                 await asyncio.to_thread(lambda: wiring.open_store(self.config).close())
                 break

@@ -31,8 +31,12 @@ delivered again), lost idempotency entries as absent, lost apps do not authentic
 Other processes map the store too (gateways, `kefu app`, the indexer). The walk and the salvage run under an
 exclusive fcntl lock on byte 0 of LMDB's lock file: LMDB itself takes a shared lock there in every open (before it
 opens the data file, for a writer), so while it is held no process has the environment open, and one that opens
-it meanwhile waits, then maps the new file. If the lock is not free, another process has the store open: damage is
-then refused (`DamagedStore`: stop kefu and start it again), never salvaged under a process that maps the file.
+it meanwhile waits, then maps the new file. If the lock is not free, another process has the store open (a running
+server beside `kefu app`, a gateway, the indexer): that process's own first open checked every page, a walk beside
+its commits would read pages it is rewriting (LMDB reuses a page two transactions after freeing it) and report damage
+that is not there, and a salvage must never replace a file a process maps. So such an open checks only the tops of the
+trees (`preflight.check_tree_tops`), as "tops" does; damage that arose since is found at the next open alone (the
+supervisor makes one after a core dies of a damaged page: `in_use` tells it when the other processes are gone).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ from .preflight import DATA_FILE, LOCK_FILE, WHAT_TO_DO, DamagedStore, check_dat
 from .schema import CONV_SEQ, MAX_TABLES, SEALED_KEY, U64S, ConversationRecord, id_key, member_key
 from .values import CONVERSATION_ITSELF, add_mark, placeholder
 
-__all__ = ["CHECKS", "REPORT_KEY", "Salvaged", "audit_salvage", "check_at_open", "salvage", "take_report"]
+__all__ = ["CHECKS", "REPORT_KEY", "Salvaged", "audit_salvage", "check_at_open", "in_use", "salvage", "take_report"]
 
 CHECKS: Final = ("full", "tops")
 TMP_DIR: Final = "salvage.tmp"
@@ -94,11 +98,11 @@ def check_at_open(path: Path, check: str, *, seal: Seal | None, conversation: Op
     "tops" is `preflight`'s); the salvage done, if one was. `seal` seals a message placeholder (None: plain values),
     `conversation` opens a conversation record (None if it does not open). Raises DamagedStore."""
     data = Path(path) / DATA_FILE
-    if check != "full":
-        if check_data_file(data) is not None:
-            check_tree_tops(data)
-        return None
     with _exclusive(Path(path)) as alone:
+        if check != "full" or not alone:  # not alone: the first opener checked every page (the module docstring)
+            if check_data_file(data) is not None:
+                check_tree_tops(data)
+            return None
         found = walk(data)
         if found is None or not found.damaged:
             return None
@@ -108,14 +112,13 @@ def check_at_open(path: Path, check: str, *, seal: Seal | None, conversation: Op
                 f"{data}: table 'meta' (the store's schema, log position and deployment) is damaged at page "
                 f"{vital[0].lost[0].pgno} ({vital[0].lost[0].reason}): it cannot be salvaged. {WHAT_TO_DO}"
             )
-        if not alone:
-            first = found.damaged[0]
-            raise DamagedStore(
-                f"{data}: table {first.name!r} is damaged at page {first.lost[0].pgno} ({first.lost[0].reason}); it "
-                "can be salvaged only while no other process has the store open: stop every kefu process using "
-                f"{path} and start the server again"
-            )
         return salvage(Path(path), found, seal=seal, conversation=conversation)
+
+
+def in_use(path: Path) -> bool:
+    """Whether another process has the store in the directory `path` open (LMDB's lock byte is held)."""
+    with _exclusive(Path(path)) as alone:
+        return not alone
 
 
 @contextlib.contextmanager
