@@ -6,9 +6,11 @@ Both modes: one process, and two gateway workers."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from kefu.client import AuthFailed, Client, CredentialsRefused
 from kefu.protocol.crypto import KeyType, SigningKey, Suite
 from kefu.protocol.errors import ErrorCode
 
-from .conftest import ServerProcess, kefu_command, served_pair
+from .conftest import ServerProcess, add_apps, kefu_command, served_pair
 from .workers_harness import GATEWAYS, HOST, WORKERS, client_on
 
 pytestmark = pytest.mark.asyncio
@@ -28,9 +30,49 @@ CLOSE_WITHIN_S = 1.0
 CLIENT_GIVES_UP_S = 10.0
 
 
+@pytest.fixture(scope="module", params=[0, WORKERS], ids=["single", "workers"])
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server per mode for the module's tests that revoke, end or retire (a start costs seconds); each acts on
+    apps of its own (`served`)."""
+    server = served_pair(tmp_path_factory.mktemp(f"revocation-{request.param}") / "data",
+                         {"KEFU_SERVER_WORKERS": str(request.param)})  # fmt: skip
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+class Served(ServerProcess):
+    """The module's server as one test sees it: `names` maps the names the test uses (alice, bob, carol) to apps
+    registered for it alone, whose secrets are in `secrets`; `base` is added to its conversation numbers."""
+
+    names: dict[str, str]
+    base: int
+
+
+@pytest.fixture
+def served(shared: ServerProcess) -> Served:
+    """The module's server with alice and bob of this test's own (one `kefu app add` process; a running server finds
+    new apps at once); carol's name is reserved for the test that adds her."""
+    tag = os.urandom(4).hex()
+    view = copy.copy(shared)
+    view.__class__ = Served
+    assert isinstance(view, Served)
+    view.names = {name: f"{name}-{tag}" for name in ("alice", "bob", "carol")}
+    view.base = int.from_bytes(os.urandom(5), "big") << 16
+    view.secrets = add_apps(shared.data_dir, (view.names["alice"], view.names["bob"]))
+    return view
+
+
 @pytest_asyncio.fixture(params=[0, WORKERS], ids=["single", "workers"])
-async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerProcess]:
+async def own_served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+    """A server of the test's own (the session listing is of every session of the server)."""
     server = served_pair(tmp_path / "data", {"KEFU_SERVER_WORKERS": str(request.param)})
+    server.__class__ = Served
+    assert isinstance(server, Served)
+    server.names = {name: name for name in ("alice", "bob", "carol")}
+    server.base = 0
     await asyncio.to_thread(server.start)
     try:
         yield server
@@ -56,9 +98,9 @@ async def ended(client: Client) -> tuple[ErrorCode | None, float]:
     return (link.end.code if link.end is not None else None), at
 
 
-async def still_works(client: Client, conversation: int = 1) -> None:
-    """The client still sends."""
-    receipt = await client.send(conversation, b"still here", to=("bob",), timeout=10)
+async def still_works(served: Served, client: Client, conversation: int = 1) -> None:
+    """The client still sends (in a conversation of the test's own: `conversation` offset by the test's tag)."""
+    receipt = await client.send(served.base + conversation, b"still here", to=(served.names["bob"],), timeout=10)
     assert receipt.seq >= 1
 
 
@@ -72,14 +114,15 @@ async def given_up(client: Client) -> BaseException:
     return caught.value
 
 
-async def test_revoke_ends_every_session_of_the_app(served: ServerProcess) -> None:
+async def test_revoke_ends_every_session_of_the_app(served: Served) -> None:
+    alice_id, bob_id = served.names["alice"], served.names["bob"]
     gateways = GATEWAYS if served.workers() else ("server",)
-    alices = [await connected(served, "alice", on=g) for g in gateways]
-    bob = await connected(served, "bob")
+    alices = [await connected(served, alice_id, on=g) for g in gateways]
+    bob = await connected(served, bob_id)
     bob_link = bob._link
     endings = [asyncio.create_task(ended(c)) for c in alices]
     t0 = time.monotonic()
-    status, _, err, took = await kefu_command(served, "app", "revoke", "alice")
+    status, _, err, took = await kefu_command(served, "app", "revoke", alice_id)
     assert status == 0, err
     # At least ours: a connection client_on placed on the wrong gateway and closed may not be gone yet at the server.
     assert int(re.search(r"(\d+) live session\(s\) ended", err).group(1)) >= len(alices)  # type: ignore[union-attr]
@@ -92,18 +135,18 @@ async def test_revoke_ends_every_session_of_the_app(served: ServerProcess) -> No
         assert error.code is ErrorCode.AUTH_FAILED  # type: ignore[attr-defined]
         await client.close()
     with pytest.raises(AuthFailed):
-        await connected(served, "alice")
+        await connected(served, alice_id)
     assert bob._link is bob_link
-    await still_works(bob)
+    await still_works(served, bob)
     await bob.close()
 
 
-async def test_session_end_ends_sessions_and_lets_the_app_back(served: ServerProcess) -> None:
-    alice, bob = await connected(served, "alice"), await connected(served, "bob")
+async def test_session_end_ends_sessions_and_lets_the_app_back(served: Served) -> None:
+    alice, bob = await connected(served, served.names["alice"]), await connected(served, served.names["bob"])
     bob_link = bob._link
     ending = asyncio.create_task(ended(alice))
     t0 = time.monotonic()
-    status, _, err, took = await kefu_command(served, "session", "end", "alice")
+    status, _, err, took = await kefu_command(served, "session", "end", served.names["alice"])
     assert status == 0, err
     code, at = await ending
     assert code is ErrorCode.AUTH_FAILED and at - t0 <= took + CLOSE_WITHIN_S
@@ -113,26 +156,27 @@ async def test_session_end_ends_sessions_and_lets_the_app_back(served: ServerPro
         assert time.monotonic() < deadline and alice._failure is None
         await asyncio.sleep(0.02)
     assert bob._link is bob_link
-    await still_works(bob)
-    await still_works(alice, 2)
+    await still_works(served, bob)
+    await still_works(served, alice, 2)
     for client in (alice, bob):
         await client.close()
 
 
-async def test_retire_key_ends_the_sessions_of_that_key(served: ServerProcess) -> None:
+async def test_retire_key_ends_the_sessions_of_that_key(served: Served) -> None:
+    carol = served.names["carol"]
     key = SigningKey.generate(KeyType.SM2)
     pin = key.verify_key.fingerprint()
-    status, out, err, _ = await kefu_command(served, "app", "add", "carol", "--client-key-pin", pin)
+    status, out, err, _ = await kefu_command(served, "app", "add", carol, "--client-key-pin", pin)
     assert status == 0, err
-    served.secrets["carol"] = add_secret(out)
-    by_key = Client(HOST, served.port, app_id="carol", client_key=key, server_pins=served.pins,
+    served.secrets[carol] = add_secret(out)
+    by_key = Client(HOST, served.port, app_id=carol, client_key=key, server_pins=served.pins,
                     suites=(Suite.NATIONAL,), connect_timeout=5)  # fmt: skip
     await by_key.connect()
-    by_secret = await connected(served, "carol")
+    by_secret = await connected(served, carol)
     secret_link = by_secret._link
     ending = asyncio.create_task(ended(by_key))
     t0 = time.monotonic()
-    status, _, err, took = await kefu_command(served, "app", "retire-key", "carol", pin)
+    status, _, err, took = await kefu_command(served, "app", "retire-key", carol, pin)
     assert status == 0, err
     code, at = await ending
     assert code is ErrorCode.AUTH_FAILED and at - t0 <= took + CLOSE_WITHIN_S
@@ -143,7 +187,8 @@ async def test_retire_key_ends_the_sessions_of_that_key(served: ServerProcess) -
         await client.close()
 
 
-async def test_session_list(served: ServerProcess) -> None:
+async def test_session_list(own_served: Served) -> None:
+    served = own_served
     alice, bob = await connected(served, "alice"), await connected(served, "bob")
     status, out, err, _ = await kefu_command(served, "session", "list")
     assert status == 0, err
