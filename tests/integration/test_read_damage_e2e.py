@@ -18,7 +18,7 @@ from kefu.protocol.errors import ErrorCode
 from kefu.server.storage.schema import U64S
 from tests.server.tree_damage import break_child
 
-from .conftest import LOAD_LIMITS, ServerProcess, add_app
+from .conftest import LOAD_LIMITS, ServerProcess, running_server
 from .peer import Peer
 from .workers_harness import WORKERS
 
@@ -33,17 +33,8 @@ GOOD = 1
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     """With worker processes, where a read that failed used to leave the request unanswered (one process shares the
     core's code, and its connection was closed: tests/server/test_read_damage.py covers the store and the commit)."""
-    proc = ServerProcess(
-        tmp_path / "data",
-        env={"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS, "KEFU_STORAGE_CHECK_AT_OPEN": "tops"},
-    )  # met on read, not salvaged
-    for name in ("alice", "bob"):
-        proc.secrets[name] = add_app(proc.data_dir, name)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.kill()
+    env = {"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS, "KEFU_STORAGE_CHECK_AT_OPEN": "tops"}
+    yield from running_server(tmp_path, env, ("alice", "bob"))  # met on read, not salvaged
 
 
 async def peer(server: ServerProcess, name: str) -> Peer:

@@ -23,7 +23,7 @@ from kefu.server.storage import pagewalk
 from kefu.server.storage.preflight import PAGE_HEADER
 from kefu.server.storage.schema import CONV_SEQ
 
-from .conftest import LOAD_LIMITS, ServerProcess, add_app
+from .conftest import LOAD_LIMITS, ServerProcess, running_server, served_pair
 from .peer import Peer
 from .workers_harness import WORKERS
 
@@ -33,20 +33,27 @@ CONVERSATIONS = 40
 PER_CONVERSATION = 5
 
 
+ENV = {"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS}
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path / "data", env={"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS})
-    for name in ("alice", "bob"):
-        proc.secrets[name] = add_app(proc.data_dir, name)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.kill()
+    yield from running_server(tmp_path, ENV, ("alice", "bob"))
 
 
 async def peer(server: ServerProcess, name: str) -> Peer:
     return await Peer.connect(server.port, name, server.secrets[name], server.pins)
+
+
+async def fill(server: ServerProcess) -> None:
+    """alice sends PER_CONVERSATION messages into each of CONVERSATIONS conversations with bob, each acknowledged."""
+    alice = await peer(server, "alice")
+    for seq in range(PER_CONVERSATION):
+        for conv in range(1, CONVERSATIONS + 1):
+            alice.send(conv, f"message {seq} of {conv}".encode() + bytes(300), to=("bob",))
+        for _ in range(CONVERSATIONS):
+            assert (await alice.next(frames.SendAck)).status == 0
+    alice.close()
 
 
 def zero_a_leaf(data: Path) -> set[int]:
@@ -75,13 +82,7 @@ def zero_a_leaf(data: Path) -> set[int]:
 
 
 async def test_a_zeroed_leaf_is_salvaged_at_start_and_served_as_damage_events(server: ServerProcess) -> None:
-    alice = await peer(server, "alice")
-    for seq in range(PER_CONVERSATION):
-        for conv in range(1, CONVERSATIONS + 1):
-            alice.send(conv, f"message {seq} of {conv}".encode() + bytes(300), to=("bob",))
-        for _ in range(CONVERSATIONS):
-            assert (await alice.next(frames.SendAck)).status == 0
-    alice.close()
+    await fill(server)
     assert server.stop() == 0  # a graceful stop indexes everything into data.mdb
     hit = zero_a_leaf(server.data_dir / "store" / "data.mdb")
     good = next(c for c in range(1, CONVERSATIONS + 1) if c not in hit)
@@ -144,19 +145,10 @@ async def test_damage_while_running_aborts_the_core_once_then_the_store_is_salva
     see): the SYNC that reads it aborts the core (SIGABRT); the supervisor stops the gateways, opens the store
     (the full check salvages it) and starts the workers again: one abort, then the conversation reads with damage
     EVENTs and the server serves on."""
-    server = ServerProcess(tmp_path / "data", env={"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS,
-                                                   "KEFU_STORAGE_INDEX_INTERVAL_MS": "50"})  # fmt: skip
-    for name in ("alice", "bob"):
-        server.secrets[name] = add_app(server.data_dir, name)
+    server = served_pair(tmp_path / "data", {**ENV, "KEFU_STORAGE_INDEX_INTERVAL_MS": "50"})
     server.start()
     try:
-        alice = await peer(server, "alice")
-        for seq in range(PER_CONVERSATION):
-            for conv in range(1, CONVERSATIONS + 1):
-                alice.send(conv, f"message {seq} of {conv}".encode() + bytes(300), to=("bob",))
-            for _ in range(CONVERSATIONS):
-                assert (await alice.next(frames.SendAck)).status == 0
-        alice.close()
+        await fill(server)
         data = server.data_dir / "store" / "data.mdb"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # indexed (every 50 ms): the conversation is in data.mdb
