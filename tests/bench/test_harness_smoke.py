@@ -26,10 +26,13 @@ pytestmark = pytest.mark.skipif(
 
 
 def run_smoke(scenario: str, out: Path) -> dict[str, Any]:
-    """`python -m bench.kefu_bench SCENARIO --smoke`; returns its JSON document after checking every output."""
+    """`python -m bench.kefu_bench SCENARIO --smoke`; returns its JSON document after checking every output. The
+    deadline is a bound, not a duration: a phase starts only with its duration + 40 s left (scenario_seed), so 50 s
+    skipped seed-table's phases whenever the server's start and the ramp took more than about 7 s (a loaded CI
+    machine: no latency, no rows, a failure)."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench.kefu_bench", scenario, "--smoke", "--out", str(out), "--max-seconds", "50"],
-        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
+        [sys.executable, "-m", "bench.kefu_bench", scenario, "--smoke", "--out", str(out), "--max-seconds", "110"],
+        cwd=ROOT, capture_output=True, text=True, timeout=170, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
     documents = list(out.glob(f"{scenario}-*.json"))
