@@ -4,12 +4,14 @@ integration, an agent, a supervisor and an admin do, tenant isolation, roles, id
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
 import socket
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -125,15 +127,25 @@ def test_roles_decide_as_over_the_protocol(api: Api) -> None:
     assert api.call("v4", "POST", f"/v1/conversations/{conv}/end", {}).status == 200
 
 
-@pytest.mark.asyncio
-async def test_an_agent_gets_a_routed_conversation_and_the_wall_shows_it(api: Api) -> None:
+@contextlib.asynccontextmanager
+async def online_agent(api: Api, name: str) -> AsyncIterator[Reply]:
+    """The agent `name` connected over the protocol and set online over HTTP (its status reply); closed after."""
     server = api.server
-    agent = Client("127.0.0.1", server.port, app_id="s1", app_secret=api.secrets["s1"], server_pins=server.pins,
+    agent = Client("127.0.0.1", server.port, app_id=name, app_secret=api.secrets[name], server_pins=server.pins,
                    reconnect=False)  # fmt: skip
     await agent.connect()
     try:
-        status = await asyncio.to_thread(api.call, "s1", "PUT", "/v1/agents/s1/status", {"status": "online"})
-        assert status.status == 200 and status.body["status"] == "online" and status.body["connected"] is True
+        status = await asyncio.to_thread(api.call, name, "PUT", f"/v1/agents/{name}/status", {"status": "online"})
+        assert status.status == 200 and status.body["connected"] is True
+        yield status
+    finally:
+        await agent.close()
+
+
+@pytest.mark.asyncio
+async def test_an_agent_gets_a_routed_conversation_and_the_wall_shows_it(api: Api) -> None:
+    async with online_agent(api, "s1") as status:
+        assert status.body["status"] == "online"
         conv = await asyncio.to_thread(open_for, api, group="senior")  # s1 alone serves it
         info = await asyncio.to_thread(api.call, "sup", "GET", f"/v1/conversations/{conv}")
         assert info.body["owner"] == "s1" and info.body["state"] == "assigned"
@@ -160,19 +172,11 @@ async def test_an_agent_gets_a_routed_conversation_and_the_wall_shows_it(api: Ap
         assert moved.status == 200 and moved.body["group"] == "backup"
         ended = await asyncio.to_thread(api.call, "sup", "POST", f"/v1/conversations/{conv}/end", {"reason": "x"})
         assert ended.body["state"] == "closed"
-    finally:
-        await agent.close()
 
 
 @pytest.mark.asyncio
 async def test_an_integration_transfers_and_searches_within_its_tenant(api: Api) -> None:
-    server = api.server
-    agent = Client("127.0.0.1", server.port, app_id="b1", app_secret=api.secrets["b1"], server_pins=server.pins,
-                   reconnect=False)  # fmt: skip
-    await agent.connect()
-    try:
-        status = await asyncio.to_thread(api.call, "b1", "PUT", "/v1/agents/b1/status", {"status": "online"})
-        assert status.status == 200 and status.body["connected"] is True
+    async with online_agent(api, "b1"):
         word = ref("ledger")
         conv = await asyncio.to_thread(open_for, api, first_message=f"my {word} question")
         to_agent = {"to_agent": "b1", "note": "from the bank"}
@@ -202,8 +206,6 @@ async def test_an_integration_transfers_and_searches_within_its_tenant(api: Api)
         ]  # fmt: skip
         theirs_hits = (await asyncio.to_thread(api.call, "otherapp", "GET", f"/v1/search?q={word}")).body
         assert [h["conversation_id"] for h in theirs_hits["hits"]] == [other]
-    finally:
-        await agent.close()
 
 
 @pytest.mark.asyncio
