@@ -110,6 +110,11 @@ async def kefu_command(server: ServerProcess, *args: str) -> tuple[int, str, str
     return proc.returncode, out.decode(), err.decode(), time.monotonic() - t0
 
 
+async def app_peer(server: ServerProcess, name: str) -> Peer:
+    """A Peer logged in to `server` as its registered app `name`."""
+    return await Peer.connect(server.port, name, server.secrets[name], server.pins)
+
+
 def served_pair(data_dir: Path, env: dict[str, str]) -> ServerProcess:
     """A server (not started) on `data_dir` with the apps alice and bob registered."""
     server = ServerProcess(data_dir, env=env)

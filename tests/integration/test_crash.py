@@ -10,6 +10,7 @@ import pytest
 from kefu.protocol import frames
 
 from .conftest import ServerProcess
+from .conftest import app_peer as connect
 from .peer import Peer
 
 pytestmark = pytest.mark.asyncio
@@ -17,10 +18,6 @@ pytestmark = pytest.mark.asyncio
 SENDERS = ("alice", "bob", "carol")
 PER_SENDER = 1500
 CONVERSATION = 4242
-
-
-async def connect(server: ServerProcess, name: str) -> Peer:
-    return await Peer.connect(server.port, name, server.secrets[name], server.pins)
 
 
 async def collect_acks(peer: Peer, acks: dict[bytes, int], stop: asyncio.Event) -> None:

@@ -11,6 +11,7 @@ import pytest
 from kefu.protocol import frames
 
 from .conftest import ServerProcess
+from .conftest import app_peer as connect
 from .peer import Peer
 
 pytestmark = pytest.mark.asyncio
@@ -20,10 +21,6 @@ FROM_ALICE = 20
 FROM_BOB = 5
 CURSOR_SAVED_WITHIN_S = 1.0
 """Section 4.10 item 6: a cursor advance reaches the log with the next group commit, well within this."""
-
-
-async def connect(server: ServerProcess, name: str) -> Peer:
-    return await Peer.connect(server.port, name, server.secrets[name], server.pins)
 
 
 async def send_all(peer: Peer, bodies: list[bytes], to: tuple[str, ...] = ()) -> list[int]:

@@ -20,7 +20,7 @@ from kefu.server.storage.store import Store
 
 from ..tmpfs import mounted_tmpfs
 from .conftest import ServerProcess, add_apps
-from .peer import Peer
+from .conftest import app_peer as peer
 
 pytestmark = pytest.mark.asyncio
 
@@ -45,10 +45,6 @@ def fill(directory: Path) -> None:
             except OSError:
                 continue
     assert os.statvfs(directory).f_bavail == 0
-
-
-async def peer(server: ServerProcess, name: str) -> Peer:
-    return await Peer.connect(server.port, name, server.secrets[name], server.pins)
 
 
 async def test_a_full_disk_starts_serves_reads_and_refuses_writes(small_fs: Path, tmp_path: Path) -> None:

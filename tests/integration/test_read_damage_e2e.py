@@ -19,7 +19,7 @@ from kefu.server.storage.schema import U64S
 from tests.server.tree_damage import break_child
 
 from .conftest import LOAD_LIMITS, ServerProcess, running_server
-from .peer import Peer
+from .conftest import app_peer as peer
 from .workers_harness import WORKERS
 
 pytestmark = pytest.mark.asyncio
@@ -35,10 +35,6 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     core's code, and its connection was closed: tests/server/test_read_damage.py covers the store and the commit)."""
     env = {"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS, "KEFU_STORAGE_CHECK_AT_OPEN": "tops"}
     yield from running_server(tmp_path, env, ("alice", "bob"))  # met on read, not salvaged
-
-
-async def peer(server: ServerProcess, name: str) -> Peer:
-    return await Peer.connect(server.port, name, server.secrets[name], server.pins)
 
 
 async def test_a_damaged_page_refuses_its_conversation_alone(server: ServerProcess) -> None:

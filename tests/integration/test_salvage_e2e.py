@@ -24,7 +24,7 @@ from kefu.server.storage.preflight import PAGE_HEADER
 from kefu.server.storage.schema import CONV_SEQ
 
 from .conftest import LOAD_LIMITS, ServerProcess, running_server, served_pair
-from .peer import Peer
+from .conftest import app_peer as peer
 from .workers_harness import WORKERS
 
 pytestmark = pytest.mark.asyncio
@@ -39,10 +39,6 @@ ENV = {"KEFU_SERVER_WORKERS": str(WORKERS), **LOAD_LIMITS}
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     yield from running_server(tmp_path, ENV, ("alice", "bob"))
-
-
-async def peer(server: ServerProcess, name: str) -> Peer:
-    return await Peer.connect(server.port, name, server.secrets[name], server.pins)
 
 
 async def fill(server: ServerProcess) -> None:
