@@ -159,12 +159,17 @@ class ServeProcess:
         return [self.pid, *descendants(self.pid)] if self.alive else []
 
     def workers(self) -> dict[str, int]:
-        """The worker processes by name ("core", "gateway-0", ...), read from their command lines."""
+        """The worker processes by name ("core", "gateway-0", ...): a worker forked by the zygote is named so
+        (``kefu-core``, `kefu.server.runtime.zygote`), one started as a subprocess says it in its command line."""
         found: dict[str, int] = {}
         for pid in descendants(self.pid) if self.alive else []:
             try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
+                continue
+            if comm == "kefu-core" or comm.startswith("kefu-gateway-"):
+                found[comm.removeprefix("kefu-")] = pid
                 continue
             if b"kefu.server.runtime.worker" not in argv:
                 continue

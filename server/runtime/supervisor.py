@@ -51,7 +51,7 @@ from ..storage.modes import private_dir, tighten
 from ..storage.verify_report import death_hint
 from ..web.port import announce as announce_web
 from ..web.port import bind as bind_port
-from . import reload, sdnotify
+from . import reload, sdnotify, zygote
 from .control import Control, control_pair
 from .process import worker_count
 
@@ -74,7 +74,7 @@ class Worker:
 
     def __init__(self, role: str, index: int) -> None:
         self.role, self.index = role, index
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | zygote.Forked | None = None
         self.control: Control | None = None
         self.ready = False
         self.started = 0.0
@@ -98,8 +98,13 @@ class Worker:
 class Supervisor:
     """Starts, watches, restarts and stops the worker processes of one server."""
 
-    def __init__(self, config: Any, reload: Callable[[], Any] | None, argv: Sequence[str]) -> None:
+    def __init__(
+        self, config: Any, reload: Callable[[], Any] | None, argv: Sequence[str], forker: zygote.Zygote | None = None
+    ) -> None:
+        """`forker`: the zygote that forks the workers (`kefu.server.runtime.zygote`); None: they start as
+        subprocesses."""
         self.config = config
+        self.forker = forker
         self._reload_config = reload
         self.argv = list(argv)
         self.loop = asyncio.get_event_loop()
@@ -214,8 +219,7 @@ class Supervisor:
         else:
             args += ["--links", ",".join(f"{i}:{sock.fileno()}" for i, sock in links)]
             fds += [sock.fileno() for _, sock in links]
-        command = [sys.executable, "-m", "kefu.server.runtime.worker", *args, worker.role, "--", *self.argv]
-        worker.proc = subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL)  # noqa: S603
+        worker.proc = self._start_process(worker, [*args, worker.role, "--", *self.argv], fds)
         for sock in [theirs, *([link] if link is not None else []), *(s for _, s in links)]:
             sock.close()
         worker.ready = False
@@ -224,6 +228,19 @@ class Supervisor:
         pidfd = self._pidfds[worker.proc.pid] = os.pidfd_open(worker.proc.pid)
         self.loop.add_reader(pidfd, self._reaped, worker, worker.proc)
         logmod.event("worker.started", worker=worker.name, pid=worker.proc.pid)
+
+    def _start_process(
+        self, worker: Worker, args: list[str], fds: list[int]
+    ) -> subprocess.Popen[bytes] | zygote.Forked:
+        """Fork the worker from the zygote; start it as a subprocess when there is none (or it failed)."""
+        if self.forker is not None:
+            try:
+                return self.forker.spawn(args, fds, f"kefu-{worker.name}")
+            except (OSError, ValueError) as exc:
+                logmod.error("worker.fork_failed", worker=worker.name, reason=str(exc) or type(exc).__name__)
+                self.forker = None
+        command = [sys.executable, "-m", "kefu.server.runtime.worker", *args]
+        return subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL)  # noqa: S603
 
     # --- messages from the workers ------------------------------------------------------------------------------
 
@@ -261,7 +278,7 @@ class Supervisor:
 
     # --- deaths and restarts ----------------------------------------------------------------------------------
 
-    def _reaped(self, worker: Worker, proc: subprocess.Popen[bytes]) -> None:
+    def _reaped(self, worker: Worker, proc: subprocess.Popen[bytes] | zygote.Forked) -> None:
         """The process's pidfd became readable: it exited."""
         if proc.poll() is None:
             return
@@ -343,6 +360,8 @@ class Supervisor:
             await asyncio.sleep(PING_INTERVAL_S)
             self._pings += 1
             now = time.monotonic()
+            if self.forker is not None:  # the subreaper's chore: children of dead workers, adopted here
+                zygote.reap_strays({w.proc.pid for w in self.workers if w.proc is not None} | {self.forker.pid})
             for worker in self.workers:
                 if worker.control is not None:
                     worker.control.send({"op": "ping", "n": self._pings})
@@ -468,12 +487,12 @@ class Supervisor:
             worker.proc.send_signal(signal.SIGKILL)
 
 
-async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str]) -> int:
+async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str], forker: zygote.Zygote | None) -> int:
     loop = asyncio.get_running_loop()
     data_dir = private_dir(Path(config.server.data_dir))
     lock = lock_data_dir(data_dir)
     tighten(data_dir)  # after the lock: a second server refused never touches it
-    supervisor = Supervisor(config, reload, argv)
+    supervisor = Supervisor(config, reload, argv, forker)
     supervisor.loop = loop
     try:
         inherited = sdnotify.listen_socket()
@@ -519,6 +538,8 @@ async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str
             exporter.stop()
         return 0
     finally:
+        if supervisor.forker is not None:
+            supervisor.forker.close()
         lock.release()
 
 
@@ -532,4 +553,14 @@ def supervise(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str]
     """Run the supervisor and its workers until SIGTERM/SIGINT; returns the exit status."""
     import uvloop  # noqa: PLC0415 - the server extra
 
-    return uvloop.run(_run(config, reload, argv))
+    forker = zygote.start(_import_workers)  # first: the zygote forks from a process with no loop, thread or store
+    try:
+        return uvloop.run(_run(config, reload, argv, forker))
+    finally:
+        if forker is not None:
+            forker.close()
+
+
+def _import_workers() -> None:
+    """What a worker imports, imported once in the zygote."""
+    from . import core_process, gateway_process, worker  # noqa: F401, PLC0415

@@ -407,3 +407,49 @@ async def test_a_stopped_gateway_stalls_neither_the_core_nor_the_other_gateway(t
         if traffic is not None:
             await traffic.close()
         server.kill()
+
+
+def children_of(pid: int) -> dict[int, tuple[str, str]]:
+    """The processes whose parent is `pid`: PID -> (name, state)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+                state, ppid = rest.split()[:2]
+                if int(ppid) == pid:
+                    found[int(entry.name)] = (name, state)
+    return found
+
+
+async def test_workers_are_forked_by_the_zygote_and_adopted_and_a_killed_core_leaves_no_zombie(
+    tmp_path: Path,
+) -> None:
+    """The workers are forked from the zygote (`kefu.server.runtime.zygote`), named, and children of the supervisor;
+    a killed core is forked again, and its orphaned indexer is reaped by the supervisor."""
+    server = start_server(tmp_path, ("alice",))
+    try:
+        async with asyncio.timeout(TEST_TIMEOUT_S):
+            children = children_of(server.pid)
+            workers = server.workers()
+            assert sorted(workers) == ["core", GW0, GW1]
+            for name, pid in workers.items():
+                assert children.get(pid, ("", ""))[0] == f"kefu-{name}", (name, children)
+            assert [n for n, _ in children.values()].count("kefu-zygote") == 1, children
+            orphans = [pid for pid, (name, _) in children_of(workers["core"]).items()]
+            assert orphans, "the core's indexer process"
+            os.kill(workers["core"], signal.SIGKILL)
+            await asyncio.to_thread(wait_until, lambda: new_pid(server, "core", workers["core"]), 2.0, "a new core")
+            await asyncio.to_thread(wait_until, lambda: healthz(server)["workers"]["core"]["ready"], 5.0, "ready")
+            assert children_of(server.pid)[server.workers()["core"]][0] == "kefu-core"
+
+            def reaped() -> bool:
+                left = children_of(server.pid)
+                return not any(pid in left for pid in orphans) and all(s != "Z" for _, s in left.values())
+
+            await asyncio.to_thread(wait_until, reaped, 5.0, "the old core's children gone, no zombie")
+            peer = await peer_on(server, "alice", GW0)
+            peer.close()
+    finally:
+        server.kill()

@@ -1,0 +1,285 @@
+"""Worker processes forked from a process that has imported them already, instead of each starting Python afresh.
+
+A worker started as ``python -m kefu.server.runtime.worker`` spends about 0.8 s of CPU importing kefu before it does
+anything (0.8-4 s of wall time on a busy 2-vCPU host): three times per `kefu serve` start with two gateways, and once
+more at every restart of a dead worker, the moment when its clients wait. So before its event loop exists the
+supervisor forks a *zygote*: a process with no loop, no threads and no open store, which imports the workers' code
+once and then forks a worker for each request, in a few milliseconds.
+
+Theory of operation
+-------------------
+- `start` runs in the supervisor before anything else of the server exists (no thread, no loop, no lock, no
+  socket): it makes the supervisor a child subreaper (PR_SET_CHILD_SUBREAPER) and forks the zygote, joined to it by
+  a SOCK_SEQPACKET socketpair.
+- `Zygote.spawn(argv, fds, name)` sends one request: the worker's arguments (`kefu.server.runtime.worker`'s), the
+  descriptors it inherits (SCM_RIGHTS) with the numbers the arguments name, its process name, and the supervisor's
+  environment as it is now (what a subprocess would inherit). The zygote forks twice: the middle process forks the
+  worker, reports its PID on a pipe and exits, so that the worker is orphaned at once and adopted by the nearest
+  subreaper, the supervisor, which thus waits for it (its exit status: a signal that killed it matters,
+  `kefu.server.storage.verify_report.death_hint`) exactly as for a subprocess. `Forked` is the supervisor's handle,
+  with the part of `subprocess.Popen`'s face the supervisor uses.
+- The worker puts its descriptors at the numbers the supervisor gave (as ``pass_fds`` does), closes every other,
+  reads /dev/null as its standard input, names itself (``kefu-core``, ``kefu-gateway-0``: what ps and
+  `kefu.server.runtime.launch` show), and runs `kefu.server.runtime.worker.main`.
+- The zygote ends when the supervisor's end of the socket closes (the supervisor exited or was killed). If the zygote
+  is gone or a request fails, the supervisor starts the worker as a subprocess, as before.
+
+What a fork shares and must not: randomness. Python's `random` reseeds in the child; OpenSSL (its DRBGs, which draw
+the SM2 nonces and every key) reseeds when it sees a new PID; the store's nonce prefix is drawn again after a fork
+(`kefu.server.storage.sealing`). `tests/server/test_zygote.py` checks the nonces of two forked workers differ.
+
+Adopted processes are reaped too: a worker's own children (the indexer, the sentiment scorer) outlive a worker that
+was killed and are then the supervisor's; `reap_strays` waits for those that ended, never for a tracked worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import gc
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["Forked", "Zygote", "reap_strays", "start"]
+
+WORKER_MAIN = "kefu.server.runtime.worker:main"
+MAX_REQUEST = 1 << 20
+"""Largest request (arguments and the environment) in bytes."""
+MAX_FDS = 64
+"""Most descriptors one worker inherits (the core: its control channel and one link per gateway)."""
+ANSWER_TIMEOUT_S = 5.0
+"""How long the supervisor waits for the zygote's answer before it starts the worker as a subprocess instead."""
+_PR_SET_NAME = 15
+_PR_SET_CHILD_SUBREAPER = 36
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, arg: int | bytes) -> bool:
+    return int(_libc.prctl(option, arg, 0, 0, 0)) == 0
+
+
+class Forked:
+    """A worker the zygote forked and the supervisor adopted: `pid`, `poll`, `wait`, `returncode`, `send_signal`, as
+    `subprocess.Popen` has them (a negative returncode: the signal that ended it)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit status once it exited (and reaps it), else None."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: its status is lost
+                self.returncode = 255
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for it to exit (subprocess.TimeoutExpired after `timeout` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        """Signal it, unless it has been reaped (its PID may be another process's by now)."""
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class Zygote:
+    """The supervisor's end of the zygote."""
+
+    def __init__(self, sock: socket.socket, pid: int) -> None:
+        self._sock, self.pid = sock, pid
+        self.forks = 0
+
+    def spawn(self, argv: Sequence[str], fds: Sequence[int], name: str, entry: str = WORKER_MAIN) -> Forked:
+        """Fork a process running `entry` ("module:function", called with `argv`, returning the exit status) with
+        `fds` at their numbers (OSError when the zygote is gone or does not answer)."""
+        request = {"argv": list(argv), "fds": list(fds), "name": name, "env": dict(os.environ), "entry": entry}
+        self._sock.settimeout(ANSWER_TIMEOUT_S)
+        socket.send_fds(self._sock, [json.dumps(request).encode()], list(fds))
+        answer = self._sock.recv(256)
+        if not answer:
+            raise OSError("the zygote is gone")
+        self.forks += 1
+        return Forked(int(json.loads(answer)["pid"]))
+
+    def close(self) -> None:
+        """Let the zygote end (it exits when this end closes) and reap it; again, nothing."""
+        if self._sock.fileno() < 0:
+            return
+        self._sock.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def start(prepare: Callable[[], None] = lambda: None) -> Zygote | None:
+    """Fork the zygote, which runs `prepare` (the imports the workers need) and then serves requests; None where it
+    cannot be (a thread already runs, or no subreaper: the workers are then started as subprocesses)."""
+    if threading.active_count() > 1 or not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
+        return None
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the zygote
+        code = 1
+        try:
+            mine.close()
+            code = _serve(theirs, prepare)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    theirs.close()
+    return Zygote(mine, pid)
+
+
+def reap_strays(tracked: Collection[int]) -> list[int]:
+    """Reap the ended children of this process that are not in `tracked` (processes adopted as subreaper): their
+    PIDs."""
+    reaped = []
+    for pid in _children():
+        if pid in tracked:
+            continue
+        with contextlib.suppress(ChildProcessError):
+            found = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
+            if found is not None:
+                reaped.append(pid)
+    return reaped
+
+
+def _children() -> list[int]:
+    pids: list[int] = []
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            pids += [int(p) for p in (task / "children").read_text().split()]
+    return pids
+
+
+# --- the zygote's side --------------------------------------------------------------------------------------------
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """SIGINT, SIGTERM and SIGHUP belong to the supervisor (a Ctrl-C reaches the whole process group)."""
+
+
+def _serve(sock: socket.socket, prepare: Callable[[], None]) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _ignore)
+    _close_all_but({0, 1, 2, sock.fileno()})
+    _prctl(_PR_SET_NAME, b"kefu-zygote")
+    prepare()
+    gc.collect()
+    gc.freeze()  # what the workers inherit stays out of their collections (and their pages shared longer)
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
+        except OSError:
+            return 0
+        if not data:
+            return 0
+        try:
+            request = json.loads(data)
+            pid = _fork_worker(request, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        sock.send(json.dumps({"pid": pid}).encode())
+
+
+def _fork_worker(request: Mapping[str, object], fds: Sequence[int]) -> int:
+    """Fork twice (the worker is orphaned, and adopted by the supervisor); the worker's PID."""
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.close(read_end)
+        worker = os.fork()
+        if worker == 0:
+            os.close(write_end)
+            _run_worker(request, fds)  # never returns
+        os.write(write_end, worker.to_bytes(8, "big"))
+        os._exit(0)
+    os.close(write_end)
+    try:
+        data = b""
+        while len(data) < 8 and (chunk := os.read(read_end, 8 - len(data))):
+            data += chunk
+    finally:
+        os.close(read_end)
+        os.waitpid(middle, 0)
+    if len(data) != 8:
+        raise OSError("the worker's fork failed")
+    return int.from_bytes(data, "big")
+
+
+def _run_worker(request: Mapping[str, object], fds: Sequence[int]) -> None:
+    code = 1
+    try:
+        targets = [int(fd) for fd in request["fds"]]  # type: ignore[attr-defined]
+        _place_fds(fds, targets)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.environ.clear()
+        os.environ.update(request["env"])  # type: ignore[call-overload]
+        name = str(request["name"]).encode()[:15]
+        _prctl(_PR_SET_NAME, name)
+        gc.unfreeze()
+        module, function = str(request["entry"]).split(":")
+        main = getattr(importlib.import_module(module), function)  # the workers': imported by `prepare` already
+        code = main(list(request["argv"]))  # type: ignore[call-overload]
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            import logging  # noqa: PLC0415
+
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _place_fds(received: Sequence[int], targets: Sequence[int]) -> None:
+    """Put each received descriptor at its target number (inheritable, as `pass_fds` leaves them) and close every
+    other descriptor above 2."""
+    base = max([*received, *targets, 2]) + 1
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base) for fd in received]
+    _close_all_but({0, 1, 2, *moved})
+    for fd, target in zip(moved, targets, strict=True):
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+
+
+def _close_all_but(keep: Collection[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
