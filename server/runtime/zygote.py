@@ -22,7 +22,8 @@ Theory of operation
   reads /dev/null as its standard input, names itself (``kefu-core``, ``kefu-gateway-0``: what ps and
   `kefu.server.runtime.launch` show), and runs `kefu.server.runtime.worker.main`.
 - The zygote ends when the supervisor's end of the socket closes (the supervisor exited or was killed). If the zygote
-  is gone or a request fails, the supervisor starts the worker as a subprocess, as before.
+  is gone or a request fails, the supervisor starts the worker as a subprocess, as before; ``KEFU_ZYGOTE=0`` in the
+  environment makes it do so always (an escape hatch, and the baseline of bench/bench_server_start.py).
 
 What a fork shares and must not: randomness. Python's `random` reseeds in the child; OpenSSL (its DRBGs, which draw
 the SM2 nonces and every key) reseeds when it sees a new PID; the store's nonce prefix is drawn again after a fork
@@ -51,9 +52,11 @@ import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["Forked", "Zygote", "reap_strays", "start"]
+__all__ = ["DISABLE_ENV", "Forked", "Zygote", "reap_strays", "start"]
 
 WORKER_MAIN = "kefu.server.runtime.worker:main"
+DISABLE_ENV = "KEFU_ZYGOTE"
+"""Set to 0: no zygote, every worker starts as a subprocess."""
 MAX_REQUEST = 1 << 20
 """Largest request (arguments and the environment) in bytes."""
 MAX_FDS = 64
@@ -139,7 +142,9 @@ class Zygote:
 def start(prepare: Callable[[], None] = lambda: None) -> Zygote | None:
     """Fork the zygote, which runs `prepare` (the imports the workers need) and then serves requests; None where it
     cannot be (a thread already runs, or no subreaper: the workers are then started as subprocesses)."""
-    if threading.active_count() > 1 or not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
+    if os.environ.get(DISABLE_ENV) == "0" or threading.active_count() > 1:
+        return None
+    if not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
         return None
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sys.stdout.flush()

@@ -453,3 +453,22 @@ async def test_workers_are_forked_by_the_zygote_and_adopted_and_a_killed_core_le
             peer.close()
     finally:
         server.kill()
+
+
+async def test_without_the_zygote_the_workers_start_as_subprocesses(tmp_path: Path) -> None:
+    """KEFU_ZYGOTE=0: every worker is `python -m kefu.server.runtime.worker`, and a killed gateway comes back so."""
+    server = start_server(tmp_path, ("alice",), {"KEFU_ZYGOTE": "0"})
+    try:
+        async with asyncio.timeout(TEST_TIMEOUT_S):
+            children = children_of(server.pid)
+            assert "kefu-zygote" not in [name for name, _ in children.values()]
+            workers = server.workers()
+            assert sorted(workers) == ["core", GW0, GW1], "found by their command lines"
+            assert all(children[pid][0].startswith("python") for pid in workers.values()), children
+            os.kill(workers[GW0], signal.SIGKILL)
+            await asyncio.to_thread(wait_until, lambda: new_pid(server, GW0, workers[GW0]), 2.0, "a new gateway-0")
+            await asyncio.to_thread(wait_until, lambda: healthz(server)["workers"][GW0]["ready"], 10.0, "ready")
+            peer = await peer_on(server, "alice", GW0)
+            peer.close()
+    finally:
+        server.kill()
