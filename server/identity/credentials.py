@@ -237,7 +237,7 @@ def purge_expired(store: Store, *, now: float) -> set[str]:
         expired, kept = [], set()
         with txn.cursor(table) as cur:
             for key, value in cur:
-                app = key[: key.rfind(b"\0")]
+                app = key[: -ID_LEN - 1]  # the app id, NUL, the credential id (random: it may hold a NUL itself)
                 try:
                     record = SessionRecord.decode(store.values.open(SESSIONS_TABLE, key, value))
                 except (Damaged, ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +213,17 @@ def test_an_app_registered_again_does_not_inherit_the_revoked_ones_credentials(s
     keys.create_app(store, NAME, role="agent", tenant="bank")
     assert credentials.read_session_keys(store, NAME) == []
     assert _refused(_connect(_server(store), issued.secret, now=now)) is ErrorCode.AUTH_FAILED
+
+
+def test_the_purge_names_the_app_whatever_bytes_the_credential_id_holds(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credential id is 16 random bytes, a NUL among them about one time in sixteen: the purge still names the app
+    (it once took the key up to its last NUL for the app id)."""
+    keys.create_app(store, NAME, role="agent", tenant="bank")
+    draw = secrets.token_bytes
+    monkeypatch.setattr(credentials.secrets, "token_bytes", lambda n: b"\0" * n if n == credentials.ID_LEN else draw(n))
+    now = time.time()
+    credentials.issue(store, NAME, ttl_s=60, now=now)
+    assert credentials.purge_expired(store, now=now + 61) == {NAME}
+    assert credentials.read_session_keys(store, NAME) == []
