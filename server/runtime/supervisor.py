@@ -105,6 +105,8 @@ class Supervisor:
         subprocesses."""
         self.config = config
         self.forker = forker
+        self.adopting = forker is not None
+        """This process is a child subreaper (`zygote.start`): it reaps the orphans it adopts."""
         self._reload_config = reload
         self.argv = list(argv)
         self.loop = asyncio.get_event_loop()
@@ -238,6 +240,7 @@ class Supervisor:
                 return self.forker.spawn(args, fds, f"kefu-{worker.name}")
             except (OSError, ValueError) as exc:
                 logmod.error("worker.fork_failed", worker=worker.name, reason=str(exc) or type(exc).__name__)
+                self.forker.close()
                 self.forker = None
         command = [sys.executable, "-m", "kefu.server.runtime.worker", *args]
         return subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL)  # noqa: S603
@@ -360,8 +363,9 @@ class Supervisor:
             await asyncio.sleep(PING_INTERVAL_S)
             self._pings += 1
             now = time.monotonic()
-            if self.forker is not None:  # the subreaper's chore: children of dead workers, adopted here
-                zygote.reap_strays({w.proc.pid for w in self.workers if w.proc is not None} | {self.forker.pid})
+            if self.adopting:  # the subreaper's chore: children of dead workers (and a dead zygote), adopted here
+                tracked = {w.proc.pid for w in self.workers if w.proc is not None}
+                zygote.reap_strays(tracked | ({self.forker.pid} if self.forker is not None else set()))
             for worker in self.workers:
                 if worker.control is not None:
                     worker.control.send({"op": "ping", "n": self._pings})

@@ -61,8 +61,10 @@ MAX_REQUEST = 1 << 20
 """Largest request (arguments and the environment) in bytes."""
 MAX_FDS = 64
 """Most descriptors one worker inherits (the core: its control channel and one link per gateway)."""
-ANSWER_TIMEOUT_S = 5.0
+ANSWER_TIMEOUT_S = 2.0
 """How long the supervisor waits for the zygote's answer before it starts the worker as a subprocess instead."""
+CLOSE_WAIT_S = 1.0
+"""How long `Zygote.close` waits for the zygote to exit before it kills it."""
 _PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -131,12 +133,18 @@ class Zygote:
         return Forked(int(json.loads(answer)["pid"]))
 
     def close(self) -> None:
-        """Let the zygote end (it exits when this end closes) and reap it; again, nothing."""
+        """Let the zygote end (it exits when this end closes) and reap it, killing it after CLOSE_WAIT_S (a zygote
+        that does not answer may be stopped); again, nothing."""
         if self._sock.fileno() < 0:
             return
         self._sock.close()
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+        zygote = Forked(self.pid)
+        try:
+            zygote.wait(CLOSE_WAIT_S)
+        except subprocess.TimeoutExpired:
+            zygote.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                zygote.wait(CLOSE_WAIT_S)
 
 
 def start(prepare: Callable[[], None] = lambda: None) -> Zygote | None:
@@ -252,8 +260,7 @@ def _run_worker(request: Mapping[str, object], fds: Sequence[int]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])  # type: ignore[call-overload]
         name = str(request["name"]).encode()[:15]
-        _prctl(_PR_SET_NAME, name)
-        gc.unfreeze()
+        _prctl(_PR_SET_NAME, name)  # the zygote's objects stay frozen: no collection touches (and copies) their pages
         module, function = str(request["entry"]).split(":")
         main = getattr(importlib.import_module(module), function)  # the workers': imported by `prepare` already
         code = main(list(request["argv"]))  # type: ignore[call-overload]

@@ -472,3 +472,23 @@ async def test_without_the_zygote_the_workers_start_as_subprocesses(tmp_path: Pa
             peer.close()
     finally:
         server.kill()
+
+
+async def test_after_the_zygote_died_a_killed_worker_starts_as_a_subprocess(tmp_path: Path) -> None:
+    """The zygote killed: the next restart falls back to `python -m kefu.server.runtime.worker`, and the dead
+    zygote is reaped (no zombie)."""
+    server = start_server(tmp_path, ("alice",))
+    try:
+        async with asyncio.timeout(TEST_TIMEOUT_S):
+            (zygote,) = [pid for pid, (name, _) in children_of(server.pid).items() if name == "kefu-zygote"]
+            os.kill(zygote, signal.SIGKILL)
+            victim = server.workers()[GW1]
+            os.kill(victim, signal.SIGKILL)
+            await asyncio.to_thread(wait_until, lambda: new_pid(server, GW1, victim), 5.0, "a new gateway-1")
+            await asyncio.to_thread(wait_until, lambda: healthz(server)["workers"][GW1]["ready"], 10.0, "ready")
+            assert children_of(server.pid)[server.workers()[GW1]][0].startswith("python"), "a subprocess"
+            await asyncio.to_thread(wait_until, lambda: zygote not in children_of(server.pid), 3.0, "zygote reaped")
+            peer = await peer_on(server, "alice", GW1)
+            peer.close()
+    finally:
+        server.kill()
