@@ -25,8 +25,11 @@ conversation's first and last known seq (its record's floor, its last intact mes
 messages lost after a conversation's last known seq are counted (the table's entry count says how many records the
 tree held) and, when one conversation alone can own them, placed after it, so its next message does not reuse a seq
 a client already has. A conversation whose record was lost is marked (seq 0). Lost ``user_convs`` entries are
-written again from the conversation records' members (it is their index). Lost cursors read as 0 (the stream is
-delivered again), lost idempotency entries as absent, lost apps do not authenticate: what a damaged value does.
+written again from the conversation records' members (it is their index), lost ``expiry`` keys from the messages'
+times and lost ``idem_expiry`` keys from the idempotency entries' (their indexes by time: without them retention and
+the idempotency purge would never reach those records; a stand-in has no time and gets none). Lost cursors read as 0
+(the stream is delivered again), lost idempotency entries as absent, lost apps do not authenticate: what a damaged
+value does.
 
 Other processes map the store too (gateways, `kefu app`, the indexer). The walk and the salvage run under an
 exclusive fcntl lock on byte 0 of LMDB's lock file: LMDB itself takes a shared lock there in every open (before it
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -81,6 +85,11 @@ CHUNK: Final = 20_000
 Seal = Callable[[str, bytes, bytes], bytes]
 Opener = Callable[[bytes, bytes], ConversationRecord | None]
 """A stored ``conversations`` record opened (None if it does not open)."""
+Timed = Callable[[str, bytes, bytes], int | None]
+"""The timestamp_ms of a stored ``messages`` or ``idempotency`` value (table, key, stored; None if it does not
+open)."""
+TIME_INDEXES: Final = {"expiry": "messages", "idem_expiry": "idempotency"}
+"""The tables indexed by time, and the table each indexes (`_times_again`)."""
 
 
 @dataclass(slots=True)
@@ -93,10 +102,13 @@ class Salvaged:
     placeholders: int = 0
 
 
-def check_at_open(path: Path, check: str, *, seal: Seal | None, conversation: Opener) -> Salvaged | None:
+def check_at_open(
+    path: Path, check: str, *, seal: Seal | None, conversation: Opener, timed: Timed | None = None
+) -> Salvaged | None:
     """The check of the store directory `path` at a writer's open (`check`: "full" walks every page and salvages,
     "tops" is `preflight`'s); the salvage done, if one was. `seal` seals a message placeholder (None: plain values),
-    `conversation` opens a conversation record (None if it does not open). Raises DamagedStore."""
+    `conversation` opens a conversation record (None if it does not open), `timed` reads a record's time (None: lost
+    time index keys are not written again). Raises DamagedStore."""
     data = Path(path) / DATA_FILE
     with _exclusive(Path(path)) as alone:
         if check != "full" or not alone:  # not alone: the first opener checked every page (the module docstring)
@@ -112,7 +124,7 @@ def check_at_open(path: Path, check: str, *, seal: Seal | None, conversation: Op
                 f"{data}: table 'meta' (the store's schema, log position and deployment) is damaged at page "
                 f"{vital[0].lost[0].pgno} ({vital[0].lost[0].reason}): it cannot be salvaged. {WHAT_TO_DO}"
             )
-        return salvage(Path(path), found, seal=seal, conversation=conversation)
+        return salvage(Path(path), found, seal=seal, conversation=conversation, timed=timed)
 
 
 def in_use(path: Path) -> bool:
@@ -140,7 +152,9 @@ def _exclusive(path: Path) -> Iterator[bool]:
         os.close(fd)  # drops the lock, before LMDB (in this process) takes its own
 
 
-def salvage(path: Path, found: Walk, *, seal: Seal | None, conversation: Opener) -> Salvaged:
+def salvage(
+    path: Path, found: Walk, *, seal: Seal | None, conversation: Opener, timed: Timed | None = None
+) -> Salvaged:
     """Copy the intact records of the file in `path` that `found` walked into a new file, set the damaged one aside
     and put the new one in its place (see the module docstring)."""
     data, tmp = path / DATA_FILE, path / TMP_DIR
@@ -154,7 +168,7 @@ def salvage(path: Path, found: Walk, *, seal: Seal | None, conversation: Opener)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=DIR_MODE)
     try:
-        done = _copy(data, tmp, found, seal=seal, conversation=conversation, aside=_aside_name(data))
+        done = _copy(data, tmp, found, seal=seal, conversation=conversation, timed=timed, aside=_aside_name(data))
     except (lmdb.Error, OSError) as exc:  # the original is untouched: refuse with one line
         shutil.rmtree(tmp, ignore_errors=True)
         reason = "no room" if disk_full(exc, path) else f"{type(exc).__name__}: {exc}"
@@ -177,7 +191,9 @@ def _no_room(data: Path, need: int) -> str:
     )
 
 
-def _copy(data: Path, tmp: Path, found: Walk, *, seal: Seal | None, conversation: Opener, aside: Path) -> Salvaged:
+def _copy(
+    data: Path, tmp: Path, found: Walk, *, seal: Seal | None, conversation: Opener, timed: Timed | None, aside: Path
+) -> Salvaged:
     done = Salvaged(aside)
     env = lmdb.open(
         str(tmp), subdir=True, map_size=max(found.meta.map_size, 2 * found.meta.pages * found.meta.page_size),
@@ -194,6 +210,9 @@ def _copy(data: Path, tmp: Path, found: Walk, *, seal: Seal | None, conversation
             done.placeholders = _stand_ins(env, handles, found.tables["messages"], seal, conversation)
         if found.tables.get("user_convs", Table("", 0, 0, 0, 0, 0)).lost and "conversations" in handles:
             _members_again(env, handles, conversation)
+        for index, source in TIME_INDEXES.items():
+            if timed is not None and index in handles and source in handles and found.tables[index].lost:
+                _times_again(env, handles[index], handles[source], functools.partial(timed, source))
         if "meta" in handles:
             with env.begin(write=True) as txn:
                 txn.put(
@@ -278,6 +297,27 @@ def _members_again(env: lmdb.Environment, handles: dict[str, Any], conversation:
             for user in record.members if record is not None else ():
                 if (name := id_key(user)) is not None:
                     txn.put(member_key(name, U64S.unpack(key)[0]), b"", db=handles["user_convs"])
+
+
+def _times_again(env: lmdb.Environment, index: Any, source: Any, time_of: Callable[[bytes, bytes], int | None]) -> None:
+    """A time index (``expiry``, ``idem_expiry``: the record's timestamp_ms, then its key) written again from every
+    record of the table it indexes, CHUNK records a transaction; a record without a time (a stand-in: 0, or one that
+    does not open) gets none."""
+    after: bytes | None = None
+    while True:
+        with env.begin(write=True) as txn, txn.cursor(source) as cur:
+            found = cur.first() if after is None else cur.set_range(after)
+            if found and after is not None and cur.key() == after:
+                found = cur.next()
+            puts = 0
+            while found and puts < CHUNK:
+                key, raw = cur.item()
+                if ts := time_of(key, raw):
+                    txn.put(U64S.pack(ts) + key, b"", db=index)
+                puts, after = puts + 1, key
+                found = cur.next()
+        if not found:
+            return
 
 
 def _last_present(txn: lmdb.Transaction[bytes], handles: dict[str, Any], conv: int) -> int:

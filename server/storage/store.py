@@ -85,6 +85,7 @@ from .schema import (
     ConversationRecord,
     LogPosition,
     conversation_last_seq,
+    decode_idempotency,
     id_key,
     member_key,
     message_key,
@@ -273,7 +274,8 @@ class Store:
             private_dir(self.path)
             preflight.reserve_lock_file(self.path)
             self.salvaged = salvage.check_at_open(self.path, check_at_open, seal=sealer.seal if sealer else None,
-                                                  conversation=self._conversation_record)  # fmt: skip
+                                                  conversation=self._conversation_record,
+                                                  timed=self._stored_time)  # fmt: skip
         self.env = lmdb.open(
             str(self.path), subdir=True, map_size=map_size, max_dbs=MAX_TABLES, sync=sync, metasync=sync,
             readonly=readonly, create=not readonly, mode=FILE_MODE,
@@ -296,6 +298,16 @@ class Store:
         try:
             return open_conversation(Values(self.sealer, DamageReport()), key, stored)
         except Damaged:
+            return None
+
+    def _stored_time(self, table: str, key: bytes, stored: bytes) -> int | None:
+        """The timestamp_ms of a stored message or idempotency entry; None if it does not open (for the salvage)."""
+        values = Values(self.sealer, DamageReport())
+        try:
+            if table == "messages":
+                return open_message(values, key, stored).timestamp_ms
+            return int(decode_idempotency(values.open(table, key, stored)).timestamp_ms)
+        except Exception:  # does not open, or does not decode: no time
             return None
 
     def _existing_databases(self) -> dict[str, Any]:

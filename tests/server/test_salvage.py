@@ -22,6 +22,7 @@ from kefu.protocol.frames import SYSTEM_SENDER
 from kefu.server.engine.messages import CursorUpdate, SendRequest
 from kefu.server.identity.datakeys import sealer_of
 from kefu.server.storage import pagewalk
+from kefu.server.storage.maintenance import purge_idempotency
 from kefu.server.storage.preflight import P_BRANCH, P_LEAF, P_OVERFLOW, PAGE_HEADER, DamagedStore
 from kefu.server.storage.salvage import in_use
 from kefu.server.storage.schema import CONV_SEQ
@@ -431,5 +432,27 @@ def test_lost_user_convs_are_written_again_and_lost_idempotency_entries_read_as_
         results = store.commit(again, [], now_ms=2)
         stored_again = sum(not r.duplicate for r in results)
         assert all(r.status == 0 for r in results) and stored_again == store.salvaged.lost["idempotency"] > 0
+    finally:
+        store.close()
+
+
+def entries(store: Store, table: str) -> int:
+    with store.reading() as txn:
+        return int(txn.stat(store.handle(table))["entries"])
+
+
+def test_lost_time_index_keys_are_written_again_so_retention_and_the_purge_reach_every_record(data: Path) -> None:
+    """``expiry`` and ``idem_expiry`` index messages and idempotency entries by time: a lost key would leave its
+    record to retention's or the purge's reach for ever. They are written again from the records' times."""
+    poke(data, leaves(data, "expiry")[1] * PSIZE, bytes(PSIZE))
+    poke(data, leaves(data, "idem_expiry")[1] * PSIZE, bytes(PSIZE))
+    store = Store(data / "store", sealer=sealer_of(data, "sm4-gcm"))
+    try:
+        assert store.salvaged is not None and {"expiry", "idem_expiry"} <= set(store.salvaged.lost)
+        messages = CONVERSATIONS * PER_CONVERSATION
+        assert entries(store, "expiry") == entries(store, "messages") == messages
+        assert entries(store, "idem_expiry") == entries(store, "idempotency") == messages
+        assert purge_idempotency(store, before_ms=1) == messages, "the purge reaches every entry"
+        assert entries(store, "idempotency") == entries(store, "idem_expiry") == 0
     finally:
         store.close()
