@@ -37,7 +37,7 @@ from .origins import OriginPolicy
 from .stats import WebStats
 from .transport import SUBPROTOCOL, WebSocketTransport, websocket_response
 
-__all__ = ["WebContext", "api_origin", "build_app", "js_root", "static_root"]
+__all__ = ["WIDGET_FRAME_PREFIX", "WebContext", "api_origin", "build_app", "js_root", "static_root"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -262,6 +262,12 @@ def _cors(origin: str, *, preflight: bool) -> dict[str, str]:
     return headers
 
 
+WIDGET_FRAME_PREFIX = "/widget/"
+"""The pages any page may frame: the widget's chat, in the iframe its script adds to a bank's page (which needs no
+[web] allowed_origins entry: the frame is of this port's own origin). Every other page, the console first, may be
+framed by no page: a framed console could be clicked through by a page that hides it (clickjacking)."""
+
+
 def _page_headers(ctx: WebContext) -> Any:
     @web.middleware
     async def page_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -272,7 +278,11 @@ def _page_headers(ctx: WebContext) -> Any:
         if response.content_type == "text/html" or response.headers.get("Content-Type", "").startswith("text/html"):
             api = api_origin(ctx, request)
             connect = f"'self' {api}" if api else "'self'"
-            response.headers["Content-Security-Policy"] = f"default-src 'self'; connect-src {connect}"
+            csp = f"default-src 'self'; connect-src {connect}"
+            if not request.path.startswith(WIDGET_FRAME_PREFIX):
+                csp += "; frame-ancestors 'none'"
+                response.headers["X-Frame-Options"] = "DENY"  # browsers older than CSP's frame-ancestors
+            response.headers["Content-Security-Policy"] = csp
             response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 

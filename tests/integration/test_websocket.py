@@ -288,11 +288,13 @@ async def test_static_pages_and_the_js_client(server: ServerProcess) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(http_url(server, "/"), allow_redirects=False) as response:
             assert response.status == 302 and response.headers["Location"] == "/console/"
-        for page in ("/console/", "/widget/frame.html"):
+        framing = {"/console/": "; frame-ancestors 'none'", "/widget/frame.html": ""}  # any page frames the widget
+        for page, ancestors in framing.items():
             async with http.get(http_url(server, page)) as response:
                 assert response.status == 200 and response.content_type == "text/html"
-                csp = f"default-src 'self'; connect-src 'self' http://127.0.0.1:{server.api_port}"
+                csp = f"default-src 'self'; connect-src 'self' http://127.0.0.1:{server.api_port}{ancestors}"
                 assert response.headers["Content-Security-Policy"] == csp
+                assert response.headers.get("X-Frame-Options") == ("DENY" if ancestors else None)
         async with http.get(http_url(server, "/js/index.d.ts")) as response:
             assert response.status == 200 and "export" in await response.text()
         js = sorted(p.name for p in (Path(__file__).parents[2] / "clients" / "js" / "src").glob("*.js"))
