@@ -37,6 +37,7 @@ from .service.setup import build_desk
 from .storage import deployment, salvage
 from .storage.conversations import Conversations, LogSettings, open_conversations
 from .storage.datadir import migrate_store_dir
+from .storage.indexer import Spawn
 from .storage.sealing import Sealer
 from .storage.store import Store
 from .webhooks.subscriptions import TABLES as WEBHOOK_TABLES
@@ -101,10 +102,11 @@ def build_core(
     metrics: Any = None,
     *,
     on_fatal: Callable[[BaseException], None] | None = None,
+    spawn: Spawn | None = None,
 ) -> CoreSide:
     """The core side over `store` (the desk's directory, rules and plugins loaded: ServiceSetupError if invalid).
     The log's tail is replayed into the store first. `on_fatal(exc)` runs on the loop if the log fails: the process
-    must then exit (kefu.server.storage.committer)."""
+    must then exit (kefu.server.storage.committer). `spawn` starts the indexer process (default: a subprocess)."""
     delivery, storage = config.delivery, config.storage
     settings = LogSettings(
         window_s=delivery.commit_window_ms / 1000,
@@ -125,6 +127,7 @@ def build_core(
         written=getattr(metrics, "observe_store_written", None),
         on_fatal=on_fatal,
         data_dir=config.data_path,
+        spawn=spawn,
     )
     if metrics is not None:
         store.damage.on_damaged = metrics.storage_damaged

@@ -21,6 +21,7 @@ from ..link.core_side import GatewayLink
 from ..metrics import Metrics
 from ..service.setup import start_desk, tick_forever
 from ..storage import audit, maintenance
+from ..storage.indexer import Spawn
 from ..webhooks.api import EXTRAS_KEY as WEBHOOKS_KEY
 from ..webhooks.setup import build_webhooks
 from . import process, reload, sdnotify
@@ -35,8 +36,15 @@ class CoreProcess:
     """The core worker: the core side of kefu and one link per gateway."""
 
     def __init__(
-        self, config: Any, load: Callable[[], Any], loop: asyncio.AbstractEventLoop, *, web_port: int = -1
+        self,
+        config: Any,
+        load: Callable[[], Any],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        web_port: int = -1,
+        spawn: Spawn | None = None,
     ) -> None:
+        """`spawn`: how the indexer process starts (default: a subprocess)."""
         self.config = config
         self.web_port = web_port
         """The web port the gateways serve (-1: none): the API's default CORS origin."""
@@ -45,7 +53,9 @@ class CoreProcess:
         self.metrics = Metrics() if config.metrics.enabled else None
         self.store = wiring.open_store(config, check_at_open="tops")  # the supervisor's open checked every page
         self.apps = AppDirectory(self.store)
-        self.side = wiring.build_core(config, loop, self.store, self.apps, self.metrics, on_fatal=self._log_failed)
+        self.side = wiring.build_core(
+            config, loop, self.store, self.apps, self.metrics, on_fatal=self._log_failed, spawn=spawn
+        )
         self.data_keys = DataKeys(config, self.store, self.side.log, metrics=self.metrics)
         self.audit = audit.AuditWriter(self.store, name="core")
         self.side.desk.audit = self.audit
@@ -202,12 +212,18 @@ class CoreProcess:
 
 
 async def run_core(
-    config: Any, load: Callable[[], Any], *, control: int, links: list[tuple[int, int]], web_port: int = -1
+    config: Any,
+    load: Callable[[], Any],
+    *,
+    control: int,
+    links: list[tuple[int, int]],
+    web_port: int = -1,
+    spawn: Spawn | None = None,
 ) -> int:
     """Run the core until the supervisor says stop (or goes away); its exit status. `web_port`: the port the
-    gateways serve the web port on (-1: none)."""
+    gateways serve the web port on (-1: none); `spawn`: how the indexer process starts."""
     loop = asyncio.get_running_loop()
-    worker = CoreProcess(config, load, loop, web_port=web_port)
+    worker = CoreProcess(config, load, loop, web_port=web_port, spawn=spawn)
     sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
     await worker.start(socket.socket(fileno=control), [(i, socket.socket(fileno=fd)) for i, fd in links])
     collector = process.tame_collector(loop)

@@ -34,9 +34,15 @@ def serve(config: Any, reload: Callable[[], Any] | None = None, argv: Sequence[s
         return 1
     try:
         if worker_count(config) == 0:
+            from . import zygote  # noqa: PLC0415
             from .single import run  # noqa: PLC0415 - only the mode that runs is loaded
 
-            uvloop.run(run(config, reload))
+            forker = zygote.start(zygote.import_indexer, name=b"kefu-fork")  # before the loop: the indexer's
+            try:
+                uvloop.run(run(config, reload, zygote.spawner(forker, "kefu-indexer")))
+            finally:
+                if forker is not None:
+                    forker.close()
             return 0
         from .supervisor import supervise  # noqa: PLC0415
 

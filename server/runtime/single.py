@@ -31,6 +31,7 @@ from ..metrics import Metrics, MetricsServer
 from ..service.setup import start_desk, tick_forever
 from ..storage import audit, maintenance
 from ..storage.datadir import lock_data_dir
+from ..storage.indexer import Spawn
 from ..storage.modes import private_dir, tighten
 from ..web.app import WebContext
 from ..web.port import WebPort
@@ -56,7 +57,8 @@ net.core.somaxconn; the sysctl drop-in raises that)."""
 class Server:
     """One running single-process server: everything `run` starts, and how to stop it."""
 
-    def __init__(self, config: Any, loop: asyncio.AbstractEventLoop, metrics: Any) -> None:
+    def __init__(self, config: Any, loop: asyncio.AbstractEventLoop, metrics: Any, spawn: Spawn | None = None) -> None:
+        """`spawn`: how the indexer process starts (default: a subprocess)."""
         self.config = config
         self.loop = loop
         self.metrics = metrics
@@ -66,7 +68,9 @@ class Server:
         self.store = wiring.open_store(config)
         self.keyring = keymod.load_or_create(data_dir, self.store)
         keymod.write_pins(data_dir)
-        self.side = wiring.build_core(config, loop, self.store, self.keyring.apps, metrics, on_fatal=self._log_failed)
+        self.side = wiring.build_core(
+            config, loop, self.store, self.keyring.apps, metrics, on_fatal=self._log_failed, spawn=spawn
+        )
         self.data_keys = DataKeys(config, self.store, self.side.log, metrics=metrics)
         self.guard = SharedTicketGuard(open_claims(data_dir))  # claims outlive restarts, as with worker processes
         self.gateway = wiring.build_gateway(config, loop, self.keyring, guard=self.guard, metrics=metrics)
@@ -208,14 +212,15 @@ class Server:
         }
 
 
-async def run(config: Any, load: Callable[[], Any] | None = None) -> None:
-    """Run until SIGTERM/SIGINT; SIGHUP calls `load()` for a fresh configuration and applies it."""
+async def run(config: Any, load: Callable[[], Any] | None = None, spawn: Spawn | None = None) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP calls `load()` for a fresh configuration and applies it. `spawn`: how the
+    indexer process starts (default: a subprocess)."""
     loop = asyncio.get_running_loop()
     metrics = Metrics() if config.metrics.enabled else None
     inherited = sdnotify.listen_socket()
     notifier = sdnotify.Notifier.from_environment()
     sdnotify.install_debug_stall(loop)  # test-only; inert unless KEFU_DEBUG_STALL_ON_SIGNAL is set
-    server = Server(config, loop, metrics)
+    server = Server(config, loop, metrics, spawn)
 
     def on_hup() -> None:
         fresh = reload.load_fresh(load) if load is not None else None

@@ -566,5 +566,6 @@ def supervise(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str]
 
 
 def _import_workers() -> None:
-    """What a worker imports, imported once in the zygote."""
-    from . import core_process, gateway_process, worker  # noqa: F401, PLC0415
+    """What a worker imports, imported once in the zygote (`kefu.server.runtime.worker` itself, a few lines over the
+    CLI this process has loaded, is imported at each fork)."""
+    from . import core_process, gateway_process  # noqa: F401, PLC0415

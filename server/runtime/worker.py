@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .. import log  # noqa: PLC0415
     from ..cli import config_loader  # noqa: PLC0415
+    from . import zygote  # noqa: PLC0415
 
     config_args = args.config[1:] if args.config[:1] == ["--"] else args.config
     load = _api_port_pinned(config_loader(config_args), args.api_port)
@@ -75,7 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         log.set_context(worker="core")
         links = [(int(i), int(fd)) for i, fd in (item.split(":") for item in args.links.split(",") if item)]
-        return uvloop.run(run_core(config, load, control=args.control_fd, links=links, web_port=args.web_port))
+        forker = zygote.start(zygote.import_indexer, name=b"kefu-core-fork")  # before the loop: the indexer's
+        try:
+            spawn = zygote.spawner(forker, "kefu-indexer")
+            return uvloop.run(
+                run_core(config, load, control=args.control_fd, links=links, web_port=args.web_port, spawn=spawn)
+            )
+        finally:
+            if forker is not None:
+                forker.close()
     else:
         from .gateway_process import run_gateway  # noqa: PLC0415
 

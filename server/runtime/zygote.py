@@ -31,6 +31,10 @@ the SM2 nonces and every key) reseeds when it sees a new PID; the store's nonce 
 
 Adopted processes are reaped too: a worker's own children (the indexer, the sentiment scorer) outlive a worker that
 was killed and are then the supervisor's; `reap_strays` waits for those that ended, never for a tracked worker.
+
+The core (and a server without worker processes) forks a zygote of its own the same way, before its loop, for the
+store's indexer process (`spawner`, `import_indexer`; shown as ``kefu-core-fork`` / ``kefu-fork`` and
+``kefu-indexer``): it starts at every start of the core and again after a data-key rotation.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["DISABLE_ENV", "Forked", "Zygote", "reap_strays", "start"]
+__all__ = ["DISABLE_ENV", "Forked", "Zygote", "import_indexer", "reap_strays", "spawner", "start"]
 
 WORKER_MAIN = "kefu.server.runtime.worker:main"
 DISABLE_ENV = "KEFU_ZYGOTE"
@@ -147,9 +151,10 @@ class Zygote:
                 zygote.wait(CLOSE_WAIT_S)
 
 
-def start(prepare: Callable[[], None] = lambda: None) -> Zygote | None:
-    """Fork the zygote, which runs `prepare` (the imports the workers need) and then serves requests; None where it
-    cannot be (a thread already runs, or no subreaper: the workers are then started as subprocesses)."""
+def start(prepare: Callable[[], None] = lambda: None, name: bytes = b"kefu-zygote") -> Zygote | None:
+    """Fork the zygote (`name`: its process name), which runs `prepare` (the imports the workers need) and then
+    serves requests; None where it cannot be (a thread already runs, or no subreaper: the workers are then started
+    as subprocesses)."""
     if os.environ.get(DISABLE_ENV) == "0" or threading.active_count() > 1:
         return None
     if not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
@@ -162,13 +167,44 @@ def start(prepare: Callable[[], None] = lambda: None) -> Zygote | None:
         code = 1
         try:
             mine.close()
-            code = _serve(theirs, prepare)
+            code = _serve(theirs, prepare, name)
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(code)
     theirs.close()
     return Zygote(mine, pid)
+
+
+class _Spawner:
+    """`spawner`'s callable: ``python -m MODULE ARGS`` forked from the zygote as MODULE's ``main(ARGS)``."""
+
+    def __init__(self, forker: Zygote, name: str) -> None:
+        self.forker: Zygote | None = forker
+        self.name = name
+
+    def __call__(self, argv: Sequence[str], fds: Sequence[int]) -> Forked | subprocess.Popen[bytes]:
+        if self.forker is not None and len(argv) > 2 and argv[1] == "-m":
+            try:
+                return self.forker.spawn(argv[3:], fds, self.name, entry=f"{argv[2]}:main")
+            except (OSError, ValueError):
+                self.forker.close()
+                self.forker = None  # gone: subprocesses from now on
+        return subprocess.Popen(argv, pass_fds=fds, stdin=subprocess.DEVNULL)  # noqa: S603
+
+
+def spawner(
+    forker: Zygote | None, name: str
+) -> Callable[[Sequence[str], Sequence[int]], Forked | subprocess.Popen[bytes]] | None:
+    """A `kefu.server.storage.indexer.Spawn` that forks from `forker` the processes named `name` (a subprocess when
+    the zygote is gone); None without a zygote."""
+    return None if forker is None else _Spawner(forker, name)
+
+
+def import_indexer() -> None:
+    """What the indexer process imports (`kefu.server.storage.index_worker`), for a zygote that forks it."""
+    importlib.import_module("kefu.server.storage.index_worker")
+    importlib.import_module("kefu.server.identity.datakeys")  # a sealed store's
 
 
 def reap_strays(tracked: Collection[int]) -> list[int]:
@@ -200,11 +236,11 @@ def _ignore(signum: int, frame: object) -> None:
     """SIGINT, SIGTERM and SIGHUP belong to the supervisor (a Ctrl-C reaches the whole process group)."""
 
 
-def _serve(sock: socket.socket, prepare: Callable[[], None]) -> int:
+def _serve(sock: socket.socket, prepare: Callable[[], None], name: bytes) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _ignore)
     _close_all_but({0, 1, 2, sock.fileno()})
-    _prctl(_PR_SET_NAME, b"kefu-zygote")
+    _prctl(_PR_SET_NAME, name)
     prepare()
     gc.collect()
     gc.freeze()  # what the workers inherit stays out of their collections (and their pages shared longer)

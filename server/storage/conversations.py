@@ -27,7 +27,7 @@ from ..engine.messages import SendRequest, StoredMessage
 from ..engine.ports import Done, LogClosed
 from .committer import GroupCommitter
 from .cursors import PendingCursors
-from .indexer import IndexerProcess, Written, replay, replay_into_overlay
+from .indexer import IndexerProcess, Spawn, Written, replay, replay_into_overlay
 from .logfile import LogWriter, SegmentFiles
 from .overlay import Overlay
 from .schema import LOG_DIR, LogPosition
@@ -62,19 +62,21 @@ def open_conversations(
     written: Written | None = None,
     on_fatal: Callable[[BaseException], None] | None = None,
     data_dir: Path | None = None,
+    spawn: Spawn | None = None,
 ) -> Conversations:
     """Replay the log's tail into `store`, then build the log over it (not started).
 
     `observer(writes, seconds)` runs per group commit, `written(part, nbytes, messages)` per log append ("log") and
     per indexed batch ("index"), both on their threads; `on_fatal(exc)` on the loop when the log fails. `data_dir`:
-    where the indexer process finds the data keys of a sealed store (default: the store's parent)."""
+    where the indexer process finds the data keys of a sealed store (default: the store's parent); `spawn`: how the
+    indexer process starts (default: a subprocess)."""
     files = SegmentFiles(store.path / LOG_DIR, settings.segment_bytes)
     overlay = Overlay()
     end, next_id, no_room_reason = _replay(store, files, overlay)
     writer = LogWriter(files, end)
     indexer = IndexerProcess(
         store, overlay, files, lambda: writer.segment, loop, interval_s=settings.index_interval_s,
-        batch_bytes=settings.index_batch_bytes, position=end, written=written, data_dir=data_dir,
+        batch_bytes=settings.index_batch_bytes, position=end, written=written, data_dir=data_dir, spawn=spawn,
     )  # fmt: skip
     committer = GroupCommitter(
         store, writer, overlay, loop, window_s=settings.window_s, max_batch=settings.max_batch, nice=settings.nice,

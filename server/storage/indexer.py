@@ -41,9 +41,9 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ..engine.messages import decode_message
 from .logfile import SegmentFiles, read_log
@@ -55,7 +55,25 @@ from .store import StorageDamaged, Store
 from .values import placeholder
 from .verify_report import death_hint
 
-__all__ = ["FRAME", "IndexerProcess", "decode_messages", "frame", "replay", "replay_into_overlay"]
+__all__ = ["FRAME", "Child", "IndexerProcess", "Spawn", "decode_messages", "frame", "replay", "replay_into_overlay"]
+
+
+class Child(Protocol):
+    """A started process as `subprocess.Popen` shows it (the part used here)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+Spawn = Callable[[Sequence[str], Sequence[int]], Child]
+"""Start ``python -m MODULE ARGS`` (the argv) with these descriptors inherited at their numbers; the process (the
+worker processes' zygote: `kefu.server.runtime.zygote.spawner`)."""
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +220,11 @@ class IndexerProcess:
         position: LogPosition,
         written: Written | None = None,
         data_dir: Path | None = None,
+        spawn: Spawn | None = None,
     ) -> None:
         """`data_dir`: where the worker finds the data keys of a sealed store (default: the store's parent, as in
-        data_dir/store)."""
+        data_dir/store); `spawn`: how the worker process is started (default: a subprocess)."""
+        self._spawn = spawn
         self._store, self._overlay, self._files = store, overlay, files
         self._data_dir = data_dir if data_dir is not None else store.path.parent
         self._current_segment, self._loop = current_segment, loop
@@ -222,7 +242,7 @@ class IndexerProcess:
         self._failed = 0  # batches failed since the last success
         self._failed_logged = (0.0, 0)  # (when the last line about failures was logged, its count)
         self._held_back = False
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: Child | None = None
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
         self._buf = bytearray()
@@ -243,7 +263,10 @@ class IndexerProcess:
             "--batch-bytes", str(self.batch_bytes), "--log-dir", str(self._files.directory),
             "--data-dir", str(self._data_dir), *(["--sealed"] if store.sealer is not None else []),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)  # noqa: S603
+        if self._spawn is not None:
+            self._proc = self._spawn(argv, [theirs.fileno()])
+        else:
+            self._proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)  # noqa: S603
         theirs.close()
         mine.setblocking(False)
         self._sock = mine
