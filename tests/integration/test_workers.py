@@ -437,8 +437,11 @@ async def test_workers_are_forked_by_the_zygote_and_adopted_and_a_killed_core_le
             for name, pid in workers.items():
                 assert children.get(pid, ("", ""))[0] == f"kefu-{name}", (name, children)
             assert [n for n, _ in children.values()].count("kefu-zygote") == 1, children
-            orphans = [pid for pid, (name, _) in children_of(workers["core"]).items()]
-            assert orphans, "the core's indexer process"
+            core_children = children_of(workers["core"])
+            assert sorted(name for name, _ in core_children.values()) == ["kefu-core-fork", "kefu-indexer"], (
+                "the indexer, forked from the core's own zygote"
+            )
+            orphans = list(core_children)
             os.kill(workers["core"], signal.SIGKILL)
             await asyncio.to_thread(wait_until, lambda: new_pid(server, "core", workers["core"]), 2.0, "a new core")
             await asyncio.to_thread(wait_until, lambda: healthz(server)["workers"]["core"]["ready"], 5.0, "ready")
@@ -489,6 +492,18 @@ async def test_after_the_zygote_died_a_killed_worker_starts_as_a_subprocess(tmp_
             assert children_of(server.pid)[server.workers()[GW1]][0].startswith("python"), "a subprocess"
             await asyncio.to_thread(wait_until, lambda: zygote not in children_of(server.pid), 3.0, "zygote reaped")
             peer = await peer_on(server, "alice", GW1)
+            peer.close()
+    finally:
+        server.kill()
+
+
+async def test_a_server_without_worker_processes_forks_its_indexer_too(tmp_path: Path) -> None:
+    server = start_server(tmp_path, ("alice",), {"KEFU_SERVER_WORKERS": "0"})
+    try:
+        names = sorted(name for name, _ in children_of(server.pid).values())
+        assert names == ["kefu-fork", "kefu-indexer"], names
+        async with asyncio.timeout(TEST_TIMEOUT_S):
+            peer = await connect_peer(server, "alice")
             peer.close()
     finally:
         server.kill()
