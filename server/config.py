@@ -232,7 +232,6 @@ class LimitsSection:
         " (a classic BPF program on each gateway's own IPv4 listening socket; no privilege needed), so that a flood"
         " costs the gateways no accept at all. Not applied to a listening socket systemd passes (shared by every"
         " gateway) nor on IPv6.",
-        reloadable=True,
     )  # fmt: skip
 
 

@@ -107,7 +107,6 @@ class Gateway:
         self.syn_filters: list[SynFilter] = []
         """The kernel's drop of the SYNs of addresses told to wait, on each listening socket of this gateway's own
         (`filter_syns`)."""
-        self._syn_fds: list[int] = []
         """The handshake budget (`admit_handshake`), in CPU seconds measured on this process at start."""
         self._auth_log = ThrottledLog("conn.auth_failed", AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time, logmod.warning)
         self._error_log = ThrottledLog("conn.error", ERROR_LOG_PER_S, ERROR_LOG_BURST, loop.time, logmod.event)
@@ -124,7 +123,6 @@ class Gateway:
         """SIGHUP: new limits for existing and future connections."""
         self.config = config
         self.admission.configure(config.limits.handshake_cpu_share * self.cores_per_gateway)
-        self._apply_syn_filters()
 
     # --- clock and timers -----------------------------------------------------------------------------------
 
@@ -172,21 +170,12 @@ class Gateway:
         """Have the kernel drop the SYNs of addresses told to wait, on these listening sockets (this gateway's own:
         a socket shared with other gateways must not be given one, `kefu.server.edge.synfilter`), when
         [limits] handshake_syn_filter and admission are on; how many got a filter."""
-        self._syn_fds = list(fds)
-        self._apply_syn_filters()
+        if not (self.config.limits.handshake_syn_filter and self.admission.enabled):
+            return 0
+        for fd in fds:
+            if (found := SynFilter.for_socket(fd, self.loop, self.loop.time)) is not None:
+                self.syn_filters.append(found)
         return len(self.syn_filters)
-
-    def _apply_syn_filters(self) -> None:
-        """Filters on the sockets of `filter_syns` when the configuration wants them (it is reloadable), else none."""
-        wanted = self.config.limits.handshake_syn_filter and self.admission.enabled
-        if wanted and not self.syn_filters:
-            for fd in self._syn_fds:
-                if (found := SynFilter.for_socket(fd, self.loop, self.loop.time)) is not None:
-                    self.syn_filters.append(found)
-        elif not wanted:
-            for syn_filter in self.syn_filters:
-                syn_filter.close(detach=True)
-            self.syn_filters.clear()
 
     def _block_syns(self, address: str, seconds: float) -> None:
         until = self.loop.time() + seconds

@@ -22,7 +22,6 @@ A socket the gateways share (systemd's) gets none either: each gateway would rep
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ipaddress
 import os
@@ -120,14 +119,11 @@ class SynFilter:
         if new:
             self._schedule(self._clock() + UPDATE_S)
 
-    def close(self, *, detach: bool = False) -> None:
-        """Stop updating; with `detach`, take the program off the socket (else it stays until the socket closes)."""
+    def close(self) -> None:
+        """Stop updating (the program stays on the socket until it closes)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if detach:
-            with contextlib.suppress(OSError):
-                self._sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
         self._sock.close()
 
     def _schedule(self, at: float) -> None:

@@ -80,19 +80,3 @@ async def test_no_filter_on_an_ipv6_socket() -> None:
         assert SynFilter.for_socket(sock.fileno(), loop, loop.time) is None
     finally:
         sock.close()
-
-
-@pytest.mark.asyncio
-async def test_closed_with_detach_the_socket_filters_nothing(listener: socket.socket) -> None:
-    """[limits] handshake_syn_filter turned off by a reload: the program comes off at once."""
-    loop = asyncio.get_running_loop()
-    port = listener.getsockname()[1]
-    syn_filter = SynFilter.for_socket(listener.fileno(), loop, loop.time)
-    assert syn_filter is not None
-    syn_filter.block("127.0.0.7", loop.time() + 30)
-    await asyncio.sleep(0.05)
-    assert await connects(port, "127.0.0.7") is None
-    syn_filter.close(detach=True)
-    sock = await connects(port, "127.0.0.7")
-    assert sock is not None
-    sock.close()
