@@ -28,10 +28,9 @@ bench_workers.py's `--old-tree`.
     (the server took its Finished); on a GOAWAY it waits the delay with the jitter and tries again, on any other
     failure it backs off as section 4.8's defaults say.
 The configurations: `no-flood` (the baseline, legitimate client included), `admission-off` (flood,
-KEFU_LIMITS_HANDSHAKE_CPU_SHARE=0), `admission-on` (flood, the server's default) and `synfilter-off` (flood,
-admission on but the kernel's drop of the SYNs of addresses told to wait off:
-KEFU_LIMITS_HANDSHAKE_SYN_FILTER=false), the flooded ones only where the tree has the setting (`server/config.py`
-handshake_cpu_share). Targets: deliver p99 under flood within 2x the baseline's; the legitimate handshake within 1 s.
+KEFU_LIMITS_HANDSHAKE_CPU_SHARE=0) and `admission-on` (flood, the server's default), the latter two only where
+the tree has the setting (`server/config.py` handshake_cpu_share). Targets: deliver p99 under flood within 2x
+the baseline's; the legitimate handshake within 1 s.
 
 Servers run with their default worker layout and their production limits (not the harness's LOAD_ENV: a hostile
 peer meets the limits a deployment has); the environment each got is in the output. Each run prints one JSON line
@@ -479,11 +478,9 @@ class Background:
 
 
 def flood_config(args: argparse.Namespace, name: str) -> dict[str, Any]:
-    shares = {"admission-off": "0", "admission-on": args.handshake_share, "synfilter-off": args.handshake_share}
+    shares = {"admission-off": "0", "admission-on": args.handshake_share}
     share = shares.get(name, "") if has_admission_control() else ""
     extra = {"KEFU_LIMITS_HANDSHAKE_CPU_SHARE": share} if share else {}
-    if name == "synfilter-off":  # admission as in admission-on, without the kernel's drop of held-back SYNs
-        extra["KEFU_LIMITS_HANDSHAKE_SYN_FILTER"] = "false"
     server, config = spawn(extra)
     try:
         target = cgen.Target(server.port, server.data_dir, pid=server.pid)
@@ -538,9 +535,7 @@ def _flood_summary(flood: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_flood(args: argparse.Namespace) -> dict[str, Any]:
-    names = [
-        n for n in args.configs.split(",") if n not in ("admission-on", "synfilter-off") or has_admission_control()
-    ]
+    names = [n for n in args.configs.split(",") if n != "admission-on" or has_admission_control()]
     out: dict[str, Any] = {"admission_control_in_tree": has_admission_control(), "configs": {}}
     for name in names:
         out["configs"][name] = flood_config(args, name)

@@ -221,17 +221,7 @@ class LimitsSection:
         " so that established sessions keep their latency during a flood. Under contention one address gets at most"
         " a tenth of the budget, and addresses without a recent full handshake keep a reserve of it. 0: no admission"
         " control.",
-        unit="CPU seconds/s",
-        lo=0,
-        hi=1,
-        reloadable=True,
-    )
-    handshake_syn_filter: bool = setting(
-        True,
-        "While an address is told to wait (handshake_cpu_share), have the kernel drop the SYNs of its new connections"
-        " (a classic BPF program on each gateway's own IPv4 listening socket; no privilege needed), so that a flood"
-        " costs the gateways no accept at all. Not applied to a listening socket systemd passes (shared by every"
-        " gateway) nor on IPv6.",
+        unit="CPU seconds/s", lo=0, hi=1, reloadable=True,
     )  # fmt: skip
 
 

@@ -33,7 +33,6 @@ from ..engine.refusals import RefusalLog, ThrottledLog
 from ..engine.streams import Outbound
 from .admission import MAX_HELD, HandshakeAdmission, measure_costs
 from .session import Session
-from .synfilter import SynFilter
 from .timers import TimerWheel
 
 __all__ = ["Gateway", "printable"]
@@ -104,9 +103,6 @@ class Gateway:
         self.admission = HandshakeAdmission(budget, measure_costs(), clock=loop.time)
         self.held_back: set[Session] = set()
         """Connections held back until their address may ask for a handshake again (`hold_back`)."""
-        self.syn_filters: list[SynFilter] = []
-        """The kernel's drop of the SYNs of addresses told to wait, on each listening socket of this gateway's own
-        (`filter_syns`)."""
         """The handshake budget (`admit_handshake`), in CPU seconds measured on this process at start."""
         self._auth_log = ThrottledLog("conn.auth_failed", AUTH_LOG_PER_S, AUTH_LOG_BURST, loop.time, logmod.warning)
         self._error_log = ThrottledLog("conn.error", ERROR_LOG_PER_S, ERROR_LOG_BURST, loop.time, logmod.event)
@@ -166,22 +162,6 @@ class Gateway:
             self._count("refused_connections")
             session.refuse()
 
-    def filter_syns(self, fds: Sequence[int]) -> int:
-        """Have the kernel drop the SYNs of addresses told to wait, on these listening sockets (this gateway's own:
-        a socket shared with other gateways must not be given one, `kefu.server.edge.synfilter`), when
-        [limits] handshake_syn_filter and admission are on; how many got a filter."""
-        if not (self.config.limits.handshake_syn_filter and self.admission.enabled):
-            return 0
-        for fd in fds:
-            if (found := SynFilter.for_socket(fd, self.loop, self.loop.time)) is not None:
-                self.syn_filters.append(found)
-        return len(self.syn_filters)
-
-    def _block_syns(self, address: str, seconds: float) -> None:
-        until = self.loop.time() + seconds
-        for syn_filter in self.syn_filters:
-            syn_filter.block(address, until)
-
     def hold_back(self, session: Session, address: str) -> float:
         """A new connection from an address that was told to wait (section 5.9): how long to hold it, unread, before
         handling it (0: at once). -1: drop it now (this gateway holds MAX_HELD connections already)."""
@@ -190,7 +170,6 @@ class Gateway:
             return 0.0
         if self.metrics is not None:
             self.metrics.handshake("none", "refused")
-        self._block_syns(address, wait)
         if len(self.held_back) >= MAX_HELD:
             return -1.0
         self.held_back.add(session)
@@ -199,10 +178,8 @@ class Gateway:
     def admit_handshake(self, address: str, suite: Suite, kind: HandshakeKind) -> Goaway | None:
         """May a handshake from `address` go on (None), or the GOAWAY refusing it (section 5.9)."""
         refusal = self.admission.check(address, suite, kind)
-        if refusal is not None:
-            self._block_syns(address, refusal.reconnect_delay_ms / 1000)
-            if self.metrics is not None:
-                self.metrics.handshake(suite.name.lower(), "refused")
+        if refusal is not None and self.metrics is not None:
+            self.metrics.handshake(suite.name.lower(), "refused")
         return refusal
 
     def new_window(self) -> DeliveryWindow:
@@ -359,12 +336,9 @@ class Gateway:
             session.send(frame)
 
     def close_all(self) -> None:
-        """Close every connection cleanly (CLOSE, then the transport), and stop updating the SYN filters."""
+        """Close every connection cleanly (CLOSE, then the transport)."""
         for session in list(self.sessions.values()):
             session.close(ErrorCode.SHUTTING_DOWN, "server stopped")
-        for syn_filter in self.syn_filters:
-            syn_filter.close()
-        self.syn_filters.clear()
 
     # --- the flush pass --------------------------------------------------------------------------------------
 

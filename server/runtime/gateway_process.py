@@ -90,8 +90,6 @@ class GatewayProcess:
         else:
             sock = bind_port(self.config.server.host, port, reuse_port=True)
         self.listener = await self.loop.create_server(self.gateway.protocol_factory, sock=sock, backlog=LISTEN_BACKLOG)
-        if listen_fd < 0:  # this gateway's own socket (a shared one would get every gateway's filter in turn)
-            self.gateway.filter_syns([sock.fileno()])
         if web_port >= 0 and self.config.web.enabled:
             ctx = WebContext(self.config, self.gateway, self.keyring.pins, store=self.apps_store, metrics=self.metrics)
             self.web = WebPort(ctx)

@@ -126,8 +126,6 @@ class Server:
                 factory, s.host, s.port, backlog=LISTEN_BACKLOG, reuse_address=True
             )
         host, port = self.listener.sockets[0].getsockname()[:2]
-        if sock is None:  # its own sockets (systemd's is left alone, as with worker processes)
-            self.gateway.filter_syns([s.fileno() for s in self.listener.sockets])
         if self.config.web.enabled:
             api = self.api
             self.web = WebPort(WebContext(self.config, self.gateway, self.keyring.pins, store=self.store,

@@ -296,43 +296,6 @@ async def test_handshakes_past_the_budget_get_a_goaway_and_a_quiet_address_still
     assert isinstance(answer, frames.ServerHello)
 
 
-@pytest.fixture
-def thrifty_gateway(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server with one gateway whose handshakes may use 1 % of the host's cores."""
-    yield from running_server(tmp_path, {"KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0.01", "KEFU_SERVER_WORKERS": "1"})
-
-
-async def _connects(host: str, port: int, timeout: float) -> bool:
-    """Does a TCP connection from `host` get established within `timeout`?"""
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, local_addr=(host, 0)), timeout)
-    except TimeoutError:
-        return False
-    await shut(writer)
-    return True
-
-
-async def test_the_kernel_drops_the_syns_of_an_address_told_to_wait(thrifty_gateway: ServerProcess) -> None:
-    """Section 5.9: while an address is told to wait, its new connections are not even accepted (the gateway's SYN
-    filter, `kefu.server.edge.synfilter`): no SYN-ACK comes back, where without it the kernel would complete them
-    whatever the gateway does. Another address connects at once, and the refused one again once its delay is over.
-    The delay here is 250 ms: a round whose checks came too late for it (a loaded machine) is tried again."""
-    server = thrifty_gateway
-    loop = asyncio.get_running_loop()
-    for _ in range(3):
-        answers = await asyncio.gather(*(_hello_answer(server, "127.0.0.3") for _ in range(30)))
-        told, delay_s = loop.time(), max(a.reconnect_delay_ms / 1000 for a in answers if isinstance(a, frames.Goaway))
-        await asyncio.sleep(0.04)  # the filter is replaced at most every 20 ms
-        tries = await asyncio.gather(*(_connects("127.0.0.3", server.port, 0.15) for _ in range(10)))
-        if loop.time() < told + delay_s:
-            break
-    assert not any(tries), "SYNs from the address told to wait were answered"
-    assert await _connects("127.0.0.4", server.port, 0.3)
-    assert isinstance(await _hello_answer(server, "127.0.0.4"), frames.ServerHello)
-    await asyncio.sleep(max(0.0, told + delay_s - loop.time()) + 0.05)
-    assert await _connects("127.0.0.3", server.port, 1.0), "the delay is over"
-
-
 async def test_connection_errors_are_logged_at_a_bounded_rate(own_server: ServerProcess) -> None:
     """A peer that opens connection after connection and sends garbage costs the journal at most a burst of conn.error
     lines per gateway and a few a second after that; the lines left out are counted in the next one written."""
