@@ -409,6 +409,21 @@ async def test_a_stopped_gateway_stalls_neither_the_core_nor_the_other_gateway(t
         server.kill()
 
 
+async def handshakes_on(server: ServerProcess, gateway: str) -> None:
+    """alice completes a national handshake on `gateway` (the worker serves)."""
+    peer = await peer_on(server, "alice", gateway)
+    peer.close()
+
+
+async def killed_and_back(server: ServerProcess, name: str, ready_within: float = 10.0) -> int:
+    """SIGKILL worker `name` and wait until the supervisor started another and it is ready: the new one's PID."""
+    victim = server.workers()[name]
+    os.kill(victim, signal.SIGKILL)
+    await asyncio.to_thread(wait_until, lambda: new_pid(server, name, victim), 5.0, f"a new {name}")
+    await asyncio.to_thread(wait_until, lambda: healthz(server)["workers"][name]["ready"], ready_within, "ready")
+    return server.workers()[name]
+
+
 def children_of(pid: int) -> dict[int, tuple[str, str]]:
     """The processes whose parent is `pid`: PID -> (name, state)."""
     found = {}
@@ -442,18 +457,15 @@ async def test_workers_are_forked_by_the_zygote_and_adopted_and_a_killed_core_le
                 "the indexer, forked from the core's own zygote"
             )
             orphans = list(core_children)
-            os.kill(workers["core"], signal.SIGKILL)
-            await asyncio.to_thread(wait_until, lambda: new_pid(server, "core", workers["core"]), 2.0, "a new core")
-            await asyncio.to_thread(wait_until, lambda: healthz(server)["workers"]["core"]["ready"], 5.0, "ready")
-            assert children_of(server.pid)[server.workers()["core"]][0] == "kefu-core"
+            core = await killed_and_back(server, "core", ready_within=5.0)
+            assert children_of(server.pid)[core][0] == "kefu-core"
 
             def reaped() -> bool:
                 left = children_of(server.pid)
                 return not any(pid in left for pid in orphans) and all(s != "Z" for _, s in left.values())
 
             await asyncio.to_thread(wait_until, reaped, 5.0, "the old core's children gone, no zombie")
-            peer = await peer_on(server, "alice", GW0)
-            peer.close()
+            await handshakes_on(server, GW0)
     finally:
         server.kill()
 
@@ -468,11 +480,8 @@ async def test_without_the_zygote_the_workers_start_as_subprocesses(tmp_path: Pa
             workers = server.workers()
             assert sorted(workers) == ["core", GW0, GW1], "found by their command lines"
             assert all(children[pid][0].startswith("python") for pid in workers.values()), children
-            os.kill(workers[GW0], signal.SIGKILL)
-            await asyncio.to_thread(wait_until, lambda: new_pid(server, GW0, workers[GW0]), 2.0, "a new gateway-0")
-            await asyncio.to_thread(wait_until, lambda: healthz(server)["workers"][GW0]["ready"], 10.0, "ready")
-            peer = await peer_on(server, "alice", GW0)
-            peer.close()
+            await killed_and_back(server, GW0)
+            await handshakes_on(server, GW0)
     finally:
         server.kill()
 
@@ -485,14 +494,10 @@ async def test_after_the_zygote_died_a_killed_worker_starts_as_a_subprocess(tmp_
         async with asyncio.timeout(TEST_TIMEOUT_S):
             (zygote,) = [pid for pid, (name, _) in children_of(server.pid).items() if name == "kefu-zygote"]
             os.kill(zygote, signal.SIGKILL)
-            victim = server.workers()[GW1]
-            os.kill(victim, signal.SIGKILL)
-            await asyncio.to_thread(wait_until, lambda: new_pid(server, GW1, victim), 5.0, "a new gateway-1")
-            await asyncio.to_thread(wait_until, lambda: healthz(server)["workers"][GW1]["ready"], 10.0, "ready")
-            assert children_of(server.pid)[server.workers()[GW1]][0].startswith("python"), "a subprocess"
+            gateway = await killed_and_back(server, GW1)
+            assert children_of(server.pid)[gateway][0].startswith("python"), "a subprocess"
             await asyncio.to_thread(wait_until, lambda: zygote not in children_of(server.pid), 3.0, "zygote reaped")
-            peer = await peer_on(server, "alice", GW1)
-            peer.close()
+            await handshakes_on(server, GW1)
     finally:
         server.kill()
 
