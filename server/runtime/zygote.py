@@ -56,7 +56,7 @@ import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["DISABLE_ENV", "Forked", "Zygote", "import_indexer", "reap_strays", "spawner", "start"]
+__all__ = ["DISABLE_ENV", "MAX_FDS", "Forked", "Zygote", "import_indexer", "reap_strays", "spawner", "start"]
 
 WORKER_MAIN = "kefu.server.runtime.worker:main"
 DISABLE_ENV = "KEFU_ZYGOTE"
@@ -126,7 +126,10 @@ class Zygote:
 
     def spawn(self, argv: Sequence[str], fds: Sequence[int], name: str, entry: str = WORKER_MAIN) -> Forked:
         """Fork a process running `entry` ("module:function", called with `argv`, returning the exit status) with
-        `fds` at their numbers (OSError when the zygote is gone or does not answer)."""
+        `fds` at their numbers (OSError when the zygote is gone or does not answer; ValueError for more than MAX_FDS
+        descriptors, which one request cannot carry: the kernel would drop the rest)."""
+        if len(fds) > MAX_FDS:
+            raise ValueError(f"{len(fds)} descriptors: a fork request carries at most {MAX_FDS}")
         request = {"argv": list(argv), "fds": list(fds), "name": name, "env": dict(os.environ), "entry": entry}
         self._sock.settimeout(ANSWER_TIMEOUT_S)
         socket.send_fds(self._sock, [json.dumps(request).encode()], list(fds))

@@ -41,6 +41,7 @@ def test_the_supervisor_waits_for_what_the_zygote_forked_and_reaps_their_orphans
     assert result["codes"] == [3, -9, 3], "its exit status, and the signal that killed it, as for a subprocess"
     assert len(result["strays"]) == 1, "the orphaned child of the third probe, adopted and reaped"
     assert result["zygote_reaped"], "the zygote ends when the supervisor closes its end"
+    assert result["too_many_fds"] == "refused", "more descriptors than a request carries: refused, not truncated"
 
 
 def test_no_two_forked_processes_draw_the_same_random_numbers(result: dict[str, Any]) -> None:

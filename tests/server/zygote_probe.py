@@ -80,6 +80,11 @@ def main() -> None:
         for fd in (read_end, write_end, target):
             os.close(fd)
         codes.append(forked.wait(10))
+    try:
+        forker.spawn(["x"], list(range(zygote.MAX_FDS + 1)), "kefu-probe-x", entry="__main__:probe")
+        result["too_many_fds"] = "forked"
+    except ValueError:
+        result["too_many_fds"] = "refused"
     deadline = time.monotonic() + 5
     while not strays and time.monotonic() < deadline:
         time.sleep(0.1)
