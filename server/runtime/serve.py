@@ -37,12 +37,8 @@ def serve(config: Any, reload: Callable[[], Any] | None = None, argv: Sequence[s
             from . import zygote  # noqa: PLC0415
             from .single import run  # noqa: PLC0415 - only the mode that runs is loaded
 
-            forker = zygote.start(zygote.import_indexer, name=b"kefu-fork")  # before the loop: the indexer's
-            try:
-                uvloop.run(run(config, reload, zygote.spawner(forker, "kefu-indexer")))
-            finally:
-                if forker is not None:
-                    forker.close()
+            with zygote.forking(zygote.import_indexer, b"kefu-fork", "kefu-indexer") as spawn:  # before the loop
+                uvloop.run(run(config, reload, spawn))
             return 0
         from .supervisor import supervise  # noqa: PLC0415
 

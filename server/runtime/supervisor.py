@@ -99,13 +99,17 @@ class Supervisor:
     """Starts, watches, restarts and stops the worker processes of one server."""
 
     def __init__(
-        self, config: Any, reload: Callable[[], Any] | None, argv: Sequence[str], forker: zygote.Zygote | None = None
+        self,
+        config: Any,
+        reload: Callable[[], Any] | None,
+        argv: Sequence[str],
+        spawn: zygote.Spawner | None = None,
     ) -> None:
-        """`forker`: the zygote that forks the workers (`kefu.server.runtime.zygote`); None: they start as
-        subprocesses."""
+        """`spawn`: what starts the workers (forked from the zygote, `kefu.server.runtime.zygote`); default: a
+        Spawner without a zygote (subprocesses)."""
         self.config = config
-        self.forker = forker
-        self.adopting = forker is not None
+        self.spawn = spawn if spawn is not None else zygote.Spawner(None)
+        self.adopting = self.spawn.forker is not None
         """This process is a child subreaper (`zygote.start`): it reaps the orphans it adopts."""
         self._reload_config = reload
         self.argv = list(argv)
@@ -221,7 +225,8 @@ class Supervisor:
         else:
             args += ["--links", ",".join(f"{i}:{sock.fileno()}" for i, sock in links)]
             fds += [sock.fileno() for _, sock in links]
-        worker.proc = self._start_process(worker, [*args, worker.role, "--", *self.argv], fds)
+        command = [sys.executable, "-m", "kefu.server.runtime.worker", *args, worker.role, "--", *self.argv]
+        worker.proc = self.spawn(command, fds, f"kefu-{worker.name}")
         for sock in [theirs, *([link] if link is not None else []), *(s for _, s in links)]:
             sock.close()
         worker.ready = False
@@ -230,20 +235,6 @@ class Supervisor:
         pidfd = self._pidfds[worker.proc.pid] = os.pidfd_open(worker.proc.pid)
         self.loop.add_reader(pidfd, self._reaped, worker, worker.proc)
         logmod.event("worker.started", worker=worker.name, pid=worker.proc.pid)
-
-    def _start_process(
-        self, worker: Worker, args: list[str], fds: list[int]
-    ) -> subprocess.Popen[bytes] | zygote.Forked:
-        """Fork the worker from the zygote; start it as a subprocess when there is none (or it failed)."""
-        if self.forker is not None:
-            try:
-                return self.forker.spawn(args, fds, f"kefu-{worker.name}")
-            except (OSError, ValueError) as exc:
-                logmod.error("worker.fork_failed", worker=worker.name, reason=str(exc) or type(exc).__name__)
-                self.forker.close()
-                self.forker = None
-        command = [sys.executable, "-m", "kefu.server.runtime.worker", *args]
-        return subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL)  # noqa: S603
 
     # --- messages from the workers ------------------------------------------------------------------------------
 
@@ -365,7 +356,8 @@ class Supervisor:
             now = time.monotonic()
             if self.adopting:  # the subreaper's chore: children of dead workers (and a dead zygote), adopted here
                 tracked = {w.proc.pid for w in self.workers if w.proc is not None}
-                zygote.reap_strays(tracked | ({self.forker.pid} if self.forker is not None else set()))
+                forker = self.spawn.forker
+                zygote.reap_strays(tracked | ({forker.pid} if forker is not None else set()))
             for worker in self.workers:
                 if worker.control is not None:
                     worker.control.send({"op": "ping", "n": self._pings})
@@ -491,12 +483,12 @@ class Supervisor:
             worker.proc.send_signal(signal.SIGKILL)
 
 
-async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str], forker: zygote.Zygote | None) -> int:
+async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str], spawn: zygote.Spawner) -> int:
     loop = asyncio.get_running_loop()
     data_dir = private_dir(Path(config.server.data_dir))
     lock = lock_data_dir(data_dir)
     tighten(data_dir)  # after the lock: a second server refused never touches it
-    supervisor = Supervisor(config, reload, argv, forker)
+    supervisor = Supervisor(config, reload, argv, spawn)
     supervisor.loop = loop
     try:
         inherited = sdnotify.listen_socket()
@@ -542,8 +534,6 @@ async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str
             exporter.stop()
         return 0
     finally:
-        if supervisor.forker is not None:
-            supervisor.forker.close()
         lock.release()
 
 
@@ -557,12 +547,9 @@ def supervise(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str]
     """Run the supervisor and its workers until SIGTERM/SIGINT; returns the exit status."""
     import uvloop  # noqa: PLC0415 - the server extra
 
-    forker = zygote.start(_import_workers)  # first: the zygote forks from a process with no loop, thread or store
-    try:
-        return uvloop.run(_run(config, reload, argv, forker))
-    finally:
-        if forker is not None:
-            forker.close()
+    # first: the zygote forks from a process with no loop, thread or store
+    with zygote.forking(_import_workers, b"kefu-zygote", "kefu-worker") as spawn:
+        return uvloop.run(_run(config, reload, argv, spawn))
 
 
 def _import_workers() -> None:

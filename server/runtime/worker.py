@@ -76,15 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         log.set_context(worker="core")
         links = [(int(i), int(fd)) for i, fd in (item.split(":") for item in args.links.split(",") if item)]
-        forker = zygote.start(zygote.import_indexer, name=b"kefu-core-fork")  # before the loop: the indexer's
-        try:
-            spawn = zygote.spawner(forker, "kefu-indexer")
+        with zygote.forking(zygote.import_indexer, b"kefu-core-fork", "kefu-indexer") as spawn:  # before the loop
             return uvloop.run(
                 run_core(config, load, control=args.control_fd, links=links, web_port=args.web_port, spawn=spawn)
             )
-        finally:
-            if forker is not None:
-                forker.close()
     else:
         from .gateway_process import run_gateway  # noqa: PLC0415
 

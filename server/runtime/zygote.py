@@ -21,8 +21,9 @@ Theory of operation
 - The worker puts its descriptors at the numbers the supervisor gave (as ``pass_fds`` does), closes every other,
   reads /dev/null as its standard input, names itself (``kefu-core``, ``kefu-gateway-0``: what ps and
   `kefu.server.runtime.launch` show), and runs `kefu.server.runtime.worker.main`.
-- The zygote ends when the supervisor's end of the socket closes (the supervisor exited or was killed). If the zygote
-  is gone or a request fails, the supervisor starts the worker as a subprocess, as before; ``KEFU_ZYGOTE=0`` in the
+- The zygote ends when the supervisor's end of the socket closes (the supervisor exited or was killed). A `Spawner`
+  is what starts processes: it forks them from the zygote, and once the zygote is gone or a request failed
+  (``zygote.fork_failed`` in the log) it starts them as subprocesses, as before; ``KEFU_ZYGOTE=0`` in the
   environment makes it do so always (an escape hatch, and the baseline of bench/bench_server_start.py).
 
 What a fork shares and must not: randomness. Python's `random` reseeds in the child; OpenSSL (its DRBGs, which draw
@@ -33,7 +34,7 @@ Adopted processes are reaped too: a worker's own children (the indexer, the sent
 was killed and are then the supervisor's; `reap_strays` waits for those that ended, never for a tracked worker.
 
 The core (and a server without worker processes) forks a zygote of its own the same way, before its loop, for the
-store's indexer process (`spawner`, `import_indexer`; shown as ``kefu-core-fork`` / ``kefu-fork`` and
+store's indexer process (`forking(import_indexer, ...)`; shown as ``kefu-core-fork`` / ``kefu-fork`` and
 ``kefu-indexer``): it starts at every start of the core and again after a data-key rotation.
 """
 
@@ -53,10 +54,14 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["DISABLE_ENV", "MAX_FDS", "Forked", "Zygote", "import_indexer", "reap_strays", "spawner", "start"]
+from .. import log as logmod
+
+__all__ = [
+    "DISABLE_ENV", "MAX_FDS", "Forked", "Spawner", "Zygote", "forking", "import_indexer", "reap_strays", "start",
+]  # fmt: skip
 
 WORKER_MAIN = "kefu.server.runtime.worker:main"
 DISABLE_ENV = "KEFU_ZYGOTE"
@@ -122,7 +127,6 @@ class Zygote:
 
     def __init__(self, sock: socket.socket, pid: int) -> None:
         self._sock, self.pid = sock, pid
-        self.forks = 0
 
     def spawn(self, argv: Sequence[str], fds: Sequence[int], name: str, entry: str = WORKER_MAIN) -> Forked:
         """Fork a process running `entry` ("module:function", called with `argv`, returning the exit status) with
@@ -136,7 +140,6 @@ class Zygote:
         answer = self._sock.recv(256)
         if not answer:
             raise OSError("the zygote is gone")
-        self.forks += 1
         return Forked(int(json.loads(answer)["pid"]))
 
     def close(self) -> None:
@@ -179,29 +182,44 @@ def start(prepare: Callable[[], None] = lambda: None, name: bytes = b"kefu-zygot
     return Zygote(mine, pid)
 
 
-class _Spawner:
-    """`spawner`'s callable: ``python -m MODULE ARGS`` forked from the zygote as MODULE's ``main(ARGS)``."""
+class Spawner:
+    """Starts ``python -m MODULE ARGS`` (an argv, with descriptors inherited at their numbers): forked from the
+    zygote as MODULE's ``main(ARGS)`` while there is one, else as that subprocess. A fork that fails (the zygote
+    gone, too many descriptors) is logged, the zygote closed, and subprocesses started from then on. A
+    `kefu.server.storage.indexer.Spawn`."""
 
-    def __init__(self, forker: Zygote, name: str) -> None:
-        self.forker: Zygote | None = forker
+    def __init__(self, forker: Zygote | None, name: str = "kefu") -> None:
+        self.forker = forker
         self.name = name
+        """The process name of what it forks, unless a call names one."""
 
-    def __call__(self, argv: Sequence[str], fds: Sequence[int]) -> Forked | subprocess.Popen[bytes]:
+    def __call__(
+        self, argv: Sequence[str], fds: Sequence[int], name: str | None = None
+    ) -> Forked | subprocess.Popen[bytes]:
         if self.forker is not None and len(argv) > 2 and argv[1] == "-m":
             try:
-                return self.forker.spawn(argv[3:], fds, self.name, entry=f"{argv[2]}:main")
-            except (OSError, ValueError):
-                self.forker.close()
-                self.forker = None  # gone: subprocesses from now on
+                return self.forker.spawn(argv[3:], fds, name or self.name, entry=f"{argv[2]}:main")
+            except (OSError, ValueError) as exc:
+                logmod.error("zygote.fork_failed", process=name or self.name, reason=str(exc) or type(exc).__name__)
+                self.close()
         return subprocess.Popen(argv, pass_fds=fds, stdin=subprocess.DEVNULL)  # noqa: S603
 
+    def close(self) -> None:
+        """End the zygote (subprocesses from now on); again, nothing."""
+        if self.forker is not None:
+            self.forker.close()
+            self.forker = None
 
-def spawner(
-    forker: Zygote | None, name: str
-) -> Callable[[Sequence[str], Sequence[int]], Forked | subprocess.Popen[bytes]] | None:
-    """A `kefu.server.storage.indexer.Spawn` that forks from `forker` the processes named `name` (a subprocess when
-    the zygote is gone); None without a zygote."""
-    return None if forker is None else _Spawner(forker, name)
+
+@contextlib.contextmanager
+def forking(prepare: Callable[[], None], name: bytes, process: str) -> Iterator[Spawner]:
+    """A Spawner over a zygote started now (`start(prepare, name)`: call it before the event loop, no thread
+    running) that forks processes named `process`; the zygote is closed on exit."""
+    spawner = Spawner(start(prepare, name), process)
+    try:
+        yield spawner
+    finally:
+        spawner.close()
 
 
 def import_indexer() -> None:
@@ -298,8 +316,8 @@ def _run_worker(request: Mapping[str, object], fds: Sequence[int]) -> None:
         os.close(devnull)
         os.environ.clear()
         os.environ.update(request["env"])  # type: ignore[call-overload]
-        name = str(request["name"]).encode()[:15]
-        _prctl(_PR_SET_NAME, name)  # the zygote's objects stay frozen: no collection touches (and copies) their pages
+        _prctl(_PR_SET_NAME, str(request["name"]).encode()[:15])
+        # The zygote's objects stay frozen (gc.freeze in `_serve`): no collection here touches (and copies) their pages.
         module, function = str(request["entry"]).split(":")
         main = getattr(importlib.import_module(module), function)  # the workers': imported by `prepare` already
         code = main(list(request["argv"]))  # type: ignore[call-overload]

@@ -73,7 +73,7 @@ class Child(Protocol):
 
 Spawn = Callable[[Sequence[str], Sequence[int]], Child]
 """Start ``python -m MODULE ARGS`` (the argv) with these descriptors inherited at their numbers; the process (the
-worker processes' zygote: `kefu.server.runtime.zygote.spawner`)."""
+runtime's `kefu.server.runtime.zygote.Spawner`)."""
 
 log = logging.getLogger(__name__)
 
