@@ -255,6 +255,9 @@ class Store:
         self.damage = DamageReport(on_mark=None if readonly else self._mark)
         """What damaged values this process found (its counts, and the metric's hook `on_damaged`)."""
         self.values = Values(sealer, self.damage)
+        self._salvage_values = Values(sealer, DamageReport())
+        """What the salvage opens records with (`_conversation_record`, `_stored_time`): what it finds damaged is its
+        own report, not this process's counts and marks."""
         self.sealer = sealer
         """Seals and opens this store's values; None for a plain store."""
         self.sequencer = Sequencer(tables=self.tables, window_ms=self.idempotency_window_ms, sealer=sealer)
@@ -296,13 +299,13 @@ class Store:
     def _conversation_record(self, key: bytes, stored: bytes) -> ConversationRecord | None:
         """A stored conversation record opened; None if it does not open (for the salvage)."""
         try:
-            return open_conversation(Values(self.sealer, DamageReport()), key, stored)
+            return open_conversation(self._salvage_values, key, stored)
         except Damaged:
             return None
 
     def _stored_time(self, table: str, key: bytes, stored: bytes) -> int | None:
         """The timestamp_ms of a stored message or idempotency entry; None if it does not open (for the salvage)."""
-        values = Values(self.sealer, DamageReport())
+        values = self._salvage_values
         try:
             if table == "messages":
                 return open_message(values, key, stored).timestamp_ms
