@@ -499,6 +499,10 @@ def flood_config(args: argparse.Namespace, name: str) -> dict[str, Any]:
             "deliver": hdr(chat.get("deliver")), "ack": hdr(chat.get("ack")), "sent": chat.get("sent"),
             "delivered": chat.get("delivered"), "undelivered": chat.get("undelivered"), "errors": chat.get("errors"),
             "max_sender_lag_ms": chat.get("max_sender_lag_ms"),
+            # the chat's own sessions: how many set up (and why any did not), and any lost and brought back
+            "chat_connected": chat.get("connected"), "chat_failed": chat.get("failed"),
+            "chat_fail_codes": chat.get("fail_codes"), "chat_reconnects": chat.get("reconnects"),
+            "chat_lost_in_ramp": chat.get("lost_in_ramp"), "chat_goaways": chat.get("goaways"),
             "legit": _legit_summary(extra_results.get("legit", [])),
             **({"flood": _flood_summary(extra_results["flood"])} if "flood" in extra_results else {}),
         }  # fmt: skip
