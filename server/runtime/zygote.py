@@ -18,6 +18,11 @@ Theory of operation
   subreaper, the supervisor, which thus waits for it (its exit status: a signal that killed it matters,
   `kefu.server.storage.verify_report.death_hint`) exactly as for a subprocess. `Forked` is the supervisor's handle,
   with the part of `subprocess.Popen`'s face the supervisor uses.
+- A request also carries the read end of a pipe, the *go-ahead*: the worker reads one byte from it before it runs
+  anything of its own, and the supervisor writes that byte only once the zygote's answer has come in time. A zygote
+  that answers late (a host swapping, a slow `prepare`) has the supervisor start that worker as a subprocess, and
+  without the go-ahead the late fork's worker sees end-of-file and exits at once: two copies of one worker (two
+  cores on one store) never run.
 - The worker puts its descriptors at the numbers the supervisor gave (as ``pass_fds`` does), closes every other,
   reads /dev/null as its standard input, names itself (``kefu-core``, ``kefu-gateway-0``: what ps and
   `kefu.server.runtime.launch` show), and runs `kefu.server.runtime.worker.main`.
@@ -69,7 +74,10 @@ DISABLE_ENV = "KEFU_ZYGOTE"
 MAX_REQUEST = 1 << 20
 """Largest request (arguments and the environment) in bytes."""
 MAX_FDS = 64
-"""Most descriptors one worker inherits (the core: its control channel and one link per gateway)."""
+"""Most descriptors one request carries: the go-ahead and the worker's (the core: its control channel and one link
+per gateway), so a worker inherits at most MAX_FDS - 1."""
+GO = b"g"
+"""The go-ahead byte."""
 ANSWER_TIMEOUT_S = 2.0
 """How long the supervisor waits for the zygote's answer before it starts the worker as a subprocess instead."""
 CLOSE_WAIT_S = 1.0
@@ -130,17 +138,29 @@ class Zygote:
 
     def spawn(self, argv: Sequence[str], fds: Sequence[int], name: str, entry: str = WORKER_MAIN) -> Forked:
         """Fork a process running `entry` ("module:function", called with `argv`, returning the exit status) with
-        `fds` at their numbers (OSError when the zygote is gone or does not answer; ValueError for more than MAX_FDS
-        descriptors, which one request cannot carry: the kernel would drop the rest)."""
-        if len(fds) > MAX_FDS:
-            raise ValueError(f"{len(fds)} descriptors: a fork request carries at most {MAX_FDS}")
+        `fds` at their numbers (OSError when the zygote is gone or does not answer in ANSWER_TIMEOUT_S: the process
+        it may still fork then exits without running `entry`; ValueError for more than MAX_FDS - 1 descriptors,
+        which one request cannot carry: the kernel would drop the rest)."""
+        if len(fds) >= MAX_FDS:
+            raise ValueError(f"{len(fds)} descriptors: a fork request carries at most {MAX_FDS - 1}")
         request = {"argv": list(argv), "fds": list(fds), "name": name, "env": dict(os.environ), "entry": entry}
-        self._sock.settimeout(ANSWER_TIMEOUT_S)
-        socket.send_fds(self._sock, [json.dumps(request).encode()], list(fds))
-        answer = self._sock.recv(256)
-        if not answer:
-            raise OSError("the zygote is gone")
-        return Forked(int(json.loads(answer)["pid"]))
+        go_read, go_write = os.pipe()
+        try:
+            self._sock.settimeout(ANSWER_TIMEOUT_S)
+            socket.send_fds(self._sock, [json.dumps(request).encode()], [*fds, go_read])
+            os.close(go_read)
+            go_read = -1
+            answer = self._sock.recv(256)
+            if not answer:
+                raise OSError("the zygote is gone")
+            forked = Forked(int(json.loads(answer)["pid"]))
+            with contextlib.suppress(OSError):  # a worker that died already: its exit is reaped as any other
+                os.write(go_write, GO)
+            return forked
+        finally:
+            if go_read >= 0:
+                os.close(go_read)
+            os.close(go_write)  # unwritten (no answer in time): end-of-file, and the late worker exits
 
     def close(self) -> None:
         """Let the zygote end (it exits when this end closes) and reap it, killing it after CLOSE_WAIT_S (a zygote
@@ -165,10 +185,18 @@ def start(prepare: Callable[[], None] = lambda: None, name: bytes = b"kefu-zygot
         return None
     if not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
         return None
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        return None
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no room for a process now (EAGAIN, ENOMEM): subprocesses, which will report their own failure
+        mine.close()
+        theirs.close()
+        return None
     if pid == 0:  # the zygote
         code = 1
         try:
@@ -278,7 +306,10 @@ def _serve(sock: socket.socket, prepare: Callable[[], None], name: bytes) -> int
         finally:
             for fd in fds:
                 os.close(fd)
-        sock.send(json.dumps({"pid": pid}).encode())
+        try:
+            sock.send(json.dumps({"pid": pid}).encode())
+        except OSError:  # the supervisor gave up waiting and closed its end: that worker gets no go-ahead
+            return 0
 
 
 def _fork_worker(request: Mapping[str, object], fds: Sequence[int]) -> int:
@@ -309,6 +340,12 @@ def _fork_worker(request: Mapping[str, object], fds: Sequence[int]) -> int:
 def _run_worker(request: Mapping[str, object], fds: Sequence[int]) -> None:
     code = 1
     try:
+        *fds, go = fds
+        answered = os.read(go, 1) == GO  # the supervisor had the zygote's answer in time (see Zygote.spawn)
+        os.close(go)
+        if not answered:
+            code = 0
+            return
         targets = [int(fd) for fd in request["fds"]]  # type: ignore[attr-defined]
         _place_fds(fds, targets)
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -320,9 +357,9 @@ def _run_worker(request: Mapping[str, object], fds: Sequence[int]) -> None:
         # The zygote's objects stay frozen (gc.freeze in `_serve`): no collection here touches (and copies) their pages.
         module, function = str(request["entry"]).split(":")
         main = getattr(importlib.import_module(module), function)  # the workers': imported by `prepare` already
-        code = main(list(request["argv"]))  # type: ignore[call-overload]
+        code = _exit_status(main(list(request["argv"])))  # type: ignore[call-overload]
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = _exit_status(exc.code)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -333,6 +370,18 @@ def _run_worker(request: Mapping[str, object], fds: Sequence[int]) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _exit_status(code: object) -> int:
+    """The status the interpreter exits with for `sys.exit(code)` (or a main returning `code`): None is 0, an
+    integer itself, anything else printed on standard error and 1 (os._exit takes integers only)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    with contextlib.suppress(Exception):
+        print(code, file=sys.stderr)
+    return 1
 
 
 def _place_fds(received: Sequence[int], targets: Sequence[int]) -> None:

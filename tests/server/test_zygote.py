@@ -49,3 +49,10 @@ def test_no_two_forked_processes_draw_the_same_random_numbers(result: dict[str, 
     for source in ("scalar", "x25519", "random"):
         values = [draw[source] for draw in draws]
         assert len(set(values)) == len(values), f"{source}: {values}"
+
+
+def test_a_process_forked_after_the_supervisor_gave_up_waiting_never_runs(result: dict[str, Any]) -> None:
+    late = result["late"]
+    assert late["spawn"].startswith("refused"), "no answer within ANSWER_TIMEOUT_S: the spawn fails (a subprocess next)"
+    assert not late["probe_ran"], "the late fork ran the worker: two copies of one worker"
+    assert len(late["late_reaped"]) == 1, "the late fork exited without a go-ahead and was reaped as a stray"

@@ -62,6 +62,30 @@ def probe(argv: list[str]) -> int:
     return 3
 
 
+def _late_answer(out: Path) -> dict[str, object]:
+    """A zygote that answers after ANSWER_TIMEOUT_S (its `prepare` is slow): the spawn fails, and the process it
+    forks late exits without running the probe (which would write `late.json`)."""
+    slow = zygote.start(lambda: time.sleep(zygote.ANSWER_TIMEOUT_S + 0.3), b"kefu-slow-zygote")
+    assert slow is not None
+    read_end, write_end = os.pipe()
+    target = 50
+    os.dup2(read_end, target)
+    try:
+        slow.spawn([str(out / "late.json"), "exit", str(target)], [target], "kefu-probe-late", entry="__main__:probe")
+        spawned = "forked"
+    except OSError as exc:
+        spawned = f"refused: {exc}"
+    for fd in (read_end, write_end, target):
+        os.close(fd)
+    slow.close()  # as the Spawner does after a failed fork: the zygote still forks what it had read
+    late: list[int] = []
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # the late process, adopted here, is reaped as a stray
+        time.sleep(0.1)
+        late += zygote.reap_strays(set())
+    return {"spawn": spawned, "probe_ran": (out / "late.json").exists(), "late_reaped": late}
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     forker = zygote.start(_draw)
@@ -91,6 +115,7 @@ def main() -> None:
         strays = zygote.reap_strays({forker.pid})
     result["codes"] = codes
     result["strays"] = strays
+    result["late"] = _late_answer(out)
     result["probes"] = [json.loads((out / f"{n}.json").read_text()) for n in range(3)]
     forker.close()
     result["zygote_reaped"] = not Path(f"/proc/{forker.pid}").exists()
