@@ -67,6 +67,9 @@ QUICK_DEATH_S = 5.0
 """A worker that dies sooner than this after starting is restarted after a pause (doubling to 1 s), not at once."""
 STORE_CHECK_TRIES = 10
 """Opens of the store the supervisor tries after the core died of a damaged page (`_check_store`), 0.5 s apart."""
+RESTART_RETRY_S = 1.0
+"""A restart that could not start the process (no room for a process or a descriptor now: EAGAIN, ENOMEM, EMFILE)
+is tried again after this long, until it succeeds or the server stops."""
 
 
 class Worker:
@@ -226,14 +229,28 @@ class Supervisor:
             args += ["--links", ",".join(f"{i}:{sock.fileno()}" for i, sock in links)]
             fds += [sock.fileno() for _, sock in links]
         command = [sys.executable, "-m", "kefu.server.runtime.worker", *args, worker.role, "--", *self.argv]
-        worker.proc = self.spawn(command, fds, f"kefu-{worker.name}")
-        for sock in [theirs, *([link] if link is not None else []), *(s for _, s in links)]:
-            sock.close()
+        try:
+            proc = self.spawn(command, fds, f"kefu-{worker.name}")
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            for sock in [theirs, *([link] if link is not None else []), *(s for _, s in links)]:
+                sock.close()
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except OSError:  # it runs, but its exit could not be watched: stop it, and let the restart be tried again
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(1.0)
+            mine.close()
+            raise
+        worker.proc = proc
         worker.ready = False
         worker.started = worker.answered = time.monotonic()
         worker.control = Control(mine, self.loop, lambda m, f: self._on_message(worker, m, f), lambda: None)
-        pidfd = self._pidfds[worker.proc.pid] = os.pidfd_open(worker.proc.pid)
-        self.loop.add_reader(pidfd, self._reaped, worker, worker.proc)
+        self._pidfds[proc.pid] = pidfd
+        self.loop.add_reader(pidfd, self._reaped, worker, proc)
         logmod.event("worker.started", worker=worker.name, pid=worker.proc.pid)
 
     # --- messages from the workers ------------------------------------------------------------------------------
@@ -330,21 +347,37 @@ class Supervisor:
     def _restart(self, worker: Worker) -> None:
         if self.stopping or worker.alive or self.salvaging:
             return
+        try:
+            self._start_again(worker)
+        except OSError as exc:  # nothing started: no exit will be reaped to restart it, so try again later
+            logmod.error("worker.restart_failed", worker=worker.name, reason=f"{type(exc).__name__}: {exc}",
+                         retry_in_s=RESTART_RETRY_S)  # fmt: skip
+            self.loop.call_later(RESTART_RETRY_S, self._restart, worker)
+            return
         worker.restarts += 1
         self._restarts.labels(worker.role).inc()
+
+    def _start_again(self, worker: Worker) -> None:
+        """Start a dead worker's process anew with new links (OSError if it could not be started)."""
         if worker.role == "core":
             links = {g.index: socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for g in self.gateways if g.alive}
-            self._spawn(worker, links=[(i, pair[0]) for i, pair in links.items()])
-            for gateway in self.gateways:
-                if gateway.index in links and gateway.control is not None:
-                    gateway.control.send({"op": "link"}, [links[gateway.index][1].fileno()])
-                    links[gateway.index][1].close()
+            try:
+                self._spawn(worker, links=[(i, pair[0]) for i, pair in links.items()])
+                for gateway in self.gateways:
+                    if gateway.index in links and gateway.control is not None:
+                        gateway.control.send({"op": "link"}, [links[gateway.index][1].fileno()])
+            finally:
+                for pair in links.values():
+                    pair[1].close()
         else:
             core_end, gateway_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            self._spawn(worker, link=gateway_end)
-            if self.core.control is not None:
-                self.core.control.send({"op": "link", "gateway": worker.index}, [core_end.fileno()])
-            core_end.close()
+            try:
+                self._spawn(worker, link=gateway_end)
+                if self.core.control is not None:
+                    self.core.control.send({"op": "link", "gateway": worker.index}, [core_end.fileno()])
+            finally:
+                core_end.close()
+                gateway_end.close()
 
     # --- watchdog, health and metrics ---------------------------------------------------------------------------
 
