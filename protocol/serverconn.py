@@ -113,6 +113,15 @@ class ServerConnection(Connection):
         spec = SUITES[suite]
         self.suite = suite
         state, schedule = self._resume(hello, opened, suite, encoded) if hello.ticket else (None, None)
+        if self.admission is not None and opened is not None and state is None:
+            # A ticket that opened but does not resume (used already, expired, its app revoked: a replayed hello)
+            # makes this a full handshake after all: it is charged as one, before any asymmetric work, and refused
+            # like one when the budget says so. Otherwise a captured resumption hello would buy full handshakes at
+            # the price of resumptions.
+            refusal = self.admission(suite, HandshakeKind.FULL)
+            if refusal is not None:
+                self._refuse(refusal)
+                return
         self._ticket_state = state
         psk = state.psk if state else None
         share_bytes, shared = b"", None

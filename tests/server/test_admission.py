@@ -4,6 +4,7 @@ refusal's delay, and that a refusal costs the server no public-key work."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -12,7 +13,8 @@ from kefu.protocol.crypto import Suite
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionTerminated, HandshakeComplete
 from kefu.protocol.frames import FrameDecoder, FrameType, Goaway, decode_frame
-from kefu.protocol.handshake import HandshakeKind
+from kefu.protocol.handshake import HandshakeKind, ServerConfig
+from kefu.protocol.tickets import SessionTicket
 from kefu.server.edge.admission import (
     BURST_S,
     PER_ADDRESS_SHARE,
@@ -25,6 +27,7 @@ from kefu.server.edge.admission import (
 )
 
 from ..protocol.pairs import Pair, client_config, server_config
+from ..protocol.test_resumption import get_ticket
 
 FULL_COST = 0.002
 COSTS = {
@@ -238,3 +241,41 @@ def test_a_plaintext_goaway_is_refused_from_a_client_and_after_the_handshake() -
     connected.client.receive_data(encode(goaway))
     (ended,) = [e for e in connected.client.events_received() if isinstance(e, ConnectionTerminated)]
     assert ended.code == ErrorCode.UNEXPECTED_FRAME
+
+
+def _resume_with(config: ServerConfig, ticket: SessionTicket, admission: Callable[..., Goaway | None]) -> Pair:
+    pair = Pair(client_config(ticket.suite, ticket=ticket), config, now=1.0)
+    pair.server.admission = admission
+    pair.start(now=1.0)
+    pair.pump()
+    return pair
+
+
+def test_a_ticket_that_opens_but_does_not_resume_is_charged_and_refused_as_a_full_handshake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replayed resumption hello (its ticket used already) opens and verifies, then falls back to a full handshake:
+    it must pay for one, before the key exchange and the signature, not the price of a resumption."""
+    config = server_config()
+    ticket = get_ticket(config, Suite.NATIONAL)
+    asked: list[HandshakeKind] = []
+
+    def admit_all(suite: Suite, kind: HandshakeKind) -> None:
+        asked.append(kind)
+
+    first = _resume_with(config, ticket, admit_all)
+    assert first.of("server", HandshakeComplete)[0].resumed
+    assert asked == [HandshakeKind.RESUMED]
+    asked.clear()
+    replay = _resume_with(config, ticket, admit_all)
+    assert not replay.of("server", HandshakeComplete)[0].resumed, "the used ticket fell back to a full handshake"
+    assert asked == [HandshakeKind.RESUMED, HandshakeKind.FULL], "the full handshake it became was charged as one"
+
+    def no_share(*_: object) -> None:
+        raise AssertionError("public-key work for a handshake refused as a full one")
+
+    monkeypatch.setattr(serverconn, "new_share", no_share)
+    refusal = Goaway(ErrorCode.OVERLOADED, 250, 250, 5000, 500, "busy")
+    refused = _resume_with(config, ticket, lambda suite, kind: refusal if kind is HandshakeKind.FULL else None)
+    assert refused.of("client", Goaway) == [refusal]
+    assert not refused.of("server", HandshakeComplete)
