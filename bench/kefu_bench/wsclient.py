@@ -21,12 +21,15 @@ from kefu.client import Client
 from kefu.client.connection import Clock, Link, LinkOwner
 from kefu.client.dialer import Dialer
 from kefu.client.errors import ClientError, ConnectError, ConnectTimeout
+from kefu.protocol.frames import HEADER_LEN, MAX_HANDSHAKE_BODY
 
 __all__ = ["SUBPROTOCOL", "WsDialer", "WsTransport", "open_ws", "ws_client"]
 
 SUBPROTOCOL = "kefu.v1"
 MAX_MESSAGE_BYTES = 0
 """The client accepts messages of any size (the server cuts its output at the largest record anyway)."""
+MAX_CLIENT_MESSAGE_BYTES = HEADER_LEN + MAX_HANDSHAKE_BODY
+"""The largest message the server takes from a client (spec 15.2): longer output is cut into several."""
 
 
 class WsTransport(asyncio.Transport):
@@ -113,7 +116,8 @@ class WsTransport(asyncio.Transport):
                 if self._queue:
                     data = b"".join(self._queue)
                     self._queue.clear()
-                    await self.ws.send_bytes(data)
+                    for start in range(0, len(data), MAX_CLIENT_MESSAGE_BYTES):  # spec 15.2: a record may span messages
+                        await self.ws.send_bytes(data[start : start + MAX_CLIENT_MESSAGE_BYTES])
                     continue
                 if self._closing:
                     break

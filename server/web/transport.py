@@ -6,11 +6,18 @@ the transport. Here `WebSocketTransport` stands in for the transport and drives 
 backpressure are the TCP ones, by construction:
 
 - **Reading**: `run` (the request's handler task) receives one WebSocket message at a time and hands a binary
-  message's payload to `Session.data_received`, exactly as a TCP read. While the session has paused reading, no
-  message is received: aiohttp then stops reading the socket once its own queue holds `DEFAULT_CHUNK_SIZE`-ish
-  bytes, so what a paused client can make the server hold is bounded as over TCP (plus one message).
+  message's payload to `Session.data_received`, exactly as a TCP read. A client's message is at most
+  `MAX_CLIENT_MESSAGE_BYTES`, one handshake frame (spec section 15.2): aiohttp refuses a longer one from its header
+  (1009), before buffering any of it, so a peer that has not authenticated makes the server hold no more than the
+  handshake limit here, as over TCP (section 8; a 1 MiB message used to be held whole before the session saw a
+  byte of it). Until the session's handshake is complete (`ready`), every message is handed on even while the session
+  has paused reading: the session keeps at most a CLIENT_HELLO of what arrives early and refuses the rest, as it
+  does with what uvloop reads early over TCP, so nothing waits in aiohttp's queue either. Once it is ready, while
+  the session has paused reading, no message is received: aiohttp then stops reading the socket once its own queue
+  holds `DEFAULT_CHUNK_SIZE`-ish bytes, so what a paused client can make the server hold stays bounded.
 - **Writing**: `write` only queues (it must not block, and sending a WebSocket message is a coroutine); one writer
-  task per connection sends what is queued as binary messages of at most `MAX_MESSAGE_BYTES`. aiohttp's writer is
+  task per connection sends what is queued as binary messages of at most `MAX_MESSAGE_BYTES` (a record may span
+  two). aiohttp's writer is
   made to wait for the socket to drain below the session's low-water mark after every message (its `writer_limit`
   of 1 with the socket's limits set to that mark), so `get_write_buffer_size` (queued here plus the socket's buffer)
   passing the high-water mark calls `Session.pause_writing`, and the queue running dry with the socket below the
@@ -30,27 +37,34 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from kefu.protocol.frames import HEADER_LEN, MAX_RECORD_BODY
+from kefu.protocol.frames import HEADER_LEN, MAX_HANDSHAKE_BODY, MAX_RECORD_BODY
 
-__all__ = ["CLOSE_TIMEOUT_S", "MAX_MESSAGE_BYTES", "SUBPROTOCOL", "WebSocketTransport", "websocket_response"]
+__all__ = [
+    "CLOSE_TIMEOUT_S", "MAX_CLIENT_MESSAGE_BYTES", "MAX_MESSAGE_BYTES", "SUBPROTOCOL", "WebSocketTransport",
+    "websocket_response",
+]  # fmt: skip
 
 SUBPROTOCOL = "kefu.v1"
 """The WebSocket subprotocol of the kefu byte stream (spec section 15.1)."""
 MAX_MESSAGE_BYTES = HEADER_LEN + MAX_RECORD_BODY
-"""The largest message either side may send: one record of the largest frame (spec section 15.2). A client sends
-whole records, so none of its messages is larger; the server cuts its output into messages no larger either."""
+"""The largest message the server sends: one record of the largest frame (spec section 15.2); it cuts its output into
+messages no larger."""
+MAX_CLIENT_MESSAGE_BYTES = HEADER_LEN + MAX_HANDSHAKE_BODY
+"""The largest message a client may send (spec section 15.2): one handshake frame. A larger record goes out as several
+messages (the stream is what counts), so that what a peer can make the server buffer before it authenticates is the
+handshake limit, as over TCP."""
 CLOSE_TIMEOUT_S = 2.0
 """How long a close waits for the peer's close frame before dropping the TCP connection (a peer that never answers
 must not hold a handler)."""
 
 
 def websocket_response() -> web.WebSocketResponse:
-    """The server side of one /ws connection: subprotocol kefu.v1, messages up to MAX_MESSAGE_BYTES, no compression,
-    no WebSocket heartbeat (the protocol has its own keepalive), and aiohttp's writer waiting for the socket to drain
-    after every message (`writer_limit` 1: see the module docstring)."""
+    """The server side of one /ws connection: subprotocol kefu.v1, a client's messages up to MAX_CLIENT_MESSAGE_BYTES,
+    no compression, no WebSocket heartbeat (the protocol has its own keepalive), and aiohttp's writer waiting for the
+    socket to drain after every message (`writer_limit` 1: see the module docstring)."""
     return web.WebSocketResponse(
         protocols=(SUBPROTOCOL,),
-        max_msg_size=MAX_MESSAGE_BYTES + 1,  # aiohttp refuses a message whose size reaches max_msg_size
+        max_msg_size=MAX_CLIENT_MESSAGE_BYTES + 1,  # aiohttp refuses a message whose size reaches max_msg_size
         compress=False,
         heartbeat=None,
         autoping=True,
@@ -166,7 +180,7 @@ class WebSocketTransport(asyncio.Transport):
     async def _read_forever(self, protocol: asyncio.Protocol) -> None:
         ws = self._ws
         while self._close_code is None:
-            if not self._reading:
+            if not self._reading and getattr(protocol, "ready", True):  # before: see the module docstring
                 self._reading_again = asyncio.get_running_loop().create_future()
                 await self._reading_again
                 continue

@@ -11,10 +11,12 @@ over aiohttp's client WebSocket (`bench.kefu_bench.wsclient`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import os
 import signal
+import struct
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -130,6 +132,10 @@ async def test_messages_both_ways_between_a_websocket_client_and_a_tcp_client(se
         sent = await browser.send(conversation, "你好 over WebSocket", to=["bob"], timeout=WAIT_S)
         got = await bank.receive(WAIT_S)
         assert got is not None and got.text == "你好 over WebSocket" and got.seq == sent.seq and got.sender == "alice"
+        big = bytes(range(256)) * 240  # a record cut into several messages by the client (spec 15.2)
+        sent = await browser.send(conversation, big, timeout=WAIT_S)
+        got = await bank.receive(WAIT_S)
+        assert got is not None and got.body == big and got.seq == sent.seq
         bodies = [bytes([i]) * 60_000 for i in range(8)]  # one flush of DELIVERs: records past one message's size
         receipts = await asyncio.gather(*(bank.send(conversation, body, timeout=WAIT_S) for body in bodies))
         for body, receipt in zip(bodies, receipts, strict=True):
@@ -183,14 +189,34 @@ async def test_a_text_message_closes_with_1003(server: ServerProcess) -> None:
     await still_serves(server)
 
 
-async def test_a_message_larger_than_the_largest_record_closes_with_1009(server: ServerProcess) -> None:
+async def test_a_message_larger_than_a_handshake_frame_closes_with_1009(server: ServerProcess) -> None:
     http, ws = await raw_ws(server)
     try:
-        await ws.send_bytes(bytes(frames.HEADER_LEN + frames.MAX_RECORD_BODY + 1))
+        await ws.send_bytes(bytes(frames.HEADER_LEN + frames.MAX_HANDSHAKE_BODY + 1))
         await until_closed(ws)
         assert ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
     finally:
         await http.close()
+    await still_serves(server)
+
+
+async def test_a_long_message_is_refused_from_its_header_before_any_of_it_is_held(server: ServerProcess) -> None:
+    """Before the handshake nothing larger than a handshake frame is buffered (spec sections 8 and 15.2): a frame
+    declaring a megabyte gets 1009 as soon as its header is read, while its payload has not arrived."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.web_port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{server.web_port}\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                     f"Sec-WebSocket-Protocol: kefu.v1\r\n\r\n".encode())  # fmt: skip
+        async with asyncio.timeout(WAIT_S):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101")
+            writer.write(bytes([0x82, 0x80 | 127]) + struct.pack("!Q", 1 << 20) + os.urandom(4) + bytes(1000))
+            frame = await reader.readexactly(4)  # the server's close: FIN+CLOSE, length 2 or more, the code
+        assert frame[0] == 0x88 and struct.unpack("!H", frame[2:4])[0] == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    finally:
+        writer.close()
     await still_serves(server)
 
 

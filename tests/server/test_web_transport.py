@@ -14,7 +14,13 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from kefu.server.web.transport import MAX_MESSAGE_BYTES, SUBPROTOCOL, WebSocketTransport, websocket_response
+from kefu.server.web.transport import (
+    MAX_CLIENT_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
+    SUBPROTOCOL,
+    WebSocketTransport,
+    websocket_response,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -213,17 +219,46 @@ async def test_the_peers_close_is_the_end_of_the_stream(served: Served) -> None:
 async def test_a_message_of_the_largest_size_is_taken_and_one_byte_more_is_not(served: Served) -> None:
     http, ws = await connect(served)
     try:
-        await ws.send_bytes(bytes(MAX_MESSAGE_BYTES))
+        await ws.send_bytes(bytes(MAX_CLIENT_MESSAGE_BYTES))
         protocol = served.protocols[0]
         async with asyncio.timeout(WAIT_S):
             while not protocol.received:
                 await asyncio.sleep(0.01)
-        assert [len(b) for b in protocol.received] == [MAX_MESSAGE_BYTES]
-        await ws.send_bytes(bytes(MAX_MESSAGE_BYTES + 1))
+        assert [len(b) for b in protocol.received] == [MAX_CLIENT_MESSAGE_BYTES]
+        await ws.send_bytes(bytes(MAX_CLIENT_MESSAGE_BYTES + 1))
         async with asyncio.timeout(WAIT_S):
             msg = await ws.receive()
         assert msg.type is aiohttp.WSMsgType.CLOSE and ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
-        assert [len(b) for b in protocol.received] == [MAX_MESSAGE_BYTES]
+        assert [len(b) for b in protocol.received] == [MAX_CLIENT_MESSAGE_BYTES]
+    finally:
+        await http.close()
+
+
+class Handshaking(Recorder):
+    """A session before its handshake is complete (`ready` False) that has paused reading, as one held back or
+    waiting for the core's admission does."""
+
+    ready = False
+
+    def __init__(self) -> None:
+        super().__init__(lambda t: t.pause_reading())
+
+
+async def test_before_the_handshake_messages_reach_the_session_even_while_it_has_paused_reading(
+    served: Served,
+) -> None:
+    """So the session bounds and refuses what arrives early (as over TCP), and nothing waits in aiohttp's queue."""
+    served.make = Handshaking
+    http, ws = await connect(served)
+    try:
+        for n in range(3):
+            await ws.send_bytes(bytes([n]) * 100)
+        protocol = served.protocols[0]
+        async with asyncio.timeout(WAIT_S):
+            while len(protocol.received) < 3:
+                await asyncio.sleep(0.01)
+        assert protocol.received == [bytes([n]) * 100 for n in range(3)]
+        assert protocol.transport is not None and not protocol.transport.is_reading()
     finally:
         await http.close()
 

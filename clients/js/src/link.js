@@ -2,14 +2,15 @@
 // bytes, sealing and writing, timers) run one after another on a promise chain, since sealing is asynchronous and
 // records must leave in the order their sequence numbers were given.
 import { ClientConnection, State } from "./connection.js";
-import { HEADER_LEN, MAX_RECORD_BODY } from "./frames.js";
+import { HEADER_LEN, MAX_HANDSHAKE_BODY } from "./frames.js";
 
 const now = () => Date.now() / 1000;
 
-/** The largest WebSocket message the server takes: one largest RECORD frame (spec 15). */
-export const MAX_MESSAGE = HEADER_LEN + MAX_RECORD_BODY;
+/** The largest WebSocket message the server takes from a client: one handshake frame (spec 15.2). */
+export const MAX_MESSAGE = HEADER_LEN + MAX_HANDSHAKE_BODY;
 
-/** `bytes` (whole frames) cut at frame boundaries into messages of at most MAX_MESSAGE bytes. */
+/** `bytes` (whole frames) cut into messages of at most MAX_MESSAGE bytes: at frame boundaries where a frame fits, and
+ * a frame longer than a message cut into several (the server reads a byte stream: a record may span messages). */
 export function messagesOf(bytes) {
   const out = [];
   let start = 0;
@@ -21,8 +22,12 @@ export function messagesOf(bytes) {
       start = o;
     }
     o += length;
+    while (o - start > MAX_MESSAGE && start + MAX_MESSAGE <= bytes.length) {
+      out.push(bytes.subarray(start, start + MAX_MESSAGE));
+      start += MAX_MESSAGE;
+    }
   }
-  if (o > start) out.push(bytes.subarray(start, o));
+  if (bytes.length > start) out.push(bytes.subarray(start));
   return out;
 }
 

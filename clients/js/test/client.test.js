@@ -400,9 +400,9 @@ test("options are checked at construction: pins, suites, credentials", async () 
   assert.ok(new Client({ ...base, serverPins: upper }), "hex digits in either case");
 });
 
-test("large messages: records never exceed the largest plaintext, WebSocket messages never the largest record", async () => {
+test("large messages: records never exceed the largest plaintext, WebSocket messages never a handshake frame", async () => {
   const { MAX_MESSAGE, messagesOf } = await import("../src/link.js");
-  const { MAX_RECORD_PLAINTEXT } = await import("../src/frames.js");
+  const { HEADER_LEN, MAX_HANDSHAKE_BODY } = await import("../src/frames.js");
   const sizes = [];
   const factory = transport(() => new ScriptedServer({ secrets: SECRETS, onFrame: async (s, f) => f.type === FrameType.SEND && s.send(ack(f, 1n)) }));
   const spy = async () => {
@@ -422,8 +422,28 @@ test("large messages: records never exceed the largest plaintext, WebSocket mess
   const receipts = await Promise.all([c.send(60n, big), c.send(60n, big), c.send(60n, big)]);
   assert.equal(receipts.length, 3);
   assert.ok(Math.max(...sizes) <= MAX_MESSAGE, `largest message ${Math.max(...sizes)}`);
-  assert.ok(sizes.filter((n) => n > 700_000).length >= 3, "each big SEND in a message of its own");
-  assert.equal(factory.servers[0].received.filter((f) => f.type === FrameType.SEND).length, 3);
-  assert.ok(MAX_MESSAGE >= MAX_RECORD_PLAINTEXT);
+  assert.ok(sizes.length >= (3 * 700_000) / MAX_MESSAGE, "each big SEND cut into many messages");
+  assert.equal(factory.servers[0].received.filter((f) => f.type === FrameType.SEND).length, 3, "and whole again");
+  assert.equal(MAX_MESSAGE, HEADER_LEN + MAX_HANDSHAKE_BODY);
   await c.close();
+});
+
+test("messagesOf: whole frames where they fit, a longer frame cut, every byte once and in order", async () => {
+  const { MAX_MESSAGE, messagesOf } = await import("../src/link.js");
+  const { HEADER_LEN } = await import("../src/frames.js");
+  const frame = (bodyLength, fill) => {
+    const f = new Uint8Array(HEADER_LEN + bodyLength).fill(fill);
+    new DataView(f.buffer).setUint32(0, bodyLength);
+    return f;
+  };
+  const parts = [frame(100, 1), frame(200, 2), frame(3 * MAX_MESSAGE + 5, 3), frame(10, 4), frame(MAX_MESSAGE - HEADER_LEN, 5)];
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { bytes.set(p, at); at += p.length; }
+  const messages = messagesOf(bytes);
+  assert.ok(messages.every((m) => m.length <= MAX_MESSAGE && m.length > 0));
+  assert.deepEqual(Buffer.concat(messages.map((m) => Buffer.from(m))), Buffer.from(bytes));
+  assert.equal(messages[0].length, parts[0].length + parts[1].length, "the two small frames share one message");
+  assert.equal(messages[messages.length - 1].length, MAX_MESSAGE, "a frame of exactly a message's size stays whole");
+  assert.deepEqual(messagesOf(frame(10, 7)).map((m) => m.length), [HEADER_LEN + 10]);
 });
