@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -13,7 +15,10 @@ import pytest
 
 from kefu.protocol import frames
 from kefu.protocol.errors import ErrorCode
+from kefu.protocol.events import ConnectionTerminated
 from kefu.protocol.frames import HEADER, FrameType
+from kefu.protocol.handshake import ClientConfig
+from kefu.protocol.serverconn import AUTH_FAILED_REASON
 
 from .conftest import ServerProcess, running_server
 from .peer import Peer
@@ -218,37 +223,86 @@ async def test_a_record_header_larger_than_a_handshake_ends_the_handshake_at_onc
     await healthy_exchange(server, 4)
 
 
-@pytest.mark.parametrize("app_id", ["", "a\x00b", "nobody"], ids=["empty", "nul", "unknown"])
-async def test_a_bad_app_id_is_an_authentication_failure_with_one_reason(server: ServerProcess, app_id: str) -> None:
-    """Section 5.5: an empty, NUL-bearing or unknown app id is AUTH_FAILED with the one wire reason, never
-    INTERNAL_ERROR; the server logs the claimed id, escaped."""
-    import dataclasses  # noqa: PLC0415
-
-    from kefu.protocol.events import ConnectionTerminated  # noqa: PLC0415
-    from kefu.protocol.handshake import ClientConfig  # noqa: PLC0415
-    from kefu.protocol.serverconn import AUTH_FAILED_REASON  # noqa: PLC0415
-
-    log_start = server.log_path.stat().st_size
+async def _claim_app(server: ServerProcess, app_id: str) -> tuple[ConnectionTerminated, str]:
+    """A full handshake claiming `app_id` with alice's secret: how the server ended it, and our "host:port"."""
     config = _config(server)
     assert isinstance(config, ClientConfig)
     peer = Peer(dataclasses.replace(config, app_id=app_id))
     loop = asyncio.get_running_loop()
     reader, writer = await raw(server)
+    host, port = writer.get_extra_info("sockname")[:2]
     peer.conn.connect(now=loop.time())
     writer.write(peer.conn.data_to_send())
     peer.conn.receive_data(await asyncio.wait_for(reader.read(4096), READ_TIMEOUT))
     writer.write(peer.conn.data_to_send())
     peer.conn.receive_data(await asyncio.wait_for(reader.read(), READ_TIMEOUT))
-    (ended,) = [e for e in peer.conn.events_received() if isinstance(e, ConnectionTerminated)]
-    assert (ended.code, ended.reason) == (ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON)
     await shut(writer)
+    (ended,) = [e for e in peer.conn.events_received() if isinstance(e, ConnectionTerminated)]
+    return ended, f"{host}:{port}"
+
+
+LOGFMT_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def logfmt_fields(line: str) -> dict[str, str]:
+    """The key=value fields of a logfmt line, quoted values decoded."""
+    return {k: json.loads(v) if v.startswith('"') else v for k, v in LOGFMT_FIELD.findall(line)}
+
+
+@pytest.mark.parametrize(
+    ("app_id", "logged", "why"),
+    [
+        ("", "", "malformed app id"),
+        ("a\x00b", r"a\x00b", "malformed app id"),
+        ("new\nline", r"new\nline", "malformed app id"),
+        ("nobody", "nobody", "unknown app"),
+        ("x" * 255, "x" * 64 + "...", "unknown app"),
+    ],
+    ids=["empty", "nul", "newline", "unknown", "longest"],
+)
+async def test_a_bad_app_id_is_an_authentication_failure_with_one_reason(
+    server: ServerProcess, app_id: str, logged: str, why: str
+) -> None:
+    """Section 5.5: an empty, malformed or unknown app id is AUTH_FAILED with the one wire reason, never
+    INTERNAL_ERROR; the server logs one conn.auth_failed line with the peer's address, the claimed id (control
+    characters escaped, cut at 64 characters: the longest id, 255 bytes, would be most of the line) and why."""
+    log_start = server.log_path.stat().st_size
+    ended, address = await _claim_app(server, app_id)
+    assert (ended.code, ended.reason) == (ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON)
     await healthy_exchange(server, 5)
     log = log_since(server, log_start)
-    assert "conn.auth_failed" in log
+    (line,) = [logfmt_fields(line) for line in log.splitlines() if " conn.auth_failed " in line]
+    shown = {name: line.get(name) for name in ("peer", "code", "claimed_app", "reason")}
+    assert shown == {"peer": address, "code": "AUTH_FAILED", "claimed_app": logged, "reason": why}
     assert "internal_error" not in log
-    assert "\x00" not in log
-    if app_id == "nobody":
-        assert "claimed_app=nobody" in log
+
+
+@pytest.fixture
+def auth_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server in one process (one allowance of conn.auth_failed lines) that lets any number of handshakes in."""
+    yield from running_server(tmp_path, {"KEFU_SERVER_WORKERS": "0", "KEFU_LIMITS_HANDSHAKE_CPU_SHARE": "0"})
+
+
+async def test_failed_authentications_are_logged_at_a_bounded_rate(auth_server: ServerProcess) -> None:
+    """A peer guessing app ids costs the journal at most AUTH_LOG_BURST conn.auth_failed lines at once and
+    AUTH_LOG_PER_S a second after that; the lines left out are counted in the next one written."""
+    from kefu.server.edge.gateway import AUTH_LOG_BURST, AUTH_LOG_PER_S  # noqa: PLC0415
+
+    server = auth_server
+    guesses = 60
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    ends = await asyncio.gather(*(_claim_app(server, f"guess-{i}") for i in range(guesses)))
+    await asyncio.sleep(1.0)  # the allowance refills: the next line carries the count left out
+    ends.append(await _claim_app(server, "guess-last"))
+    elapsed = loop.time() - started
+    assert all((ended.code, ended.reason) == (ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON) for ended, _ in ends)
+    lines = [logfmt_fields(line) for line in server.log_path.read_text().splitlines() if " conn.auth_failed " in line]
+    assert AUTH_LOG_BURST <= len(lines) <= AUTH_LOG_BURST + AUTH_LOG_PER_S * elapsed, (len(lines), elapsed)
+    assert len(lines) + sum(int(line.get("not_logged", 0)) for line in lines) == guesses + 1
+    assert lines[-1]["claimed_app"] == "guess-last" and int(lines[-1]["not_logged"]) > 0
+    assert all(line["reason"] == "unknown app" for line in lines)
+    await healthy_exchange(server, 8)
 
 
 @pytest.fixture

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from enum import IntEnum
 
 import pytest
 
-from kefu.protocol import frames
+from kefu.protocol import clientconn, frames
 from kefu.protocol.clientconn import ClientConnection
 from kefu.protocol.connection import State
 from kefu.protocol.crypto import KeyType, SigningKey, Suite
 from kefu.protocol.errors import ErrorCode
 from kefu.protocol.events import ConnectionTerminated, HandshakeComplete
-from kefu.protocol.frames import FrameDecoder, FrameType
+from kefu.protocol.frames import AuthMode, FrameDecoder, FrameType
 from kefu.protocol.handshake import AppCredential
 from kefu.protocol.serverconn import AUTH_FAILED_REASON
 
@@ -66,9 +68,7 @@ def test_unregistered_client_key_is_refused() -> None:
     stranger = SigningKey.generate(KeyType.SM2)
     pair = Pair(client_config(app_secret=None, client_key=stranger), server_config()).handshake()
     assert terminated(pair, "server").code is ErrorCode.AUTH_FAILED
-    assert terminated(pair, "client") == ConnectionTerminated(
-        ErrorCode.AUTH_FAILED, terminated(pair, "client").reason, True
-    )
+    assert terminated(pair, "client") == ConnectionTerminated(ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON, True)
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
@@ -83,17 +83,34 @@ def test_wrong_secret_and_unknown_app_are_refused(suite: Suite) -> None:
         assert not pair.of("server", HandshakeComplete)
 
 
-def test_every_authentication_failure_says_the_same_on_the_wire_and_the_truth_to_the_server() -> None:
+class _LaterAuthMode(IntEnum):
+    """The auth modes of a client of some later protocol version, which proves its secret under a mode number (9) this
+    server does not know."""
+
+    RESUMED = 0
+    APP_SECRET = 9
+    CLIENT_KEY = 2
+
+
+def test_every_authentication_failure_says_the_same_on_the_wire_and_the_truth_to_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Section 5.5: the peer learns only AUTH_FAILED and one reason (not whether the app id exists); the server's
     event keeps what failed, for its log."""
     stranger = SigningKey.generate(KeyType.SM2)
+    impostor = SigningKey.generate(KeyType.SM2)
+    impostor.verify_key = CLIENT_KEYS[KeyType.SM2].verify_key  # shows a registered public key, signs with its own
+    by_key = functools.partial(client_config, app_secret=None)
     cases = {
-        "unknown app": client_config(app_id="nobody"),
-        "app proof does not verify": client_config(app_secret=b"\x12" * 32),
-        "client key not registered for this app": client_config(app_secret=None, client_key=stranger),
-        "client key type must be SM2": client_config(app_secret=None, client_key=CLIENT_KEYS[KeyType.ED25519]),
+        "unknown app": (client_config(app_id="nobody"), AuthMode),
+        "app proof does not verify": (client_config(app_secret=b"\x12" * 32), AuthMode),
+        "client key not registered for this app": (by_key(client_key=stranger), AuthMode),
+        "client key type must be SM2": (by_key(client_key=CLIENT_KEYS[KeyType.ED25519]), AuthMode),
+        "client signature does not verify": (by_key(client_key=impostor), AuthMode),
+        "unknown auth mode 9": (client_config(), _LaterAuthMode),
     }
-    for why, config in cases.items():
+    for why, (config, modes) in cases.items():
+        monkeypatch.setattr(clientconn, "AuthMode", modes)  # the auth mode numbers the client sends
         pair = Pair(config, server_config()).handshake()
         assert terminated(pair, "client") == ConnectionTerminated(ErrorCode.AUTH_FAILED, AUTH_FAILED_REASON, True)
         assert terminated(pair, "server") == ConnectionTerminated(ErrorCode.AUTH_FAILED, why, False)
