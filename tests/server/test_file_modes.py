@@ -114,6 +114,35 @@ def test_store_backup_and_archives_are_private_under_a_wide_umask(tmp_path: Path
     assert not_private(tmp_path / "backups" / "one") == {}
 
 
+# --- every kefu process ---------------------------------------------------------------------------------------
+
+_UMASK_AFTER_MAIN = """
+import importlib, os, sys
+try:
+    importlib.import_module(sys.argv[1]).main(sys.argv[2:])
+finally:
+    print(f"{os.umask(0):04o}")
+"""
+"""Run a kefu entry point's main with the given arguments, then print the umask it left."""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["kefu.server.cli", "check-config", "--config", "missing.toml"],
+        ["kefu.server.runtime.worker", "--control-fd", "0", "core", "--", "--config", "missing.toml"],
+    ],
+    ids=["kefu", "worker"],
+)
+def test_every_kefu_process_sets_a_private_umask_first(tmp_path: Path, wide_umask: None, command: list[str]) -> None:
+    """Layer 1 alone: what kefu creates without an explicit mode (a library's files) is private only through it.
+    Both commands stop at the missing configuration file, after the umask and before creating anything."""
+    done = subprocess.run([sys.executable, "-c", _UMASK_AFTER_MAIN, *command], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=TIMEOUT, check=False)  # fmt: skip
+    assert done.stdout.split()[-1:] == ["0077"], (done.stdout, done.stderr[-2000:])
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- a real server -------------------------------------------------------------------------------------------
 
 
@@ -136,6 +165,9 @@ def test_a_server_started_under_umask_022_keeps_every_file_private(
     data_dir.mkdir(mode=0o755)  # as an installer or an older kefu left it
     server = ServerProcess(data_dir, env={"KEFU_SERVER_WORKERS": str(workers)})
     server.secrets.update(add_apps(data_dir, ("alice", "bob")))
+    # before the server narrows anything: what `kefu app add` made is private already (kefu's umask and the modes
+    # it asks for), only the directory made above is wide
+    assert not_private(data_dir) == {".": "0755"}
     server.start()
     try:
         asyncio.run(_send_one(server))
@@ -151,7 +183,10 @@ def test_a_server_started_under_umask_022_keeps_every_file_private(
     seen = modes(data_dir)
     assert {"store/data.mdb", "store/lock.mdb", "keys", "ticket-claims/data.mdb", "kefu.lock"} <= set(seen), seen
     assert any(name.startswith("store/log/") and name.endswith(".wal") for name in seen), seen
-    assert f"files.mode_narrowed path={data_dir} mode=0755 now=0700" in server.log_tail(100_000)
+    # at the start, only what the test widened itself: nothing `kefu app add` made had to be narrowed
+    log_lines = server.log_tail(100_000).splitlines()
+    narrowed = [line.split("files.mode_narrowed ", 1)[1] for line in log_lines if "files.mode_narrowed " in line]
+    assert narrowed == [f"path={data_dir} mode=0755 now=0700"]
 
 
 # --- kefu check-config ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import stat
 from pathlib import Path
 
@@ -125,6 +126,12 @@ def test_create_list_revoke(tmp_path: Path, store: Store) -> None:
         ({"app_id": ""}, "invalid app id"),
         ({"app_id": "two words"}, "invalid app id"),
         ({"app_id": "x" * 256}, "invalid app id"),
+        # '#' ids are the server's own senders (system EVENTs); any '#' prefix, not just the sender's name
+        (
+            {"app_id": "#kefu"},
+            re.escape("invalid app id '#kefu': ids starting with '#' are the server's (system messages)"),
+        ),
+        ({"app_id": "#bank-app"}, re.escape("invalid app id '#bank-app': ids starting with '#' are the server's")),
         ({"app_id": "a", "client_key_pins": ["sm2:zz"]}, "invalid client key pin"),
         ({"app_id": "a", "role": "Admin!"}, "invalid role"),
     ],
