@@ -67,6 +67,12 @@ QUICK_DEATH_S = 5.0
 """A worker that dies sooner than this after starting is restarted after a pause (doubling to 1 s), not at once."""
 STORE_CHECK_TRIES = 10
 """Opens of the store the supervisor tries after the core died of a damaged page (`_check_store`), 0.5 s apart."""
+GATEWAYS_DRAIN_SHARE = 0.7
+"""The share of [server] drain_timeout_s the gateways get to drain at a stop; the core has the rest."""
+CORE_STOP_MIN_S = 1.0
+"""The least the core gets to finish its writes at a stop, even when the gateways used the whole budget."""
+KILLED_WAIT_S = 5.0
+"""How long a stop waits for a worker it killed (past its time) to be gone."""
 RESTART_RETRY_S = 1.0
 """A restart that could not start the process (no room for a process or a descriptor now: EAGAIN, ENOMEM, EMFILE)
 is tried again after this long, until it succeeds or the server stops."""
@@ -482,17 +488,20 @@ class Supervisor:
         reload.log_reloaded(details)
 
     async def stop(self) -> None:
-        """Drain the gateways, then stop the core; bounded by drain_timeout_s."""
+        """Drain the gateways, then stop the core: all of it within drain_timeout_s (the gateways get at most
+        GATEWAYS_DRAIN_SHARE of it, the core what is left, at least CORE_STOP_MIN_S), then what still runs is
+        killed."""
         self.stopping = True
-        deadline = self.config.server.drain_timeout_s
+        budget = self.config.server.drain_timeout_s
+        end = time.monotonic() + budget
         logmod.event("server.draining", connections=self.health()["connections"])
         for gateway in self.gateways:
             if gateway.control is not None:
                 gateway.control.send({"op": "drain"})
-        await self._wait_exit(self.gateways, deadline * 0.9)
+        await self._wait_exit(self.gateways, budget * GATEWAYS_DRAIN_SHARE)
         if self.core.control is not None:
             self.core.control.send({"op": "stop"})
-        await self._wait_exit([self.core], max(1.0, deadline))
+        await self._wait_exit([self.core], max(CORE_STOP_MIN_S, end - time.monotonic()))
         if self._listen is not None:
             self._listen.close()
         for sock in self._held:
@@ -503,13 +512,13 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while any(w.alive for w in workers) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        for worker in workers:
-            if worker.alive:
-                logmod.error("worker.stop_timeout", worker=worker.name)
-                self._kill(worker)
-                assert worker.proc is not None
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    worker.proc.wait(timeout=5)
+        late = [w for w in workers if w.alive]
+        for worker in late:
+            logmod.error("worker.stop_timeout", worker=worker.name)
+            self._kill(worker)
+        deadline = time.monotonic() + KILLED_WAIT_S
+        while any(w.alive for w in late) and time.monotonic() < deadline:  # killed: gone in a moment, loop serving
+            await asyncio.sleep(0.02)
 
     def _kill(self, worker: Worker) -> None:
         if worker.proc is not None and worker.proc.poll() is None:
@@ -534,14 +543,11 @@ async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str
         supervisor.prepare()
         supervisor.hold_port(inherited)
         supervisor.hold_http_ports()
-        try:
-            await supervisor.start()
-        except RuntimeError as exc:
-            print(f"kefu: {exc}", file=sys.stderr)
-            supervisor.stopping = True
-            for worker in supervisor.workers:
-                supervisor._kill(worker)
-            return 1
+        if not await _started_unless_stopped(supervisor, stop):
+            if not stop.is_set():
+                return 1
+            await supervisor.stop()  # SIGTERM while the workers started: stop what started, never say READY
+            return 0
         host = config.server.host if inherited is None else inherited.getsockname()[0]
         logmod.event("server.listening", host=host, port=supervisor.port, inherited=inherited is not None,
                      workers=len(supervisor.gateways), version=version())  # fmt: skip
@@ -568,6 +574,30 @@ async def _run(config: Any, reload: Callable[[], Any] | None, argv: Sequence[str
         return 0
     finally:
         lock.release()
+
+
+async def _started_unless_stopped(supervisor: Supervisor, stop: asyncio.Event) -> bool:
+    """Start the workers (True once every one is ready), unless a SIGTERM comes first (False, `stop` set; the start is
+    abandoned): a stop during a long start (the core replaying its log) is not kept waiting for it. False also when
+    the start fails (said on standard error, and every worker killed)."""
+    starting = asyncio.ensure_future(supervisor.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+            await starting
+        return False
+    try:
+        starting.result()
+    except RuntimeError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        supervisor.stopping = True
+        for worker in supervisor.workers:
+            supervisor._kill(worker)
+        return False
+    return True
 
 
 def _status(supervisor: Supervisor, state: str | None = None) -> str:

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -512,3 +513,30 @@ async def test_a_server_without_worker_processes_forks_its_indexer_too(tmp_path:
             peer.close()
     finally:
         server.kill()
+
+
+async def test_a_sigterm_while_the_workers_start_stops_them_without_waiting_for_the_start(tmp_path: Path) -> None:
+    """systemctl stop during a start (a core replaying a long log) must not wait for every worker to be ready, and
+    the server must not announce itself: it stops what started, and exits 0 with no worker left behind."""
+    server = ServerProcess(tmp_path / "data", env={"KEFU_SERVER_WORKERS": "2"})
+    with server.log_path.open("ab") as log:
+        proc = subprocess.Popen(server.command(), stdout=subprocess.PIPE, stderr=log, env=server.env)  # noqa: S603
+
+    def named(prefix: str) -> list[int]:
+        return [p for p, (name, _) in children_of(proc.pid).items() if name.startswith(prefix)]
+
+    try:
+        wait_until(lambda: named("kefu-core"), 30.0, "the core started")
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        workers = named("kefu-")
+        out, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, server.log_tail()
+    assert b"listening" not in out, "announced (and READY) after the SIGTERM: it waited for the start"
+    assert took < 10.0, f"{took:.1f} s"
+    assert [p for p in workers if Path(f"/proc/{p}").exists()] == [], "a worker outlived the server"
