@@ -492,6 +492,12 @@ class Supervisor:
         GATEWAYS_DRAIN_SHARE of it, the core what is left, at least CORE_STOP_MIN_S), then what still runs is
         killed."""
         self.stopping = True
+        if self._store_check is not None and not self._store_check.done():
+            # The store is being opened (and maybe salvaged) in a thread, which a cancel would not stop: wait for it,
+            # so that the data directory's lock is released only once nothing of this server uses the store.
+            logmod.event("server.stop_waits_for_store_check")
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._store_check)
         budget = self.config.server.drain_timeout_s
         end = time.monotonic() + budget
         logmod.event("server.draining", connections=self.health()["connections"])
