@@ -266,6 +266,8 @@ class Connection:
         decoder = self._decoder
         try:
             raws = decoder.feed(data)
+            if not raws:
+                return
             while raws:
                 for raw in raws:
                     self._dispatch_outer(raw)
@@ -273,6 +275,7 @@ class Connection:
                         return
                 # Stopped before a header the old state's limits refused: judge it under the state now.
                 raws = decoder.feed(b"") if decoder.blocked else []
+            decoder.recheck()  # a held header the old state's limits allowed, under the state now
         except RemoteProtocolError as exc:
             self._fail(exc.code, exc.reason, exc.detail)
 

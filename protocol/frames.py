@@ -11,8 +11,10 @@ so is a length above what that state allows for the type (the connection narrows
 over, so that an unauthenticated peer can make it hold at most a handshake's worth of bytes; section 8). A header
 that breaks the limits after other frames of the same chunk is not judged there: `feed` stops before it and sets
 `blocked`, the connection handles the frames before it (which may change its state and so its limits), and calls
-`feed(b"")` to go on. Buffered bytes live in one bytearray consumed by offset and compacted
-once per call, so feeding a 1 MiB frame one byte at a time costs linear time.
+`feed(b"")` to go on; a header that the old limits allowed and whose body has not all arrived is judged again under
+the new ones (`recheck`), so that it is refused from the header then, not once its body is complete. Buffered bytes
+live in one bytearray consumed by offset and compacted once per call, so feeding a 1 MiB frame one byte at a time
+costs linear time.
 
 Frame-type numbering (section 3.4): 0x00-0x7F are critical (a receiver that does not know one fails with
 UNKNOWN_FRAME_TYPE), 0x80-0xFF are ignorable (a receiver that does not know one skips it). A peer sends
@@ -759,6 +761,16 @@ class FrameDecoder:
         self._buf = bytearray()
         self._need = HEADER_LEN
         self.blocked = False
+
+    def recheck(self) -> None:
+        """Judge the header of the incomplete frame held, if all of it is there, under the current `limits`: the
+        connection calls it after handling frames that changed its state (and so its limits) while that header, read
+        under the old ones, waits for its body. Raises RemoteProtocolError as `feed` would have."""
+        buf = self._buf
+        if len(buf) >= HEADER_LEN:
+            length, version, frame_type, _, _ = HEADER.unpack_from(buf, 0)
+            if version != PROTOCOL_VERSION or length > self.limits[frame_type]:
+                check_header(length, version, frame_type, self.limits)
 
     def feed(self, data: bytes) -> list[RawFrame]:
         """Every complete frame that `data` completes, in order. Raises RemoteProtocolError."""

@@ -14,6 +14,8 @@ from kefu.protocol import frames
 from kefu.protocol.clientconn import ClientConnection
 from kefu.protocol.crypto import Suite
 from kefu.protocol.errors import ErrorCode
+from kefu.protocol.frames import Goaway
+from kefu.protocol.handshake import HandshakeKind
 from kefu.server.config import Config
 from kefu.server.edge.gateway import Gateway
 from kefu.server.edge.session import PREFLIGHT_LIMIT
@@ -54,6 +56,15 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
+def _tell_to_wait(gateway: Gateway) -> Goaway:
+    """Have the handshake budget refuse 127.0.0.1, so that the address is told to wait (section 5.9)."""
+    for i in range(2000):  # new addresses take the whole budget
+        gateway.admission.check(f"10.1.{i // 250}.{i % 250}", Suite.NATIONAL, HandshakeKind.FULL)
+    refusal = gateway.admission.check("127.0.0.1", Suite.NATIONAL, HandshakeKind.FULL)
+    assert refusal is not None
+    return refusal
+
+
 def _hello() -> bytes:
     client = ClientConnection(client_config(Suite.NATIONAL), now=0.0)
     client.connect(now=0.0)
@@ -68,12 +79,15 @@ async def _beyond_a_client_hello() -> None:
     gateway, core, server, port = await _serve()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await until(lambda: bool(gateway.sessions))  # registered when the connection is made, before any data
+        (session,) = gateway.sessions.values()
         writer.write(_hello() + frames.HEADER.pack(1 << 20, 1, frames.FrameType.RECORD, 0, 0) + bytes(64 << 10))
         data = await asyncio.wait_for(reader.read(), 10)
         (raw,) = frames.FrameDecoder().feed(data)
         error = frames.decode_frame(raw)
         assert isinstance(error, frames.Error) and error.code == ErrorCode.UNEXPECTED_FRAME
         assert core.admitted  # the core was asked, and had not answered
+        assert session._held is None  # not kept: neither the hello nor what came after it
         writer.close()
         await until(lambda: not gateway.sessions)
         assert core.closed_sids == core.admitted
@@ -109,14 +123,9 @@ def test_a_connection_from_an_address_told_to_wait_is_held_unread_until_the_dela
 
 
 async def _held_back() -> None:
-    from kefu.protocol.handshake import HandshakeKind  # noqa: PLC0415
-
     gateway, core, server, port = await _serve()
     try:
-        for i in range(2000):  # new addresses take the whole budget
-            gateway.admission.check(f"10.1.{i // 250}.{i % 250}", Suite.NATIONAL, HandshakeKind.FULL)
-        refusal = gateway.admission.check("127.0.0.1", Suite.NATIONAL, HandshakeKind.FULL)
-        assert refusal is not None
+        refusal = _tell_to_wait(gateway)
         loop = asyncio.get_running_loop()
         started = loop.time()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -133,4 +142,32 @@ async def _held_back() -> None:
         assert frames.HEADER.unpack(header)[2] in (frames.FrameType.SERVER_HELLO, frames.FrameType.GOAWAY)
         writer.close()
     finally:
+        server.close()
+
+
+def test_a_connection_held_back_that_sends_more_than_a_client_hello_is_aborted_and_keeps_at_most_one() -> None:
+    uvloop.run(_held_back_beyond_a_client_hello())
+
+
+async def _held_back_beyond_a_client_hello() -> None:
+    gateway, core, server, port = await _serve()
+    try:
+        refusal = _tell_to_wait(gateway)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await until(lambda: bool(gateway.held_back))  # held back when the connection is made, before any data
+        (session,) = gateway.held_back
+        hello = _hello()
+        writer.write(hello + bytes(PREFLIGHT_LIMIT + 1 - len(hello)))  # one byte more than a hello may be
+        await until(lambda: not gateway.held_back)  # it is gone, or its wait is over and it was put to the core
+        assert not core.admitted  # gone: dropped as soon as it sent too much
+        assert session._held is None or len(session._held) <= PREFLIGHT_LIMIT
+        try:
+            data = await asyncio.wait_for(reader.read(), 10)
+        except ConnectionResetError:  # the abort's RST
+            data = b""
+        assert data == b""  # without a word: an answer would tell the address its wait is over
+        await asyncio.sleep(refusal.reconnect_delay_ms / 1000 + 0.05)
+        assert not core.admitted  # nor handled when its wait would have ended
+    finally:
+        writer.close()
         server.close()
