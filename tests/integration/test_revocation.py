@@ -222,6 +222,7 @@ async def test_revoke_reaches_the_gateways_without_the_poke(served: Served) -> N
         t0 = time.time()
         status, _, err, took = await kefu_command(served, "app", "revoke", alice_id)
         assert status == 0, err
+        assert "the running server" in err and "was not reached" in err, err  # not "no server is running here"
         results = [await e for e in endings]
     written = await order_written(served, alice_id, t0)
     for end, at in results:
