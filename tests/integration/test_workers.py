@@ -520,7 +520,7 @@ async def test_a_sigterm_while_the_workers_start_stops_them_without_waiting_for_
     the server must not announce itself: it stops what started, and exits 0 with no worker left behind."""
     server = ServerProcess(tmp_path / "data", env={"KEFU_SERVER_WORKERS": "2"})
     with server.log_path.open("ab") as log:
-        proc = subprocess.Popen(server.command(), stdout=subprocess.PIPE, stderr=log, env=server.env)  # noqa: S603
+        proc = subprocess.Popen(server.command(), stdout=subprocess.PIPE, stderr=log, env=server.env)
 
     def named(prefix: str) -> list[int]:
         return [p for p, (name, _) in children_of(proc.pid).items() if name.startswith(prefix)]
