@@ -265,9 +265,8 @@ class Connection:
             return
         decoder = self._decoder
         try:
+            limits = decoder.limits
             raws = decoder.feed(data)
-            if not raws:
-                return
             while raws:
                 for raw in raws:
                     self._dispatch_outer(raw)
@@ -275,7 +274,8 @@ class Connection:
                         return
                 # Stopped before a header the old state's limits refused: judge it under the state now.
                 raws = decoder.feed(b"") if decoder.blocked else []
-            decoder.recheck()  # a held header the old state's limits allowed, under the state now
+            if decoder.limits is not limits:  # the state changed: a held header the old limits allowed, judged again
+                decoder.recheck()
         except RemoteProtocolError as exc:
             self._fail(exc.code, exc.reason, exc.detail)
 
