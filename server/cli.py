@@ -495,7 +495,7 @@ def _cmd_app_revoke(args: argparse.Namespace, config: Config) -> int:
     from .admin import apps  # noqa: PLC0415
 
     poke = apps.revoke(config, args.name)
-    print(f"kefu: app {args.name!r} revoked; {_ended(poke, config)}", file=sys.stderr)
+    print(f"kefu: app {args.name!r} revoked; {_ended(poke)}", file=sys.stderr)
     return 0
 
 
@@ -504,7 +504,7 @@ def _cmd_app_retire_key(args: argparse.Namespace, config: Config) -> int:
     from .admin import apps  # noqa: PLC0415
 
     _, poke = apps.retire_key(config, args.name, args.pin)
-    print(f"kefu: client key {args.pin} of app {args.name!r} retired; {_ended(poke, config)}", file=sys.stderr)
+    print(f"kefu: client key {args.pin} of app {args.name!r} retired; {_ended(poke)}", file=sys.stderr)
     return 0
 
 
@@ -538,7 +538,7 @@ def _cmd_staff_passwd(args: argparse.Namespace, config: Config) -> int:
     from .admin import staff  # noqa: PLC0415
 
     poke = staff.set_password(config, args.name, _read_password(args))
-    print(f"kefu: password of {args.name!r} changed, its sessions revoked; {_ended(poke, config)}", file=sys.stderr)
+    print(f"kefu: password of {args.name!r} changed, its sessions revoked; {_ended(poke)}", file=sys.stderr)
     return 0
 
 
@@ -559,7 +559,7 @@ def _cmd_staff_enable(args: argparse.Namespace, config: Config) -> int:
     from .admin import staff  # noqa: PLC0415
 
     poke = staff.set_enabled(config, args.name, enabled=args.enable)
-    what = "enabled" if args.enable else f"disabled, its sessions revoked; {_ended(poke, config)}"
+    what = "enabled" if args.enable else f"disabled, its sessions revoked; {_ended(poke)}"
     print(f"kefu: staff account {args.name!r} {what}", file=sys.stderr)
     return 0
 
@@ -570,7 +570,7 @@ def _cmd_staff_remove(args: argparse.Namespace, config: Config) -> int:
 
     poke = staff.remove(config, args.name)
     print(f"kefu: staff account {args.name!r} removed (its app record stays: kefu app revoke deletes it);"
-          f" {_ended(poke, config)}", file=sys.stderr)  # fmt: skip
+          f" {_ended(poke)}", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -579,7 +579,7 @@ def _cmd_staff_signout(args: argparse.Namespace, config: Config) -> int:
     from .admin import staff  # noqa: PLC0415
 
     revoked, poke = staff.signout(config, args.name)
-    print(f"kefu: {revoked} session credential(s) of {args.name!r} revoked; {_ended(poke, config)}", file=sys.stderr)
+    print(f"kefu: {revoked} session credential(s) of {args.name!r} revoked; {_ended(poke)}", file=sys.stderr)
     return 0
 
 
@@ -641,21 +641,18 @@ def _cmd_session_end(args: argparse.Namespace, config: Config) -> int:
     from .admin import sessions  # noqa: PLC0415
 
     poke = sessions.end(config, args.name)
-    print(f"kefu: sessions of app {args.name!r}: {_ended(poke, config)}", file=sys.stderr)
+    print(f"kefu: sessions of app {args.name!r}: {_ended(poke)}", file=sys.stderr)
     return 0
 
 
-def _ended(poke: Any, config: Config) -> str:
+def _ended(poke: Any) -> str:
     """What a running server's processes did with a session order, in words."""
-    if not poke.reached and not poke.unreachable:
-        from .storage.datadir import holder  # noqa: PLC0415
-
-        running = holder(Path(config.server.data_dir))
-        if running is not None:  # its operator sockets are gone (or not made yet): it reads its orders from the store
-            pid = f" (pid {running[0]})" if running[0] is not None else ""
-            return (f"the running server{pid} was not reached over an operator socket; its gateways apply the order "
-                    "from the store within a second")  # fmt: skip
+    if not poke.running:
         return "no server is running here (a server that starts refuses what the store no longer allows)"
+    if not poke.reached and not poke.unreachable:  # its operator sockets are gone: it reads its orders from the store
+        pid = f" (pid {poke.pid})" if poke.pid is not None else ""
+        return (f"the running server{pid} was not reached over an operator socket; its gateways apply the order "
+                "from the store within a second")  # fmt: skip
     text = f"{poke.ended} live session(s) ended by {', '.join(poke.reached) or 'no process'}"
     if poke.unreachable:
         text += f"; {', '.join(poke.unreachable)} did not answer and will apply it within a second"

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..identity.orders import OrderBook
 from ..runtime.operator import socket_paths
+from ..storage.datadir import holder
 
 __all__ = ["ASK_TIMEOUT_S", "Poke", "ask_all", "poke"]
 
@@ -34,6 +35,10 @@ class Poke:
     reached: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
     """Processes that did not answer (they apply the order within ORDER_POLL_S anyway)."""
+    running: bool = False
+    """A server holds the data directory (whether or not any of its processes answered)."""
+    pid: int | None = None
+    """The process that holds it, when it says."""
 
 
 def _ask(path: Path, request: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -78,7 +83,9 @@ def poke(config: Any, timeout: float = ASK_TIMEOUT_S, *, after: int | None = Non
     request: dict[str, Any] = {"op": "apply"} if after is None else {"op": "apply", "after": after}
     answers, failed = ask_all(config.data_path, request, timeout)
     reached = sorted(str(a.get("process", "?")) for a in answers)
-    return Poke(sum(int(a.get("ended", 0)) for a in answers), reached, failed)
+    held = holder(config.data_path) if not answers and not failed else None  # no socket answered: is one running?
+    running = bool(answers or failed) or held is not None
+    return Poke(sum(int(a.get("ended", 0)) for a in answers), reached, failed, running, held[0] if held else None)
 
 
 def orders_generation(store: Any) -> int:
