@@ -55,7 +55,17 @@ from .store import StorageDamaged, Store
 from .values import placeholder
 from .verify_report import death_hint
 
-__all__ = ["FRAME", "Child", "IndexerProcess", "Spawn", "decode_messages", "frame", "replay", "replay_into_overlay"]
+__all__ = [
+    "FRAME",
+    "Child",
+    "IndexerProcess",
+    "Spawn",
+    "decode_messages",
+    "frame",
+    "replay",
+    "replay_into_overlay",
+    "subprocess_spawn",
+]
 
 
 class Child(Protocol):
@@ -73,7 +83,13 @@ class Child(Protocol):
 
 Spawn = Callable[[Sequence[str], Sequence[int]], Child]
 """Start ``python -m MODULE ARGS`` (the argv) with these descriptors inherited at their numbers; the process (the
-runtime's `kefu.server.runtime.zygote.Spawner`)."""
+runtime's `kefu.server.runtime.zygote.Spawner`, or `subprocess_spawn`)."""
+
+
+def subprocess_spawn(argv: Sequence[str], fds: Sequence[int]) -> Child:
+    """A `Spawn` that starts a new interpreter (what the indexer uses when it is given none)."""
+    return subprocess.Popen(argv, pass_fds=fds, stdin=subprocess.DEVNULL)  # noqa: S603
+
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +240,7 @@ class IndexerProcess:
     ) -> None:
         """`data_dir`: where the worker finds the data keys of a sealed store (default: the store's parent, as in
         data_dir/store); `spawn`: how the worker process is started (default: a subprocess)."""
-        self._spawn = spawn
+        self._spawn = spawn if spawn is not None else subprocess_spawn
         self._store, self._overlay, self._files = store, overlay, files
         self._data_dir = data_dir if data_dir is not None else store.path.parent
         self._current_segment, self._loop = current_segment, loop
@@ -263,10 +279,7 @@ class IndexerProcess:
             "--batch-bytes", str(self.batch_bytes), "--log-dir", str(self._files.directory),
             "--data-dir", str(self._data_dir), *(["--sealed"] if store.sealer is not None else []),
         ]  # fmt: skip
-        if self._spawn is not None:
-            self._proc = self._spawn(argv, [theirs.fileno()])
-        else:
-            self._proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)  # noqa: S603
+        self._proc = self._spawn(argv, [theirs.fileno()])
         theirs.close()
         mine.setblocking(False)
         self._sock = mine
